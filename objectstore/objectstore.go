@@ -1,0 +1,97 @@
+// Package objectstore holds materialized results as bytes: an interface with
+// memory, file, S3 (minio-go) and JetStream object store implementations.
+// Every implementation passes the conformance suite in objectstore/storetest.
+//
+// Objects are streamed: Put reads from an io.Reader and Get returns an
+// io.ReadCloser, so a large result never has to sit in memory. Every object
+// carries a SHA-256 checksum computed on write and verified on read: a reader
+// whose bytes do not match returns ErrChecksum instead of io.EOF.
+//
+// Keys are slash-separated segments of [A-Za-z0-9._=-], no segment "." or
+// "..", at most 1024 bytes in all; see ValidKey. Callers encode user text
+// before building keys.
+package objectstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Sentinel errors every backend returns (wrapped).
+var (
+	// ErrNotFound means no object is stored under the key.
+	ErrNotFound = errors.New("objectstore: object not found")
+	// ErrChecksum means the bytes read back do not match the checksum
+	// recorded when they were written.
+	ErrChecksum = errors.New("objectstore: checksum mismatch")
+	// ErrInvalidKey means the key is not portable (see ValidKey).
+	ErrInvalidKey = errors.New("objectstore: invalid key")
+)
+
+// MaxKeyLen is the longest key accepted, in bytes.
+const MaxKeyLen = 1024
+
+// Info describes a stored object.
+type Info struct {
+	Key    string
+	Size   int64
+	SHA256 string // lowercase hex
+}
+
+// Store keeps objects by key.
+//
+// All methods are safe for concurrent use. Put is atomic: a reader sees the
+// old object or the whole new one, never a part. Writing the same key again
+// replaces the object.
+type Store interface {
+	// Put stores everything r yields under key. size is the number of bytes
+	// if known, or -1 (backends that need it buffer or stream in parts).
+	Put(ctx context.Context, key string, r io.Reader, size int64) (Info, error)
+	// Get opens the object. The reader verifies the checksum as it reaches
+	// the end: the final Read returns ErrChecksum (wrapped) on a mismatch.
+	Get(ctx context.Context, key string) (io.ReadCloser, Info, error)
+	// Stat describes the object without reading it.
+	Stat(ctx context.Context, key string) (Info, error)
+	// Delete removes the object. Deleting a missing key is not an error.
+	Delete(ctx context.Context, key string) error
+	// Name is the backend's short name ("memory", "file", "s3", "jetstream").
+	Name() string
+}
+
+// ValidKey reports whether key is portable across every backend.
+func ValidKey(key string) error {
+	if key == "" || len(key) > MaxKeyLen {
+		return fmt.Errorf("%w: length %d", ErrInvalidKey, len(key))
+	}
+	for _, seg := range strings.Split(key, "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return fmt.Errorf("%w: %q has an empty, \".\" or \"..\" segment", ErrInvalidKey, key)
+		}
+		for _, r := range seg {
+			switch {
+			case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '_', r == '=', r == '-', r == '.':
+			default:
+				return fmt.Errorf("%w: %q has %q", ErrInvalidKey, key, r)
+			}
+		}
+	}
+	return nil
+}
+
+// ReadAll is a convenience for small objects: it reads the whole object and
+// checks its checksum.
+func ReadAll(ctx context.Context, s Store, key string) ([]byte, Info, error) {
+	rc, info, err := s.Get(ctx, key)
+	if err != nil {
+		return nil, Info{}, err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		return nil, Info{}, err
+	}
+	return b, info, nil
+}
