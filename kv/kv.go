@@ -24,9 +24,11 @@ var (
 	// ErrConflict means a compare-and-set failed: Create found the key
 	// present, or Update/Delete saw a revision other than the expected one.
 	ErrConflict = errors.New("kv: revision conflict")
-	// ErrInvalidKey means the key is empty or has characters outside the
-	// portable alphabet.
+	// ErrInvalidKey means the key (or a Keys/Watch prefix) is empty or has
+	// characters outside the portable alphabet.
 	ErrInvalidKey = errors.New("kv: invalid key")
+	// ErrClosed means the store was closed; open a new one.
+	ErrClosed = errors.New("kv: store closed")
 )
 
 // Entry is one stored value with the revision that wrote it.
@@ -40,31 +42,44 @@ type Entry struct {
 //
 // All methods are safe for concurrent use. Revisions are positive and grow
 // with every write to the store; a write returns the revision it created.
-// Values returned are owned by the caller (a backend never hands out memory
-// it will change later).
+// A deletion is a write too: it takes a revision (visible to watchers), and
+// Update with that revision brings the key back. Values returned are owned
+// by the caller (a backend never hands out memory it will change later), and
+// a stored value is never nil: Put of a nil value reads back as an empty,
+// non-nil slice, so a nil Value always means "deleted".
+//
+// Every method validates keys with ValidKey (prefixes with ValidPrefix)
+// before touching the backend: an invalid key yields ErrInvalidKey and
+// changes nothing.
 type Store interface {
 	// Get returns the current value of key, or ErrNotFound.
 	Get(ctx context.Context, key string) (Entry, error)
 	// Put writes value unconditionally and returns the new revision.
 	Put(ctx context.Context, key string, value []byte) (uint64, error)
-	// Create writes value only if key has no value; otherwise ErrConflict.
+	// Create writes value only if key has no value (never written or
+	// deleted); otherwise ErrConflict.
 	Create(ctx context.Context, key string, value []byte) (uint64, error)
 	// Update writes value only if the key's current revision is rev;
 	// otherwise ErrConflict (ErrNotFound is not returned: a missing key is a
-	// conflict too).
+	// conflict too, and so is rev 0 — use Create for that).
 	Update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error)
 	// Delete removes key. With rev > 0 it deletes only if the current
 	// revision is rev (else ErrConflict). Deleting a missing key is not an
 	// error when rev is 0.
 	Delete(ctx context.Context, key string, rev uint64) error
-	// Keys lists the keys that start with prefix, in lexical order.
-	// The prefix "" lists every key.
+	// Keys lists the keys that start with prefix, in lexical order, without
+	// duplicates and without deleted keys; no match is an empty (possibly
+	// nil) slice, not an error. The prefix "" lists every key. A prefix
+	// ending in "." is cheapest on JetStream (it maps to a subject filter).
 	Keys(ctx context.Context, prefix string) ([]string, error)
 	// Watch streams changes to keys that start with prefix, beginning with the
-	// current values. After the current values it sends one zero Entry (Key
-	// == "") as a marker that the initial values are done. A deletion arrives
-	// as an Entry with a nil Value. The channel is closed when ctx is done or
-	// the store is closed; the caller must keep receiving until then.
+	// current values (deleted keys are left out). After the current values
+	// it sends one zero Entry (Key == "") as a marker that the initial
+	// values are done. A deletion arrives as an Entry with a nil Value (a
+	// backend may report one for a key that had no value). The channel is
+	// closed when ctx is done or the store is closed; the caller must keep
+	// receiving until then. How a backend treats a receiver that falls
+	// behind is documented on the backend.
 	Watch(ctx context.Context, prefix string) (<-chan Entry, error)
 }
 
@@ -80,6 +95,22 @@ func ValidKey(key string) error {
 		default:
 			return fmt.Errorf("%w: %q has %q", ErrInvalidKey, key, r)
 		}
+	}
+	return nil
+}
+
+// ValidPrefix reports whether prefix can begin a valid key, as Keys and
+// Watch require: "" (every key), a valid key ("runs.r1" matches "runs.r1"
+// and "runs.r12.x"), or a valid key followed by one dot ("runs." matches
+// the keys below "runs"). Wildcards and other characters outside the key
+// alphabet are rejected with ErrInvalidKey rather than matching nothing, so
+// a hostile prefix can never widen a backend's subject filter.
+func ValidPrefix(prefix string) error {
+	if prefix == "" {
+		return nil
+	}
+	if err := ValidKey(strings.TrimSuffix(prefix, ".")); err != nil {
+		return fmt.Errorf("prefix %q: %w", prefix, err)
 	}
 	return nil
 }
