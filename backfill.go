@@ -1,0 +1,115 @@
+package flowstone
+
+import (
+	"context"
+	"sync"
+)
+
+// BackfillStats counts a Backfill's partitions.
+type BackfillStats struct {
+	// Succeeded: materialized by this backfill.
+	Succeeded int `json:"succeeded"`
+	// Failed: the run failed (see Errors).
+	Failed int `json:"failed"`
+	// Skipped: already materialized, so nothing ran.
+	Skipped int `json:"skipped"`
+	// NotStarted: left out because OnError(Halt) stopped the backfill.
+	NotStarted int `json:"not_started,omitempty"`
+	// Errors holds each failed partition's error.
+	Errors map[string]*Error `json:"errors,omitempty"`
+}
+
+// BackfillProgress is what OnProgress receives after each partition.
+type BackfillProgress struct {
+	Partition string
+	Done      int
+	Total     int
+	Err       *Error
+	Stats     BackfillStats
+}
+
+// Backfill runs asset over the partitions (Partitions, DateRange), up to
+// Parallel at a time. A failed partition is counted, not returned:
+// the error return is for bad arguments (an unknown asset, no partitions,
+// a key the asset's partition scheme rejects), found before anything runs.
+func (e *Engine) Backfill(ctx context.Context, p *Pipeline, asset string, opts ...BackfillOption) (BackfillStats, error) {
+	cfg := backfillConfig{parallel: 1, withDeps: true, timeout: DefaultRunTimeout}
+	for _, o := range opts {
+		o.applyBackfill(&cfg)
+	}
+	if cfg.err != nil {
+		return BackfillStats{}, cfg.err
+	}
+	target, err := p.lookup(asset)
+	if err != nil {
+		return BackfillStats{}, err
+	}
+	if len(cfg.partitions) == 0 {
+		return BackfillStats{}, newError(TypeBadRequest, map[string]any{"asset": asset},
+			"backfill of %q needs partitions: pass flowstone.Partitions(...) or flowstone.DateRange(from, to)", asset)
+	}
+	for _, key := range cfg.partitions {
+		if err := e.checkPartitionFor(p, target, key); err != nil {
+			return BackfillStats{}, err
+		}
+	}
+	run := func(key string) (*Result, error) {
+		rc := runConfig{partition: key, force: cfg.force, withDeps: cfg.withDeps, timeout: cfg.timeout, priority: cfg.priority, async: cfg.async}
+		if cfg.async {
+			return e.enqueue(ctx, p, asset, rc)
+		}
+		return e.run(ctx, p, target, rc)
+	}
+
+	var (
+		mu     sync.Mutex
+		stats  BackfillStats
+		done   int
+		halted bool
+		wg     sync.WaitGroup
+		sem    = make(chan struct{}, cfg.parallel)
+	)
+	for i, key := range cfg.partitions {
+		sem <- struct{}{}
+		mu.Lock()
+		stop := halted || ctx.Err() != nil
+		if stop {
+			stats.NotStarted += len(cfg.partitions) - i
+		}
+		mu.Unlock()
+		if stop {
+			<-sem
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			res, err := run(key)
+			mu.Lock()
+			defer mu.Unlock()
+			var fe *Error
+			switch {
+			case err != nil:
+				fe = AsError(err)
+				stats.Failed++
+				if stats.Errors == nil {
+					stats.Errors = map[string]*Error{}
+				}
+				stats.Errors[key] = fe
+				halted = halted || cfg.halt
+			case res.Cached:
+				stats.Skipped++
+			default:
+				stats.Succeeded++
+			}
+			done++
+			if cfg.progress != nil {
+				cfg.progress(BackfillProgress{Partition: key, Done: done, Total: len(cfg.partitions), Err: fe, Stats: stats})
+			}
+		}()
+	}
+	wg.Wait()
+	return stats, nil
+}
+

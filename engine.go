@@ -1,0 +1,160 @@
+package flowstone
+
+import (
+	"context"
+	"time"
+	"runtime"
+	"sync"
+
+	"github.com/flowstone-go/flowstone/kv"
+	"github.com/flowstone-go/flowstone/objectstore"
+	"github.com/nats-io/nuid"
+	"github.com/rs/zerolog"
+)
+
+// Dispatcher runs a materialization task somewhere and returns its final
+// record. The embedded engine's dispatcher is its own Executor; the fleet's
+// coordinator publishes the task on JetStream and waits for a worker's
+// completion.
+type Dispatcher interface {
+	// Dispatch materializes t.Asset of p and returns the record the executor
+	// left. It must return when ctx is done, with ctx's cause.
+	Dispatch(ctx context.Context, p *Pipeline, t Task) (*Materialization, error)
+}
+
+// AsyncRunner enqueues runs for later execution: the fleet client is one.
+type AsyncRunner interface {
+	// Enqueue persists the run request and returns its job.
+	Enqueue(ctx context.Context, req RunRequest) (*Job, error)
+}
+
+// RunRequest is a run with its options spelled out: what an AsyncRunner
+// receives.
+type RunRequest struct {
+	Pipeline    string
+	Asset       string
+	Partition   string
+	Force       bool
+	WithDeps    bool
+	Storage     string
+	Timeout     time.Duration
+	Priority    int
+	ScheduledAt time.Time
+}
+
+// Job describes an enqueued (async) run.
+type Job struct {
+	ID          string    `json:"id"`
+	Pipeline    string    `json:"pipeline"`
+	Asset       string    `json:"asset"`
+	Partition   string    `json:"partition"`
+	Priority    int       `json:"priority"`
+	ScheduledAt time.Time `json:"scheduled_at,omitzero"`
+	State       State     `json:"state"`
+}
+
+// EngineConfig configures an Engine. The zero value is a complete embedded
+// engine: in-memory metadata and results, the in-process executor.
+type EngineConfig struct {
+	// KV holds the materialization records. Defaults to kv.NewMemory().
+	KV kv.Store
+	// Stores are the object stores by name. Defaults to one in-memory
+	// store named "memory".
+	Stores map[string]objectstore.Store
+	// DefaultStorage names the store used when neither the asset nor the
+	// run names one. Defaults to the only store, or "memory".
+	DefaultStorage string
+	// Codec encodes values. Defaults to JSONCodec.
+	Codec Codec
+	// Concurrency bounds how many assets execute at once. Defaults to
+	// 4 × GOMAXPROCS, at least 8.
+	Concurrency int
+	// Dispatcher runs tasks. Defaults to the engine's own Executor.
+	Dispatcher Dispatcher
+	// Async accepts Async runs. Defaults to none: Async is a ConfigError.
+	Async AsyncRunner
+	// Logger receives asset logs. Defaults to no logging.
+	Logger *zerolog.Logger
+}
+
+// Engine decides what to run and runs it: dependency resolution, caching per
+// asset and partition, single-flight, force, with_deps, cancel, timeouts,
+// invalidation and backfill. The package-level functions use Default();
+// build your own for isolation (tests) or other stores.
+//
+// An Engine is safe for concurrent use.
+type Engine struct {
+	x        *Executor
+	kv       kv.Store
+	dispatch Dispatcher
+	async    AsyncRunner
+	sem      chan struct{}
+
+	mu      sync.Mutex
+	flights map[string]*flight                  // by materialization key
+	runs    map[string]map[*activeRun]struct{} // by the target's materialization key
+}
+
+// NewEngine returns an engine for cfg (see EngineConfig for defaults).
+func NewEngine(cfg EngineConfig) (*Engine, error) {
+	if cfg.KV == nil {
+		cfg.KV = kv.NewMemory()
+	}
+	if len(cfg.Stores) == 0 {
+		cfg.Stores = map[string]objectstore.Store{"memory": objectstore.NewMemory()}
+	}
+	x, err := NewExecutor(ExecutorConfig{KV: cfg.KV, Stores: cfg.Stores, DefaultStorage: cfg.DefaultStorage, Codec: cfg.Codec, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = max(8, 4*runtime.GOMAXPROCS(0))
+	}
+	e := &Engine{
+		x:        x,
+		kv:       cfg.KV,
+		dispatch: cfg.Dispatcher,
+		async:    cfg.Async,
+		sem:      make(chan struct{}, cfg.Concurrency),
+		flights:  map[string]*flight{},
+		runs:     map[string]map[*activeRun]struct{}{},
+	}
+	if e.dispatch == nil {
+		e.dispatch = localDispatcher{x}
+	}
+	return e, nil
+}
+
+// MustEngine is NewEngine that panics on error.
+func MustEngine(cfg EngineConfig) *Engine {
+	e, err := NewEngine(cfg)
+	if err != nil {
+		panic(err)
+	}
+	return e
+}
+
+var defaultEngine = sync.OnceValue(func() *Engine { return MustEngine(EngineConfig{}) })
+
+// Default returns the process-wide embedded engine the package-level
+// functions use: in-memory, zero configuration.
+func Default() *Engine { return defaultEngine() }
+
+// Subscribe registers fn for every telemetry event and returns a function
+// that unregisters it. fn runs on the executing goroutine: keep it fast and
+// never block. With no subscriber, events cost nothing.
+func (e *Engine) Subscribe(fn func(Event)) (unsubscribe func()) { return e.x.Subscribe(fn) }
+
+// Executor returns the engine's executor (the fleet's workers build their
+// own with NewExecutor).
+func (e *Engine) Executor() *Executor { return e.x }
+
+// localDispatcher runs tasks in this process.
+type localDispatcher struct{ x *Executor }
+
+func (d localDispatcher) Dispatch(ctx context.Context, p *Pipeline, t Task) (*Materialization, error) {
+	return d.x.Execute(ctx, p, t)
+}
+
+// newRunID returns a unique run id.
+func newRunID() string { return nuid.Next() }

@@ -1,0 +1,474 @@
+package flowstone
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/flowstone-go/flowstone/kv"
+	"github.com/flowstone-go/flowstone/objectstore"
+	"github.com/rs/zerolog"
+)
+
+// Task asks an Executor to materialize one asset/partition for a run. The
+// engine builds tasks; on the fleet they travel to workers on JetStream.
+type Task struct {
+	RunID     string
+	Asset     string
+	Partition string
+	// Force re-runs even if the asset/partition is already materialized.
+	Force bool
+	// Storage names the object store for the result ("" = the asset's or the
+	// executor's default).
+	Storage string
+	// Attempt counts deliveries of this task, 1 for the first.
+	Attempt int
+	// Deps says where each dependency's value is stored.
+	Deps []DepRef
+}
+
+// DepRef locates a dependency's stored value.
+type DepRef struct {
+	Asset     string `json:"asset"`
+	Partition string `json:"partition"`
+	RunID     string `json:"run_id,omitempty"`
+	Storage   string `json:"storage,omitempty"`
+	ObjectKey string `json:"object_key,omitempty"`
+	Encoding  string `json:"encoding,omitempty"`
+	SHA256    string `json:"sha256,omitempty"`
+	Size      int64  `json:"size,omitempty"`
+	// Missing marks an optional dependency that has no value.
+	Missing bool `json:"missing,omitempty"`
+}
+
+// refOf is the DepRef of a completed record.
+func refOf(m *Materialization) DepRef {
+	return DepRef{Asset: m.Asset, Partition: m.Partition, RunID: m.RunID, Storage: m.Storage,
+		ObjectKey: m.ObjectKey, Encoding: m.Encoding, SHA256: m.SHA256, Size: m.Size}
+}
+
+// ExecutorConfig configures an Executor.
+type ExecutorConfig struct {
+	// KV holds the materialization records. Required.
+	KV kv.Store
+	// Stores are the object stores by name. Required: at least one.
+	Stores map[string]objectstore.Store
+	// DefaultStorage names the store used when neither the asset nor the
+	// run names one. Defaults to the only store, or "memory".
+	DefaultStorage string
+	// Codec encodes values. Defaults to JSONCodec.
+	Codec Codec
+	// Worker names this process in records. Defaults to "embedded".
+	Worker string
+	// Logger receives asset logs (Context.Logger). Defaults to no logging.
+	Logger *zerolog.Logger
+}
+
+// Executor materializes one asset at a time: it loads the dependencies,
+// calls the function, stores the result and records the metadata, emitting
+// telemetry events on the way. The embedded engine and the fleet's workers
+// run this same code.
+//
+// An Executor is safe for concurrent use.
+type Executor struct {
+	kv             kv.Store
+	stores         map[string]objectstore.Store
+	defaultStorage string
+	codec          Codec
+	worker         string
+	logger         zerolog.Logger
+	events         *eventBus
+}
+
+// NewExecutor checks cfg and returns an Executor.
+func NewExecutor(cfg ExecutorConfig) (*Executor, error) {
+	if cfg.KV == nil {
+		return nil, newError(TypeConfigError, map[string]any{"missing": "KV"}, "executor needs a kv store: set ExecutorConfig.KV (kv.NewMemory() for one process)")
+	}
+	if len(cfg.Stores) == 0 {
+		return nil, newError(TypeConfigError, map[string]any{"missing": "Stores"}, "executor needs an object store: set ExecutorConfig.Stores (objectstore.NewMemory() for one process)")
+	}
+	if cfg.DefaultStorage == "" {
+		if len(cfg.Stores) == 1 {
+			for name := range cfg.Stores {
+				cfg.DefaultStorage = name
+			}
+		} else {
+			cfg.DefaultStorage = "memory"
+		}
+	}
+	if _, ok := cfg.Stores[cfg.DefaultStorage]; !ok {
+		return nil, newError(TypeConfigError, map[string]any{"storage": cfg.DefaultStorage},
+			"default storage %q is not among the configured stores %v", cfg.DefaultStorage, storeNames(cfg.Stores))
+	}
+	x := &Executor{
+		kv:             cfg.KV,
+		stores:         cfg.Stores,
+		defaultStorage: cfg.DefaultStorage,
+		codec:          cfg.Codec,
+		worker:         cfg.Worker,
+		logger:         zerolog.Nop(),
+		events:         &eventBus{},
+	}
+	if x.codec == nil {
+		x.codec = JSONCodec{}
+	}
+	if x.worker == "" {
+		x.worker = "embedded"
+	}
+	if cfg.Logger != nil {
+		x.logger = *cfg.Logger
+	}
+	return x, nil
+}
+
+// Subscribe registers fn for every telemetry event this executor emits and
+// returns a function that unregisters it. fn runs on the executing goroutine:
+// keep it fast and never block.
+func (x *Executor) Subscribe(fn func(Event)) (unsubscribe func()) { return x.events.subscribe(fn) }
+
+func storeNames(m map[string]objectstore.Store) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// store returns the named object store, or the default for "".
+func (x *Executor) store(name string) (objectstore.Store, string, error) {
+	if name == "" {
+		name = x.defaultStorage
+	}
+	s, ok := x.stores[name]
+	if !ok {
+		return nil, name, newError(TypeConfigError, map[string]any{"storage": name, "available": storeNames(x.stores)},
+			"storage %q is not configured; available: %v", name, storeNames(x.stores))
+	}
+	return s, name, nil
+}
+
+// Execute materializes t.Asset of p for t.Partition and returns the final
+// record. It is idempotent: a task whose asset/partition is already
+// completed (by this run, or by any run when not forced) returns that record
+// without executing again, so redelivered tasks are harmless.
+func (x *Executor) Execute(ctx context.Context, p *Pipeline, t Task) (*Materialization, error) {
+	n, err := p.lookup(t.Asset)
+	if err != nil {
+		return nil, err
+	}
+	key := MaterializationKey(p.name, t.Asset, t.Partition)
+	prev, rev, done, err := x.claim(ctx, key, p, n, &t)
+	if err != nil || done {
+		return prev, err
+	}
+	start := time.Now()
+	rec := &Materialization{
+		Pipeline: p.name, Asset: t.Asset, Partition: t.Partition, State: StateRunning,
+		RunID: t.RunID, Worker: x.worker, Attempt: max(t.Attempt, 1), StartedAt: &start,
+	}
+	if rev, err = x.write(ctx, key, rec, rev); err != nil {
+		return nil, err
+	}
+
+	val, execErr := x.call(ctx, p, n, &t, key, rec)
+	if execErr == nil {
+		execErr = x.storeResult(ctx, p, n, &t, rec, val)
+	}
+	end := time.Now()
+	rec.CompletedAt = &end
+	rec.DurationMS = end.Sub(start).Milliseconds()
+	if execErr != nil {
+		fe := AsError(execErr)
+		rec.State = stateOf(fe)
+		rec.Error = fe
+		x.write(context.WithoutCancel(ctx), key, rec, rev)
+		return rec, fe
+	}
+	rec.State = StateCompleted
+	rec.Upstream = make([]Lineage, 0, len(t.Deps))
+	for _, d := range t.Deps {
+		if !d.Missing {
+			rec.Upstream = append(rec.Upstream, Lineage{Asset: d.Asset, Partition: d.Partition, RunID: d.RunID})
+		}
+	}
+	if _, err := x.write(context.WithoutCancel(ctx), key, rec, rev); err != nil {
+		return rec, err
+	}
+	if prev != nil && prev.ObjectKey != "" && prev.ObjectKey != rec.ObjectKey {
+		// The record no longer points to the old result: drop it.
+		if s, _, err := x.store(prev.Storage); err == nil {
+			s.Delete(context.WithoutCancel(ctx), prev.ObjectKey)
+		}
+	}
+	return rec, nil
+}
+
+// claim reads the current record. done is true when there is nothing to do:
+// the asset/partition is completed by this run (a redelivered task) or by
+// any run when the task is not forced. Otherwise it returns the previous
+// record (nil if none) and its revision for the compare-and-set.
+func (x *Executor) claim(ctx context.Context, key string, p *Pipeline, n *node, t *Task) (prev *Materialization, rev uint64, done bool, err error) {
+	e, err := x.kv.Get(ctx, key)
+	if errors.Is(err, kv.ErrNotFound) {
+		return nil, 0, false, nil
+	}
+	if err != nil {
+		return nil, 0, false, wrapError(TypeStorageError, err, nil, "read record of %s/%s: %v", p.name, n.def.name, err)
+	}
+	if prev, err = UnmarshalRecord(e.Value); err != nil {
+		return nil, 0, false, err
+	}
+	done = prev.State == StateCompleted && (prev.RunID == t.RunID || !t.Force)
+	return prev, e.Revision, done, nil
+}
+
+// write stores rec with compare-and-set on rev (0: create) and returns the
+// new revision. A conflict means another writer got there first (a second
+// delivery of the task, an Invalidate): the record is then written
+// unconditionally, because this execution's outcome is the newest fact.
+func (x *Executor) write(ctx context.Context, key string, rec *Materialization, rev uint64) (uint64, error) {
+	b, err := MarshalRecord(rec)
+	if err != nil {
+		return 0, wrapError(TypeStorageError, err, nil, "encode record: %v", err)
+	}
+	var nrev uint64
+	if rev == 0 {
+		nrev, err = x.kv.Create(ctx, key, b)
+	} else {
+		nrev, err = x.kv.Update(ctx, key, b, rev)
+	}
+	if errors.Is(err, kv.ErrConflict) {
+		nrev, err = x.kv.Put(ctx, key, b)
+	}
+	if err != nil {
+		return 0, wrapError(TypeStorageError, err, map[string]any{"key": key}, "write record %s: %v", key, err)
+	}
+	return nrev, nil
+}
+
+// stateOf maps an error to the record state it leaves.
+func stateOf(e *Error) State {
+	if e.Type == TypeCancelled {
+		return StateCancelled
+	}
+	return StateFailed
+}
+
+// call runs the asset function (or its scatter) with retries, timeout and
+// panic recovery.
+func (x *Executor) call(ctx context.Context, p *Pipeline, n *node, t *Task, key string, rec *Materialization) (any, error) {
+	attempts := max(n.def.retry.Attempts, 1)
+	backoff := n.def.retry.Backoff
+	for i := 1; ; i++ {
+		val, err := x.callOnce(ctx, p, n, t, key, rec)
+		if err == nil || i >= attempts {
+			return val, err
+		}
+		if fe := AsError(err); fe.Type == TypeTimeout || fe.Type == TypeCancelled {
+			return nil, err
+		}
+		if backoff > 0 {
+			timer := time.NewTimer(backoff)
+			select {
+			case <-ctx.Done():
+				timer.Stop()
+				return nil, ctxError(ctx, p.name, n.def.name)
+			case <-timer.C:
+			}
+			backoff *= 2
+		}
+	}
+}
+
+func (x *Executor) callOnce(ctx context.Context, p *Pipeline, n *node, t *Task, key string, rec *Materialization) (val any, err error) {
+	if n.def.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, n.def.timeout, newError(TypeTimeout,
+			map[string]any{"asset": n.def.name, "timeout_ms": n.def.timeout.Milliseconds()},
+			"asset %q exceeded its timeout of %v", n.def.name, n.def.timeout))
+		defer cancel()
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, ctxError(ctx, p.name, n.def.name)
+	}
+	c := &Context{ctx: ctx, x: x, p: p, n: n, task: t}
+	defer c.closeReaders()
+	if n.def.fn == nil {
+		return nil, newError(TypeConfigError, map[string]any{"pipeline": p.name, "asset": n.def.name},
+			"asset %q of pipeline %s has no function in this process: run it on a worker that hosts the pipeline", n.def.name, p.name)
+	}
+	if n.def.scatter != nil {
+		return x.scatter(c, key, rec)
+	}
+	ev := x.events.active()
+	start := time.Now()
+	if ev {
+		x.events.emit(Event{Kind: EventRunStart, Pipeline: p.name, Asset: n.def.name, Partition: t.Partition, RunID: t.RunID, Time: start})
+	}
+	val, err = x.invoke(c, n.def.fn)
+	if err != nil && ctx.Err() != nil {
+		// The function gave up because its context ended: report why.
+		err = ctxError(ctx, p.name, n.def.name)
+	}
+	if ev {
+		kind := EventRunStop
+		var fe *Error
+		if err != nil {
+			kind, fe = EventRunException, AsError(err)
+		}
+		x.events.emit(Event{Kind: kind, Pipeline: p.name, Asset: n.def.name, Partition: t.Partition, RunID: t.RunID, Duration: time.Since(start), Err: fe})
+	}
+	return val, err
+}
+
+// invoke calls fn, turning a panic into an ExecutionFailed error with the
+// stack in its details.
+func (x *Executor) invoke(c *Context, fn AssetFunc) (val any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = newError(TypeExecutionFailed,
+				map[string]any{"asset": c.n.def.name, "panic": fmt.Sprint(r), "stack": string(debug.Stack())},
+				"asset %q panicked: %v", c.n.def.name, r)
+		}
+	}()
+	val, err = fn(c)
+	if err != nil {
+		var fe *Error
+		if !errors.As(err, &fe) {
+			err = &Error{Type: TypeExecutionFailed, Message: fmt.Sprintf("asset %q failed: %v", c.n.def.name, err),
+				Details: map[string]any{"asset": c.n.def.name, "error": err.Error()}, cause: err}
+		}
+	}
+	return val, err
+}
+
+// ctxError explains why ctx ended as an *Error: its cause when that is one
+// (Cancel, an asset timeout), otherwise Timeout or Cancelled.
+func ctxError(ctx context.Context, pipeline, asset string) *Error {
+	var fe *Error
+	if errors.As(context.Cause(ctx), &fe) {
+		return fe
+	}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return wrapError(TypeTimeout, ctx.Err(), map[string]any{"asset": asset}, "asset %q of %s timed out", asset, pipeline)
+	}
+	return wrapError(TypeCancelled, ctx.Err(), map[string]any{"asset": asset}, "asset %q of %s was cancelled", asset, pipeline)
+}
+
+// storeResult encodes val and writes it to the object store, filling rec's
+// object fields.
+func (x *Executor) storeResult(ctx context.Context, p *Pipeline, n *node, t *Task, rec *Materialization, val any) error {
+	storage := t.Storage
+	if storage == "" {
+		storage = n.def.storage
+	}
+	s, name, err := x.store(storage)
+	if err != nil {
+		return err
+	}
+	var (
+		r    io.Reader
+		size int64 = -1
+		enc        = EncodingRaw
+	)
+	switch v := val.(type) {
+	case []byte:
+		r, size = bytes.NewReader(v), int64(len(v))
+	case io.Reader:
+		r = v
+		if c, ok := v.(io.Closer); ok {
+			defer c.Close()
+		}
+	case json.RawMessage:
+		r, size, enc = bytes.NewReader(v), int64(len(v)), EncodingJSON
+	default:
+		b, err := x.codec.Encode(v)
+		if err != nil {
+			return newError(TypeExecutionFailed, map[string]any{"asset": n.def.name, "type": fmt.Sprintf("%T", v), "error": err.Error()},
+				"the value of asset %q (a %T) cannot be encoded: %v; return encodable data, []byte or an io.Reader", n.def.name, v, err)
+		}
+		r, size, enc = bytes.NewReader(b), int64(len(b)), EncodingJSON
+	}
+	rec.RunID = t.RunID
+	objKey := ObjectKey(p.name, n.def.name, t.Partition, t.RunID+"-"+strconv.Itoa(max(t.Attempt, 1)))
+	ev := x.events.active()
+	start := time.Now()
+	if ev {
+		x.events.emit(Event{Kind: EventStoreStart, Pipeline: p.name, Asset: n.def.name, Partition: t.Partition, RunID: t.RunID,
+			Time: start, Metadata: map[string]any{"storage": name, "key": objKey}})
+	}
+	info, err := s.Put(ctx, objKey, r, size)
+	if ev {
+		md := map[string]any{"storage": name, "key": objKey, "bytes": info.Size}
+		var fe *Error
+		if err != nil {
+			fe = wrapError(TypeStorageError, err, nil, "%v", err)
+		}
+		x.events.emit(Event{Kind: EventStoreStop, Pipeline: p.name, Asset: n.def.name, Partition: t.Partition, RunID: t.RunID,
+			Duration: time.Since(start), Metadata: md, Err: fe})
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctxError(ctx, p.name, n.def.name)
+		}
+		return wrapError(TypeStorageError, err, map[string]any{"storage": name, "key": objKey},
+			"store result of %q in %s: %v", n.def.name, name, err)
+	}
+	rec.Storage, rec.ObjectKey, rec.Encoding, rec.Size, rec.SHA256 = name, objKey, enc, info.Size, info.SHA256
+	return nil
+}
+
+// open opens a dependency's stored value as a stream.
+func (x *Executor) open(ctx context.Context, t *Task, ref *DepRef) (io.ReadCloser, error) {
+	s, name, err := x.store(ref.Storage)
+	if err != nil {
+		return nil, err
+	}
+	rc, _, err := s.Get(ctx, ref.ObjectKey)
+	if err != nil {
+		return nil, wrapError(TypeStorageError, err, map[string]any{"storage": name, "key": ref.ObjectKey, "dependency": ref.Asset},
+			"read dependency %q from %s: %v", ref.Asset, name, err)
+	}
+	return rc, nil
+}
+
+// load reads a dependency's whole stored value.
+func (x *Executor) load(ctx context.Context, t *Task, ref *DepRef) ([]byte, error) {
+	ev := x.events.active()
+	start := time.Now()
+	if ev {
+		x.events.emit(Event{Kind: EventStorageLoadStart, Asset: ref.Asset, Partition: ref.Partition, RunID: t.RunID, Time: start,
+			Metadata: map[string]any{"storage": ref.Storage, "key": ref.ObjectKey}})
+	}
+	rc, err := x.open(ctx, t, ref)
+	var b []byte
+	if err == nil {
+		b, err = io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			err = wrapError(TypeStorageError, err, map[string]any{"key": ref.ObjectKey, "dependency": ref.Asset},
+				"read dependency %q: %v", ref.Asset, err)
+		}
+	}
+	if ev {
+		x.events.emit(Event{Kind: EventStorageLoadStop, Asset: ref.Asset, Partition: ref.Partition, RunID: t.RunID, Duration: time.Since(start),
+			Metadata: map[string]any{"storage": ref.Storage, "key": ref.ObjectKey, "bytes": len(b)}})
+	}
+	return b, err
+}
+
+// decode decodes a dependency's bytes into target.
+func (x *Executor) decode(b []byte, ref *DepRef, target any) error {
+	if err := x.codec.Decode(b, target); err != nil {
+		return wrapError(TypeStorageError, err, map[string]any{"dependency": ref.Asset, "type": fmt.Sprintf("%T", target)},
+			"dependency %q cannot be decoded into %T: %v", ref.Asset, target, err)
+	}
+	return nil
+}

@@ -1,0 +1,324 @@
+package flowstone
+
+import "time"
+
+// The option interfaces. One option value can serve several verbs (Partition
+// works for Run, Get, Status, Invalidate, ...), so each verb takes its own
+// interface and each option implements the ones it makes sense for.
+type (
+	// RunOption configures Run.
+	RunOption interface{ applyRun(*runConfig) }
+	// GetOption configures Get, Exists, Status and Cancel.
+	GetOption interface{ applyGet(*getConfig) }
+	// InvalidateOption configures Invalidate.
+	InvalidateOption interface{ applyInvalidate(*invalidateConfig) }
+	// BackfillOption configures Backfill.
+	BackfillOption interface{ applyBackfill(*backfillConfig) }
+	// GraphOption configures Graph.
+	GraphOption interface{ applyGraph(*graphConfig) }
+
+	// PartitionOption is Partition: it serves Run, the Get family and
+	// Invalidate.
+	PartitionOption interface {
+		RunOption
+		GetOption
+		InvalidateOption
+	}
+	// StorageOption is Storage: it serves Run and the Get family.
+	StorageOption interface {
+		RunOption
+		GetOption
+	}
+	// RunBackfillOption serves Run and Backfill (Force, WithDeps, Async,
+	// Priority).
+	RunBackfillOption interface {
+		RunOption
+		BackfillOption
+	}
+	// TimeoutOption is Timeout: it serves assets, Run and Backfill.
+	TimeoutOption interface {
+		AssetOption
+		RunOption
+		BackfillOption
+	}
+)
+
+// DefaultPartition is the partition of calls that name none.
+const DefaultPartition = "default"
+
+// DefaultRunTimeout bounds a run that sets no Timeout, as in the API
+// proposal (300 000 ms).
+const DefaultRunTimeout = 5 * time.Minute
+
+type runConfig struct {
+	partition   string
+	force       bool
+	async       bool
+	withDeps    bool
+	storage     string
+	timeout     time.Duration
+	priority    int
+	scheduledAt time.Time
+	err         error
+}
+
+func newRunConfig(opts []RunOption) runConfig {
+	c := runConfig{partition: DefaultPartition, withDeps: true, timeout: DefaultRunTimeout}
+	for _, o := range opts {
+		o.applyRun(&c)
+	}
+	return c
+}
+
+type getConfig struct {
+	partition string
+	storage   string
+}
+
+func newGetConfig(opts []GetOption) getConfig {
+	c := getConfig{partition: DefaultPartition}
+	for _, o := range opts {
+		o.applyGet(&c)
+	}
+	return c
+}
+
+type invalidateConfig struct {
+	partition string
+	cascade   bool
+}
+
+type backfillConfig struct {
+	partitions []string
+	parallel   int
+	force      bool
+	withDeps   bool
+	async      bool
+	halt       bool
+	timeout    time.Duration
+	priority   int
+	progress   func(BackfillProgress)
+	err        error
+}
+
+type graphConfig struct {
+	format GraphFormat
+}
+
+// partitionOption serves Run, Get/Exists/Status/Cancel and Invalidate.
+type partitionOption string
+
+func (o partitionOption) applyRun(c *runConfig)               { c.partition = string(o) }
+func (o partitionOption) applyGet(c *getConfig)               { c.partition = string(o) }
+func (o partitionOption) applyInvalidate(c *invalidateConfig) { c.partition = string(o) }
+
+// Partition selects the partition key (a date "2025-01-15", a region "us",
+// any text). Without it calls use DefaultPartition. An empty key is a
+// BadRequest error.
+func Partition(key string) PartitionOption { return partitionOption(key) }
+
+type forceOption struct{}
+
+func (forceOption) applyRun(c *runConfig)           { c.force = true }
+func (forceOption) applyBackfill(c *backfillConfig) { c.force = true }
+
+// Force re-runs the target asset even if it is materialized. Its
+// dependencies are not re-run: a materialized dependency is reused, a missing
+// one is materialized as usual. To recompute a dependency too, Invalidate it
+// (with Cascade) first.
+func Force() RunBackfillOption { return forceOption{} }
+
+type withDepsOption bool
+
+func (o withDepsOption) applyRun(c *runConfig)           { c.withDeps = bool(o) }
+func (o withDepsOption) applyBackfill(c *backfillConfig) { c.withDeps = bool(o) }
+
+// WithDeps(false) runs only the target: if a dependency is not materialized
+// for the partition, the run fails with a DependencyFailed error naming it.
+// The default, WithDeps(true), materializes missing dependencies first.
+func WithDeps(on bool) RunBackfillOption { return withDepsOption(on) }
+
+type asyncOption struct{}
+
+func (asyncOption) applyRun(c *runConfig)           { c.async = true }
+func (asyncOption) applyBackfill(c *backfillConfig) { c.async = true }
+
+// Async enqueues the run on the fleet and returns at once with Result.Job
+// set; fetch the value later with Get. It needs an engine with an
+// AsyncRunner (a fleet client); the embedded engine answers with a
+// ConfigError that says how to connect one.
+func Async() RunBackfillOption { return asyncOption{} }
+
+type storageOption string
+
+func (o storageOption) applyRun(c *runConfig) { c.storage = string(o) }
+func (o storageOption) applyGet(c *getConfig) { c.storage = string(o) }
+
+// Storage names the object store to write results to (Run) or to read them
+// from (Get): a key of EngineConfig.Stores.
+func Storage(name string) StorageOption { return storageOption(name) }
+
+type timeoutOption time.Duration
+
+func (o timeoutOption) applyAsset(a *AssetDef)          { a.timeout = time.Duration(o) }
+func (o timeoutOption) applyRun(c *runConfig)           { c.timeout = time.Duration(o) }
+func (o timeoutOption) applyBackfill(c *backfillConfig) { c.timeout = time.Duration(o) }
+
+// Timeout bounds time. On an asset it limits one execution of its function;
+// on Run and Backfill it limits each whole run (dependencies included;
+// DefaultRunTimeout when unset). When it passes, the running functions'
+// contexts are cancelled and the call fails with a Timeout error.
+func Timeout(d time.Duration) TimeoutOption { return timeoutOption(d) }
+
+type priorityOption int
+
+func (o priorityOption) applyRun(c *runConfig) {
+	if o < 0 || o > 3 {
+		c.err = newError(TypeBadRequest, map[string]any{"priority": int(o)}, "priority %d is out of range: use 0 (default) to 3 (highest)", int(o))
+	}
+	c.priority = int(o)
+}
+func (o priorityOption) applyBackfill(c *backfillConfig) {
+	var rc runConfig
+	o.applyRun(&rc)
+	c.priority, c.err = rc.priority, rc.err
+}
+
+// Priority ranks async runs, 0 (default) to 3 (highest): when the fleet's
+// queue is saturated, higher priorities are served first.
+func Priority(p int) RunBackfillOption { return priorityOption(p) }
+
+type scheduledAtOption time.Time
+
+func (o scheduledAtOption) applyRun(c *runConfig) { c.scheduledAt = time.Time(o) }
+
+// ScheduledAt starts an async run no earlier than t.
+func ScheduledAt(t time.Time) RunOption { return scheduledAtOption(t) }
+
+type partitionsOption []string
+
+func (o partitionsOption) applyBackfill(c *backfillConfig) {
+	c.partitions = append(c.partitions, o...)
+}
+
+// Partitions lists the partitions a Backfill runs over.
+func Partitions(keys ...string) BackfillOption { return partitionsOption(keys) }
+
+type dateRangeOption struct{ from, to time.Time }
+
+func (o dateRangeOption) applyBackfill(c *backfillConfig) {
+	if o.to.Before(o.from) {
+		c.err = newError(TypeBadRequest, map[string]any{"from": DatePartition(o.from), "to": DatePartition(o.to)},
+			"date range ends (%s) before it starts (%s)", DatePartition(o.to), DatePartition(o.from))
+		return
+	}
+	c.partitions = append(c.partitions, Dates(o.from, o.to)...)
+}
+
+// DateRange backfills every day from from to to, both included, as
+// "2006-01-02" partitions.
+func DateRange(from, to time.Time) BackfillOption { return dateRangeOption{from, to} }
+
+type parallelOption int
+
+func (o parallelOption) applyBackfill(c *backfillConfig) {
+	if o < 1 {
+		c.err = newError(TypeBadRequest, map[string]any{"parallel": int(o)}, "parallel must be at least 1, got %d", int(o))
+	}
+	c.parallel = int(o)
+}
+
+// Parallel sets how many partitions a Backfill runs at once. Defaults to 1.
+func Parallel(n int) BackfillOption { return parallelOption(n) }
+
+// ErrorPolicy says what a Backfill does when a partition fails.
+type ErrorPolicy int
+
+const (
+	// Continue runs every partition whatever fails (the default).
+	Continue ErrorPolicy = iota
+	// Halt starts no further partition after the first failure.
+	Halt
+)
+
+// String returns "continue" or "halt".
+func (p ErrorPolicy) String() string {
+	if p == Halt {
+		return "halt"
+	}
+	return "continue"
+}
+
+type onErrorOption ErrorPolicy
+
+func (o onErrorOption) applyBackfill(c *backfillConfig) { c.halt = ErrorPolicy(o) == Halt }
+
+// OnError sets the Backfill's ErrorPolicy: Continue (default) or Halt.
+func OnError(p ErrorPolicy) BackfillOption { return onErrorOption(p) }
+
+type progressOption func(BackfillProgress)
+
+func (o progressOption) applyBackfill(c *backfillConfig) { c.progress = o }
+
+// OnProgress calls fn after each partition of a Backfill finishes, from one
+// goroutine at a time.
+func OnProgress(fn func(BackfillProgress)) BackfillOption { return progressOption(fn) }
+
+type cascadeOption struct{}
+
+func (cascadeOption) applyInvalidate(c *invalidateConfig) { c.cascade = true }
+
+// Cascade makes Invalidate also delete every downstream asset of the same
+// partition.
+func Cascade() InvalidateOption { return cascadeOption{} }
+
+// GraphFormat selects Graph's output.
+type GraphFormat int
+
+const (
+	// ASCII is a tree drawn with ├── └── │ (the default).
+	ASCII GraphFormat = iota
+	// Mermaid is a "graph TD" flowchart.
+	Mermaid
+	// DOT is a Graphviz digraph.
+	DOT
+)
+
+// String returns "ascii", "mermaid" or "dot".
+func (f GraphFormat) String() string {
+	switch f {
+	case Mermaid:
+		return "mermaid"
+	case DOT:
+		return "dot"
+	}
+	return "ascii"
+}
+
+// ParseGraphFormat reads "ascii", "mermaid" or "dot".
+func ParseGraphFormat(s string) (GraphFormat, error) {
+	for _, f := range []GraphFormat{ASCII, Mermaid, DOT} {
+		if f.String() == s {
+			return f, nil
+		}
+	}
+	return ASCII, newError(TypeBadRequest, map[string]any{"format": s}, "unknown graph format %q: use ascii, mermaid or dot", s)
+}
+
+type formatOption GraphFormat
+
+func (o formatOption) applyGraph(c *graphConfig) { c.format = GraphFormat(o) }
+
+// Format selects Graph's output format.
+func Format(f GraphFormat) GraphOption { return formatOption(f) }
+
+// checkPartition rejects keys that cannot be a partition.
+func checkPartition(key string) error {
+	if key == "" {
+		return newError(TypeBadRequest, nil, "empty partition key: omit Partition for the default partition, or give a key")
+	}
+	if len(key) > MaxPartitionLen {
+		return newError(TypeBadRequest, map[string]any{"length": len(key)}, "partition key is %d bytes; the limit is %d", len(key), MaxPartitionLen)
+	}
+	return nil
+}

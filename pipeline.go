@@ -1,0 +1,246 @@
+package flowstone
+
+import (
+	"slices"
+	"strings"
+)
+
+// Pipeline is a validated set of assets: a DAG with a name. Build it with
+// NewPipeline; it is immutable afterwards and safe for concurrent use.
+type Pipeline struct {
+	name   string
+	nodes  []*node          // stable topological order
+	byName map[string]*node // name -> node
+}
+
+// node is one asset inside a validated pipeline.
+type node struct {
+	def        AssetDef
+	index      int     // position in topological order
+	inputs     []*node // required then optional deps, as declared
+	required   []bool  // parallel to inputs: is the dep required
+	dependents []*node // direct downstream assets, in topological order
+}
+
+// Name returns the pipeline's name.
+func (p *Pipeline) Name() string { return p.name }
+
+// MustPipeline is NewPipeline that panics on an invalid definition, for
+// package-level pipeline variables.
+func MustPipeline(name string, assets ...AssetDef) *Pipeline {
+	p, err := NewPipeline(name, assets...)
+	if err != nil {
+		panic(err)
+	}
+	return p
+}
+
+// NewPipeline validates the assets and returns the pipeline. It reports, as a
+// ConfigError naming the culprit: a bad pipeline or asset name, a duplicate
+// asset, a missing function, a dependency that is not in the pipeline (an
+// AssetNotFound error) and a dependency cycle (with its path).
+//
+// Names are identifiers: a letter, then letters, digits, '_' or '-', at most
+// 128 characters, so they are safe in subjects, keys and paths.
+func NewPipeline(name string, assets ...AssetDef) (*Pipeline, error) {
+	if err := validName("pipeline", name); err != nil {
+		return nil, err
+	}
+	if len(assets) == 0 {
+		return nil, newError(TypeConfigError, map[string]any{"pipeline": name},
+			"pipeline %s has no assets; pass at least one flowstone.Asset", name)
+	}
+	p := &Pipeline{name: name, byName: make(map[string]*node, len(assets))}
+	declared := make([]*node, 0, len(assets))
+	for _, a := range assets {
+		if err := validName("asset", a.name); err != nil {
+			return nil, err
+		}
+		if _, dup := p.byName[a.name]; dup {
+			return nil, newError(TypeConfigError, map[string]any{"pipeline": name, "asset": a.name},
+				"asset %q is defined twice in pipeline %s", a.name, name)
+		}
+		if a.fn == nil {
+			return nil, newError(TypeConfigError, map[string]any{"pipeline": name, "asset": a.name},
+				"asset %q in pipeline %s has no function", a.name, name)
+		}
+		n := &node{def: a}
+		p.byName[a.name] = n
+		declared = append(declared, n)
+	}
+	for _, n := range declared {
+		seen := map[string]bool{}
+		add := func(dep string, required bool) error {
+			d, ok := p.byName[dep]
+			if !ok {
+				return newError(TypeAssetNotFound,
+					map[string]any{"pipeline": name, "asset": n.def.name, "dependency": dep, "available": names(declared)},
+					"asset %q depends on %q, which is not in pipeline %s. Available: [%s]",
+					n.def.name, dep, name, strings.Join(names(declared), " "))
+			}
+			if seen[dep] {
+				return newError(TypeConfigError, map[string]any{"pipeline": name, "asset": n.def.name, "dependency": dep},
+					"asset %q lists dependency %q twice", n.def.name, dep)
+			}
+			seen[dep] = true
+			n.inputs = append(n.inputs, d)
+			n.required = append(n.required, required)
+			return nil
+		}
+		for _, dep := range n.def.deps {
+			if err := add(dep, true); err != nil {
+				return nil, err
+			}
+		}
+		for _, dep := range n.def.optional {
+			if err := add(dep, false); err != nil {
+				return nil, err
+			}
+		}
+	}
+	order, err := topoSort(name, declared)
+	if err != nil {
+		return nil, err
+	}
+	p.nodes = order
+	for i, n := range order {
+		n.index = i
+	}
+	for _, n := range order {
+		for _, in := range n.inputs {
+			in.dependents = append(in.dependents, n)
+		}
+	}
+	return p, nil
+}
+
+// topoSort orders nodes so every dependency comes before its dependents;
+// among ready nodes the declaration order wins, so the order is stable.
+// A cycle is reported with its path ("a -> b -> a").
+func topoSort(pipeline string, declared []*node) ([]*node, error) {
+	const (
+		unvisited = iota
+		visiting
+		done
+	)
+	state := make(map[*node]int, len(declared))
+	order := make([]*node, 0, len(declared))
+	var stack []*node
+	var visit func(n *node) error
+	visit = func(n *node) error {
+		switch state[n] {
+		case done:
+			return nil
+		case visiting:
+			i := slices.Index(stack, n)
+			path := append(names(stack[i:]), n.def.name)
+			return newError(TypeConfigError, map[string]any{"pipeline": pipeline, "cycle": path},
+				"pipeline %s has a dependency cycle: %s", pipeline, strings.Join(path, " -> "))
+		}
+		state[n] = visiting
+		stack = append(stack, n)
+		for _, in := range n.inputs {
+			if err := visit(in); err != nil {
+				return err
+			}
+		}
+		stack = stack[:len(stack)-1]
+		state[n] = done
+		order = append(order, n)
+		return nil
+	}
+	for _, n := range declared {
+		if err := visit(n); err != nil {
+			return nil, err
+		}
+	}
+	return order, nil
+}
+
+// validName checks a pipeline or asset name.
+func validName(kind, s string) error {
+	ok := len(s) > 0 && len(s) <= 128
+	for i, r := range s {
+		if !ok {
+			break
+		}
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z':
+		case i > 0 && (r >= '0' && r <= '9' || r == '_' || r == '-'):
+		default:
+			ok = false
+		}
+	}
+	if !ok {
+		return newError(TypeConfigError, map[string]any{kind: s},
+			"invalid %s name %q: use a letter, then letters, digits, '_' or '-' (at most 128)", kind, s)
+	}
+	return nil
+}
+
+func names(ns []*node) []string {
+	out := make([]string, len(ns))
+	for i, n := range ns {
+		out[i] = n.def.name
+	}
+	return out
+}
+
+// lookup returns the node for asset, or an AssetNotFound error listing the
+// available assets.
+func (p *Pipeline) lookup(asset string) (*node, error) {
+	if n, ok := p.byName[asset]; ok {
+		return n, nil
+	}
+	avail := names(p.nodes)
+	return nil, newError(TypeAssetNotFound,
+		map[string]any{"asset": asset, "pipeline": p.name, "available": avail},
+		"Asset %q not found in %s. Available: [%s]", asset, p.name, strings.Join(avail, " "))
+}
+
+// upstream returns target and everything it depends on (transitively), in
+// topological order.
+func (p *Pipeline) upstream(target *node) []*node {
+	in := make([]bool, len(p.nodes))
+	var mark func(n *node)
+	mark = func(n *node) {
+		if in[n.index] {
+			return
+		}
+		in[n.index] = true
+		for _, d := range n.inputs {
+			mark(d)
+		}
+	}
+	mark(target)
+	out := make([]*node, 0, target.index+1)
+	for _, n := range p.nodes[:target.index+1] {
+		if in[n.index] {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// downstream returns everything that depends on target (transitively),
+// target excluded, in topological order.
+func (p *Pipeline) downstream(target *node) []*node {
+	in := make([]bool, len(p.nodes))
+	var mark func(n *node)
+	mark = func(n *node) {
+		for _, d := range n.dependents {
+			if !in[d.index] {
+				in[d.index] = true
+				mark(d)
+			}
+		}
+	}
+	mark(target)
+	var out []*node
+	for _, n := range p.nodes[target.index+1:] {
+		if in[n.index] {
+			out = append(out, n)
+		}
+	}
+	return out
+}

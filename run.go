@@ -1,0 +1,365 @@
+package flowstone
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/flowstone-go/flowstone/kv"
+)
+
+// activeRun is a Run in progress, registered so Cancel can reach it.
+type activeRun struct {
+	cancel context.CancelCauseFunc
+}
+
+// flight is one execution of an asset/partition shared by every run that
+// needs it at the same time (single-flight). It runs on a context of its
+// own, cancelled when the last waiting run gives up or on Cancel.
+type flight struct {
+	done    chan struct{}
+	rec     *Materialization
+	err     error
+	waiters int
+	cancel  context.CancelCauseFunc
+}
+
+// step is one asset of a run's plan.
+type step struct {
+	n    *node
+	done chan struct{}
+	rec  *Materialization // completed record (cached or fresh)
+	err  *Error
+	// fresh is true when this run executed the asset (not a cache hit).
+	fresh bool
+}
+
+// Run materializes asset of p for the partition (DefaultPartition unless
+// Partition is given) and returns its result. Missing dependencies are
+// materialized first, independent branches in parallel; materialized ones
+// are reused (Result.Cached tells whether the target itself was). Concurrent
+// runs of the same asset/partition execute it once and share the result.
+func (e *Engine) Run(ctx context.Context, p *Pipeline, asset string, opts ...RunOption) (*Result, error) {
+	cfg := newRunConfig(opts)
+	if cfg.err != nil {
+		return nil, cfg.err
+	}
+	target, err := p.lookup(asset)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.checkPartitionFor(p, target, cfg.partition); err != nil {
+		return nil, err
+	}
+	if cfg.async {
+		return e.enqueue(ctx, p, asset, cfg)
+	}
+	if !cfg.scheduledAt.IsZero() {
+		return nil, newError(TypeBadRequest, map[string]any{"option": "scheduled_at"}, "ScheduledAt needs Async(): a synchronous run starts now")
+	}
+	return e.run(ctx, p, target, cfg)
+}
+
+func (e *Engine) enqueue(ctx context.Context, p *Pipeline, asset string, cfg runConfig) (*Result, error) {
+	if e.async == nil {
+		return nil, newError(TypeConfigError, map[string]any{"missing": "fleet", "required_for": "async"},
+			"Async execution requires a fleet. Connect one:\n\n  c, err := client.Connect(\"nats://127.0.0.1:4222\")\n  c.Run(ctx, %q, %q, flowstone.Async())\n\nor start one with `fsctl dev`. Or run synchronously (the default).", p.name, asset)
+	}
+	job, err := e.async.Enqueue(ctx, RunRequest{Pipeline: p.name, Asset: asset, Partition: cfg.partition, Force: cfg.force,
+		WithDeps: cfg.withDeps, Storage: cfg.storage, Timeout: cfg.timeout, Priority: cfg.priority, ScheduledAt: cfg.scheduledAt})
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Asset: asset, Partition: cfg.partition, RunID: job.ID, Job: job}, nil
+}
+
+// checkPartitionFor validates the key against every partition scheme of the
+// target's upstream closure.
+func (e *Engine) checkPartitionFor(p *Pipeline, target *node, partition string) error {
+	if err := validPartitionText(partition); err != nil {
+		return err
+	}
+	if target.def.partitions != nil {
+		if err := target.def.partitions.Validate(partition); err != nil {
+			return err
+		}
+	}
+	for _, in := range target.inputs {
+		if err := e.checkPartitionFor(p, in, partition); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (e *Engine) run(ctx context.Context, p *Pipeline, target *node, cfg runConfig) (*Result, error) {
+	targetKey := MaterializationKey(p.name, target.def.name, cfg.partition)
+	ctx, cancelTimeout := context.WithTimeoutCause(ctx, cfg.timeout, newError(TypeTimeout,
+		map[string]any{"asset": target.def.name, "timeout_ms": cfg.timeout.Milliseconds()},
+		"run of %q exceeded its timeout of %v", target.def.name, cfg.timeout))
+	defer cancelTimeout()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	ar := &activeRun{cancel: cancel}
+	e.register(targetKey, ar)
+	defer e.unregister(targetKey, ar)
+
+	runID := newRunID()
+	nodes := []*node{target}
+	if cfg.withDeps {
+		nodes = p.upstream(target)
+	}
+	steps := make([]step, len(nodes))
+	pos := make(map[*node]*step, len(nodes))
+	for i, n := range nodes {
+		steps[i] = step{n: n}
+		pos[n] = &steps[i]
+	}
+	var deps []DepRef
+	if !cfg.withDeps {
+		var err error
+		if deps, err = e.materializedInputs(ctx, p, target, cfg.partition); err != nil {
+			return nil, err
+		}
+	}
+
+	// Plan: reuse what is materialized, run the rest.
+	toRun := 0
+	for i := range steps {
+		s := &steps[i]
+		rec, _, err := e.record(ctx, p.name, s.n.def.name, cfg.partition)
+		if err != nil {
+			return nil, err
+		}
+		if rec != nil && rec.State == StateCompleted && !(cfg.force && s.n == target) {
+			s.rec = rec
+			continue
+		}
+		s.done = make(chan struct{})
+		toRun++
+	}
+	if toRun == 0 {
+		return e.result(p, target, pos[target].rec, true), nil
+	}
+	if st := pos[target]; st.done != nil && len(nodes) > 1 {
+		e.markPending(ctx, targetKey, p, target, cfg.partition, runID)
+	}
+	for i := range steps {
+		s := &steps[i]
+		if s.done == nil {
+			continue
+		}
+		go func() {
+			defer close(s.done)
+			s.rec, s.err = e.runStep(ctx, p, s, pos, deps, runID, cfg, s.n == target)
+		}()
+	}
+	ts := pos[target]
+	<-ts.done
+	if ts.err != nil {
+		return nil, ts.err
+	}
+	return e.result(p, target, ts.rec, !ts.fresh), nil
+}
+
+// runStep waits for the step's inputs, then materializes it (or fails it
+// because an input failed or the run ended).
+func (e *Engine) runStep(ctx context.Context, p *Pipeline, s *step, pos map[*node]*step, deps []DepRef, runID string, cfg runConfig, isTarget bool) (*Materialization, *Error) {
+	if deps == nil {
+		deps = make([]DepRef, 0, len(s.n.inputs))
+		for i, in := range s.n.inputs {
+			is := pos[in]
+			if is.done != nil {
+				select {
+				case <-is.done:
+				case <-ctx.Done():
+					return e.failStep(p, s.n, cfg.partition, runID, ctxError(ctx, p.name, s.n.def.name))
+				}
+			}
+			if is.err != nil {
+				if !s.n.required[i] {
+					deps = append(deps, DepRef{Asset: in.def.name, Partition: cfg.partition, Missing: true})
+					continue
+				}
+				return e.failStep(p, s.n, cfg.partition, runID, dependencyError(p, s.n, in, is.err))
+			}
+			deps = append(deps, refOf(is.rec))
+		}
+	}
+	select {
+	case <-ctx.Done():
+		return e.failStep(p, s.n, cfg.partition, runID, ctxError(ctx, p.name, s.n.def.name))
+	default:
+	}
+	t := Task{RunID: runID, Asset: s.n.def.name, Partition: cfg.partition, Force: cfg.force && isTarget, Storage: cfg.storage, Attempt: 1, Deps: deps}
+	rec, fresh, err := e.materialize(ctx, p, t)
+	s.fresh = fresh
+	if err != nil {
+		return nil, AsError(err)
+	}
+	return rec, nil
+}
+
+// dependencyError is the error of an asset whose required input failed: it
+// names the root cause, the asset where the failure started.
+func dependencyError(p *Pipeline, n, input *node, inErr *Error) *Error {
+	root, rootErr := input.def.name, inErr
+	if inErr.Type == TypeDependencyFailed {
+		if r, ok := inErr.Details["root_asset"].(string); ok {
+			root = r
+		}
+		if re, ok := inErr.Details["root_error"].(*Error); ok {
+			rootErr = re
+		}
+	}
+	return &Error{Type: TypeDependencyFailed,
+		Message: "asset \"" + n.def.name + "\" was not run: dependency \"" + root + "\" failed: " + rootErr.Error(),
+		Details: map[string]any{"asset": n.def.name, "pipeline": p.name, "dependency": input.def.name, "root_asset": root, "root_error": rootErr},
+		cause:   rootErr}
+}
+
+// failStep records that a step did not run and why.
+func (e *Engine) failStep(p *Pipeline, n *node, partition, runID string, fe *Error) (*Materialization, *Error) {
+	now := time.Now()
+	rec := &Materialization{Pipeline: p.name, Asset: n.def.name, Partition: partition, State: stateOf(fe), RunID: runID, CompletedAt: &now, Error: fe}
+	key := MaterializationKey(p.name, n.def.name, partition)
+	ctx := context.Background()
+	if cur, rev, err := e.record(ctx, p.name, n.def.name, partition); err == nil {
+		// Never overwrite a result another run completed meanwhile, nor a
+		// failure recorded by the execution itself.
+		if cur != nil && (cur.State == StateCompleted || cur.RunID == runID && cur.State.Terminal()) {
+			return nil, fe
+		}
+		e.x.write(ctx, key, rec, rev)
+	}
+	return nil, fe
+}
+
+// markPending records the target as pending while its dependencies run.
+func (e *Engine) markPending(ctx context.Context, key string, p *Pipeline, n *node, partition, runID string) {
+	cur, rev, err := e.record(ctx, p.name, n.def.name, partition)
+	if err != nil || cur != nil && cur.State == StateRunning {
+		return
+	}
+	rec := &Materialization{Pipeline: p.name, Asset: n.def.name, Partition: partition, State: StatePending, RunID: runID}
+	e.x.write(ctx, key, rec, rev)
+}
+
+// materializedInputs returns the refs of the target's inputs for a
+// WithDeps(false) run, failing if a required one is not materialized.
+func (e *Engine) materializedInputs(ctx context.Context, p *Pipeline, target *node, partition string) ([]DepRef, error) {
+	deps := make([]DepRef, 0, len(target.inputs))
+	for i, in := range target.inputs {
+		rec, _, err := e.record(ctx, p.name, in.def.name, partition)
+		if err != nil {
+			return nil, err
+		}
+		if rec == nil || rec.State != StateCompleted {
+			if !target.required[i] {
+				deps = append(deps, DepRef{Asset: in.def.name, Partition: partition, Missing: true})
+				continue
+			}
+			return nil, newError(TypeDependencyFailed,
+				map[string]any{"asset": target.def.name, "missing": in.def.name, "partition": partition, "pipeline": p.name},
+				"dependency %q of %q is not materialized for partition %q: run it first, or drop WithDeps(false) to materialize it now",
+				in.def.name, target.def.name, partition)
+		}
+		deps = append(deps, refOf(rec))
+	}
+	return deps, nil
+}
+
+// record reads an asset/partition's record; nil if there is none.
+func (e *Engine) record(ctx context.Context, pipeline, asset, partition string) (*Materialization, uint64, error) {
+	ent, err := e.kv.Get(ctx, MaterializationKey(pipeline, asset, partition))
+	if errors.Is(err, kv.ErrNotFound) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, wrapError(TypeStorageError, err, map[string]any{"asset": asset}, "read record of %s/%s: %v", pipeline, asset, err)
+	}
+	rec, err := UnmarshalRecord(ent.Value)
+	return rec, ent.Revision, err
+}
+
+// materialize executes t through the single-flight table: if the same
+// asset/partition is already executing in this engine, it waits for that
+// execution instead. fresh reports whether the record came from an execution
+// (this run's or a concurrent one's) rather than an earlier cache.
+func (e *Engine) materialize(ctx context.Context, p *Pipeline, t Task) (rec *Materialization, fresh bool, err error) {
+	key := MaterializationKey(p.name, t.Asset, t.Partition)
+	e.mu.Lock()
+	f := e.flights[key]
+	if f == nil {
+		fctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+		f = &flight{done: make(chan struct{}), cancel: cancel}
+		if d, ok := ctx.Deadline(); ok {
+			var stop context.CancelFunc
+			fctx, stop = context.WithDeadlineCause(fctx, d, context.Cause(ctx))
+			_ = stop // released when the flight ends via cancel below
+			f.cancel = func(cause error) { cancel(cause); stop() }
+		}
+		e.flights[key] = f
+		go e.fly(fctx, p, t, key, f)
+	}
+	f.waiters++
+	e.mu.Unlock()
+
+	select {
+	case <-f.done:
+		if f.err != nil {
+			return nil, true, f.err
+		}
+		return f.rec, f.rec.RunID == t.RunID, nil
+	case <-ctx.Done():
+		e.mu.Lock()
+		f.waiters--
+		if f.waiters == 0 {
+			f.cancel(context.Cause(ctx))
+		}
+		e.mu.Unlock()
+		return nil, true, ctxError(ctx, p.name, t.Asset)
+	}
+}
+
+// fly executes a flight under the engine's concurrency bound.
+func (e *Engine) fly(ctx context.Context, p *Pipeline, t Task, key string, f *flight) {
+	defer func() {
+		e.mu.Lock()
+		delete(e.flights, key)
+		e.mu.Unlock()
+		f.cancel(nil)
+		close(f.done)
+	}()
+	select {
+	case e.sem <- struct{}{}:
+	case <-ctx.Done():
+		f.err = ctxError(ctx, p.name, t.Asset)
+		return
+	}
+	defer func() { <-e.sem }()
+	f.rec, f.err = e.dispatch.Dispatch(ctx, p, t)
+	if f.err == nil && f.rec == nil {
+		f.err = newError(TypeStorageError, map[string]any{"asset": t.Asset}, "dispatcher returned no record for %q", t.Asset)
+	}
+}
+
+func (e *Engine) register(key string, ar *activeRun) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	m := e.runs[key]
+	if m == nil {
+		m = map[*activeRun]struct{}{}
+		e.runs[key] = m
+	}
+	m[ar] = struct{}{}
+}
+
+func (e *Engine) unregister(key string, ar *activeRun) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.runs[key], ar)
+	if len(e.runs[key]) == 0 {
+		delete(e.runs, key)
+	}
+}

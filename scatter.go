@@ -1,0 +1,145 @@
+package flowstone
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"time"
+)
+
+// ScatterFunc lists the items a scatter asset fans out over. It runs once
+// per materialization, with the asset's dependencies available through Dep.
+type ScatterFunc func(c *Context) ([]string, error)
+
+// ScatterConfig tunes a scatter asset.
+type ScatterConfig struct {
+	// Parallel is how many items run at once. Defaults to 1.
+	Parallel int
+	// MaxFailures is how many items may fail before the asset fails with a
+	// ScatterThreshold error. Defaults to 0: any failed item fails the asset.
+	MaxFailures int
+}
+
+type scatterSpec struct {
+	fn  ScatterFunc
+	cfg ScatterConfig
+}
+
+// Scatter makes the asset fan out: list returns the items, and the asset's
+// function runs once per item (Context.ScatterItem tells which), up to
+// cfg.Parallel at a time. The asset's value is a JSON object from item to
+// that item's value; failed items are left out. Status reports the counts
+// while it runs, and the scatter telemetry events mark each item.
+//
+// All items of one materialization run in the process (or on the worker)
+// that executes the asset.
+func Scatter(list ScatterFunc, cfg ScatterConfig) AssetOption {
+	if cfg.Parallel < 1 {
+		cfg.Parallel = 1
+	}
+	return assetOptionFunc(func(a *AssetDef) { a.scatter = &scatterSpec{fn: list, cfg: cfg} })
+}
+
+// ScatterStatus counts a scatter asset's items.
+type ScatterStatus struct {
+	Total     int `json:"total"`
+	Completed int `json:"completed"`
+	Failed    int `json:"failed"`
+	Pending   int `json:"pending"`
+}
+
+// scatter runs a scatter asset: list the items, run the function per item
+// with bounded parallelism, record the counts as they change, and gather the
+// values into one JSON object.
+func (x *Executor) scatter(c *Context, key string, rec *Materialization) (any, error) {
+	spec := c.n.def.scatter
+	base := Event{Pipeline: c.p.name, Asset: c.n.def.name, Partition: c.task.Partition, RunID: c.task.RunID}
+	items, err := x.invoke(c, func(c *Context) (any, error) { return spec.fn(c) })
+	if err != nil {
+		return nil, err
+	}
+	list, _ := items.([]string)
+	st := &ScatterStatus{Total: len(list), Pending: len(list)}
+	emit := func(kind EventKind, item string, d time.Duration, fe *Error) {
+		if x.events.active() {
+			ev := base
+			ev.Kind, ev.Duration, ev.Err = kind, d, fe
+			if item != "" {
+				ev.Metadata = map[string]any{"item": item}
+			}
+			x.events.emit(ev)
+		}
+	}
+	start := time.Now()
+	emit(EventScatterStart, "", 0, nil)
+
+	var (
+		mu      sync.Mutex
+		values  = make(map[string]json.RawMessage, len(list))
+		errs    []string
+		sem     = make(chan struct{}, spec.cfg.Parallel)
+		wg      sync.WaitGroup
+		persist = func() {
+			mu.Lock()
+			snap := *rec
+			s := *st
+			snap.Scatter = &s
+			mu.Unlock()
+			if b, err := MarshalRecord(&snap); err == nil {
+				x.kv.Put(context.WithoutCancel(c.ctx), key, b)
+			}
+		}
+	)
+	persist()
+	for _, item := range list {
+		select {
+		case sem <- struct{}{}:
+		case <-c.ctx.Done():
+		}
+		if c.ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			ic := &Context{ctx: c.ctx, x: x, p: c.p, n: c.n, task: c.task, item: item}
+			defer ic.closeReaders()
+			t0 := time.Now()
+			emit(EventScatterItemStart, item, 0, nil)
+			v, err := x.invoke(ic, c.n.def.fn)
+			var b []byte
+			if err == nil {
+				if b, err = x.codec.Encode(v); err != nil {
+					err = newError(TypeExecutionFailed, map[string]any{"item": item}, "scatter item %q: value cannot be encoded: %v", item, err)
+				}
+			}
+			var fe *Error
+			mu.Lock()
+			st.Pending--
+			if err != nil {
+				fe = AsError(err)
+				st.Failed++
+				errs = append(errs, item+": "+fe.Message)
+			} else {
+				st.Completed++
+				values[item] = b
+			}
+			mu.Unlock()
+			emit(EventScatterItemStop, item, time.Since(t0), fe)
+			persist()
+		}()
+	}
+	wg.Wait()
+	rec.Scatter = st
+	emit(EventScatterStop, "", time.Since(start), nil)
+	if c.ctx.Err() != nil {
+		return nil, ctxError(c.ctx, c.p.name, c.n.def.name)
+	}
+	if st.Failed > spec.cfg.MaxFailures {
+		return nil, newError(TypeScatterThreshold,
+			map[string]any{"asset": c.n.def.name, "failed": st.Failed, "total": st.Total, "max_failures": spec.cfg.MaxFailures, "errors": errs},
+			"scatter asset %q: %d of %d items failed (at most %d allowed); first: %s", c.n.def.name, st.Failed, st.Total, spec.cfg.MaxFailures, errs[0])
+	}
+	return values, nil
+}
