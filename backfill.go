@@ -112,4 +112,3 @@ func (e *Engine) Backfill(ctx context.Context, p *Pipeline, asset string, opts .
 	wg.Wait()
 	return stats, nil
 }
-

@@ -150,4 +150,3 @@ func (c *Context) closeReaders() {
 	}
 	c.readers = nil
 }
-

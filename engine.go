@@ -2,9 +2,9 @@ package flowstone
 
 import (
 	"context"
-	"time"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/flowstone-go/flowstone/kv"
 	"github.com/flowstone-go/flowstone/objectstore"
@@ -91,7 +91,7 @@ type Engine struct {
 	sem      chan struct{}
 
 	mu      sync.Mutex
-	flights map[string]*flight                  // by materialization key
+	flights map[string]*flight                 // by materialization key
 	runs    map[string]map[*activeRun]struct{} // by the target's materialization key
 }
 

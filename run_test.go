@@ -460,7 +460,10 @@ func TestBadInputChangesNothing(t *testing.T) {
 	}
 	wantType(t, func() error { _, err := e.Run(ctx, p, "sum", flowstone.Partition("")); return err }(), flowstone.TypeBadRequest)
 	wantType(t, func() error { _, err := e.Run(ctx, p, "sum", flowstone.Priority(7)); return err }(), flowstone.TypeBadRequest)
-	wantType(t, func() error { _, err := e.Run(ctx, p, "sum", flowstone.Partition(strings.Repeat("x", 5000))); return err }(), flowstone.TypeBadRequest)
+	wantType(t, func() error {
+		_, err := e.Run(ctx, p, "sum", flowstone.Partition(strings.Repeat("x", 5000)))
+		return err
+	}(), flowstone.TypeBadRequest)
 	wantType(t, func() error { _, err := e.Run(ctx, p, "sum", flowstone.Partition("\xff\xfe")); return err }(), flowstone.TypeBadRequest)
 	if n != 0 {
 		t.Fatal("bad input executed an asset")

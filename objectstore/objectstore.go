@@ -18,6 +18,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/flowstone-go/flowstone/objectstore/internal/integrity"
 )
 
 // Sentinel errors every backend returns (wrapped).
@@ -25,8 +27,9 @@ var (
 	// ErrNotFound means no object is stored under the key.
 	ErrNotFound = errors.New("objectstore: object not found")
 	// ErrChecksum means the bytes read back do not match the checksum
-	// recorded when they were written.
-	ErrChecksum = errors.New("objectstore: checksum mismatch")
+	// recorded when they were written: the stored object is damaged (or
+	// was written without a checksum) and must be recomputed.
+	ErrChecksum = integrity.ErrChecksum
 	// ErrInvalidKey means the key is not portable (see ValidKey).
 	ErrInvalidKey = errors.New("objectstore: invalid key")
 )
@@ -36,9 +39,13 @@ const MaxKeyLen = 1024
 
 // Info describes a stored object.
 type Info struct {
-	Key    string
-	Size   int64
-	SHA256 string // lowercase hex
+	// Key is the key the object is stored under.
+	Key string
+	// Size is the object's length in bytes.
+	Size int64
+	// SHA256 is the lowercase hex SHA-256 of the object's bytes, recorded
+	// when it was written.
+	SHA256 string
 }
 
 // Store keeps objects by key.
@@ -49,9 +56,14 @@ type Info struct {
 type Store interface {
 	// Put stores everything r yields under key. size is the number of bytes
 	// if known, or -1 (backends that need it buffer or stream in parts).
+	// A known size is a promise: if r yields more or fewer bytes, Put fails
+	// and stores nothing. When ctx ends before the object is complete, Put
+	// returns an error wrapping ctx's error and stores nothing.
 	Put(ctx context.Context, key string, r io.Reader, size int64) (Info, error)
 	// Get opens the object. The reader verifies the checksum as it reaches
 	// the end: the final Read returns ErrChecksum (wrapped) on a mismatch.
+	// The reader may stop with ctx, so keep ctx alive until it is read, and
+	// Close it when done; it must not be shared between goroutines.
 	Get(ctx context.Context, key string) (io.ReadCloser, Info, error)
 	// Stat describes the object without reading it.
 	Stat(ctx context.Context, key string) (Info, error)
