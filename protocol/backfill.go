@@ -1,0 +1,100 @@
+package protocol
+
+// OnError says what a backfill does when a partition fails.
+type OnError string
+
+// The backfill error policies.
+const (
+	// OnErrorContinue runs the remaining partitions (the default).
+	OnErrorContinue OnError = "continue"
+	// OnErrorHalt starts no further partitions after a failure.
+	OnErrorHalt OnError = "halt"
+)
+
+// BackfillRequest runs an asset across many partitions (verb backfill).
+type BackfillRequest struct {
+	// V is the protocol version, Version.
+	V int `json:"v"`
+	// Pipeline names the pipeline.
+	Pipeline string `json:"pipeline"`
+	// Asset names the asset.
+	Asset string `json:"asset"`
+	// Partitions lists the partitions, 1 to MaxBackfillPartitions of them,
+	// none empty or repeated.
+	Partitions []string `json:"partitions"`
+	// Parallel is how many partitions run at once; 0 means 1.
+	Parallel int `json:"parallel,omitempty"`
+	// Force recomputes partitions that are materialized.
+	Force bool `json:"force,omitempty"`
+	// OnError is the failure policy; "" means OnErrorContinue.
+	OnError OnError `json:"on_error,omitempty"`
+	// Async returns at once with the backfill's run id instead of counts.
+	Async bool `json:"async,omitempty"`
+}
+
+// Verb returns VerbBackfill.
+func (BackfillRequest) Verb() string { return VerbBackfill }
+func (BackfillRequest) isRequest()   {}
+
+// Validate checks the version, names, every partition, Parallel >= 0 and
+// OnError.
+func (r BackfillRequest) Validate() *Error {
+	if err := checkTarget(r.V, r.Pipeline, r.Asset, ""); err != nil {
+		return err
+	}
+	switch n := len(r.Partitions); {
+	case n == 0:
+		return fieldErrorf("partitions", "partitions is empty: name at least one partition to backfill")
+	case n > MaxBackfillPartitions:
+		return fieldErrorf("partitions", "partitions has %d entries; the limit is %d: split the backfill", n, MaxBackfillPartitions)
+	}
+	seen := make(map[string]int, len(r.Partitions))
+	for i, p := range r.Partitions {
+		field := indexed("partitions", i)
+		if err := checkPartition(field, p, false); err != nil {
+			return err
+		}
+		if j, dup := seen[p]; dup {
+			return fieldErrorf(field, "%s repeats %s", field, indexed("partitions", j))
+		}
+		seen[p] = i
+	}
+	if err := checkNonNegative("parallel", r.Parallel); err != nil {
+		return err
+	}
+	switch r.OnError {
+	case "", OnErrorContinue, OnErrorHalt:
+		return nil
+	}
+	return fieldErrorf("on_error", "on_error %s is not %q or %q", quote(string(r.OnError)), OnErrorContinue, OnErrorHalt)
+}
+
+// BackfillReply answers a BackfillRequest. For an async backfill the counts
+// are zero and RunID tracks it.
+type BackfillReply struct {
+	// Succeeded counts the partitions materialized by this backfill.
+	Succeeded int `json:"succeeded"`
+	// Failed counts the partitions that failed.
+	Failed int `json:"failed"`
+	// Skipped counts the partitions not run: already materialized, or not
+	// started after a failure with OnErrorHalt.
+	Skipped int `json:"skipped"`
+	// RunID identifies the backfill's run.
+	RunID string `json:"run_id"`
+}
+
+func (BackfillReply) isReply() {}
+
+// Validate checks the counts and the run id.
+func (r BackfillReply) Validate() *Error {
+	if err := checkNonNegative("succeeded", r.Succeeded); err != nil {
+		return err
+	}
+	if err := checkNonNegative("failed", r.Failed); err != nil {
+		return err
+	}
+	if err := checkNonNegative("skipped", r.Skipped); err != nil {
+		return err
+	}
+	return checkID("run_id", r.RunID)
+}

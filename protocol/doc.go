@@ -1,0 +1,48 @@
+// Package protocol is the wire of the FlowStone fleet: the NATS subjects,
+// stream and bucket names, and every message that crosses them — API
+// requests and replies, tasks, completions, manifests and events — with the
+// rules that decide whether a message is acceptable.
+//
+// The package holds no behaviour beyond encoding and validation, and imports
+// nothing but the standard library, so the coordinator, workers and clients
+// meet here without importing each other.
+//
+// # Versions
+//
+// Every message carries "v": [Version]. A message of any other version is
+// rejected with [CodeUnsupportedVersion] before its fields are looked at, so
+// a newer peer's extra fields read as a version problem, not a malformed
+// message.
+//
+// # Untrusted input
+//
+// Everything decoded here comes from the network. The Decode functions reject
+// an empty or oversized body, invalid UTF-8, malformed JSON, unknown fields,
+// trailing data, a wrong version, and any value its Validate method refuses,
+// always with an [*Error] whose Code says which (and whose Details["field"]
+// names the field when one is at fault). The Encode functions apply the same
+// rules, so a message one side builds wrongly fails where it is built.
+//
+// # Names and subjects
+//
+// Pipeline, asset and storage names are identifiers ([ValidName]); run and
+// worker ids are tokens ([ValidID]). Only these ever become part of a subject
+// or a key: a partition is arbitrary text and travels in message bodies only.
+// The subject builders panic on an invalid name, the way a Must function
+// does: decode or validate untrusted input before building subjects from it.
+//
+// # Partitions
+//
+// A partition is any valid UTF-8 text of at most [MaxPartitionBytes] bytes.
+// In requests the empty partition means [DefaultPartition]; tasks,
+// completions, events and replies always carry the resolved partition, so
+// one partition never has two spellings past the API.
+//
+// # Errors
+//
+// Errors travel as [*Error]: a Code from the constants in this package (the
+// library's error types plus wire-only ones), a message that says what to do,
+// and Details for programs. Decode and Validate functions return *Error;
+// compare it with nil before storing it in an error variable, since a nil
+// *Error in an error interface is not a nil error.
+package protocol

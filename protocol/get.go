@@ -1,0 +1,119 @@
+package protocol
+
+import "encoding/json"
+
+// GetRequest asks for a materialized result (verb get).
+type GetRequest struct {
+	// V is the protocol version, Version.
+	V int `json:"v"`
+	// Pipeline names the pipeline.
+	Pipeline string `json:"pipeline"`
+	// Asset names the asset.
+	Asset string `json:"asset"`
+	// Partition is the partition; "" means DefaultPartition.
+	Partition string `json:"partition,omitempty"`
+	// Storage names the backend to look in; "" means wherever the result
+	// was stored.
+	Storage string `json:"storage,omitempty"`
+}
+
+// Verb returns VerbGet.
+func (GetRequest) Verb() string { return VerbGet }
+func (GetRequest) isRequest()   {}
+
+// Validate checks the version, names, partition and storage.
+func (r GetRequest) Validate() *Error {
+	if err := checkTarget(r.V, r.Pipeline, r.Asset, r.Partition); err != nil {
+		return err
+	}
+	return checkOptionalName("storage", r.Storage)
+}
+
+// GetReply answers a GetRequest: where the result is, and the value itself
+// when the stored object is at most InlineValueLimit bytes. An asset with no
+// result for the partition is an error reply with CodeNotFound.
+type GetReply struct {
+	// Asset names the asset.
+	Asset string `json:"asset"`
+	// Partition is the resolved partition.
+	Partition string `json:"partition"`
+	// RunID is the run that materialized the result.
+	RunID string `json:"run_id"`
+	ResultRef
+	// Value is the result, when inline: for EncodingJSON the JSON value
+	// itself, for EncodingRaw a JSON string of the bytes in standard base64.
+	// Empty when the result must be read from the object store.
+	Value json.RawMessage `json:"value,omitempty"`
+}
+
+func (GetReply) isReply() {}
+
+// Inline reports whether the reply carries the value.
+func (r GetReply) Inline() bool { return len(r.Value) > 0 }
+
+// Validate checks the reply, including that an inline value fits
+// InlineValueLimit and matches the encoding.
+func (r GetReply) Validate() *Error {
+	if err := checkName("asset", r.Asset); err != nil {
+		return err
+	}
+	if err := checkPartition("partition", r.Partition, false); err != nil {
+		return err
+	}
+	if err := checkID("run_id", r.RunID); err != nil {
+		return err
+	}
+	if err := r.ResultRef.validate(""); err != nil {
+		return err
+	}
+	if !r.Inline() {
+		return nil
+	}
+	switch {
+	case r.Size > InlineValueLimit:
+		return fieldErrorf("value", "value is inline but the result is %d bytes; results over %d bytes are read from the object store", r.Size, InlineValueLimit)
+	case !json.Valid(r.Value):
+		return fieldErrorf("value", "value is not valid JSON")
+	case r.Encoding == EncodingRaw && r.Value[0] != '"':
+		return fieldErrorf("value", "value of a raw result must be a base64 JSON string")
+	}
+	return nil
+}
+
+// ExistsRequest asks whether a result is materialized (verb exists),
+// without loading it.
+type ExistsRequest struct {
+	// V is the protocol version, Version.
+	V int `json:"v"`
+	// Pipeline names the pipeline.
+	Pipeline string `json:"pipeline"`
+	// Asset names the asset.
+	Asset string `json:"asset"`
+	// Partition is the partition; "" means DefaultPartition.
+	Partition string `json:"partition,omitempty"`
+	// Storage names the backend to look in; "" means any.
+	Storage string `json:"storage,omitempty"`
+}
+
+// Verb returns VerbExists.
+func (ExistsRequest) Verb() string { return VerbExists }
+func (ExistsRequest) isRequest()   {}
+
+// Validate checks the version, names, partition and storage.
+func (r ExistsRequest) Validate() *Error {
+	if err := checkTarget(r.V, r.Pipeline, r.Asset, r.Partition); err != nil {
+		return err
+	}
+	return checkOptionalName("storage", r.Storage)
+}
+
+// ExistsReply answers an ExistsRequest.
+type ExistsReply struct {
+	// Exists is true when the partition is materialized.
+	Exists bool `json:"exists"`
+}
+
+func (ExistsReply) isReply() {}
+
+// Validate accepts every ExistsReply.
+func (ExistsReply) Validate() *Error { return nil }

@@ -1,0 +1,47 @@
+package protocol
+
+// Limits every peer enforces. They bound what one message can cost a
+// receiver; raising one is a protocol change (peers must agree).
+const (
+	// MaxRequestBytes is the largest API request body accepted: 1 MiB, the
+	// default NATS max_payload. Larger requests get CodePayloadTooLarge.
+	MaxRequestBytes = 1 << 20
+
+	// MaxMessageBytes is the largest reply, task, completion, manifest,
+	// event or scheduled run accepted or produced: 1 MiB, the default NATS
+	// max_payload.
+	MaxMessageBytes = 1 << 20
+
+	// MaxPartitionBytes is the longest partition, in bytes of UTF-8.
+	MaxPartitionBytes = 4096
+
+	// InlineValueLimit is the largest stored result, in bytes, that a get
+	// reply carries inline; larger results are fetched from the object
+	// store by ObjectKey.
+	InlineValueLimit = 256 << 10
+
+	// MaxBackfillPartitions is the most partitions one backfill request may
+	// name. The request must also fit MaxRequestBytes, which for ten-byte
+	// dates allows about 80,000.
+	MaxBackfillPartitions = 100_000
+
+	// MaxNameBytes is the longest pipeline, asset or storage name.
+	MaxNameBytes = 128
+
+	// MaxIDBytes is the longest run or worker id.
+	MaxIDBytes = 128
+
+	// MaxTaskIDBytes is the longest task id (room for what TaskID builds).
+	MaxTaskIDBytes = 512
+
+	// MaxObjectKeyBytes is the longest object key, as the object stores
+	// accept it.
+	MaxObjectKeyBytes = 1024
+
+	// MaxPriority is the lowest priority; 0 is the highest and the default.
+	MaxPriority = 3
+)
+
+// DefaultPartition is the partition of unpartitioned assets, and the one an
+// empty partition in a request means.
+const DefaultPartition = "default"

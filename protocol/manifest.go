@@ -1,0 +1,149 @@
+package protocol
+
+import "time"
+
+// Manifest is what a worker hosts of one pipeline: the asset specs a
+// coordinator plans from, so coordinators never need the user's Go
+// functions. Each worker puts one per pipeline in ManifestsBucket under
+// ManifestKey(pipeline, worker), and refreshes it while it runs.
+type Manifest struct {
+	// V is the protocol version, Version.
+	V int `json:"v"`
+	// Pipeline names the pipeline.
+	Pipeline string `json:"pipeline"`
+	// Assets are the pipeline's assets, in the pipeline's order; every
+	// dependency names one of them.
+	Assets []AssetSpec `json:"assets"`
+	// Worker is the id of the worker that hosts it.
+	Worker string `json:"worker"`
+	// UpdatedAt is when the worker last wrote the manifest.
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Validate checks the manifest: names, ids, every spec, no repeated asset,
+// and no dependency outside the manifest. (Cycles are the library's to
+// refuse when the pipeline is defined.)
+func (m Manifest) Validate() *Error {
+	if err := checkPipeline(m.V, m.Pipeline); err != nil {
+		return err
+	}
+	if len(m.Assets) == 0 {
+		return fieldErrorf("assets", "assets is empty: a pipeline has at least one asset")
+	}
+	index := make(map[string]bool, len(m.Assets))
+	for i, a := range m.Assets {
+		prefix := indexed("assets", i) + "."
+		if err := a.validate(prefix); err != nil {
+			return err
+		}
+		if index[a.Name] {
+			return fieldErrorf(prefix+"name", "%sname repeats %q", prefix, a.Name)
+		}
+		index[a.Name] = true
+	}
+	for i, a := range m.Assets {
+		for _, l := range a.depLists() {
+			for j, d := range l.deps {
+				if !index[d] {
+					f := indexed(indexed("assets", i)+"."+l.field, j)
+					return fieldErrorf(f, "%s names %q, which is not an asset of pipeline %s", f, d, m.Pipeline)
+				}
+			}
+		}
+	}
+	if err := checkID("worker", m.Worker); err != nil {
+		return err
+	}
+	return checkTime("updated_at", m.UpdatedAt)
+}
+
+// EncodeManifest validates m and encodes it.
+func EncodeManifest(m Manifest) ([]byte, *Error) { return encodeValid(m, MaxMessageBytes) }
+
+// DecodeManifest decodes and validates a manifest, with the rules of
+// DecodeRequest and MaxMessageBytes.
+func DecodeManifest(data []byte) (Manifest, *Error) {
+	return decodeValid[Manifest](data, MaxMessageBytes)
+}
+
+// AssetSpec describes an asset as its definition declares it.
+type AssetSpec struct {
+	// Name names the asset.
+	Name string `json:"name"`
+	// DependsOn names the assets it needs, in declaration order.
+	DependsOn []string `json:"depends_on,omitempty"`
+	// OptionalDeps names the assets it uses when they are materialized.
+	OptionalDeps []string `json:"optional_deps,omitempty"`
+	// Description says what it is.
+	Description string `json:"description,omitempty"`
+	// PartitionedBy names its partitioning ("date", "hour", ...); "" means
+	// unpartitioned.
+	PartitionedBy string `json:"partitioned_by,omitempty"`
+	// TimeoutMS bounds one execution, in milliseconds; 0 means the default.
+	TimeoutMS int64 `json:"timeout_ms,omitempty"`
+	// Retries is how many times a failed execution is retried.
+	Retries int `json:"retries,omitempty"`
+	// Storage names its storage backend; "" means the default.
+	Storage string `json:"storage,omitempty"`
+	// Scatter is true for an asset that fans out over items.
+	Scatter bool `json:"scatter,omitempty"`
+	// Parallel is true for an asset with parallel branches.
+	Parallel bool `json:"parallel,omitempty"`
+	// HasApproval is true for an asset that waits for an approval.
+	HasApproval bool `json:"has_approval,omitempty"`
+}
+
+func (a AssetSpec) validate(prefix string) *Error {
+	if err := checkName(prefix+"name", a.Name); err != nil {
+		return err
+	}
+	if err := checkNames(prefix+"depends_on", a.DependsOn); err != nil {
+		return err
+	}
+	if err := checkNames(prefix+"optional_deps", a.OptionalDeps); err != nil {
+		return err
+	}
+	for _, l := range a.depLists() {
+		for j, d := range l.deps {
+			if d == a.Name {
+				f := indexed(prefix+l.field, j)
+				return fieldErrorf(f, "%s names the asset itself", f)
+			}
+		}
+	}
+	required := make(map[string]bool, len(a.DependsOn))
+	for _, d := range a.DependsOn {
+		required[d] = true
+	}
+	for j, d := range a.OptionalDeps {
+		if required[d] {
+			f := indexed(prefix+"optional_deps", j)
+			return fieldErrorf(f, "%s names %q, which depends_on already names", f, d)
+		}
+	}
+	if err := checkText(prefix+"description", a.Description); err != nil {
+		return err
+	}
+	if err := checkOptionalName(prefix+"partitioned_by", a.PartitionedBy); err != nil {
+		return err
+	}
+	if err := checkNonNegative(prefix+"timeout_ms", a.TimeoutMS); err != nil {
+		return err
+	}
+	if err := checkNonNegative(prefix+"retries", a.Retries); err != nil {
+		return err
+	}
+	return checkOptionalName(prefix+"storage", a.Storage)
+}
+
+// depLists pairs each dependency list with its JSON name, in a fixed order
+// so the first problem reported is always the same one.
+func (a AssetSpec) depLists() []struct {
+	field string
+	deps  []string
+} {
+	return []struct {
+		field string
+		deps  []string
+	}{{"depends_on", a.DependsOn}, {"optional_deps", a.OptionalDeps}}
+}

@@ -1,0 +1,50 @@
+package protocol
+
+// Encoding says how a result's stored bytes represent its value.
+type Encoding string
+
+// The encodings.
+const (
+	// EncodingJSON: the bytes are the value as JSON.
+	EncodingJSON Encoding = "json"
+	// EncodingRaw: the bytes are the value itself ([]byte results).
+	EncodingRaw Encoding = "raw"
+)
+
+func (e Encoding) check(field string) *Error {
+	if e != EncodingJSON && e != EncodingRaw {
+		return fieldErrorf(field, "%s %s is not %q or %q", field, quote(string(e)), EncodingJSON, EncodingRaw)
+	}
+	return nil
+}
+
+// ResultRef locates a stored result and says how to read it. It is embedded
+// (its fields flattened) in GetReply, DepRef and Completion.
+type ResultRef struct {
+	// ObjectKey is the result's key in the object store.
+	ObjectKey string `json:"object_key,omitempty"`
+	// Storage names the backend holding the object.
+	Storage string `json:"storage,omitempty"`
+	// Size is the object's length in bytes.
+	Size int64 `json:"size,omitempty"`
+	// SHA256 is the object's SHA-256, lowercase hex; readers verify it.
+	SHA256 string `json:"sha256,omitempty"`
+	// Encoding says how the bytes represent the value.
+	Encoding Encoding `json:"encoding,omitempty"`
+}
+
+func (r ResultRef) validate(prefix string) *Error {
+	if err := checkObjectKey(prefix+"object_key", r.ObjectKey); err != nil {
+		return err
+	}
+	if err := checkName(prefix+"storage", r.Storage); err != nil {
+		return err
+	}
+	if err := checkNonNegative(prefix+"size", r.Size); err != nil {
+		return err
+	}
+	if err := checkSHA256(prefix+"sha256", r.SHA256); err != nil {
+		return err
+	}
+	return r.Encoding.check(prefix + "encoding")
+}

@@ -1,0 +1,127 @@
+package protocol
+
+import "time"
+
+// State is where an asset's partition, a run or a job stands.
+type State string
+
+// The states. A partition is StateNotFound until first requested.
+const (
+	StateScheduled State = "scheduled" // waiting for its ScheduledAt
+	StatePending   State = "pending"   // accepted, waiting for a worker or its dependencies
+	StateRunning   State = "running"   // executing on a worker
+	StateCompleted State = "completed" // materialized; the result can be fetched
+	StateFailed    State = "failed"    // failed; Error says why
+	StateCancelled State = "cancelled" // cancelled before it completed
+	StateNotFound  State = "not_found" // never run, or invalidated
+)
+
+func (s State) check(field string) *Error {
+	switch s {
+	case StateScheduled, StatePending, StateRunning, StateCompleted, StateFailed, StateCancelled, StateNotFound:
+		return nil
+	}
+	return fieldErrorf(field, "%s %s is not a known state", field, quote(string(s)))
+}
+
+// StatusRequest asks where an asset's partition stands (verb status).
+type StatusRequest struct {
+	// V is the protocol version, Version.
+	V int `json:"v"`
+	// Pipeline names the pipeline.
+	Pipeline string `json:"pipeline"`
+	// Asset names the asset.
+	Asset string `json:"asset"`
+	// Partition is the partition; "" means DefaultPartition.
+	Partition string `json:"partition,omitempty"`
+}
+
+// Verb returns VerbStatus.
+func (StatusRequest) Verb() string { return VerbStatus }
+func (StatusRequest) isRequest()   {}
+
+// Validate checks the version, names and partition.
+func (r StatusRequest) Validate() *Error {
+	return checkTarget(r.V, r.Pipeline, r.Asset, r.Partition)
+}
+
+// StatusReply answers a StatusRequest; it mirrors the library's status.
+type StatusReply struct {
+	// State is where the partition stands.
+	State State `json:"state"`
+	// Partition is the resolved partition.
+	Partition string `json:"partition"`
+	// RunID is the run that last materialized (or is materializing) it.
+	RunID string `json:"run_id,omitempty"`
+	// CompletedAt is when it was last materialized.
+	CompletedAt *time.Time `json:"completed_at,omitempty"`
+	// DurationMS is how long the last execution took, in milliseconds.
+	DurationMS int64 `json:"duration_ms,omitempty"`
+	// Storage names the backend holding the result.
+	Storage string `json:"storage,omitempty"`
+	// Error is why it failed, for StateFailed and StateCancelled.
+	Error *Error `json:"error,omitempty"`
+	// Scatter counts the items of a scatter asset.
+	Scatter *ScatterStatus `json:"scatter,omitempty"`
+}
+
+func (StatusReply) isReply() {}
+
+// Validate checks the reply.
+func (r StatusReply) Validate() *Error {
+	if err := r.State.check("state"); err != nil {
+		return err
+	}
+	if err := checkPartition("partition", r.Partition, false); err != nil {
+		return err
+	}
+	if r.RunID != "" {
+		if err := checkID("run_id", r.RunID); err != nil {
+			return err
+		}
+	}
+	if r.CompletedAt != nil {
+		if err := checkTime("completed_at", *r.CompletedAt); err != nil {
+			return err
+		}
+	}
+	if err := checkNonNegative("duration_ms", r.DurationMS); err != nil {
+		return err
+	}
+	if err := checkOptionalName("storage", r.Storage); err != nil {
+		return err
+	}
+	if r.Error != nil {
+		if err := r.Error.validate("error"); err != nil {
+			return err
+		}
+	}
+	if r.Scatter != nil {
+		return r.Scatter.validate("scatter")
+	}
+	return nil
+}
+
+// ScatterStatus counts the items of a scatter asset.
+type ScatterStatus struct {
+	// Total is the number of items.
+	Total int `json:"total"`
+	// Completed is the number of items that succeeded.
+	Completed int `json:"completed"`
+	// Failed is the number of items that failed.
+	Failed int `json:"failed"`
+	// Pending is the number of items not yet finished.
+	Pending int `json:"pending"`
+}
+
+func (s *ScatterStatus) validate(field string) *Error {
+	for _, c := range []struct {
+		name string
+		n    int
+	}{{"total", s.Total}, {"completed", s.Completed}, {"failed", s.Failed}, {"pending", s.Pending}} {
+		if err := checkNonNegative(field+"."+c.name, c.n); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,211 @@
+package protocol
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+)
+
+// The API service. Coordinators serve it with nats.go/micro: a service named
+// ServiceName (version ServiceVersion) with one endpoint per verb in the
+// group APIPrefix, all in queue group QueueGroup, so any number of
+// coordinators share the load and a request reaches exactly one.
+const (
+	// ServiceName is the micro service name coordinators register.
+	ServiceName = "flowstone"
+	// QueueGroup is the queue group of every API endpoint.
+	QueueGroup = "flowstone"
+	// APIPrefix is the subject prefix of the API: requests go to
+	// APIPrefix + "." + verb.
+	APIPrefix = "flowstone.api"
+	// APISubjects matches every API subject.
+	APISubjects = APIPrefix + ".>"
+)
+
+// The API verbs: the last token of an API subject, and the micro endpoint
+// names. Each request type's Verb method returns its own.
+const (
+	VerbRun        = "run"        // RunRequest → RunReply
+	VerbGet        = "get"        // GetRequest → GetReply
+	VerbExists     = "exists"     // ExistsRequest → ExistsReply
+	VerbStatus     = "status"     // StatusRequest → StatusReply
+	VerbCancel     = "cancel"     // CancelRequest → CancelReply
+	VerbInvalidate = "invalidate" // InvalidateRequest → InvalidateReply
+	VerbBackfill   = "backfill"   // BackfillRequest → BackfillReply
+	VerbGraph      = "graph"      // GraphRequest → GraphReply
+	VerbAssets     = "assets"     // AssetsRequest → AssetsReply
+	VerbInfo       = "info"       // InfoRequest → InfoReply
+	VerbPipelines  = "pipelines"  // PipelinesRequest → PipelinesReply
+)
+
+var verbs = []string{
+	VerbRun, VerbGet, VerbExists, VerbStatus, VerbCancel, VerbInvalidate,
+	VerbBackfill, VerbGraph, VerbAssets, VerbInfo, VerbPipelines,
+}
+
+// Verbs returns every API verb, in a fresh slice.
+func Verbs() []string { return slices.Clone(verbs) }
+
+// APISubject returns the request subject of verb, "flowstone.api.<verb>".
+// It panics if verb is not one of Verbs.
+func APISubject(verb string) string {
+	if !slices.Contains(verbs, verb) {
+		panic(fmt.Sprintf("protocol: unknown API verb %q", verb))
+	}
+	return APIPrefix + "." + verb
+}
+
+// Tasks. One WorkQueue stream holds the tasks, their schedules and the
+// scheduled starts of runs (a schedule's target must be in its own stream).
+// Workers consume task subjects only, never schedule or start subjects;
+// coordinators consume start subjects. Consumers on a WorkQueue stream must
+// not overlap: filter by priority (TaskFilter) or by pipeline and priority
+// (TaskSubject), not both.
+const (
+	// TaskStream is the WorkQueue stream of tasks.
+	TaskStream = "FLOWSTONE_TASKS"
+	// TaskSubjects matches every task subject, "flowstone.task.<pipeline>.p<priority>".
+	TaskSubjects = "flowstone.task.>"
+	// ScheduleSubjects matches every schedule subject, "flowstone.sched.<id>":
+	// a message published there with a schedule time and target is delivered
+	// to the target at that time (NATS message schedules). Purging the
+	// schedule subject cancels it.
+	ScheduleSubjects = "flowstone.sched.>"
+	// StartSubjects matches every start subject, "flowstone.start.<pipeline>":
+	// the target of a scheduled run, carrying a ScheduledRun for a
+	// coordinator to plan when it fires.
+	StartSubjects = "flowstone.start.>"
+)
+
+// TaskStreamSubjects returns the subjects of TaskStream, in a fresh slice.
+func TaskStreamSubjects() []string {
+	return []string{TaskSubjects, ScheduleSubjects, StartSubjects}
+}
+
+// TaskSubject returns the subject of pipeline's tasks at priority,
+// "flowstone.task.<pipeline>.p<priority>". It panics if pipeline is not a
+// ValidName or priority is outside 0..MaxPriority.
+func TaskSubject(pipeline string, priority int) string {
+	mustName(pipeline)
+	return "flowstone.task." + pipeline + "." + priorityToken(priority)
+}
+
+// TaskFilter returns the consumer filter of every pipeline's tasks at
+// priority, "flowstone.task.*.p<priority>": one durable per priority, which
+// workers drain highest (0) first. It panics if priority is outside
+// 0..MaxPriority.
+func TaskFilter(priority int) string {
+	return "flowstone.task.*." + priorityToken(priority)
+}
+
+// ScheduleSubject returns the schedule subject of a delayed task or run,
+// "flowstone.sched.<id>"; id is a task id (a delayed task) or a run id (a
+// delayed run). It panics if id is not a ValidTaskID (every run id is one).
+func ScheduleSubject(id string) string {
+	if err := checkTaskID("id", id); err != nil {
+		panic("protocol: " + err.Message)
+	}
+	return "flowstone.sched." + id
+}
+
+// StartSubject returns the start subject of pipeline's scheduled runs,
+// "flowstone.start.<pipeline>". It panics if pipeline is not a ValidName.
+func StartSubject(pipeline string) string {
+	mustName(pipeline)
+	return "flowstone.start." + pipeline
+}
+
+// Completions. Workers publish a Completion for every task they finish (or
+// give up on) to the completions stream; coordinators consume it.
+const (
+	// DoneStream is the stream of completions.
+	DoneStream = "FLOWSTONE_DONE"
+	// DoneSubjects matches every completion subject.
+	DoneSubjects = "flowstone.done.>"
+)
+
+// DoneSubject returns the completion subject of pipeline,
+// "flowstone.done.<pipeline>". It panics if pipeline is not a ValidName.
+func DoneSubject(pipeline string) string {
+	mustName(pipeline)
+	return "flowstone.done." + pipeline
+}
+
+// Events. Every telemetry Event is published to a limits-retention stream,
+// under a subject that lets watchers filter by pipeline and kind
+// ("flowstone.event.sales.run.>").
+const (
+	// EventStream is the limits-retention stream of events.
+	EventStream = "FLOWSTONE_EVENTS"
+	// EventSubjects matches every event subject.
+	EventSubjects = "flowstone.event.>"
+)
+
+// EventSubject returns the subject of pipeline's events of kind,
+// "flowstone.event.<pipeline>.<kind>" (the kind's dots make tokens:
+// "flowstone.event.sales.run.start"). It panics if pipeline is not a
+// ValidName or kind is not one of the EventKind constants.
+func EventSubject(pipeline string, kind EventKind) string {
+	mustName(pipeline)
+	if !kind.valid() {
+		panic(fmt.Sprintf("protocol: unknown event kind %q", kind))
+	}
+	return "flowstone.event." + pipeline + "." + string(kind)
+}
+
+// Cancellation is broadcast on core NATS (not persisted): every worker
+// subscribes to CancelSubjects and cancels the context of its tasks of that
+// run. The message body is empty; pending tasks are cancelled by the
+// coordinator, which stops dispatching them.
+const (
+	// CancelSubjects matches every cancel subject.
+	CancelSubjects = "flowstone.cancel.*"
+)
+
+// CancelSubject returns the cancel subject of a run,
+// "flowstone.cancel.<runID>". It panics if runID is not a ValidID.
+func CancelSubject(runID string) string {
+	if err := checkID("run_id", runID); err != nil {
+		panic("protocol: " + err.Message)
+	}
+	return "flowstone.cancel." + runID
+}
+
+// Buckets. Metadata lives in JetStream KV buckets, results in an object
+// store bucket (or S3 under the same name).
+const (
+	// MaterializationsBucket is the KV bucket of materialization records.
+	MaterializationsBucket = "flowstone_materializations"
+	// RunsBucket is the KV bucket of run records.
+	RunsBucket = "flowstone_runs"
+	// ManifestsBucket is the KV bucket of Manifests, one per pipeline and
+	// worker under ManifestKey.
+	ManifestsBucket = "flowstone_manifests"
+	// ResultsBucket is the object store bucket of results.
+	ResultsBucket = "flowstone_results"
+)
+
+// ManifestKey returns the ManifestsBucket key of worker's manifest of
+// pipeline, "<pipeline>.<worker>", so a coordinator lists a pipeline's
+// workers by the prefix "<pipeline>.". It panics if pipeline is not a
+// ValidName or worker is not a ValidID.
+func ManifestKey(pipeline, worker string) string {
+	mustName(pipeline)
+	if err := checkID("worker", worker); err != nil {
+		panic("protocol: " + err.Message)
+	}
+	return pipeline + "." + worker
+}
+
+func mustName(pipeline string) {
+	if err := checkName("pipeline", pipeline); err != nil {
+		panic("protocol: " + err.Message)
+	}
+}
+
+func priorityToken(priority int) string {
+	if priority < 0 || priority > MaxPriority {
+		panic(fmt.Sprintf("protocol: priority %d is outside 0..%d", priority, MaxPriority))
+	}
+	return "p" + strconv.Itoa(priority)
+}
