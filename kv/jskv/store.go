@@ -1,0 +1,171 @@
+// Package jskv implements kv.Store on a JetStream key/value bucket, the
+// metadata store of a FlowStone fleet.
+//
+// Revisions are the bucket stream's sequence numbers. The bucket keeps one
+// value per key (history 1) in file storage. Every method validates keys
+// before it talks to the server, so an invalid or hostile key (wildcards,
+// spaces) returns kv.ErrInvalidKey and never reaches the wire.
+//
+// Server errors keep their JetStream codes: a CAS conflict is both
+// kv.ErrConflict and the jetstream error under errors.Is/As.
+package jskv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/flowstone-go/flowstone/kv"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Store is a kv.Store on one JetStream KV bucket. It is safe for concurrent
+// use. The NATS connection stays the caller's: Close does not close it.
+type Store struct {
+	kv jetstream.KeyValue
+
+	mu     sync.Mutex // guards closed against wg.Add in Watch
+	closed bool
+	done   chan struct{} // closed by Close: ends watches
+	wg     sync.WaitGroup
+}
+
+var _ kv.Store = (*Store)(nil)
+
+// New binds to the bucket, creating it (file storage, history 1, the given
+// options) if it does not exist. Options never change an existing bucket.
+// Several processes may call New on the same bucket at once.
+func New(ctx context.Context, js jetstream.JetStream, bucket string, opts ...Option) (*Store, error) {
+	cfg := config{replicas: ReplicasDefault}
+	for _, opt := range opts {
+		if err := opt(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	b, err := js.KeyValue(ctx, bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		b, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:   bucket,
+			History:  1,
+			Storage:  jetstream.FileStorage,
+			Replicas: cfg.replicas,
+			TTL:      cfg.ttl,
+		})
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			// Another process created it first, with its own options.
+			b, err = js.KeyValue(ctx, bucket)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("jskv: open or create bucket %q: %w", bucket, err)
+	}
+	return newStore(b), nil
+}
+
+// Open binds to an existing bucket. If there is none the error wraps
+// jetstream.ErrBucketNotFound: create it with New.
+func Open(ctx context.Context, js jetstream.JetStream, bucket string) (*Store, error) {
+	b, err := js.KeyValue(ctx, bucket)
+	if err != nil {
+		return nil, fmt.Errorf("jskv: open bucket %q: %w", bucket, err)
+	}
+	return newStore(b), nil
+}
+
+func newStore(b jetstream.KeyValue) *Store {
+	return &Store{kv: b, done: make(chan struct{})}
+}
+
+// Bucket returns the bucket name.
+func (s *Store) Bucket() string { return s.kv.Bucket() }
+
+// Get returns the current value of key, or kv.ErrNotFound (also for a
+// deleted or expired key).
+func (s *Store) Get(ctx context.Context, key string) (kv.Entry, error) {
+	if err := s.check(key); err != nil {
+		return kv.Entry{}, err
+	}
+	e, err := s.kv.Get(ctx, key)
+	if err != nil {
+		return kv.Entry{}, mapError("get", key, err)
+	}
+	return kv.Entry{Key: key, Value: nonNil(e.Value()), Revision: e.Revision()}, nil
+}
+
+// Put writes value unconditionally and returns the new revision.
+func (s *Store) Put(ctx context.Context, key string, value []byte) (uint64, error) {
+	if err := s.check(key); err != nil {
+		return 0, err
+	}
+	rev, err := s.kv.Put(ctx, key, value)
+	return rev, mapError("put", key, err)
+}
+
+// Create writes value if key has no value (never written, deleted or
+// expired), else kv.ErrConflict.
+func (s *Store) Create(ctx context.Context, key string, value []byte) (uint64, error) {
+	if err := s.check(key); err != nil {
+		return 0, err
+	}
+	rev, err := s.kv.Create(ctx, key, value)
+	return rev, mapError("create", key, err)
+}
+
+// Update writes value if key's last revision (a value's or a deletion's) is
+// rev, else kv.ErrConflict. rev 0 is always a conflict: JetStream would
+// read it as "create", which is Create's job.
+func (s *Store) Update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error) {
+	if err := s.check(key); err != nil {
+		return 0, err
+	}
+	if rev == 0 {
+		return 0, fmt.Errorf("jskv: update %q at revision 0 (use Create): %w", key, kv.ErrConflict)
+	}
+	rev, err := s.kv.Update(ctx, key, value, rev)
+	return rev, mapError("update", key, err)
+}
+
+// Delete writes a delete marker for key; with rev > 0 only if the key's last
+// revision is rev, else kv.ErrConflict. With rev 0 a key that has no value
+// gets a marker too (watchers see a deletion); that is not an error.
+func (s *Store) Delete(ctx context.Context, key string, rev uint64) error {
+	if err := s.check(key); err != nil {
+		return err
+	}
+	var opts []jetstream.KVDeleteOpt
+	if rev > 0 {
+		opts = append(opts, jetstream.LastRevision(rev))
+	}
+	return mapError("delete", key, s.kv.Delete(ctx, key, opts...))
+}
+
+// Close ends every watch, waits for their goroutines, and makes every later
+// call return kv.ErrClosed. It is idempotent.
+func (s *Store) Close() {
+	s.mu.Lock()
+	if !s.closed {
+		s.closed = true
+		close(s.done)
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+}
+
+// check rejects calls on a closed store and invalid keys before any I/O.
+func (s *Store) check(key string) error {
+	select {
+	case <-s.done:
+		return kv.ErrClosed
+	default:
+	}
+	return kv.ValidKey(key)
+}
+
+// nonNil keeps an empty value distinct from a deletion (nil Value).
+func nonNil(v []byte) []byte {
+	if v == nil {
+		return []byte{}
+	}
+	return v
+}

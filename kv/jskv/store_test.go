@@ -1,0 +1,195 @@
+package jskv_test
+
+import (
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/flowstone-go/flowstone/internal/natstest"
+	"github.com/flowstone-go/flowstone/kv"
+	"github.com/flowstone-go/flowstone/kv/jskv"
+	"github.com/flowstone-go/flowstone/kv/kvtest"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// newJetStream starts an embedded server and returns a JetStream client on
+// it; both end with the test.
+func newJetStream(t testing.TB) jetstream.JetStream {
+	t.Helper()
+	js, err := jetstream.New(natstest.Connect(t, natstest.Server(t)))
+	if err != nil {
+		t.Fatalf("jetstream.New: %v", err)
+	}
+	return js
+}
+
+// newStore opens a store on bucket and closes it when t ends.
+func newStore(t testing.TB, js jetstream.JetStream, bucket string, opts ...jskv.Option) *jskv.Store {
+	t.Helper()
+	s, err := jskv.New(t.Context(), js, bucket, opts...)
+	if err != nil {
+		t.Fatalf("jskv.New(%q): %v", bucket, err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	js := newJetStream(t)
+	var buckets atomic.Int64
+	kvtest.Run(t, func(t *testing.T) kv.Store {
+		return newStore(t, js, fmt.Sprintf("conformance_%d", buckets.Add(1)))
+	})
+}
+
+func TestNewBindsExistingBucket(t *testing.T) {
+	js := newJetStream(t)
+	first := newStore(t, js, "shared")
+	rev, err := first.Put(t.Context(), "a", []byte("v"))
+	if err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	// Different options on an existing bucket: bind as is, do not fail.
+	second := newStore(t, js, "shared", jskv.WithTTL(time.Hour))
+	got, err := second.Get(t.Context(), "a")
+	if err != nil || got.Revision != rev {
+		t.Fatalf("second store Get = %+v, %v; want revision %d", got, err, rev)
+	}
+	b, err := js.KeyValue(t.Context(), "shared")
+	if err != nil {
+		t.Fatalf("KeyValue: %v", err)
+	}
+	status, err := b.Status(t.Context())
+	if err != nil {
+		t.Fatalf("Status: %v", err)
+	}
+	if status.TTL() != 0 || status.History() != 1 {
+		t.Fatalf("bucket TTL %v history %d, want the creator's 0 and 1", status.TTL(), status.History())
+	}
+	opened, err := jskv.Open(t.Context(), js, "shared")
+	if err != nil {
+		t.Fatalf("Open existing: %v", err)
+	}
+	opened.Close()
+}
+
+func TestOpenMissingBucket(t *testing.T) {
+	js := newJetStream(t)
+	if _, err := jskv.Open(t.Context(), js, "nope"); !errors.Is(err, jetstream.ErrBucketNotFound) {
+		t.Fatalf("Open(missing) error = %v, want ErrBucketNotFound", err)
+	}
+}
+
+func TestInvalidOptions(t *testing.T) {
+	js := newJetStream(t)
+	for _, opt := range []jskv.Option{jskv.WithReplicas(0), jskv.WithReplicas(6), jskv.WithTTL(-time.Second)} {
+		if _, err := jskv.New(t.Context(), js, "b", opt); !errors.Is(err, jskv.ErrInvalidOption) {
+			t.Errorf("New with bad option error = %v, want ErrInvalidOption", err)
+		}
+	}
+	if _, err := jskv.Open(t.Context(), js, "b"); !errors.Is(err, jetstream.ErrBucketNotFound) {
+		t.Fatalf("a rejected New created the bucket: Open error = %v", err)
+	}
+}
+
+func TestConflictKeepsServerCode(t *testing.T) {
+	js := newJetStream(t)
+	s := newStore(t, js, "codes")
+	ctx := t.Context()
+	rev, err := s.Create(ctx, "k", []byte("v"))
+	if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	_, errCreate := s.Create(ctx, "k", []byte("v"))
+	_, errUpdate := s.Update(ctx, "k", []byte("v"), rev+100)
+	errDelete := s.Delete(ctx, "k", rev+100)
+	for name, err := range map[string]error{"Create": errCreate, "Update": errUpdate, "Delete": errDelete} {
+		var apiErr *jetstream.APIError
+		if !errors.Is(err, kv.ErrConflict) || !errors.As(err, &apiErr) || apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequence {
+			t.Errorf("%s conflict error = %v, want kv.ErrConflict wrapping API error 10071", name, err)
+		}
+	}
+}
+
+func TestClose(t *testing.T) {
+	js := newJetStream(t)
+	s := newStore(t, js, "closing")
+	ch, err := s.Watch(t.Context(), "")
+	if err != nil {
+		t.Fatalf("Watch: %v", err)
+	}
+	s.Close()
+	for range ch { // Close returns after the forwarding goroutine closed ch
+	}
+	if _, err := s.Get(t.Context(), "a"); !errors.Is(err, kv.ErrClosed) {
+		t.Errorf("Get after Close error = %v, want ErrClosed", err)
+	}
+	if _, err := s.Keys(t.Context(), ""); !errors.Is(err, kv.ErrClosed) {
+		t.Errorf("Keys after Close error = %v, want ErrClosed", err)
+	}
+	if _, err := s.Watch(t.Context(), ""); !errors.Is(err, kv.ErrClosed) {
+		t.Errorf("Watch after Close error = %v, want ErrClosed", err)
+	}
+}
+
+// Data written through one server must be there after a restart over the
+// same store directory.
+func TestSurvivesServerRestart(t *testing.T) {
+	dir := t.TempDir()
+	ctx := t.Context()
+
+	srv := natstest.ServerIn(t, dir)
+	nc := natstest.Connect(t, srv)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatalf("jetstream.New: %v", err)
+	}
+	s, err := jskv.New(ctx, js, "durable")
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	rev, err := s.Put(ctx, "runs.r1.state", []byte("done"))
+	if err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	if _, err := s.Put(ctx, "runs.r2.state", []byte("gone")); err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	if err := s.Delete(ctx, "runs.r2.state", 0); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	s.Close()
+	nc.Close()
+	srv.Shutdown()
+	srv.WaitForShutdown()
+
+	srv = natstest.ServerIn(t, dir)
+	js, err = jetstream.New(natstest.Connect(t, srv))
+	if err != nil {
+		t.Fatalf("jetstream.New: %v", err)
+	}
+	s, err = jskv.Open(ctx, js, "durable")
+	if err != nil {
+		t.Fatalf("Open after restart: %v", err)
+	}
+	t.Cleanup(s.Close)
+	got, err := s.Get(ctx, "runs.r1.state")
+	if err != nil || string(got.Value) != "done" || got.Revision != rev {
+		t.Fatalf("Get after restart = %+v, %v; want done at revision %d", got, err, rev)
+	}
+	if _, err := s.Get(ctx, "runs.r2.state"); !errors.Is(err, kv.ErrNotFound) {
+		t.Fatalf("deleted key after restart error = %v, want ErrNotFound", err)
+	}
+	// Revisions keep growing across the restart, so CAS stays sound.
+	next, err := s.Update(ctx, "runs.r1.state", []byte("again"), rev)
+	if err != nil || next <= rev {
+		t.Fatalf("Update after restart = %d, %v; want a revision > %d", next, err, rev)
+	}
+}
