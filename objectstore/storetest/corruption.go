@@ -1,0 +1,28 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/flowstone-go/flowstone/objectstore"
+)
+
+func testCorruption(t *testing.T, s objectstore.Store) {
+	c, ok := s.(Corrupter)
+	if !ok {
+		t.Skipf("%T does not implement storetest.Corrupter", s)
+	}
+	ctx := context.Background()
+	data := payload(11, 200<<10)
+	put(t, s, "rotten/object", data)
+	put(t, s, "rotten/neighbour", data)
+	if err := c.Corrupt(ctx, "rotten/object"); err != nil {
+		t.Fatalf("Corrupt: %v", err)
+	}
+	got, _, err := objectstore.ReadAll(ctx, s, "rotten/object")
+	if !errors.Is(err, objectstore.ErrChecksum) {
+		t.Errorf("Get of a corrupted object: %d bytes, error = %v, want ErrChecksum", len(got), err)
+	}
+	checkGet(t, s, "rotten/neighbour", data)
+}
