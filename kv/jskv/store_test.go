@@ -3,6 +3,7 @@ package jskv_test
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -191,5 +192,32 @@ func TestSurvivesServerRestart(t *testing.T) {
 	next, err := s.Update(ctx, "runs.r1.state", []byte("again"), rev)
 	if err != nil || next <= rev {
 		t.Fatalf("Update after restart = %d, %v; want a revision > %d", next, err, rev)
+	}
+}
+
+// Listing must not stop at the client's watch buffer (256 entries) and must
+// narrow to a subtree when the prefix ends in ".".
+func TestKeysMany(t *testing.T) {
+	const runs, perRun = 20, 100
+	s := newStore(t, newJetStream(t), "many")
+	ctx := t.Context()
+	for i := range runs * perRun {
+		key := fmt.Sprintf("runs.r%02d.asset%03d", i/perRun, i%perRun)
+		if _, err := s.Put(ctx, key, nil); err != nil {
+			t.Fatalf("Put: %v", err)
+		}
+	}
+	all, err := s.Keys(ctx, "")
+	if err != nil || len(all) != runs*perRun {
+		t.Fatalf("Keys(\"\") = %d keys, %v; want %d", len(all), err, runs*perRun)
+	}
+	if !slices.IsSorted(all) {
+		t.Fatal("Keys(\"\") not sorted")
+	}
+	for _, prefix := range []string{"runs.r07.", "runs.r07"} {
+		sub, err := s.Keys(ctx, prefix)
+		if err != nil || len(sub) != perRun || sub[0] != "runs.r07.asset000" || sub[perRun-1] != "runs.r07.asset099" {
+			t.Fatalf("Keys(%q) = %d keys, %v; want runs.r07.asset000 to asset099", prefix, len(sub), err)
+		}
 	}
 }
