@@ -78,8 +78,14 @@ type Store interface {
 	// values are done. A deletion arrives as an Entry with a nil Value (a
 	// backend may report one for a key that had no value). The channel is
 	// closed when ctx is done or the store is closed; the caller must keep
-	// receiving until then. How a backend treats a receiver that falls
-	// behind is documented on the backend.
+	// receiving until then.
+	//
+	// Changes arrive in revision order, and the last change of every key
+	// always arrives. A receiver that falls behind may miss intermediate
+	// changes of a key that was written again before they were delivered
+	// (JetStream keeps only a key's latest revision), so treat an Entry as
+	// "the key's state as of Revision", not as a log. How a backend buffers
+	// for a slow receiver is documented on the backend.
 	Watch(ctx context.Context, prefix string) (<-chan Entry, error)
 }
 

@@ -65,9 +65,13 @@ func (s *Store) Keys(ctx context.Context, prefix string) ([]string, error) {
 // Watch streams the live values under prefix (in bucket order), then the
 // zero Entry, then every later change; a deletion, purge or expiry has a
 // nil Value. The channel closes when ctx is done, the store is closed, or
-// the NATS connection closes. A receiver that falls behind makes the
-// server hold messages (JetStream flow control on an ordered consumer):
-// writers are never blocked by it.
+// the NATS connection closes.
+//
+// A receiver that falls behind never blocks writers: the ordered consumer
+// behind the watch stops pulling and resumes where it left off. Meanwhile
+// the bucket keeps only each key's latest revision, so the receiver may
+// skip intermediate values of keys written again in the meantime; it
+// always gets each key's latest change (see kv.Store).
 func (s *Store) Watch(ctx context.Context, prefix string) (<-chan kv.Entry, error) {
 	if err := s.checkPrefix(prefix); err != nil {
 		return nil, err

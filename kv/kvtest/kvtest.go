@@ -54,6 +54,7 @@ func Run(t *testing.T, newStore func(t *testing.T) kv.Store) {
 		{"WatchUpdateAtDeletionRevision", testWatchUpdateAtDeletionRevision},
 		{"WatchValuesNotAliased", testWatchValuesNotAliased},
 		{"WatchCancel", testWatchCancel},
+		{"WatchSlowReceiver", testWatchSlowReceiver},
 		{"ConcurrentCAS", testConcurrentCAS},
 	}
 	for _, tt := range tests {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"strconv"
 	"testing"
 	"time"
 
@@ -166,6 +167,41 @@ func testWatchCancel(t *testing.T, s kv.Store) {
 			}
 		case <-deadline:
 			t.Fatalf("watch channel still open %v after its context was cancelled", WaitTimeout)
+		}
+	}
+}
+
+// testWatchSlowReceiver writes without reading the watch: writers must not
+// block. Reading afterwards yields changes in revision order, each one the
+// value really written at that revision, ending with every key's last write.
+// Intermediate values of a key overwritten meanwhile may be skipped.
+func testWatchSlowReceiver(t *testing.T, s kv.Store) {
+	const writes, keys = 1000, 10
+	ctx := t.Context()
+	ch, err := s.Watch(ctx, "")
+	if err != nil {
+		t.Fatalf("Watch: %v", err)
+	}
+	waitMarker(t, ch)
+	written := make(map[uint64]string, writes) // revision -> value
+	last := make(map[string]uint64, keys)      // key -> last revision
+	for i := range writes {
+		key, val := "k."+strconv.Itoa(i%keys), strconv.Itoa(i)
+		rev, err := s.Put(ctx, key, []byte(val))
+		if err != nil {
+			t.Fatalf("Put %d: %v", i, err)
+		}
+		written[rev], last[key] = val, rev
+	}
+	var prev uint64
+	for len(last) > 0 {
+		e := next(t, ch)
+		if e.Revision <= prev || written[e.Revision] != string(e.Value) {
+			t.Fatalf("entry %+v after revision %d: want increasing revisions, each with the value written at it", e, prev)
+		}
+		prev = e.Revision
+		if last[e.Key] == e.Revision {
+			delete(last, e.Key)
 		}
 	}
 }
