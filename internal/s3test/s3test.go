@@ -1,0 +1,195 @@
+// Package s3test starts real S3 servers for tests: a versitygw gateway with
+// its POSIX backend in a temp dir, on a random loopback port, with root keys
+// made up per server, killed when the test ends.
+//
+// The versitygw binary comes from, in order: the FLOWSTONE_VERSITYGW
+// environment variable, versitygw on PATH, or a copy built once with
+// `go install` into the user cache dir (see Binary).
+package s3test
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Region is the region every Server reports.
+const Region = "us-east-1"
+
+// startTimeout bounds how long a server may take to answer its first
+// request.
+const startTimeout = 30 * time.Second
+
+// Server is a running versitygw gateway.
+type Server struct {
+	// Endpoint is host:port, without a scheme; the server speaks plain HTTP.
+	Endpoint string
+	// AccessKey is the root user's access key.
+	AccessKey string
+	// SecretKey is the root user's secret key.
+	SecretKey string
+	// Region is the server's region, always Region.
+	Region string
+	// Dir is the directory the POSIX backend keeps buckets in.
+	Dir string
+}
+
+// Start starts a gateway over a fresh temp dir and returns once it answers
+// requests. It is killed when the test ends; if the test failed, the
+// gateway's output is logged.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	bin := Binary(t)
+	dir := t.TempDir()
+	srv := &Server{
+		AccessKey: "AK" + strings.ToUpper(rand.Text()[:18]),
+		SecretKey: rand.Text() + rand.Text()[:14],
+		Region:    Region,
+		Dir:       dir,
+	}
+	// A free port can be taken by someone else before the gateway binds it:
+	// then try another.
+	var lastErr error
+	for range 3 {
+		srv.Endpoint = freeLoopbackAddr(t)
+		g, err := startGateway(bin, srv)
+		if err == nil {
+			t.Cleanup(func() {
+				g.stop()
+				if t.Failed() {
+					t.Logf("s3test: versitygw on %s said:\n%s", srv.Endpoint, g.out.String())
+				}
+			})
+			return srv
+		}
+		lastErr = err
+		if !errors.Is(err, errAddrInUse) {
+			break
+		}
+	}
+	t.Fatalf("s3test: %v", lastErr)
+	return nil
+}
+
+var errAddrInUse = errors.New("address already in use")
+
+// gateway is a versitygw process and the goroutine waiting for it.
+type gateway struct {
+	cmd    *exec.Cmd
+	out    *lockedBuffer
+	exited chan struct{}
+}
+
+func startGateway(bin string, srv *Server) (*gateway, error) {
+	cmd := exec.Command(bin,
+		"--port", srv.Endpoint,
+		"--access", srv.AccessKey,
+		"--secret", srv.SecretKey,
+		"--region", srv.Region,
+		"--quiet",
+		"posix", srv.Dir)
+	cmd.Env = gatewayEnv()
+	out := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	g := &gateway{cmd: cmd, out: out, exited: make(chan struct{})}
+	go func() {
+		defer close(g.exited)
+		cmd.Wait()
+	}()
+	if err := g.waitReady(srv.Endpoint); err != nil {
+		g.stop()
+		return nil, err
+	}
+	return g, nil
+}
+
+// waitReady polls until the gateway answers an HTTP request as versitygw,
+// which also proves that nobody else holds the port.
+func (g *gateway) waitReady(addr string) error {
+	deadline := time.NewTimer(startTimeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	client := &http.Client{Timeout: time.Second}
+	defer client.CloseIdleConnections()
+	for {
+		select {
+		case <-g.exited:
+			out := g.out.String()
+			if strings.Contains(out, "address already in use") {
+				return fmt.Errorf("versitygw on %s: %w", addr, errAddrInUse)
+			}
+			return fmt.Errorf("versitygw on %s exited before it was ready (%v):\n%s", addr, g.cmd.ProcessState, out)
+		case <-deadline.C:
+			return fmt.Errorf("versitygw on %s not ready after %v:\n%s", addr, startTimeout, g.out.String())
+		case <-tick.C:
+			resp, err := client.Get("http://" + addr + "/")
+			if err != nil {
+				continue
+			}
+			resp.Body.Close()
+			if server := resp.Header.Get("Server"); server != "VERSITYGW" {
+				return fmt.Errorf("%s is answered by %q, not versitygw: %w", addr, server, errAddrInUse)
+			}
+			return nil
+		}
+	}
+}
+
+func (g *gateway) stop() {
+	g.cmd.Process.Kill()
+	<-g.exited
+}
+
+// gatewayEnv is this process's environment without the variables that
+// would reconfigure versitygw behind the flags' back.
+func gatewayEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "VGW_") || strings.HasPrefix(kv, "ROOT_") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
+}
+
+func freeLoopbackAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("s3test: find a free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// lockedBuffer collects a process's output while tests may read it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
