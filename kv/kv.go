@@ -89,9 +89,19 @@ type Store interface {
 	Watch(ctx context.Context, prefix string) (<-chan Entry, error)
 }
 
+// MaxKeyLen is the longest key, in bytes, that ValidKey accepts. A key
+// travels inside NATS subjects (twice with the bucket name on a direct get),
+// and a protocol line over the server's limit (4 KiB by default) makes the
+// server close the whole connection; 1 KiB leaves room for any bucket name.
+const MaxKeyLen = 1024
+
 // ValidKey reports whether key is portable across every backend: non-empty,
-// tokens separated by single dots, each token of [A-Za-z0-9_=-].
+// at most MaxKeyLen bytes, tokens separated by single dots, each token of
+// [A-Za-z0-9_=-].
 func ValidKey(key string) error {
+	if len(key) > MaxKeyLen {
+		return fmt.Errorf("%w: %d bytes, over MaxKeyLen (%d): shorten or hash the long part", ErrInvalidKey, len(key), MaxKeyLen)
+	}
 	if key == "" || strings.HasPrefix(key, ".") || strings.HasSuffix(key, ".") || strings.Contains(key, "..") {
 		return fmt.Errorf("%w: %q", ErrInvalidKey, key)
 	}
@@ -116,7 +126,7 @@ func ValidPrefix(prefix string) error {
 		return nil
 	}
 	if err := ValidKey(strings.TrimSuffix(prefix, ".")); err != nil {
-		return fmt.Errorf("prefix %q: %w", prefix, err)
+		return fmt.Errorf("prefix: %w", err)
 	}
 	return nil
 }

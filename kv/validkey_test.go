@@ -26,6 +26,8 @@ func TestValidKey(t *testing.T) {
 		{"a.>", kv.ErrInvalidKey},
 		{"a/b", kv.ErrInvalidKey},
 		{"é", kv.ErrInvalidKey},
+		{strings.Repeat("a", kv.MaxKeyLen), nil},
+		{strings.Repeat("a", kv.MaxKeyLen+1), kv.ErrInvalidKey},
 	}
 	for _, tt := range tests {
 		if err := kv.ValidKey(tt.key); !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
@@ -82,7 +84,7 @@ func FuzzValidKey(f *testing.F) {
 			return
 		}
 		if key == "" || strings.HasPrefix(key, ".") || strings.HasSuffix(key, ".") || strings.Contains(key, "..") ||
-			strings.ContainsAny(key, "*> \t\r\n/") {
+			strings.ContainsAny(key, "*> \t\r\n/") || len(key) > kv.MaxKeyLen {
 			t.Fatalf("ValidKey accepted %q", key)
 		}
 		value := []byte(key)

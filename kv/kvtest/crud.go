@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/flowstone-go/flowstone/kv"
@@ -192,6 +193,7 @@ func testKeysEmpty(t *testing.T, s kv.Store) {
 var invalidKeys = []string{
 	"", " ", "a b", "a\tb", "a\nb", "a\x00b", "*", "a.*", ">", "a.>", "a/b",
 	".a", "a.", ".", "a..b", "ä", "a\\b", "a:b", "$KV.x",
+	strings.Repeat("a", kv.MaxKeyLen+1), // longer subjects can cost a NATS client its connection
 }
 
 // invalidPrefixes are rejected by Keys and Watch. ("a." is a valid prefix.)
@@ -236,6 +238,20 @@ func testInvalidKeys(t *testing.T, s kv.Store) {
 	if got := mustGet(t, s, "valid"); got.Revision != rev {
 		t.Fatalf("valid key revision = %d, want %d (an invalid write changed it)", got.Revision, rev)
 	}
+}
+
+func testLongestKey(t *testing.T, s kv.Store) {
+	key := strings.Repeat("k", kv.MaxKeyLen/2-1) + "." + strings.Repeat("v", kv.MaxKeyLen/2)
+	rev := mustPut(t, s, key, "long")
+	if got := mustGet(t, s, key); string(got.Value) != "long" || got.Revision != rev {
+		t.Fatalf("Get(longest key) = %+v, want long at revision %d", got, rev)
+	}
+	keys, err := s.Keys(t.Context(), key[:kv.MaxKeyLen/2])
+	if err != nil || !slices.Equal(keys, []string{key}) {
+		t.Fatalf("Keys(longest key's first token.) = %d keys, %v; want the key", len(keys), err)
+	}
+	// The store still works after the longest key (the connection survived).
+	mustPut(t, s, "after", "ok")
 }
 
 func testRevisionsIncrease(t *testing.T, s kv.Store) {

@@ -47,6 +47,7 @@ func Run(t *testing.T, newStore func(t *testing.T) kv.Store) {
 		{"KeysPrefix", testKeysPrefix},
 		{"KeysEmpty", testKeysEmpty},
 		{"InvalidKeys", testInvalidKeys},
+		{"LongestKey", testLongestKey},
 		{"RevisionsIncrease", testRevisionsIncrease},
 		{"ValuesNotAliased", testValuesNotAliased},
 		{"WatchInitialAndUpdates", testWatchInitialAndUpdates},
