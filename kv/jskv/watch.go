@@ -67,8 +67,8 @@ func (s *Store) Keys(ctx context.Context, prefix string) ([]string, error) {
 // nil Value. The channel closes when ctx is done, the store is closed, or
 // the NATS connection closes.
 //
-// A receiver that falls behind never blocks writers: the ordered consumer
-// behind the watch stops pulling and resumes where it left off. Meanwhile
+// A receiver that falls behind never blocks writers: JetStream holds back
+// delivery to the watch's ordered consumer until it catches up. Meanwhile
 // the bucket keeps only each key's latest revision, so the receiver may
 // skip intermediate values of keys written again in the meantime; it
 // always gets each key's latest change (see kv.Store).
