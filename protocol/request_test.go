@@ -234,7 +234,9 @@ func TestInspectRequestValidation(t *testing.T) {
 		})
 	})
 	t.Run("info", func(t *testing.T) {
-		valid := func() protocol.InfoRequest { return protocol.InfoRequest{V: protocol.Version, Pipeline: "sales", Asset: "sum"} }
+		valid := func() protocol.InfoRequest {
+			return protocol.InfoRequest{V: protocol.Version, Pipeline: "sales", Asset: "sum"}
+		}
 		checkRequestCases(t, valid, []reqCase[protocol.InfoRequest]{
 			{name: "valid", mutate: func(*protocol.InfoRequest) {}},
 			{name: "no asset", mutate: func(r *protocol.InfoRequest) { r.Asset = "" }, code: protocol.CodeBadRequest, field: "asset"},
