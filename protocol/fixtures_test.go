@@ -29,6 +29,12 @@ func validRef() protocol.ResultRef {
 	}
 }
 
+func numbersRef() protocol.ResultRef {
+	ref := validRef()
+	ref.ObjectKey = "sales/numbers/MjAyNS0wMS0xNQ/r1"
+	return ref
+}
+
 func validRunRequest() protocol.RunRequest {
 	return protocol.RunRequest{V: protocol.Version, Pipeline: "sales", Asset: "sum", Partition: "2025-01-15"}
 }
@@ -41,7 +47,7 @@ func validTask() protocol.Task {
 		Pipeline:   "sales",
 		Asset:      "sum",
 		Partition:  "2025-01-15",
-		Deps:       []protocol.DepRef{{Asset: "numbers", Partition: "2025-01-15", ResultRef: validRef()}},
+		Deps:       []protocol.DepRef{{Asset: "numbers", Partition: "2025-01-15", ResultRef: numbersRef()}},
 		Attempt:    1,
 		EnqueuedAt: t0,
 	}
