@@ -1,6 +1,9 @@
 package protocol
 
-import "encoding/json"
+import (
+	"bytes"
+	"encoding/json"
+)
 
 // GetRequest asks for a materialized result (verb get).
 type GetRequest struct {
@@ -74,8 +77,15 @@ func (r GetReply) Validate() *Error {
 		return fieldErrorf("value", "value is inline but the result is %d bytes; results over %d bytes are read from the object store", r.Size, InlineValueLimit)
 	case !json.Valid(r.Value):
 		return fieldErrorf("value", "value is not valid JSON")
-	case r.Encoding == EncodingRaw && r.Value[0] != '"':
-		return fieldErrorf("value", "value of a raw result must be a base64 JSON string")
+	case r.Encoding == EncodingRaw:
+		// json.Unmarshal takes null for an empty []byte: refuse it first.
+		var raw []byte
+		if bytes.TrimSpace(r.Value)[0] != '"' || json.Unmarshal(r.Value, &raw) != nil {
+			return fieldErrorf("value", "value of a raw result must be a JSON string of standard base64")
+		}
+		if int64(len(raw)) != r.Size {
+			return fieldErrorf("value", "value holds %d bytes but size says %d", len(raw), r.Size)
+		}
 	}
 	return nil
 }

@@ -71,6 +71,7 @@ func EncodeError(err *Error) []byte {
 		}
 		err = e
 	}
+	// With only Error set, the OK type does not reach the wire: any will do.
 	data, bad := encodeJSON(Reply[ExistsReply]{V: Version, Error: err}, MaxMessageBytes)
 	if bad != nil {
 		// Details that cannot be encoded, or too much text, are dropped;

@@ -118,7 +118,21 @@ func TestReplyValidation(t *testing.T) {
 		{name: "job bad priority", reply: job(func(j *protocol.Job) { j.Priority = 5 }), code: protocol.CodeBadRequest, field: "job.priority"},
 		{name: "get inline", reply: get(func(*protocol.GetReply) {})},
 		{name: "get by reference", reply: get(func(r *protocol.GetReply) { r.Value, r.Size = nil, 10<<20 })},
-		{name: "get raw inline", reply: get(func(r *protocol.GetReply) { r.Encoding, r.Value = protocol.EncodingRaw, json.RawMessage(`"AAEC"`) })},
+		{name: "get raw inline", reply: get(func(r *protocol.GetReply) {
+			r.Encoding, r.Value, r.Size = protocol.EncodingRaw, json.RawMessage(` "AAEC"`), 3
+		})},
+		{name: "get raw inline, empty", reply: get(func(r *protocol.GetReply) {
+			r.Encoding, r.Value, r.Size = protocol.EncodingRaw, json.RawMessage(`""`), 0
+		})},
+		{name: "get raw inline null", reply: get(func(r *protocol.GetReply) {
+			r.Encoding, r.Value, r.Size = protocol.EncodingRaw, json.RawMessage(`null`), 0
+		}), code: protocol.CodeBadRequest, field: "value"},
+		{name: "get raw inline not base64", reply: get(func(r *protocol.GetReply) {
+			r.Encoding, r.Value, r.Size = protocol.EncodingRaw, json.RawMessage(`"A*"`), 1
+		}), code: protocol.CodeBadRequest, field: "value"},
+		{name: "get raw inline wrong size", reply: get(func(r *protocol.GetReply) {
+			r.Encoding, r.Value, r.Size = protocol.EncodingRaw, json.RawMessage(`"AAEC"`), 4
+		}), code: protocol.CodeBadRequest, field: "value"},
 		{name: "get inline over the limit", reply: get(func(r *protocol.GetReply) { r.Size = protocol.InlineValueLimit + 1 }), code: protocol.CodeBadRequest, field: "value"},
 		{name: "get inline not JSON", reply: get(func(r *protocol.GetReply) { r.Value = json.RawMessage(`[2,`) }), code: protocol.CodeBadRequest, field: "value"},
 		{name: "get raw inline not a string", reply: get(func(r *protocol.GetReply) { r.Encoding = protocol.EncodingRaw }), code: protocol.CodeBadRequest, field: "value"},
