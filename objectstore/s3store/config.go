@@ -1,0 +1,87 @@
+package s3store
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/minio/minio-go/v7/pkg/s3utils"
+
+	"github.com/flowstone-go/flowstone/objectstore"
+)
+
+const (
+	// RegionDefault is the region used when Config.Region is empty.
+	RegionDefault = "us-east-1"
+	// PartSizeDefault is the multipart part size used when Config.PartSize
+	// is zero: 16 MiB.
+	PartSizeDefault = 16 << 20
+	// PartSizeMin is the smallest part size S3 accepts: 5 MiB.
+	PartSizeMin = 5 << 20
+	// PartSizeMax is the largest part size S3 accepts: 5 GiB.
+	PartSizeMax = 5 << 30
+)
+
+// Config says where the store keeps its objects.
+type Config struct {
+	// Endpoint is the server's host or host:port, without a scheme, such as
+	// "s3.eu-central-1.amazonaws.com" or "127.0.0.1:7070". Required; defaults
+	// to nothing.
+	Endpoint string
+	// Bucket holds the objects; New creates it if it is missing. Required;
+	// defaults to nothing.
+	Bucket string
+	// AccessKey identifies the credentials. Defaults to "", which together
+	// with an empty SecretKey sends anonymous requests.
+	AccessKey string
+	// SecretKey signs requests. It never appears in errors. Defaults to "".
+	SecretKey string
+	// Region is the bucket's region, used for signing and when creating the
+	// bucket. Defaults to RegionDefault ("us-east-1").
+	Region string
+	// UseSSL selects https instead of http. Defaults to false (http), which
+	// suits servers on loopback or a private network only.
+	UseSSL bool
+	// Prefix goes in front of every key to form the S3 object name, such as
+	// "results/" to share a bucket. It must consist of key characters
+	// (see objectstore.ValidKey) and counts against S3's 1024-byte name
+	// limit. Defaults to "" (keys at the bucket's root).
+	Prefix string
+	// PartSize is the size of a multipart upload part, between PartSizeMin
+	// and PartSizeMax. Objects up to this size go in a single request; each
+	// Put of a larger one holds about two parts in memory. Defaults to
+	// PartSizeDefault (16 MiB).
+	PartSize uint64
+}
+
+// WithDefaults returns c with its zero fields set to their defaults.
+func (c Config) WithDefaults() Config {
+	c.Region = cmp.Or(c.Region, RegionDefault)
+	c.PartSize = cmp.Or(c.PartSize, PartSizeDefault)
+	return c
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.Endpoint == "":
+		return errors.New("s3store: Config.Endpoint is empty: give the S3 server's host:port")
+	case strings.Contains(c.Endpoint, "://") || strings.Contains(c.Endpoint, "/"):
+		return fmt.Errorf("s3store: Config.Endpoint %q: give host:port only, without scheme or path; set Config.UseSSL for https", c.Endpoint)
+	case c.Bucket == "":
+		return errors.New("s3store: Config.Bucket is empty: name the bucket to keep objects in")
+	case c.PartSize < PartSizeMin || c.PartSize > PartSizeMax:
+		return fmt.Errorf("s3store: Config.PartSize %d is outside S3's limits [%d, %d]", c.PartSize, PartSizeMin, PartSizeMax)
+	case (c.AccessKey == "") != (c.SecretKey == ""):
+		return errors.New("s3store: give both Config.AccessKey and Config.SecretKey, or neither for anonymous access")
+	}
+	if err := s3utils.CheckValidBucketNameStrict(c.Bucket); err != nil {
+		return fmt.Errorf("s3store: Config.Bucket %q: %w", c.Bucket, err)
+	}
+	if c.Prefix != "" {
+		if err := objectstore.ValidKey(c.Prefix + "x"); err != nil {
+			return fmt.Errorf("s3store: Config.Prefix %q is not made of key characters and segments: %w", c.Prefix, err)
+		}
+	}
+	return nil
+}
