@@ -23,13 +23,18 @@ func checkPriority(field string, p int) *Error {
 }
 
 // checkTime refuses the zero time, which is always a forgotten field, and
-// times JSON cannot carry (RFC 3339 has four-digit years).
+// times that cannot be encoded again: RFC 3339 has four-digit years, and
+// while time.Parse takes a zone offset of 24 hours or more, encoding/json
+// will not write one.
 func checkTime(field string, t time.Time) *Error {
 	if t.IsZero() {
 		return fieldErrorf(field, "%s is missing (the zero time)", field)
 	}
 	if y := t.Year(); y < 1 || y > 9999 {
 		return fieldErrorf(field, "%s has year %d; use a year in 1..9999", field, y)
+	}
+	if _, offset := t.Zone(); offset <= -24*60*60 || offset >= 24*60*60 {
+		return fieldErrorf(field, "%s has a zone offset of %d seconds; use one within a day of UTC", field, offset)
 	}
 	return nil
 }

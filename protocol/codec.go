@@ -123,7 +123,11 @@ func jsonError(err error) *Error {
 		if typ.Field == "" {
 			return Errorf(CodeBadRequest, "message must be a JSON object, not %s", typ.Value)
 		}
-		return fieldErrorf(typ.Field, "%s must be %s, not %s", typ.Field, jsonKind(typ.Type), typ.Value)
+		want := jsonKind(typ.Type)
+		if strings.HasPrefix(typ.Value, "number") && (want == "an integer" || want == "a number") {
+			want += " in range" // the value is a number, just not one that fits
+		}
+		return fieldErrorf(typ.Field, "%s must be %s, not %s", typ.Field, want, typ.Value)
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return Errorf(CodeBadRequest, "malformed JSON: the message ends early")
 	}

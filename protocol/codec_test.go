@@ -43,6 +43,9 @@ func TestDecodeRequestWire(t *testing.T) {
 		{name: "bad time", body: `{"v":1,"pipeline":"sales","asset":"sum","async":true,"scheduled_at":"tomorrow"}`, code: protocol.CodeBadRequest},
 		{name: "second object", body: valid + valid, code: protocol.CodeBadRequest},
 		{name: "trailing garbage", body: valid + " x", code: protocol.CodeBadRequest},
+		{name: "zone offset of a day", body: `{"v":1,"pipeline":"sales","asset":"sum","async":true,"scheduled_at":"2025-01-01T00:00:00+24:00"}`, code: protocol.CodeBadRequest, field: "scheduled_at"},
+		{name: "zone offset just under a day", body: `{"v":1,"pipeline":"sales","asset":"sum","async":true,"scheduled_at":"2025-01-01T00:00:00-23:59"}`},
+		{name: "year zero", body: `{"v":1,"pipeline":"sales","asset":"sum","async":true,"scheduled_at":"0000-06-01T00:00:00Z"}`, code: protocol.CodeBadRequest, field: "scheduled_at"},
 		{name: "invalid field value", body: `{"v":1,"pipeline":"sales.>","asset":"sum"}`, code: protocol.CodeBadRequest, field: "pipeline"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
