@@ -112,8 +112,7 @@ func (e *Engine) run(ctx context.Context, p *Pipeline, target *node, cfg runConf
 	steps := make([]step, len(nodes))
 	pos := make(map[*node]*step, len(nodes))
 	for i, n := range nodes {
-		steps[i] = step{n: n}
-		pos[n] = &steps[i]
+		pos[n] = &steps[i] // step.n is set when the plan reaches it
 	}
 	var deps []DepRef
 	if !cfg.withDeps {
@@ -123,20 +122,38 @@ func (e *Engine) run(ctx context.Context, p *Pipeline, target *node, cfg runConf
 		}
 	}
 
-	// Plan: reuse what is materialized, run the rest.
+	// Plan from the target down: a materialized asset is reused and its
+	// own dependencies are not needed; anything else runs after its inputs.
 	toRun := 0
-	for i := range steps {
-		s := &steps[i]
-		rec, _, err := e.record(ctx, p.name, s.n.def.name, cfg.partition)
-		if err != nil {
-			return nil, err
+	var plan func(n *node) error
+	plan = func(n *node) error {
+		s := pos[n]
+		if s.n != nil {
+			return nil // already planned
 		}
-		if rec != nil && rec.State == StateCompleted && !(cfg.force && s.n == target) {
+		s.n = n
+		rec, _, err := e.record(ctx, p.name, n.def.name, cfg.partition)
+		if err != nil {
+			return err
+		}
+		if rec != nil && rec.State == StateCompleted && !(cfg.force && n == target) {
 			s.rec = rec
-			continue
+			return nil
 		}
 		s.done = make(chan struct{})
 		toRun++
+		if !cfg.withDeps {
+			return nil
+		}
+		for _, in := range n.inputs {
+			if err := plan(in); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := plan(target); err != nil {
+		return nil, err
 	}
 	if toRun == 0 {
 		return e.result(p, target, pos[target].rec, true), nil
@@ -146,7 +163,7 @@ func (e *Engine) run(ctx context.Context, p *Pipeline, target *node, cfg runConf
 	}
 	for i := range steps {
 		s := &steps[i]
-		if s.done == nil {
+		if s.n == nil || s.done == nil {
 			continue
 		}
 		go func() {
