@@ -1,0 +1,30 @@
+// Package jsstore keeps objects in a JetStream object store bucket, beside
+// the fleet's other JetStream state.
+//
+// The bucket is a stream ("OBJ_<bucket>") holding each object as chunk
+// messages plus one metadata message that names them; the metadata message
+// is published last and so commits the object atomically. Every replica
+// holds the whole bucket, so keep it for small and medium results and put
+// large ones in S3.
+//
+// # Checksums
+//
+// The NATS client records the SHA-256 of every object in its metadata
+// (ObjectInfo.Digest) as it streams the chunks; the digest is known only at
+// the end, which is why it lives in the metadata message written last.
+// Info.SHA256 is that digest in hex. Get reads the chunks itself and verifies
+// length and digest when the reader reaches the end.
+//
+// # Chunks and reads
+//
+// Objects are chunked into 1 MiB messages by default, which reads about
+// three times faster than the NATS default of 128 KiB (capped at the
+// server's max_payload; see WithChunkSize). Get streams the chunks through
+// an ordered pull consumer with bounded read-ahead, ends with ctx, and has
+// no overall time limit, so a slow reader of a large object is not cut off.
+//
+// Writing a key replaces its chunks: a reader still streaming the previous
+// version then fails with ErrObjectChanged (which also matches
+// objectstore.ErrNotFound) rather than returning part of it. Get again to
+// read the new version.
+package jsstore

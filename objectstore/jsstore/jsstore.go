@@ -1,0 +1,205 @@
+package jsstore
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/flowstone-go/flowstone/objectstore"
+	"github.com/flowstone-go/flowstone/objectstore/internal/integrity"
+)
+
+// ErrObjectChanged means the object was overwritten or deleted while a
+// reader was streaming it. It also matches objectstore.ErrNotFound: the
+// version being read is gone. Get the key again for the current version.
+var ErrObjectChanged = errors.New("jsstore: object changed while being read")
+
+// Store keeps objects in a JetStream object store bucket. It is safe for
+// concurrent use.
+type Store struct {
+	bucket    string
+	js        jetstream.JetStream
+	obs       jetstream.ObjectStore
+	stream    jetstream.Stream
+	chunkSize uint32
+	putLocks  keyLocks
+}
+
+var _ objectstore.Store = (*Store)(nil)
+
+// New opens the object store bucket, creating it with file storage if it is
+// missing.
+func New(ctx context.Context, js jetstream.JetStream, bucket string, opts ...Option) (*Store, error) {
+	o := options{replicas: 1}
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	maxPayload := js.Conn().MaxPayload()
+	chunkSize := o.chunkSize
+	if chunkSize == 0 {
+		chunkSize = uint32(min(ChunkSizeDefault, maxPayload))
+	}
+	if int64(chunkSize) > maxPayload {
+		return nil, fmt.Errorf("%w: WithChunkSize(%d) exceeds the server's max_payload of %d bytes", ErrInvalidOption, chunkSize, maxPayload)
+	}
+
+	obs, err := js.ObjectStore(ctx, bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		obs, err = js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{
+			Bucket:      bucket,
+			Description: "flowstone objects",
+			Storage:     jetstream.FileStorage,
+			Replicas:    o.replicas,
+		})
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			// Created by someone else meanwhile.
+			obs, err = js.ObjectStore(ctx, bucket)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("jsstore: open object store bucket %q: %w", bucket, err)
+	}
+	stream, err := js.Stream(ctx, streamName(bucket))
+	if err != nil {
+		return nil, fmt.Errorf("jsstore: open the stream of bucket %q: %w", bucket, err)
+	}
+	return &Store{bucket: bucket, js: js, obs: obs, stream: stream, chunkSize: chunkSize}, nil
+}
+
+// Name returns "jetstream".
+func (s *Store) Name() string { return "jetstream" }
+
+// Put streams the object into the bucket in chunks.
+func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) (objectstore.Info, error) {
+	if err := objectstore.ValidKey(key); err != nil {
+		return objectstore.Info{}, err
+	}
+	if err := integrity.ContextErr(ctx); err != nil {
+		return objectstore.Info{}, fmt.Errorf("jsstore: put %q: %w", key, err)
+	}
+	unlock, err := s.putLocks.lock(ctx, key)
+	if err != nil {
+		return objectstore.Info{}, fmt.Errorf("jsstore: put %q: %w", key, err)
+	}
+	defer unlock()
+	src := integrity.NewSource(ctx, r, size)
+	// The caller's ctx reaches the upload through src, which fails once ctx
+	// is done. The NATS side gets a context that stays alive, because the
+	// client purges the chunks of a failed upload with it.
+	natsCtx := context.WithoutCancel(ctx)
+	oi, err := s.obs.Put(natsCtx, jetstream.ObjectMeta{
+		Name: key,
+		Opts: &jetstream.ObjectMetaOptions{ChunkSize: s.chunkSize},
+	}, src)
+	if err != nil {
+		return objectstore.Info{}, fmt.Errorf("jsstore: put %q: %w", key, err)
+	}
+	info, err := toInfo(key, oi)
+	if err != nil {
+		return objectstore.Info{}, err
+	}
+	if info.SHA256 != src.Sum() || info.Size != src.Len() {
+		return objectstore.Info{}, fmt.Errorf("jsstore: put %q: the client recorded %d bytes with SHA-256 %s, we sent %d with %s",
+			key, info.Size, info.SHA256, src.Len(), src.Sum())
+	}
+	s.purgeIfSuperseded(natsCtx, key, oi.NUID)
+	return info, nil
+}
+
+// purgeIfSuperseded drops the chunks of the version just written if another
+// process's Put replaced it before its metadata landed. The NATS client
+// purges only the chunks of the version it saw at its start, so two
+// concurrent Puts of a key can strand one version's chunks in the stream;
+// within a Store putLocks prevents that, across processes this narrows the
+// window to the moment between another Put's metadata and its own check.
+func (s *Store) purgeIfSuperseded(ctx context.Context, key, nuid string) {
+	cur, err := s.obs.GetInfo(ctx, key, jetstream.GetObjectInfoShowDeleted())
+	if err != nil || cur.NUID == nuid {
+		return
+	}
+	// Best effort: a failure only leaves unreachable chunks behind.
+	_ = s.stream.Purge(ctx, jetstream.WithPurgeSubject(chunkSubject(s.bucket, nuid)))
+}
+
+// Get opens the object and streams its chunks as they are read.
+func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, objectstore.Info, error) {
+	oi, err := s.lookup(ctx, "get", key)
+	if err != nil {
+		return nil, objectstore.Info{}, err
+	}
+	info, err := toInfo(key, oi)
+	if err != nil {
+		return nil, objectstore.Info{}, err
+	}
+	body, err := s.openChunks(ctx, key, oi)
+	if err != nil {
+		return nil, objectstore.Info{}, fmt.Errorf("jsstore: get %q: %w", key, err)
+	}
+	return integrity.NewReader(body, key, info.Size, info.SHA256), info, nil
+}
+
+// Stat reads the object's metadata message.
+func (s *Store) Stat(ctx context.Context, key string) (objectstore.Info, error) {
+	oi, err := s.lookup(ctx, "stat", key)
+	if err != nil {
+		return objectstore.Info{}, err
+	}
+	return toInfo(key, oi)
+}
+
+// Delete marks the object deleted and purges its chunks.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	if err := objectstore.ValidKey(key); err != nil {
+		return err
+	}
+	if err := integrity.ContextErr(ctx); err != nil {
+		return fmt.Errorf("jsstore: delete %q: %w", key, err)
+	}
+	err := s.obs.Delete(ctx, key)
+	if err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+		return fmt.Errorf("jsstore: delete %q: %w", key, err)
+	}
+	return nil
+}
+
+func (s *Store) lookup(ctx context.Context, op, key string) (*jetstream.ObjectInfo, error) {
+	if err := objectstore.ValidKey(key); err != nil {
+		return nil, err
+	}
+	if err := integrity.ContextErr(ctx); err != nil {
+		return nil, fmt.Errorf("jsstore: %s %q: %w", op, key, err)
+	}
+	oi, err := s.obs.GetInfo(ctx, key)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return nil, fmt.Errorf("jsstore: %s %q: %w", op, key, objectstore.ErrNotFound)
+	}
+	if err != nil {
+		if ctxErr := integrity.ContextErr(ctx); ctxErr != nil {
+			return nil, fmt.Errorf("jsstore: %s %q: %w: %w", op, key, ctxErr, err)
+		}
+		return nil, fmt.Errorf("jsstore: %s %q: %w", op, key, err)
+	}
+	if oi.Opts != nil && oi.Opts.Link != nil {
+		return nil, fmt.Errorf("jsstore: %s %q: the object is a link, which jsstore does not follow", op, key)
+	}
+	return oi, nil
+}
+
+func toInfo(key string, oi *jetstream.ObjectInfo) (objectstore.Info, error) {
+	digest, err := jetstream.DecodeObjectDigest(oi.Digest)
+	if err != nil || !strings.HasPrefix(oi.Digest, "SHA-256=") || len(digest) != 32 {
+		return objectstore.Info{}, fmt.Errorf("%w: %q has no SHA-256 digest, but %q", objectstore.ErrChecksum, key, oi.Digest)
+	}
+	return objectstore.Info{Key: key, Size: int64(oi.Size), SHA256: hex.EncodeToString(digest)}, nil
+}
+
+func streamName(bucket string) string { return "OBJ_" + bucket }
+
+func chunkSubject(bucket, nuid string) string { return "$O." + bucket + ".C." + nuid }

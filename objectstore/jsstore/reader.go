@@ -1,0 +1,147 @@
+package jsstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/flowstone-go/flowstone/objectstore"
+	"github.com/flowstone-go/flowstone/objectstore/internal/integrity"
+)
+
+const (
+	// readAhead bounds the chunk bytes a reader buffers ahead of its caller.
+	readAhead = 8 << 20
+	// stallCheck is how long a reader waits for a chunk before it checks
+	// whether the object was replaced and its chunks purged.
+	stallCheck = time.Second
+	// consumerIdle lets the server drop the consumer of a reader that was
+	// never closed.
+	consumerIdle = time.Minute
+	// closeTimeout bounds deleting the consumer on Close.
+	closeTimeout = 5 * time.Second
+)
+
+// openChunks starts streaming the chunks of the object version oi.
+func (s *Store) openChunks(ctx context.Context, key string, oi *jetstream.ObjectInfo) (io.ReadCloser, error) {
+	if oi.Size == 0 {
+		return io.NopCloser(strings.NewReader("")), nil
+	}
+	cons, err := s.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects:    []string{chunkSubject(s.bucket, oi.NUID)},
+		InactiveThreshold: consumerIdle,
+	})
+	if err != nil {
+		return nil, err
+	}
+	it, err := cons.Messages(
+		jetstream.PullMaxBytes(max(readAhead, 2*chunkSizeOf(oi))),
+		jetstream.StopAfter(int(oi.Chunks)),
+	)
+	if err != nil {
+		return nil, err
+	}
+	return &chunkReader{ctx: ctx, s: s, key: key, nuid: oi.NUID, size: int64(oi.Size), cons: cons, it: it}, nil
+}
+
+func chunkSizeOf(oi *jetstream.ObjectInfo) int {
+	if oi.Opts != nil && oi.Opts.ChunkSize > 0 {
+		return int(oi.Opts.ChunkSize)
+	}
+	return 128 << 10 // the NATS client's default
+}
+
+// chunkReader yields the chunks of one object version in order. The
+// integrity.Reader around it checks length and digest.
+type chunkReader struct {
+	ctx  context.Context
+	s    *Store
+	key  string
+	nuid string
+	size int64
+	cons jetstream.Consumer
+	it   jetstream.MessagesContext
+
+	buf  []byte
+	read int64 // bytes of chunks received
+}
+
+func (r *chunkReader) Read(p []byte) (int, error) {
+	for len(r.buf) == 0 {
+		if r.read >= r.size {
+			return 0, io.EOF
+		}
+		msg, err := r.next()
+		if err != nil {
+			return 0, err
+		}
+		r.buf = msg.Data()
+		r.read += int64(len(r.buf))
+		if meta, err := msg.Metadata(); err == nil && meta.NumPending == 0 && r.read < r.size {
+			return 0, r.missing()
+		}
+	}
+	n := copy(p, r.buf)
+	r.buf = r.buf[n:]
+	return n, nil
+}
+
+// next waits for the next chunk as long as ctx allows, checking now and
+// then that the chunks still exist.
+func (r *chunkReader) next() (jetstream.Msg, error) {
+	for {
+		wait, cancel := context.WithTimeout(r.ctx, stallCheck)
+		msg, err := r.it.Next(jetstream.NextContext(wait))
+		cancel()
+		switch {
+		case err == nil:
+			return msg, nil
+		case r.ctx.Err() != nil:
+			return nil, fmt.Errorf("jsstore: read %q: %w", r.key, integrity.ContextErr(r.ctx))
+		case errors.Is(err, context.DeadlineExceeded):
+			if err := r.checkCurrent(); err != nil {
+				return nil, err
+			}
+		default:
+			return nil, fmt.Errorf("jsstore: read %q: %w", r.key, err)
+		}
+	}
+}
+
+// checkCurrent reports ErrObjectChanged once the version being read is no
+// longer the key's current one.
+func (r *chunkReader) checkCurrent() error {
+	cur, err := r.s.obs.GetInfo(r.ctx, r.key, jetstream.GetObjectInfoShowDeleted())
+	switch {
+	case errors.Is(err, jetstream.ErrObjectNotFound) || err == nil && (cur.NUID != r.nuid || cur.Deleted):
+		return fmt.Errorf("jsstore: read %q: %w: %w", r.key, ErrObjectChanged, objectstore.ErrNotFound)
+	case err != nil:
+		return fmt.Errorf("jsstore: read %q: %w", r.key, err)
+	}
+	return nil
+}
+
+// missing explains chunks that can no longer arrive.
+func (r *chunkReader) missing() error {
+	if err := r.checkCurrent(); err != nil {
+		return err
+	}
+	return fmt.Errorf("%w: %q: the stream holds %d of its %d bytes", objectstore.ErrChecksum, r.key, r.read, r.size)
+}
+
+// Close stops the stream of chunks and deletes the consumer behind it.
+func (r *chunkReader) Close() error {
+	r.it.Stop()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), closeTimeout)
+	defer cancel()
+	// Best effort: the server drops an idle consumer after consumerIdle.
+	if info := r.cons.CachedInfo(); info != nil {
+		_ = r.s.stream.DeleteConsumer(ctx, info.Name)
+	}
+	return nil
+}
