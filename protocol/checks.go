@@ -17,7 +17,7 @@ func checkNonNegative[N int | int64](field string, n N) *Error {
 
 func checkPriority(field string, p int) *Error {
 	if p < 0 || p > MaxPriority {
-		return fieldErrorf(field, "%s %d is outside 0..%d (0 is the highest)", field, p, MaxPriority)
+		return fieldErrorf(field, "%s %d is outside 0..%d (3 is the highest)", field, p, MaxPriority)
 	}
 	return nil
 }

@@ -41,7 +41,7 @@ func ExampleDecodeRequest() {
 	fmt.Println(string(protocol.EncodeError(err)))
 	// Output:
 	// bad_request priority
-	// {"v":1,"error":{"code":"bad_request","message":"priority 7 is outside 0..3 (0 is the highest)","details":{"field":"priority"}}}
+	// {"v":1,"error":{"code":"bad_request","message":"priority 7 is outside 0..3 (3 is the highest)","details":{"field":"priority"}}}
 }
 
 // Tasks go to one subject per pipeline and priority; workers keep one

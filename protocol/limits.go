@@ -38,7 +38,7 @@ const (
 	// accept it.
 	MaxObjectKeyBytes = 1024
 
-	// MaxPriority is the lowest priority; 0 is the highest and the default.
+	// MaxPriority is the highest priority; 0 is the lowest and the default.
 	MaxPriority = 3
 )
 

@@ -153,7 +153,7 @@ func TestRunRequestValidation(t *testing.T) {
 		}},
 		{name: "negative timeout", mutate: func(r *protocol.RunRequest) { r.TimeoutMS = -1 }, code: protocol.CodeBadRequest, field: "timeout_ms"},
 		{name: "negative priority", mutate: func(r *protocol.RunRequest) { r.Priority = -1 }, code: protocol.CodeBadRequest, field: "priority"},
-		{name: "priority above the lowest", mutate: func(r *protocol.RunRequest) { r.Priority = protocol.MaxPriority + 1 }, code: protocol.CodeBadRequest, field: "priority"},
+		{name: "priority above the highest", mutate: func(r *protocol.RunRequest) { r.Priority = protocol.MaxPriority + 1 }, code: protocol.CodeBadRequest, field: "priority"},
 		{name: "storage not a name", mutate: func(r *protocol.RunRequest) { r.Storage = "s3/eu" }, code: protocol.CodeBadRequest, field: "storage"},
 		{name: "scheduled without async", mutate: func(r *protocol.RunRequest) { r.ScheduledAt = &at }, code: protocol.CodeBadRequest, field: "scheduled_at"},
 		{name: "scheduled at the zero time", mutate: func(r *protocol.RunRequest) {

@@ -31,8 +31,8 @@ type RunRequest struct {
 	// TimeoutMS bounds each asset's execution, in milliseconds; 0 means
 	// the default (300000).
 	TimeoutMS int64 `json:"timeout_ms,omitempty"`
-	// Priority orders the run's tasks: 0 (the default) is the highest,
-	// MaxPriority the lowest.
+	// Priority orders the run's tasks: 0 (the default) is the lowest,
+	// MaxPriority the highest: served first when workers are saturated.
 	Priority int `json:"priority,omitempty"`
 	// ScheduledAt delays the run until then; it needs Async. A time in the
 	// past runs at once.

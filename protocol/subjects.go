@@ -92,7 +92,7 @@ func TaskSubject(pipeline string, priority int) string {
 
 // TaskFilter returns the consumer filter of every pipeline's tasks at
 // priority, "flowstone.task.*.p<priority>": one durable per priority, which
-// workers drain highest (0) first. It panics if priority is outside
+// workers drain the highest (3) first. It panics if priority is outside
 // 0..MaxPriority.
 func TaskFilter(priority int) string {
 	return "flowstone.task.*." + priorityToken(priority)

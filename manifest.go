@@ -1,0 +1,77 @@
+package flowstone
+
+import (
+	"time"
+
+	"github.com/flowstone-go/flowstone/protocol"
+)
+
+// Manifest describes the pipeline for the fleet: the asset specs a
+// coordinator plans from without the Go functions. worker names the process
+// that hosts it.
+func (p *Pipeline) Manifest(worker string) protocol.Manifest {
+	m := protocol.Manifest{V: protocol.Version, Pipeline: p.name, Worker: worker, UpdatedAt: time.Now().UTC()}
+	for _, n := range p.nodes {
+		d := n.def
+		spec := protocol.AssetSpec{
+			Name:         d.name,
+			DependsOn:    d.deps,
+			OptionalDeps: d.optional,
+			Description:  d.description,
+			TimeoutMS:    d.timeout.Milliseconds(),
+			Retries:      max(d.retry.Attempts-1, 0),
+			Storage:      d.storage,
+			Scatter:      d.scatter != nil,
+			Parallel:     d.scatter != nil && d.scatter.cfg.Parallel > 1,
+		}
+		if d.partitions != nil {
+			spec.PartitionedBy = d.partitions.Kind()
+		}
+		m.Assets = append(m.Assets, spec)
+	}
+	return m
+}
+
+// PipelineFromManifest rebuilds a pipeline's shape from its manifest, with
+// no functions: the coordinator plans and answers graph, assets and info from
+// it, and its executions happen on workers. It validates like NewPipeline.
+func PipelineFromManifest(m protocol.Manifest) (*Pipeline, error) {
+	defs := make([]AssetDef, 0, len(m.Assets))
+	for _, a := range m.Assets {
+		d := AssetDef{name: a.Name, fn: remoteOnly, deps: a.DependsOn, optional: a.OptionalDeps, description: a.Description,
+			timeout: time.Duration(a.TimeoutMS) * time.Millisecond, storage: a.Storage}
+		if a.Retries > 0 {
+			d.retry = RetryPolicy{Attempts: a.Retries + 1}
+		}
+		switch a.PartitionedBy {
+		case "":
+		case "date":
+			d.partitions = Daily
+		case "hour":
+			d.partitions = Hourly
+		default:
+			// The key set lives with the workers; they validate.
+			d.partitions = anyPartitioning(a.PartitionedBy)
+		}
+		if a.Scatter {
+			cfg := ScatterConfig{Parallel: 1}
+			if a.Parallel {
+				cfg.Parallel = 2
+			}
+			d.scatter = &scatterSpec{cfg: cfg}
+		}
+		defs = append(defs, d)
+	}
+	return NewPipeline(m.Pipeline, defs...)
+}
+
+// remoteOnly stands for a function that lives on the workers.
+func remoteOnly(c *Context) (any, error) {
+	return nil, newError(TypeConfigError, map[string]any{"pipeline": c.p.name, "asset": c.n.def.name},
+		"asset %q of pipeline %s runs on workers, not in this process", c.n.def.name, c.p.name)
+}
+
+type anyPartitioning string
+
+func (p anyPartitioning) Kind() string          { return string(p) }
+func (p anyPartitioning) Validate(string) error { return nil }

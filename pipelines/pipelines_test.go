@@ -1,0 +1,59 @@
+package pipelines_test
+
+import (
+	"context"
+	"math"
+	"testing"
+
+	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/pipelines"
+)
+
+func TestExampleSumIs30(t *testing.T) {
+	e := flowstone.MustEngine(flowstone.EngineConfig{})
+	res, err := e.Run(context.Background(), pipelines.Example(), "sum")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v int
+	if err := res.Decode(&v); err != nil || v != 30 {
+		t.Fatalf("sum = %d, %v", v, err)
+	}
+}
+
+func TestDailySalesIsDeterministicAndConsistent(t *testing.T) {
+	e := flowstone.MustEngine(flowstone.EngineConfig{})
+	p := pipelines.DailySales(pipelines.Options{})
+	res, err := e.Run(context.Background(), p, "revenue", flowstone.Partition("2025-01-15"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rev pipelines.Revenue
+	if err := res.Decode(&rev); err != nil {
+		t.Fatal(err)
+	}
+	// Recompute from the generator: the pipeline must agree with it.
+	want, n := 0.0, 0
+	for _, o := range pipelines.GenerateOrders("2025-01-15") {
+		if o.Status == "paid" {
+			want += float64(o.Quantity) * o.Price
+			n++
+		}
+	}
+	if rev.Orders != n || math.Abs(rev.Total-want) > 1e-6 || rev.Day != "2025-01-15" {
+		t.Fatalf("revenue = %+v, want %d orders totalling %.2f", rev, n, want)
+	}
+	sum := 0.0
+	for _, v := range rev.ByRegion {
+		sum += v
+	}
+	if math.Abs(sum-rev.Total) > 1e-6 {
+		t.Fatalf("regions sum to %.2f, total %.2f", sum, rev.Total)
+	}
+	if a, b := pipelines.GenerateOrders("2025-01-15"), pipelines.GenerateOrders("2025-01-15"); len(a) != len(b) || a[0] != b[0] {
+		t.Fatal("generator is not deterministic")
+	}
+	if _, err := e.Run(context.Background(), p, "revenue", flowstone.Partition("us")); err == nil {
+		t.Fatal("a non-date partition was accepted")
+	}
+}
