@@ -304,15 +304,17 @@ func (x *Executor) callOnce(ctx context.Context, p *Pipeline, n *node, t *Task, 
 		return nil, newError(TypeConfigError, map[string]any{"pipeline": p.name, "asset": n.def.name},
 			"asset %q of pipeline %s has no function in this process: run it on a worker that hosts the pipeline", n.def.name, p.name)
 	}
-	if n.def.scatter != nil {
-		return x.scatter(c, key, rec)
-	}
 	ev := x.events.active()
 	start := time.Now()
 	if ev {
 		x.events.emit(Event{Kind: EventRunStart, Pipeline: p.name, Asset: n.def.name, Partition: t.Partition, RunID: t.RunID, Time: start})
 	}
-	val, err = x.invoke(c, n.def.fn)
+	if n.def.scatter != nil {
+		// A scatter asset is one run too: its item events nest inside it.
+		val, err = x.scatter(c, key, rec)
+	} else {
+		val, err = x.invoke(c, n.def.fn)
+	}
 	if err != nil && ctx.Err() != nil {
 		// The function gave up because its context ended: report why.
 		err = ctxError(ctx, p.name, n.def.name)
