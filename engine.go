@@ -36,6 +36,7 @@ type RunRequest struct {
 	Partition   string
 	Force       bool
 	WithDeps    bool
+	Async       bool
 	Storage     string
 	Timeout     time.Duration
 	Priority    int

@@ -66,7 +66,7 @@ func (e *Engine) enqueue(ctx context.Context, p *Pipeline, asset string, cfg run
 			"Async execution requires a fleet. Connect one:\n\n  c, err := client.Connect(\"nats://127.0.0.1:4222\")\n  c.Run(ctx, %q, %q, flowstone.Async())\n\nor start one with `fsctl dev`. Or run synchronously (the default).", p.name, asset)
 	}
 	job, err := e.async.Enqueue(ctx, RunRequest{Pipeline: p.name, Asset: asset, Partition: cfg.partition, Force: cfg.force,
-		WithDeps: cfg.withDeps, Storage: cfg.storage, Timeout: cfg.timeout, Priority: cfg.priority, ScheduledAt: cfg.scheduledAt})
+		WithDeps: cfg.withDeps, Async: true, Storage: cfg.storage, Timeout: cfg.timeout, Priority: cfg.priority, ScheduledAt: cfg.scheduledAt})
 	if err != nil {
 		return nil, err
 	}
