@@ -1,0 +1,307 @@
+package flowstone_test
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/flowstone-go/flowstone"
+)
+
+func listOf(items ...string) flowstone.ScatterFunc {
+	return func(*flowstone.Context) ([]string, error) { return items, nil }
+}
+
+func TestScatterGathersAnObjectByItem(t *testing.T) {
+	e := newEngine(t)
+	var running, peak atomic.Int32
+	items := []string{"us", "eu", "asia", "africa", "oceania", "antarctica", "americas"}
+	p := flowstone.MustPipeline("regions",
+		flowstone.Asset("base", func(*flowstone.Context) (any, error) { return 100, nil }),
+		flowstone.Asset("sales", func(c *flowstone.Context) (any, error) {
+			n := running.Add(1)
+			defer running.Add(-1)
+			for old := peak.Load(); n > old && !peak.CompareAndSwap(old, n); old = peak.Load() {
+			}
+			base, err := flowstone.Dep[int](c, "base") // dependencies are readable per item
+			if err != nil {
+				return nil, err
+			}
+			return base + len(c.ScatterItem()), nil
+		}, flowstone.DependsOn("base"), flowstone.Scatter(listOf(items...), flowstone.ScatterConfig{Parallel: 3})),
+		flowstone.Asset("total", func(c *flowstone.Context) (any, error) {
+			byRegion, err := flowstone.Dep[map[string]int](c, "sales")
+			if err != nil {
+				return nil, err
+			}
+			sum := 0
+			for _, v := range byRegion {
+				sum += v
+			}
+			return sum, nil
+		}, flowstone.DependsOn("sales")),
+	)
+	ctx := ctxT(t)
+	res, err := e.Run(ctx, p, "total")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{}
+	wantSum := 0
+	for _, it := range items {
+		want[it] = 100 + len(it)
+		wantSum += want[it]
+	}
+	if got := decodeInt(t, res); got != wantSum {
+		t.Fatalf("downstream total = %d, want %d", got, wantSum)
+	}
+
+	sales, err := e.Get(ctx, p, "sales")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]int
+	if err := sales.Decode(&got); err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(got, want) {
+		t.Fatalf("scatter value = %v, want %v", got, want)
+	}
+	if p := peak.Load(); p > 3 {
+		t.Fatalf("%d items ran at once, Parallel is 3", p)
+	}
+	st, err := e.Status(ctx, p, "sales")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State != flowstone.StateCompleted || st.Scatter == nil ||
+		*st.Scatter != (flowstone.ScatterStatus{Total: len(items), Completed: len(items)}) {
+		t.Fatalf("status after the scatter = %+v (scatter %+v)", st, st.Scatter)
+	}
+	// A plain asset has no scatter counts.
+	if st, _ := e.Status(ctx, p, "total"); st.Scatter != nil {
+		t.Fatalf("status of a plain asset has scatter %+v", st.Scatter)
+	}
+}
+
+func TestScatterBeyondMaxFailuresFails(t *testing.T) {
+	e := newEngine(t)
+	var downstream atomic.Bool
+	p := flowstone.MustPipeline("p",
+		flowstone.Asset("fetch", func(c *flowstone.Context) (any, error) {
+			if strings.HasPrefix(c.ScatterItem(), "bad") {
+				return nil, fmt.Errorf("%s: connection refused", c.ScatterItem())
+			}
+			return c.ScatterItem(), nil
+		}, flowstone.Scatter(listOf("a", "bad1", "b", "bad2", "c"), flowstone.ScatterConfig{Parallel: 3, MaxFailures: 1})),
+		flowstone.Asset("report", func(*flowstone.Context) (any, error) { downstream.Store(true); return 1, nil }, flowstone.DependsOn("fetch")),
+	)
+	ctx := ctxT(t)
+	_, err := e.Run(ctx, p, "fetch")
+	if !errors.Is(err, flowstone.ErrScatterThreshold) {
+		t.Fatalf("err = %v, want scatter_threshold", err)
+	}
+	fe := wantType(t, err, flowstone.TypeScatterThreshold)
+	if fe.Details["failed"] != 2 || fe.Details["total"] != 5 || fe.Details["max_failures"] != 1 ||
+		!strings.Contains(fe.Message, "connection refused") || !strings.Contains(fe.Message, "2 of 5") {
+		t.Fatalf("threshold error %q / %v does not say how many items failed and why", fe.Message, fe.Details)
+	}
+	st, _ := e.Status(ctx, p, "fetch")
+	if st.State != flowstone.StateFailed || st.Error == nil || st.Error.Type != flowstone.TypeScatterThreshold ||
+		st.Scatter == nil || *st.Scatter != (flowstone.ScatterStatus{Total: 5, Completed: 3, Failed: 2}) {
+		t.Fatalf("status = %+v (scatter %+v)", st, st.Scatter)
+	}
+	if ok, _ := e.Exists(ctx, p, "fetch"); ok {
+		t.Fatal("a failed scatter is materialized")
+	}
+	// Its dependents fail with the threshold as their root cause.
+	_, err = e.Run(ctx, p, "report", flowstone.Force())
+	fe = wantType(t, err, flowstone.TypeDependencyFailed)
+	if root, _ := fe.Details["root_error"].(*flowstone.Error); root == nil || root.Type != flowstone.TypeScatterThreshold {
+		t.Fatalf("dependent's root error = %v", fe.Details["root_error"])
+	}
+	if downstream.Load() {
+		t.Fatal("the dependent of a failed scatter executed")
+	}
+}
+
+func TestScatterWithinMaxFailuresLeavesFailedItemsOut(t *testing.T) {
+	e := newEngine(t)
+	p := flowstone.MustPipeline("p", flowstone.Asset("fetch", func(c *flowstone.Context) (any, error) {
+		if c.ScatterItem() == "flaky" {
+			panic("flaky item")
+		}
+		return strings.ToUpper(c.ScatterItem()), nil
+	}, flowstone.Scatter(listOf("a", "flaky", "b"), flowstone.ScatterConfig{Parallel: 3, MaxFailures: 1})))
+	ctx := ctxT(t)
+	res, err := e.Run(ctx, p, "fetch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]string
+	if err := res.Decode(&got); err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(got, map[string]string{"a": "A", "b": "B"}) {
+		t.Fatalf("value = %v, want the two good items only", got)
+	}
+	st, _ := e.Status(ctx, p, "fetch")
+	if st.State != flowstone.StateCompleted || st.Scatter == nil || *st.Scatter != (flowstone.ScatterStatus{Total: 3, Completed: 2, Failed: 1}) {
+		t.Fatalf("status = %+v (scatter %+v)", st, st.Scatter)
+	}
+}
+
+func TestScatterStatusWhileRunning(t *testing.T) {
+	e := newEngine(t)
+	items := []string{"i0", "i1", "i2", "i3", "i4", "i5"}
+	started := make(chan string, len(items))
+	release := map[string]chan struct{}{}
+	for _, it := range items {
+		release[it] = make(chan struct{})
+	}
+	p := flowstone.MustPipeline("p", flowstone.Asset("slow", func(c *flowstone.Context) (any, error) {
+		started <- c.ScatterItem()
+		select {
+		case <-release[c.ScatterItem()]:
+		case <-c.Context().Done():
+			return nil, c.Context().Err()
+		}
+		if c.ScatterItem() == "i1" {
+			return nil, errors.New("i1 failed")
+		}
+		return 1, nil
+	}, flowstone.Scatter(listOf(items...), flowstone.ScatterConfig{Parallel: 3, MaxFailures: 1})))
+	ctx := ctxT(t)
+	errc := make(chan error, 1)
+	go func() { _, err := e.Run(ctx, p, "slow"); errc <- err }()
+
+	next := func() string {
+		t.Helper()
+		select {
+		case it := <-started:
+			return it
+		case err := <-errc:
+			t.Fatalf("run ended early: %v", err)
+		case <-ctx.Done():
+			t.Fatal("timed out waiting for an item to start")
+		}
+		return ""
+	}
+	status := func(want flowstone.ScatterStatus) {
+		t.Helper()
+		st, err := e.Status(ctx, p, "slow")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.State != flowstone.StateRunning || st.Scatter == nil || *st.Scatter != want {
+			t.Fatalf("status = %s, scatter %+v; want running, %+v", st.State, st.Scatter, want)
+		}
+	}
+
+	// Parallel 3: three items start, the others wait for a free slot.
+	running := []string{next(), next(), next()}
+	slices.Sort(running)
+	if !slices.Equal(running, []string{"i0", "i1", "i2"}) {
+		t.Fatalf("first items started = %v", running)
+	}
+	status(flowstone.ScatterStatus{Total: 6, Pending: 6})
+
+	// A finished item frees its slot only after its count is recorded, so
+	// the next start is the signal that the status is up to date.
+	close(release["i0"])
+	if it := next(); it != "i3" {
+		t.Fatalf("started %s, want i3", it)
+	}
+	status(flowstone.ScatterStatus{Total: 6, Completed: 1, Pending: 5})
+
+	close(release["i1"])
+	if it := next(); it != "i4" {
+		t.Fatalf("started %s, want i4", it)
+	}
+	status(flowstone.ScatterStatus{Total: 6, Completed: 1, Failed: 1, Pending: 4})
+
+	for _, it := range items[2:] {
+		close(release[it])
+	}
+	if it := next(); it != "i5" {
+		t.Fatalf("started %s, want i5", it)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	st, err := e.Status(ctx, p, "slow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State != flowstone.StateCompleted || st.Scatter == nil || *st.Scatter != (flowstone.ScatterStatus{Total: 6, Completed: 5, Failed: 1}) {
+		t.Fatalf("final status = %+v (scatter %+v)", st, st.Scatter)
+	}
+	b, _ := jsonMarshal(st)
+	if !strings.Contains(b, `"scatter":{"total":6,"completed":5,"failed":1,"pending":0}`) {
+		t.Fatalf("status JSON %s lacks the proposal's scatter keys", b)
+	}
+}
+
+func TestScatterCancelStopsItems(t *testing.T) {
+	e := newEngine(t)
+	started := make(chan string, 8)
+	sawCancel := make(chan string, 8)
+	scatterDone := make(chan struct{})
+	t.Cleanup(e.Subscribe(func(ev flowstone.Event) {
+		if ev.Kind == flowstone.EventScatterStop {
+			close(scatterDone)
+		}
+	}))
+	p := flowstone.MustPipeline("p", flowstone.Asset("slow", func(c *flowstone.Context) (any, error) {
+		started <- c.ScatterItem()
+		<-c.Context().Done()
+		sawCancel <- c.ScatterItem()
+		return nil, c.Context().Err()
+	}, flowstone.Scatter(listOf("a", "b", "c", "d", "e"), flowstone.ScatterConfig{Parallel: 2})))
+	ctx := ctxT(t)
+	errc := make(chan error, 1)
+	go func() { _, err := e.Run(ctx, p, "slow"); errc <- err }()
+	for range 2 {
+		select {
+		case <-started:
+		case <-ctx.Done():
+			t.Fatal("items did not start")
+		}
+	}
+	if err := e.Cancel(ctx, p, "slow"); err != nil {
+		t.Fatal(err)
+	}
+	wantType(t, <-errc, flowstone.TypeCancelled)
+	// Both running items see their context cancelled, and once the
+	// scatter has wound down no further item has started.
+	for range 2 {
+		select {
+		case <-sawCancel:
+		case <-ctx.Done():
+			t.Fatal("a running item never saw the cancellation")
+		}
+	}
+	waitFor(t, scatterDone, "the scatter to stop")
+	if n := len(started); n != 0 {
+		t.Fatalf("%d more items started after cancel", n)
+	}
+}
+
+func TestScatterListFailureFailsTheAsset(t *testing.T) {
+	e := newEngine(t)
+	var itemRan atomic.Bool
+	p := flowstone.MustPipeline("p", flowstone.Asset("fan", func(*flowstone.Context) (any, error) { itemRan.Store(true); return 1, nil },
+		flowstone.Scatter(func(*flowstone.Context) ([]string, error) { return nil, errors.New("cannot list buckets") }, flowstone.ScatterConfig{})))
+	_, err := e.Run(ctxT(t), p, "fan")
+	fe := wantType(t, err, flowstone.TypeExecutionFailed)
+	if !strings.Contains(fe.Message, "cannot list buckets") {
+		t.Fatalf("message %q lacks the cause", fe.Message)
+	}
+	if itemRan.Load() {
+		t.Fatal("an item ran although listing failed")
+	}
+}
