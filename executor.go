@@ -29,6 +29,9 @@ type Task struct {
 	Storage string
 	// Attempt counts deliveries of this task, 1 for the first.
 	Attempt int
+	// Priority is the run's priority, 0..3 (3 first); the fleet publishes
+	// the task at this priority.
+	Priority int
 	// Deps says where each dependency's value is stored.
 	Deps []DepRef
 }

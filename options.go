@@ -51,6 +51,7 @@ const DefaultPartition = "default"
 const DefaultRunTimeout = 5 * time.Minute
 
 type runConfig struct {
+	runID       string
 	partition   string
 	force       bool
 	async       bool
@@ -187,6 +188,15 @@ func (o priorityOption) applyBackfill(c *backfillConfig) {
 // Priority ranks async runs, 0 (default) to 3 (highest): when the fleet's
 // queue is saturated, higher priorities are served first.
 func Priority(p int) RunBackfillOption { return priorityOption(p) }
+
+type runIDOption string
+
+func (o runIDOption) applyRun(c *runConfig) { c.runID = string(o) }
+
+// WithRunID gives the run its id instead of a generated one: the fleet's
+// coordinator uses it so the id it replied with is the one in the records.
+// The id must be unique.
+func WithRunID(id string) RunOption { return runIDOption(id) }
 
 type scheduledAtOption time.Time
 

@@ -104,7 +104,10 @@ func (e *Engine) run(ctx context.Context, p *Pipeline, target *node, cfg runConf
 	e.register(targetKey, ar)
 	defer e.unregister(targetKey, ar)
 
-	runID := newRunID()
+	runID := cfg.runID
+	if runID == "" {
+		runID = newRunID()
+	}
 	nodes := []*node{target}
 	if cfg.withDeps {
 		nodes = p.upstream(target)
@@ -208,7 +211,7 @@ func (e *Engine) runStep(ctx context.Context, p *Pipeline, s *step, pos map[*nod
 		return e.failStep(p, s.n, cfg.partition, runID, ctxError(ctx, p.name, s.n.def.name))
 	default:
 	}
-	t := Task{RunID: runID, Asset: s.n.def.name, Partition: cfg.partition, Force: cfg.force && isTarget, Storage: cfg.storage, Attempt: 1, Deps: deps}
+	t := Task{RunID: runID, Asset: s.n.def.name, Partition: cfg.partition, Force: cfg.force && isTarget, Storage: cfg.storage, Attempt: 1, Priority: cfg.priority, Deps: deps}
 	rec, fresh, err := e.materialize(ctx, p, t)
 	s.fresh = fresh
 	if err != nil {
