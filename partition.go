@@ -121,8 +121,12 @@ const longTokenAfter = 96
 // PartitionToken encodes a partition key as a token that is safe in KV keys,
 // NATS subjects, object keys and file names: base64url (no padding) for keys
 // up to 96 bytes, "=" and the SHA-256 in hex for longer ones. Distinct keys
-// give distinct tokens.
+// give distinct tokens. The empty key, which no call accepts as a
+// partition, is "=" so that even it never yields an empty key segment.
 func PartitionToken(key string) string {
+	if key == "" {
+		return "="
+	}
 	if len(key) <= longTokenAfter {
 		return base64.RawURLEncoding.EncodeToString([]byte(key))
 	}
