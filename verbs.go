@@ -182,3 +182,18 @@ func (e *Engine) Invalidate(ctx context.Context, p *Pipeline, asset string, opts
 	}
 	return count, nil
 }
+
+// Validate checks a run before it is accepted: the asset exists, the
+// partition suits every asset it touches, and the options are valid. It is
+// what Run checks first; the fleet's coordinator calls it before replying.
+func (e *Engine) Validate(p *Pipeline, asset string, opts ...RunOption) error {
+	cfg := newRunConfig(opts)
+	if cfg.err != nil {
+		return cfg.err
+	}
+	target, err := p.lookup(asset)
+	if err != nil {
+		return err
+	}
+	return e.checkPartitionFor(p, target, cfg.partition)
+}

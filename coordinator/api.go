@@ -1,0 +1,319 @@
+package coordinator
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/protocol"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+	"github.com/nats-io/nuid"
+)
+
+// requestTimeout bounds the quick verbs (everything but run and backfill).
+const requestTimeout = 30 * time.Second
+
+// cancelBroadcast reaches every coordinator, so a cancel finds the run
+// whichever coordinator drives it.
+const cancelBroadcast = "flowstone.ctl.cancel"
+
+// serve registers the API endpoints as a nats micro service.
+func (c *Coordinator) serve() error {
+	svc, err := micro.AddService(c.nc, micro.Config{
+		Name: protocol.ServiceName, Version: protocol.ServiceVersion, QueueGroup: protocol.QueueGroup,
+		Description: "FlowStone coordinator: run, get, status, cancel and the rest of the API",
+		Metadata:    map[string]string{"coordinator": c.cfg.ID},
+	})
+	if err != nil {
+		return fmt.Errorf("coordinator: micro service: %w", err)
+	}
+	c.svc = svc
+	g := svc.AddGroup(protocol.APIPrefix)
+	endpoints := map[string]micro.Handler{
+		protocol.VerbRun:        handle(c, requestTimeout, c.apiRun),
+		protocol.VerbGet:        handle(c, requestTimeout, c.apiGet),
+		protocol.VerbExists:     handle(c, requestTimeout, c.apiExists),
+		protocol.VerbStatus:     handle(c, requestTimeout, c.apiStatus),
+		protocol.VerbCancel:     handle(c, requestTimeout, c.apiCancel),
+		protocol.VerbInvalidate: handle(c, requestTimeout, c.apiInvalidate),
+		protocol.VerbBackfill:   handle(c, 0, c.apiBackfill),
+		protocol.VerbGraph:      handle(c, requestTimeout, c.apiGraph),
+		protocol.VerbAssets:     handle(c, requestTimeout, c.apiAssets),
+		protocol.VerbInfo:       handle(c, requestTimeout, c.apiInfo),
+		protocol.VerbPipelines:  handle(c, requestTimeout, c.apiPipelines),
+	}
+	for _, verb := range protocol.Verbs() {
+		h, ok := endpoints[verb]
+		if !ok {
+			return fmt.Errorf("coordinator: no handler for verb %q", verb)
+		}
+		if err := g.AddEndpoint(verb, h, micro.WithEndpointPendingLimits(-1, -1)); err != nil {
+			return fmt.Errorf("coordinator: endpoint %s: %w", verb, err)
+		}
+	}
+	return nil
+}
+
+// handle adapts a typed handler: it decodes and validates the request
+// (answering bad input with a structured error), runs fn off the
+// subscription's goroutine, and never lets a panic go unanswered.
+func handle[Req protocol.Request, Rep protocol.ReplyBody](c *Coordinator, timeout time.Duration, fn func(context.Context, Req) (Rep, *protocol.Error)) micro.Handler {
+	return micro.HandlerFunc(func(r micro.Request) {
+		data := r.Data()
+		c.runWG.Add(1)
+		go func() {
+			defer c.runWG.Done()
+			defer func() {
+				if p := recover(); p != nil {
+					c.log.Error().Str("panic", fmt.Sprint(p)).Str("stack", string(debug.Stack())).Msg("handler_panic")
+					r.Respond(protocol.EncodeError(protocol.Errorf(protocol.CodeInternal, "the coordinator failed on this request: %v", p)))
+				}
+			}()
+			req, perr := protocol.DecodeRequest[Req](data)
+			if perr != nil {
+				r.Respond(protocol.EncodeError(perr))
+				return
+			}
+			ctx, cancel := c.ctx, context.CancelFunc(func() {})
+			if timeout > 0 {
+				ctx, cancel = context.WithTimeout(c.ctx, timeout)
+			}
+			defer cancel()
+			rep, perr := fn(ctx, req)
+			if err := r.Respond(protocol.EncodeReply(rep, perr)); err != nil {
+				c.log.Warn().Err(err).Msg("reply_failed")
+			}
+		}()
+	})
+}
+
+func (c *Coordinator) pipeline(name string) (*flowstone.Pipeline, *protocol.Error) { return c.reg.get(name) }
+
+func (c *Coordinator) apiRun(ctx context.Context, req protocol.RunRequest) (protocol.RunReply, *protocol.Error) {
+	part := cmp.Or(req.Partition, flowstone.DefaultPartition)
+	reply := protocol.RunReply{Asset: req.Asset, Partition: part}
+	if !req.Force && !req.Async {
+		// A cached target needs no run: answer at once.
+		p, perr := c.pipeline(req.Pipeline)
+		if perr != nil {
+			return reply, perr
+		}
+		if err := c.engine.Validate(p, req.Asset, runOptions("x", req)...); err != nil {
+			return reply, wire(err)
+		}
+		if st, err := c.engine.Status(ctx, p, req.Asset, flowstone.Partition(part)); err == nil && st.State == flowstone.StateCompleted {
+			reply.RunID, reply.Cached = st.RunID, true
+			return reply, nil
+		}
+	}
+	p, rec, perr := c.accept(ctx, req)
+	if perr != nil {
+		return reply, perr
+	}
+	reply.RunID = rec.RunID
+	if req.Async {
+		reply.Job = &protocol.Job{ID: rec.RunID, Pipeline: req.Pipeline, Asset: req.Asset, Partition: part,
+			Priority: req.Priority, ScheduledAt: req.ScheduledAt, State: rec.State}
+	}
+	if rec.State == protocol.StateScheduled {
+		if perr := c.schedule(ctx, rec); perr != nil {
+			return reply, perr
+		}
+		return reply, nil
+	}
+	c.drive(p, rec)
+	return reply, nil
+}
+
+func (c *Coordinator) apiGet(ctx context.Context, req protocol.GetRequest) (protocol.GetReply, *protocol.Error) {
+	var reply protocol.GetReply
+	p, perr := c.pipeline(req.Pipeline)
+	if perr != nil {
+		return reply, perr
+	}
+	opts := []flowstone.GetOption{flowstone.Partition(cmp.Or(req.Partition, flowstone.DefaultPartition))}
+	if req.Storage != "" {
+		opts = append(opts, flowstone.Storage(req.Storage))
+	}
+	res, err := c.engine.Get(ctx, p, req.Asset, opts...)
+	if err != nil {
+		return reply, wire(err)
+	}
+	rec := res.Record
+	reply = protocol.GetReply{Asset: res.Asset, Partition: res.Partition, RunID: res.RunID, ResultRef: protocol.ResultRef{
+		ObjectKey: rec.ObjectKey, Storage: rec.Storage, Size: rec.Size, SHA256: rec.SHA256, Encoding: protocol.Encoding(rec.Encoding)}}
+	if rec.Size <= protocol.InlineValueLimit {
+		b, err := res.Bytes(ctx)
+		if err != nil {
+			return reply, wire(err)
+		}
+		if rec.Encoding == flowstone.EncodingRaw {
+			b, _ = json.Marshal(b) // base64 in a JSON string
+		}
+		reply.Value = b
+	}
+	return reply, nil
+}
+
+func (c *Coordinator) apiExists(ctx context.Context, req protocol.ExistsRequest) (protocol.ExistsReply, *protocol.Error) {
+	p, perr := c.pipeline(req.Pipeline)
+	if perr != nil {
+		return protocol.ExistsReply{}, perr
+	}
+	ok, err := c.engine.Exists(ctx, p, req.Asset, flowstone.Partition(cmp.Or(req.Partition, flowstone.DefaultPartition)))
+	return protocol.ExistsReply{Exists: ok}, wire(err)
+}
+
+func (c *Coordinator) apiStatus(ctx context.Context, req protocol.StatusRequest) (protocol.StatusReply, *protocol.Error) {
+	p, perr := c.pipeline(req.Pipeline)
+	if perr != nil {
+		return protocol.StatusReply{}, perr
+	}
+	st, err := c.engine.Status(ctx, p, req.Asset, flowstone.Partition(cmp.Or(req.Partition, flowstone.DefaultPartition)))
+	if err != nil {
+		return protocol.StatusReply{}, wire(err)
+	}
+	reply := protocol.StatusReply{State: protocol.State(st.State), Partition: st.Partition, RunID: st.RunID,
+		CompletedAt: st.CompletedAt, DurationMS: st.DurationMS, Storage: st.Storage, Error: st.Error.WireError()}
+	if st.Scatter != nil {
+		reply.Scatter = &protocol.ScatterStatus{Total: st.Scatter.Total, Completed: st.Scatter.Completed, Failed: st.Scatter.Failed, Pending: st.Scatter.Pending}
+	}
+	return reply, nil
+}
+
+func (c *Coordinator) apiCancel(ctx context.Context, req protocol.CancelRequest) (protocol.CancelReply, *protocol.Error) {
+	p, perr := c.pipeline(req.Pipeline)
+	if perr != nil {
+		return protocol.CancelReply{}, perr
+	}
+	part := cmp.Or(req.Partition, flowstone.DefaultPartition)
+	if _, err := p.AssetInfo(req.Asset); err != nil {
+		return protocol.CancelReply{}, wire(err)
+	}
+	n := c.cancelLocal(ctx, p, req.Asset, part)
+	// Tell the other coordinators; one of them may drive the run.
+	if b, err := json.Marshal(req); err == nil {
+		c.nc.Publish(cancelBroadcast, b)
+	}
+	if n == 0 {
+		return protocol.CancelReply{}, &protocol.Error{Code: protocol.CodeNotFound,
+			Message: fmt.Sprintf("nothing of %q (partition %q) is running, pending or scheduled here", req.Asset, part),
+			Details: map[string]any{"asset": req.Asset, "partition": part}}
+	}
+	return protocol.CancelReply{Cancelled: n}, nil
+}
+
+// cancelLocal cancels this coordinator's runs and schedules of a target.
+func (c *Coordinator) cancelLocal(ctx context.Context, p *flowstone.Pipeline, asset, part string) int {
+	n := c.cancelScheduled(ctx, flowstone.MaterializationKey(p.Name(), asset, part))
+	if err := c.engine.Cancel(ctx, p, asset, flowstone.Partition(part)); err == nil {
+		n++
+	}
+	return n
+}
+
+func (c *Coordinator) onCancelBroadcast(m *nats.Msg) {
+	var req protocol.CancelRequest
+	if json.Unmarshal(m.Data, &req) != nil {
+		return
+	}
+	if p, perr := c.pipeline(req.Pipeline); perr == nil {
+		c.cancelLocal(c.ctx, p, req.Asset, cmp.Or(req.Partition, flowstone.DefaultPartition))
+	}
+}
+
+func (c *Coordinator) apiInvalidate(ctx context.Context, req protocol.InvalidateRequest) (protocol.InvalidateReply, *protocol.Error) {
+	p, perr := c.pipeline(req.Pipeline)
+	if perr != nil {
+		return protocol.InvalidateReply{}, perr
+	}
+	opts := []flowstone.InvalidateOption{flowstone.Partition(cmp.Or(req.Partition, flowstone.DefaultPartition))}
+	if req.Cascade {
+		opts = append(opts, flowstone.Cascade())
+	}
+	n, err := c.engine.Invalidate(ctx, p, req.Asset, opts...)
+	return protocol.InvalidateReply{Count: n}, wire(err)
+}
+
+func (c *Coordinator) apiBackfill(ctx context.Context, req protocol.BackfillRequest) (protocol.BackfillReply, *protocol.Error) {
+	p, perr := c.pipeline(req.Pipeline)
+	if perr != nil {
+		return protocol.BackfillReply{}, perr
+	}
+	opts := []flowstone.BackfillOption{flowstone.Partitions(req.Partitions...), flowstone.Parallel(max(req.Parallel, 1))}
+	if req.Force {
+		opts = append(opts, flowstone.Force())
+	}
+	if req.OnError == protocol.OnErrorHalt {
+		opts = append(opts, flowstone.OnError(flowstone.Halt))
+	}
+	id := nuid.Next()
+	if req.Async {
+		// Validate now, run in the background.
+		if _, err := flowstone.ResolveBackfill(opts...); err != nil {
+			return protocol.BackfillReply{}, wire(err)
+		}
+		for _, part := range req.Partitions {
+			if err := c.engine.Validate(p, req.Asset, flowstone.Partition(part)); err != nil {
+				return protocol.BackfillReply{}, wire(err)
+			}
+		}
+		c.runWG.Add(1)
+		go func() {
+			defer c.runWG.Done()
+			stats, err := c.engine.Backfill(c.ctx, p, req.Asset, opts...)
+			c.log.Info().Str("backfill_id", id).Int("succeeded", stats.Succeeded).Int("failed", stats.Failed).
+				Int("skipped", stats.Skipped).AnErr("error", err).Msg("backfill_finished")
+		}()
+		return protocol.BackfillReply{RunID: id}, nil
+	}
+	stats, err := c.engine.Backfill(ctx, p, req.Asset, opts...)
+	return protocol.BackfillReply{Succeeded: stats.Succeeded, Failed: stats.Failed, Skipped: stats.Skipped, RunID: id}, wire(err)
+}
+
+func (c *Coordinator) apiGraph(ctx context.Context, req protocol.GraphRequest) (protocol.GraphReply, *protocol.Error) {
+	p, perr := c.pipeline(req.Pipeline)
+	if perr != nil {
+		return protocol.GraphReply{}, perr
+	}
+	f, err := flowstone.ParseGraphFormat(string(cmp.Or(req.Format, protocol.GraphASCII)))
+	if err != nil {
+		return protocol.GraphReply{}, wire(err)
+	}
+	g, err := p.Graph(flowstone.Format(f))
+	return protocol.GraphReply{Graph: g}, wire(err)
+}
+
+func (c *Coordinator) apiAssets(ctx context.Context, req protocol.AssetsRequest) (protocol.AssetsReply, *protocol.Error) {
+	p, perr := c.pipeline(req.Pipeline)
+	if perr != nil {
+		return protocol.AssetsReply{}, perr
+	}
+	return protocol.AssetsReply{Assets: p.Assets()}, nil
+}
+
+func (c *Coordinator) apiInfo(ctx context.Context, req protocol.InfoRequest) (protocol.InfoReply, *protocol.Error) {
+	p, perr := c.pipeline(req.Pipeline)
+	if perr != nil {
+		return protocol.InfoReply{}, perr
+	}
+	info, err := p.AssetInfo(req.Asset)
+	if err != nil {
+		return protocol.InfoReply{}, wire(err)
+	}
+	for _, a := range p.Manifest("").Assets {
+		if a.Name == info.Name {
+			return protocol.InfoReply{AssetSpec: a}, nil
+		}
+	}
+	return protocol.InfoReply{}, protocol.Errorf(protocol.CodeInternal, "asset %q missing from its own manifest", req.Asset)
+}
+
+func (c *Coordinator) apiPipelines(ctx context.Context, req protocol.PipelinesRequest) (protocol.PipelinesReply, *protocol.Error) {
+	return protocol.PipelinesReply{Pipelines: c.reg.summaries(ctx)}, nil
+}

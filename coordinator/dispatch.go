@@ -1,0 +1,184 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/kv"
+	"github.com/flowstone-go/flowstone/protocol"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// dispatcher is the engine's Dispatcher on the fleet: it publishes a task
+// on JetStream and waits for the worker's completion (or, should that
+// message be missed, for the record in KV).
+type dispatcher struct {
+	c *Coordinator
+
+	mu      sync.Mutex
+	waiters map[string]chan protocol.Completion // by task id
+}
+
+// Dispatch implements flowstone.Dispatcher.
+func (d *dispatcher) Dispatch(ctx context.Context, p *flowstone.Pipeline, t flowstone.Task) (*flowstone.Materialization, error) {
+	id := protocol.TaskID(t.RunID, t.Asset, t.Partition, 1)
+	task := protocol.Task{V: protocol.Version, ID: id, RunID: t.RunID, Pipeline: p.Name(), Asset: t.Asset, Partition: t.Partition,
+		Priority: t.Priority, Force: t.Force, Storage: t.Storage, Attempt: 1, EnqueuedAt: time.Now().UTC()}
+	if dl, ok := ctx.Deadline(); ok {
+		dl = dl.UTC()
+		task.Deadline = &dl
+	}
+	for _, dep := range t.Deps {
+		if dep.Missing {
+			continue
+		}
+		task.Deps = append(task.Deps, protocol.DepRef{Asset: dep.Asset, Partition: dep.Partition, ResultRef: protocol.ResultRef{
+			ObjectKey: dep.ObjectKey, Storage: dep.Storage, Size: dep.Size, SHA256: dep.SHA256, Encoding: protocol.Encoding(dep.Encoding)}})
+	}
+	body, perr := protocol.EncodeTask(task)
+	if perr != nil {
+		return nil, flowstone.FromWire(perr)
+	}
+	ch := make(chan protocol.Completion, 1)
+	d.mu.Lock()
+	d.waiters[id] = ch
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		delete(d.waiters, id)
+		d.mu.Unlock()
+	}()
+
+	ack, err := d.c.js.PublishAsync(protocol.TaskSubject(p.Name(), t.Priority), body, jetstream.WithMsgID(id))
+	if err != nil {
+		return nil, unreachable(err, "publish task")
+	}
+	select {
+	case <-ack.Ok():
+	case err := <-ack.Err():
+		return nil, unreachable(err, "publish task")
+	case <-ctx.Done():
+		return nil, d.abandon(ctx, t)
+	}
+
+	poll := time.NewTicker(d.c.cfg.PollInterval)
+	defer poll.Stop()
+	for {
+		select {
+		case comp := <-ch:
+			return d.settle(ctx, p, t, &comp)
+		case <-poll.C:
+			if rec := d.recordIfDone(ctx, p, t); rec != nil {
+				return rec, recordError(rec)
+			}
+		case <-ctx.Done():
+			return nil, d.abandon(ctx, t)
+		}
+	}
+}
+
+// settle turns a completion into the record the engine continues with.
+func (d *dispatcher) settle(ctx context.Context, p *flowstone.Pipeline, t flowstone.Task, comp *protocol.Completion) (*flowstone.Materialization, error) {
+	start, end := comp.StartedAt, comp.FinishedAt
+	rec := &flowstone.Materialization{Pipeline: p.Name(), Asset: t.Asset, Partition: t.Partition, RunID: t.RunID,
+		Storage: comp.Storage, ObjectKey: comp.ObjectKey, Encoding: string(comp.Encoding), Size: comp.Size, SHA256: comp.SHA256,
+		Worker: comp.Worker, Attempt: comp.Attempt, StartedAt: &start, CompletedAt: &end, DurationMS: comp.DurationMS}
+	if comp.OK {
+		rec.State = flowstone.StateCompleted
+		if comp.ObjectKey == "" {
+			// Completed by an earlier run (the task found it materialized):
+			// take the record as it is.
+			if r := d.recordIfDone(ctx, p, t); r != nil {
+				return r, recordError(r)
+			}
+		}
+		return rec, nil
+	}
+	fe := flowstone.FromWire(comp.Error)
+	rec.State, rec.Error = flowstone.StateFailed, fe
+	if fe.Type == flowstone.TypeCancelled {
+		rec.State = flowstone.StateCancelled
+	}
+	return rec, fe
+}
+
+// recordIfDone reads the task's record: it returns it if it is terminal for
+// this run (or completed by any run), else nil.
+func (d *dispatcher) recordIfDone(ctx context.Context, p *flowstone.Pipeline, t flowstone.Task) *flowstone.Materialization {
+	e, err := d.c.mats.Get(ctx, flowstone.MaterializationKey(p.Name(), t.Asset, t.Partition))
+	if err != nil {
+		return nil
+	}
+	rec, err := flowstone.UnmarshalRecord(e.Value)
+	if err != nil {
+		return nil
+	}
+	if rec.State == flowstone.StateCompleted && (!t.Force || rec.RunID == t.RunID) {
+		return rec
+	}
+	if rec.RunID == t.RunID && rec.State.Terminal() {
+		return rec
+	}
+	return nil
+}
+
+func recordError(rec *flowstone.Materialization) error {
+	if rec.State == flowstone.StateCompleted {
+		return nil
+	}
+	if rec.Error != nil {
+		return rec.Error
+	}
+	return &flowstone.Error{Type: flowstone.TypeExecutionFailed, Message: "asset " + rec.Asset + " ended " + rec.State.String()}
+}
+
+// abandon tells the workers to stop the run's tasks and explains why the
+// dispatch ended.
+func (d *dispatcher) abandon(ctx context.Context, t flowstone.Task) error {
+	if err := d.c.nc.Publish(protocol.CancelSubject(t.RunID), nil); err != nil {
+		d.c.log.Warn().Err(err).Str("run_id", t.RunID).Msg("cancel_publish_failed")
+	}
+	var fe *flowstone.Error
+	if errors.As(context.Cause(ctx), &fe) {
+		return fe
+	}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return &flowstone.Error{Type: flowstone.TypeTimeout, Message: "asset \"" + t.Asset + "\" timed out on the fleet",
+			Details: map[string]any{"asset": t.Asset, "run_id": t.RunID}}
+	}
+	return &flowstone.Error{Type: flowstone.TypeCancelled, Message: "asset \"" + t.Asset + "\" was cancelled",
+		Details: map[string]any{"asset": t.Asset, "run_id": t.RunID}}
+}
+
+// onCompletion routes a worker's completion to the dispatch waiting for it.
+// Completions of other coordinators' tasks are ignored here, so each is
+// handled once.
+func (d *dispatcher) onCompletion(m *nats.Msg) {
+	comp, perr := protocol.DecodeCompletion(m.Data)
+	if perr != nil {
+		d.c.log.Warn().Str("subject", m.Subject).Str("error", perr.Message).Msg("completion_rejected")
+		return
+	}
+	d.mu.Lock()
+	ch := d.waiters[comp.TaskID]
+	d.mu.Unlock()
+	if ch != nil {
+		select {
+		case ch <- comp:
+		default: // a duplicate (redelivered task): the first one won
+		}
+	}
+}
+
+// unreachable wraps a NATS failure as the library's Unavailable error.
+func unreachable(err error, what string) error {
+	if errors.Is(err, kv.ErrNotFound) {
+		return err
+	}
+	return &flowstone.Error{Type: flowstone.TypeUnavailable, Message: what + ": " + err.Error() + "; is NATS with JetStream reachable?",
+		Details: map[string]any{"error": err.Error()}}
+}

@@ -1,0 +1,326 @@
+package coordinator
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/kv"
+	"github.com/flowstone-go/flowstone/protocol"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+)
+
+// Coordinator liveness: each coordinator refreshes a heartbeat key in the
+// runs bucket; the runs of one whose heartbeat went stale are adopted.
+const (
+	heartbeatEvery = 5 * time.Second
+	heartbeatStale = 30 * time.Second
+	adoptEvery     = 15 * time.Second
+	startsConsumer = "coordinator_starts"
+)
+
+func heartbeatKey(id string) string { return "coord." + id }
+
+// runOptions turns a wire request into the engine's options.
+func runOptions(runID string, req protocol.RunRequest) []flowstone.RunOption {
+	opts := []flowstone.RunOption{flowstone.WithRunID(runID), flowstone.Partition(cmp.Or(req.Partition, flowstone.DefaultPartition)),
+		flowstone.Priority(req.Priority), flowstone.WithDeps(req.RunsDeps())}
+	if req.Force {
+		opts = append(opts, flowstone.Force())
+	}
+	if req.Storage != "" {
+		opts = append(opts, flowstone.Storage(req.Storage))
+	}
+	if req.TimeoutMS > 0 {
+		opts = append(opts, flowstone.Timeout(time.Duration(req.TimeoutMS)*time.Millisecond))
+	}
+	return opts
+}
+
+// accept validates a run request and records the run; it does not start it.
+func (c *Coordinator) accept(ctx context.Context, req protocol.RunRequest) (*flowstone.Pipeline, protocol.RunRecord, *protocol.Error) {
+	p, perr := c.reg.get(req.Pipeline)
+	if perr != nil {
+		return nil, protocol.RunRecord{}, perr
+	}
+	if err := c.engine.Validate(p, req.Asset, runOptions("x", req)...); err != nil {
+		return nil, protocol.RunRecord{}, wire(err)
+	}
+	now := time.Now().UTC()
+	rec := protocol.RunRecord{V: protocol.Version, RunID: nuid.Next(), Request: req, State: protocol.StatePending,
+		CreatedAt: now, UpdatedAt: now, Coordinator: c.cfg.ID}
+	if req.ScheduledAt != nil && req.ScheduledAt.After(now) {
+		rec.State = protocol.StateScheduled
+	}
+	if err := c.saveRun(ctx, &rec); err != nil {
+		return nil, rec, err
+	}
+	return p, rec, nil
+}
+
+func (c *Coordinator) saveRun(ctx context.Context, rec *protocol.RunRecord) *protocol.Error {
+	rec.UpdatedAt = time.Now().UTC()
+	b, perr := protocol.EncodeRunRecord(*rec)
+	if perr != nil {
+		return perr
+	}
+	if _, err := c.runs.Put(ctx, protocol.RunKey(rec.RunID), b); err != nil {
+		return wire(unreachable(err, "record run"))
+	}
+	return nil
+}
+
+func (c *Coordinator) loadRun(ctx context.Context, runID string) (protocol.RunRecord, uint64, error) {
+	e, err := c.runs.Get(ctx, protocol.RunKey(runID))
+	if err != nil {
+		return protocol.RunRecord{}, 0, err
+	}
+	rec, perr := protocol.DecodeRunRecord(e.Value)
+	if perr != nil {
+		return protocol.RunRecord{}, 0, perr
+	}
+	return rec, e.Revision, nil
+}
+
+// drive runs a recorded run to its end on this coordinator and records the
+// outcome.
+func (c *Coordinator) drive(p *flowstone.Pipeline, rec protocol.RunRecord) {
+	c.runWG.Add(1)
+	go func() {
+		defer c.runWG.Done()
+		rec.State, rec.Coordinator = protocol.StateRunning, c.cfg.ID
+		c.saveRun(c.ctx, &rec)
+		start := time.Now()
+		res, err := c.engine.Run(c.ctx, p, rec.Request.Asset, runOptions(rec.RunID, rec.Request)...)
+		if c.ctx.Err() != nil && err != nil {
+			// Stopping: leave the run to be resumed by the next coordinator.
+			return
+		}
+		switch {
+		case err == nil:
+			rec.State, rec.Cached = protocol.StateCompleted, res.Cached
+		case errors.Is(err, flowstone.ErrCancelled):
+			rec.State, rec.Error = protocol.StateCancelled, wire(err)
+		default:
+			rec.State, rec.Error = protocol.StateFailed, wire(err)
+		}
+		c.saveRun(context.WithoutCancel(c.ctx), &rec)
+		c.log.Info().Str("run_id", rec.RunID).Str("pipeline", p.Name()).Str("asset", rec.Request.Asset).
+			Str("state", string(rec.State)).Dur("duration", time.Since(start)).Msg("run_finished")
+	}()
+}
+
+// schedule publishes a delayed run; JetStream fires it onto the start
+// subject at its time.
+func (c *Coordinator) schedule(ctx context.Context, rec protocol.RunRecord) *protocol.Error {
+	body, perr := protocol.EncodeScheduledRun(protocol.ScheduledRun{V: protocol.Version, RunID: rec.RunID, Request: rec.Request})
+	if perr != nil {
+		return perr
+	}
+	_, err := c.js.Publish(ctx, protocol.ScheduleSubject(rec.RunID), body,
+		jetstream.WithScheduleAt(*rec.Request.ScheduledAt), jetstream.WithScheduleTarget(protocol.StartSubject(rec.Request.Pipeline)))
+	if err != nil {
+		return wire(unreachable(err, "schedule run"))
+	}
+	c.trackScheduled(rec)
+	return nil
+}
+
+func (c *Coordinator) trackScheduled(rec protocol.RunRecord) {
+	c.mu.Lock()
+	c.scheduled[rec.RunID] = flowstone.MaterializationKey(rec.Request.Pipeline, rec.Request.Asset, cmp.Or(rec.Request.Partition, flowstone.DefaultPartition))
+	c.mu.Unlock()
+}
+
+// startSchedules consumes fired schedules (and keeps liveness up).
+func (c *Coordinator) startSchedules(ctx context.Context) error {
+	cons, err := c.js.CreateOrUpdateConsumer(ctx, "FLOWSTONE_SCHEDULES", jetstream.ConsumerConfig{
+		Durable: startsConsumer, FilterSubject: protocol.StartSubjects, AckPolicy: jetstream.AckExplicitPolicy,
+		AckWait: 30 * time.Second, DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return unreachable(err, "schedule consumer")
+	}
+	c.starts, err = cons.Consume(c.onStart)
+	if err != nil {
+		return unreachable(err, "consume schedules")
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		hb := time.NewTicker(heartbeatEvery)
+		adopt := time.NewTicker(adoptEvery)
+		defer hb.Stop()
+		defer adopt.Stop()
+		c.heartbeat()
+		for {
+			select {
+			case <-c.ctx.Done():
+				c.runs.Delete(context.Background(), heartbeatKey(c.cfg.ID), 0)
+				return
+			case <-hb.C:
+				c.heartbeat()
+			case <-adopt.C:
+				c.adoptOrphans(c.ctx, false)
+			}
+		}
+	}()
+	return nil
+}
+
+func (c *Coordinator) heartbeat() {
+	ts := time.Now().UTC().Format(time.RFC3339Nano)
+	if _, err := c.runs.Put(c.ctx, heartbeatKey(c.cfg.ID), []byte(ts)); err != nil && c.ctx.Err() == nil {
+		c.log.Warn().Err(err).Msg("heartbeat_failed")
+	}
+}
+
+// onStart starts a scheduled run when its schedule fires, never before its
+// time.
+func (c *Coordinator) onStart(m jetstream.Msg) {
+	sr, perr := protocol.DecodeScheduledRun(m.Data())
+	if perr != nil {
+		c.log.Warn().Str("error", perr.Message).Msg("schedule_rejected")
+		m.Term()
+		return
+	}
+	if at := sr.Request.ScheduledAt; at != nil && time.Now().Before(*at) {
+		m.NakWithDelay(time.Until(*at))
+		return
+	}
+	rec, rev, err := c.loadRun(c.ctx, sr.RunID)
+	if err != nil || rec.State != protocol.StateScheduled {
+		m.Ack() // cancelled, or already started elsewhere
+		return
+	}
+	p, perr := c.reg.get(rec.Request.Pipeline)
+	if perr != nil {
+		rec.State, rec.Error = protocol.StateFailed, perr
+		c.saveRun(c.ctx, &rec)
+		m.Ack()
+		return
+	}
+	// Claim the run: only one coordinator starts it.
+	rec.State, rec.Coordinator, rec.UpdatedAt = protocol.StatePending, c.cfg.ID, time.Now().UTC()
+	b, _ := protocol.EncodeRunRecord(rec)
+	if _, err := c.runs.Update(c.ctx, protocol.RunKey(rec.RunID), b, rev); err != nil {
+		m.Ack()
+		return
+	}
+	c.mu.Lock()
+	delete(c.scheduled, rec.RunID)
+	c.mu.Unlock()
+	c.drive(p, rec)
+	m.Ack()
+}
+
+// resume picks up this coordinator's unfinished runs (after a restart) and
+// those of coordinators that died.
+func (c *Coordinator) resume(ctx context.Context) error {
+	return c.adoptOrphans(ctx, true)
+}
+
+func (c *Coordinator) adoptOrphans(ctx context.Context, includeOwn bool) error {
+	keys, err := c.runs.Keys(ctx, "run.")
+	if err != nil {
+		return err
+	}
+	alive := map[string]bool{}
+	for _, key := range keys {
+		runID := strings.TrimPrefix(key, "run.")
+		rec, rev, err := c.loadRun(ctx, runID)
+		if err != nil || rec.State.Terminal() {
+			continue
+		}
+		if rec.State == protocol.StateScheduled {
+			c.trackScheduled(rec) // the schedule stream fires it
+			continue
+		}
+		owner := rec.Coordinator
+		if owner == c.cfg.ID {
+			if !includeOwn {
+				continue
+			}
+		} else {
+			live, seen := alive[owner]
+			if !seen {
+				live = c.coordinatorAlive(ctx, owner)
+				alive[owner] = live
+			}
+			if live {
+				continue
+			}
+		}
+		p, perr := c.reg.get(rec.Request.Pipeline)
+		if perr != nil {
+			continue // its workers may come back
+		}
+		rec.Coordinator, rec.UpdatedAt = c.cfg.ID, time.Now().UTC()
+		b, _ := protocol.EncodeRunRecord(rec)
+		if _, err := c.runs.Update(ctx, key, b, rev); err != nil {
+			continue // another coordinator adopted it
+		}
+		c.log.Info().Str("run_id", runID).Str("from", owner).Msg("run_resumed")
+		c.drive(p, rec)
+	}
+	return nil
+}
+
+func (c *Coordinator) coordinatorAlive(ctx context.Context, id string) bool {
+	e, err := c.runs.Get(ctx, heartbeatKey(id))
+	if errors.Is(err, kv.ErrNotFound) || err != nil {
+		return false
+	}
+	ts, err := time.Parse(time.RFC3339Nano, string(e.Value))
+	return err == nil && time.Since(ts) < heartbeatStale
+}
+
+// cancelScheduled cancels this coordinator's known scheduled runs of a
+// target and returns how many.
+func (c *Coordinator) cancelScheduled(ctx context.Context, targetKey string) int {
+	c.mu.Lock()
+	var ids []string
+	for id, key := range c.scheduled {
+		if key == targetKey {
+			ids = append(ids, id)
+		}
+	}
+	c.mu.Unlock()
+	n := 0
+	for _, id := range ids {
+		rec, rev, err := c.loadRun(ctx, id)
+		if err != nil || rec.State != protocol.StateScheduled {
+			continue
+		}
+		rec.State, rec.UpdatedAt = protocol.StateCancelled, time.Now().UTC()
+		rec.Error = &protocol.Error{Code: protocol.CodeCancelled, Message: "scheduled run was cancelled before it started"}
+		b, _ := protocol.EncodeRunRecord(rec)
+		if _, err := c.runs.Update(ctx, protocol.RunKey(id), b, rev); err != nil {
+			continue
+		}
+		if s, err := c.js.Stream(ctx, "FLOWSTONE_SCHEDULES"); err == nil {
+			s.Purge(ctx, jetstream.WithPurgeSubject(protocol.ScheduleSubject(id)))
+		}
+		c.mu.Lock()
+		delete(c.scheduled, id)
+		c.mu.Unlock()
+		n++
+	}
+	return n
+}
+
+// wire converts any error for the wire.
+func wire(err error) *protocol.Error {
+	if err == nil {
+		return nil
+	}
+	var pe *protocol.Error
+	if errors.As(err, &pe) {
+		return pe
+	}
+	return flowstone.AsError(err).WireError()
+}
