@@ -1,0 +1,61 @@
+package flowstone
+
+import (
+	"context"
+	"time"
+)
+
+// SeedRunID is the run id of the records Seed writes.
+const SeedRunID = "seed"
+
+// Seed stores value as the materialized result of asset for the partition
+// (Partition; DefaultPartition without it), in the store Storage names (or
+// the asset's, or the default), without running anything. The value crosses
+// the engine's codec like a computed one ([]byte and io.Reader are stored
+// raw), and the record it writes is completed with run id SeedRunID, so
+// later runs reuse it as they would a computed result: a WithDeps(false) run
+// of a dependent reads it, Get returns it, Invalidate deletes it.
+//
+// Seed is for tests (package flowstonetest builds on it) and for importing
+// results computed elsewhere. Options other than Partition and Storage are
+// ignored. It replaces whatever was materialized before, and emits the
+// storage.store events of its write (no run events: nothing runs).
+func (e *Engine) Seed(ctx context.Context, p *Pipeline, asset string, value any, opts ...RunOption) error {
+	cfg := newRunConfig(opts)
+	if cfg.err != nil {
+		return cfg.err
+	}
+	n, err := p.lookup(asset)
+	if err != nil {
+		return err
+	}
+	if err := validPartitionText(cfg.partition); err != nil {
+		return err
+	}
+	if n.def.partitions != nil {
+		if err := n.def.partitions.Validate(cfg.partition); err != nil {
+			return err
+		}
+	}
+	t := &Task{RunID: SeedRunID, Asset: asset, Partition: cfg.partition, Storage: cfg.storage, Attempt: 1}
+	now := time.Now()
+	rec := &Materialization{Pipeline: p.name, Asset: asset, Partition: cfg.partition, State: StateCompleted,
+		RunID: SeedRunID, Worker: SeedRunID, Attempt: 1, StartedAt: &now, CompletedAt: &now}
+	if err := e.x.storeResult(ctx, p, n, t, rec, value); err != nil {
+		return err
+	}
+	prev, rev, err := e.record(ctx, p.name, asset, cfg.partition)
+	if err != nil {
+		return err
+	}
+	if _, err := e.x.write(ctx, MaterializationKey(p.name, asset, cfg.partition), rec, rev); err != nil {
+		return err
+	}
+	if prev != nil && prev.ObjectKey != "" && (prev.ObjectKey != rec.ObjectKey || prev.Storage != rec.Storage) {
+		// The record no longer points to the old result: drop it.
+		if s, _, err := e.x.store(prev.Storage); err == nil {
+			s.Delete(context.WithoutCancel(ctx), prev.ObjectKey)
+		}
+	}
+	return nil
+}
