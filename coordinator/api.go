@@ -92,7 +92,9 @@ func handle[Req protocol.Request, Rep protocol.ReplyBody](c *Coordinator, timeou
 	})
 }
 
-func (c *Coordinator) pipeline(name string) (*flowstone.Pipeline, *protocol.Error) { return c.reg.get(name) }
+func (c *Coordinator) pipeline(name string) (*flowstone.Pipeline, *protocol.Error) {
+	return c.reg.get(name)
+}
 
 func (c *Coordinator) apiRun(ctx context.Context, req protocol.RunRequest) (protocol.RunReply, *protocol.Error) {
 	part := cmp.Or(req.Partition, flowstone.DefaultPartition)

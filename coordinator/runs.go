@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/internal/fleet"
 	"github.com/flowstone-go/flowstone/kv"
 	"github.com/flowstone-go/flowstone/protocol"
 	"github.com/nats-io/nats.go/jetstream"
@@ -138,7 +139,7 @@ func (c *Coordinator) trackScheduled(rec protocol.RunRecord) {
 
 // startSchedules consumes fired schedules (and keeps liveness up).
 func (c *Coordinator) startSchedules(ctx context.Context) error {
-	cons, err := c.js.CreateOrUpdateConsumer(ctx, "FLOWSTONE_SCHEDULES", jetstream.ConsumerConfig{
+	cons, err := c.js.CreateOrUpdateConsumer(ctx, fleet.ScheduleStream, jetstream.ConsumerConfig{
 		Durable: startsConsumer, FilterSubject: protocol.StartSubjects, AckPolicy: jetstream.AckExplicitPolicy,
 		AckWait: 30 * time.Second, DeliverPolicy: jetstream.DeliverAllPolicy,
 	})
@@ -302,7 +303,7 @@ func (c *Coordinator) cancelScheduled(ctx context.Context, targetKey string) int
 		if _, err := c.runs.Update(ctx, protocol.RunKey(id), b, rev); err != nil {
 			continue
 		}
-		if s, err := c.js.Stream(ctx, "FLOWSTONE_SCHEDULES"); err == nil {
+		if s, err := c.js.Stream(ctx, fleet.ScheduleStream); err == nil {
 			s.Purge(ctx, jetstream.WithPurgeSubject(protocol.ScheduleSubject(id)))
 		}
 		c.mu.Lock()

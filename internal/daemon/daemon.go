@@ -1,0 +1,222 @@
+// Package daemon is what cmd/coordinator and cmd/worker share: the NATS and
+// storage settings read from flags and the environment, the JSON logger, the
+// health and metrics endpoint, and signal handling.
+package daemon
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/flowstone-go/flowstone/objectstore"
+	"github.com/flowstone-go/flowstone/objectstore/filestore"
+	"github.com/flowstone-go/flowstone/objectstore/jsstore"
+	"github.com/flowstone-go/flowstone/objectstore/s3store"
+	"github.com/flowstone-go/flowstone/protocol"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
+)
+
+// Defaults of Config.
+const (
+	NATSURLDefault  = "nats://127.0.0.1:4222"
+	StorageDefault  = "jetstream"
+	S3BucketDefault = "flowstone"
+)
+
+// Config is the settings both daemons take. Every field has a flag and an
+// environment variable; a flag given on the command line wins over the
+// environment, which wins over the default.
+type Config struct {
+	// NATSURL is the NATS server list (NATS_URL). Defaults to
+	// NATSURLDefault.
+	NATSURL string
+	// NATSCreds is a credentials file (NATS_CREDS). Defaults to none.
+	NATSCreds string
+	// TLSCA, TLSCert and TLSKey set up TLS and mutual TLS (NATS_TLS_CA,
+	// NATS_TLS_CERT, NATS_TLS_KEY). Default to none.
+	TLSCA, TLSCert, TLSKey string
+	// Storage selects the default result store: "jetstream", "s3" or
+	// "file" (FLOWSTONE_STORAGE). Defaults to StorageDefault.
+	Storage string
+	// FileDir is the file store's directory (FLOWSTONE_FILE_DIR); setting
+	// it also enables the "file" store. Defaults to none.
+	FileDir string
+	// S3Endpoint (S3_ENDPOINT, host:port), S3Bucket (S3_BUCKET, defaults to
+	// S3BucketDefault), S3AccessKey (S3_ACCESS_KEY), S3SecretKey
+	// (S3_SECRET_KEY), S3Region (S3_REGION), S3SSL (S3_SSL): the S3 store,
+	// enabled when S3Endpoint is set.
+	S3Endpoint, S3Bucket, S3AccessKey, S3SecretKey, S3Region string
+	S3SSL                                                    bool
+	// HTTPAddr serves /healthz and /metrics (FLOWSTONE_HTTP). Defaults to
+	// none.
+	HTTPAddr string
+	// LogLevel is zerolog's level name (FLOWSTONE_LOG_LEVEL). Defaults to
+	// "info".
+	LogLevel string
+}
+
+// Flags registers the settings on fs, with defaults from the environment.
+func (c *Config) Flags(fs *flag.FlagSet) {
+	env := func(name, def string) string { return cmp.Or(os.Getenv(name), def) }
+	fs.StringVar(&c.NATSURL, "nats-url", env("NATS_URL", NATSURLDefault), "NATS server URL(s) [NATS_URL]")
+	fs.StringVar(&c.NATSCreds, "nats-creds", env("NATS_CREDS", ""), "NATS credentials file [NATS_CREDS]")
+	fs.StringVar(&c.TLSCA, "tls-ca", env("NATS_TLS_CA", ""), "CA certificate for the NATS server [NATS_TLS_CA]")
+	fs.StringVar(&c.TLSCert, "tls-cert", env("NATS_TLS_CERT", ""), "client certificate (mutual TLS) [NATS_TLS_CERT]")
+	fs.StringVar(&c.TLSKey, "tls-key", env("NATS_TLS_KEY", ""), "client key (mutual TLS) [NATS_TLS_KEY]")
+	fs.StringVar(&c.Storage, "storage", env("FLOWSTONE_STORAGE", StorageDefault), "default result store: jetstream, s3 or file [FLOWSTONE_STORAGE]")
+	fs.StringVar(&c.FileDir, "file-dir", env("FLOWSTONE_FILE_DIR", ""), "directory of the file result store [FLOWSTONE_FILE_DIR]")
+	fs.StringVar(&c.S3Endpoint, "s3-endpoint", env("S3_ENDPOINT", ""), "S3/MinIO endpoint host:port [S3_ENDPOINT]")
+	fs.StringVar(&c.S3Bucket, "s3-bucket", env("S3_BUCKET", S3BucketDefault), "S3 bucket, created if missing [S3_BUCKET]")
+	fs.StringVar(&c.S3AccessKey, "s3-access-key", env("S3_ACCESS_KEY", ""), "S3 access key [S3_ACCESS_KEY]")
+	fs.StringVar(&c.S3SecretKey, "s3-secret-key", env("S3_SECRET_KEY", ""), "S3 secret key [S3_SECRET_KEY]")
+	fs.StringVar(&c.S3Region, "s3-region", env("S3_REGION", ""), "S3 region [S3_REGION]")
+	ssl, _ := strconv.ParseBool(env("S3_SSL", "false"))
+	fs.BoolVar(&c.S3SSL, "s3-ssl", ssl, "use https for S3 [S3_SSL]")
+	fs.StringVar(&c.HTTPAddr, "http", env("FLOWSTONE_HTTP", ""), "address for /healthz and /metrics, e.g. :9090 [FLOWSTONE_HTTP]")
+	fs.StringVar(&c.LogLevel, "log-level", env("FLOWSTONE_LOG_LEVEL", "info"), "log level: debug, info, warn, error [FLOWSTONE_LOG_LEVEL]")
+}
+
+// Logger returns the daemon's JSON logger on stderr.
+func (c *Config) Logger(component string) zerolog.Logger {
+	lvl, err := zerolog.ParseLevel(c.LogLevel)
+	if err != nil || c.LogLevel == "" {
+		lvl = zerolog.InfoLevel
+	}
+	return zerolog.New(os.Stderr).Level(lvl).With().Timestamp().Str("component", component).Logger()
+}
+
+// Connect dials NATS with the configured credentials and TLS, logging
+// disconnects and reconnects. An unreachable server is an error that says
+// which URL was tried (never the credentials).
+func (c *Config) Connect(name string, log zerolog.Logger) (*nats.Conn, error) {
+	opts := []nats.Option{
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.RetryOnFailedConnect(false),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn().AnErr("error", err).Msg("nats_disconnected") }),
+		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info().Str("url", nc.ConnectedUrlRedacted()).Msg("nats_reconnected") }),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { log.Warn().Err(err).Msg("nats_error") }),
+	}
+	if c.NATSCreds != "" {
+		opts = append(opts, nats.UserCredentials(c.NATSCreds))
+	}
+	if c.TLSCA != "" {
+		opts = append(opts, nats.RootCAs(c.TLSCA))
+	}
+	if c.TLSCert != "" || c.TLSKey != "" {
+		opts = append(opts, nats.ClientCert(c.TLSCert, c.TLSKey))
+	}
+	nc, err := nats.Connect(c.NATSURL, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach NATS at %s: %w (set --nats-url or NATS_URL)", redact(c.NATSURL), err)
+	}
+	return nc, nil
+}
+
+// redact drops credentials embedded in a URL.
+func redact(u string) string {
+	i, j := strings.Index(u, "://"), strings.LastIndex(u, "@")
+	if i >= 0 && j > i {
+		return u[:i+3] + "***@" + u[j+1:]
+	}
+	return u
+}
+
+// Stores opens the configured result stores: always the JetStream object
+// store, plus "s3" when an endpoint is set and "file" when a directory is.
+func (c *Config) Stores(ctx context.Context, nc *nats.Conn) (map[string]objectstore.Store, string, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, "", err
+	}
+	stores := map[string]objectstore.Store{}
+	jstore, err := jsstore.New(ctx, js, protocol.ResultsBucket)
+	if err != nil {
+		return nil, "", fmt.Errorf("jetstream object store %s: %w", protocol.ResultsBucket, err)
+	}
+	stores["jetstream"] = jstore
+	if c.S3Endpoint != "" {
+		s, err := s3store.New(ctx, s3store.Config{Endpoint: c.S3Endpoint, Bucket: c.S3Bucket, AccessKey: c.S3AccessKey,
+			SecretKey: c.S3SecretKey, Region: c.S3Region, UseSSL: c.S3SSL})
+		if err != nil {
+			return nil, "", err
+		}
+		stores["s3"] = s
+	}
+	if c.FileDir != "" {
+		s, err := filestore.New(c.FileDir)
+		if err != nil {
+			return nil, "", err
+		}
+		stores["file"] = s
+	}
+	if _, ok := stores[c.Storage]; !ok {
+		return nil, "", fmt.Errorf("--storage %s is not configured: set --s3-endpoint for s3 or --file-dir for file", c.Storage)
+	}
+	return stores, c.Storage, nil
+}
+
+// Registry returns a Prometheus registry with the Go and process collectors.
+func Registry() *prometheus.Registry {
+	r := prometheus.NewRegistry()
+	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return r
+}
+
+// ServeHTTP serves /healthz (200 while healthy() is nil) and /metrics on
+// addr until ctx is done. It returns the bound address.
+func ServeHTTP(ctx context.Context, addr string, reg *prometheus.Registry, healthy func() error, log zerolog.Logger) (string, error) {
+	if addr == "" {
+		return "", nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("http %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if err := healthy(); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error().Err(err).Msg("http_failed")
+		}
+	}()
+	go func() {
+		<-ctx.Done()
+		shut, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(shut)
+	}()
+	log.Info().Str("addr", ln.Addr().String()).Msg("http_listening")
+	return ln.Addr().String(), nil
+}
+
+// NATSHealthy reports a closed or disconnected connection.
+func NATSHealthy(nc *nats.Conn) func() error {
+	return func() error {
+		if !nc.IsConnected() {
+			return fmt.Errorf("nats %s", nc.Status())
+		}
+		return nil
+	}
+}
