@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/flowstone-go/flowstone/internal/natstest"
@@ -18,8 +20,14 @@ var bucketSeq atomic.Int64
 
 func newJetStream(t testing.TB) jetstream.JetStream {
 	t.Helper()
-	nc := natstest.Connect(t, natstest.Server(t))
-	js, err := jetstream.New(nc)
+	return connect(t, natstest.Server(t))
+}
+
+// connect uses a generous default timeout: tests run in parallel under the
+// race detector on small machines, where the 5 s default can run out.
+func connect(t testing.TB, srv *server.Server) jetstream.JetStream {
+	t.Helper()
+	js, err := jetstream.New(natstest.Connect(t, srv), jetstream.WithDefaultTimeout(30*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/flowstone-go/flowstone/internal/natstest"
 	"github.com/flowstone-go/flowstone/objectstore"
@@ -116,11 +115,7 @@ func TestObjectsSurviveServerRestart(t *testing.T) {
 	ctx := context.Background()
 	open := func() (*Store, *server.Server) {
 		srv := natstest.ServerIn(t, dir)
-		js, err := jetstream.New(natstest.Connect(t, srv))
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := New(ctx, js, "durable")
+		s, err := New(ctx, connect(t, srv), "durable")
 		if err != nil {
 			t.Fatal(err)
 		}
