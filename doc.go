@@ -1,0 +1,159 @@
+/*
+Package flowstone is asset-first data orchestration. An asset is a named
+piece of data (a table, a file, a report) with a function that computes it
+and the assets it depends on. You ask for an asset; FlowStone works out the
+graph, materializes what is missing, keeps each result per partition (a
+date, a region, any key), and lets you get, inspect, invalidate, backfill
+and cancel materializations.
+
+The same API runs embedded in one process with no configuration, which is
+what this package does by itself, and on a NATS JetStream worker fleet (see
+The fleet below).
+
+# Defining assets
+
+A pipeline is a named set of assets. Each asset is a function from a
+[*Context] to a value, with options such as [DependsOn] and [Description]:
+
+	p := flowstone.MustPipeline("sales",
+		flowstone.Asset("numbers", func(c *flowstone.Context) (any, error) {
+			return []int{1, 2, 3, 4, 5}, nil
+		}),
+		flowstone.Asset("doubled", func(c *flowstone.Context) (any, error) {
+			nums, err := flowstone.Dep[[]int](c, "numbers")
+			if err != nil {
+				return nil, err
+			}
+			for i := range nums {
+				nums[i] *= 2
+			}
+			return nums, nil
+		}, flowstone.DependsOn("numbers"), flowstone.Description("Doubles each number")),
+	)
+
+[NewPipeline] checks the definition and reports, as an [*Error] naming the
+culprit, bad names, duplicates, missing functions, dependencies that are not
+in the pipeline and cycles (with their path). [MustPipeline] panics instead,
+for package-level pipelines.
+
+An asset reads its dependencies with [Dep], typed by a type parameter. The
+value crosses the engine's [Codec] (JSON by default) on its way to the
+object store and back, in memory too, so a value that cannot be encoded
+fails while you develop, not on the fleet. An asset that returns []byte or
+an [io.Reader] is stored as is and streamed; Dep of []byte, string,
+io.Reader or io.ReadCloser reads such a value back raw.
+
+The [*Context] also gives the partition, the run id, a logger and a
+[context.Context] that is cancelled when the run is cancelled or times out.
+Other asset options: [OptionalDeps] (use a dependency when it succeeds),
+[PartitionedBy], [Timeout], [Retry], [StorageOf], and [Scatter], which fans
+an asset out over a list of items, runs its function once per item with
+bounded parallelism and gathers a JSON object from item to value.
+
+# Running
+
+[Run] materializes an asset and returns a [*Result]; read the value with
+[Result.Decode]:
+
+	res, err := flowstone.Run(ctx, p, "doubled")
+	...
+	var doubled []int
+	err = res.Decode(&doubled)
+
+Missing dependencies are materialized first, independent branches in
+parallel on a bounded pool. A materialized asset/partition is never
+recomputed unless forced or invalidated: a second Run returns the cached
+result (Result.Cached is true) and executes nothing. Concurrent runs of the
+same asset/partition execute it once and all get the result.
+
+Options: [Partition], [Force] (re-run the target; its materialized
+dependencies are reused), [WithDeps](false) (run only the target, failing
+with a DependencyFailed error that names the dependency that is not
+materialized), [Timeout] for the whole run, [Storage], and for the fleet
+[Async], [Priority] and [ScheduledAt]. Embedded, Async is a ConfigError that
+says how to connect a fleet.
+
+The other verbs are the API proposal's: [Get] and [Exists] read without
+running anything; [Status] tells where an asset stands (pending, running,
+completed, failed, cancelled, not_found, with scatter counts); [Cancel]
+cancels the running functions' contexts and keeps pending steps from
+starting; [Invalidate] deletes results, and with [Cascade] everything
+downstream in the same partition; [Backfill] runs an asset over
+[Partitions] or a [DateRange], [Parallel] at a time, with [OnError](Halt) to
+stop at the first failure. [Graph] draws the DAG as an ASCII tree, Mermaid or
+DOT; [Assets] and [AssetInfo] describe it.
+
+Each verb exists three times: as a package function on the [Default]
+engine, as a method of [*Pipeline] (p.Run(ctx, "doubled")), and as a method
+of an [*Engine] built with [NewEngine], for other stores or for isolation.
+
+# Partitions
+
+A partition is a key with a stable text form: "2025-01-15", "us",
+"us_east|2025-01-15" ([JoinPartition]). Without [Partition] calls use
+[DefaultPartition]. [Dates], [Hours] and [ParseDateRange] list keys,
+[DatePartition] and [HourPartition] build them, and [PartitionedBy] with
+[Daily], [Hourly] or [Static] makes runs with a foreign key fail before
+anything executes. Any text is a valid key, up to [MaxPartitionLen] bytes of
+UTF-8: keys are encoded with [PartitionToken] before they reach kv keys,
+subjects, object keys or file names. An empty key is an error.
+
+# Errors
+
+Every error FlowStone returns on purpose is an [*Error] with a [ErrorType],
+a message that says what went wrong and what to do, and details for
+programs. Match the type with [errors.Is] against the sentinels and read the
+fields with [errors.As]:
+
+	_, err := flowstone.Run(ctx, p, "report")
+	if errors.Is(err, flowstone.ErrDependencyFailed) {
+		var fe *flowstone.Error
+		errors.As(err, &fe)
+		log.Printf("root cause in %v: %v", fe.Details["root_asset"], fe.Details["root_error"])
+	}
+
+A failed dependency fails its dependents with DependencyFailed naming the
+asset where the failure started; a panic becomes an ExecutionFailed error
+with the stack in its details. The types are the proposal's
+(asset_not_found, dependency_failed, config_error, storage_error, timeout,
+cancelled, scatter_threshold) and a few more (execution_failed, not_found,
+bad_request, pipeline_not_found, unavailable); they cross the fleet's wire
+unchanged.
+
+# Telemetry
+
+[Engine.Subscribe] registers a function for every [Event]: run.start,
+run.stop and run.exception for each execution, storage.load.* and
+storage.store.* with the storage, key and byte count, and scatter.start,
+scatter.item.start, scatter.item.stop and scatter.stop. Stop events carry the
+duration, failures the [*Error]. A cached result executes nothing and emits
+no run events. Subscribers run on the executing goroutine, so they must be
+quick; with none, events are not even built.
+
+# Testing
+
+Give each test its own engine ([NewEngine] with a zero [EngineConfig]) and
+tests never share results and can run in parallel. Package flowstonetest
+runs one asset with dependency values supplied by the test, without running
+anything upstream:
+
+	res, err := flowstonetest.RunAsset(t, p, "doubled",
+		map[string]any{"numbers": []int{10, 20}})
+
+It builds on [Engine.Seed], which stores a value as an asset's materialized
+result.
+
+# The fleet
+
+An [Engine] decides what to run; its [Dispatcher] runs it. Embedded, the
+dispatcher is the engine's own [Executor] and the stores are in memory. On
+the fleet, package coordinator runs the same engine as a NATS service that
+plans runs from the manifests workers publish ([Pipeline.Manifest]) and
+publishes tasks on a JetStream work queue; package worker pulls them and
+runs the same Executor, with results in S3, a JetStream object store or
+files and records in JetStream KV. Package client speaks the same verbs to
+the fleet, with pipelines named instead of passed, and returns the same
+[*Result] and [*Error] values; a client is also an [AsyncRunner], which
+is what makes [Async] work on an engine.
+*/
+package flowstone
