@@ -1,0 +1,252 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/protocol"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Backfill runs asset over the partitions (flowstone.Partitions,
+// flowstone.DateRange) on the fleet, up to flowstone.Parallel at a time,
+// and returns the counts. As embedded, a failed partition is counted, not
+// returned; the error return is for bad arguments and an unreachable fleet.
+//
+// The client watches the asset's materialization records while the
+// backfill runs: flowstone.OnProgress is called after each partition ends,
+// from one goroutine at a time, and Stats.Errors gets each failed
+// partition's error. Partitions that leave no record of their end (one
+// whose dependency failed, one not started after OnError(Halt)) are
+// reported when the backfill returns, without an error. Stats.NotStarted
+// stays 0: the fleet counts those partitions as skipped.
+//
+// The fleet's backfill always runs missing dependencies and takes neither
+// a run timeout nor a priority: WithDeps(false), Timeout and Priority are
+// refused with a BadRequest error.
+func (c *Client) Backfill(ctx context.Context, pipeline, asset string, opts ...flowstone.BackfillOption) (flowstone.BackfillStats, error) {
+	b, err := flowstone.ResolveBackfill(opts...)
+	if err != nil {
+		return flowstone.BackfillStats{}, err
+	}
+	if err := fleetBackfillable(b); err != nil {
+		return flowstone.BackfillStats{}, err
+	}
+	if len(b.Partitions) == 0 {
+		return flowstone.BackfillStats{}, &flowstone.Error{Type: flowstone.TypeBadRequest, Details: map[string]any{"asset": asset},
+			Message: "backfill of " + asset + " needs partitions: pass flowstone.Partitions(...) or flowstone.DateRange(from, to)"}
+	}
+	req := protocol.BackfillRequest{V: protocol.Version, Pipeline: pipeline, Asset: asset, Partitions: b.Partitions,
+		Parallel: b.Parallel, Force: b.Force, OnError: protocol.OnErrorContinue, Async: b.Async}
+	if b.OnError == flowstone.Halt {
+		req.OnError = protocol.OnErrorHalt
+	}
+	if perr := req.Validate(); perr != nil {
+		return flowstone.BackfillStats{}, flowstone.FromWire(perr)
+	}
+	if _, ok := ctx.Deadline(); !ok && !b.Async {
+		// The coordinator answers when the last partition ends: allow every
+		// wave of Parallel partitions its run timeout.
+		waves := (len(b.Partitions) + b.Parallel - 1) / b.Parallel
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.cfg.timeout+time.Duration(waves)*flowstone.DefaultRunTimeout)
+		defer cancel()
+	}
+
+	var tr *progressTracker
+	if !b.Async {
+		tr = c.trackProgress(ctx, pipeline, asset, b)
+	}
+	reply, err := call[protocol.BackfillReply](ctx, c, req)
+	if tr != nil {
+		tr.stop()
+	}
+	if err != nil {
+		return flowstone.BackfillStats{}, err
+	}
+	stats := flowstone.BackfillStats{Succeeded: reply.Succeeded, Failed: reply.Failed, Skipped: reply.Skipped}
+	if tr != nil {
+		tr.finish(ctx)
+		stats.Errors = tr.stats.Errors
+	}
+	return stats, nil
+}
+
+func fleetBackfillable(b flowstone.BackfillRequest) error {
+	var what string
+	switch {
+	case !b.WithDeps:
+		what = "WithDeps(false): run the partitions with Run(..., WithDeps(false)) instead"
+	case b.Timeout != flowstone.DefaultRunTimeout:
+		what = "a run Timeout: bound the whole backfill with the context's deadline instead"
+	case b.Priority != 0:
+		what = "a Priority: enqueue the partitions with Run(..., Async(), Priority(p)) instead"
+	default:
+		return nil
+	}
+	return &flowstone.Error{Type: flowstone.TypeBadRequest, Message: "the fleet's backfill does not take " + what}
+}
+
+// progressTracker reports a backfill's partitions as their records end.
+type progressTracker struct {
+	b      flowstone.BackfillRequest
+	kv     jetstream.KeyValue
+	filter string
+	byTok  map[string]string // partition token -> partition
+	before map[string]string // partition -> run id of the result before the backfill
+	done   map[string]bool
+	stats  flowstone.BackfillStats
+	cancel context.CancelFunc
+	exited chan struct{}
+}
+
+// trackProgress starts watching the asset's records and returns once the
+// records as they were are read, so that every later change is the
+// backfill's. If the watch cannot be set up (a client without access to
+// the bucket, say), the tracker reports every partition at the end.
+func (c *Client) trackProgress(ctx context.Context, pipeline, asset string, b flowstone.BackfillRequest) *progressTracker {
+	t := &progressTracker{b: b, byTok: make(map[string]string, len(b.Partitions)), before: map[string]string{},
+		done: make(map[string]bool, len(b.Partitions)), exited: make(chan struct{})}
+	for _, p := range b.Partitions {
+		t.byTok[flowstone.PartitionToken(p)] = p
+	}
+	ctx, t.cancel = context.WithCancel(ctx)
+	var w jetstream.KeyWatcher
+	if protocol.ValidName(pipeline) == nil && protocol.ValidName(asset) == nil {
+		if mats, err := c.bucket(ctx, protocol.MaterializationsBucket, &c.mats); err == nil {
+			// Materialization keys are "mat.<pipeline>.<asset>.<partition token>".
+			t.filter = "mat." + pipeline + "." + asset + ".*"
+			if w, err = mats.Watch(ctx, t.filter); err == nil {
+				t.kv = mats
+			}
+		}
+	}
+	if t.kv == nil {
+		close(t.exited)
+		return t
+	}
+	ready := make(chan struct{})
+	go t.run(ctx, w, ready)
+	select {
+	case <-ready:
+	case <-t.exited:
+	case <-ctx.Done():
+	}
+	return t
+}
+
+func (t *progressTracker) run(ctx context.Context, w jetstream.KeyWatcher, ready chan struct{}) {
+	defer close(t.exited)
+	defer w.Stop()
+	initial := true
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e, ok := <-w.Updates():
+			if !ok {
+				return
+			}
+			if e == nil {
+				if initial {
+					initial = false
+					close(ready)
+				}
+				continue
+			}
+			t.observe(e, initial)
+		}
+	}
+}
+
+// observe reports the partition of a record that shows it ended. Initial
+// records are the state before the backfill: a completed one is skipped,
+// unless Force re-runs it.
+func (t *progressTracker) observe(e jetstream.KeyValueEntry, initial bool) {
+	key := e.Key()
+	p, ok := t.byTok[key[strings.LastIndexByte(key, '.')+1:]]
+	if !ok || t.done[p] || e.Operation() != jetstream.KeyValuePut {
+		return
+	}
+	var rec flowstone.Materialization
+	if json.Unmarshal(e.Value(), &rec) != nil || rec.Partition != p {
+		return
+	}
+	if initial {
+		if rec.State == flowstone.StateCompleted {
+			if !t.b.Force {
+				t.report(p, nil, &t.stats.Skipped)
+			} else {
+				t.before[p] = rec.RunID
+			}
+		}
+		return
+	}
+	switch {
+	case !rec.State.Terminal():
+	case rec.State == flowstone.StateCompleted && t.b.Force && rec.RunID == t.before[p]:
+	case rec.State == flowstone.StateCompleted:
+		t.report(p, nil, &t.stats.Succeeded)
+	default:
+		fe := rec.Error
+		if fe == nil {
+			fe = &flowstone.Error{Type: flowstone.TypeExecutionFailed, Message: "partition " + p + " ended " + string(rec.State)}
+		}
+		if t.stats.Errors == nil {
+			t.stats.Errors = map[string]*flowstone.Error{}
+		}
+		t.stats.Errors[p] = fe
+		t.report(p, fe, &t.stats.Failed)
+	}
+}
+
+func (t *progressTracker) report(p string, fe *flowstone.Error, count *int) {
+	t.done[p] = true
+	*count++
+	t.progress(flowstone.BackfillProgress{Partition: p, Done: len(t.done), Total: len(t.b.Partitions), Err: fe, Stats: t.stats})
+}
+
+// stop ends the live watch.
+func (t *progressTracker) stop() {
+	t.cancel()
+	<-t.exited
+}
+
+// finish reports what the live watch had not seen yet: it reads the
+// records as they are now (a fresh watch's initial values), then reports
+// the partitions that left no ended record (a failed dependency, a halt)
+// without an error.
+func (t *progressTracker) finish(ctx context.Context) {
+	if t.kv != nil && len(t.done) < len(t.b.Partitions) {
+		if w, err := t.kv.Watch(ctx, t.filter); err == nil {
+		drain:
+			for {
+				select {
+				case e, ok := <-w.Updates():
+					if !ok || e == nil {
+						break drain
+					}
+					t.observe(e, false)
+				case <-ctx.Done():
+					break drain
+				}
+			}
+			w.Stop()
+		}
+	}
+	for _, p := range t.b.Partitions {
+		if !t.done[p] {
+			t.done[p] = true
+			t.progress(flowstone.BackfillProgress{Partition: p, Done: len(t.done), Total: len(t.b.Partitions), Stats: t.stats})
+		}
+	}
+}
+
+func (t *progressTracker) progress(p flowstone.BackfillProgress) {
+	if t.b.Progress != nil {
+		t.b.Progress(p)
+	}
+}

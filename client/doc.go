@@ -1,0 +1,51 @@
+// Package client is the Go client of a FlowStone fleet: the library's verbs
+// (Run, Get, Exists, Status, Cancel, Invalidate, Backfill, Graph, Assets,
+// AssetInfo) with the same options and the same *flowstone.Error values,
+// spoken over NATS request/reply to the fleet's coordinators, with
+// pipelines named instead of passed.
+//
+//	c, err := client.Connect("nats://127.0.0.1:4222")
+//	if err != nil {
+//		return err // an *flowstone.Error of TypeUnavailable, saying what to do
+//	}
+//	defer c.Close()
+//	res, err := c.Run(ctx, "example", "sum")
+//	...
+//	var sum int
+//	err = res.Decode(&sum)
+//
+// # Requests and waiting
+//
+// Every call is one request to flowstone.api.<verb>; a coordinator answers
+// at once. A synchronous Run is accepted at once too: the client then
+// watches the run's record in the fleet's runs bucket until the run ends,
+// and reads the result with Get. Calls use the deadline of their context;
+// when it has none, requests give up after the client's timeout
+// (WithTimeout) and a synchronous Run waits for its own run timeout plus
+// that.
+//
+// Cancelling the context of a synchronous Run stops the waiting, not the
+// run: it goes on on the fleet (cancel it with Cancel).
+//
+// # Errors
+//
+// Errors are *flowstone.Error. A coordinator's error arrives with its type
+// and details, so errors.Is(err, flowstone.ErrAssetNotFound) works as it
+// does embedded. A fleet nobody answers for is TypeUnavailable; a reply
+// that does not come in time is TypeTimeout (and also matches
+// context.DeadlineExceeded when the context's deadline passed).
+//
+// # Results
+//
+// Get's reply carries results up to protocol.InlineValueLimit bytes inline.
+// A larger result is read from its object store, which the client must be
+// given with WithStore under the fleet's storage name.
+//
+// # Async runs
+//
+// Run with flowstone.Async returns a Result whose Job is set; the value is
+// read later with Get. A Client is a flowstone.AsyncRunner, so an embedded
+// engine can send its Async runs to the fleet:
+//
+//	engine, err := flowstone.NewEngine(flowstone.EngineConfig{Async: c})
+package client

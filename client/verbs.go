@@ -1,0 +1,89 @@
+package client
+
+import (
+	"context"
+
+	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/protocol"
+)
+
+// Status tells where asset stands for the partition: StateNotFound when it
+// never ran, "scheduled" for a run waiting for its time.
+func (c *Client) Status(ctx context.Context, pipeline, asset string, opts ...flowstone.GetOption) (flowstone.StatusInfo, error) {
+	g := flowstone.ResolveGet(opts...)
+	r, err := call[protocol.StatusReply](ctx, c, protocol.StatusRequest{V: protocol.Version, Pipeline: pipeline, Asset: asset, Partition: g.Partition})
+	if err != nil {
+		return flowstone.StatusInfo{}, err
+	}
+	info := flowstone.StatusInfo{State: flowstone.State(r.State), Partition: r.Partition, CompletedAt: r.CompletedAt,
+		DurationMS: r.DurationMS, Storage: r.Storage, Error: flowstone.FromWire(r.Error), RunID: r.RunID}
+	if r.Scatter != nil {
+		info.Scatter = &flowstone.ScatterStatus{Total: r.Scatter.Total, Completed: r.Scatter.Completed, Failed: r.Scatter.Failed, Pending: r.Scatter.Pending}
+	}
+	return info, nil
+}
+
+// Cancel stops the runs of asset for the partition on the fleet: running
+// executions have their context cancelled, pending and scheduled ones never
+// start. It returns a NotFound error if nothing was running or scheduled.
+func (c *Client) Cancel(ctx context.Context, pipeline, asset string, opts ...flowstone.GetOption) error {
+	g := flowstone.ResolveGet(opts...)
+	r, err := call[protocol.CancelReply](ctx, c, protocol.CancelRequest{V: protocol.Version, Pipeline: pipeline, Asset: asset, Partition: g.Partition})
+	if err != nil {
+		return err
+	}
+	if r.Cancelled == 0 {
+		return &flowstone.Error{Type: flowstone.TypeNotFound, Details: map[string]any{"pipeline": pipeline, "asset": asset, "partition": g.Partition},
+			Message: "cannot cancel " + asset + " (partition " + g.Partition + "): nothing is running, pending or scheduled"}
+	}
+	return nil
+}
+
+// Invalidate deletes the result of asset for the partition (with
+// flowstone.Cascade, of everything downstream too) so the next Run
+// recomputes it, and returns how many results it deleted.
+func (c *Client) Invalidate(ctx context.Context, pipeline, asset string, opts ...flowstone.InvalidateOption) (int, error) {
+	i := flowstone.ResolveInvalidate(opts...)
+	r, err := call[protocol.InvalidateReply](ctx, c, protocol.InvalidateRequest{V: protocol.Version, Pipeline: pipeline, Asset: asset,
+		Partition: i.Partition, Cascade: i.Cascade})
+	return r.Count, err
+}
+
+// Graph draws the pipeline's DAG (flowstone.Format: ASCII, Mermaid or DOT).
+func (c *Client) Graph(ctx context.Context, pipeline string, opts ...flowstone.GraphOption) (string, error) {
+	format := protocol.GraphFormat(flowstone.ResolveGraph(opts...).String())
+	r, err := call[protocol.GraphReply](ctx, c, protocol.GraphRequest{V: protocol.Version, Pipeline: pipeline, Format: format})
+	return r.Graph, err
+}
+
+// Assets lists the pipeline's assets in its order.
+func (c *Client) Assets(ctx context.Context, pipeline string) ([]string, error) {
+	r, err := call[protocol.AssetsReply](ctx, c, protocol.AssetsRequest{V: protocol.Version, Pipeline: pipeline})
+	if err != nil {
+		return nil, err
+	}
+	return r.Assets, nil
+}
+
+// AssetInfo describes one asset, as the workers hosting it declare it.
+func (c *Client) AssetInfo(ctx context.Context, pipeline, asset string) (flowstone.Info, error) {
+	r, err := call[protocol.InfoReply](ctx, c, protocol.InfoRequest{V: protocol.Version, Pipeline: pipeline, Asset: asset})
+	if err != nil {
+		return flowstone.Info{}, err
+	}
+	info := flowstone.Info{Name: r.Name, DependsOn: r.DependsOn, OptionalDeps: r.OptionalDeps, Description: r.Description,
+		PartitionedBy: r.PartitionedBy, Scatter: r.Scatter, Parallel: r.Parallel, HasApproval: r.HasApproval}
+	if info.DependsOn == nil {
+		info.DependsOn = []string{}
+	}
+	return info, nil
+}
+
+// Pipelines lists the pipelines the fleet's workers host.
+func (c *Client) Pipelines(ctx context.Context) ([]protocol.PipelineSummary, error) {
+	r, err := call[protocol.PipelinesReply](ctx, c, protocol.PipelinesRequest{V: protocol.Version})
+	if err != nil {
+		return nil, err
+	}
+	return r.Pipelines, nil
+}
