@@ -17,6 +17,9 @@ import (
 // the fleet sent it inline, otherwise from the store given with WithStore.
 func (c *Client) Get(ctx context.Context, pipeline, asset string, opts ...flowstone.GetOption) (*flowstone.Result, error) {
 	g := flowstone.ResolveGet(opts...)
+	if err := checkPartition(g.Partition); err != nil {
+		return nil, err
+	}
 	reply, err := call[protocol.GetReply](ctx, c, protocol.GetRequest{V: protocol.Version, Pipeline: pipeline, Asset: asset,
 		Partition: g.Partition, Storage: g.Storage})
 	if err != nil {
@@ -74,6 +77,9 @@ func (c *Client) openObject(ctx context.Context, rec *flowstone.Materialization)
 // loading the value.
 func (c *Client) Exists(ctx context.Context, pipeline, asset string, opts ...flowstone.GetOption) (bool, error) {
 	g := flowstone.ResolveGet(opts...)
+	if err := checkPartition(g.Partition); err != nil {
+		return false, err
+	}
 	reply, err := call[protocol.ExistsReply](ctx, c, protocol.ExistsRequest{V: protocol.Version, Pipeline: pipeline, Asset: asset,
 		Partition: g.Partition, Storage: g.Storage})
 	return reply.Exists, err

@@ -159,3 +159,12 @@ func redact(s string) string {
 }
 
 func sizeString(n int64) string { return strconv.FormatInt(n, 10) + " bytes" }
+
+// checkPartition refuses the empty key as the library does; on the wire ""
+// would silently mean the default partition.
+func checkPartition(key string) error {
+	if key == "" {
+		return &flowstone.Error{Type: flowstone.TypeBadRequest, Message: "empty partition key: omit Partition for the default partition, or give a key"}
+	}
+	return nil
+}

@@ -20,6 +20,9 @@ func (c *Client) Run(ctx context.Context, pipeline, asset string, opts ...flowst
 	if err != nil {
 		return nil, err
 	}
+	if err := checkPartition(req.Partition); err != nil {
+		return nil, err
+	}
 	wire := wireRun(req)
 	reply, err := call[protocol.RunReply](ctx, c, wire)
 	if err != nil {
@@ -54,6 +57,9 @@ func (c *Client) Run(ctx context.Context, pipeline, asset string, opts ...flowst
 // its Async runs to the fleet by pipeline name.
 func (c *Client) Enqueue(ctx context.Context, req flowstone.RunRequest) (*flowstone.Job, error) {
 	req.Async = true
+	if err := checkPartition(req.Partition); err != nil {
+		return nil, err
+	}
 	reply, err := call[protocol.RunReply](ctx, c, wireRun(req))
 	if err != nil {
 		return nil, err

@@ -11,6 +11,9 @@ import (
 // never ran, "scheduled" for a run waiting for its time.
 func (c *Client) Status(ctx context.Context, pipeline, asset string, opts ...flowstone.GetOption) (flowstone.StatusInfo, error) {
 	g := flowstone.ResolveGet(opts...)
+	if err := checkPartition(g.Partition); err != nil {
+		return flowstone.StatusInfo{}, err
+	}
 	r, err := call[protocol.StatusReply](ctx, c, protocol.StatusRequest{V: protocol.Version, Pipeline: pipeline, Asset: asset, Partition: g.Partition})
 	if err != nil {
 		return flowstone.StatusInfo{}, err
@@ -28,6 +31,9 @@ func (c *Client) Status(ctx context.Context, pipeline, asset string, opts ...flo
 // start. It returns a NotFound error if nothing was running or scheduled.
 func (c *Client) Cancel(ctx context.Context, pipeline, asset string, opts ...flowstone.GetOption) error {
 	g := flowstone.ResolveGet(opts...)
+	if err := checkPartition(g.Partition); err != nil {
+		return err
+	}
 	r, err := call[protocol.CancelReply](ctx, c, protocol.CancelRequest{V: protocol.Version, Pipeline: pipeline, Asset: asset, Partition: g.Partition})
 	if err != nil {
 		return err
@@ -44,6 +50,9 @@ func (c *Client) Cancel(ctx context.Context, pipeline, asset string, opts ...flo
 // recomputes it, and returns how many results it deleted.
 func (c *Client) Invalidate(ctx context.Context, pipeline, asset string, opts ...flowstone.InvalidateOption) (int, error) {
 	i := flowstone.ResolveInvalidate(opts...)
+	if err := checkPartition(i.Partition); err != nil {
+		return 0, err
+	}
 	r, err := call[protocol.InvalidateReply](ctx, c, protocol.InvalidateRequest{V: protocol.Version, Pipeline: pipeline, Asset: asset,
 		Partition: i.Partition, Cascade: i.Cascade})
 	return r.Count, err
