@@ -36,7 +36,9 @@ func (m *memoryStore) Put(ctx context.Context, key string, r io.Reader, size int
 	}
 	var buf bytes.Buffer
 	if size > 0 {
-		buf.Grow(int(size))
+		// ReadFrom wants MinRead spare bytes to see EOF; without them it
+		// would double the buffer at the very end.
+		buf.Grow(int(size) + bytes.MinRead)
 	}
 	src := integrity.NewSource(ctx, r, size)
 	if _, err := buf.ReadFrom(src); err != nil {

@@ -2,7 +2,6 @@ package filestore
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -83,10 +82,7 @@ func (s *Store) write(ctx context.Context, p, key string, r io.Reader, size int6
 	if _, err := io.CopyBuffer(struct{ io.Writer }{f}, src, make([]byte, copyBufferSize)); err != nil {
 		return objectstore.Info{}, err
 	}
-	t := trailer{size: src.Len()}
-	if _, err := hex.Decode(t.sum[:], []byte(src.Sum())); err != nil {
-		return objectstore.Info{}, err
-	}
+	t := trailer{size: src.Len(), sum: src.Digest()}
 	if _, err := f.Write(t.encode()); err != nil {
 		return objectstore.Info{}, err
 	}

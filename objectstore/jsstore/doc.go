@@ -9,11 +9,18 @@
 //
 // # Checksums
 //
-// The NATS client records the SHA-256 of every object in its metadata
-// (ObjectInfo.Digest) as it streams the chunks; the digest is known only at
-// the end, which is why it lives in the metadata message written last.
-// Info.SHA256 is that digest in hex. Get reads the chunks itself and verifies
-// length and digest when the reader reaches the end.
+// Put records the SHA-256 of every object in its metadata
+// (ObjectInfo.Digest, "SHA-256=<base64url>", as NATS clients expect), hashing
+// the chunks as it streams them; the digest is known only at the end, which
+// is why it lives in the metadata message written last. Info.SHA256 is that
+// digest in hex. Get reads the chunks itself and verifies length and digest
+// when the reader reaches the end.
+//
+// Put and Get speak the object store's wire layout (NATS ADR-20) directly
+// rather than through ObjectStore.Put and Get: in nats.go v1.55.0 Put can
+// leak a goroutine per call and Get cuts reads off after the JetStream
+// default timeout unless ctx has a deadline. Objects stay readable and
+// writable by any NATS client.
 //
 // # Chunks and reads
 //

@@ -76,7 +76,9 @@ func New(ctx context.Context, js jetstream.JetStream, bucket string, opts ...Opt
 // Name returns "jetstream".
 func (s *Store) Name() string { return "jetstream" }
 
-// Put streams the object into the bucket in chunks.
+// Put streams the object into the bucket in chunks, a few in flight at a
+// time, and commits it with its metadata message; Puts of one key through
+// one Store take turns.
 func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) (objectstore.Info, error) {
 	if err := objectstore.ValidKey(key); err != nil {
 		return objectstore.Info{}, err
@@ -90,42 +92,29 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) (o
 	}
 	defer unlock()
 	src := integrity.NewSource(ctx, r, size)
-	// The caller's ctx reaches the upload through src, which fails once ctx
-	// is done. The NATS side gets a context that stays alive, because the
-	// client purges the chunks of a failed upload with it.
-	natsCtx := context.WithoutCancel(ctx)
-	oi, err := s.obs.Put(natsCtx, jetstream.ObjectMeta{
-		Name: key,
-		Opts: &jetstream.ObjectMetaOptions{ChunkSize: s.chunkSize},
-	}, src)
+	oi, err := s.write(ctx, key, src)
 	if err != nil {
+		if ctxErr := integrity.ContextErr(ctx); ctxErr != nil && !errors.Is(err, ctx.Err()) {
+			err = fmt.Errorf("%w: %w", ctxErr, err)
+		}
 		return objectstore.Info{}, fmt.Errorf("jsstore: put %q: %w", key, err)
 	}
-	info, err := toInfo(key, oi)
-	if err != nil {
-		return objectstore.Info{}, err
-	}
-	if info.SHA256 != src.Sum() || info.Size != src.Len() {
-		return objectstore.Info{}, fmt.Errorf("jsstore: put %q: the client recorded %d bytes with SHA-256 %s, we sent %d with %s",
-			key, info.Size, info.SHA256, src.Len(), src.Sum())
-	}
-	s.purgeIfSuperseded(natsCtx, key, oi.NUID)
-	return info, nil
+	return toInfo(key, oi)
 }
 
 // purgeIfSuperseded drops the chunks of the version just written if another
-// process's Put replaced it before its metadata landed. The NATS client
-// purges only the chunks of the version it saw at its start, so two
-// concurrent Puts of a key can strand one version's chunks in the stream;
-// within a Store putLocks prevents that, across processes this narrows the
-// window to the moment between another Put's metadata and its own check.
+// process's Put replaced it before its metadata landed: that Put purged only
+// the version it saw when it started. Within a Store putLocks rules this
+// out; across processes this narrows the window for stranded chunks to the
+// moment between another Put's commit and its own check.
 func (s *Store) purgeIfSuperseded(ctx context.Context, key, nuid string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
 	cur, err := s.obs.GetInfo(ctx, key, jetstream.GetObjectInfoShowDeleted())
 	if err != nil || cur.NUID == nuid {
 		return
 	}
-	// Best effort: a failure only leaves unreachable chunks behind.
-	_ = s.stream.Purge(ctx, jetstream.WithPurgeSubject(chunkSubject(s.bucket, nuid)))
+	s.purgeChunks(ctx, nuid)
 }
 
 // Get opens the object and streams its chunks as they are read.

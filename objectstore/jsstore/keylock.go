@@ -8,8 +8,8 @@ import (
 )
 
 // keyLocks serializes the Puts of each key within one Store, so each Put
-// sees its predecessor and the NATS client purges that predecessor's chunks.
-// Waiting ends with the caller's context.
+// sees the version it replaces and purges that version's chunks. Waiting
+// ends with the caller's context.
 type keyLocks struct {
 	mu    sync.Mutex
 	locks map[string]*keyLock

@@ -63,6 +63,13 @@ func (s *Source) Len() int64 { return s.n }
 // Sum is the lowercase hex SHA-256 of the bytes read so far.
 func (s *Source) Sum() string { return hex.EncodeToString(s.h.Sum(nil)) }
 
+// Digest is the raw SHA-256 of the bytes read so far.
+func (s *Source) Digest() [sha256.Size]byte {
+	var d [sha256.Size]byte
+	s.h.Sum(d[:0])
+	return d
+}
+
 // Reader verifies an object's bytes against the size and SHA-256 recorded
 // when it was written. It is not safe for concurrent use.
 type Reader struct {
