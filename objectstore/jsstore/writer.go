@@ -19,7 +19,7 @@ import (
 const (
 	// putWindow is how many chunks a Put has in flight: enough to keep the
 	// server busy, and the bound on a Put's memory, in chunks.
-	putWindow = 4
+	putWindow = 8
 	// ackTimeout bounds the wait for the server to store one chunk.
 	ackTimeout = 30 * time.Second
 	// cleanupTimeout bounds purging a failed upload's chunks, which runs
