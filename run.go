@@ -334,10 +334,16 @@ func (e *Engine) materialize(ctx context.Context, p *Pipeline, t Task) (rec *Mat
 	case <-ctx.Done():
 		e.mu.Lock()
 		f.waiters--
-		if f.waiters == 0 {
+		last := f.waiters == 0
+		if last {
 			f.cancel(context.Cause(ctx))
 		}
 		e.mu.Unlock()
+		if last {
+			// Nobody else waits: see the cancelled execution out, so its
+			// record says cancelled (or timed out) once Run has returned.
+			<-f.done
+		}
 		return nil, true, ctxError(ctx, p.name, t.Asset)
 	}
 }
