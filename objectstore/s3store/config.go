@@ -26,11 +26,11 @@ const (
 // Config says where the store keeps its objects.
 type Config struct {
 	// Endpoint is the server's host or host:port, without a scheme, such as
-	// "s3.eu-central-1.amazonaws.com" or "127.0.0.1:7070". Required; defaults
-	// to nothing.
+	// "s3.eu-central-1.amazonaws.com" or "127.0.0.1:7070". Defaults to
+	// nothing: New fails without it.
 	Endpoint string
-	// Bucket holds the objects; New creates it if it is missing. Required;
-	// defaults to nothing.
+	// Bucket holds the objects; New creates it if it is missing. Defaults
+	// to nothing: New fails without it.
 	Bucket string
 	// AccessKey identifies the credentials. Defaults to "", which together
 	// with an empty SecretKey sends anonymous requests.
