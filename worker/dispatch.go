@@ -1,0 +1,179 @@
+package worker
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/flowstone-go/flowstone/protocol"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// dispatch is the worker's only consumer of tasks. Whenever slots are free
+// it asks the consumers for at most that many tasks, highest priority first
+// (FetchNoWait: what is there now, never a pull left waiting), so no task
+// waits in this process for a slot: its AckWait clock starts when it can
+// run, and a task published at priority 3 is taken before any priority-0
+// task still queued, however long the queue.
+//
+// When every consumer is empty it waits without polling JetStream: it
+// subscribes (core NATS) to the task subjects of its pipelines, so a
+// publish wakes it, looks once more (the subscription is in place before
+// that look, so no publish slips between) and sleeps until woken or until
+// IdlePoll passes (redeliveries come without a publish). It unsubscribes as
+// soon as it finds work, so a busy worker does not receive every task twice.
+func (w *Worker) dispatch(ctx context.Context) {
+	defer w.fetchLoop.Done()
+	var bells []*nats.Subscription
+	disarm := func() {
+		for _, s := range bells {
+			s.Unsubscribe()
+		}
+		bells = nil
+	}
+	defer disarm()
+	idle := time.NewTimer(w.cfg.IdlePoll)
+	defer idle.Stop()
+	failures, rotation := 0, 0
+	for {
+		select {
+		case w.sem <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		n := 1
+	more:
+		for n < w.cfg.Concurrency {
+			select {
+			case w.sem <- struct{}{}:
+				n++
+			default:
+				break more
+			}
+		}
+		got, err := w.fetch(ctx, n, rotation)
+		rotation++
+		w.release(n - got)
+		switch {
+		case got > 0:
+			disarm()
+			failures = 0
+			continue
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			failures++
+			if failures == 1 {
+				w.log.Warn().Err(err).Msg("task_fetch_failed")
+			}
+			if !sleep(ctx, min(w.cfg.IdlePoll, time.Duration(failures)*50*time.Millisecond)) {
+				return
+			}
+			continue
+		}
+		if failures > 0 {
+			w.log.Info().Int("failures", failures).Msg("task_fetch_recovered")
+			failures = 0
+		}
+		if bells == nil {
+			bells = w.arm()
+			if bells != nil {
+				continue // look once more, now that a publish would wake us
+			}
+		}
+		idle.Reset(w.cfg.IdlePoll)
+		select {
+		case <-w.wake:
+		case <-idle.C:
+		case <-ctx.Done():
+			return
+		}
+		idle.Stop()
+	}
+}
+
+// fetch takes up to n tasks, highest priority first, and launches each.
+// Consumers of one priority are visited from a rotating start, so no
+// pipeline starves another. It returns how many it launched and the last
+// error it met.
+func (w *Worker) fetch(ctx context.Context, n, rotation int) (got int, err error) {
+	for prio := protocol.MaxPriority; prio >= 0; prio-- {
+		srcs := w.sources[prio]
+		for i := range srcs {
+			if got == n || ctx.Err() != nil {
+				return got, err
+			}
+			s := srcs[(rotation+i)%len(srcs)]
+			batch, ferr := s.c.FetchNoWait(n - got)
+			if ferr != nil {
+				err = ferr
+				continue
+			}
+			for m := range batch.Messages() {
+				w.launch(s, m)
+				got++
+			}
+			if berr := batch.Error(); berr != nil {
+				err = berr
+			}
+		}
+	}
+	return got, err
+}
+
+// launch runs one fetched task on its own goroutine; the slot the
+// dispatcher took for it is released when the task is settled.
+func (w *Worker) launch(s *source, m jetstream.Msg) {
+	w.tasks.Add(1)
+	go func() {
+		defer w.tasks.Done()
+		defer w.release(1)
+		w.run(s, m)
+	}()
+}
+
+func (w *Worker) release(n int) {
+	for range n {
+		<-w.sem
+	}
+}
+
+// arm subscribes to the task subjects of the hosted pipelines; a message
+// there rings w.wake. It returns nil if it could not subscribe (the idle
+// poll still finds the work).
+func (w *Worker) arm() []*nats.Subscription {
+	ring := func(*nats.Msg) {
+		select {
+		case w.wake <- struct{}{}:
+		default:
+		}
+	}
+	subs := make([]*nats.Subscription, 0, len(w.hosted))
+	for _, h := range w.hosted {
+		// "flowstone.task.<pipeline>.p0" → "flowstone.task.<pipeline>.*"
+		subj := strings.TrimSuffix(protocol.TaskSubject(h.name, 0), "p0") + "*"
+		s, err := w.cfg.Conn.Subscribe(subj, ring)
+		if err != nil {
+			for _, s := range subs {
+				s.Unsubscribe()
+			}
+			w.log.Debug().Err(err).Msg("task_doorbell_failed")
+			return nil
+		}
+		subs = append(subs, s)
+	}
+	return subs
+}
+
+// sleep waits for d or ctx, and reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,82 @@
+// Package worker is the FlowStone fleet's task consumer: it hosts pipelines,
+// pulls their materialization tasks from JetStream, runs each with the same
+// executor the embedded engine uses, and reports how it ended.
+//
+//	w, err := worker.New(worker.Config{
+//		Conn:      nc,
+//		Pipelines: pipelines.All(pipelines.Options{}),
+//		Stores:    map[string]objectstore.Store{"file": fs},
+//	})
+//	...
+//	err = w.Start(ctx)
+//	...
+//	err = w.Stop(shutdownCtx) // drains
+//
+// Workers are stateless: start or kill any number. Everything they know is
+// in JetStream, and a worker killed at any instant loses nothing.
+//
+// # Tasks
+//
+// Each hosted pipeline has one durable pull consumer per priority (0..3,
+// fleet.TaskConsumer), shared by every worker that hosts it. A worker takes
+// a task only when it has a free slot (Config.Concurrency), asking for at
+// most as many tasks as it has free slots, from priority 3 down to 0; so no
+// task waits in a worker's buffer with its AckWait running, and under a
+// saturated queue higher priorities are always served first. An idle worker
+// does not poll JetStream: a core NATS subscription to its task subjects
+// wakes it when a task is published, and it looks every Config.IdlePoll for
+// tasks that come back without a publish (redeliveries).
+//
+// # Execution and acknowledgement
+//
+// A task becomes a flowstone.Task (its attempt is the message's delivery
+// count) and runs under a context bounded by the task's timeout and its
+// run's deadline. While it runs the worker sends an in-progress heartbeat
+// every AckWait/3, so JetStream redelivers it only if the worker dies. When
+// the executor returns, the materialization record is in KV (the executor
+// writes it before returning, success or failure); the worker then publishes
+// a protocol.Completion to protocol.DoneSubject with the dedupe id
+// "<task id>.<attempt>", and acks the task only once JetStream has stored the
+// completion. A crash between the two redelivers the task; the executor sees
+// the record completed by the same run and does not execute again, and the
+// completion is published again (coordinators handle completions
+// idempotently). A message that is not a valid task is terminated (never
+// redelivered) and logged.
+//
+// # Cancellation
+//
+// Workers subscribe to protocol.CancelSubjects. A cancel cancels the
+// context of the run's running tasks (the executor records them cancelled
+// and the completion carries the code "cancelled"), and for CancelMemory the
+// run's later tasks are completed as cancelled without executing.
+//
+// # Stopping
+//
+// Stop stops taking tasks and waits for the running ones. If its context
+// ends first, it cancels them and naks their messages so that another worker
+// takes them at once, then returns. It deletes the worker's manifests.
+//
+// # Manifests and events
+//
+// The worker puts the manifest of each hosted pipeline in the manifests
+// bucket at Start and every fleet.ManifestRefresh (the bucket's TTL removes
+// the manifests of a dead worker), and publishes every executor event on
+// protocol.EventSubject unless Config.NoEvents is set.
+//
+// # Metrics
+//
+// With Config.Registerer set the worker registers:
+//
+//   - flowstone_worker_tasks_started_total{pipeline}
+//   - flowstone_worker_tasks_succeeded_total{pipeline}
+//   - flowstone_worker_tasks_failed_total{pipeline,code}
+//   - flowstone_worker_task_duration_seconds{pipeline,outcome}
+//   - flowstone_worker_queue_depth{pipeline,priority}, as of the last fetch
+//
+// # Permissions
+//
+// Besides what NATS.md lists for consuming (consumer info and next-message
+// requests, acks, a private inbox), a worker publishes to flowstone.done.>,
+// flowstone.event.> and the KV subjects of its buckets, and subscribes to
+// flowstone.cancel.* and to flowstone.task.<pipeline>.* (the idle wake-up).
+package worker

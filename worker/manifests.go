@@ -1,0 +1,54 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/flowstone-go/flowstone/internal/fleet"
+	"github.com/flowstone-go/flowstone/protocol"
+)
+
+// putManifests writes the manifest of every hosted pipeline under
+// protocol.ManifestKey. The bucket expires a manifest fleet.ManifestTTL
+// after its last write, so a worker that dies leaves the fleet by itself.
+func (w *Worker) putManifests(ctx context.Context) error {
+	for _, h := range w.hosted {
+		body, perr := protocol.EncodeManifest(h.p.Manifest(w.cfg.ID))
+		if perr != nil {
+			return fmt.Errorf("worker: manifest of pipeline %s: %w", h.name, perr)
+		}
+		if _, err := w.manifests.Put(ctx, protocol.ManifestKey(h.name, w.cfg.ID), body); err != nil {
+			return fmt.Errorf("worker: put manifest of pipeline %s: %w", h.name, err)
+		}
+	}
+	return nil
+}
+
+// refreshManifests rewrites the manifests every fleet.ManifestRefresh.
+func (w *Worker) refreshManifests(ctx context.Context) {
+	defer w.background.Done()
+	t := time.NewTicker(fleet.ManifestRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		put, cancel := context.WithTimeout(ctx, fleet.ManifestRefresh)
+		if err := w.putManifests(put); err != nil && ctx.Err() == nil {
+			w.log.Warn().Err(err).Msg("manifest_refresh_failed")
+		}
+		cancel()
+	}
+}
+
+// deleteManifests removes the worker's manifests: it hosts nothing now.
+func (w *Worker) deleteManifests(ctx context.Context) {
+	for _, h := range w.hosted {
+		if err := w.manifests.Delete(ctx, protocol.ManifestKey(h.name, w.cfg.ID), 0); err != nil {
+			w.log.Warn().Err(err).Str("pipeline", h.name).Msg("manifest_delete_failed")
+		}
+	}
+}

@@ -1,0 +1,232 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/protocol"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// task is one delivery of a task message being executed.
+type task struct {
+	msg     jetstream.Msg
+	h       *hosted
+	t       protocol.Task
+	attempt int
+	cancel  context.CancelCauseFunc
+	// state says who settles the message: the goroutine running the task,
+	// or Stop when it gives up waiting for an asset that ignores its context.
+	state atomic.Int32
+}
+
+const (
+	taskRunning    int32 = iota
+	taskSettling         // the running goroutine completes and acks it
+	taskHandedBack       // Stop nak'ed it
+)
+
+// errStopping is the cause of a task context cancelled because the worker
+// is stopping: such a task is handed back to the queue, not completed.
+var errStopping = errors.New("worker: stopping")
+
+// run executes one delivered task and settles its message: a Completion
+// and an ack once the executor has recorded the outcome, a Term for a
+// malformed message, a Nak when the worker stops under it.
+func (w *Worker) run(s *source, m jetstream.Msg) {
+	start := time.Now()
+	t, perr := protocol.DecodeTask(m.Data())
+	if perr == nil && t.Pipeline != s.h.name {
+		perr = protocol.Errorf(protocol.CodeBadRequest, "task of pipeline %q arrived on the task subject of %q", t.Pipeline, s.h.name)
+	}
+	if perr != nil {
+		w.reject(s, m, perr)
+		return
+	}
+	tk := &task{msg: m, h: s.h, t: t, attempt: 1}
+	if md, err := m.Metadata(); err == nil {
+		tk.attempt = max(int(md.NumDelivered), 1)
+		w.metrics.queueDepth(s, md.NumPending)
+	}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	tk.cancel = cancel
+	if !w.register(tk) {
+		w.stats.started.Add(1)
+		w.metrics.started(s.h.name)
+		w.complete(tk, start, nil, cancelledRun(t.RunID))
+		return
+	}
+	defer w.unregister(tk)
+	w.stats.started.Add(1)
+	w.metrics.started(s.h.name)
+	ctx, stop := bound(ctx, &t)
+	defer stop()
+
+	rec, err := w.x.Execute(ctx, s.h.p, w.flowTask(tk))
+	if !tk.state.CompareAndSwap(taskRunning, taskSettling) {
+		return // Stop handed it back already
+	}
+	if err != nil && errors.Is(context.Cause(ctx), errStopping) {
+		w.log.Info().Str("task_id", t.ID).Str("run_id", t.RunID).Msg("task_handed_back")
+		if err := m.Nak(); err != nil {
+			w.log.Warn().Err(err).Str("task_id", t.ID).Msg("task_nak_failed")
+		}
+		return
+	}
+	w.complete(tk, start, rec, err)
+}
+
+// reject terminates a message that is not a task this worker can read, so
+// it is never delivered again.
+func (w *Worker) reject(s *source, m jetstream.Msg, perr *protocol.Error) {
+	w.log.Error().Str("subject", m.Subject()).Str("pipeline", s.h.name).Str("code", perr.Code).
+		Str("error", perr.Message).Msg("task_malformed")
+	if err := m.TermWithReason("malformed task: " + perr.Code); err != nil {
+		w.log.Warn().Err(err).Str("subject", m.Subject()).Msg("task_term_failed")
+	}
+}
+
+// bound applies the task's timeout and its run's deadline to ctx, with
+// causes that say which ended it.
+func bound(ctx context.Context, t *protocol.Task) (context.Context, context.CancelFunc) {
+	stops := []context.CancelFunc{}
+	if t.TimeoutMS > 0 {
+		d := time.Duration(t.TimeoutMS) * time.Millisecond
+		var c context.CancelFunc
+		ctx, c = context.WithTimeoutCause(ctx, d, &flowstone.Error{Type: flowstone.TypeTimeout,
+			Message: fmt.Sprintf("asset %q exceeded the task's timeout of %v", t.Asset, d),
+			Details: map[string]any{"asset": t.Asset, "timeout_ms": t.TimeoutMS}})
+		stops = append(stops, c)
+	}
+	if t.Deadline != nil {
+		var c context.CancelFunc
+		ctx, c = context.WithDeadlineCause(ctx, *t.Deadline, &flowstone.Error{Type: flowstone.TypeTimeout,
+			Message: fmt.Sprintf("run %s reached its deadline (%s) before asset %q finished", t.RunID, t.Deadline.UTC().Format(time.RFC3339Nano), t.Asset),
+			Details: map[string]any{"asset": t.Asset, "run_id": t.RunID}})
+		stops = append(stops, c)
+	}
+	return ctx, func() {
+		for _, c := range stops {
+			c()
+		}
+	}
+}
+
+// flowTask is the executor's view of a task. Optional dependencies the
+// coordinator left out (they have no value) are marked missing, so the
+// asset sees them the way it would embedded.
+func (w *Worker) flowTask(tk *task) flowstone.Task {
+	t := &tk.t
+	ft := flowstone.Task{RunID: t.RunID, Asset: t.Asset, Partition: t.Partition, Force: t.Force, Storage: t.Storage,
+		Attempt: tk.attempt, Priority: t.Priority, Deps: make([]flowstone.DepRef, 0, len(t.Deps))}
+	for _, d := range t.Deps {
+		ft.Deps = append(ft.Deps, flowstone.DepRef{Asset: d.Asset, Partition: d.Partition, Storage: d.Storage,
+			ObjectKey: d.ObjectKey, Encoding: string(d.Encoding), SHA256: d.SHA256, Size: d.Size})
+	}
+outer:
+	for _, name := range tk.h.optional[t.Asset] {
+		for _, d := range t.Deps {
+			if d.Asset == name {
+				continue outer
+			}
+		}
+		ft.Deps = append(ft.Deps, flowstone.DepRef{Asset: name, Partition: t.Partition, Missing: true})
+	}
+	return ft
+}
+
+// complete publishes the task's Completion and, once JetStream has stored
+// it, acks the task: a crash in between redelivers the task, whose
+// execution the executor's record makes a no-op, and publishes the
+// completion again. rec and err are Execute's results.
+func (w *Worker) complete(tk *task, start time.Time, rec *flowstone.Materialization, err error) {
+	t := &tk.t
+	end := time.Now()
+	c := protocol.Completion{V: protocol.Version, TaskID: t.ID, RunID: t.RunID, Pipeline: t.Pipeline, Asset: t.Asset,
+		Partition: t.Partition, Worker: w.cfg.ID, Attempt: tk.attempt, StartedAt: start.UTC(), FinishedAt: end.UTC(),
+		DurationMS: end.Sub(start).Milliseconds()}
+	if err == nil && rec == nil {
+		err = &flowstone.Error{Type: flowstone.TypeStorageError, Message: "the executor returned no record and no error"}
+	}
+	if err == nil {
+		c.OK = true
+		c.ResultRef = protocol.ResultRef{ObjectKey: rec.ObjectKey, Storage: rec.Storage, Size: rec.Size,
+			SHA256: rec.SHA256, Encoding: protocol.Encoding(rec.Encoding)}
+	} else {
+		c.Error = flowstone.AsError(err).WireError()
+	}
+	body, perr := protocol.EncodeCompletion(c)
+	if perr != nil {
+		// The record is what it is; say so in a completion that encodes.
+		c.OK, c.ResultRef = false, protocol.ResultRef{}
+		c.Error = plainError(c.Error, perr)
+		body, perr = protocol.EncodeCompletion(c)
+	}
+	if perr != nil {
+		w.log.Error().Str("task_id", t.ID).Str("error", perr.Message).Msg("completion_unencodable")
+		tk.msg.TermWithReason("completion cannot be encoded")
+		return
+	}
+
+	msg := &nats.Msg{Subject: protocol.DoneSubject(t.Pipeline), Data: body}
+	fut, perrAsync := w.js.PublishMsgAsync(msg, jetstream.WithMsgID(t.ID+"."+strconv.Itoa(tk.attempt)))
+	if perrAsync == nil {
+		select {
+		case <-fut.Ok():
+		case perrAsync = <-fut.Err():
+		}
+	}
+	if perrAsync != nil {
+		w.log.Warn().Err(perrAsync).Str("task_id", t.ID).Msg("completion_publish_failed")
+		if err := tk.msg.NakWithDelay(retryDelay); err != nil {
+			w.log.Warn().Err(err).Str("task_id", t.ID).Msg("task_nak_failed")
+		}
+		return
+	}
+	if err := tk.msg.Ack(); err != nil {
+		// The completion is stored; a redelivery would only repeat it.
+		w.log.Warn().Err(err).Str("task_id", t.ID).Msg("task_ack_failed")
+	}
+
+	d := end.Sub(start)
+	if c.OK {
+		w.stats.succeeded.Add(1)
+		w.metrics.succeeded(t.Pipeline, d)
+		w.log.Debug().Str("task_id", t.ID).Str("run_id", t.RunID).Str("asset", t.Asset).Int("attempt", tk.attempt).
+			Dur("duration", d).Msg("task_succeeded")
+		return
+	}
+	w.stats.failed.Add(1)
+	w.metrics.failed(t.Pipeline, c.Error.Code, d)
+	w.log.Info().Str("task_id", t.ID).Str("run_id", t.RunID).Str("asset", t.Asset).Int("attempt", tk.attempt).
+		Str("code", c.Error.Code).Str("error", c.Error.Message).Dur("duration", d).Msg("task_failed")
+}
+
+// plainError is e reduced to what always encodes: its code if valid, its
+// message made valid UTF-8 and short, no details. why is the encoding
+// problem, said in the message.
+func plainError(e *protocol.Error, why *protocol.Error) *protocol.Error {
+	out := &protocol.Error{Code: protocol.CodeInternal, Message: "the task's outcome could not be reported: " + why.Message}
+	if e == nil {
+		return out
+	}
+	msg := e.Message
+	if len(msg) > 1024 {
+		msg = msg[:1024]
+	}
+	msg = strings.ToValidUTF8(msg, "\uFFFD")
+	cand := &protocol.Error{Code: e.Code, Message: msg + " (details dropped: " + why.Message + ")"}
+	if cand.Validate() == nil {
+		return cand
+	}
+	out.Message = cand.Message
+	return out
+}

@@ -1,0 +1,334 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/internal/fleet"
+	"github.com/flowstone-go/flowstone/kv"
+	"github.com/flowstone-go/flowstone/kv/jskv"
+	"github.com/flowstone-go/flowstone/protocol"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+)
+
+// HardStopWait bounds how long Stop waits, once its context is done and the
+// running tasks' contexts are cancelled, for the tasks to return. Tasks whose
+// assets ignore their context longer than this are handed back to the queue
+// anyway and left to finish in the background.
+const HardStopWait = 5 * time.Second
+
+// publishTimeout bounds the wait for JetStream to confirm a completion.
+const publishTimeout = 10 * time.Second
+
+// flushTimeout bounds a flush of the connection when the caller's context
+// has no deadline.
+const flushTimeout = 5 * time.Second
+
+// retryDelay is how long a task whose completion could not be published
+// waits before it is delivered again.
+const retryDelay = time.Second
+
+// Worker consumes the tasks of the pipelines it hosts from JetStream and
+// executes them with the shared executor. See the package documentation.
+//
+// A Worker is safe for concurrent use. It runs from Start to Stop, once.
+type Worker struct {
+	cfg     Config
+	log     zerolog.Logger
+	js      jetstream.JetStream
+	x       *flowstone.Executor
+	hosted  []*hosted
+	metrics *metrics
+	stats   counters
+
+	sem  chan struct{} // one token per executing task
+	wake chan struct{} // rung when a task is published while idle
+
+	// Set by Start.
+	sources    [protocol.MaxPriority + 1][]*source
+	manifests  kv.Store
+	closers    []*jskv.Store
+	cancelSub  *nats.Subscription
+	unsubEvent func()
+	stopFetch  context.CancelFunc // ends the dispatcher
+	stopBG     context.CancelFunc // ends heartbeats and manifest refresh
+	fetchLoop  sync.WaitGroup
+	background sync.WaitGroup
+	tasks      sync.WaitGroup
+
+	mu        sync.Mutex
+	started   bool // Start was called
+	live      bool // Start succeeded
+	stopping  bool
+	running   map[*task]struct{}
+	cancelled map[string]time.Time // run id → until when its tasks are refused
+	stopBegun chan struct{}        // closed when Stop begins
+	stopped   chan struct{}
+	stopErr   error
+}
+
+// hosted is one pipeline this worker hosts.
+type hosted struct {
+	p    *flowstone.Pipeline
+	name string
+	// optional lists each asset's optional dependencies: the coordinator
+	// leaves a missing one out of the task, the executor wants it marked.
+	optional map[string][]string
+}
+
+// source is the shared durable consumer of one pipeline's tasks at one
+// priority.
+type source struct {
+	h        *hosted
+	priority int
+	c        jetstream.Consumer
+}
+
+// New checks cfg and returns a Worker; Start starts it. Errors are
+// *flowstone.Error of type config_error whose Details["field"] names the
+// Config field at fault.
+func New(cfg Config) (*Worker, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	w := &Worker{
+		cfg:       cfg,
+		log:       zerolog.Nop(),
+		sem:       make(chan struct{}, cfg.Concurrency),
+		wake:      make(chan struct{}, 1),
+		running:   map[*task]struct{}{},
+		cancelled: map[string]time.Time{},
+		stopBegun: make(chan struct{}),
+		stopped:   make(chan struct{}),
+	}
+	if cfg.Logger != nil {
+		w.log = cfg.Logger.With().Str("worker", cfg.ID).Logger()
+	}
+	for _, p := range cfg.Pipelines {
+		h := &hosted{p: p, name: p.Name(), optional: map[string][]string{}}
+		for _, a := range p.Manifest(cfg.ID).Assets {
+			if len(a.OptionalDeps) > 0 {
+				h.optional[a.Name] = a.OptionalDeps
+			}
+		}
+		w.hosted = append(w.hosted, h)
+	}
+	m, err := newMetrics(cfg.Registerer, w.hosted)
+	if err != nil {
+		return nil, configError("Registerer", fmt.Sprintf("register the worker's metrics: %v", err))
+	}
+	w.metrics = m
+	return w, nil
+}
+
+// ID returns the worker's id.
+func (w *Worker) ID() string { return w.cfg.ID }
+
+// Start binds the fleet's streams, buckets and consumers (creating them if
+// missing), publishes the manifests, subscribes to cancellations and starts
+// consuming. It returns once the worker is consuming; ctx bounds that setup
+// only. The worker then runs until Stop.
+func (w *Worker) Start(ctx context.Context) error {
+	w.mu.Lock()
+	if w.started {
+		w.mu.Unlock()
+		return errors.New("worker: Start called twice: a Worker runs once; build another with New")
+	}
+	w.started = true
+	w.mu.Unlock()
+	if err := w.start(ctx); err != nil {
+		w.closeStores()
+		return err
+	}
+	w.mu.Lock()
+	w.live = true
+	w.mu.Unlock()
+	w.log.Info().Int("concurrency", w.cfg.Concurrency).Dur("ack_wait", w.cfg.AckWait).
+		Strs("pipelines", w.pipelineNames()).Msg("worker_started")
+	return nil
+}
+
+func (w *Worker) start(ctx context.Context) error {
+	js, err := jetstream.New(w.cfg.Conn, jetstream.WithPublishAsyncTimeout(publishTimeout))
+	if err != nil {
+		return fmt.Errorf("worker: jetstream: %w", err)
+	}
+	w.js = js
+	if err := fleet.Ensure(ctx, js); err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	mats, runs, manifests, err := fleet.Buckets(ctx, js)
+	if err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	w.closers = append(w.closers, mats, runs, manifests)
+	w.manifests = manifests
+	store := w.cfg.KV
+	if store == nil {
+		store = mats
+	}
+	w.x, err = flowstone.NewExecutor(flowstone.ExecutorConfig{
+		KV: store, Stores: w.cfg.Stores, DefaultStorage: w.cfg.DefaultStorage, Worker: w.cfg.ID, Logger: w.cfg.Logger,
+	})
+	if err != nil {
+		return err
+	}
+	for prio := protocol.MaxPriority; prio >= 0; prio-- {
+		for _, h := range w.hosted {
+			c, err := fleet.TaskConsumer(ctx, js, h.name, prio, w.cfg.AckWait)
+			if err != nil {
+				return fmt.Errorf("worker: %w", err)
+			}
+			w.sources[prio] = append(w.sources[prio], &source{h: h, priority: prio, c: c})
+		}
+	}
+	if err := w.putManifests(ctx); err != nil {
+		return err
+	}
+	if w.cancelSub, err = w.cfg.Conn.Subscribe(protocol.CancelSubjects, w.onCancel); err != nil {
+		return fmt.Errorf("worker: subscribe to %s: %w", protocol.CancelSubjects, err)
+	}
+	// A cancel published once Start has returned must reach this worker.
+	fctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
+	if err := w.cfg.Conn.FlushWithContext(fctx); err != nil {
+		w.cancelSub.Unsubscribe()
+		return fmt.Errorf("worker: flush: %w", err)
+	}
+	if !w.cfg.NoEvents {
+		w.unsubEvent = w.x.Subscribe(w.forwardEvent)
+	}
+
+	bg, stopBG := context.WithCancel(context.Background())
+	w.stopBG = stopBG
+	w.background.Add(2)
+	go w.heartbeats(bg)
+	go w.refreshManifests(bg)
+	fetch, stopFetch := context.WithCancel(context.Background())
+	w.stopFetch = stopFetch
+	w.fetchLoop.Add(1)
+	go w.dispatch(fetch)
+	return nil
+}
+
+// Stop drains the worker: it stops taking tasks and waits for the running
+// ones to finish and be acknowledged. If ctx ends first, it cancels the
+// running tasks and hands them back to the queue (a Nak, so another worker
+// takes them at once), and returns an error wrapping ctx's. Then it deletes
+// the worker's manifests. The NATS connection stays open.
+//
+// Stop returns once the worker has stopped; later calls wait for the first
+// and return its result. Stop before a successful Start does nothing.
+func (w *Worker) Stop(ctx context.Context) error {
+	w.mu.Lock()
+	if !w.live {
+		w.mu.Unlock()
+		return nil
+	}
+	if w.stopping {
+		w.mu.Unlock()
+		<-w.stopped
+		return w.stopErr
+	}
+	w.stopping = true
+	close(w.stopBegun)
+	w.mu.Unlock()
+	defer close(w.stopped)
+
+	// No new tasks: the dispatcher ends after launching what it fetched.
+	w.stopFetch()
+	w.fetchLoop.Wait()
+
+	done := make(chan struct{})
+	go func() {
+		w.tasks.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		n := w.cancelRunning(errStopping)
+		w.log.Warn().Int("tasks", n).Msg("worker_stop_grace_ended")
+		w.stopErr = fmt.Errorf("worker: stop: the grace period ended with %d tasks running; they were cancelled and handed back to the queue: %w", n, context.Cause(ctx))
+		timer := time.NewTimer(HardStopWait)
+		select {
+		case <-done:
+		case <-timer.C:
+			w.abandonRunning()
+		}
+		timer.Stop()
+	}
+
+	// Completions and acks sit in the connection's buffer: send them.
+	cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), flushTimeout)
+	defer cancel()
+	if err := w.cfg.Conn.FlushWithContext(cleanup); err != nil {
+		w.log.Warn().Err(err).Msg("worker_flush_failed")
+	}
+	w.cancelSub.Unsubscribe()
+	if w.unsubEvent != nil {
+		w.unsubEvent()
+	}
+	w.stopBG()
+	w.background.Wait()
+	w.deleteManifests(cleanup)
+	w.closeStores()
+	w.log.Info().Uint64("succeeded", w.stats.succeeded.Load()).Uint64("failed", w.stats.failed.Load()).Msg("worker_stopped")
+	return w.stopErr
+}
+
+// withDefaultTimeout bounds ctx by flushTimeout if it has no deadline.
+func withDefaultTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, flushTimeout)
+}
+
+func (w *Worker) closeStores() {
+	for _, s := range w.closers {
+		s.Close()
+	}
+}
+
+func (w *Worker) pipelineNames() []string {
+	out := make([]string, len(w.hosted))
+	for i, h := range w.hosted {
+		out[i] = h.name
+	}
+	return out
+}
+
+// heartbeats tells JetStream every AckWait/3 that the running tasks are in
+// progress, so none is redelivered while this worker is alive.
+func (w *Worker) heartbeats(ctx context.Context) {
+	defer w.background.Done()
+	t := time.NewTicker(w.cfg.AckWait / 3)
+	defer t.Stop()
+	var msgs []jetstream.Msg
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		msgs = msgs[:0]
+		w.mu.Lock()
+		for tk := range w.running {
+			msgs = append(msgs, tk.msg)
+		}
+		w.mu.Unlock()
+		for _, m := range msgs {
+			// An error means the task was acked meanwhile, or the
+			// connection is down and the task will be redelivered anyway.
+			m.InProgress()
+		}
+	}
+}
