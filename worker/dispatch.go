@@ -177,3 +177,4 @@ func sleep(ctx context.Context, d time.Duration) bool {
 		return false
 	}
 }
+
