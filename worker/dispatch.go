@@ -177,4 +177,3 @@ func sleep(ctx context.Context, d time.Duration) bool {
 		return false
 	}
 }
-
