@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/client"
 	"github.com/flowstone-go/flowstone/coordinator"
 	"github.com/flowstone-go/flowstone/objectstore"
@@ -61,6 +62,9 @@ type Config struct {
 	// SourceLatency is added to every execution of daily_sales.orders.
 	// Defaults to 0.
 	SourceLatency time.Duration
+	// Pipelines are the pipelines the workers host. Defaults to the
+	// bundled ones, pipelines.All(pipelines.Options{SourceLatency}).
+	Pipelines []*flowstone.Pipeline
 	// Logger receives the coordinator's and workers' logs. Defaults to no
 	// logging.
 	Logger *zerolog.Logger
@@ -116,13 +120,16 @@ func Start(ctx context.Context, cfg Config) (f *Fleet, err error) {
 		f.coord = nil
 		return f, fmt.Errorf("devfleet: start coordinator: %w", err)
 	}
-	hosted := pipelines.All(pipelines.Options{SourceLatency: cfg.SourceLatency})
+	hosted := cfg.Pipelines
+	if len(hosted) == 0 {
+		hosted = pipelines.All(pipelines.Options{SourceLatency: cfg.SourceLatency})
+	}
 	for i := range cfg.Workers {
 		nc, err := f.connect(fmt.Sprintf("flowstone-dev-worker-%d", i+1))
 		if err != nil {
 			return f, err
 		}
-		w, err := worker.New(worker.Config{Conn: nc, Pipelines: pipelines.All(pipelines.Options{SourceLatency: cfg.SourceLatency}),
+		w, err := worker.New(worker.Config{Conn: nc, Pipelines: hosted,
 			Stores: stores, DefaultStorage: StorageName, Concurrency: cfg.Concurrency, ID: fmt.Sprintf("dev-worker-%d", i+1), Logger: cfg.Logger})
 		if err != nil {
 			return f, fmt.Errorf("devfleet: worker %d: %w", i+1, err)

@@ -1,0 +1,587 @@
+package client_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/client"
+	"github.com/flowstone-go/flowstone/internal/devfleet"
+	"github.com/flowstone-go/flowstone/objectstore/filestore"
+	"github.com/flowstone-go/flowstone/pipelines"
+	"github.com/flowstone-go/flowstone/protocol"
+	"github.com/nats-io/nuid"
+	"go.uber.org/goleak"
+)
+
+// bigSize is over protocol.InlineValueLimit, so the value is not inline.
+const bigSize = protocol.InlineValueLimit + 4096
+
+// testPipelines are the bundled pipelines plus one with a large raw
+// result and failures.
+func testPipelines(o pipelines.Options) []*flowstone.Pipeline {
+	extra := flowstone.MustPipeline("clienttest",
+		flowstone.Asset("big", func(*flowstone.Context) (any, error) {
+			return bytes.Repeat([]byte("0123456789abcdef"), bigSize/16), nil
+		}),
+		flowstone.Asset("broken", func(*flowstone.Context) (any, error) {
+			return nil, errors.New("the source is down")
+		}),
+		flowstone.Asset("downstream", func(c *flowstone.Context) (any, error) { return 1, nil }, flowstone.DependsOn("broken")),
+	)
+	return append(pipelines.All(o), extra)
+}
+
+var shared struct {
+	once  sync.Once
+	fleet *devfleet.Fleet
+	err   error
+}
+
+// fleet is the package's shared fleet (2 workers, fast pipelines); tests
+// keep apart by using their own partitions.
+func fleet(t *testing.T) *devfleet.Fleet {
+	t.Helper()
+	shared.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		shared.fleet, shared.err = devfleet.Start(ctx, devfleet.Config{Port: -1, Workers: 2, Pipelines: testPipelines(pipelines.Options{})})
+	})
+	if shared.err != nil {
+		t.Fatalf("start fleet: %v", shared.err)
+	}
+	return shared.fleet
+}
+
+// slowFleet is a fleet of its own whose daily_sales.orders takes latency.
+func slowFleet(t *testing.T, latency time.Duration) *devfleet.Fleet {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	f, err := devfleet.Start(ctx, devfleet.Config{Port: -1, Workers: 1, SourceLatency: latency})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Stop(context.Background()) })
+	return f
+}
+
+func connect(t *testing.T, f *devfleet.Fleet, opts ...client.Option) *client.Client {
+	t.Helper()
+	c, err := client.Connect(f.URL(), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared.fleet != nil {
+		shared.fleet.Stop(context.Background())
+	}
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			os.Stderr.WriteString("goroutine leak: " + err.Error() + "\n")
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+var daysTaken atomic.Int64
+
+// freshDays returns n consecutive days no other test or round uses.
+func freshDays(n int) []string {
+	start := time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, int(daysTaken.Add(int64(n)))-n)
+	return flowstone.Dates(start, start.AddDate(0, 0, n-1))
+}
+
+// uniq is a partition no other test, and no other -count round, uses.
+func uniq(t *testing.T, what string) string { return what + " " + t.Name() + " " + nuid.Next() }
+
+func decodeInt(t *testing.T, r *flowstone.Result) int {
+	t.Helper()
+	var n int
+	if err := r.Decode(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestRunGetExistsStatus(t *testing.T) {
+	c, ctx := connect(t, fleet(t)), testCtx(t)
+	key := uniq(t, "run-get")
+	part := flowstone.Partition(key)
+
+	if ok, err := c.Exists(ctx, "example", "sum", part); err != nil || ok {
+		t.Fatalf("exists before run = %v, %v", ok, err)
+	}
+	if st, err := c.Status(ctx, "example", "sum", part); err != nil || st.State != flowstone.StateNotFound {
+		t.Fatalf("status before run = %+v, %v", st, err)
+	}
+	if _, err := c.Get(ctx, "example", "sum", part); !errors.Is(err, flowstone.ErrNotFound) {
+		t.Fatalf("get before run: err = %v, want not_found", err)
+	}
+
+	res, err := c.Run(ctx, "example", "sum", part)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := decodeInt(t, res); got != 30 {
+		t.Fatalf("sum = %d, want 30", got)
+	}
+	if res.Cached || res.RunID == "" || res.Asset != "sum" || res.Partition != key {
+		t.Errorf("result = %+v", res)
+	}
+	if res.Record == nil || res.Record.Storage != devfleet.StorageName || res.Record.SHA256 == "" || res.Record.Pipeline != "example" {
+		t.Errorf("record = %+v", res.Record)
+	}
+
+	again, err := c.Run(ctx, "example", "sum", part)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.Cached || again.RunID != res.RunID || decodeInt(t, again) != 30 {
+		t.Errorf("second run: cached=%v run=%s, want cached run %s", again.Cached, again.RunID, res.RunID)
+	}
+
+	got, err := c.Get(ctx, "example", "doubled", part)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doubled []int
+	if err := got.Decode(&doubled); err != nil || len(doubled) != 5 || doubled[4] != 10 {
+		t.Errorf("doubled = %v, %v", doubled, err)
+	}
+	if ok, err := c.Exists(ctx, "example", "numbers", part); err != nil || !ok {
+		t.Errorf("exists numbers = %v, %v", ok, err)
+	}
+	st, err := c.Status(ctx, "example", "sum", part)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State != flowstone.StateCompleted || st.RunID != res.RunID || st.CompletedAt == nil || st.Storage != devfleet.StorageName {
+		t.Errorf("status = %+v", st)
+	}
+
+	forced, err := c.Run(ctx, "example", "sum", part, flowstone.Force())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if forced.Cached || forced.RunID == res.RunID {
+		t.Errorf("forced run: cached=%v run=%s", forced.Cached, forced.RunID)
+	}
+}
+
+func TestHostilePartitionsRoundTrip(t *testing.T) {
+	c, ctx := connect(t, fleet(t)), testCtx(t)
+	for _, key := range []string{"a.b.*.>", "with space/and/slashes", "ünïcødé ✓", "$JS.API.>", "..", "tab\there", strings.Repeat("long", 300)} {
+		res, err := c.Run(ctx, "example", "sum", flowstone.Partition(key))
+		if err != nil {
+			t.Fatalf("%q: %v", key, err)
+		}
+		if res.Partition != key || decodeInt(t, res) != 30 {
+			t.Errorf("%q: partition %q", key, res.Partition)
+		}
+		st, err := c.Status(ctx, "example", "sum", flowstone.Partition(key))
+		if err != nil || st.Partition != key || st.State != flowstone.StateCompleted {
+			t.Errorf("%q: status %+v, %v", key, st, err)
+		}
+	}
+}
+
+func TestRemoteErrors(t *testing.T) {
+	c, ctx := connect(t, fleet(t)), testCtx(t)
+
+	_, err := c.Run(ctx, "example", "nope")
+	if !errors.Is(err, flowstone.ErrAssetNotFound) {
+		t.Fatalf("unknown asset: err = %v", err)
+	}
+	var fe *flowstone.Error
+	if !errors.As(err, &fe) || fe.Details["asset"] != "nope" || !strings.Contains(fe.Message, "sum") {
+		t.Errorf("unknown asset error: %+v", fe)
+	}
+	if _, err := c.Assets(ctx, "nosuchpipeline"); !errors.Is(err, flowstone.ErrPipelineNotFound) {
+		t.Errorf("unknown pipeline: err = %v", err)
+	}
+	if _, err := c.Run(ctx, "daily_sales", "revenue", flowstone.Partition("not-a-date")); !errors.Is(err, flowstone.ErrBadRequest) {
+		t.Errorf("bad date partition: err = %v", err)
+	}
+	if _, err := c.Run(ctx, "clienttest", "broken"); !errors.Is(err, flowstone.ErrExecutionFailed) || !strings.Contains(err.Error(), "the source is down") {
+		t.Errorf("failing asset: err = %v", err)
+	}
+	if _, err := c.Run(ctx, "clienttest", "downstream"); !errors.Is(err, flowstone.ErrDependencyFailed) || !strings.Contains(err.Error(), "broken") {
+		t.Errorf("failed dependency: err = %v", err)
+	}
+	if st, err := c.Status(ctx, "clienttest", "broken"); err != nil || st.State != flowstone.StateFailed || st.Error == nil {
+		t.Errorf("status of failed asset = %+v, %v", st, err)
+	}
+	if _, err := c.Run(ctx, "example", "sum", flowstone.Partition(uniq(t, "nodeps")), flowstone.WithDeps(false)); !errors.Is(err, flowstone.ErrDependencyFailed) {
+		t.Errorf("WithDeps(false) without deps: err = %v", err)
+	}
+	if err := c.Cancel(ctx, "example", "sum", flowstone.Partition(uniq(t, "idle"))); !errors.Is(err, flowstone.ErrNotFound) {
+		t.Errorf("cancel with nothing running: err = %v", err)
+	}
+}
+
+func TestInvalidate(t *testing.T) {
+	c, ctx := connect(t, fleet(t)), testCtx(t)
+	part := flowstone.Partition(uniq(t, "inv"))
+	if _, err := c.Run(ctx, "example", "sum", part); err != nil {
+		t.Fatal(err)
+	}
+	n, err := c.Invalidate(ctx, "example", "sum", part)
+	if err != nil || n != 1 {
+		t.Fatalf("invalidate sum = %d, %v; want 1", n, err)
+	}
+	if ok, _ := c.Exists(ctx, "example", "sum", part); ok {
+		t.Error("sum exists after invalidate")
+	}
+	if _, err := c.Run(ctx, "example", "sum", part); err != nil {
+		t.Fatal(err)
+	}
+	n, err = c.Invalidate(ctx, "example", "numbers", part, flowstone.Cascade())
+	if err != nil || n != 3 {
+		t.Fatalf("invalidate numbers with cascade = %d, %v; want 3", n, err)
+	}
+	if ok, _ := c.Exists(ctx, "example", "doubled", part); ok {
+		t.Error("doubled exists after a cascade from numbers")
+	}
+}
+
+func TestInspection(t *testing.T) {
+	c, ctx := connect(t, fleet(t)), testCtx(t)
+	ascii, err := c.Graph(ctx, "example")
+	if err != nil || !strings.Contains(ascii, "numbers") || !strings.Contains(ascii, "└── ") {
+		t.Errorf("ascii graph = %q, %v", ascii, err)
+	}
+	mermaid, err := c.Graph(ctx, "example", flowstone.Format(flowstone.Mermaid))
+	if err != nil || !strings.HasPrefix(mermaid, "graph TD") || !strings.Contains(mermaid, "numbers --> doubled") {
+		t.Errorf("mermaid graph = %q, %v", mermaid, err)
+	}
+	dot, err := c.Graph(ctx, "example", flowstone.Format(flowstone.DOT))
+	if err != nil || !strings.Contains(dot, "digraph") {
+		t.Errorf("dot graph = %q, %v", dot, err)
+	}
+	assets, err := c.Assets(ctx, "daily_sales")
+	if err != nil || strings.Join(assets, " ") != "orders cleaned revenue" {
+		t.Errorf("assets = %v, %v", assets, err)
+	}
+	info, err := c.AssetInfo(ctx, "example", "doubled")
+	if err != nil || info.Name != "doubled" || len(info.DependsOn) != 1 || info.DependsOn[0] != "numbers" || info.Description != "Doubles each number" {
+		t.Errorf("info = %+v, %v", info, err)
+	}
+	info, err = c.AssetInfo(ctx, "daily_sales", "revenue")
+	if err != nil || info.PartitionedBy != "date" {
+		t.Errorf("revenue info = %+v, %v", info, err)
+	}
+	if _, err := c.AssetInfo(ctx, "example", "nope"); !errors.Is(err, flowstone.ErrAssetNotFound) {
+		t.Errorf("info of unknown asset: err = %v", err)
+	}
+	ps, err := c.Pipelines(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, p := range ps {
+		if p.Name == "example" {
+			found = p.Assets == 3 && p.Workers == 2
+		}
+	}
+	if !found {
+		t.Errorf("pipelines = %+v, want example with 3 assets on 2 workers", ps)
+	}
+}
+
+func TestBackfillWithProgress(t *testing.T) {
+	c, ctx := connect(t, fleet(t)), testCtx(t)
+	days := freshDays(14)
+	var seen []flowstone.BackfillProgress
+	progress := flowstone.OnProgress(func(p flowstone.BackfillProgress) { seen = append(seen, p) })
+	stats, err := c.Backfill(ctx, "daily_sales", "revenue", flowstone.Partitions(days...), flowstone.Parallel(4), progress)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats.Succeeded != 14 || stats.Failed != 0 || stats.Skipped != 0 {
+		t.Errorf("stats = %+v, want 14 succeeded", stats)
+	}
+	checkProgress(t, seen, days)
+	for _, p := range seen {
+		if p.Err != nil {
+			t.Errorf("progress of %s has error %v", p.Partition, p.Err)
+		}
+	}
+
+	seen = nil
+	stats, err = c.Backfill(ctx, "daily_sales", "revenue", flowstone.Partitions(days...), progress)
+	if err != nil || stats.Skipped != 14 {
+		t.Errorf("second backfill = %+v, %v; want 14 skipped", stats, err)
+	}
+	checkProgress(t, seen, days)
+	if last := seen[len(seen)-1]; last.Stats.Skipped != 14 {
+		t.Errorf("progress of a cached backfill counts %+v, want 14 skipped", last.Stats)
+	}
+
+	seen = nil
+	stats, err = c.Backfill(ctx, "daily_sales", "revenue", flowstone.Partitions(days[:3]...), flowstone.Force(), flowstone.Parallel(2), progress)
+	if err != nil || stats.Succeeded != 3 {
+		t.Errorf("forced backfill = %+v, %v; want 3 succeeded", stats, err)
+	}
+	checkProgress(t, seen, days[:3])
+	if last := seen[len(seen)-1]; last.Stats.Succeeded != 3 {
+		t.Errorf("progress of a forced backfill counts %+v, want 3 succeeded", last.Stats)
+	}
+
+	var revenue pipelines.Revenue
+	res, err := c.Get(ctx, "daily_sales", "revenue", flowstone.Partition(days[6]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := res.Decode(&revenue); err != nil || revenue.Day != days[6] || revenue.Total <= 0 {
+		t.Errorf("revenue = %+v, %v", revenue, err)
+	}
+}
+
+func TestBackfillFailuresAndBadInput(t *testing.T) {
+	c, ctx := connect(t, fleet(t)), testCtx(t)
+	var seen []flowstone.BackfillProgress
+	stats, err := c.Backfill(ctx, "clienttest", "broken", flowstone.Partitions("x1", "x2"),
+		flowstone.OnProgress(func(p flowstone.BackfillProgress) { seen = append(seen, p) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats.Failed != 2 || len(stats.Errors) != 2 || !errors.Is(stats.Errors["x1"], flowstone.ErrExecutionFailed) {
+		t.Errorf("stats = %+v", stats)
+	}
+	checkProgress(t, seen, []string{"x1", "x2"})
+
+	if _, err := c.Backfill(ctx, "daily_sales", "revenue", flowstone.Partitions("2024-01-01", "yesterday")); !errors.Is(err, flowstone.ErrBadRequest) {
+		t.Errorf("bad partition: err = %v", err)
+	}
+	if _, err := c.Backfill(ctx, "daily_sales", "nope", flowstone.Partitions("2024-01-01")); !errors.Is(err, flowstone.ErrAssetNotFound) {
+		t.Errorf("unknown asset: err = %v", err)
+	}
+}
+
+// checkProgress checks that every partition was reported once, with Done
+// counting up to the total.
+func checkProgress(t *testing.T, seen []flowstone.BackfillProgress, parts []string) {
+	t.Helper()
+	if len(seen) != len(parts) {
+		t.Fatalf("%d progress reports, want %d: %+v", len(seen), len(parts), seen)
+	}
+	reported := map[string]bool{}
+	for i, p := range seen {
+		if p.Done != i+1 || p.Total != len(parts) || reported[p.Partition] {
+			t.Errorf("report %d = %+v", i, p)
+		}
+		reported[p.Partition] = true
+	}
+}
+
+func TestAsyncRunAndEnqueue(t *testing.T) {
+	c, ctx := connect(t, fleet(t)), testCtx(t)
+	part := uniq(t, "async")
+	res, err := c.Run(ctx, "example", "sum", flowstone.Partition(part), flowstone.Async(), flowstone.Priority(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Job == nil || res.Job.ID != res.RunID || res.Job.Asset != "sum" || res.Job.Partition != part || res.Job.Priority != 2 {
+		t.Fatalf("async result = %+v job %+v", res, res.Job)
+	}
+	if _, err := res.Bytes(ctx); !errors.Is(err, flowstone.ErrNotFound) {
+		t.Errorf("reading an async result: err = %v, want not_found", err)
+	}
+	if got := decodeInt(t, awaitResult(t, c, "example", "sum", part)); got != 30 {
+		t.Errorf("async sum = %d", got)
+	}
+
+	// The client as the AsyncRunner of an embedded engine.
+	engine, err := flowstone.NewEngine(flowstone.EngineConfig{Async: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	part = uniq(t, "enqueue")
+	at := time.Now().Add(300 * time.Millisecond)
+	res, err = engine.Run(ctx, pipelines.Example(), "doubled", flowstone.Partition(part), flowstone.Async(), flowstone.ScheduledAt(at))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Job == nil || res.Job.Pipeline != "example" || res.Job.State != "scheduled" || !res.Job.ScheduledAt.Equal(at) {
+		t.Fatalf("enqueued job = %+v", res.Job)
+	}
+	awaitResult(t, c, "example", "doubled", part)
+	if time.Now().Before(at) {
+		t.Error("a scheduled run finished before its time")
+	}
+}
+
+// awaitResult polls until the partition is materialized.
+func awaitResult(t *testing.T, c *client.Client, pipeline, asset, part string) *flowstone.Result {
+	t.Helper()
+	ctx := testCtx(t)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		res, err := c.Get(ctx, pipeline, asset, flowstone.Partition(part))
+		if err == nil {
+			return res
+		}
+		if !errors.Is(err, flowstone.ErrNotFound) {
+			t.Fatal(err)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s/%s [%s] never materialized", pipeline, asset, part)
+		case <-tick.C:
+		}
+	}
+}
+
+func TestWatchReceivesRunEvents(t *testing.T) {
+	c, ctx := connect(t, fleet(t)), testCtx(t)
+	part := uniq(t, "watch")
+	wctx, stop := context.WithCancel(ctx)
+	events := make(chan protocol.Event, 1024)
+	done := make(chan error, 1)
+	go func() {
+		done <- c.Watch(wctx, "example", func(e protocol.Event) {
+			select {
+			case events <- e:
+			default:
+			}
+		})
+	}()
+	// The subscription may not be in place for the first run: force runs
+	// until one's events arrive.
+	want := map[protocol.EventKind]bool{protocol.EventRunStart: false, protocol.EventRunStop: false}
+	for !want[protocol.EventRunStart] || !want[protocol.EventRunStop] {
+		if _, err := c.Run(ctx, "example", "sum", flowstone.Partition(part), flowstone.Force()); err != nil {
+			t.Fatal(err)
+		}
+	drain:
+		for {
+			select {
+			case e := <-events:
+				if e.Pipeline != "example" {
+					t.Errorf("event of pipeline %q", e.Pipeline)
+				}
+				if e.Asset == "sum" && e.Partition == part {
+					if _, ok := want[e.Kind]; ok {
+						want[e.Kind] = true
+					}
+				}
+			case <-time.After(200 * time.Millisecond):
+				break drain
+			case <-ctx.Done():
+				t.Fatal("no run events")
+			}
+		}
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Errorf("Watch returned %v after its context ended", err)
+	}
+}
+
+func TestCancelAndTimeouts(t *testing.T) {
+	f := slowFleet(t, 3*time.Second)
+	c, ctx := connect(t, f), testCtx(t)
+
+	// A sync run cancelled from another client call.
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Run(ctx, "daily_sales", "revenue", flowstone.Partition("2025-02-01"))
+		errc <- err
+	}()
+	awaitState(t, c, "daily_sales", "orders", "2025-02-01", flowstone.StateRunning)
+	if err := c.Cancel(ctx, "daily_sales", "revenue", flowstone.Partition("2025-02-01")); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; !errors.Is(err, flowstone.ErrCancelled) {
+		t.Errorf("cancelled run: err = %v, want cancelled", err)
+	}
+
+	// The run's own timeout, enforced by the fleet.
+	// (On revenue, the timeout would strike in orders and fail revenue
+	// with dependency_failed.)
+	_, err := c.Run(ctx, "daily_sales", "orders", flowstone.Partition("2025-02-02"), flowstone.Timeout(100*time.Millisecond))
+	if !errors.Is(err, flowstone.ErrTimeout) {
+		t.Errorf("run past its timeout: err = %v, want timeout", err)
+	}
+
+	// The caller's deadline: the wait ends, the run goes on.
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	_, err = c.Run(short, "daily_sales", "revenue", flowstone.Partition("2025-02-03"))
+	if !errors.Is(err, flowstone.ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "fsctl status") {
+		t.Errorf("caller's deadline: err = %v", err)
+	}
+	awaitResult(t, c, "daily_sales", "revenue", "2025-02-03")
+}
+
+func awaitState(t *testing.T, c *client.Client, pipeline, asset, part string, want flowstone.State) {
+	t.Helper()
+	ctx := testCtx(t)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		st, err := c.Status(ctx, pipeline, asset, flowstone.Partition(part))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.State == want {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s/%s [%s] never reached %s (last %s)", pipeline, asset, part, want, st.State)
+		case <-tick.C:
+		}
+	}
+}
+
+func TestLargeResultsNeedTheStore(t *testing.T) {
+	f := fleet(t)
+	c, ctx := connect(t, f), testCtx(t)
+	res, err := c.Run(ctx, "clienttest", "big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Record.Size != bigSize || res.Record.Encoding != flowstone.EncodingRaw {
+		t.Fatalf("record = %+v", res.Record)
+	}
+	_, err = res.Bytes(ctx)
+	if !errors.Is(err, flowstone.ErrConfig) || !strings.Contains(err.Error(), "client.WithStore") || !strings.Contains(err.Error(), res.Record.ObjectKey) {
+		t.Fatalf("reading a large result without a store: err = %v", err)
+	}
+
+	store, err := filestore.New(f.ObjectsDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	withStore := connect(t, f, client.WithStore(devfleet.StorageName, store))
+	res, err = withStore.Get(ctx, "clienttest", "big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := res.Bytes(ctx)
+	if err != nil || len(b) != bigSize || !bytes.HasPrefix(b, []byte("0123456789abcdef0123")) {
+		t.Fatalf("large result: %d bytes, %v", len(b), err)
+	}
+}
