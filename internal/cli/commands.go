@@ -1,0 +1,489 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/protocol"
+)
+
+func init() {
+	commands = []*command{
+		{name: "run", short: "materialize an asset (and missing dependencies); print the value", args: []string{"PIPELINE", "ASSET"}, minArgs: 2, maxArgs: 2, setup: runCmd,
+			summary: "Materialize an asset's partition, running its missing dependencies first, and print\n" +
+				"the value (or the job, with --async). A run that takes more than a second shows a spinner.",
+			timeoutDoc: "the run's timeout `DURATION`: the fleet cancels the run after it, and fsctl waits as long (default 5m)"},
+		{name: "get", short: "print a materialized value (raw bytes with --out FILE)", args: []string{"PIPELINE", "ASSET"}, minArgs: 2, maxArgs: 2, setup: getCmd,
+			summary: "Print a materialized value as indented JSON (raw results as their bytes),\nor write its stored bytes to --out FILE. Never runs anything."},
+		{name: "exists", short: "tell whether a value is materialized (exit 1 if not)", args: []string{"PIPELINE", "ASSET"}, minArgs: 2, maxArgs: 2, setup: existsCmd,
+			summary: "Print true if the partition is materialized, else false and exit 1."},
+		{name: "status", short: "show where an asset's partition stands", args: []string{"PIPELINE", "ASSET"}, minArgs: 2, maxArgs: 2, setup: statusCmd,
+			summary: "Show where an asset's partition stands: state, run, completion time, duration, storage, error."},
+		{name: "cancel", short: "cancel running and scheduled runs of an asset's partition", args: []string{"PIPELINE", "ASSET"}, minArgs: 2, maxArgs: 2, setup: cancelCmd,
+			summary: "Cancel the running, pending and scheduled runs of an asset's partition\n(exit 1 if nothing was running)."},
+		{name: "invalidate", short: "delete a materialized value (--cascade: and downstream)", args: []string{"PIPELINE", "ASSET"}, minArgs: 2, maxArgs: 2, setup: invalidateCmd,
+			summary: "Delete a materialized result (with --cascade, also every downstream result of the\npartition) so the next run recomputes it; print how many were deleted."},
+		{name: "backfill", short: "run an asset over many partitions, with a progress bar", args: []string{"PIPELINE", "ASSET"}, minArgs: 2, maxArgs: 2, setup: backfillCmd,
+			summary:    "Run an asset over many partitions with a progress bar; print the counts and each\nfailed partition's error (exit 1 if any failed).",
+			timeoutDoc: "`DURATION` bounding the whole backfill (default: each wave of --parallel partitions gets 5m)"},
+		{name: "graph", short: "draw the pipeline's DAG (ascii, mermaid, dot)", args: []string{"PIPELINE"}, minArgs: 1, maxArgs: 1, setup: graphCmd,
+			summary: "Draw the pipeline's DAG."},
+		{name: "assets", short: "list the pipeline's assets", args: []string{"PIPELINE"}, minArgs: 1, maxArgs: 1, setup: assetsCmd,
+			summary: "List the pipeline's assets, dependencies first."},
+		{name: "info", short: "describe an asset", args: []string{"PIPELINE", "ASSET"}, minArgs: 2, maxArgs: 2, setup: infoCmd,
+			summary: "Describe an asset: dependencies, description, partitioning."},
+		{name: "pipelines", short: "list the pipelines the fleet hosts", minArgs: 0, maxArgs: 0, setup: pipelinesCmd,
+			summary: "List the pipelines the fleet's workers host."},
+		{name: "watch", short: "print the pipeline's events as they happen", args: []string{"PIPELINE", "[ASSET]"}, minArgs: 1, maxArgs: 2, setup: watchCmd,
+			summary: "Print the pipeline's events (of one asset, if given) one per line as they happen,\nuntil interrupted."},
+		{name: "dev", short: "run a local fleet (NATS, coordinator, workers) until interrupted", minArgs: 0, maxArgs: 0, setup: devCmd,
+			summary: "Run a local fleet until interrupted: an embedded NATS server with JetStream, a\ncoordinator and --workers workers hosting the bundled pipelines, data in --dir."},
+		{name: "demo", short: "start a local fleet, run the bundled pipelines, stop", minArgs: 0, maxArgs: 0, setup: demoCmd,
+			summary: "Start a local fleet, run the bundled pipelines through it (a run, a graph, a\nbackfill with progress, a status, a value, the pipelines), stop it."},
+		{name: "version", short: "print fsctl's version", minArgs: 0, maxArgs: 0, setup: versionCmd,
+			summary: "Print fsctl's version and protocol version."},
+	}
+}
+
+// partitionFlag defines --partition.
+func partitionFlag(fs *flag.FlagSet) *optString {
+	p := new(optString)
+	fs.Var(p, "partition", "the `PARTITION` key (a date 2025-01-15, a region, any text; default \"default\")")
+	return p
+}
+
+// options returns the Partition option if --partition was given.
+func (o *optString) partition() []flowstone.PartitionOption {
+	if !o.set {
+		return nil
+	}
+	return []flowstone.PartitionOption{flowstone.Partition(o.v)}
+}
+
+func getOpts(p *optString, storage string) []flowstone.GetOption {
+	var opts []flowstone.GetOption
+	for _, o := range p.partition() {
+		opts = append(opts, o)
+	}
+	if storage != "" {
+		opts = append(opts, flowstone.Storage(storage))
+	}
+	return opts
+}
+
+func runCmd(fs *flag.FlagSet) func(*env) error {
+	part := partitionFlag(fs)
+	force := fs.Bool("force", false, "re-run even if materialized (dependencies are reused)")
+	noDeps := fs.Bool("no-deps", false, "fail with dependency_failed instead of running missing dependencies")
+	async := fs.Bool("async", false, "enqueue the run and print its job at once; read the value later with get")
+	priority := fs.Int("priority", 0, "priority `N`, 0 (default) to 3 (highest), served first when the fleet is saturated")
+	at := fs.String("at", "", "start no earlier than `TIME` (RFC 3339, like 2025-01-15T09:00:00Z); implies --async")
+	storage := fs.String("storage", "", "object store `NAME` for the result (default: the fleet's)")
+	out := fs.String("out", "", "write the value's stored bytes to `FILE` instead of printing it")
+	return func(e *env) error {
+		opts := []flowstone.RunOption{flowstone.Priority(*priority)}
+		for _, o := range part.partition() {
+			opts = append(opts, o)
+		}
+		if *force {
+			opts = append(opts, flowstone.Force())
+		}
+		if *noDeps {
+			opts = append(opts, flowstone.WithDeps(false))
+		}
+		if *async || *at != "" {
+			opts = append(opts, flowstone.Async())
+		}
+		if *at != "" {
+			t, err := time.Parse(time.RFC3339, *at)
+			if err != nil {
+				return usageErr(e.cmd, "--at %q is not an RFC 3339 time like 2025-01-15T09:00:00Z", *at)
+			}
+			opts = append(opts, flowstone.ScheduledAt(t))
+		}
+		if *storage != "" {
+			opts = append(opts, flowstone.Storage(*storage))
+		}
+		if e.g.timeout > 0 {
+			opts = append(opts, flowstone.Timeout(e.g.timeout))
+		}
+		c, err := e.client()
+		if err != nil {
+			return err
+		}
+		var res *flowstone.Result
+		err = e.withSpinner("running "+e.args[1], func() error {
+			res, err = c.Run(e.ctx, e.args[0], e.args[1], opts...)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		return e.printResult(e.ctx, res, *out)
+	}
+}
+
+func getCmd(fs *flag.FlagSet) func(*env) error {
+	part := partitionFlag(fs)
+	storage := fs.String("storage", "", "read from the object store `NAME` (default: where it was stored)")
+	out := fs.String("out", "", "write the value's stored bytes to `FILE` instead of printing it")
+	return func(e *env) error {
+		c, err := e.client()
+		if err != nil {
+			return err
+		}
+		res, err := c.Get(e.ctx, e.args[0], e.args[1], getOpts(part, *storage)...)
+		if err != nil {
+			return err
+		}
+		return e.printResult(e.ctx, res, *out)
+	}
+}
+
+func existsCmd(fs *flag.FlagSet) func(*env) error {
+	part := partitionFlag(fs)
+	storage := fs.String("storage", "", "look in the object store `NAME` only")
+	return func(e *env) error {
+		c, err := e.client()
+		if err != nil {
+			return err
+		}
+		ok, err := c.Exists(e.ctx, e.args[0], e.args[1], getOpts(part, *storage)...)
+		if err != nil {
+			return err
+		}
+		if e.g.json {
+			e.writeJSON(map[string]bool{"exists": ok})
+		} else {
+			fmt.Fprintln(e.stdout, ok)
+		}
+		if !ok {
+			return &exitError{code: ExitFailed}
+		}
+		return nil
+	}
+}
+
+func statusCmd(fs *flag.FlagSet) func(*env) error {
+	part := partitionFlag(fs)
+	return func(e *env) error {
+		c, err := e.client()
+		if err != nil {
+			return err
+		}
+		st, err := c.Status(e.ctx, e.args[0], e.args[1], getOpts(part, "")...)
+		if err != nil {
+			return err
+		}
+		if e.g.json {
+			return e.writeJSON(st)
+		}
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintf(tw, "state:\t%s\n", st.State)
+		fmt.Fprintf(tw, "partition:\t%s\n", safe(st.Partition))
+		if st.RunID != "" {
+			fmt.Fprintf(tw, "run_id:\t%s\n", st.RunID)
+		}
+		if st.CompletedAt != nil {
+			fmt.Fprintf(tw, "completed_at:\t%s\n", st.CompletedAt.Format(time.RFC3339Nano))
+		}
+		if st.DurationMS > 0 || st.State == flowstone.StateCompleted {
+			fmt.Fprintf(tw, "duration:\t%s\n", time.Duration(st.DurationMS)*time.Millisecond)
+		}
+		if st.Storage != "" {
+			fmt.Fprintf(tw, "storage:\t%s\n", st.Storage)
+		}
+		if st.Error != nil {
+			fmt.Fprintf(tw, "error:\t%s\n", oneLine(st.Error.Error()))
+		}
+		if s := st.Scatter; s != nil {
+			fmt.Fprintf(tw, "scatter:\t%d total, %d completed, %d failed, %d pending\n", s.Total, s.Completed, s.Failed, s.Pending)
+		}
+		return tw.Flush()
+	}
+}
+
+func cancelCmd(fs *flag.FlagSet) func(*env) error {
+	part := partitionFlag(fs)
+	return func(e *env) error {
+		c, err := e.client()
+		if err != nil {
+			return err
+		}
+		opts := getOpts(part, "")
+		if err := c.Cancel(e.ctx, e.args[0], e.args[1], opts...); err != nil {
+			return err
+		}
+		p := flowstone.ResolveGet(opts...).Partition
+		if e.g.json {
+			return e.writeJSON(map[string]any{"cancelled": true, "asset": e.args[1], "partition": p})
+		}
+		fmt.Fprintf(e.stdout, "cancelled %s [%s]\n", e.args[1], safe(p))
+		return nil
+	}
+}
+
+func invalidateCmd(fs *flag.FlagSet) func(*env) error {
+	part := partitionFlag(fs)
+	cascade := fs.Bool("cascade", false, "also invalidate everything downstream, for the same partition")
+	return func(e *env) error {
+		c, err := e.client()
+		if err != nil {
+			return err
+		}
+		var opts []flowstone.InvalidateOption
+		for _, o := range part.partition() {
+			opts = append(opts, o)
+		}
+		if *cascade {
+			opts = append(opts, flowstone.Cascade())
+		}
+		n, err := c.Invalidate(e.ctx, e.args[0], e.args[1], opts...)
+		if err != nil {
+			return err
+		}
+		if e.g.json {
+			return e.writeJSON(map[string]int{"invalidated": n})
+		}
+		fmt.Fprintf(e.stdout, "invalidated %d result(s)\n", n)
+		return nil
+	}
+}
+
+func backfillCmd(fs *flag.FlagSet) func(*env) error {
+	parts := fs.String("partitions", "", "the partitions: an inclusive date range `FROM..TO` (2025-01-01..2025-01-31) or a list a,b,c (required)")
+	parallel := fs.Int("parallel", 1, "`N` partitions run at once")
+	onError := fs.String("on-error", "continue", "`POLICY` on a failed partition: continue with the others, or halt (start no more)")
+	force := fs.Bool("force", false, "re-run partitions that are materialized")
+	return func(e *env) error {
+		var keys []string
+		switch {
+		case *parts == "":
+			return usageErr(e.cmd, "backfill needs --partitions FROM..TO or --partitions a,b,c")
+		case strings.Contains(*parts, ".."):
+			days, err := flowstone.ParseDateRange(*parts)
+			if err != nil {
+				return usageErr(e.cmd, "--partitions: %s", flowstone.AsError(err).Message)
+			}
+			keys = days
+		default:
+			list, ok := listFlag(*parts)
+			if !ok {
+				return usageErr(e.cmd, "--partitions %q has an empty item", *parts)
+			}
+			keys = list
+		}
+		if *parallel < 1 {
+			return usageErr(e.cmd, "--parallel must be at least 1, got %d", *parallel)
+		}
+		opts := []flowstone.BackfillOption{flowstone.Partitions(keys...), flowstone.Parallel(*parallel)}
+		switch *onError {
+		case "continue":
+		case "halt":
+			opts = append(opts, flowstone.OnError(flowstone.Halt))
+		default:
+			return usageErr(e.cmd, "--on-error is halt or continue, not %q", *onError)
+		}
+		if *force {
+			opts = append(opts, flowstone.Force())
+		}
+		ctx := e.ctx
+		if e.g.timeout > 0 {
+			var cancel func()
+			ctx, cancel = context.WithTimeout(ctx, e.g.timeout)
+			defer cancel()
+		}
+		c, err := e.client()
+		if err != nil {
+			return err
+		}
+		bar, progress := e.backfillBar("backfill "+e.args[1], len(keys))
+		if progress != nil {
+			opts = append(opts, flowstone.OnProgress(progress))
+		}
+		stats, err := c.Backfill(ctx, e.args[0], e.args[1], opts...)
+		if bar != nil {
+			if err == nil {
+				bar.Finish()
+			} else {
+				bar.Exit()
+				fmt.Fprintln(e.stderr)
+			}
+		}
+		if err != nil {
+			return err
+		}
+		if e.g.json {
+			e.writeJSON(stats)
+		} else {
+			fmt.Fprintf(e.stdout, "%d succeeded, %d failed, %d skipped (of %d partitions)\n", stats.Succeeded, stats.Failed, stats.Skipped, len(keys))
+			failed := make([]string, 0, len(stats.Errors))
+			for p := range stats.Errors {
+				failed = append(failed, p)
+			}
+			sort.Strings(failed)
+			for _, p := range failed {
+				fmt.Fprintf(e.stdout, "  %s: %s\n", safe(p), oneLine(stats.Errors[p].Error()))
+			}
+		}
+		if stats.Failed > 0 {
+			return &exitError{code: ExitFailed}
+		}
+		return nil
+	}
+}
+
+func graphCmd(fs *flag.FlagSet) func(*env) error {
+	format := fs.String("format", "ascii", "`ascii`, mermaid or dot")
+	return func(e *env) error {
+		f, err := flowstone.ParseGraphFormat(*format)
+		if err != nil {
+			return usageErr(e.cmd, "--format is ascii, mermaid or dot, not %q", *format)
+		}
+		c, err := e.client()
+		if err != nil {
+			return err
+		}
+		g, err := c.Graph(e.ctx, e.args[0], flowstone.Format(f))
+		if err != nil {
+			return err
+		}
+		if e.g.json {
+			return e.writeJSON(map[string]string{"graph": g})
+		}
+		fmt.Fprint(e.stdout, g)
+		if !strings.HasSuffix(g, "\n") {
+			fmt.Fprintln(e.stdout)
+		}
+		return nil
+	}
+}
+
+func assetsCmd(fs *flag.FlagSet) func(*env) error {
+	return func(e *env) error {
+		c, err := e.client()
+		if err != nil {
+			return err
+		}
+		assets, err := c.Assets(e.ctx, e.args[0])
+		if err != nil {
+			return err
+		}
+		if e.g.json {
+			return e.writeJSON(map[string][]string{"assets": assets})
+		}
+		for _, a := range assets {
+			fmt.Fprintln(e.stdout, a)
+		}
+		return nil
+	}
+}
+
+func infoCmd(fs *flag.FlagSet) func(*env) error {
+	return func(e *env) error {
+		c, err := e.client()
+		if err != nil {
+			return err
+		}
+		info, err := c.AssetInfo(e.ctx, e.args[0], e.args[1])
+		if err != nil {
+			return err
+		}
+		if e.g.json {
+			return e.writeJSON(info)
+		}
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintf(tw, "name:\t%s\n", info.Name)
+		fmt.Fprintf(tw, "description:\t%s\n", info.Description)
+		fmt.Fprintf(tw, "depends_on:\t%s\n", strings.Join(info.DependsOn, ", "))
+		if len(info.OptionalDeps) > 0 {
+			fmt.Fprintf(tw, "optional_deps:\t%s\n", strings.Join(info.OptionalDeps, ", "))
+		}
+		partitioned := info.PartitionedBy
+		if partitioned == "" {
+			partitioned = "(none: any key)"
+		}
+		fmt.Fprintf(tw, "partitioned_by:\t%s\n", partitioned)
+		fmt.Fprintf(tw, "scatter:\t%v\n", info.Scatter)
+		fmt.Fprintf(tw, "parallel:\t%v\n", info.Parallel)
+		return tw.Flush()
+	}
+}
+
+func pipelinesCmd(fs *flag.FlagSet) func(*env) error {
+	return func(e *env) error {
+		c, err := e.client()
+		if err != nil {
+			return err
+		}
+		ps, err := c.Pipelines(e.ctx)
+		if err != nil {
+			return err
+		}
+		if e.g.json {
+			if ps == nil {
+				ps = []protocol.PipelineSummary{}
+			}
+			return e.writeJSON(map[string]any{"pipelines": ps})
+		}
+		if len(ps) == 0 {
+			fmt.Fprintln(e.stdout, "no pipelines: no worker is running (start some with fsctl dev --workers N, or cmd/worker)")
+			return nil
+		}
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "PIPELINE\tASSETS\tWORKERS")
+		for _, p := range ps {
+			fmt.Fprintf(tw, "%s\t%d\t%d\n", p.Name, p.Assets, p.Workers)
+		}
+		return tw.Flush()
+	}
+}
+
+func watchCmd(fs *flag.FlagSet) func(*env) error {
+	return func(e *env) error {
+		c, err := e.client()
+		if err != nil {
+			return err
+		}
+		asset := ""
+		if len(e.args) > 1 {
+			asset = e.args[1]
+		}
+		if !e.g.json {
+			fmt.Fprintf(e.stderr, "watching %s events; interrupt (Ctrl-C) to stop\n", e.args[0])
+		}
+		return c.Watch(e.ctx, e.args[0], func(ev protocol.Event) {
+			if asset != "" && ev.Asset != asset {
+				return
+			}
+			if e.g.json {
+				e.writeJSONLine(ev)
+				return
+			}
+			fmt.Fprintln(e.stdout, eventLine(ev))
+		})
+	}
+}
+
+// eventLine is an event on one line: time, kind, asset [partition], run,
+// duration, worker, error.
+func eventLine(ev protocol.Event) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %-19s %s [%s] run=%s", ev.Time.Format("15:04:05.000"), ev.Kind, ev.Asset, safe(ev.Partition), ev.RunID)
+	if ev.DurationNS > 0 {
+		fmt.Fprintf(&b, " took=%s", time.Duration(ev.DurationNS).Round(time.Microsecond))
+	}
+	if w, ok := ev.Metadata["worker"].(string); ok {
+		fmt.Fprintf(&b, " worker=%s", w)
+	}
+	if ev.Error != nil {
+		fmt.Fprintf(&b, " error=%s", oneLine(ev.Error.Error()))
+	}
+	return b.String()
+}
