@@ -332,7 +332,9 @@ func TestWatch(t *testing.T) {
 	defer cancel()
 	out, errOut := newSyncBuffer(), newSyncBuffer()
 	done := make(chan int, 1)
-	go func() { done <- cli.Run(ctx, append([]string{"watch", "example", "sum", "--json"}, srv...), out, errOut) }()
+	go func() {
+		done <- cli.Run(ctx, append([]string{"watch", "example", "sum", "--json"}, srv...), out, errOut)
+	}()
 	part := uniq("cli watch")
 	deadline := time.After(30 * time.Second)
 	// The subscription may come after the first run: force runs until an
