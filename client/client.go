@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/objectstore/jsstore"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -20,6 +21,8 @@ type Client struct {
 	mu   sync.Mutex
 	runs jetstream.KeyValue // the runs bucket, opened on first use
 	mats jetstream.KeyValue // the materializations bucket, opened on first use
+	// results is the fleet's JetStream object store, opened on first use.
+	results *jsstore.Store
 }
 
 // Connect dials the NATS server at url (a comma-separated list for a

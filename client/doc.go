@@ -38,8 +38,10 @@
 // # Results
 //
 // Get's reply carries results up to protocol.InlineValueLimit bytes inline.
-// A larger result is read from its object store, which the client must be
-// given with WithStore under the fleet's storage name.
+// A larger result is read from its object store: the one given with
+// WithStore under the fleet's name for it, or else the fleet's JetStream
+// object store (protocol.ResultsBucket), which the client reaches over its
+// NATS connection. Results in other stores (S3, files) need WithStore.
 //
 // # Async runs
 //

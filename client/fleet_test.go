@@ -556,7 +556,7 @@ func awaitState(t *testing.T, c *client.Client, pipeline, asset, part string, wa
 	}
 }
 
-func TestLargeResultsNeedTheStore(t *testing.T) {
+func TestLargeResults(t *testing.T) {
 	f := fleet(t)
 	c, ctx := connect(t, f), testCtx(t)
 	res, err := c.Run(ctx, "clienttest", "big")
@@ -569,6 +569,15 @@ func TestLargeResultsNeedTheStore(t *testing.T) {
 	_, err = res.Bytes(ctx)
 	if !errors.Is(err, flowstone.ErrConfig) || !strings.Contains(err.Error(), "client.WithStore") || !strings.Contains(err.Error(), res.Record.ObjectKey) {
 		t.Fatalf("reading a large result without a store: err = %v", err)
+	}
+
+	// In the fleet's JetStream object store, the client finds it itself.
+	res, err = c.Run(ctx, "clienttest", "big", flowstone.Partition(uniq(t, "js")), flowstone.Storage(devfleet.JetStreamStorageName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := res.Bytes(ctx); err != nil || len(b) != bigSize || res.Record.Storage != devfleet.JetStreamStorageName {
+		t.Fatalf("large result in JetStream: %d bytes, %v (record %+v)", len(b), err, res.Record)
 	}
 
 	store, err := filestore.New(f.ObjectsDir())

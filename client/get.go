@@ -8,13 +8,16 @@ import (
 	"strconv"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/objectstore/jsstore"
 	"github.com/flowstone-go/flowstone/protocol"
 )
 
 // Get returns the materialized result of asset for the partition, or a
 // NotFound error if there is none; it never runs anything. The value is
 // read when the Result is read (Bytes, Decode, Open): from the reply when
-// the fleet sent it inline, otherwise from the store given with WithStore.
+// the fleet sent it inline, otherwise from the store given with WithStore
+// under the result's storage name, or else from the fleet's JetStream
+// object store (protocol.ResultsBucket) if the object is there.
 func (c *Client) Get(ctx context.Context, pipeline, asset string, opts ...flowstone.GetOption) (*flowstone.Result, error) {
 	g := flowstone.ResolveGet(opts...)
 	if err := checkPartition(g.Partition); err != nil {
@@ -60,6 +63,9 @@ func (c *Client) openObject(ctx context.Context, rec *flowstone.Materialization)
 	}
 	s, ok := c.cfg.stores[rec.Storage]
 	if !ok {
+		if rc := c.openFromResultsBucket(ctx, rec); rc != nil {
+			return rc, nil
+		}
 		return nil, &flowstone.Error{Type: flowstone.TypeConfigError, Details: details,
 			Message: "the result of " + rec.Asset + " is " + strconv.FormatInt(rec.Size, 10) + " bytes, too large to travel inline (limit " +
 				strconv.Itoa(protocol.InlineValueLimit) + "): configure client.WithStore(" + strconv.Quote(rec.Storage) +
@@ -83,4 +89,39 @@ func (c *Client) Exists(ctx context.Context, pipeline, asset string, opts ...flo
 	reply, err := call[protocol.ExistsReply](ctx, c, protocol.ExistsRequest{V: protocol.Version, Pipeline: pipeline, Asset: asset,
 		Partition: g.Partition, Storage: g.Storage})
 	return reply.Exists, err
+}
+
+// openFromResultsBucket reads a result from the fleet's JetStream object
+// store (protocol.ResultsBucket), where fleets keep results by default,
+// when the object there is the one the record names (same SHA-256). It
+// returns nil if the bucket or the object is not there; it never creates
+// the bucket.
+func (c *Client) openFromResultsBucket(ctx context.Context, rec *flowstone.Materialization) io.ReadCloser {
+	c.mu.Lock()
+	st := c.results
+	c.mu.Unlock()
+	if st == nil {
+		if _, err := c.js.ObjectStore(ctx, protocol.ResultsBucket); err != nil {
+			return nil
+		}
+		s, err := jsstore.New(ctx, c.js, protocol.ResultsBucket)
+		if err != nil {
+			return nil
+		}
+		c.mu.Lock()
+		if c.results == nil {
+			c.results = s
+		}
+		st = c.results
+		c.mu.Unlock()
+	}
+	rc, info, err := st.Get(ctx, rec.ObjectKey)
+	if err != nil {
+		return nil
+	}
+	if rec.SHA256 == "" || info.SHA256 != rec.SHA256 {
+		rc.Close()
+		return nil
+	}
+	return rc
 }

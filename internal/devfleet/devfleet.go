@@ -1,6 +1,7 @@
 // Package devfleet assembles a whole FlowStone fleet in one process: an
-// embedded nats-server with JetStream, a file object store, a coordinator
-// and in-process workers hosting the bundled pipelines. It is what `fsctl
+// embedded nats-server with JetStream, object stores (files, the default,
+// and the JetStream object store that cmd/worker uses by default), a
+// coordinator and in-process workers hosting the bundled pipelines. It is what `fsctl
 // dev` and `fsctl demo` run, and what the client's and the CLI's tests run
 // against: every part is the real one, talking over NATS.
 package devfleet
@@ -21,11 +22,13 @@ import (
 	"github.com/flowstone-go/flowstone/coordinator"
 	"github.com/flowstone-go/flowstone/objectstore"
 	"github.com/flowstone-go/flowstone/objectstore/filestore"
+	"github.com/flowstone-go/flowstone/objectstore/jsstore"
 	"github.com/flowstone-go/flowstone/pipelines"
 	"github.com/flowstone-go/flowstone/protocol"
 	"github.com/flowstone-go/flowstone/worker"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 )
 
@@ -35,9 +38,13 @@ const (
 	// standard one, so fsctl and cmd/worker find the fleet without
 	// --server.
 	PortDefault = 4222
-	// StorageName is the name of the fleet's one object store (results
-	// live under Dir/objects).
+	// StorageName is the name of the fleet's default object store: files
+	// under Dir/objects.
 	StorageName = "file"
+	// JetStreamStorageName is the name of its JetStream object store (bucket
+	// protocol.ResultsBucket), the default store of cmd/worker, so that
+	// workers started with their defaults can join the fleet.
+	JetStreamStorageName = "jetstream"
 	// ReadyTimeoutDefault bounds how long Start waits for the workers'
 	// pipelines to be known to the coordinator.
 	ReadyTimeoutDefault = 15 * time.Second
@@ -107,12 +114,20 @@ func Start(ctx context.Context, cfg Config) (f *Fleet, err error) {
 	if err != nil {
 		return f, fmt.Errorf("devfleet: object store: %w", err)
 	}
-	stores := map[string]objectstore.Store{StorageName: store}
-
 	nc, err := f.connect("flowstone-dev-coordinator")
 	if err != nil {
 		return f, err
 	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return f, fmt.Errorf("devfleet: jetstream: %w", err)
+	}
+	jstore, err := jsstore.New(ctx, js, protocol.ResultsBucket)
+	if err != nil {
+		return f, fmt.Errorf("devfleet: jetstream object store: %w", err)
+	}
+	stores := map[string]objectstore.Store{StorageName: store, JetStreamStorageName: jstore}
+
 	if f.coord, err = coordinator.New(coordinator.Config{Conn: nc, Stores: stores, DefaultStorage: StorageName, ID: "dev-coordinator", Logger: cfg.Logger}); err != nil {
 		return f, fmt.Errorf("devfleet: coordinator: %w", err)
 	}
