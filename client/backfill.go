@@ -24,6 +24,9 @@ import (
 // reported when the backfill returns, without an error. Stats.NotStarted
 // stays 0: the fleet counts those partitions as skipped.
 //
+// With flowstone.Async the fleet runs the backfill in the background and
+// Backfill returns zero counts at once; follow it with Status or Watch.
+//
 // The fleet's backfill always runs missing dependencies and takes neither
 // a run timeout nor a priority: WithDeps(false), Timeout and Priority are
 // refused with a BadRequest error.

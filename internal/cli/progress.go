@@ -22,6 +22,7 @@ func (e *env) withSpinner(desc string, fn func() error) error {
 		return fn()
 	}
 	done := make(chan struct{})
+	start := time.Now()
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -35,8 +36,8 @@ func (e *env) withSpinner(desc string, fn func() error) error {
 		}
 		// The bar's own spinner goroutine is off (interval 0): this one
 		// drives it, and stops.
-		bar := progressbar.NewOptions(-1, progressbar.OptionSetWriter(e.stderr), progressbar.OptionSetDescription(desc),
-			progressbar.OptionSpinnerType(14), progressbar.OptionSetElapsedTime(true), progressbar.OptionSetSpinnerChangeInterval(0))
+		bar := progressbar.NewOptions(-1, progressbar.OptionSetWriter(e.stderr), progressbar.OptionSpinnerType(14),
+			progressbar.OptionSetElapsedTime(false), progressbar.OptionSetSpinnerChangeInterval(0))
 		tick := time.NewTicker(100 * time.Millisecond)
 		defer tick.Stop()
 		for {
@@ -45,6 +46,7 @@ func (e *env) withSpinner(desc string, fn func() error) error {
 				bar.Clear()
 				return
 			case <-tick.C:
+				bar.Describe(fmt.Sprintf("%s (%.1fs)", desc, time.Since(start).Seconds()))
 				bar.Add(1)
 			}
 		}
