@@ -139,8 +139,12 @@ func recordError(rec *flowstone.Materialization) error {
 // abandon tells the workers to stop the run's tasks and explains why the
 // dispatch ended.
 func (d *dispatcher) abandon(ctx context.Context, t flowstone.Task) error {
-	if err := d.c.nc.Publish(protocol.CancelSubject(t.RunID), nil); err != nil {
-		d.c.log.Warn().Err(err).Str("run_id", t.RunID).Msg("cancel_publish_failed")
+	// A coordinator that is stopping leaves the task running: the run is
+	// resumed from its record by the next coordinator.
+	if d.c.ctx.Err() == nil {
+		if err := d.c.nc.Publish(protocol.CancelSubject(t.RunID), nil); err != nil {
+			d.c.log.Warn().Err(err).Str("run_id", t.RunID).Msg("cancel_publish_failed")
+		}
 	}
 	var fe *flowstone.Error
 	if errors.As(context.Cause(ctx), &fe) {
