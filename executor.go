@@ -32,6 +32,10 @@ type Task struct {
 	// Priority is the run's priority, 0..3 (3 first); the fleet publishes
 	// the task at this priority.
 	Priority int
+	// Deadline is when the run times out (zero: none).
+	Deadline time.Time
+
+	key string // MaterializationKey, when the engine computed it already
 	// Deps says where each dependency's value is stored.
 	Deps []DepRef
 }
@@ -87,6 +91,7 @@ type Executor struct {
 	worker         string
 	logger         zerolog.Logger
 	events         *eventBus
+	records        recordCache
 }
 
 // NewExecutor checks cfg and returns an Executor.
@@ -166,7 +171,10 @@ func (x *Executor) Execute(ctx context.Context, p *Pipeline, t Task) (*Materiali
 	if err != nil {
 		return nil, err
 	}
-	key := MaterializationKey(p.name, t.Asset, t.Partition)
+	key := t.key
+	if key == "" {
+		key = MaterializationKey(p.name, t.Asset, t.Partition)
+	}
 	prev, rev, done, err := x.claim(ctx, key, p, n, &t)
 	if err != nil || done {
 		return prev, err
@@ -218,18 +226,11 @@ func (x *Executor) Execute(ctx context.Context, p *Pipeline, t Task) (*Materiali
 // any run when the task is not forced. Otherwise it returns the previous
 // record (nil if none) and its revision for the compare-and-set.
 func (x *Executor) claim(ctx context.Context, key string, p *Pipeline, n *node, t *Task) (prev *Materialization, rev uint64, done bool, err error) {
-	e, err := x.kv.Get(ctx, key)
-	if errors.Is(err, kv.ErrNotFound) {
-		return nil, 0, false, nil
-	}
-	if err != nil {
-		return nil, 0, false, wrapError(TypeStorageError, err, nil, "read record of %s/%s: %v", p.name, n.def.name, err)
-	}
-	if prev, err = UnmarshalRecord(e.Value); err != nil {
+	if prev, rev, err = x.readRecord(ctx, key); err != nil || prev == nil {
 		return nil, 0, false, err
 	}
 	done = prev.State == StateCompleted && (prev.RunID == t.RunID || !t.Force)
-	return prev, e.Revision, done, nil
+	return prev, rev, done, nil
 }
 
 // write stores rec with compare-and-set on rev (0: create) and returns the
@@ -252,6 +253,10 @@ func (x *Executor) write(ctx context.Context, key string, rec *Materialization, 
 	}
 	if err != nil {
 		return 0, wrapError(TypeStorageError, err, map[string]any{"key": key}, "write record %s: %v", key, err)
+	}
+	if rec.State.Terminal() {
+		// Finished records are read back most (every cache hit of a run).
+		x.records.put(key, nrev, rec)
 	}
 	return nrev, nil
 }
@@ -293,9 +298,7 @@ func (x *Executor) call(ctx context.Context, p *Pipeline, n *node, t *Task, key 
 func (x *Executor) callOnce(ctx context.Context, p *Pipeline, n *node, t *Task, key string, rec *Materialization) (val any, err error) {
 	if n.def.timeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, n.def.timeout, newError(TypeTimeout,
-			map[string]any{"asset": n.def.name, "timeout_ms": n.def.timeout.Milliseconds()},
-			"asset %q exceeded its timeout of %v", n.def.name, n.def.timeout))
+		ctx, cancel = context.WithTimeoutCause(ctx, n.def.timeout, &timeoutCause{what: "asset", asset: n.def.name, limit: n.def.timeout})
 		defer cancel()
 	}
 	if err := ctx.Err(); err != nil {
@@ -357,9 +360,13 @@ func (x *Executor) invoke(c *Context, fn AssetFunc) (val any, err error) {
 // ctxError explains why ctx ended as an *Error: its cause when that is one
 // (Cancel, an asset timeout), otherwise Timeout or Cancelled.
 func ctxError(ctx context.Context, pipeline, asset string) *Error {
+	cause := context.Cause(ctx)
 	var fe *Error
-	if errors.As(context.Cause(ctx), &fe) {
+	if errors.As(cause, &fe) {
 		return fe
+	}
+	if tc, ok := cause.(*timeoutCause); ok {
+		return tc.error()
 	}
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return wrapError(TypeTimeout, ctx.Err(), map[string]any{"asset": asset}, "asset %q of %s timed out", asset, pipeline)
@@ -476,4 +483,18 @@ func (x *Executor) decode(b []byte, ref *DepRef, target any) error {
 			"dependency %q cannot be decoded into %T: %v", ref.Asset, target, err)
 	}
 	return nil
+}
+
+// timeoutCause is the cause of a context that timed out: the *Error is
+// built only if the timeout happens.
+type timeoutCause struct {
+	what, asset string
+	limit       time.Duration
+}
+
+func (c *timeoutCause) Error() string { return c.error().Error() }
+
+func (c *timeoutCause) error() *Error {
+	return newError(TypeTimeout, map[string]any{"asset": c.asset, "timeout_ms": c.limit.Milliseconds()},
+		"%s %q exceeded its timeout of %v", c.what, c.asset, c.limit)
 }

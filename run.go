@@ -2,10 +2,8 @@ package flowstone
 
 import (
 	"context"
-	"errors"
 	"time"
 
-	"github.com/flowstone-go/flowstone/kv"
 )
 
 // activeRun is a Run in progress, registered so Cancel can reach it.
@@ -27,6 +25,7 @@ type flight struct {
 // step is one asset of a run's plan.
 type step struct {
 	n    *node
+	key  string // MaterializationKey
 	done chan struct{}
 	rec  *Materialization // completed record (cached or fresh)
 	err  *Error
@@ -94,9 +93,7 @@ func (e *Engine) checkPartitionFor(p *Pipeline, target *node, partition string) 
 
 func (e *Engine) run(ctx context.Context, p *Pipeline, target *node, cfg runConfig) (*Result, error) {
 	targetKey := MaterializationKey(p.name, target.def.name, cfg.partition)
-	ctx, cancelTimeout := context.WithTimeoutCause(ctx, cfg.timeout, newError(TypeTimeout,
-		map[string]any{"asset": target.def.name, "timeout_ms": cfg.timeout.Milliseconds()},
-		"run of %q exceeded its timeout of %v", target.def.name, cfg.timeout))
+	ctx, cancelTimeout := context.WithTimeoutCause(ctx, cfg.timeout, &timeoutCause{what: "run of", asset: target.def.name, limit: cfg.timeout})
 	defer cancelTimeout()
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -135,7 +132,8 @@ func (e *Engine) run(ctx context.Context, p *Pipeline, target *node, cfg runConf
 			return nil // already planned
 		}
 		s.n = n
-		rec, _, err := e.record(ctx, p.name, n.def.name, cfg.partition)
+		s.key = MaterializationKey(p.name, n.def.name, cfg.partition)
+		rec, _, err := e.x.readRecord(ctx, s.key)
 		if err != nil {
 			return err
 		}
@@ -211,7 +209,9 @@ func (e *Engine) runStep(ctx context.Context, p *Pipeline, s *step, pos map[*nod
 		return e.failStep(p, s.n, cfg.partition, runID, ctxError(ctx, p.name, s.n.def.name))
 	default:
 	}
-	t := Task{RunID: runID, Asset: s.n.def.name, Partition: cfg.partition, Force: cfg.force && isTarget, Storage: cfg.storage, Attempt: 1, Priority: cfg.priority, Deps: deps}
+	t := Task{RunID: runID, Asset: s.n.def.name, Partition: cfg.partition, Force: cfg.force && isTarget, Storage: cfg.storage, Attempt: 1, Priority: cfg.priority, Deps: deps,
+		key: s.key}
+	t.Deadline, _ = ctx.Deadline()
 	rec, fresh, err := e.materialize(ctx, p, t)
 	s.fresh = fresh
 	if err != nil {
@@ -291,15 +291,7 @@ func (e *Engine) materializedInputs(ctx context.Context, p *Pipeline, target *no
 
 // record reads an asset/partition's record; nil if there is none.
 func (e *Engine) record(ctx context.Context, pipeline, asset, partition string) (*Materialization, uint64, error) {
-	ent, err := e.kv.Get(ctx, MaterializationKey(pipeline, asset, partition))
-	if errors.Is(err, kv.ErrNotFound) {
-		return nil, 0, nil
-	}
-	if err != nil {
-		return nil, 0, wrapError(TypeStorageError, err, map[string]any{"asset": asset}, "read record of %s/%s: %v", pipeline, asset, err)
-	}
-	rec, err := UnmarshalRecord(ent.Value)
-	return rec, ent.Revision, err
+	return e.x.readRecord(ctx, MaterializationKey(pipeline, asset, partition))
 }
 
 // materialize executes t through the single-flight table: if the same
@@ -307,18 +299,14 @@ func (e *Engine) record(ctx context.Context, pipeline, asset, partition string) 
 // execution instead. fresh reports whether the record came from an execution
 // (this run's or a concurrent one's) rather than an earlier cache.
 func (e *Engine) materialize(ctx context.Context, p *Pipeline, t Task) (rec *Materialization, fresh bool, err error) {
-	key := MaterializationKey(p.name, t.Asset, t.Partition)
+	key := t.key
 	e.mu.Lock()
 	f := e.flights[key]
 	if f == nil {
+		// The flight outlives any one run: it ends when the last run waiting
+		// for it leaves (on its timeout or cancel, passing on the cause).
 		fctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 		f = &flight{done: make(chan struct{}), cancel: cancel}
-		if d, ok := ctx.Deadline(); ok {
-			var stop context.CancelFunc
-			fctx, stop = context.WithDeadlineCause(fctx, d, context.Cause(ctx))
-			_ = stop // released when the flight ends via cancel below
-			f.cancel = func(cause error) { cancel(cause); stop() }
-		}
 		e.flights[key] = f
 		go e.fly(fctx, p, t, key, f)
 	}

@@ -168,7 +168,9 @@ func (e *Engine) Invalidate(ctx context.Context, p *Pipeline, asset string, opts
 		if rec == nil {
 			continue
 		}
-		if err := e.kv.Delete(ctx, MaterializationKey(p.name, n.def.name, cfg.partition), rev); err != nil {
+		key := MaterializationKey(p.name, n.def.name, cfg.partition)
+		e.x.records.drop(key)
+		if err := e.kv.Delete(ctx, key, rev); err != nil {
 			return count, wrapError(TypeStorageError, err, map[string]any{"asset": n.def.name}, "delete record of %q: %v", n.def.name, err)
 		}
 		if rec.ObjectKey != "" {

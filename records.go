@@ -1,0 +1,62 @@
+package flowstone
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+
+	"github.com/flowstone-go/flowstone/kv"
+)
+
+// recordCacheMax bounds the decoded-record cache; past it the cache starts
+// over (it is only a shortcut, never the truth).
+const recordCacheMax = 100_000
+
+// recordCache keeps the last decoded record of each key with its revision,
+// so reading a record the process wrote or read before costs a kv Get but no
+// JSON decoding. The kv store stays the truth: an entry is used only when
+// its revision is the one the store returns.
+type recordCache struct {
+	m    sync.Map // key -> *cachedRecord
+	size atomic.Int64
+}
+
+type cachedRecord struct {
+	rev uint64
+	rec Materialization // never changed once stored
+}
+
+func (c *recordCache) put(key string, rev uint64, rec *Materialization) {
+	if c.size.Add(1) > recordCacheMax {
+		c.m.Clear()
+		c.size.Store(1)
+	}
+	c.m.Store(key, &cachedRecord{rev: rev, rec: *rec})
+}
+
+func (c *recordCache) drop(key string) { c.m.Delete(key) }
+
+// readRecord returns the record under key and its revision; nil if none.
+// The record is the caller's to change.
+func (x *Executor) readRecord(ctx context.Context, key string) (*Materialization, uint64, error) {
+	e, err := x.kv.Get(ctx, key)
+	if errors.Is(err, kv.ErrNotFound) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, wrapError(TypeStorageError, err, map[string]any{"key": key}, "read record %s: %v", key, err)
+	}
+	if v, ok := x.records.m.Load(key); ok {
+		if c := v.(*cachedRecord); c.rev == e.Revision {
+			rec := c.rec
+			return &rec, e.Revision, nil
+		}
+	}
+	rec, err := UnmarshalRecord(e.Value)
+	if err != nil {
+		return nil, 0, err
+	}
+	x.records.put(key, e.Revision, rec)
+	return rec, e.Revision, nil
+}
