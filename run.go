@@ -3,7 +3,6 @@ package flowstone
 import (
 	"context"
 	"time"
-
 )
 
 // activeRun is a Run in progress, registered so Cancel can reach it.
