@@ -1,0 +1,197 @@
+// Package workercmd is cmd/worker: it reads the worker's settings from flags
+// and the environment, connects to NATS and the result stores, hosts the
+// bundled pipelines (pipelines.All) until SIGINT or SIGTERM, then drains.
+//
+// Every setting has a flag and an environment variable; a flag given on the
+// command line wins over the environment, which wins over the default. The
+// NATS, TLS, storage, HTTP and log settings are the ones cmd/coordinator
+// takes (see -help); the worker adds --concurrency, --id, --grace,
+// --ack-wait, --source-latency and --no-events.
+package workercmd
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/flowstone-go/flowstone/internal/daemon"
+	"github.com/flowstone-go/flowstone/internal/fleet"
+	"github.com/flowstone-go/flowstone/pipelines"
+	"github.com/flowstone-go/flowstone/worker"
+)
+
+// Defaults of the worker's own settings.
+const (
+	// HTTPDefault is where /healthz and /metrics are served unless --http
+	// or FLOWSTONE_HTTP says otherwise ("" turns them off).
+	HTTPDefault = ":9091"
+	// GraceDefault is how long a stopping worker waits for its running
+	// tasks before handing them back to the queue.
+	GraceDefault = 30 * time.Second
+)
+
+// Exit codes.
+const (
+	exitOK          = 0
+	exitFailed      = 1 // the worker could not start or stopped on an error
+	exitUsage       = 2 // bad flags, environment or configuration
+	exitUnreachable = 3 // NATS cannot be reached
+)
+
+// options are the parsed settings.
+type options struct {
+	daemon        daemon.Config
+	id            string
+	concurrency   int
+	grace         time.Duration
+	ackWait       time.Duration
+	sourceLatency time.Duration
+	noEvents      bool
+}
+
+// Main runs the worker with args (without the program name) until SIGINT
+// or SIGTERM, and returns the process exit code. Usage errors go to stderr,
+// logs go to stderr as JSON.
+func Main(args []string, stderr io.Writer) int {
+	opts, err := parse(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "worker:", err)
+		return exitUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return run(ctx, opts)
+}
+
+// parse reads the settings from args and the environment.
+func parse(args []string, stderr io.Writer) (*options, error) {
+	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	o := &options{}
+	o.daemon.Flags(fs)
+	// -help prints defaults, and the secret's default is the environment's.
+	fs.Lookup("s3-secret-key").DefValue = ""
+	// The worker serves its endpoint by default; the shared default is off.
+	if os.Getenv("FLOWSTONE_HTTP") == "" {
+		f := fs.Lookup("http")
+		f.DefValue = HTTPDefault
+		f.Value.Set(HTTPDefault)
+	}
+	var envErr error
+	envInt := func(name string, def int) int {
+		v := os.Getenv(name)
+		if v == "" {
+			return def
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			envErr = cmp.Or(envErr, fmt.Errorf("%s=%q is not a number", name, v))
+		}
+		return n
+	}
+	envDuration := func(name string, def time.Duration) time.Duration {
+		v := os.Getenv(name)
+		if v == "" {
+			return def
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			envErr = cmp.Or(envErr, fmt.Errorf("%s=%q is not a duration such as 30s", name, v))
+		}
+		return d
+	}
+	envBool := func(name string) bool {
+		v := os.Getenv(name)
+		if v == "" {
+			return false
+		}
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			envErr = cmp.Or(envErr, fmt.Errorf("%s=%q is not true or false", name, v))
+		}
+		return b
+	}
+	fs.StringVar(&o.id, "id", os.Getenv("FLOWSTONE_ID"), "worker id, letters, digits, _ and - (default <hostname>-<pid>-<random>) [FLOWSTONE_ID]")
+	fs.IntVar(&o.concurrency, "concurrency", envInt("FLOWSTONE_CONCURRENCY", worker.ConcurrencyDefault), "tasks executed at once [FLOWSTONE_CONCURRENCY]")
+	fs.DurationVar(&o.grace, "grace", envDuration("FLOWSTONE_GRACE", GraceDefault), "on SIGTERM, how long running tasks may finish before they are handed back [FLOWSTONE_GRACE]")
+	fs.DurationVar(&o.ackWait, "ack-wait", envDuration("FLOWSTONE_ACK_WAIT", fleet.AckWaitDefault), "how long a task of a silent worker waits before redelivery; the same on every worker [FLOWSTONE_ACK_WAIT]")
+	fs.DurationVar(&o.sourceLatency, "source-latency", envDuration("FLOWSTONE_SOURCE_LATENCY", 0), "simulated latency of daily_sales.orders, for load and fault tests [FLOWSTONE_SOURCE_LATENCY]")
+	fs.BoolVar(&o.noEvents, "no-events", envBool("FLOWSTONE_NO_EVENTS"), "do not publish telemetry events [FLOWSTONE_NO_EVENTS]")
+	if envErr != nil {
+		return nil, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q: the worker takes flags only (see -help)", fs.Args())
+	}
+	if o.grace < 0 || o.ackWait <= 0 || o.sourceLatency < 0 || o.concurrency <= 0 {
+		return nil, errors.New("--grace and --source-latency must not be negative, --ack-wait and --concurrency must be positive")
+	}
+	return o, nil
+}
+
+// run connects, starts the worker and its HTTP endpoint, and drains when
+// ctx ends.
+func run(ctx context.Context, o *options) int {
+	log := o.daemon.Logger("worker")
+	nc, err := o.daemon.Connect("flowstone-worker", log)
+	if err != nil {
+		log.Error().Err(err).Msg("start_failed")
+		return exitUnreachable
+	}
+	defer nc.Close()
+	stores, def, err := o.daemon.Stores(ctx, nc)
+	if err != nil {
+		log.Error().Err(err).Msg("start_failed")
+		return exitUsage
+	}
+	reg := daemon.Registry()
+	w, err := worker.New(worker.Config{
+		Conn:           nc,
+		Pipelines:      pipelines.All(pipelines.Options{SourceLatency: o.sourceLatency}),
+		Stores:         stores,
+		DefaultStorage: def,
+		Concurrency:    o.concurrency,
+		ID:             o.id,
+		AckWait:        o.ackWait,
+		Logger:         &log,
+		NoEvents:       o.noEvents,
+		Registerer:     reg,
+	})
+	if err != nil {
+		log.Error().Err(err).Msg("start_failed")
+		return exitUsage
+	}
+	if err := w.Start(ctx); err != nil {
+		log.Error().Err(err).Msg("start_failed")
+		return exitFailed
+	}
+	code := exitOK
+	if _, err := daemon.ServeHTTP(ctx, o.daemon.HTTPAddr, reg, daemon.NATSHealthy(nc), log); err != nil {
+		log.Error().Err(err).Msg("start_failed")
+		code = exitFailed
+	} else {
+		<-ctx.Done()
+	}
+	log.Info().Dur("grace", o.grace).Msg("shutting_down")
+	shut, cancel := context.WithTimeout(context.Background(), o.grace)
+	defer cancel()
+	if err := w.Stop(shut); err != nil {
+		// Running tasks were handed back to the queue: nothing is lost.
+		log.Warn().Err(err).Msg("stop_incomplete")
+	}
+	return code
+}
