@@ -21,21 +21,14 @@ import (
 // from one goroutine at a time, and Stats.Errors gets each failed
 // partition's error. Partitions that leave no record of their end (one
 // whose dependency failed, one not started after OnError(Halt)) are
-// reported when the backfill returns, without an error. Stats.NotStarted
-// stays 0: the fleet counts those partitions as skipped.
+// reported when the backfill returns; the coordinator's reply then fills
+// in Stats.Errors and Stats.NotStarted.
 //
 // With flowstone.Async the fleet runs the backfill in the background and
 // Backfill returns zero counts at once; follow it with Status or Watch.
-//
-// The fleet's backfill always runs missing dependencies and takes neither
-// a run timeout nor a priority: WithDeps(false), Timeout and Priority are
-// refused with a BadRequest error.
 func (c *Client) Backfill(ctx context.Context, pipeline, asset string, opts ...flowstone.BackfillOption) (flowstone.BackfillStats, error) {
 	b, err := flowstone.ResolveBackfill(opts...)
 	if err != nil {
-		return flowstone.BackfillStats{}, err
-	}
-	if err := fleetBackfillable(b); err != nil {
 		return flowstone.BackfillStats{}, err
 	}
 	if len(b.Partitions) == 0 {
@@ -43,9 +36,15 @@ func (c *Client) Backfill(ctx context.Context, pipeline, asset string, opts ...f
 			Message: "backfill of " + asset + " needs partitions: pass flowstone.Partitions(...) or flowstone.DateRange(from, to)"}
 	}
 	req := protocol.BackfillRequest{V: protocol.Version, Pipeline: pipeline, Asset: asset, Partitions: b.Partitions,
-		Parallel: b.Parallel, Force: b.Force, OnError: protocol.OnErrorContinue, Async: b.Async}
+		Parallel: b.Parallel, Force: b.Force, OnError: protocol.OnErrorContinue, Async: b.Async, Priority: b.Priority}
 	if b.OnError == flowstone.Halt {
 		req.OnError = protocol.OnErrorHalt
+	}
+	if !b.WithDeps {
+		req.WithDeps = &b.WithDeps
+	}
+	if b.Timeout != flowstone.DefaultRunTimeout {
+		req.TimeoutMS = b.Timeout.Milliseconds()
 	}
 	if perr := req.Validate(); perr != nil {
 		return flowstone.BackfillStats{}, flowstone.FromWire(perr)
@@ -70,27 +69,18 @@ func (c *Client) Backfill(ctx context.Context, pipeline, asset string, opts ...f
 	if err != nil {
 		return flowstone.BackfillStats{}, err
 	}
-	stats := flowstone.BackfillStats{Succeeded: reply.Succeeded, Failed: reply.Failed, Skipped: reply.Skipped}
+	stats := flowstone.BackfillStats{Succeeded: reply.Succeeded, Failed: reply.Failed, Skipped: reply.Skipped, NotStarted: reply.NotStarted}
 	if tr != nil {
 		tr.finish(ctx)
 		stats.Errors = tr.stats.Errors
 	}
-	return stats, nil
-}
-
-func fleetBackfillable(b flowstone.BackfillRequest) error {
-	var what string
-	switch {
-	case !b.WithDeps:
-		what = "WithDeps(false): run the partitions with Run(..., WithDeps(false)) instead"
-	case b.Timeout != flowstone.DefaultRunTimeout:
-		what = "a run Timeout: bound the whole backfill with the context's deadline instead"
-	case b.Priority != 0:
-		what = "a Priority: enqueue the partitions with Run(..., Async(), Priority(p)) instead"
-	default:
-		return nil
+	for part, perr := range reply.Errors {
+		if stats.Errors == nil {
+			stats.Errors = map[string]*flowstone.Error{}
+		}
+		stats.Errors[part] = flowstone.FromWire(perr)
 	}
-	return &flowstone.Error{Type: flowstone.TypeBadRequest, Message: "the fleet's backfill does not take " + what}
+	return stats, nil
 }
 
 // progressTracker reports a backfill's partitions as their records end.

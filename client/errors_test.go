@@ -225,8 +225,8 @@ func TestBadArgumentsFailBeforeSending(t *testing.T) {
 			_, err := c.Backfill(ctx, "daily_sales", "revenue", flowstone.Partitions("a", "a"))
 			return err
 		},
-		"without deps": func() error {
-			_, err := c.Backfill(ctx, "d", "r", flowstone.Partitions("a"), flowstone.WithDeps(false))
+		"backfill priority": func() error {
+			_, err := c.Backfill(ctx, "d", "r", flowstone.Partitions("a"), flowstone.Priority(9))
 			return err
 		},
 		"watch bad name": func() error { return c.Watch(ctx, "a.b", func(protocol.Event) {}) },

@@ -254,6 +254,15 @@ func (c *Coordinator) apiBackfill(ctx context.Context, req protocol.BackfillRequ
 	if req.OnError == protocol.OnErrorHalt {
 		opts = append(opts, flowstone.OnError(flowstone.Halt))
 	}
+	if req.WithDeps != nil && !*req.WithDeps {
+		opts = append(opts, flowstone.WithDeps(false))
+	}
+	if req.TimeoutMS > 0 {
+		opts = append(opts, flowstone.Timeout(time.Duration(req.TimeoutMS)*time.Millisecond))
+	}
+	if req.Priority > 0 {
+		opts = append(opts, flowstone.Priority(req.Priority))
+	}
 	id := nuid.Next()
 	if req.Async {
 		// Validate now, run in the background.
@@ -275,7 +284,14 @@ func (c *Coordinator) apiBackfill(ctx context.Context, req protocol.BackfillRequ
 		return protocol.BackfillReply{RunID: id}, nil
 	}
 	stats, err := c.engine.Backfill(ctx, p, req.Asset, opts...)
-	return protocol.BackfillReply{Succeeded: stats.Succeeded, Failed: stats.Failed, Skipped: stats.Skipped, RunID: id}, wire(err)
+	reply := protocol.BackfillReply{Succeeded: stats.Succeeded, Failed: stats.Failed, Skipped: stats.Skipped, NotStarted: stats.NotStarted, RunID: id}
+	for part, fe := range stats.Errors {
+		if reply.Errors == nil {
+			reply.Errors = map[string]*protocol.Error{}
+		}
+		reply.Errors[part] = fe.WireError()
+	}
+	return reply, wire(err)
 }
 
 func (c *Coordinator) apiGraph(ctx context.Context, req protocol.GraphRequest) (protocol.GraphReply, *protocol.Error) {

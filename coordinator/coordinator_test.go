@@ -307,3 +307,21 @@ func TestCoordinatorRestartFinishesTheRun(t *testing.T) {
 		t.Fatalf("executions = %d, want 2 (no recomputation after restart)", n)
 	}
 }
+
+func TestBackfillReportsErrorsAndHonoursWithDeps(t *testing.T) {
+	e := newEnv(t)
+	e.startCoordinator("c1")
+	e.startWorker(pipelines.All(pipelines.Options{})...)
+	e.waitPipeline("daily_sales")
+	noDeps := false
+	rep, perr := call[protocol.BackfillReply](e, protocol.VerbBackfill, protocol.BackfillRequest{V: protocol.Version,
+		Pipeline: "daily_sales", Asset: "revenue", Partitions: []string{"2025-02-01", "2025-02-02"}, WithDeps: &noDeps, Priority: 3})
+	if perr != nil || rep.Failed != 2 || rep.Errors["2025-02-01"] == nil || rep.Errors["2025-02-01"].Code != protocol.CodeDependencyFailed {
+		t.Fatalf("backfill without deps = %+v %v", rep, perr)
+	}
+	rep, perr = call[protocol.BackfillReply](e, protocol.VerbBackfill, protocol.BackfillRequest{V: protocol.Version,
+		Pipeline: "daily_sales", Asset: "revenue", Partitions: []string{"2025-02-01", "2025-02-02", "2025-02-03"}, Parallel: 2})
+	if perr != nil || rep.Succeeded != 3 || rep.Failed != 0 {
+		t.Fatalf("backfill = %+v %v", rep, perr)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"math"
 	"math/rand/v2"
 	"sort"
 	"time"
@@ -63,6 +64,9 @@ func GenerateOrders(day string) []Order {
 	return out
 }
 
+// cents rounds money to the cent.
+func cents(v float64) float64 { return math.Round(v*100) / 100 }
+
 // DailySales is orders → cleaned → revenue, partitioned by day.
 func DailySales(o Options) *flowstone.Pipeline {
 	return flowstone.MustPipeline("daily_sales",
@@ -105,6 +109,10 @@ func DailySales(o Options) *flowstone.Pipeline {
 				v := float64(o.Quantity) * o.Price
 				rev.Total += v
 				rev.ByRegion[o.Region] += v
+			}
+			rev.Total = cents(rev.Total)
+			for r, v := range rev.ByRegion {
+				rev.ByRegion[r] = cents(v)
 			}
 			return rev, nil
 		}, flowstone.DependsOn("cleaned"), flowstone.PartitionedBy(flowstone.Daily), flowstone.Description("The day's paid revenue, by region")),

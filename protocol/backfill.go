@@ -30,6 +30,15 @@ type BackfillRequest struct {
 	OnError OnError `json:"on_error,omitempty"`
 	// Async returns at once with the backfill's run id instead of counts.
 	Async bool `json:"async,omitempty"`
+	// WithDeps, when false, fails a partition whose dependencies are not
+	// materialized instead of running them. Nil means true.
+	WithDeps *bool `json:"with_deps,omitempty"`
+	// TimeoutMS bounds each partition's run, in milliseconds; 0 means the
+	// default (300000).
+	TimeoutMS int64 `json:"timeout_ms,omitempty"`
+	// Priority is the partitions' task priority, 0 (default) to
+	// MaxPriority (served first).
+	Priority int `json:"priority,omitempty"`
 }
 
 // Verb returns VerbBackfill.
@@ -62,6 +71,12 @@ func (r BackfillRequest) Validate() *Error {
 	if err := checkNonNegative("parallel", r.Parallel); err != nil {
 		return err
 	}
+	if err := checkNonNegative("timeout_ms", r.TimeoutMS); err != nil {
+		return err
+	}
+	if err := checkPriority("priority", r.Priority); err != nil {
+		return err
+	}
 	switch r.OnError {
 	case "", OnErrorContinue, OnErrorHalt:
 		return nil
@@ -81,6 +96,11 @@ type BackfillReply struct {
 	Skipped int `json:"skipped"`
 	// RunID identifies the backfill's run.
 	RunID string `json:"run_id"`
+	// NotStarted counts the partitions left out after a failure with
+	// OnErrorHalt.
+	NotStarted int `json:"not_started,omitempty"`
+	// Errors holds each failed partition's error.
+	Errors map[string]*Error `json:"errors,omitempty"`
 }
 
 func (BackfillReply) isReply() {}

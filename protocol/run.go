@@ -28,7 +28,8 @@ type RunRequest struct {
 	// Storage names the storage backend for the result; "" means the
 	// fleet's default.
 	Storage string `json:"storage,omitempty"`
-	// TimeoutMS bounds each asset's execution, in milliseconds; 0 means
+	// TimeoutMS bounds the whole run, dependencies included, in
+	// milliseconds; 0 means
 	// the default (300000).
 	TimeoutMS int64 `json:"timeout_ms,omitempty"`
 	// Priority orders the run's tasks: 0 (the default) is the lowest,
