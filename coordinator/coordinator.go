@@ -152,6 +152,10 @@ func (c *Coordinator) Start(ctx context.Context) error {
 		return fmt.Errorf("coordinator: subscribe cancels: %w", err)
 	}
 	c.subs = append(c.subs, sub)
+	if err := c.watchDeadLetters(); err != nil {
+		c.cancel()
+		return err
+	}
 	if err := c.startSchedules(ctx); err != nil {
 		c.cancel()
 		return err

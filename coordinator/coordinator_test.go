@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/internal/fleet"
 	"github.com/flowstone-go/flowstone/pipelines"
 	"github.com/flowstone-go/flowstone/protocol"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 func TestRunGetStatusEndToEnd(t *testing.T) {
@@ -323,5 +325,45 @@ func TestBackfillReportsErrorsAndHonoursWithDeps(t *testing.T) {
 		Pipeline: "daily_sales", Asset: "revenue", Partitions: []string{"2025-02-01", "2025-02-02", "2025-02-03"}, Parallel: 2})
 	if perr != nil || rep.Succeeded != 3 || rep.Failed != 0 {
 		t.Fatalf("backfill = %+v %v", rep, perr)
+	}
+}
+
+func TestTaskThatNeverFinishesIsGivenUp(t *testing.T) {
+	e := newEnv(t)
+	e.startCoordinator("c1")
+	// A "worker" that takes the task and dies every time: it pulls from the
+	// real durable consumer (short AckWait) and never acks.
+	js, _ := jetstream.New(e.nc)
+	ctx, cancel := contextWithTimeout(60 * time.Second)
+	defer cancel()
+	if err := fleet.Ensure(ctx, js); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := fleet.TaskConsumer(ctx, js, "ghost", 0, 100*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := cons.Consume(func(m jetstream.Msg) {}) // take it, never finish
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Stop()
+	// The pipeline is known from a manifest, as if a worker hosted it.
+	mf := flowstone.MustPipeline("ghost", flowstone.Asset("a", func(*flowstone.Context) (any, error) { return 1, nil })).Manifest("w1")
+	body, _ := protocol.EncodeManifest(mf)
+	kvs, _ := js.KeyValue(ctx, protocol.ManifestsBucket)
+	if _, err := kvs.Put(ctx, protocol.ManifestKey("ghost", "w1"), body); err != nil {
+		t.Fatal(err)
+	}
+	e.waitPipeline("ghost")
+	_, rec := e.run(protocol.RunRequest{Pipeline: "ghost", Asset: "a"})
+	if rec.State != protocol.StateFailed || rec.Error == nil || !strings.Contains(rec.Error.Message, "never finished") {
+		t.Fatalf("run = %s %+v", rec.State, rec.Error)
+	}
+	info, _ := cons.Info(ctx)
+	s, _ := js.Stream(ctx, protocol.TaskStream)
+	si, _ := s.Info(ctx)
+	if si.State.Msgs != 0 {
+		t.Fatalf("the dead task is still in the work queue (%d msgs, consumer %+v)", si.State.Msgs, info.NumPending)
 	}
 }
