@@ -199,6 +199,10 @@ func (x *Executor) Execute(ctx context.Context, p *Pipeline, t Task) (*Materiali
 		fe := AsError(execErr)
 		rec.State = stateOf(fe)
 		rec.Error = fe
+		if errors.Is(context.Cause(ctx), ErrHandedBack) {
+			// Not over: another process runs the task again.
+			rec.State, rec.Error = StatePending, nil
+		}
 		x.write(context.WithoutCancel(ctx), key, rec, rev)
 		return rec, fe
 	}
@@ -260,6 +264,12 @@ func (x *Executor) write(ctx context.Context, key string, rec *Materialization, 
 	}
 	return nrev, nil
 }
+
+// ErrHandedBack, as the cause of the context an execution runs under, says
+// that the process gives the task back to its queue (a fleet worker that
+// stops before the task ends): the execution is not over, so Execute records
+// the asset/partition pending, not cancelled, and returns a Cancelled error.
+var ErrHandedBack = errors.New("flowstone: task handed back to its queue")
 
 // stateOf maps an error to the record state it leaves.
 func stateOf(e *Error) State {
