@@ -34,8 +34,9 @@ const (
 )
 
 // errStopping is the cause of a task context cancelled because the worker
-// is stopping: such a task is handed back to the queue, not completed.
-var errStopping = errors.New("worker: stopping")
+// is stopping: such a task is handed back to the queue, not completed, and
+// the executor records it pending.
+var errStopping = fmt.Errorf("worker: stopping: %w", flowstone.ErrHandedBack)
 
 // run executes one delivered task and settles its message: a Completion
 // and an ack once the executor has recorded the outcome, a Term for a
@@ -127,6 +128,9 @@ func (w *Worker) flowTask(tk *task) flowstone.Task {
 	t := &tk.t
 	ft := flowstone.Task{RunID: t.RunID, Asset: t.Asset, Partition: t.Partition, Force: t.Force, Storage: t.Storage,
 		Attempt: tk.attempt, Priority: t.Priority, Deps: make([]flowstone.DepRef, 0, len(t.Deps))}
+	if t.Deadline != nil {
+		ft.Deadline = *t.Deadline
+	}
 	for _, d := range t.Deps {
 		ft.Deps = append(ft.Deps, flowstone.DepRef{Asset: d.Asset, Partition: d.Partition, Storage: d.Storage,
 			ObjectKey: d.ObjectKey, Encoding: string(d.Encoding), SHA256: d.SHA256, Size: d.Size})

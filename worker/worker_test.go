@@ -260,8 +260,17 @@ func TestStopAfterGraceHandsTaskToAnotherWorker(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Stop after the grace period = %v, want it to wrap DeadlineExceeded", err)
 	}
+	// Not over: a coordinator reading the record must not end the run.
+	if rec := e.record("gated", "gate", "x"); rec.State != flowstone.StatePending || rec.RunID != tk.RunID {
+		t.Fatalf("record of the handed back task = %+v, want pending", rec)
+	}
+	handedBack := time.Now()
 	second := e.start(worker.Config{Pipelines: []*flowstone.Pipeline{gatePipeline(g)}})
 	g.next(t)
+	// Nak'ed, so at once: without it the task would wait for AckWait (30s).
+	if d := time.Since(handedBack); d > 10*time.Second {
+		t.Fatalf("the handed back task took %v to reach another worker", d)
+	}
 	g.release <- struct{}{}
 	c := e.completion()
 	if !c.OK || c.Worker != second.ID() || c.Attempt != 2 {
