@@ -2,9 +2,11 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 
+	"github.com/flowstone-go/flowstone/internal/fleet"
 	"github.com/flowstone-go/flowstone/protocol"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -34,7 +36,7 @@ func (w *Worker) dispatch(ctx context.Context) {
 	}
 	defer disarm()
 	idle := time.NewTimer(w.cfg.IdlePoll)
-	defer idle.Stop()
+	idle.Stop()
 	failures, rotation := 0, 0
 	for {
 		select {
@@ -106,20 +108,39 @@ func (w *Worker) fetch(ctx context.Context, n, rotation int) (got int, err error
 			}
 			s := srcs[(rotation+i)%len(srcs)]
 			batch, ferr := s.c.FetchNoWait(n - got)
+			if ferr == nil {
+				for m := range batch.Messages() {
+					w.launch(s, m)
+					got++
+				}
+				ferr = batch.Error()
+			}
 			if ferr != nil {
 				err = ferr
-				continue
-			}
-			for m := range batch.Messages() {
-				w.launch(s, m)
-				got++
-			}
-			if berr := batch.Error(); berr != nil {
-				err = berr
+				if errors.Is(ferr, nats.ErrNoResponders) {
+					// The consumer is gone (deleted, or its stream
+					// recreated): bind it again.
+					w.rebind(ctx, s)
+				}
 			}
 		}
 	}
 	return got, err
+}
+
+// rebind creates s's consumer again. Failures are left to the next fetch.
+func (w *Worker) rebind(ctx context.Context, s *source) {
+	ctx, cancel := context.WithTimeout(ctx, flushTimeout)
+	defer cancel()
+	if err := fleet.Ensure(ctx, w.js); err != nil {
+		return
+	}
+	c, err := fleet.TaskConsumer(ctx, w.js, s.h.name, s.priority, w.cfg.AckWait)
+	if err != nil {
+		return
+	}
+	s.c = c
+	w.log.Info().Str("consumer", fleet.ConsumerName(s.h.name, s.priority)).Msg("task_consumer_rebound")
 }
 
 // launch runs one fetched task on its own goroutine; the slot the

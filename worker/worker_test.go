@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/internal/fleet"
 	"github.com/flowstone-go/flowstone/internal/natstest"
 	"github.com/flowstone-go/flowstone/objectstore"
 	"github.com/flowstone-go/flowstone/pipelines"
@@ -482,5 +483,18 @@ func TestStartTwiceFails(t *testing.T) {
 	w := e.start(worker.Config{Pipelines: []*flowstone.Pipeline{pipelines.Example()}})
 	if err := w.Start(context.Background()); err == nil {
 		t.Fatal("second Start succeeded")
+	}
+}
+
+func TestDeletedConsumerIsRebound(t *testing.T) {
+	e := newFleet(t)
+	e.start(worker.Config{Pipelines: []*flowstone.Pipeline{pipelines.Example()}})
+	if err := e.js.DeleteConsumer(context.Background(), protocol.TaskStream, fleet.ConsumerName("example", 0)); err != nil {
+		t.Fatal(err)
+	}
+	tk := task("example", "numbers", protocol.DefaultPartition, 0)
+	e.publish(tk)
+	if c := e.completion(); !c.OK || c.TaskID != tk.ID {
+		t.Fatalf("completion = %+v", c)
 	}
 }
