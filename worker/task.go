@@ -70,17 +70,31 @@ func (w *Worker) run(s *source, m jetstream.Msg) {
 	w.metrics.started(s.h.name)
 	ctx, stop := bound(ctx, &t)
 	defer stop()
+	if ctx.Err() != nil {
+		// Past the run's deadline: never started.
+		w.complete(tk, start, nil, context.Cause(ctx))
+		return
+	}
 
 	rec, err := w.x.Execute(ctx, s.h.p, w.flowTask(tk))
 	if !tk.state.CompareAndSwap(taskRunning, taskSettling) {
 		return // Stop handed it back already
 	}
-	if err != nil && errors.Is(context.Cause(ctx), errStopping) {
-		w.log.Info().Str("task_id", t.ID).Str("run_id", t.RunID).Msg("task_handed_back")
-		if err := m.Nak(); err != nil {
-			w.log.Warn().Err(err).Str("task_id", t.ID).Msg("task_nak_failed")
+	if err != nil && ctx.Err() != nil {
+		cause := context.Cause(ctx)
+		if errors.Is(cause, errStopping) {
+			w.log.Info().Str("task_id", t.ID).Str("run_id", t.RunID).Msg("task_handed_back")
+			if err := m.Nak(); err != nil {
+				w.log.Warn().Err(err).Str("task_id", t.ID).Msg("task_nak_failed")
+			}
+			return
 		}
-		return
+		var fe *flowstone.Error
+		if errors.As(cause, &fe) && flowstone.AsError(err).Type == flowstone.TypeStorageError {
+			// A store call gave up because the context ended: say why
+			// it ended (timeout, cancel), not that the store failed.
+			err = fe
+		}
 	}
 	w.complete(tk, start, rec, err)
 }

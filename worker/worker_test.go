@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -87,13 +88,21 @@ func TestFailureIsRecordedAndCompleted(t *testing.T) {
 		t.Fatalf("completion = %+v %+v", c, c.Error)
 	}
 
+	late := task("failing", "slow", "late", 0)
+	past := time.Now().Add(-time.Minute).UTC()
+	late.Deadline = &past
+	e.publish(late)
+	if c := e.completion(); errCode(c) != protocol.CodeTimeout || !strings.Contains(c.Error.Message, "deadline") {
+		t.Fatalf("completion = %+v %+v", c, c.Error)
+	}
+
 	unknown := task("failing", "nope", protocol.DefaultPartition, 0)
 	e.publish(unknown)
 	if c := e.completion(); errCode(c) != protocol.CodeAssetNotFound {
 		t.Fatalf("completion = %+v %+v", c, c.Error)
 	}
 	e.waitSettled("failing", 0)
-	waitFor(t, "stats of 3 failures", func() bool { return w.Stats() == worker.Stats{Started: 3, Failed: 3} })
+	waitFor(t, "stats of 4 failures", func() bool { return w.Stats() == worker.Stats{Started: 4, Failed: 4} })
 }
 
 func TestHeartbeatsKeepALongTaskFromRedelivery(t *testing.T) {
@@ -496,5 +505,32 @@ func TestDeletedConsumerIsRebound(t *testing.T) {
 	e.publish(tk)
 	if c := e.completion(); !c.OK || c.TaskID != tk.ID {
 		t.Fatalf("completion = %+v", c)
+	}
+}
+
+func TestMissingOptionalDependencyReadsAsMissing(t *testing.T) {
+	e := newFleet(t)
+	p := flowstone.MustPipeline("optional",
+		flowstone.Asset("extra", func(*flowstone.Context) (any, error) { return 1, nil }),
+		flowstone.Asset("report", func(c *flowstone.Context) (any, error) {
+			if c.HasDep("extra") {
+				return "with extra", nil
+			}
+			_, err := flowstone.Dep[int](c, "extra")
+			if !errors.Is(err, flowstone.ErrNotFound) {
+				return nil, fmt.Errorf("reading the missing optional dependency: %v, want not_found", err)
+			}
+			return "without extra", nil
+		}, flowstone.OptionalDeps("extra")))
+	e.start(worker.Config{Pipelines: []*flowstone.Pipeline{p}})
+	// The coordinator leaves an optional dependency without a value out.
+	e.publish(task("optional", "report", protocol.DefaultPartition, 0))
+	c := e.completion()
+	if !c.OK {
+		t.Fatalf("completion = %+v %+v", c, c.Error)
+	}
+	b, _, err := objectstore.ReadAll(context.Background(), e.stores["memory"], c.ObjectKey)
+	if err != nil || string(b) != `"without extra"` {
+		t.Fatalf("report = %s, %v", b, err)
 	}
 }
