@@ -53,8 +53,10 @@
 // # Stopping
 //
 // Stop stops taking tasks and waits for the running ones. If its context
-// ends first, it cancels them and naks their messages so that another worker
-// takes them at once, then returns. It deletes the worker's manifests.
+// ends first, it cancels them with the cause flowstone.ErrHandedBack (the
+// executor then records them pending, not cancelled: they are not over) and
+// naks their messages so that another worker takes them at once. It deletes
+// the worker's manifests.
 //
 // # Manifests and events
 //
@@ -75,8 +77,10 @@
 //
 // # Permissions
 //
-// Besides what NATS.md lists for consuming (consumer info and next-message
-// requests, acks, a private inbox), a worker publishes to flowstone.done.>,
-// flowstone.event.> and the KV subjects of its buckets, and subscribes to
+// Start creates the fleet's streams, buckets and consumers if they are
+// missing (fleet.Ensure), which needs the JetStream API. Running, a worker
+// needs what NATS.md lists for consuming (consumer info and next-message
+// requests, acks, a private inbox), publishes to flowstone.done.> and
+// flowstone.event.> and on the KV subjects of its buckets, and subscribes to
 // flowstone.cancel.* and to flowstone.task.<pipeline>.* (the idle wake-up).
 package worker

@@ -70,13 +70,15 @@ func (w *Worker) run(s *source, m jetstream.Msg) {
 	w.metrics.started(s.h.name)
 	ctx, stop := bound(ctx, &t)
 	defer stop()
+	var (
+		rec *flowstone.Materialization
+		err error
+	)
 	if ctx.Err() != nil {
-		// Past the run's deadline: never started.
-		w.complete(tk, start, nil, context.Cause(ctx))
-		return
+		err = context.Cause(ctx) // past the run's deadline: never started
+	} else {
+		rec, err = w.x.Execute(ctx, s.h.p, w.flowTask(tk))
 	}
-
-	rec, err := w.x.Execute(ctx, s.h.p, w.flowTask(tk))
 	if !tk.state.CompareAndSwap(taskRunning, taskSettling) {
 		return // Stop handed it back already
 	}
