@@ -15,12 +15,20 @@ import (
 // BenchmarkNoopTasks measures one worker's throughput: b.N no-op tasks
 // (each a distinct partition, so each executes) published asynchronously to
 // a file-store JetStream, counted as their completions arrive. Records go
-// to JetStream KV, results to the memory object store.
+// to JetStream KV, results to the memory object store; events are off
+// except in the "events" case.
 func BenchmarkNoopTasks(b *testing.B) {
-	for _, conc := range []int{16, 64, 256} {
-		b.Run("concurrency="+itoa(conc), func(b *testing.B) {
+	for _, bc := range []struct {
+		concurrency int
+		events      bool
+	}{{16, false}, {64, false}, {256, false}, {256, true}} {
+		name := "concurrency=" + itoa(bc.concurrency)
+		if bc.events {
+			name += "/events"
+		}
+		b.Run(name, func(b *testing.B) {
 			e := newFleet(b)
-			e.start(worker.Config{Pipelines: []*flowstone.Pipeline{pipelines.Bench()}, Concurrency: conc, NoEvents: true})
+			e.start(worker.Config{Pipelines: []*flowstone.Pipeline{pipelines.Bench()}, Concurrency: bc.concurrency, NoEvents: !bc.events})
 			bodies := make([][]byte, b.N)
 			ids := make([]string, b.N)
 			for i := range b.N {
