@@ -82,6 +82,9 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.S3Bucket, "s3-bucket", env("S3_BUCKET", S3BucketDefault), "S3 bucket, created if missing [S3_BUCKET]")
 	fs.StringVar(&c.S3AccessKey, "s3-access-key", env("S3_ACCESS_KEY", ""), "S3 access key [S3_ACCESS_KEY]")
 	fs.StringVar(&c.S3SecretKey, "s3-secret-key", env("S3_SECRET_KEY", ""), "S3 secret key [S3_SECRET_KEY]")
+	// -help prints defaults, and this one's default is a secret from the
+	// environment.
+	fs.Lookup("s3-secret-key").DefValue = ""
 	fs.StringVar(&c.S3Region, "s3-region", env("S3_REGION", ""), "S3 region [S3_REGION]")
 	ssl, _ := strconv.ParseBool(env("S3_SSL", "false"))
 	fs.BoolVar(&c.S3SSL, "s3-ssl", ssl, "use https for S3 [S3_SSL]")

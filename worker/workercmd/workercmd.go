@@ -80,8 +80,6 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.SetOutput(stderr)
 	o := &options{}
 	o.daemon.Flags(fs)
-	// -help prints defaults, and the secret's default is the environment's.
-	fs.Lookup("s3-secret-key").DefValue = ""
 	// The worker serves its endpoint by default; the shared default is off.
 	if os.Getenv("FLOWSTONE_HTTP") == "" {
 		f := fs.Lookup("http")

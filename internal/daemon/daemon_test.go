@@ -1,0 +1,59 @@
+package daemon_test
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"strings"
+	"testing"
+
+	"github.com/flowstone-go/flowstone/internal/daemon"
+	"github.com/flowstone-go/flowstone/internal/natstest"
+)
+
+func TestHelpNeverPrintsTheSecret(t *testing.T) {
+	t.Setenv("S3_SECRET_KEY", "hunter2-secret")
+	var out bytes.Buffer
+	if code := daemon.RunCoordinator([]string{"-help"}, &out); code != 2 {
+		t.Fatalf("-help exit = %d", code)
+	}
+	if strings.Contains(out.String(), "hunter2") || !strings.Contains(out.String(), "-s3-secret-key") {
+		t.Fatalf("-help output:\n%s", out.String())
+	}
+}
+
+func TestEnvironmentAndFlags(t *testing.T) {
+	t.Setenv("NATS_URL", "nats://example:4222")
+	t.Setenv("FLOWSTONE_STORAGE", "file")
+	t.Setenv("S3_SECRET_KEY", "s")
+	var cfg daemon.Config
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	cfg.Flags(fs)
+	if err := fs.Parse([]string{"--storage", "s3"}); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.NATSURL != "nats://example:4222" || cfg.Storage != "s3" || cfg.S3SecretKey != "s" || cfg.S3Bucket != daemon.S3BucketDefault {
+		t.Fatalf("cfg = %+v", cfg)
+	}
+}
+
+func TestUnreachableNATSIsExitCode3(t *testing.T) {
+	var out bytes.Buffer
+	if code := daemon.RunCoordinator([]string{"--nats-url", "nats://user:pw@127.0.0.1:1"}, &out); code != 3 {
+		t.Fatalf("exit = %d", code)
+	}
+}
+
+func TestStoresNeedTheirSettings(t *testing.T) {
+	srv := natstest.Server(t)
+	nc := natstest.Connect(t, srv)
+	cfg := daemon.Config{Storage: "s3"}
+	if _, _, err := cfg.Stores(context.Background(), nc); err == nil || !strings.Contains(err.Error(), "--s3-endpoint") {
+		t.Fatalf("s3 without endpoint: %v", err)
+	}
+	cfg = daemon.Config{Storage: "file", FileDir: t.TempDir()}
+	stores, def, err := cfg.Stores(context.Background(), nc)
+	if err != nil || def != "file" || stores["file"] == nil || stores["jetstream"] == nil {
+		t.Fatalf("file: %v %v %v", stores, def, err)
+	}
+}
