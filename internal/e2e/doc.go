@@ -1,0 +1,13 @@
+// Package e2e holds the fleet's process-level end-to-end tests: they build
+// cmd/coordinator, cmd/worker and cmd/fsctl once, start an embedded
+// JetStream nats-server in the test process, run the coordinator and
+// workers as real processes over it (file result store in a temp dir), and
+// drive everything through the fsctl binary with --json, as a user would.
+// They prove every verb end to end and the invariants of DESIGN.md on the
+// fleet: caching, single execution of concurrent runs, SIGKILLed workers
+// and coordinators, dependency failures, cancel reaching a remote worker,
+// structured errors on bad input, and SIGTERM drains.
+//
+// Run them with go test ./internal/e2e/ (with or without -race; the race
+// detector covers the test process only). There is nothing else here.
+package e2e
