@@ -1,0 +1,167 @@
+package e2e
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flowstone-go/flowstone/protocol"
+)
+
+// TestBadInput: what a user mistypes gets a structured error with the
+// right exit code, and changes nothing (invariant 7).
+func TestBadInput(t *testing.T) {
+	f := newFleet(t)
+	f.coordinator("c1")
+	f.worker("w1")
+	f.waitReady(1)
+
+	e := f.fails(1, "pipeline_not_found", "run", "nosuch", "sum")
+	if !strings.Contains(e.Message, "nosuch") {
+		t.Errorf("unknown pipeline: %+v", e)
+	}
+	e = f.fails(1, "asset_not_found", "run", "example", "unknown")
+	for _, w := range []string{"unknown", "numbers", "doubled", "sum"} {
+		if !strings.Contains(e.Message, w) {
+			t.Errorf("unknown asset: message %q does not name %q", e.Message, w)
+		}
+	}
+	f.fails(1, "asset_not_found", "status", "example", "unknown")
+	f.fails(1, "asset_not_found", "info", "example", "unknown")
+	e = f.fails(1, "bad_request", "run", "daily_sales", "revenue", "--partition", "yesterday")
+	if !strings.Contains(e.Message, "yesterday") {
+		t.Errorf("bad partition: %+v", e)
+	}
+	f.fails(1, "bad_request", "run", "daily_sales", "revenue", "--partition", "2025-02-30")
+	f.fails(2, "usage", "run", "example", "sum", "--no-such-flag")
+	f.fails(2, "usage", "run", "example")
+	f.fails(2, "usage", "frobnicate", "example")
+	f.fails(2, "usage", "graph", "example", "--format", "png")
+	f.fails(2, "usage", "backfill", "daily_sales", "revenue", "--partitions", "2025-01-07..2025-01-01")
+	f.fails(1, "bad_request", "run", "example", "bad.asset")
+
+	// A fleet that is not there.
+	r := runFsctl(t, "status", "example", "sum", "--server", "nats://"+closedPort(t), "--json", "--timeout", "2s")
+	expectError(t, r, 3, "unavailable")
+
+	// None of it ran anything.
+	for _, target := range [][2]string{{"example", "sum"}, {"example", "numbers"}, {"daily_sales", "orders"}} {
+		if st := f.status(target[0], target[1], "default"); st.State != "not_found" {
+			t.Errorf("status of %v after bad input: %+v", target, st)
+		}
+	}
+	if st := f.status("daily_sales", "revenue", "2025-01-01"); st.State != "not_found" {
+		t.Errorf("status of revenue after bad input: %+v", st)
+	}
+}
+
+// TestHostilePartitions: partition text that looks like paths, subjects,
+// or is spaced or unicode round-trips through run, get, status and exists.
+func TestHostilePartitions(t *testing.T) {
+	f := newFleet(t)
+	f.coordinator("c1")
+	f.worker("w1")
+	f.waitReady(1)
+
+	parts := []string{"a/../b", "flowstone.api.>", "flowstone.*", "with  spaces ", "日本語 ✓ é", "../../etc/passwd", "x\ty", `quote"d\`, "%2F.%00"}
+	for _, p := range parts {
+		var run runOut
+		f.ok(&run, "run", "example", "sum", "--partition", p)
+		if run.Partition != p || string(run.Value) != "30" || run.Cached {
+			t.Errorf("run --partition %q = %+v (value %s)", p, run, run.Value)
+		}
+		if strings.Contains(run.ObjectKey, p) && strings.ContainsAny(p, "/.*> ") {
+			t.Errorf("object key %q holds the raw partition %q", run.ObjectKey, p)
+		}
+	}
+	for _, p := range parts {
+		var got runOut
+		f.ok(&got, "get", "example", "sum", "--partition", p)
+		if got.Partition != p || string(got.Value) != "30" {
+			t.Errorf("get --partition %q = %+v (value %s)", p, got, got.Value)
+		}
+		if st := f.status("example", "doubled", p); st.State != "completed" || st.Partition != p {
+			t.Errorf("status --partition %q = %+v", p, st)
+		}
+		var again runOut
+		f.ok(&again, "run", "example", "sum", "--partition", p)
+		if !again.Cached || again.RunID != got.RunID {
+			t.Errorf("second run --partition %q = %+v, want cached from %s", p, again, got.RunID)
+		}
+	}
+	// The partitions are distinct: "a/../b" did not land on "b", nor the
+	// wildcards on everything.
+	for _, p := range []string{"b", "flowstone.api.x", "etc/passwd"} {
+		if r := f.fsctl("exists", "example", "sum", "--partition", p); r.code != 1 {
+			t.Errorf("exists --partition %q: %s", p, r)
+		}
+	}
+	var inv struct {
+		Invalidated int `json:"invalidated"`
+	}
+	f.ok(&inv, "invalidate", "example", "numbers", "--partition", "flowstone.*", "--cascade")
+	if inv.Invalidated != 3 {
+		t.Errorf("invalidate --cascade flowstone.* = %d, want 3", inv.Invalidated)
+	}
+	if r := f.fsctl("exists", "example", "sum", "--partition", "flowstone.api.>"); r.code != 0 {
+		t.Errorf("invalidating flowstone.* reached flowstone.api.>: %s", r)
+	}
+}
+
+// TestRawProtocolErrors sends what no client would to the coordinator's
+// API subjects: a wrong protocol version, malformed JSON, unknown fields.
+// Each gets a structured error reply, and nothing changes (invariant 7).
+func TestRawProtocolErrors(t *testing.T) {
+	f := newFleet(t)
+	f.coordinator("c1")
+	f.worker("w1")
+	f.waitReady(1)
+
+	for _, c := range []struct {
+		name, verb, body, code string
+	}{
+		{"wrong version", protocol.VerbRun, `{"v":99,"pipeline":"example","asset":"sum"}`, protocol.CodeUnsupportedVersion},
+		{"no version", protocol.VerbRun, `{"pipeline":"example","asset":"sum"}`, protocol.CodeUnsupportedVersion},
+		{"malformed", protocol.VerbRun, `{"v":1,"pipeline":"example",`, protocol.CodeBadRequest},
+		{"unknown field", protocol.VerbRun, `{"v":1,"pipeline":"example","asset":"sum","rm_rf":true}`, protocol.CodeBadRequest},
+		{"trailing data", protocol.VerbRun, `{"v":1,"pipeline":"example","asset":"sum"} {}`, protocol.CodeBadRequest},
+		{"empty", protocol.VerbRun, ``, protocol.CodeBadRequest},
+		{"not utf-8", protocol.VerbRun, "{\"v\":1,\"pipeline\":\"example\",\"asset\":\"sum\",\"partition\":\"\xff\"}", protocol.CodeBadRequest},
+		{"bad priority", protocol.VerbRun, `{"v":1,"pipeline":"example","asset":"sum","priority":9}`, protocol.CodeBadRequest},
+		{"wrong version on invalidate", protocol.VerbInvalidate, `{"v":2,"pipeline":"example","asset":"numbers","cascade":true}`, protocol.CodeUnsupportedVersion},
+		{"wrong version on backfill", protocol.VerbBackfill, `{"v":0,"pipeline":"daily_sales","asset":"revenue","partitions":["2025-01-01"]}`, protocol.CodeUnsupportedVersion},
+	} {
+		msg, err := f.nc.Request(protocol.APISubject(c.verb), []byte(c.body), 10*time.Second)
+		if err != nil {
+			t.Errorf("%s: no reply: %v", c.name, err)
+			continue
+		}
+		var reply struct {
+			V     int             `json:"v"`
+			OK    json.RawMessage `json:"ok"`
+			Error *protocol.Error `json:"error"`
+		}
+		if err := json.Unmarshal(msg.Data, &reply); err != nil || reply.Error == nil || reply.OK != nil {
+			t.Errorf("%s: reply %q is not a structured error (%v)", c.name, msg.Data, err)
+			continue
+		}
+		if reply.V != protocol.Version || reply.Error.Code != c.code || reply.Error.Message == "" {
+			t.Errorf("%s: reply %s, want v%d and code %s with a message", c.name, msg.Data, protocol.Version, c.code)
+		}
+	}
+	// The coordinator still serves, and nothing ran or was invalidated.
+	for _, a := range []string{"numbers", "doubled", "sum"} {
+		if st := f.status("example", a, "default"); st.State != "not_found" {
+			t.Errorf("status example %s after bad requests: %+v", a, st)
+		}
+	}
+	if st := f.status("daily_sales", "revenue", "2025-01-01"); st.State != "not_found" {
+		t.Errorf("status of revenue after bad requests: %+v", st)
+	}
+	var run runOut
+	f.ok(&run, "run", "example", "sum")
+	if string(run.Value) != "30" {
+		t.Errorf("run after bad requests = %s", run.Value)
+	}
+}
