@@ -523,3 +523,16 @@ func closedPort(t *testing.T) string {
 	ln.Close()
 	return addr
 }
+
+// fsctlProc starts fsctl against the fleet with --json in the background.
+func (f *fleet) fsctlProc(name string, args ...string) *proc {
+	f.t.Helper()
+	return start(f.t, name, bin.fsctl, append(args, "--server", f.url, "--json")...)
+}
+
+// result waits for a background fsctl to exit and returns what it did.
+func (p *proc) result(t *testing.T) result {
+	t.Helper()
+	code := p.waitExit(t)
+	return result{args: p.cmd.Args[1:], code: code, stdout: p.stdout.text(), stderr: p.stderr.text()}
+}
