@@ -28,7 +28,13 @@ func (d *dispatcher) Dispatch(ctx context.Context, p *flowstone.Pipeline, t flow
 	id := protocol.TaskID(t.RunID, t.Asset, t.Partition, 1)
 	task := protocol.Task{V: protocol.Version, ID: id, RunID: t.RunID, Pipeline: p.Name(), Asset: t.Asset, Partition: t.Partition,
 		Priority: t.Priority, Force: t.Force, Storage: t.Storage, Attempt: 1, EnqueuedAt: time.Now().UTC()}
-	if dl, ok := ctx.Deadline(); ok {
+	// The run's deadline comes with t: ctx is the flight's, which outlives
+	// any one run waiting on it and carries no deadline.
+	dl, ok := ctx.Deadline()
+	if !t.Deadline.IsZero() && (!ok || t.Deadline.Before(dl)) {
+		dl, ok = t.Deadline, true
+	}
+	if ok {
 		dl = dl.UTC()
 		task.Deadline = &dl
 	}
