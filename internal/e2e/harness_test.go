@@ -20,6 +20,7 @@ import (
 	"github.com/flowstone-go/flowstone/protocol"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // wait bounds every wait of the package: a generous deadline, never a
@@ -535,4 +536,47 @@ func (p *proc) result(t *testing.T) result {
 	t.Helper()
 	code := p.waitExit(t)
 	return result{args: p.cmd.Args[1:], code: code, stdout: p.stdout.text(), stderr: p.stderr.text()}
+}
+
+// runRecords returns the coordinator's records of the runs of asset's
+// partition, read from the runs bucket (what a client waiting on a run
+// watches).
+func (f *fleet) runRecords(pipeline, asset, partition string) []protocol.RunRecord {
+	f.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	js, err := jetstream.New(f.nc)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	kv, err := js.KeyValue(ctx, protocol.RunsBucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil
+	}
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	keys, err := kv.ListKeys(ctx)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var out []protocol.RunRecord
+	for k := range keys.Keys() {
+		if !strings.HasPrefix(k, "run.") {
+			continue
+		}
+		e, err := kv.Get(ctx, k)
+		if err != nil {
+			continue // deleted meanwhile
+		}
+		rec, perr := protocol.DecodeRunRecord(e.Value())
+		if perr != nil {
+			f.t.Fatalf("run record %s: %v", k, perr)
+		}
+		if rec.Request.Pipeline == pipeline && rec.Request.Asset == asset && (rec.Request.Partition == partition ||
+			rec.Request.Partition == "" && partition == protocol.DefaultPartition) {
+			out = append(out, rec)
+		}
+	}
+	return out
 }
