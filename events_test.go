@@ -101,16 +101,17 @@ func TestEventsOfARun(t *testing.T) {
 			t.Fatalf("run.stop of %s precedes its start", asset)
 		}
 
-		// Each result is stored once, with where and how big.
+		// Each result is stored once, with where and how big: these are
+		// small, so inside their records.
 		ss := log.one(t, flowstone.EventStoreStart, asset)
 		st := log.one(t, flowstone.EventStoreStop, asset)
-		if ss.Metadata["storage"] != "memory" || ss.Metadata["key"] == "" {
+		if ss.Metadata["storage"] != flowstone.InlineStorage || ss.Metadata["bytes"] == 0 {
 			t.Fatalf("store.start metadata = %v", ss.Metadata)
 		}
-		if st.Metadata["storage"] != "memory" || st.Metadata["key"] != ss.Metadata["key"] || st.Err != nil || st.Duration <= 0 {
+		if st.Metadata["storage"] != flowstone.InlineStorage || st.Metadata["bytes"] != ss.Metadata["bytes"] || st.Err != nil || st.Duration <= 0 {
 			t.Fatalf("store.stop of %s = %+v", asset, st)
 		}
-		if rec := stored(t, e, p, asset); asInt64(t, st.Metadata["bytes"]) != rec.Size || st.Metadata["key"] != rec.ObjectKey {
+		if rec := stored(t, e, p, asset); asInt64(t, st.Metadata["bytes"]) != rec.Size || rec.ObjectKey != "" || len(rec.Inline) != int(rec.Size) {
 			t.Fatalf("store.stop of %s says %v bytes at %v; the record says %d at %s", asset, st.Metadata["bytes"], st.Metadata["key"], rec.Size, rec.ObjectKey)
 		}
 	}
@@ -120,7 +121,7 @@ func TestEventsOfARun(t *testing.T) {
 		ls := log.one(t, flowstone.EventStorageLoadStart, dep)
 		lt := log.one(t, flowstone.EventStorageLoadStop, dep)
 		rec := stored(t, e, p, dep)
-		if ls.Metadata["key"] != rec.ObjectKey || lt.Metadata["key"] != rec.ObjectKey || lt.Metadata["storage"] != "memory" {
+		if ls.Metadata["key"] != rec.ObjectKey || lt.Metadata["key"] != rec.ObjectKey || lt.Metadata["storage"] != flowstone.InlineStorage {
 			t.Fatalf("load of %s: start %v stop %v, want key %s", dep, ls.Metadata, lt.Metadata, rec.ObjectKey)
 		}
 		if asInt64(t, lt.Metadata["bytes"]) != rec.Size || lt.Duration <= 0 || lt.RunID != res.RunID {

@@ -3,6 +3,8 @@ package flowstone
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -50,6 +52,8 @@ type DepRef struct {
 	Encoding  string `json:"encoding,omitempty"`
 	SHA256    string `json:"sha256,omitempty"`
 	Size      int64  `json:"size,omitempty"`
+	// Inline holds a small result's bytes (Storage is InlineStorage).
+	Inline []byte `json:"inline,omitempty"`
 	// Missing marks an optional dependency that has no value.
 	Missing bool `json:"missing,omitempty"`
 }
@@ -57,7 +61,7 @@ type DepRef struct {
 // refOf is the DepRef of a completed record.
 func refOf(m *Materialization) DepRef {
 	return DepRef{Asset: m.Asset, Partition: m.Partition, RunID: m.RunID, Storage: m.Storage,
-		ObjectKey: m.ObjectKey, Encoding: m.Encoding, SHA256: m.SHA256, Size: m.Size}
+		ObjectKey: m.ObjectKey, Encoding: m.Encoding, SHA256: m.SHA256, Size: m.Size, Inline: m.Inline}
 }
 
 // ExecutorConfig configures an Executor.
@@ -396,29 +400,35 @@ func (x *Executor) storeResult(ctx context.Context, p *Pipeline, n *node, t *Tas
 		return err
 	}
 	var (
-		r    io.Reader
-		size int64 = -1
-		enc        = EncodingRaw
+		r     io.Reader
+		size  int64  = -1
+		enc          = EncodingRaw
+		whole []byte // the bytes, when in memory
 	)
 	switch v := val.(type) {
 	case []byte:
-		r, size = bytes.NewReader(v), int64(len(v))
+		r, size, whole = bytes.NewReader(v), int64(len(v)), v
 	case io.Reader:
 		r = v
 		if c, ok := v.(io.Closer); ok {
 			defer c.Close()
 		}
 	case json.RawMessage:
-		r, size, enc = bytes.NewReader(v), int64(len(v)), EncodingJSON
+		r, size, enc, whole = bytes.NewReader(v), int64(len(v)), EncodingJSON, v
 	default:
 		b, err := x.codec.Encode(v)
 		if err != nil {
 			return newError(TypeExecutionFailed, map[string]any{"asset": n.def.name, "type": fmt.Sprintf("%T", v), "error": err.Error()},
 				"the value of asset %q (a %T) cannot be encoded: %v; return encodable data, []byte or an io.Reader", n.def.name, v, err)
 		}
-		r, size, enc = bytes.NewReader(b), int64(len(b)), EncodingJSON
+		r, size, enc, whole = bytes.NewReader(b), int64(len(b)), EncodingJSON, b
 	}
 	rec.RunID = t.RunID
+	if storage == "" && len(whole) > 0 && len(whole) <= InlineLimit {
+		// Small and no store asked for: keep it in the record.
+		x.storeInline(p, n, t, rec, bytes.Clone(whole), enc)
+		return nil
+	}
 	objKey := ObjectKey(p.name, n.def.name, t.Partition, t.RunID+"-"+strconv.Itoa(max(t.Attempt, 1)))
 	ev := x.events.active()
 	start := time.Now()
@@ -449,6 +459,9 @@ func (x *Executor) storeResult(ctx context.Context, p *Pipeline, n *node, t *Tas
 
 // open opens a dependency's stored value as a stream.
 func (x *Executor) open(ctx context.Context, t *Task, ref *DepRef) (io.ReadCloser, error) {
+	if len(ref.Inline) > 0 {
+		return io.NopCloser(bytes.NewReader(ref.Inline)), nil
+	}
 	s, name, err := x.store(ref.Storage)
 	if err != nil {
 		return nil, err
@@ -507,4 +520,17 @@ func (c *timeoutCause) Error() string { return c.error().Error() }
 func (c *timeoutCause) error() *Error {
 	return newError(TypeTimeout, map[string]any{"asset": c.asset, "timeout_ms": c.limit.Milliseconds()},
 		"%s %q exceeded its timeout of %v", c.what, c.asset, c.limit)
+}
+
+// storeInline keeps a small result inside its record.
+func (x *Executor) storeInline(p *Pipeline, n *node, t *Task, rec *Materialization, b []byte, enc string) {
+	start := time.Now()
+	sum := sha256.Sum256(b)
+	rec.Storage, rec.ObjectKey, rec.Encoding, rec.Size, rec.SHA256, rec.Inline = InlineStorage, "", enc, int64(len(b)), hex.EncodeToString(sum[:]), b
+	if x.events.active() {
+		md := map[string]any{"storage": InlineStorage, "bytes": int64(len(b))}
+		x.events.emit(Event{Kind: EventStoreStart, Pipeline: p.name, Asset: n.def.name, Partition: t.Partition, RunID: t.RunID, Time: start, Metadata: md})
+		x.events.emit(Event{Kind: EventStoreStop, Pipeline: p.name, Asset: n.def.name, Partition: t.Partition, RunID: t.RunID,
+			Duration: max(time.Since(start), time.Nanosecond), Metadata: md})
+	}
 }

@@ -27,6 +27,14 @@ func (s State) Terminal() bool {
 	return s == StateCompleted || s == StateFailed || s == StateCancelled
 }
 
+// InlineLimit is the largest result, in bytes, kept inside its record
+// instead of the object store (Storage is then InlineStorage): a small
+// result costs no object write and is read with the record.
+const InlineLimit = 4096
+
+// InlineStorage is the Storage of a result kept inside its record.
+const InlineStorage = "inline"
+
 // Encodings of a stored result.
 const (
 	EncodingJSON = "json" // the codec's output
@@ -48,6 +56,7 @@ type Materialization struct {
 	Encoding    string         `json:"encoding,omitempty"`
 	Size        int64          `json:"size,omitempty"`
 	SHA256      string         `json:"sha256,omitempty"`
+	Inline      []byte         `json:"inline,omitempty"`
 	Worker      string         `json:"worker,omitempty"`
 	Attempt     int            `json:"attempt,omitempty"`
 	StartedAt   *time.Time     `json:"started_at,omitempty"`

@@ -527,3 +527,45 @@ func TestAsyncWithoutFleetIsConfigError(t *testing.T) {
 		t.Fatalf("config error does not say how to connect a fleet: %q %v", fe.Message, fe.Details)
 	}
 }
+
+func TestSmallResultsStayInTheirRecordLargeOnesGoToTheStore(t *testing.T) {
+	e := newEngine(t)
+	big := strings.Repeat("x", flowstone.InlineLimit+1)
+	p := flowstone.MustPipeline("sizes",
+		flowstone.Asset("small", func(*flowstone.Context) (any, error) { return "tiny", nil }),
+		flowstone.Asset("large", func(*flowstone.Context) (any, error) { return big, nil }),
+		flowstone.Asset("both", func(c *flowstone.Context) (any, error) {
+			s, err := flowstone.Dep[string](c, "small")
+			if err != nil {
+				return nil, err
+			}
+			l, err := flowstone.Dep[string](c, "large")
+			return len(s) + len(l), err
+		}, flowstone.DependsOn("small", "large")),
+	)
+	ctx := ctxT(t)
+	res, err := e.Run(ctx, p, "both")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := decodeInt(t, res); got != 4+len(big) {
+		t.Fatalf("both = %d", got)
+	}
+	small, _ := e.Get(ctx, p, "small")
+	large, _ := e.Get(ctx, p, "large")
+	if small.Record.Storage != flowstone.InlineStorage || small.Record.ObjectKey != "" || string(small.Record.Inline) != `"tiny"` {
+		t.Fatalf("small record = %+v", small.Record)
+	}
+	if large.Record.Storage != "memory" || large.Record.ObjectKey == "" || large.Record.Inline != nil {
+		t.Fatalf("large record = %+v", large.Record)
+	}
+	// Naming a store puts even a small result there.
+	res, err = e.Run(ctx, p, "small", flowstone.Force(), flowstone.Storage("memory"))
+	if err != nil || res.Record.Storage != "memory" || res.Record.ObjectKey == "" {
+		t.Fatalf("small with Storage: %+v %v", res.Record, err)
+	}
+	var s string
+	if err := res.Decode(&s); err != nil || s != "tiny" {
+		t.Fatalf("decode = %q %v", s, err)
+	}
+}

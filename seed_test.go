@@ -26,7 +26,7 @@ func TestSeedActsAsAMaterializedResult(t *testing.T) {
 		t.Fatalf("seeded value = %v, %v", vals, err)
 	}
 	st, _ := e.Status(ctx, p, "doubled", flowstone.Partition("seeded"))
-	if st.State != flowstone.StateCompleted || st.RunID != flowstone.SeedRunID || st.Storage != "memory" {
+	if st.State != flowstone.StateCompleted || st.RunID != flowstone.SeedRunID || st.Storage != flowstone.InlineStorage {
 		t.Fatalf("status of a seeded asset = %+v", st)
 	}
 

@@ -40,6 +40,10 @@ func (e *Engine) Get(ctx context.Context, p *Pipeline, asset string, opts ...Get
 		if err != nil {
 			return nil, err
 		}
+		if rec.Storage == InlineStorage {
+			// Kept in the record: readable whichever store was named.
+			return e.result(p, n, rec, true), nil
+		}
 		if _, err := s.Stat(ctx, rec.ObjectKey); errors.Is(err, objectstore.ErrNotFound) {
 			return nil, newError(TypeNotFound, map[string]any{"asset": asset, "partition": cfg.partition, "storage": cfg.storage, "stored_in": rec.Storage},
 				"asset %q (partition %q) is stored in %s, not in %s", asset, cfg.partition, rec.Storage, cfg.storage)

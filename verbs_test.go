@@ -43,7 +43,7 @@ func TestGetExistsStatus(t *testing.T) {
 		t.Fatal("Exists after run = false")
 	}
 	st, _ = e.Status(ctx, p, "sum")
-	if st.State != flowstone.StateCompleted || st.CompletedAt == nil || st.CompletedAt.Before(before) || st.Storage != "memory" || st.RunID == "" {
+	if st.State != flowstone.StateCompleted || st.CompletedAt == nil || st.CompletedAt.Before(before) || st.Storage != flowstone.InlineStorage || st.RunID == "" {
 		t.Fatalf("status after run = %+v", st)
 	}
 	if fmt := st.State.String(); fmt != "completed" {
@@ -74,7 +74,7 @@ func TestStatusJSONKeysAreTheProposals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{`"state":"completed"`, `"partition":"default"`, `"completed_at":`, `"duration_ms":`, `"storage":"memory"`, `"scatter":null`} {
+	for _, k := range []string{`"state":"completed"`, `"partition":"default"`, `"completed_at":`, `"duration_ms":`, `"storage":"inline"`, `"scatter":null`} {
 		if !strings.Contains(b, k) {
 			t.Fatalf("status JSON %s lacks %s", b, k)
 		}

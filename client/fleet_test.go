@@ -148,7 +148,7 @@ func TestRunGetExistsStatus(t *testing.T) {
 	if res.Cached || res.RunID == "" || res.Asset != "sum" || res.Partition != key {
 		t.Errorf("result = %+v", res)
 	}
-	if res.Record == nil || res.Record.Storage != devfleet.StorageName || res.Record.SHA256 == "" || res.Record.Pipeline != "example" {
+	if res.Record == nil || res.Record.Storage != flowstone.InlineStorage || res.Record.SHA256 == "" || res.Record.Pipeline != "example" {
 		t.Errorf("record = %+v", res.Record)
 	}
 
@@ -175,7 +175,7 @@ func TestRunGetExistsStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.State != flowstone.StateCompleted || st.RunID != res.RunID || st.CompletedAt == nil || st.Storage != devfleet.StorageName {
+	if st.State != flowstone.StateCompleted || st.RunID != res.RunID || st.CompletedAt == nil || st.Storage != flowstone.InlineStorage {
 		t.Errorf("status = %+v", st)
 	}
 

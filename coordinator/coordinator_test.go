@@ -29,7 +29,7 @@ func TestRunGetStatusEndToEnd(t *testing.T) {
 	if perr != nil {
 		t.Fatal(perr)
 	}
-	if string(got.Value) != "30" || got.RunID != rep.RunID || got.Storage != "file" || len(got.SHA256) != 64 {
+	if string(got.Value) != "30" || got.RunID != rep.RunID || got.Storage != "inline" || len(got.SHA256) != 64 {
 		t.Fatalf("get = %+v (value %s)", got, got.Value)
 	}
 	// A second run is answered from the cache at once.

@@ -43,7 +43,8 @@ func (d *dispatcher) Dispatch(ctx context.Context, p *flowstone.Pipeline, t flow
 			continue
 		}
 		task.Deps = append(task.Deps, protocol.DepRef{Asset: dep.Asset, Partition: dep.Partition, ResultRef: protocol.ResultRef{
-			ObjectKey: dep.ObjectKey, Storage: dep.Storage, Size: dep.Size, SHA256: dep.SHA256, Encoding: protocol.Encoding(dep.Encoding)}})
+			ObjectKey: dep.ObjectKey, Storage: dep.Storage, Size: dep.Size, SHA256: dep.SHA256, Encoding: protocol.Encoding(dep.Encoding),
+			Inline: dep.Inline}})
 	}
 	body, perr := protocol.EncodeTask(task)
 	if perr != nil {
@@ -92,10 +93,10 @@ func (d *dispatcher) settle(ctx context.Context, p *flowstone.Pipeline, t flowst
 	start, end := comp.StartedAt, comp.FinishedAt
 	rec := &flowstone.Materialization{Pipeline: p.Name(), Asset: t.Asset, Partition: t.Partition, RunID: t.RunID,
 		Storage: comp.Storage, ObjectKey: comp.ObjectKey, Encoding: string(comp.Encoding), Size: comp.Size, SHA256: comp.SHA256,
-		Worker: comp.Worker, Attempt: comp.Attempt, StartedAt: &start, CompletedAt: &end, DurationMS: comp.DurationMS}
+		Inline: comp.Inline, Worker: comp.Worker, Attempt: comp.Attempt, StartedAt: &start, CompletedAt: &end, DurationMS: comp.DurationMS}
 	if comp.OK {
 		rec.State = flowstone.StateCompleted
-		if comp.ObjectKey == "" {
+		if comp.ObjectKey == "" && len(comp.Inline) == 0 {
 			// Completed by an earlier run (the task found it materialized):
 			// take the record as it is.
 			if r := d.recordIfDone(ctx, p, t); r != nil {

@@ -74,7 +74,7 @@ func (c Completion) Validate() *Error {
 		if err := c.Error.validate("error"); err != nil {
 			return err
 		}
-		if c.ResultRef != (ResultRef{}) {
+		if !c.ResultRef.empty() {
 			return fieldErrorf("object_key", "a completion with ok: false carries no result")
 		}
 	}

@@ -19,6 +19,10 @@ const (
 	// reply carries inline; larger results are fetched from the object
 	// store by ObjectKey.
 	InlineValueLimit = 256 << 10
+	// InlineResultLimit is the largest result, in bytes, kept inside its
+	// materialization record (and tasks and completions) instead of the
+	// object store: small results cost no object write at all.
+	InlineResultLimit = 4096
 
 	// MaxBackfillPartitions is the most partitions one backfill request may
 	// name. The request must also fit MaxRequestBytes, which for ten-byte

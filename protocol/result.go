@@ -18,6 +18,9 @@ func (e Encoding) check(field string) *Error {
 	return nil
 }
 
+// InlineStorage is the Storage of a result kept inside its record.
+const InlineStorage = "inline"
+
 // ResultRef locates a stored result and says how to read it. It is embedded
 // (its fields flattened) in GetReply, DepRef and Completion.
 type ResultRef struct {
@@ -31,11 +34,26 @@ type ResultRef struct {
 	SHA256 string `json:"sha256,omitempty"`
 	// Encoding says how the bytes represent the value.
 	Encoding Encoding `json:"encoding,omitempty"`
+	// Inline holds the result's bytes when they are small (at most
+	// InlineResultLimit): no object was stored, ObjectKey is empty and
+	// Storage is "inline".
+	Inline []byte `json:"inline,omitempty"`
 }
 
 func (r ResultRef) validate(prefix string) *Error {
-	if err := checkObjectKey(prefix+"object_key", r.ObjectKey); err != nil {
-		return err
+	switch {
+	case r.Storage == InlineStorage:
+		// The bytes travel in Inline (tasks, completions) or in the
+		// message itself (GetReply's value).
+		if len(r.Inline) > InlineResultLimit || len(r.Inline) > 0 && int64(len(r.Inline)) != r.Size || r.ObjectKey != "" {
+			return fieldErrorf(prefix+"inline", "%sinline holds %d bytes: at most %d, equal to size (%d), and no object_key", prefix, len(r.Inline), InlineResultLimit, r.Size)
+		}
+	case len(r.Inline) > 0:
+		return fieldErrorf(prefix+"inline", "%sinline needs storage %q", prefix, InlineStorage)
+	default:
+		if err := checkObjectKey(prefix+"object_key", r.ObjectKey); err != nil {
+			return err
+		}
 	}
 	if err := checkName(prefix+"storage", r.Storage); err != nil {
 		return err
@@ -47,4 +65,9 @@ func (r ResultRef) validate(prefix string) *Error {
 		return err
 	}
 	return r.Encoding.check(prefix + "encoding")
+}
+
+// empty reports whether r locates nothing.
+func (r ResultRef) empty() bool {
+	return r.ObjectKey == "" && r.Storage == "" && r.Size == 0 && r.SHA256 == "" && r.Encoding == "" && len(r.Inline) == 0
 }

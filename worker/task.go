@@ -149,7 +149,7 @@ func (w *Worker) flowTask(tk *task) flowstone.Task {
 	}
 	for _, d := range t.Deps {
 		ft.Deps = append(ft.Deps, flowstone.DepRef{Asset: d.Asset, Partition: d.Partition, Storage: d.Storage,
-			ObjectKey: d.ObjectKey, Encoding: string(d.Encoding), SHA256: d.SHA256, Size: d.Size})
+			ObjectKey: d.ObjectKey, Encoding: string(d.Encoding), SHA256: d.SHA256, Size: d.Size, Inline: d.Inline})
 	}
 outer:
 	for _, name := range tk.h.optional[t.Asset] {
@@ -179,7 +179,7 @@ func (w *Worker) complete(tk *task, start time.Time, rec *flowstone.Materializat
 	if err == nil {
 		c.OK = true
 		c.ResultRef = protocol.ResultRef{ObjectKey: rec.ObjectKey, Storage: rec.Storage, Size: rec.Size,
-			SHA256: rec.SHA256, Encoding: protocol.Encoding(rec.Encoding)}
+			SHA256: rec.SHA256, Encoding: protocol.Encoding(rec.Encoding), Inline: rec.Inline}
 	} else {
 		c.Error = flowstone.AsError(err).WireError()
 	}

@@ -26,7 +26,7 @@ func TestTaskIsExecutedRecordedCompletedAndAcked(t *testing.T) {
 	first := task("example", "numbers", protocol.DefaultPartition, 0)
 	e.publish(first)
 	c := e.completion()
-	if !c.OK || c.TaskID != first.ID || c.RunID != first.RunID || c.Worker != w.ID() || c.Attempt != 1 || c.Storage != "memory" {
+	if !c.OK || c.TaskID != first.ID || c.RunID != first.RunID || c.Worker != w.ID() || c.Attempt != 1 || c.Storage != flowstone.InlineStorage {
 		t.Fatalf("completion = %+v", c)
 	}
 	rec := e.record("example", "numbers", protocol.DefaultPartition)
@@ -43,9 +43,9 @@ func TestTaskIsExecutedRecordedCompletedAndAcked(t *testing.T) {
 	if !c.OK || c.TaskID != second.ID {
 		t.Fatalf("completion = %+v", c)
 	}
-	b, _, err := objectstore.ReadAll(context.Background(), e.stores["memory"], c.ObjectKey)
-	if err != nil || string(b) != "[2,4,6,8,10]" {
-		t.Fatalf("doubled = %s, %v", b, err)
+	// Small results travel inside records and completions.
+	if string(c.Inline) != "[2,4,6,8,10]" || c.ObjectKey != "" {
+		t.Fatalf("doubled = %s (object %q)", c.Inline, c.ObjectKey)
 	}
 	if rec := e.record("example", "doubled", protocol.DefaultPartition); len(rec.Upstream) != 1 || rec.Upstream[0].Asset != "numbers" {
 		t.Fatalf("lineage = %+v", rec.Upstream)
@@ -529,8 +529,7 @@ func TestMissingOptionalDependencyReadsAsMissing(t *testing.T) {
 	if !c.OK {
 		t.Fatalf("completion = %+v %+v", c, c.Error)
 	}
-	b, _, err := objectstore.ReadAll(context.Background(), e.stores["memory"], c.ObjectKey)
-	if err != nil || string(b) != `"without extra"` {
-		t.Fatalf("report = %s, %v", b, err)
+	if string(c.Inline) != `"without extra"` {
+		t.Fatalf("report = %s", c.Inline)
 	}
 }
