@@ -580,3 +580,19 @@ func (f *fleet) runRecords(pipeline, asset, partition string) []protocol.RunReco
 	}
 	return out
 }
+
+// cancelOut is what fsctl cancel prints with --json.
+type cancelOut struct {
+	Cancelled bool   `json:"cancelled"`
+	Asset     string `json:"asset"`
+	Partition string `json:"partition"`
+}
+
+// knownBug skips a test that proves a known, unfixed bug, unless
+// FLOWSTONE_E2E_KNOWN_BUGS is set: then it runs (and fails until fixed).
+func knownBug(t *testing.T, what string) {
+	t.Helper()
+	if os.Getenv("FLOWSTONE_E2E_KNOWN_BUGS") == "" {
+		t.Skip("known bug: " + what + " (FLOWSTONE_E2E_KNOWN_BUGS=1 runs it)")
+	}
+}
