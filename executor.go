@@ -179,16 +179,24 @@ func (x *Executor) Execute(ctx context.Context, p *Pipeline, t Task) (*Materiali
 	if key == "" {
 		key = MaterializationKey(p.name, t.Asset, t.Partition)
 	}
-	prev, rev, done, err := x.claim(ctx, key, p, n, &t)
-	if err != nil || done {
-		return prev, err
-	}
 	start := time.Now()
 	rec := &Materialization{
 		Pipeline: p.name, Asset: t.Asset, Partition: t.Partition, State: StateRunning,
 		RunID: t.RunID, Worker: x.worker, Attempt: max(t.Attempt, 1), StartedAt: &start,
 	}
-	if rev, err = x.write(ctx, key, rec, rev); err != nil {
+	// Most executions are of something never materialized: try to create
+	// the running record first, which is one round trip on the fleet. Only
+	// when a record exists is it read, to skip work already done (a
+	// redelivered task, a concurrent run) and to replace it by revision.
+	prev, rev, err := x.createRecord(ctx, key, rec)
+	if errors.Is(err, kv.ErrConflict) {
+		var done bool
+		if prev, rev, done, err = x.claim(ctx, key, p, n, &t); err != nil || done {
+			return prev, err
+		}
+		rev, err = x.write(ctx, key, rec, rev)
+	}
+	if err != nil {
 		return nil, err
 	}
 
@@ -239,6 +247,22 @@ func (x *Executor) claim(ctx context.Context, key string, p *Pipeline, n *node, 
 	}
 	done = prev.State == StateCompleted && (prev.RunID == t.RunID || !t.Force)
 	return prev, rev, done, nil
+}
+
+// createRecord writes rec if key has no record; kv.ErrConflict if it has.
+func (x *Executor) createRecord(ctx context.Context, key string, rec *Materialization) (*Materialization, uint64, error) {
+	b, err := MarshalRecord(rec)
+	if err != nil {
+		return nil, 0, wrapError(TypeStorageError, err, nil, "encode record: %v", err)
+	}
+	rev, err := x.kv.Create(ctx, key, b)
+	if err != nil && !errors.Is(err, kv.ErrConflict) {
+		if ctx.Err() != nil {
+			return nil, 0, ctxError(ctx, rec.Pipeline, rec.Asset)
+		}
+		return nil, 0, wrapError(TypeStorageError, err, map[string]any{"key": key}, "write record %s: %v", key, err)
+	}
+	return nil, rev, err
 }
 
 // write stores rec with compare-and-set on rev (0: create) and returns the

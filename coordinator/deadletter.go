@@ -50,12 +50,13 @@ func (c *Coordinator) onMaxDeliveries(m *nats.Msg) {
 	if err != nil {
 		return // already gone (acked late, or handled)
 	}
-	task, perr := protocol.DecodeTask(raw.Data)
-	if perr == nil {
-		c.giveUp(ctx, task, int(adv.Deliveries))
-	}
+	// Out of the queue first, so nothing sees the run end with its task
+	// still queued.
 	if err := stream.DeleteMsg(ctx, adv.StreamSeq); err != nil {
 		c.log.Warn().Err(err).Uint64("seq", adv.StreamSeq).Msg("dead_letter_delete_failed")
+	}
+	if task, perr := protocol.DecodeTask(raw.Data); perr == nil {
+		c.giveUp(ctx, task, int(adv.Deliveries))
 	}
 }
 

@@ -24,7 +24,7 @@ const (
 	// ConcurrencyDefault is how many tasks a worker executes at once unless
 	// Config.Concurrency says otherwise. Assets mostly wait on I/O, so it is
 	// well above the core count of a small machine.
-	ConcurrencyDefault = 16
+	ConcurrencyDefault = 64
 	// IdlePollDefault is how often an idle worker looks for tasks that
 	// returned to the queue without a publish (redeliveries after a missed
 	// heartbeat, tasks handed back by a stopping worker). New tasks wake an
