@@ -54,7 +54,13 @@ func (w *Worker) onCancel(m *nats.Msg) {
 	w.cancelled[runID] = now.Add(CancelMemory)
 	for tk := range w.running {
 		if tk.t.RunID == runID {
-			tk.cancel(cause)
+			if dl := tk.t.Deadline; dl != nil && !now.Before(*dl) {
+				// The coordinator cancels the tasks of a run that timed
+				// out, racing the task's own deadline: say it timed out.
+				tk.cancel(deadlineError(&tk.t))
+			} else {
+				tk.cancel(cause)
+			}
 			n++
 		}
 	}

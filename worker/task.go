@@ -125,9 +125,7 @@ func bound(ctx context.Context, t *protocol.Task) (context.Context, context.Canc
 	}
 	if t.Deadline != nil {
 		var c context.CancelFunc
-		ctx, c = context.WithDeadlineCause(ctx, *t.Deadline, &flowstone.Error{Type: flowstone.TypeTimeout,
-			Message: fmt.Sprintf("run %s reached its deadline (%s) before asset %q finished", t.RunID, t.Deadline.UTC().Format(time.RFC3339Nano), t.Asset),
-			Details: map[string]any{"asset": t.Asset, "run_id": t.RunID}})
+		ctx, c = context.WithDeadlineCause(ctx, *t.Deadline, deadlineError(t))
 		stops = append(stops, c)
 	}
 	return ctx, func() {
@@ -135,6 +133,13 @@ func bound(ctx context.Context, t *protocol.Task) (context.Context, context.Canc
 			c()
 		}
 	}
+}
+
+// deadlineError is the error of a task whose run reached its deadline.
+func deadlineError(t *protocol.Task) *flowstone.Error {
+	return &flowstone.Error{Type: flowstone.TypeTimeout,
+		Message: fmt.Sprintf("run %s reached its deadline (%s) before asset %q finished", t.RunID, t.Deadline.UTC().Format(time.RFC3339Nano), t.Asset),
+		Details: map[string]any{"asset": t.Asset, "run_id": t.RunID}}
 }
 
 // flowTask is the executor's view of a task. Optional dependencies the
