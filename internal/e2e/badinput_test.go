@@ -40,9 +40,24 @@ func TestBadInput(t *testing.T) {
 	f.fails(2, "usage", "graph", "example", "--format", "png")
 	f.fails(2, "usage", "backfill", "daily_sales", "revenue", "--partitions", "2025-01-07..2025-01-01")
 	f.fails(1, "bad_request", "run", "example", "bad.asset")
+	e = f.fails(1, "bad_request", "run", "example", "sum", "--partition", strings.Repeat("p", protocol.MaxPartitionBytes+1))
+	if len(e.Message) > 1000 {
+		t.Errorf("the error on a long partition repeats it: %d bytes of message", len(e.Message))
+	}
+	// One bad partition in a backfill list: refused before anything runs.
+	e = f.fails(1, "bad_request", "backfill", "daily_sales", "revenue", "--partitions", "2025-01-01,not-a-day,2025-01-02")
+	if !strings.Contains(e.Message, "not-a-day") {
+		t.Errorf("backfill with a bad partition: %+v", e)
+	}
+	// An unknown storage is found out where the asset runs (as embedded):
+	// a clear error naming it and what is available, after the fact.
+	r := f.fsctl("run", "example", "numbers", "--partition", "bad-storage", "--storage", "nosuch")
+	if r.code != 1 || !strings.Contains(r.stdout, `\"nosuch\" is not configured`) || !strings.Contains(r.stdout, "available") {
+		t.Errorf("run --storage nosuch: %s", r)
+	}
 
 	// A fleet that is not there.
-	r := runFsctl(t, "status", "example", "sum", "--server", "nats://"+closedPort(t), "--json", "--timeout", "2s")
+	r = runFsctl(t, "status", "example", "sum", "--server", "nats://"+closedPort(t), "--json", "--timeout", "2s")
 	expectError(t, r, 3, "unavailable")
 
 	// None of it ran anything.
@@ -51,8 +66,10 @@ func TestBadInput(t *testing.T) {
 			t.Errorf("status of %v after bad input: %+v", target, st)
 		}
 	}
-	if st := f.status("daily_sales", "revenue", "2025-01-01"); st.State != "not_found" {
-		t.Errorf("status of revenue after bad input: %+v", st)
+	for _, day := range []string{"2025-01-01", "2025-01-02"} {
+		if st := f.status("daily_sales", "orders", day); st.State != "not_found" {
+			t.Errorf("status of orders [%s] after bad input: %+v", day, st)
+		}
 	}
 }
 

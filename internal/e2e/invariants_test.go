@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"syscall"
 	"testing"
@@ -184,6 +185,129 @@ func TestCoordinatorRestartFinishesRun(t *testing.T) {
 	}
 	w.waitEvent(protocol.EventRunStop, "revenue", day)
 	w.startedTimes(t, day, map[string]int{"orders": 1, "cleaned": 1, "revenue": 1})
+	// The new coordinator serves the value from the cache (invariant 1).
+	var again runOut
+	f.ok(&again, "run", "daily_sales", "revenue", "--partition", day)
+	if !again.Cached || again.RunID != runID {
+		t.Errorf("run after the restart = %+v, want cached from run %s", again, runID)
+	}
+}
+
+// TestCoordinatorSIGTERMLeavesRunToNext: a coordinator sent SIGTERM in the
+// middle of a run exits 0 within its grace without cancelling the run's
+// task; the next coordinator (same id) finishes the run.
+func TestCoordinatorSIGTERMLeavesRunToNext(t *testing.T) {
+	f := newFleet(t)
+	coord := f.coordinator("coord-a", "--grace", "500ms")
+	f.worker("w1", "--source-latency", "2s")
+	f.waitReady(1)
+	w := f.watch("daily_sales")
+
+	const day = "2025-05-02"
+	var run runOut
+	f.ok(&run, "run", "daily_sales", "revenue", "--partition", day, "--async")
+	w.waitEvent(protocol.EventRunStart, "orders", day)
+	coord.signal(t, syscall.SIGTERM)
+	sent := time.Now()
+	if code := coord.waitExit(t); code != 0 {
+		t.Fatalf("coordinator exited %d after SIGTERM, want 0", code)
+	}
+	if d := time.Since(sent); d > 10*time.Second {
+		t.Errorf("coordinator took %v to stop with a 500ms grace", d)
+	}
+	// Its task was not cancelled: orders completes on the worker.
+	w.waitEvent(protocol.EventRunStop, "orders", day)
+	if n := w.count(protocol.EventRunException, "orders", day); n != 0 {
+		t.Errorf("orders failed %d times when the coordinator stopped", n)
+	}
+	f.coordinator("coord-a")
+	st := f.waitStatus("daily_sales", "revenue", day, "completed", stateIs("completed", "failed", "cancelled"))
+	if st.State != "completed" || st.RunID != run.RunID {
+		t.Errorf("revenue = %+v, want completed by run %s", st, run.RunID)
+	}
+	for _, rec := range f.runRecords("daily_sales", "revenue", day) {
+		if rec.State != protocol.StateCompleted {
+			t.Errorf("run record %+v, want completed", rec)
+		}
+	}
+	w.startedTimes(t, day, map[string]int{"orders": 1, "cleaned": 1, "revenue": 1})
+}
+
+// TestWorkersKilledAtRandomInstants: a backfill runs while one of two
+// workers is SIGKILLed and restarted over and over, at whatever instant
+// that falls on; every partition completes with the right value
+// (invariant 3), and a second backfill finds them all materialized.
+func TestWorkersKilledAtRandomInstants(t *testing.T) {
+	f := newFleet(t)
+	f.coordinator("c1")
+	workerArgs := []string{"--source-latency", "150ms", "--ack-wait", "2s", "--concurrency", "2"}
+	f.worker("steady", workerArgs...)
+	victim := f.worker("victim", workerArgs...)
+	f.waitReady(2)
+	w := f.watch("daily_sales")
+
+	const from, to = "2025-12-01", "2025-12-20"
+	bf := f.fsctlProc("fsctl backfill", "backfill", "daily_sales", "revenue", "--partitions", from+".."+to, "--parallel", "4")
+	kills := 0
+	for bf.running() && kills < 8 {
+		// Let the victim take tasks, then kill it wherever it is: the
+		// sleep is the point, a random instant.
+		time.Sleep(50*time.Millisecond + rand.N(250*time.Millisecond))
+		victim.kill(t)
+		kills++
+		victim = f.worker("victim", workerArgs...)
+	}
+	r := bf.result(t)
+	var stats struct {
+		Succeeded  int                   `json:"succeeded"`
+		Failed     int                   `json:"failed"`
+		Skipped    int                   `json:"skipped"`
+		NotStarted int                   `json:"not_started"`
+		Errors     map[string]*jsonError `json:"errors"`
+	}
+	if r.code != 0 {
+		t.Fatalf("backfill with %d kills: %s", kills, r)
+	}
+	decode(t, r, &stats)
+	if stats.Succeeded != 20 || stats.Failed != 0 {
+		t.Errorf("backfill with %d kills = %+v, want 20 succeeded", kills, stats)
+	}
+	// Tasks the victim started and never finished: the kills hit work.
+	interrupted := 0
+	for _, ev := range w.events() {
+		if ev.Kind == protocol.EventRunStart && ev.Metadata["worker"] == "victim" {
+			done := false
+			for _, stop := range w.matching(protocol.EventRunStop, ev.Asset, ev.Partition) {
+				done = done || stop.Metadata["worker"] == "victim" && stop.RunID == ev.RunID
+			}
+			if !done {
+				interrupted++
+			}
+		}
+	}
+	t.Logf("the victim was killed %d times, in the middle of %d tasks", kills, interrupted)
+	if interrupted == 0 {
+		t.Errorf("no kill hit a running task: the test proved nothing")
+	}
+	for d := 1; d <= 20; d++ {
+		day := fmt.Sprintf("2025-12-%02d", d)
+		var got runOut
+		f.ok(&got, "get", "daily_sales", "revenue", "--partition", day)
+		rev := revenueOf(t, got.Value, day)
+		want := 0
+		for _, o := range pipelines.GenerateOrders(day) {
+			if o.Status == "paid" && o.Quantity > 0 {
+				want++
+			}
+		}
+		if rev.Orders != want {
+			t.Errorf("revenue [%s] counts %d orders, want %d", day, rev.Orders, want)
+		}
+	}
+	f.ok(&stats, "backfill", "daily_sales", "revenue", "--partitions", from+".."+to)
+	if stats.Skipped != 20 {
+		t.Errorf("second backfill = %+v, want 20 skipped", stats)
+	}
 }
 
 // TestTimeoutFailsDependents: a run whose timeout ends while orders is
