@@ -198,13 +198,12 @@ func (c *Coordinator) apiCancel(ctx context.Context, req protocol.CancelRequest)
 		return protocol.CancelReply{}, wire(err)
 	}
 	n := c.cancelLocal(ctx, p, req.Asset, part)
-	// Tell the other coordinators; one of them may drive the run.
-	if b, err := json.Marshal(req); err == nil {
-		c.nc.Publish(cancelBroadcast, b)
-	}
+	// The run may be driven by another coordinator: ask them all. Those
+	// that cancelled something answer with their count.
+	n += c.cancelElsewhere(ctx, req)
 	if n == 0 {
 		return protocol.CancelReply{}, &protocol.Error{Code: protocol.CodeNotFound,
-			Message: fmt.Sprintf("nothing of %q (partition %q) is running, pending or scheduled here", req.Asset, part),
+			Message: fmt.Sprintf("nothing of %q (partition %q) is running, pending or scheduled", req.Asset, part),
 			Details: map[string]any{"asset": req.Asset, "partition": part}}
 	}
 	return protocol.CancelReply{Cancelled: n}, nil
@@ -219,13 +218,58 @@ func (c *Coordinator) cancelLocal(ctx context.Context, p *flowstone.Pipeline, as
 	return n
 }
 
+// cancelWait is how long a cancel waits for the other coordinators'
+// answers.
+const cancelWait = 300 * time.Millisecond
+
+// cancelElsewhere asks the other coordinators to cancel the target and
+// returns how many runs or schedules they cancelled.
+func (c *Coordinator) cancelElsewhere(ctx context.Context, req protocol.CancelRequest) int {
+	b, err := json.Marshal(cancelOrder{From: c.cfg.ID, Request: req})
+	if err != nil {
+		return 0
+	}
+	inbox := c.nc.NewRespInbox()
+	sub, err := c.nc.SubscribeSync(inbox)
+	if err != nil {
+		return 0
+	}
+	defer sub.Unsubscribe()
+	if err := c.nc.PublishRequest(cancelBroadcast, inbox, b); err != nil {
+		return 0
+	}
+	n := 0
+	deadline := time.Now().Add(cancelWait)
+	for {
+		m, err := sub.NextMsg(time.Until(deadline))
+		if err != nil {
+			return n
+		}
+		var got int
+		if json.Unmarshal(m.Data, &got) == nil {
+			n += got
+		}
+	}
+}
+
+// cancelOrder is a cancel passed from one coordinator to the others.
+type cancelOrder struct {
+	From    string                 `json:"from"`
+	Request protocol.CancelRequest `json:"request"`
+}
+
 func (c *Coordinator) onCancelBroadcast(m *nats.Msg) {
-	var req protocol.CancelRequest
-	if json.Unmarshal(m.Data, &req) != nil {
+	var o cancelOrder
+	if json.Unmarshal(m.Data, &o) != nil || o.From == c.cfg.ID {
 		return
 	}
-	if p, perr := c.pipeline(req.Pipeline); perr == nil {
-		c.cancelLocal(c.ctx, p, req.Asset, cmp.Or(req.Partition, flowstone.DefaultPartition))
+	p, perr := c.pipeline(o.Request.Pipeline)
+	if perr != nil {
+		return
+	}
+	if n := c.cancelLocal(c.ctx, p, o.Request.Asset, cmp.Or(o.Request.Partition, flowstone.DefaultPartition)); n > 0 && m.Reply != "" {
+		b, _ := json.Marshal(n)
+		m.Respond(b)
 	}
 }
 

@@ -2,6 +2,7 @@ package coordinator_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -365,5 +366,50 @@ func TestTaskThatNeverFinishesIsGivenUp(t *testing.T) {
 	si, _ := s.Info(ctx)
 	if si.State.Msgs != 0 {
 		t.Fatalf("the dead task is still in the work queue (%d msgs, consumer %+v)", si.State.Msgs, info.NumPending)
+	}
+}
+
+func TestTwoCoordinatorsShareTheWork(t *testing.T) {
+	e := newEnv(t)
+	e.startCoordinator("c1")
+	e.startCoordinator("c2")
+	var execs atomic.Int32
+	started := make(chan string, 16)
+	e.startWorker(counting("count", &execs, nil, started))
+	e.startWorker(pipelines.All(pipelines.Options{})...)
+	e.waitPipeline("count")
+	e.waitPipeline("daily_sales")
+
+	// Runs spread over both coordinators (queue group) all finish, each
+	// completion handled by the coordinator that dispatched its task.
+	var wg sync.WaitGroup
+	for i := range 12 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			day := fmt.Sprintf("2025-03-%02d", i+1)
+			if _, rec := e.run(protocol.RunRequest{Pipeline: "daily_sales", Asset: "revenue", Partition: day}); rec.State != protocol.StateCompleted {
+				t.Errorf("%s: %s %v", day, rec.State, rec.Error)
+			}
+		}()
+	}
+	wg.Wait()
+
+	// A cancel reaches the run whichever coordinator drives it: try it
+	// several times so both coordinators answer cancels.
+	for i := range 4 {
+		part := fmt.Sprintf("p%d", i)
+		rep, perr := call[protocol.RunReply](e, protocol.VerbRun, protocol.RunRequest{V: protocol.Version, Pipeline: "count", Asset: "slow", Partition: part})
+		if perr != nil {
+			t.Fatal(perr)
+		}
+		<-started
+		c, perr := call[protocol.CancelReply](e, protocol.VerbCancel, protocol.CancelRequest{V: protocol.Version, Pipeline: "count", Asset: "slow", Partition: part})
+		if perr != nil || c.Cancelled != 1 {
+			t.Fatalf("cancel %d = %+v %v", i, c, perr)
+		}
+		if rec := e.waitRun(rep.RunID); rec.State != protocol.StateCancelled {
+			t.Fatalf("run %d ended %s", i, rec.State)
+		}
 	}
 }
