@@ -56,11 +56,12 @@ func TestMain(m *testing.M) {
 // fleet is one test's embedded nats-server and the result directory its
 // processes share.
 type fleet struct {
-	t   *testing.T
-	srv *server.Server
-	nc  *nats.Conn
-	url string
-	dir string // the file result store
+	t       *testing.T
+	srv     *server.Server
+	nc      *nats.Conn
+	url     string
+	dir     string  // the file result store
+	daemons []*proc // the coordinators and workers started
 }
 
 // newFleet starts an embedded JetStream nats-server (file store in a temp
@@ -75,7 +76,9 @@ func newFleet(t *testing.T) *fleet {
 func (f *fleet) coordinator(id string, extra ...string) *proc {
 	f.t.Helper()
 	args := append([]string{"--nats-url", f.url, "--storage", "file", "--file-dir", f.dir, "--id", id, "--log-level", "debug"}, extra...)
-	return start(f.t, "coordinator "+id, bin.coordinator, args...)
+	p := start(f.t, "coordinator "+id, bin.coordinator, args...)
+	f.daemons = append(f.daemons, p)
+	return p
 }
 
 // worker starts a cmd/worker process with the file store, no HTTP
@@ -84,7 +87,9 @@ func (f *fleet) coordinator(id string, extra ...string) *proc {
 func (f *fleet) worker(id string, extra ...string) *proc {
 	f.t.Helper()
 	args := append([]string{"--nats-url", f.url, "--storage", "file", "--file-dir", f.dir, "--id", id, "--http", "", "--log-level", "debug"}, extra...)
-	return start(f.t, "worker "+id, bin.worker, args...)
+	p := start(f.t, "worker "+id, bin.worker, args...)
+	f.daemons = append(f.daemons, p)
+	return p
 }
 
 // waitReady polls fsctl pipelines until every bundled pipeline is hosted
@@ -92,6 +97,11 @@ func (f *fleet) worker(id string, extra ...string) *proc {
 func (f *fleet) waitReady(workers int) {
 	f.t.Helper()
 	f.eventually(fmt.Sprintf("fsctl pipelines to list the bundled pipelines on %d worker(s)", workers), func() (bool, string) {
+		for _, d := range f.daemons {
+			if !d.running() && !d.stopped {
+				f.t.Fatalf("%s exited (%v) while the fleet was starting; its log:\n%s", d.name, d.err, d.stderr.text())
+			}
+		}
 		r := f.fsctl("pipelines")
 		if r.code != 0 {
 			return false, r.String()
@@ -316,7 +326,7 @@ type proc struct {
 	stderr  *lines
 	exited  chan struct{} // closed once it has exited
 	err     error         // how it exited, once exited is closed
-	started time.Time
+	stopped bool          // the test signalled it to stop
 }
 
 func start(t *testing.T, name, path string, args ...string) *proc {
@@ -326,7 +336,6 @@ func start(t *testing.T, name, path string, args ...string) *proc {
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
-	p.started = time.Now()
 	go func() {
 		p.err = p.cmd.Wait()
 		close(p.exited)
@@ -347,6 +356,7 @@ func start(t *testing.T, name, path string, args ...string) *proc {
 // signal sends sig to the process.
 func (p *proc) signal(t *testing.T, sig syscall.Signal) {
 	t.Helper()
+	p.stopped = true
 	if err := p.cmd.Process.Signal(sig); err != nil {
 		t.Fatalf("signal %v to %s: %v", sig, p.name, err)
 	}
