@@ -523,3 +523,38 @@ func TestSIGTERMWorkerHandsBackTask(t *testing.T) {
 		t.Errorf("orders run.stop events %+v, want one from w2", stops)
 	}
 }
+
+// TestCancelPendingNeverStarts: a run whose task waits in the queue behind
+// a busy worker (concurrency 1) is cancelled; when the worker frees up, the
+// task never starts (invariant 6).
+func TestCancelPendingNeverStarts(t *testing.T) {
+	f := newFleet(t)
+	f.coordinator("c1")
+	f.worker("w1", "--concurrency", "1", "--source-latency", "2s")
+	f.waitReady(1)
+	w := f.watch("daily_sales")
+
+	const busy, queued = "2025-07-10", "2025-07-11"
+	f.ok(nil, "run", "daily_sales", "orders", "--partition", busy, "--async")
+	w.waitEvent(protocol.EventRunStart, "orders", busy)
+	var run runOut
+	f.ok(&run, "run", "daily_sales", "revenue", "--partition", queued, "--async")
+	f.waitStatus("daily_sales", "revenue", queued, "pending", stateIs("pending"))
+	if w.count(protocol.EventRunStart, "orders", queued) != 0 || w.count(protocol.EventRunStop, "orders", busy) != 0 {
+		t.Fatalf("the worker was free before the cancel (slow machine?): %s", w.p.stdout.text())
+	}
+	var out cancelOut
+	f.ok(&out, "cancel", "daily_sales", "revenue", "--partition", queued)
+	if !out.Cancelled {
+		t.Errorf("cancel = %+v", out)
+	}
+	f.waitStatus("daily_sales", "revenue", queued, "cancelled", stateIs("cancelled"))
+	// The worker frees up, then serves another run: the cancelled task
+	// was never started in between.
+	w.waitEvent(protocol.EventRunStop, "orders", busy)
+	f.ok(nil, "run", "example", "sum")
+	w.startedTimes(t, queued, map[string]int{"orders": 0, "cleaned": 0, "revenue": 0})
+	if st := f.status("daily_sales", "orders", queued); st.State == "completed" || st.State == "running" {
+		t.Errorf("orders [%s] after cancel = %+v", queued, st)
+	}
+}
