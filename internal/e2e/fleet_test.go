@@ -14,7 +14,9 @@ import (
 // partition still execute it once (invariant 2). Eight partitions, two runs
 // each: the odds that no pair is split over both coordinators are 1/256.
 func TestTwoCoordinatorsExecuteOnce(t *testing.T) {
-	knownBug(t, "concurrent runs of one partition accepted by two coordinators execute it twice (the engine dedupes flights per process; the executor's claim ignores a record running for another run)")
+	knownBug(t, "concurrent runs of one partition accepted by two coordinators execute it twice (the engine dedupes flights per process; "+
+		"the executor's claim ignores a record running for another run); the second execution overwrites the first's record, "+
+		"so a waiting fsctl run can end in not_found (state: running)")
 	f := newFleet(t)
 	f.coordinator("c1")
 	f.coordinator("c2")
@@ -65,7 +67,6 @@ func TestTwoCoordinatorsExecuteOnce(t *testing.T) {
 // whichever receives the cancel (six runs: the odds that every cancel
 // reaches the run's own coordinator are 1/64).
 func TestTwoCoordinatorsCancel(t *testing.T) {
-	knownBug(t, "a cancel received by a coordinator that does not drive the run is broadcast (and works) but answered not_found, so fsctl cancel exits 1")
 	f := newFleet(t)
 	f.coordinator("c1")
 	f.coordinator("c2")
