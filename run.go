@@ -257,8 +257,8 @@ func (e *Engine) failStep(p *Pipeline, n *node, partition, runID string, fe *Err
 // markPending records the target as pending while its dependencies run.
 func (e *Engine) markPending(ctx context.Context, key string, p *Pipeline, n *node, partition, runID string) {
 	cur, rev, err := e.record(ctx, p.name, n.def.name, partition)
-	if err != nil || cur != nil && cur.State == StateRunning {
-		return
+	if err != nil || cur != nil && (cur.State == StateRunning || cur.State == StatePending && cur.Worker != "") {
+		return // executing or queued: that says more than pending
 	}
 	rec := &Materialization{Pipeline: p.name, Asset: n.def.name, Partition: partition, State: StatePending, RunID: runID}
 	e.x.write(ctx, key, rec, rev)

@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"time"
 
@@ -49,6 +50,11 @@ func (d *dispatcher) Dispatch(ctx context.Context, p *flowstone.Pipeline, t flow
 	body, perr := protocol.EncodeTask(task)
 	if perr != nil {
 		return nil, flowstone.FromWire(perr)
+	}
+	// Claim the asset/partition across coordinators: if another run is
+	// materializing it right now, share that execution instead.
+	if rec, err := d.claim(ctx, p, t); rec != nil || err != nil {
+		return rec, err
 	}
 	ch := make(chan protocol.Completion, 1)
 	d.mu.Lock()
@@ -192,4 +198,102 @@ func unreachable(err error, what string) error {
 	}
 	return &flowstone.Error{Type: flowstone.TypeUnavailable, Message: what + ": " + err.Error() + "; is NATS with JetStream reachable?",
 		Details: map[string]any{"error": err.Error()}}
+}
+
+// queuedBy starts the Worker of a record whose task a coordinator queued
+// and no worker has taken yet.
+const queuedBy = "queued-by-"
+
+// claimWait is how often a dispatch sharing another run's execution looks
+// at the record.
+const claimWait = 100 * time.Millisecond
+
+// claim writes the task's record as pending for this run (compare-and-set),
+// so that a concurrent run on another coordinator sees it. When another
+// live run already holds the record pending or running, claim waits for
+// that execution to end and returns its record (or error) instead: the
+// engine's single-flight, across processes.
+func (d *dispatcher) claim(ctx context.Context, p *flowstone.Pipeline, t flowstone.Task) (*flowstone.Materialization, error) {
+	key := flowstone.MaterializationKey(p.Name(), t.Asset, t.Partition)
+	for {
+		e, err := d.c.mats.Get(ctx, key)
+		var cur *flowstone.Materialization
+		var rev uint64
+		switch {
+		case errors.Is(err, kv.ErrNotFound):
+		case err != nil:
+			return nil, unreachable(err, "read record")
+		default:
+			if cur, err = flowstone.UnmarshalRecord(e.Value); err != nil {
+				return nil, err
+			}
+			rev = e.Revision
+		}
+		// Another run holds it if a worker runs it, or a coordinator queued
+		// it (a plain pending record only says a run waits for its deps).
+		held := cur != nil && cur.RunID != t.RunID &&
+			(cur.State == flowstone.StateRunning || cur.State == flowstone.StatePending && strings.HasPrefix(cur.Worker, queuedBy))
+		if held && d.c.runAlive(ctx, cur.RunID) {
+			return d.share(ctx, key, t, cur.RunID)
+		}
+		if cur != nil && cur.State == flowstone.StateCompleted && (!t.Force || cur.RunID == t.RunID) {
+			return cur, nil // materialized meanwhile (by another run): use it
+		}
+		if cur != nil && cur.RunID == t.RunID && !cur.State.Terminal() {
+			return nil, nil // ours already (a resumed run)
+		}
+		rec := &flowstone.Materialization{Pipeline: p.Name(), Asset: t.Asset, Partition: t.Partition, State: flowstone.StatePending,
+			RunID: t.RunID, Worker: queuedBy + d.c.cfg.ID}
+		if cur != nil && cur.State == flowstone.StateCompleted {
+			// Keep pointing at the current result while it is recomputed.
+			rec.Storage, rec.ObjectKey, rec.Encoding, rec.Size, rec.SHA256, rec.Inline = cur.Storage, cur.ObjectKey, cur.Encoding, cur.Size, cur.SHA256, cur.Inline
+		}
+		b, err := flowstone.MarshalRecord(rec)
+		if err != nil {
+			return nil, err
+		}
+		if rev == 0 {
+			_, err = d.c.mats.Create(ctx, key, b)
+		} else {
+			_, err = d.c.mats.Update(ctx, key, b, rev)
+		}
+		if errors.Is(err, kv.ErrConflict) {
+			continue // someone wrote meanwhile: look again
+		}
+		if err != nil {
+			return nil, unreachable(err, "claim record")
+		}
+		return nil, nil
+	}
+}
+
+// share waits for another run's execution of the record to end.
+func (d *dispatcher) share(ctx context.Context, key string, t flowstone.Task, owner string) (*flowstone.Materialization, error) {
+	tick := time.NewTicker(claimWait)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, d.abandon(ctx, t)
+		case <-tick.C:
+		}
+		e, err := d.c.mats.Get(ctx, key)
+		if err != nil {
+			continue
+		}
+		rec, err := flowstone.UnmarshalRecord(e.Value)
+		if err != nil {
+			continue
+		}
+		if rec.RunID != owner || rec.State.Terminal() {
+			if rec.State == flowstone.StateCompleted {
+				return rec, nil
+			}
+			if rec.RunID == owner {
+				return rec, recordError(rec)
+			}
+			return nil, &flowstone.Error{Type: flowstone.TypeExecutionFailed, Message: "asset \"" + t.Asset + "\" was taken over by another run while this one waited for it; run again",
+				Details: map[string]any{"asset": t.Asset, "partition": t.Partition}}
+		}
+	}
 }

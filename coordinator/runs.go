@@ -325,3 +325,11 @@ func wire(err error) *protocol.Error {
 	}
 	return flowstone.AsError(err).WireError()
 }
+
+// runAlive reports whether a run is still going: its record exists and is
+// not terminal. A materialization record held by a run that ended (or was
+// never recorded) is stale and may be taken over.
+func (c *Coordinator) runAlive(ctx context.Context, runID string) bool {
+	rec, _, err := c.loadRun(ctx, runID)
+	return err == nil && !rec.State.Terminal()
+}

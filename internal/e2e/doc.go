@@ -9,7 +9,5 @@
 // structured errors on bad input, and SIGTERM drains.
 //
 // Run them with go test ./internal/e2e/ (with or without -race; the race
-// detector covers the test process only). Tests that prove a known, still
-// open bug skip themselves (saying which) unless FLOWSTONE_E2E_KNOWN_BUGS
-// is set. There is nothing else here.
+// detector covers the test process only). There is nothing else here.
 package e2e

@@ -14,9 +14,6 @@ import (
 // partition still execute it once (invariant 2). Eight partitions, two runs
 // each: the odds that no pair is split over both coordinators are 1/256.
 func TestTwoCoordinatorsExecuteOnce(t *testing.T) {
-	knownBug(t, "concurrent runs of one partition accepted by two coordinators execute it twice (the engine dedupes flights per process; "+
-		"the executor's claim ignores a record running for another run); the second execution overwrites the first's record, "+
-		"so a waiting fsctl run can end in not_found (state: running)")
 	f := newFleet(t)
 	f.coordinator("c1")
 	f.coordinator("c2")

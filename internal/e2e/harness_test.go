@@ -597,12 +597,3 @@ type cancelOut struct {
 	Asset     string `json:"asset"`
 	Partition string `json:"partition"`
 }
-
-// knownBug skips a test that proves a known, unfixed bug, unless
-// FLOWSTONE_E2E_KNOWN_BUGS is set: then it runs (and fails until fixed).
-func knownBug(t *testing.T, what string) {
-	t.Helper()
-	if os.Getenv("FLOWSTONE_E2E_KNOWN_BUGS") == "" {
-		t.Skip("known bug: " + what + " (FLOWSTONE_E2E_KNOWN_BUGS=1 runs it)")
-	}
-}

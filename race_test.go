@@ -1,0 +1,5 @@
+//go:build race
+
+package flowstone_test
+
+const raceEnabled = true
