@@ -37,7 +37,12 @@ type Task struct {
 	// Deadline is when the run times out (zero: none).
 	Deadline time.Time
 
-	key string // MaterializationKey, when the engine computed it already
+	// Set by the engine for its own executor: the key, and the record (and
+	// revision) it read while planning, so execution need not read it again.
+	key     string
+	planned bool
+	prev    *Materialization
+	prevRev uint64
 	// Deps says where each dependency's value is stored.
 	Deps []DepRef
 }
@@ -188,7 +193,14 @@ func (x *Executor) Execute(ctx context.Context, p *Pipeline, t Task) (*Materiali
 	// the running record first, which is one round trip on the fleet. Only
 	// when a record exists is it read, to skip work already done (a
 	// redelivered task, a concurrent run) and to replace it by revision.
-	prev, rev, err := x.createRecord(ctx, key, rec)
+	var (
+		prev *Materialization
+		rev  uint64
+	)
+	err = kv.ErrConflict
+	if !t.planned || t.prev == nil {
+		prev, rev, err = x.createRecord(ctx, key, rec)
+	}
 	if errors.Is(err, kv.ErrConflict) {
 		var done bool
 		if prev, rev, done, err = x.claim(ctx, key, p, n, &t); err != nil || done {
@@ -242,7 +254,11 @@ func (x *Executor) Execute(ctx context.Context, p *Pipeline, t Task) (*Materiali
 // any run when the task is not forced. Otherwise it returns the previous
 // record (nil if none) and its revision for the compare-and-set.
 func (x *Executor) claim(ctx context.Context, key string, p *Pipeline, n *node, t *Task) (prev *Materialization, rev uint64, done bool, err error) {
-	if prev, rev, err = x.readRecord(ctx, key); err != nil || prev == nil {
+	if t.planned && t.prev != nil {
+		// Read by the engine moments ago in this process; the write's
+		// compare-and-set catches any change since.
+		prev, rev = t.prev, t.prevRev
+	} else if prev, rev, err = x.readRecord(ctx, key); err != nil || prev == nil {
 		return nil, 0, false, err
 	}
 	done = prev.State == StateCompleted && (prev.RunID == t.RunID || !t.Force)

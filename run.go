@@ -23,11 +23,13 @@ type flight struct {
 
 // step is one asset of a run's plan.
 type step struct {
-	n    *node
-	key  string // MaterializationKey
-	done chan struct{}
-	rec  *Materialization // completed record (cached or fresh)
-	err  *Error
+	n       *node
+	key     string           // MaterializationKey
+	prev    *Materialization // the record when the run was planned (nil: none)
+	prevRev uint64
+	done    chan struct{}
+	rec     *Materialization // completed record (cached or fresh)
+	err     *Error
 	// fresh is true when this run executed the asset (not a cache hit).
 	fresh bool
 }
@@ -131,11 +133,16 @@ func (e *Engine) run(ctx context.Context, p *Pipeline, target *node, cfg runConf
 			return nil // already planned
 		}
 		s.n = n
-		s.key = MaterializationKey(p.name, n.def.name, cfg.partition)
-		rec, _, err := e.x.readRecord(ctx, s.key)
+		if n == target {
+			s.key = targetKey
+		} else {
+			s.key = MaterializationKey(p.name, n.def.name, cfg.partition)
+		}
+		rec, rev, err := e.x.readRecord(ctx, s.key)
 		if err != nil {
 			return err
 		}
+		s.prev, s.prevRev = rec, rev
 		if rec != nil && rec.State == StateCompleted && !(cfg.force && n == target) {
 			s.rec = rec
 			return nil
@@ -161,9 +168,15 @@ func (e *Engine) run(ctx context.Context, p *Pipeline, target *node, cfg runConf
 	if st := pos[target]; st.done != nil && len(nodes) > 1 {
 		e.markPending(ctx, targetKey, p, target, cfg.partition, runID)
 	}
+	if toRun == 1 && pos[target].done != nil {
+		// Only the target runs: no need for a goroutine.
+		ts := pos[target]
+		ts.rec, ts.err = e.runStep(ctx, p, ts, pos, deps, runID, cfg, true)
+		close(ts.done)
+	}
 	for i := range steps {
 		s := &steps[i]
-		if s.n == nil || s.done == nil {
+		if s.n == nil || s.done == nil || toRun == 1 {
 			continue
 		}
 		go func() {
@@ -209,7 +222,7 @@ func (e *Engine) runStep(ctx context.Context, p *Pipeline, s *step, pos map[*nod
 	default:
 	}
 	t := Task{RunID: runID, Asset: s.n.def.name, Partition: cfg.partition, Force: cfg.force && isTarget, Storage: cfg.storage, Attempt: 1, Priority: cfg.priority, Deps: deps,
-		key: s.key}
+		key: s.key, prev: s.prev, prevRev: s.prevRev, planned: true}
 	t.Deadline, _ = ctx.Deadline()
 	rec, fresh, err := e.materialize(ctx, p, t)
 	s.fresh = fresh
