@@ -92,8 +92,8 @@ type Engine struct {
 	sem      chan struct{}
 
 	mu      sync.Mutex
-	flights map[string]*flight                 // by materialization key
-	runs    map[string]map[*activeRun]struct{} // by the target's materialization key
+	flights map[string]*flight   // by materialization key
+	runs    map[string]activeRun // by run id
 }
 
 // NewEngine returns an engine for cfg (see EngineConfig for defaults).
@@ -118,7 +118,7 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 		async:    cfg.Async,
 		sem:      make(chan struct{}, cfg.Concurrency),
 		flights:  map[string]*flight{},
-		runs:     map[string]map[*activeRun]struct{}{},
+		runs:     map[string]activeRun{},
 	}
 	if e.dispatch == nil {
 		e.dispatch = localDispatcher{x}

@@ -198,30 +198,6 @@ func (p *Pipeline) lookup(asset string) (*node, error) {
 		"Asset %q not found in %s. Available: [%s]", asset, p.name, strings.Join(avail, " "))
 }
 
-// upstream returns target and everything it depends on (transitively), in
-// topological order.
-func (p *Pipeline) upstream(target *node) []*node {
-	in := make([]bool, len(p.nodes))
-	var mark func(n *node)
-	mark = func(n *node) {
-		if in[n.index] {
-			return
-		}
-		in[n.index] = true
-		for _, d := range n.inputs {
-			mark(d)
-		}
-	}
-	mark(target)
-	out := make([]*node, 0, target.index+1)
-	for _, n := range p.nodes[:target.index+1] {
-		if in[n.index] {
-			out = append(out, n)
-		}
-	}
-	return out
-}
-
 // downstream returns everything that depends on target (transitively),
 // target excluded, in topological order.
 func (p *Pipeline) downstream(target *node) []*node {

@@ -23,6 +23,7 @@ type Result struct {
 
 	codec Codec
 	open  func(ctx context.Context) (io.ReadCloser, error)
+	x     *Executor // reads the value when open is nil (embedded results)
 }
 
 // NewResult builds a Result whose value is read through open and decoded
@@ -36,16 +37,17 @@ func NewResult(rec *Materialization, cached bool, codec Codec, open func(ctx con
 }
 
 func (e *Engine) result(p *Pipeline, n *node, rec *Materialization, cached bool) *Result {
-	return NewResult(rec, cached, e.x.codec, func(ctx context.Context) (io.ReadCloser, error) {
-		ref := refOf(rec)
-		return e.x.open(ctx, &Task{RunID: rec.RunID}, &ref)
-	})
+	return &Result{Asset: rec.Asset, Partition: rec.Partition, RunID: rec.RunID, Cached: cached, Record: rec, codec: e.x.codec, x: e.x}
 }
 
 // Open streams the stored bytes (the codec's encoding, or the raw bytes an
 // asset returned as []byte or io.Reader). The reader reports a checksum
 // mismatch as an error at its end. The caller closes it.
 func (r *Result) Open(ctx context.Context) (io.ReadCloser, error) {
+	if r.open == nil && r.x != nil && r.Record != nil {
+		ref := refOf(r.Record)
+		return r.x.open(ctx, &Task{RunID: r.RunID}, &ref)
+	}
 	if r.open == nil {
 		return nil, newError(TypeNotFound, map[string]any{"asset": r.Asset}, "result of %q has no value yet (async job %v): read it later with Get", r.Asset, r.RunID)
 	}

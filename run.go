@@ -7,6 +7,7 @@ import (
 
 // activeRun is a Run in progress, registered so Cancel can reach it.
 type activeRun struct {
+	key    string // the target's MaterializationKey
 	cancel context.CancelCauseFunc
 }
 
@@ -98,23 +99,18 @@ func (e *Engine) run(ctx context.Context, p *Pipeline, target *node, cfg runConf
 	defer cancelTimeout()
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	ar := &activeRun{cancel: cancel}
-	e.register(targetKey, ar)
-	defer e.unregister(targetKey, ar)
-
 	runID := cfg.runID
 	if runID == "" {
 		runID = newRunID()
 	}
-	nodes := []*node{target}
-	if cfg.withDeps {
-		nodes = p.upstream(target)
-	}
-	steps := make([]step, len(nodes))
-	pos := make(map[*node]*step, len(nodes))
-	for i, n := range nodes {
-		pos[n] = &steps[i] // step.n is set when the plan reaches it
-	}
+	e.register(runID, activeRun{key: targetKey, cancel: cancel})
+	defer e.unregister(runID)
+
+	// One step per asset up to the target in topological order (the
+	// target's upstream is among them); step.n is set when the plan
+	// reaches it. Indexing by position avoids a map per run, at the cost
+	// of a slot for every earlier asset, used or not (about 80 bytes each).
+	steps := make([]step, target.index+1)
 	var deps []DepRef
 	if !cfg.withDeps {
 		var err error
@@ -128,7 +124,7 @@ func (e *Engine) run(ctx context.Context, p *Pipeline, target *node, cfg runConf
 	toRun := 0
 	var plan func(n *node) error
 	plan = func(n *node) error {
-		s := pos[n]
+		s := &steps[n.index]
 		if s.n != nil {
 			return nil // already planned
 		}
@@ -163,15 +159,15 @@ func (e *Engine) run(ctx context.Context, p *Pipeline, target *node, cfg runConf
 		return nil, err
 	}
 	if toRun == 0 {
-		return e.result(p, target, pos[target].rec, true), nil
+		return e.result(p, target, steps[target.index].rec, true), nil
 	}
-	if st := pos[target]; st.done != nil && len(nodes) > 1 {
+	if st := &steps[target.index]; st.done != nil && cfg.withDeps && len(target.inputs) > 0 {
 		e.markPending(ctx, targetKey, p, target, cfg.partition, runID)
 	}
-	if toRun == 1 && pos[target].done != nil {
+	if toRun == 1 && steps[target.index].done != nil {
 		// Only the target runs: no need for a goroutine.
-		ts := pos[target]
-		ts.rec, ts.err = e.runStep(ctx, p, ts, pos, deps, runID, cfg, true)
+		ts := &steps[target.index]
+		ts.rec, ts.err = e.runStep(ctx, p, ts, steps, deps, runID, cfg, true)
 		close(ts.done)
 	}
 	for i := range steps {
@@ -181,10 +177,10 @@ func (e *Engine) run(ctx context.Context, p *Pipeline, target *node, cfg runConf
 		}
 		go func() {
 			defer close(s.done)
-			s.rec, s.err = e.runStep(ctx, p, s, pos, deps, runID, cfg, s.n == target)
+			s.rec, s.err = e.runStep(ctx, p, s, steps, deps, runID, cfg, s.n == target)
 		}()
 	}
-	ts := pos[target]
+	ts := &steps[target.index]
 	<-ts.done
 	if ts.err != nil {
 		return nil, ts.err
@@ -194,11 +190,11 @@ func (e *Engine) run(ctx context.Context, p *Pipeline, target *node, cfg runConf
 
 // runStep waits for the step's inputs, then materializes it (or fails it
 // because an input failed or the run ended).
-func (e *Engine) runStep(ctx context.Context, p *Pipeline, s *step, pos map[*node]*step, deps []DepRef, runID string, cfg runConfig, isTarget bool) (*Materialization, *Error) {
+func (e *Engine) runStep(ctx context.Context, p *Pipeline, s *step, steps []step, deps []DepRef, runID string, cfg runConfig, isTarget bool) (*Materialization, *Error) {
 	if deps == nil {
 		deps = make([]DepRef, 0, len(s.n.inputs))
 		for i, in := range s.n.inputs {
-			is := pos[in]
+			is := &steps[in.index]
 			if is.done != nil {
 				select {
 				case <-is.done:
@@ -370,22 +366,14 @@ func (e *Engine) fly(ctx context.Context, p *Pipeline, t Task, key string, f *fl
 	}
 }
 
-func (e *Engine) register(key string, ar *activeRun) {
+func (e *Engine) register(runID string, ar activeRun) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	m := e.runs[key]
-	if m == nil {
-		m = map[*activeRun]struct{}{}
-		e.runs[key] = m
-	}
-	m[ar] = struct{}{}
+	e.runs[runID] = ar
+	e.mu.Unlock()
 }
 
-func (e *Engine) unregister(key string, ar *activeRun) {
+func (e *Engine) unregister(runID string) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	delete(e.runs[key], ar)
-	if len(e.runs[key]) == 0 {
-		delete(e.runs, key)
-	}
+	delete(e.runs, runID)
+	e.mu.Unlock()
 }

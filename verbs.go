@@ -128,9 +128,11 @@ func (e *Engine) Cancel(ctx context.Context, p *Pipeline, asset string, opts ...
 		"run of %q (partition %q) was cancelled", asset, cfg.partition)
 	e.mu.Lock()
 	n := 0
-	for ar := range e.runs[key] {
-		ar.cancel(cause)
-		n++
+	for _, ar := range e.runs {
+		if ar.key == key {
+			ar.cancel(cause)
+			n++
+		}
 	}
 	if f := e.flights[key]; f != nil {
 		f.cancel(cause)
