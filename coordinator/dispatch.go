@@ -239,8 +239,9 @@ func (d *dispatcher) claim(ctx context.Context, p *flowstone.Pipeline, t flowsto
 		if cur != nil && cur.State == flowstone.StateCompleted && (!t.Force || cur.RunID == t.RunID) {
 			return cur, nil // materialized meanwhile (by another run): use it
 		}
-		if cur != nil && cur.RunID == t.RunID && !cur.State.Terminal() {
-			return nil, nil // ours already (a resumed run)
+		if cur != nil && cur.RunID == t.RunID &&
+			(cur.State == flowstone.StateRunning || cur.State == flowstone.StatePending && strings.HasPrefix(cur.Worker, queuedBy)) {
+			return nil, nil // queued or running for this run already (a resumed run)
 		}
 		rec := &flowstone.Materialization{Pipeline: p.Name(), Asset: t.Asset, Partition: t.Partition, State: flowstone.StatePending,
 			RunID: t.RunID, Worker: queuedBy + d.c.cfg.ID}
