@@ -41,7 +41,10 @@ value crosses the engine's [Codec] (JSON by default) on its way to the
 object store and back, in memory too, so a value that cannot be encoded
 fails while you develop, not on the fleet. An asset that returns []byte or
 an [io.Reader] is stored as is and streamed; Dep of []byte, string,
-io.Reader or io.ReadCloser reads such a value back raw.
+io.Reader or io.ReadCloser reads such a value back raw. A result of at most
+[InlineLimit] bytes is kept inside its materialization record (its storage
+is [InlineStorage]) unless [Storage] or [StorageOf] names a store: small
+results cost no object write.
 
 The [*Context] also gives the partition, the run id, a logger and a
 [context.Context] that is cancelled when the run is cancelled or times out.
@@ -124,7 +127,8 @@ unchanged.
 
 [Engine.Subscribe] registers a function for every [Event]: run.start,
 run.stop and run.exception for each execution, storage.load.* and
-storage.store.* with the storage, key and byte count, and scatter.start,
+storage.store.* with the storage, key (none for inline results) and byte
+count, and scatter.start,
 scatter.item.start, scatter.item.stop and scatter.stop. Stop events carry the
 duration, failures the [*Error]. A cached result executes nothing and emits
 no run events. Subscribers run on the executing goroutine, so they must be
