@@ -36,6 +36,11 @@ type Task struct {
 	Priority int
 	// Deadline is when the run times out (zero: none).
 	Deadline time.Time
+	// ExpectedRevision is the revision of the record when the task was
+	// queued (the fleet's pending claim), or 0. An unforced task replaces
+	// that revision without reading the record first; if the record
+	// changed since, it is read and checked as usual.
+	ExpectedRevision uint64
 
 	// Set by the engine for its own executor: the key, and the record (and
 	// revision) it read while planning, so execution need not read it again.
@@ -197,8 +202,12 @@ func (x *Executor) Execute(ctx context.Context, p *Pipeline, t Task) (*Materiali
 		prev *Materialization
 		rev  uint64
 	)
-	err = kv.ErrConflict
-	if !t.planned || t.prev == nil {
+	switch {
+	case t.planned && t.prev != nil:
+		err = kv.ErrConflict // claim uses the record the engine read
+	case t.ExpectedRevision > 0 && !t.Force:
+		rev, err = x.replaceRecord(ctx, key, rec, t.ExpectedRevision)
+	default:
 		prev, rev, err = x.createRecord(ctx, key, rec)
 	}
 	if errors.Is(err, kv.ErrConflict) {
@@ -263,6 +272,23 @@ func (x *Executor) claim(ctx context.Context, key string, p *Pipeline, n *node, 
 	}
 	done = prev.State == StateCompleted && (prev.RunID == t.RunID || !t.Force)
 	return prev, rev, done, nil
+}
+
+// replaceRecord writes rec over revision rev of key; kv.ErrConflict if the
+// record changed since.
+func (x *Executor) replaceRecord(ctx context.Context, key string, rec *Materialization, rev uint64) (uint64, error) {
+	b, err := MarshalRecord(rec)
+	if err != nil {
+		return 0, wrapError(TypeStorageError, err, nil, "encode record: %v", err)
+	}
+	nrev, err := x.kv.Update(ctx, key, b, rev)
+	if err != nil && !errors.Is(err, kv.ErrConflict) {
+		if ctx.Err() != nil {
+			return 0, ctxError(ctx, rec.Pipeline, rec.Asset)
+		}
+		return 0, wrapError(TypeStorageError, err, map[string]any{"key": key}, "write record %s: %v", key, err)
+	}
+	return nrev, err
 }
 
 // createRecord writes rec if key has no record; kv.ErrConflict if it has.

@@ -47,14 +47,16 @@ func (d *dispatcher) Dispatch(ctx context.Context, p *flowstone.Pipeline, t flow
 			ObjectKey: dep.ObjectKey, Storage: dep.Storage, Size: dep.Size, SHA256: dep.SHA256, Encoding: protocol.Encoding(dep.Encoding),
 			Inline: dep.Inline}})
 	}
+	// Claim the asset/partition across coordinators: if another run is
+	// materializing it right now, share that execution instead.
+	rec, rev, err := d.claim(ctx, p, t)
+	if rec != nil || err != nil {
+		return rec, err
+	}
+	task.RecordRev = rev
 	body, perr := protocol.EncodeTask(task)
 	if perr != nil {
 		return nil, flowstone.FromWire(perr)
-	}
-	// Claim the asset/partition across coordinators: if another run is
-	// materializing it right now, share that execution instead.
-	if rec, err := d.claim(ctx, p, t); rec != nil || err != nil {
-		return rec, err
 	}
 	ch := make(chan protocol.Completion, 1)
 	d.mu.Lock()
@@ -213,7 +215,7 @@ const claimWait = 100 * time.Millisecond
 // live run already holds the record pending or running, claim waits for
 // that execution to end and returns its record (or error) instead: the
 // engine's single-flight, across processes.
-func (d *dispatcher) claim(ctx context.Context, p *flowstone.Pipeline, t flowstone.Task) (*flowstone.Materialization, error) {
+func (d *dispatcher) claim(ctx context.Context, p *flowstone.Pipeline, t flowstone.Task) (*flowstone.Materialization, uint64, error) {
 	key := flowstone.MaterializationKey(p.Name(), t.Asset, t.Partition)
 	for {
 		e, err := d.c.mats.Get(ctx, key)
@@ -222,10 +224,10 @@ func (d *dispatcher) claim(ctx context.Context, p *flowstone.Pipeline, t flowsto
 		switch {
 		case errors.Is(err, kv.ErrNotFound):
 		case err != nil:
-			return nil, unreachable(err, "read record")
+			return nil, 0, unreachable(err, "read record")
 		default:
 			if cur, err = flowstone.UnmarshalRecord(e.Value); err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 			rev = e.Revision
 		}
@@ -234,14 +236,15 @@ func (d *dispatcher) claim(ctx context.Context, p *flowstone.Pipeline, t flowsto
 		held := cur != nil && cur.RunID != t.RunID &&
 			(cur.State == flowstone.StateRunning || cur.State == flowstone.StatePending && strings.HasPrefix(cur.Worker, queuedBy))
 		if held && d.c.runAlive(ctx, cur.RunID) {
-			return d.share(ctx, key, t, cur.RunID)
+			rec, err := d.share(ctx, key, t, cur.RunID)
+			return rec, 0, err
 		}
 		if cur != nil && cur.State == flowstone.StateCompleted && (!t.Force || cur.RunID == t.RunID) {
-			return cur, nil // materialized meanwhile (by another run): use it
+			return cur, 0, nil // materialized meanwhile (by another run): use it
 		}
 		if cur != nil && cur.RunID == t.RunID &&
 			(cur.State == flowstone.StateRunning || cur.State == flowstone.StatePending && strings.HasPrefix(cur.Worker, queuedBy)) {
-			return nil, nil // queued or running for this run already (a resumed run)
+			return nil, 0, nil // queued or running for this run already (a resumed run)
 		}
 		rec := &flowstone.Materialization{Pipeline: p.Name(), Asset: t.Asset, Partition: t.Partition, State: flowstone.StatePending,
 			RunID: t.RunID, Worker: queuedBy + d.c.cfg.ID}
@@ -251,20 +254,21 @@ func (d *dispatcher) claim(ctx context.Context, p *flowstone.Pipeline, t flowsto
 		}
 		b, err := flowstone.MarshalRecord(rec)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
+		var nrev uint64
 		if rev == 0 {
-			_, err = d.c.mats.Create(ctx, key, b)
+			nrev, err = d.c.mats.Create(ctx, key, b)
 		} else {
-			_, err = d.c.mats.Update(ctx, key, b, rev)
+			nrev, err = d.c.mats.Update(ctx, key, b, rev)
 		}
 		if errors.Is(err, kv.ErrConflict) {
 			continue // someone wrote meanwhile: look again
 		}
 		if err != nil {
-			return nil, unreachable(err, "claim record")
+			return nil, 0, unreachable(err, "claim record")
 		}
-		return nil, nil
+		return nil, nrev, nil
 	}
 }
 

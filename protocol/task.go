@@ -46,6 +46,11 @@ type Task struct {
 	Attempt int `json:"attempt"`
 	// EnqueuedAt is when the coordinator published the task.
 	EnqueuedAt time.Time `json:"enqueued_at"`
+	// RecordRev is the revision of the materialization record the
+	// coordinator wrote (pending) when it queued the task; 0 if unknown. A
+	// worker replaces that revision directly instead of reading the record
+	// first, and reads it only if it changed.
+	RecordRev uint64 `json:"record_rev,omitempty"`
 }
 
 // Validate checks every field: version, ids, names, the resolved partition,

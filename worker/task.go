@@ -152,6 +152,7 @@ func (w *Worker) flowTask(tk *task) flowstone.Task {
 	if t.Deadline != nil {
 		ft.Deadline = *t.Deadline
 	}
+	ft.ExpectedRevision = t.RecordRev
 	for _, d := range t.Deps {
 		ft.Deps = append(ft.Deps, flowstone.DepRef{Asset: d.Asset, Partition: d.Partition, Storage: d.Storage,
 			ObjectKey: d.ObjectKey, Encoding: string(d.Encoding), SHA256: d.SHA256, Size: d.Size, Inline: d.Inline})
