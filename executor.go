@@ -212,7 +212,7 @@ func (x *Executor) Execute(ctx context.Context, p *Pipeline, t Task) (*Materiali
 	}
 	if errors.Is(err, kv.ErrConflict) {
 		var done bool
-		if prev, rev, done, err = x.claim(ctx, key, p, n, &t); err != nil || done {
+		if prev, rev, done, err = x.claim(ctx, key, &t); err != nil || done {
 			return prev, err
 		}
 		rev, err = x.write(ctx, key, rec, rev)
@@ -262,7 +262,7 @@ func (x *Executor) Execute(ctx context.Context, p *Pipeline, t Task) (*Materiali
 // the asset/partition is completed by this run (a redelivered task) or by
 // any run when the task is not forced. Otherwise it returns the previous
 // record (nil if none) and its revision for the compare-and-set.
-func (x *Executor) claim(ctx context.Context, key string, p *Pipeline, n *node, t *Task) (prev *Materialization, rev uint64, done bool, err error) {
+func (x *Executor) claim(ctx context.Context, key string, t *Task) (prev *Materialization, rev uint64, done bool, err error) {
 	if t.planned && t.prev != nil {
 		// Read by the engine moments ago in this process; the write's
 		// compare-and-set catches any change since.

@@ -36,7 +36,7 @@ func NewResult(rec *Materialization, cached bool, codec Codec, open func(ctx con
 	return &Result{Asset: rec.Asset, Partition: rec.Partition, RunID: rec.RunID, Cached: cached, Record: rec, codec: codec, open: open}
 }
 
-func (e *Engine) result(p *Pipeline, n *node, rec *Materialization, cached bool) *Result {
+func (e *Engine) result(rec *Materialization, cached bool) *Result {
 	return &Result{Asset: rec.Asset, Partition: rec.Partition, RunID: rec.RunID, Cached: cached, Record: rec, codec: e.x.codec, x: e.x}
 }
 

@@ -159,7 +159,7 @@ func (e *Engine) run(ctx context.Context, p *Pipeline, target *node, cfg runConf
 		return nil, err
 	}
 	if toRun == 0 {
-		return e.result(p, target, steps[target.index].rec, true), nil
+		return e.result(steps[target.index].rec, true), nil
 	}
 	if st := &steps[target.index]; st.done != nil && cfg.withDeps && len(target.inputs) > 0 {
 		e.markPending(ctx, targetKey, p, target, cfg.partition, runID)
@@ -185,7 +185,7 @@ func (e *Engine) run(ctx context.Context, p *Pipeline, target *node, cfg runConf
 	if ts.err != nil {
 		return nil, ts.err
 	}
-	return e.result(p, target, ts.rec, !ts.fresh), nil
+	return e.result(ts.rec, !ts.fresh), nil
 }
 
 // runStep waits for the step's inputs, then materializes it (or fails it

@@ -24,7 +24,7 @@ type StatusInfo struct {
 // Get returns the materialized result of asset for the partition, or a
 // NotFound error if there is none (it never runs anything).
 func (e *Engine) Get(ctx context.Context, p *Pipeline, asset string, opts ...GetOption) (*Result, error) {
-	n, cfg, err := e.getArgs(p, asset, opts)
+	_, cfg, err := e.getArgs(p, asset, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -42,7 +42,7 @@ func (e *Engine) Get(ctx context.Context, p *Pipeline, asset string, opts ...Get
 		}
 		if rec.Storage == InlineStorage {
 			// Kept in the record: readable whichever store was named.
-			return e.result(p, n, rec, true), nil
+			return e.result(rec, true), nil
 		}
 		if _, err := s.Stat(ctx, rec.ObjectKey); errors.Is(err, objectstore.ErrNotFound) {
 			return nil, newError(TypeNotFound, map[string]any{"asset": asset, "partition": cfg.partition, "storage": cfg.storage, "stored_in": rec.Storage},
@@ -52,7 +52,7 @@ func (e *Engine) Get(ctx context.Context, p *Pipeline, asset string, opts ...Get
 		}
 		rec.Storage = cfg.storage
 	}
-	return e.result(p, n, rec, true), nil
+	return e.result(rec, true), nil
 }
 
 func notMaterialized(p *Pipeline, asset, partition string, rec *Materialization) *Error {

@@ -99,21 +99,21 @@ func (c *Coordinator) pipeline(name string) (*flowstone.Pipeline, *protocol.Erro
 func (c *Coordinator) apiRun(ctx context.Context, req protocol.RunRequest) (protocol.RunReply, *protocol.Error) {
 	part := cmp.Or(req.Partition, flowstone.DefaultPartition)
 	reply := protocol.RunReply{Asset: req.Asset, Partition: part}
+	p, perr := c.pipeline(req.Pipeline)
+	if perr != nil {
+		return reply, perr
+	}
+	if err := c.engine.Validate(p, req.Asset, runOptions("x", req)...); err != nil {
+		return reply, wire(err)
+	}
 	if !req.Force && !req.Async {
 		// A cached target needs no run: answer at once.
-		p, perr := c.pipeline(req.Pipeline)
-		if perr != nil {
-			return reply, perr
-		}
-		if err := c.engine.Validate(p, req.Asset, runOptions("x", req)...); err != nil {
-			return reply, wire(err)
-		}
 		if st, err := c.engine.Status(ctx, p, req.Asset, flowstone.Partition(part)); err == nil && st.State == flowstone.StateCompleted {
 			reply.RunID, reply.Cached = st.RunID, true
 			return reply, nil
 		}
 	}
-	p, rec, perr := c.accept(ctx, req)
+	rec, perr := c.accept(ctx, req)
 	if perr != nil {
 		return reply, perr
 	}

@@ -195,9 +195,6 @@ func (d *dispatcher) onCompletion(m *nats.Msg) {
 
 // unreachable wraps a NATS failure as the library's Unavailable error.
 func unreachable(err error, what string) error {
-	if errors.Is(err, kv.ErrNotFound) {
-		return err
-	}
 	return &flowstone.Error{Type: flowstone.TypeUnavailable, Message: what + ": " + err.Error() + "; is NATS with JetStream reachable?",
 		Details: map[string]any{"error": err.Error()}}
 }

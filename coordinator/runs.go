@@ -42,15 +42,8 @@ func runOptions(runID string, req protocol.RunRequest) []flowstone.RunOption {
 	return opts
 }
 
-// accept validates a run request and records the run; it does not start it.
-func (c *Coordinator) accept(ctx context.Context, req protocol.RunRequest) (*flowstone.Pipeline, protocol.RunRecord, *protocol.Error) {
-	p, perr := c.reg.get(req.Pipeline)
-	if perr != nil {
-		return nil, protocol.RunRecord{}, perr
-	}
-	if err := c.engine.Validate(p, req.Asset, runOptions("x", req)...); err != nil {
-		return nil, protocol.RunRecord{}, wire(err)
-	}
+// accept records a validated run; it does not start it.
+func (c *Coordinator) accept(ctx context.Context, req protocol.RunRequest) (protocol.RunRecord, *protocol.Error) {
 	now := time.Now().UTC()
 	rec := protocol.RunRecord{V: protocol.Version, RunID: nuid.Next(), Request: req, State: protocol.StatePending,
 		CreatedAt: now, UpdatedAt: now, Coordinator: c.cfg.ID}
@@ -58,9 +51,9 @@ func (c *Coordinator) accept(ctx context.Context, req protocol.RunRequest) (*flo
 		rec.State = protocol.StateScheduled
 	}
 	if err := c.saveRun(ctx, &rec); err != nil {
-		return nil, rec, err
+		return rec, err
 	}
-	return p, rec, nil
+	return rec, nil
 }
 
 func (c *Coordinator) saveRun(ctx context.Context, rec *protocol.RunRecord) *protocol.Error {
