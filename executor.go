@@ -11,6 +11,7 @@ import (
 	"io"
 	"runtime/debug"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/flowstone-go/flowstone/kv"
@@ -50,6 +51,14 @@ type Task struct {
 	prevRev uint64
 	// Deps says where each dependency's value is stored.
 	Deps []DepRef
+}
+
+// Planned returns the record the engine read for t's asset/partition while
+// planning the run (nil if there was none) and its revision; ok is false
+// for a task the engine did not plan. A Dispatcher can compare-and-set
+// against it instead of reading the record again.
+func (t *Task) Planned() (rec *Materialization, rev uint64, ok bool) {
+	return t.prev, t.prevRev, t.planned
 }
 
 // DepRef locates a dependency's stored value.
@@ -194,17 +203,25 @@ func (x *Executor) Execute(ctx context.Context, p *Pipeline, t Task) (*Materiali
 		Pipeline: p.name, Asset: t.Asset, Partition: t.Partition, State: StateRunning,
 		RunID: t.RunID, Worker: x.worker, Attempt: max(t.Attempt, 1), StartedAt: &start,
 	}
-	// Most executions are of something never materialized: try to create
-	// the running record first, which is one round trip on the fleet. Only
-	// when a record exists is it read, to skip work already done (a
-	// redelivered task, a concurrent run) and to replace it by revision.
+	// When the current revision is known and nothing can have been done
+	// yet (the first delivery of a task its coordinator claimed, whose
+	// pending record already shows it queued), the running record is written only
+	// if the asset is still running after RunningRecordDelay: most assets
+	// end sooner, and their one record write is the completed one.
+	// Otherwise try to create the running record first, which is one round
+	// trip on the fleet. Only when a record exists is it read, to skip work
+	// already done (a redelivered task, a concurrent run) and to replace it
+	// by revision.
 	var (
 		prev *Materialization
 		rev  uint64
+		mark *runningMark
 	)
 	switch {
 	case t.planned && t.prev != nil:
 		err = kv.ErrConflict // claim uses the record the engine read
+	case t.ExpectedRevision > 0 && !t.Force && t.Attempt <= 1:
+		mark = x.markRunningLater(ctx, key, rec, t.ExpectedRevision)
 	case t.ExpectedRevision > 0 && !t.Force:
 		rev, err = x.replaceRecord(ctx, key, rec, t.ExpectedRevision)
 	default:
@@ -224,6 +241,9 @@ func (x *Executor) Execute(ctx context.Context, p *Pipeline, t Task) (*Materiali
 	val, execErr := x.call(ctx, p, n, &t, key, rec)
 	if execErr == nil {
 		execErr = x.storeResult(ctx, p, n, &t, rec, val)
+	}
+	if mark != nil {
+		rev = mark.stop()
 	}
 	end := time.Now()
 	rec.CompletedAt = &end
@@ -333,6 +353,57 @@ func (x *Executor) write(ctx context.Context, key string, rec *Materialization, 
 		x.records.put(key, nrev, rec)
 	}
 	return nrev, nil
+}
+
+// RunningRecordDelay is how long an asset runs before its running record
+// is written, when the executor can defer it (see Execute): the record of
+// an asset that ends sooner goes straight from pending to its outcome.
+var RunningRecordDelay = 200 * time.Millisecond
+
+// runningMark writes an execution's running record once RunningRecordDelay
+// has passed, unless stopped first.
+type runningMark struct {
+	mu    sync.Mutex
+	timer *time.Timer
+	rev   uint64
+	done  bool
+}
+
+// markRunningLater schedules the running record rec (a copy is taken) over
+// revision rev of key (0: create).
+func (x *Executor) markRunningLater(ctx context.Context, key string, rec *Materialization, rev uint64) *runningMark {
+	m := &runningMark{rev: rev}
+	running := *rec
+	m.timer = time.AfterFunc(RunningRecordDelay, func() {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if m.done {
+			return
+		}
+		var (
+			nrev uint64
+			err  error
+		)
+		if m.rev == 0 {
+			_, nrev, err = x.createRecord(ctx, key, &running)
+		} else {
+			nrev, err = x.replaceRecord(ctx, key, &running, m.rev)
+		}
+		if err == nil {
+			m.rev = nrev
+		}
+	})
+	return m
+}
+
+// stop cancels the running record if not yet written (waiting for a write
+// in progress) and returns the revision to replace.
+func (m *runningMark) stop() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.done = true
+	m.timer.Stop()
+	return m.rev
 }
 
 // ErrHandedBack, as the cause of the context an execution runs under, says
