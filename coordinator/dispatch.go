@@ -214,20 +214,25 @@ const claimWait = 100 * time.Millisecond
 // engine's single-flight, across processes.
 func (d *dispatcher) claim(ctx context.Context, p *flowstone.Pipeline, t flowstone.Task) (*flowstone.Materialization, uint64, error) {
 	key := flowstone.MaterializationKey(p.Name(), t.Asset, t.Partition)
+	// The engine read the record moments ago while planning: start from
+	// that, and read it again only when the compare-and-set says it moved.
+	cur, rev, fresh := t.Planned()
 	for {
-		e, err := d.c.mats.Get(ctx, key)
-		var cur *flowstone.Materialization
-		var rev uint64
-		switch {
-		case errors.Is(err, kv.ErrNotFound):
-		case err != nil:
-			return nil, 0, unreachable(err, "read record")
-		default:
-			if cur, err = flowstone.UnmarshalRecord(e.Value); err != nil {
-				return nil, 0, err
+		if !fresh {
+			e, err := d.c.mats.Get(ctx, key)
+			cur, rev = nil, 0
+			switch {
+			case errors.Is(err, kv.ErrNotFound):
+			case err != nil:
+				return nil, 0, unreachable(err, "read record")
+			default:
+				if cur, err = flowstone.UnmarshalRecord(e.Value); err != nil {
+					return nil, 0, err
+				}
+				rev = e.Revision
 			}
-			rev = e.Revision
 		}
+		fresh = false
 		// Another run holds it if a worker runs it, or a coordinator queued
 		// it (a plain pending record only says a run waits for its deps).
 		held := cur != nil && cur.RunID != t.RunID &&
