@@ -1,0 +1,162 @@
+// Package batcher coalesces JetStream publishes bound for one subject into
+// batch messages (group commit): a message goes out at once when no publish
+// is in flight for its subject, and whatever arrives while one is awaited
+// goes out together when it is acknowledged. At low load every item is a
+// message of its own with no added latency; under load the batches grow by
+// themselves with the server's round trip, and the fleet stores, delivers
+// and acknowledges one message for many tasks or completions.
+package batcher
+
+import (
+	"context"
+	"strconv"
+	"sync"
+
+	"github.com/flowstone-go/flowstone/protocol"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Join builds a batch body from encoded items (protocol.JoinTaskBatch,
+// protocol.JoinCompletionBatch).
+type Join func(items [][]byte) []byte
+
+// Publisher coalesces publishes per subject. It is safe for concurrent use.
+type Publisher struct {
+	js   jetstream.JetStream
+	join Join
+
+	mu     sync.Mutex
+	queues map[string]*queue
+
+	// Stats, read with Counts.
+	messages, items uint64
+}
+
+// MaxInFlight is how many batch messages of one subject may await their
+// acknowledgement at once.
+const MaxInFlight = 2
+
+type queue struct {
+	inflight int
+	pending  []*item
+	bytes    int
+}
+
+type item struct {
+	id   string
+	body []byte
+	done chan error
+}
+
+// New returns a Publisher that joins batches with join.
+func New(js jetstream.JetStream, join Join) *Publisher {
+	return &Publisher{js: js, join: join, queues: map[string]*queue{}}
+}
+
+// Publish stores body on subject, alone or in a batch with others, and
+// returns once JetStream has acknowledged the message that holds it (or
+// with ctx's error, in which case it may still be published). id is the
+// item's dedupe id, used as the message id when it travels alone.
+func (p *Publisher) Publish(ctx context.Context, subject, id string, body []byte) error {
+	it := &item{id: id, body: body, done: make(chan error, 1)}
+	p.mu.Lock()
+	q := p.queues[subject]
+	if q == nil {
+		q = &queue{}
+		p.queues[subject] = q
+	}
+	q.pending = append(q.pending, it)
+	q.bytes += len(body)
+	start := q.inflight < MaxInFlight
+	var batch []*item
+	if start {
+		q.inflight++
+		batch = q.take()
+	}
+	p.mu.Unlock()
+	if start {
+		go p.send(subject, q, batch)
+	}
+	select {
+	case err := <-it.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Counts reports how many messages were published and how many items they
+// carried.
+func (p *Publisher) Counts() (messages, items uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.messages, p.items
+}
+
+// take removes the next batch from q: up to protocol.MaxBatchItems items
+// within protocol.MaxMessageBytes. Called with p.mu held.
+func (q *queue) take() []*item {
+	n, size := 0, 0
+	for n < len(q.pending) && n < protocol.MaxBatchItems {
+		next := size + len(q.pending[n].body)
+		if n > 0 && protocol.BatchBytes(n+1, next) > protocol.MaxMessageBytes {
+			break
+		}
+		size = next
+		n++
+	}
+	batch := make([]*item, n)
+	copy(batch, q.pending[:n])
+	rest := copy(q.pending, q.pending[n:])
+	clear(q.pending[rest:])
+	q.pending = q.pending[:rest]
+	q.bytes -= size
+	return batch
+}
+
+// send publishes batches for subject until its queue is empty.
+func (p *Publisher) send(subject string, q *queue, batch []*item) {
+	for {
+		err := p.publish(subject, batch)
+		for _, it := range batch {
+			it.done <- err
+		}
+		p.mu.Lock()
+		p.messages++
+		p.items += uint64(len(batch))
+		if len(q.pending) == 0 {
+			q.inflight--
+			p.mu.Unlock()
+			return
+		}
+		batch = q.take()
+		p.mu.Unlock()
+	}
+}
+
+func (p *Publisher) publish(subject string, batch []*item) error {
+	msg := &nats.Msg{Subject: subject}
+	var opts []jetstream.PublishOpt
+	if len(batch) == 1 {
+		msg.Data = batch[0].body
+		opts = append(opts, jetstream.WithMsgID(batch[0].id))
+	} else {
+		bodies := make([][]byte, len(batch))
+		for i, it := range batch {
+			bodies[i] = it.body
+		}
+		msg.Data = p.join(bodies)
+		msg.Header = nats.Header{protocol.BatchHeader: []string{strconv.Itoa(len(batch))}}
+	}
+	fut, err := p.js.PublishMsgAsync(msg, opts...)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-fut.Ok():
+		return nil
+	case err := <-fut.Err():
+		return err
+	}
+}
