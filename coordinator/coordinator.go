@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/internal/batcher"
 	"github.com/flowstone-go/flowstone/internal/fleet"
 	"github.com/flowstone-go/flowstone/kv/jskv"
 	"github.com/flowstone-go/flowstone/objectstore"
@@ -68,6 +69,7 @@ type Coordinator struct {
 	log    zerolog.Logger
 	nc     *nats.Conn
 	js     jetstream.JetStream
+	tasks  *batcher.Publisher // task publishes, batched per subject
 	mats   *jskv.Store
 	runs   *jskv.Store
 	mfs    *jskv.Store
@@ -120,6 +122,7 @@ func (c *Coordinator) Start(ctx context.Context) error {
 		return fmt.Errorf("coordinator: jetstream: %w", err)
 	}
 	c.js = js
+	c.tasks = batcher.New(js, protocol.JoinTaskBatch)
 	if err := fleet.Ensure(ctx, js); err != nil {
 		return fmt.Errorf("coordinator: %w", err)
 	}

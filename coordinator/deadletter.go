@@ -55,7 +55,12 @@ func (c *Coordinator) onMaxDeliveries(m *nats.Msg) {
 	if err := stream.DeleteMsg(ctx, adv.StreamSeq); err != nil {
 		c.log.Warn().Err(err).Uint64("seq", adv.StreamSeq).Msg("dead_letter_delete_failed")
 	}
-	if task, perr := protocol.DecodeTask(raw.Data); perr == nil {
+	tasks, perr := protocol.DecodeTasks(raw.Data, raw.Header.Get(protocol.BatchHeader) != "")
+	if perr != nil {
+		c.log.Warn().Uint64("seq", adv.StreamSeq).Str("error", perr.Message).Msg("dead_letter_unreadable")
+		return
+	}
+	for _, task := range tasks {
 		c.giveUp(ctx, task, int(adv.Deliveries))
 	}
 }
@@ -66,11 +71,19 @@ func (c *Coordinator) giveUp(ctx context.Context, task protocol.Task, deliveries
 		Message: fmt.Sprintf("asset %q (partition %q) was delivered %d times and never finished: each worker that took it died or missed its heartbeats; giving up. Check the workers' logs, then run it again",
 			task.Asset, task.Partition, deliveries),
 		Details: map[string]any{"asset": task.Asset, "partition": task.Partition, "deliveries": deliveries, "run_id": task.RunID}}
+	key := flowstone.MaterializationKey(task.Pipeline, task.Asset, task.Partition)
+	if e, err := c.mats.Get(ctx, key); err == nil {
+		if cur, err := flowstone.UnmarshalRecord(e.Value); err == nil && cur.RunID == task.RunID && cur.State.Terminal() {
+			// It ended (in a batch whose other tasks did not): its
+			// completion was published when it did.
+			return
+		}
+	}
 	now := time.Now().UTC()
 	rec := &flowstone.Materialization{Pipeline: task.Pipeline, Asset: task.Asset, Partition: task.Partition, State: flowstone.StateFailed,
 		RunID: task.RunID, Attempt: deliveries, CompletedAt: &now, Error: fe, Worker: c.cfg.ID}
 	if b, err := flowstone.MarshalRecord(rec); err == nil {
-		c.mats.Put(ctx, flowstone.MaterializationKey(task.Pipeline, task.Asset, task.Partition), b)
+		c.mats.Put(ctx, key, b)
 	}
 	comp := protocol.Completion{V: protocol.Version, TaskID: task.ID, RunID: task.RunID, Pipeline: task.Pipeline, Asset: task.Asset,
 		Partition: task.Partition, Error: fe.WireError(), Worker: c.cfg.ID, Attempt: max(deliveries, 1), StartedAt: now, FinishedAt: now}

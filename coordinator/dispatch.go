@@ -68,16 +68,11 @@ func (d *dispatcher) Dispatch(ctx context.Context, p *flowstone.Pipeline, t flow
 		d.mu.Unlock()
 	}()
 
-	ack, err := d.c.js.PublishAsync(protocol.TaskSubject(p.Name(), t.Priority), body, jetstream.WithMsgID(id))
-	if err != nil {
+	if err := d.publish(ctx, protocol.TaskSubject(p.Name(), t.Priority), id, body, rev == 0); err != nil {
+		if ctx.Err() != nil {
+			return nil, d.abandon(ctx, t)
+		}
 		return nil, unreachable(err, "publish task")
-	}
-	select {
-	case <-ack.Ok():
-	case err := <-ack.Err():
-		return nil, unreachable(err, "publish task")
-	case <-ctx.Done():
-		return nil, d.abandon(ctx, t)
 	}
 
 	poll := time.NewTicker(d.c.cfg.PollInterval)
@@ -93,6 +88,28 @@ func (d *dispatcher) Dispatch(ctx context.Context, p *flowstone.Pipeline, t flow
 		case <-ctx.Done():
 			return nil, d.abandon(ctx, t)
 		}
+	}
+}
+
+// publish stores a task on its subject. A task claimed now joins the
+// subject's next batch (see internal/batcher); one queued before (a resumed
+// run republishing it) goes alone, with its ID as the dedupe id, so a copy
+// still in the queue is not delivered twice.
+func (d *dispatcher) publish(ctx context.Context, subject, id string, body []byte, resumed bool) error {
+	if !resumed {
+		return d.c.tasks.Publish(ctx, subject, id, body)
+	}
+	ack, err := d.c.js.PublishAsync(subject, body, jetstream.WithMsgID(id))
+	if err != nil {
+		return err
+	}
+	select {
+	case <-ack.Ok():
+		return nil
+	case err := <-ack.Err():
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -177,17 +194,24 @@ func (d *dispatcher) abandon(ctx context.Context, t flowstone.Task) error {
 // Completions of other coordinators' tasks are ignored here, so each is
 // handled once.
 func (d *dispatcher) onCompletion(m *nats.Msg) {
-	comp, perr := protocol.DecodeCompletion(m.Data)
+	comps, perr := protocol.DecodeCompletions(m.Data, m.Header.Get(protocol.BatchHeader) != "")
 	if perr != nil {
 		d.c.log.Warn().Str("subject", m.Subject).Str("error", perr.Message).Msg("completion_rejected")
 		return
 	}
+	for i := range comps {
+		d.route(&comps[i])
+	}
+}
+
+// route hands a completion to the dispatch waiting for it, if any here.
+func (d *dispatcher) route(comp *protocol.Completion) {
 	d.mu.Lock()
 	ch := d.waiters[comp.TaskID]
 	d.mu.Unlock()
 	if ch != nil {
 		select {
-		case ch <- comp:
+		case ch <- *comp:
 		default: // a duplicate (redelivered task): the first one won
 		}
 	}

@@ -9,12 +9,12 @@ import (
 )
 
 // RegisterMetrics adds the coordinator's metrics to reg: the task queue
-// depth (read from JetStream at scrape time), runs in flight and tasks
-// dispatched.
+// depth (read from JetStream at scrape time), tasks in flight, and tasks
+// published with the messages that carried them (batches hold several).
 func (c *Coordinator) RegisterMetrics(reg prometheus.Registerer) {
 	reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "flowstone_task_queue_depth",
-			Help: "Tasks waiting in the JetStream work queue, all pipelines and priorities."},
+			Help: "Task messages (single tasks or batches) waiting in the JetStream work queue, all pipelines and priorities."},
 			func() float64 {
 				ctx, cancel := context.WithTimeout(c.ctx, 2*time.Second)
 				defer cancel()
@@ -34,6 +34,18 @@ func (c *Coordinator) RegisterMetrics(reg prometheus.Registerer) {
 				c.disp.mu.Lock()
 				defer c.disp.mu.Unlock()
 				return float64(len(c.disp.waiters))
+			}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "flowstone_task_messages_published_total",
+			Help: "Task messages this coordinator published (a batch counts once)."},
+			func() float64 {
+				msgs, _ := c.tasks.Counts()
+				return float64(msgs)
+			}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "flowstone_tasks_published_total",
+			Help: "Tasks this coordinator published, alone or in batches."},
+			func() float64 {
+				_, tasks := c.tasks.Counts()
+				return float64(tasks)
 			}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "flowstone_pipelines",
 			Help: "Pipelines hosted by live workers."},

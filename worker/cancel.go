@@ -94,7 +94,7 @@ func (w *Worker) abandonRunning() {
 	defer w.mu.Unlock()
 	for tk := range w.running {
 		if tk.state.CompareAndSwap(taskRunning, taskHandedBack) {
-			tk.msg.Nak()
+			tk.d.abandon()
 			w.log.Warn().Str("task_id", tk.t.ID).Str("asset", tk.t.Asset).Msg("task_abandoned")
 		}
 	}

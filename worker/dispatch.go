@@ -13,7 +13,7 @@ import (
 )
 
 // dispatch is the worker's only consumer of tasks. Whenever slots are free
-// it asks the consumers for at most that many tasks, highest priority first
+// it asks the consumers for about that many tasks, highest priority first
 // (FetchNoWait: what is there now, never a pull left waiting), so no task
 // waits in this process for a slot: its AckWait clock starts when it can
 // run, and a task published at priority 3 is taken before any priority-0
@@ -38,25 +38,20 @@ func (w *Worker) dispatch(ctx context.Context) {
 	idle := time.NewTimer(w.cfg.IdlePoll)
 	idle.Stop()
 	failures, rotation := 0, 0
+	// perMsg estimates the tasks a message brings (batches hold several),
+	// so that a fetch asks for about as many tasks as there are free slots.
+	perMsg := 1.0
 	for {
-		select {
-		case w.sem <- struct{}{}:
-		case <-ctx.Done():
+		free, ok := w.slots.wait(ctx)
+		if !ok {
 			return
 		}
-		n := 1
-	more:
-		for n < w.cfg.Concurrency {
-			select {
-			case w.sem <- struct{}{}:
-				n++
-			default:
-				break more
-			}
-		}
-		got, err := w.fetch(ctx, n, rotation)
+		n := max(1, int(float64(free)/perMsg))
+		got, tasks, err := w.fetch(ctx, n, rotation)
 		rotation++
-		w.release(n - got)
+		if got > 0 {
+			perMsg = 0.8*perMsg + 0.2*float64(tasks)/float64(got)
+		}
 		switch {
 		case got > 0:
 			disarm()
@@ -95,22 +90,22 @@ func (w *Worker) dispatch(ctx context.Context) {
 	}
 }
 
-// fetch takes up to n tasks, highest priority first, and launches each.
-// Consumers of one priority are visited from a rotating start, so no
-// pipeline starves another. It returns how many it launched and the last
-// error it met.
-func (w *Worker) fetch(ctx context.Context, n, rotation int) (got int, err error) {
+// fetch takes up to n task messages, highest priority first, and launches
+// each. Consumers of one priority are visited from a rotating start, so no
+// pipeline starves another. It returns how many messages it launched, how
+// many tasks they hold, and the last error it met.
+func (w *Worker) fetch(ctx context.Context, n, rotation int) (got, tasks int, err error) {
 	for prio := protocol.MaxPriority; prio >= 0; prio-- {
 		srcs := w.sources[prio]
 		for i := range srcs {
 			if got == n || ctx.Err() != nil {
-				return got, err
+				return got, tasks, err
 			}
 			s := srcs[(rotation+i)%len(srcs)]
 			batch, ferr := s.c.FetchNoWait(n - got)
 			if ferr == nil {
 				for m := range batch.Messages() {
-					w.launch(s, m)
+					tasks += w.launch(s, m)
 					got++
 				}
 				ferr = batch.Error()
@@ -125,7 +120,7 @@ func (w *Worker) fetch(ctx context.Context, n, rotation int) (got int, err error
 			}
 		}
 	}
-	return got, err
+	return got, tasks, err
 }
 
 // rebind creates s's consumer again. Failures are left to the next fetch.
@@ -143,21 +138,18 @@ func (w *Worker) rebind(ctx context.Context, s *source) {
 	w.log.Info().Str("consumer", fleet.ConsumerName(s.h.name, s.priority)).Msg("task_consumer_rebound")
 }
 
-// launch runs one fetched task on its own goroutine; the slot the
-// dispatcher took for it is released when the task is settled.
-func (w *Worker) launch(s *source, m jetstream.Msg) {
+// launch runs one fetched message on its own goroutine and returns how
+// many tasks it holds; it takes a slot for each, released as each task is
+// settled.
+func (w *Worker) launch(s *source, m jetstream.Msg) int {
+	k := taskCount(m)
+	w.slots.take(k)
 	w.tasks.Add(1)
 	go func() {
 		defer w.tasks.Done()
-		defer w.release(1)
-		w.run(s, m)
+		w.run(s, m, k)
 	}()
-}
-
-func (w *Worker) release(n int) {
-	for range n {
-		<-w.sem
-	}
+	return k
 }
 
 // arm subscribes to the task subjects of the hosted pipelines; a message

@@ -68,15 +68,20 @@ func newFleet(t testing.TB) *fleetEnv {
 		t.Fatal(err)
 	}
 	cc, err := oc.Consume(func(m jetstream.Msg) {
-		c, perr := protocol.DecodeCompletion(m.Data())
+		batch := m.Headers().Get(protocol.BatchHeader) != ""
+		comps, perr := protocol.DecodeCompletions(m.Data(), batch)
 		if perr != nil {
 			t.Errorf("completion does not decode: %v", perr)
 			return
 		}
-		if got, want := m.Headers().Get(jetstream.MsgIDHeader), c.TaskID+"."+fmt.Sprint(c.Attempt); got != want {
-			t.Errorf("completion Nats-Msg-Id = %q, want %q", got, want)
+		if c := comps[0]; !batch {
+			if got, want := m.Headers().Get(jetstream.MsgIDHeader), c.TaskID+"."+fmt.Sprint(c.Attempt); got != want {
+				t.Errorf("completion Nats-Msg-Id = %q, want %q", got, want)
+			}
 		}
-		e.done <- c
+		for _, c := range comps {
+			e.done <- c
+		}
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -11,19 +11,18 @@ import (
 
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/protocol"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// task is one delivery of a task message being executed.
+// task is one task of a delivered message being executed.
 type task struct {
-	msg     jetstream.Msg
+	d       *delivery
 	h       *hosted
 	t       protocol.Task
 	attempt int
 	cancel  context.CancelCauseFunc
-	// state says who settles the message: the goroutine running the task,
-	// or Stop when it gives up waiting for an asset that ignores its context.
+	// state says who settles the task: the goroutine running it, or Stop
+	// when it gives up waiting for an asset that ignores its context.
 	state atomic.Int32
 }
 
@@ -38,36 +37,55 @@ const (
 // the executor records it pending.
 var errStopping = fmt.Errorf("worker: stopping: %w", flowstone.ErrHandedBack)
 
-// run executes one delivered task and settles its message: a Completion
-// and an ack once the executor has recorded the outcome, a Term for a
-// malformed message, a Nak when the worker stops under it.
-func (w *Worker) run(s *source, m jetstream.Msg) {
-	start := time.Now()
-	t, perr := protocol.DecodeTask(m.Data())
-	if perr == nil && t.Pipeline != s.h.name {
-		perr = protocol.Errorf(protocol.CodeBadRequest, "task of pipeline %q arrived on the task subject of %q", t.Pipeline, s.h.name)
+// run executes the tasks of one delivered message (a task or a batch,
+// holding k slots) and settles it: a Completion per task once the executor
+// has recorded its outcome, then one ack; a Term for a malformed message; a
+// Nak when the worker stops under it.
+func (w *Worker) run(s *source, m jetstream.Msg, k int) {
+	tasks, perr := protocol.DecodeTasks(m.Data(), m.Headers().Get(protocol.BatchHeader) != "")
+	if perr == nil && tasks[0].Pipeline != s.h.name {
+		perr = protocol.Errorf(protocol.CodeBadRequest, "task of pipeline %q arrived on the task subject of %q", tasks[0].Pipeline, s.h.name)
 	}
 	if perr != nil {
+		w.slots.release(k)
 		w.reject(s, m, perr)
 		return
 	}
-	tk := &task{msg: m, h: s.h, t: t, attempt: 1}
+	w.slots.take(len(tasks) - k)
+	d := &delivery{msg: m, log: &w.log, remaining: len(tasks)}
+	attempt := 1
 	if md, err := m.Metadata(); err == nil {
-		tk.attempt = max(int(md.NumDelivered), 1)
+		attempt = max(int(md.NumDelivered), 1)
 		w.metrics.queueDepth(s, md.NumPending)
 	}
+	for i := 1; i < len(tasks); i++ {
+		w.tasks.Add(1)
+		go func() {
+			defer w.tasks.Done()
+			w.execute(&task{d: d, h: s.h, t: tasks[i], attempt: attempt})
+		}()
+	}
+	w.execute(&task{d: d, h: s.h, t: tasks[0], attempt: attempt})
+}
+
+// execute runs one task and reports it to its delivery; its slot is
+// released when it is settled.
+func (w *Worker) execute(tk *task) {
+	defer w.slots.release(1)
+	start := time.Now()
+	t := tk.t
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	tk.cancel = cancel
 	if !w.register(tk) {
 		w.stats.started.Add(1)
-		w.metrics.started(s.h.name)
+		w.metrics.started(tk.h.name)
 		w.complete(tk, start, nil, cancelledRun(t.RunID))
 		return
 	}
 	defer w.unregister(tk)
 	w.stats.started.Add(1)
-	w.metrics.started(s.h.name)
+	w.metrics.started(tk.h.name)
 	ctx, stop := bound(ctx, &t)
 	defer stop()
 	var (
@@ -77,7 +95,7 @@ func (w *Worker) run(s *source, m jetstream.Msg) {
 	if ctx.Err() != nil {
 		err = context.Cause(ctx) // past the run's deadline: never started
 	} else {
-		rec, err = w.x.Execute(ctx, s.h.p, w.flowTask(tk))
+		rec, err = w.x.Execute(ctx, tk.h.p, w.flowTask(tk))
 	}
 	if !tk.state.CompareAndSwap(taskRunning, taskSettling) {
 		return // Stop handed it back already
@@ -86,9 +104,7 @@ func (w *Worker) run(s *source, m jetstream.Msg) {
 		cause := context.Cause(ctx)
 		if errors.Is(cause, errStopping) {
 			w.log.Info().Str("task_id", t.ID).Str("run_id", t.RunID).Msg("task_handed_back")
-			if err := m.Nak(); err != nil {
-				w.log.Warn().Err(err).Str("task_id", t.ID).Msg("task_nak_failed")
-			}
+			tk.d.done(false, 0)
 			return
 		}
 		var fe *flowstone.Error
@@ -198,29 +214,16 @@ func (w *Worker) complete(tk *task, start time.Time, rec *flowstone.Materializat
 	}
 	if perr != nil {
 		w.log.Error().Str("task_id", t.ID).Str("error", perr.Message).Msg("completion_unencodable")
-		tk.msg.TermWithReason("completion cannot be encoded")
+		tk.d.done(true, 0) // nothing to report: a redelivery would fail the same way
 		return
 	}
 
-	msg := &nats.Msg{Subject: protocol.DoneSubject(t.Pipeline), Data: body}
-	fut, perrAsync := w.js.PublishMsgAsync(msg, jetstream.WithMsgID(t.ID+"."+strconv.Itoa(tk.attempt)))
-	if perrAsync == nil {
-		select {
-		case <-fut.Ok():
-		case perrAsync = <-fut.Err():
-		}
-	}
-	if perrAsync != nil {
-		w.log.Warn().Err(perrAsync).Str("task_id", t.ID).Msg("completion_publish_failed")
-		if err := tk.msg.NakWithDelay(retryDelay); err != nil {
-			w.log.Warn().Err(err).Str("task_id", t.ID).Msg("task_nak_failed")
-		}
+	if err := w.done.Publish(context.Background(), protocol.DoneSubject(t.Pipeline), t.ID+"."+strconv.Itoa(tk.attempt), body); err != nil {
+		w.log.Warn().Err(err).Str("task_id", t.ID).Msg("completion_publish_failed")
+		tk.d.done(false, retryDelay)
 		return
 	}
-	if err := tk.msg.Ack(); err != nil {
-		// The completion is stored; a redelivery would only repeat it.
-		w.log.Warn().Err(err).Str("task_id", t.ID).Msg("task_ack_failed")
-	}
+	tk.d.done(true, 0)
 
 	d := end.Sub(start)
 	if c.OK {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/internal/batcher"
 	"github.com/flowstone-go/flowstone/internal/fleet"
 	"github.com/flowstone-go/flowstone/kv"
 	"github.com/flowstone-go/flowstone/kv/jskv"
@@ -47,10 +48,11 @@ type Worker struct {
 	metrics *metrics
 	stats   counters
 
-	sem  chan struct{} // one token per executing task
-	wake chan struct{} // rung when a task is published while idle
+	slots *slots        // one per executing task
+	wake  chan struct{} // rung when a task is published while idle
 
 	// Set by Start.
+	done       *batcher.Publisher // completions, batched per pipeline
 	sources    [protocol.MaxPriority + 1][]*source
 	manifests  kv.Store
 	closers    []*jskv.Store
@@ -101,7 +103,7 @@ func New(cfg Config) (*Worker, error) {
 	w := &Worker{
 		cfg:       cfg,
 		log:       zerolog.Nop(),
-		sem:       make(chan struct{}, cfg.Concurrency),
+		slots:     newSlots(cfg.Concurrency),
 		wake:      make(chan struct{}, 1),
 		running:   map[*task]struct{}{},
 		cancelled: map[string]time.Time{},
@@ -161,6 +163,7 @@ func (w *Worker) start(ctx context.Context) error {
 		return fmt.Errorf("worker: jetstream: %w", err)
 	}
 	w.js = js
+	w.done = batcher.New(js, protocol.JoinCompletionBatch)
 	if err := fleet.Ensure(ctx, js); err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
@@ -322,7 +325,7 @@ func (w *Worker) heartbeats(ctx context.Context) {
 		msgs = msgs[:0]
 		w.mu.Lock()
 		for tk := range w.running {
-			msgs = append(msgs, tk.msg)
+			msgs = append(msgs, tk.d.msg)
 		}
 		w.mu.Unlock()
 		for _, m := range msgs {

@@ -113,7 +113,9 @@ func TestKilledWorkerTaskCompletesOnAnother(t *testing.T) {
 	}
 	f.worker("survivor", "--source-latency", "200ms", "--ack-wait", "2s")
 	f.waitReady(2)
-	if st := f.status("daily_sales", "orders", day); st.State != "running" {
+	// The running record appears once the asset has run for
+	// flowstone.RunningRecordDelay; until then the record shows it queued.
+	if st := f.waitStatus("daily_sales", "orders", day, "running", stateIs("running", "completed", "failed", "cancelled")); st.State != "running" {
 		t.Fatalf("orders before the kill: %+v, want running", st)
 	}
 	victim.kill(t)

@@ -24,6 +24,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // setupTimeout bounds starting and stopping a fleet and the checks after
@@ -53,7 +54,26 @@ type benchFleet struct {
 	coord   *coordinator.Coordinator
 	workers []*worker.Worker
 	client  *client.Client
-	js      jetstream.JetStream // the client's, for checks
+	js      jetstream.JetStream  // the client's, for checks
+	metrics *prometheus.Registry // the coordinator's
+}
+
+// taskMessages reports how many task messages the coordinator published
+// and how many tasks they carried (batches hold several).
+func (f *benchFleet) taskMessages(b *testing.B) (msgs, tasks float64) {
+	mfs, err := f.metrics.Gather()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, mf := range mfs {
+		switch mf.GetName() {
+		case "flowstone_task_messages_published_total":
+			msgs = mf.GetMetric()[0].GetCounter().GetValue()
+		case "flowstone_tasks_published_total":
+			tasks = mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	return msgs, tasks
 }
 
 // startFleet starts a fleet and waits until the coordinator knows the
@@ -106,6 +126,8 @@ func startFleet(b *testing.B, cfg fleetConfig) *benchFleet {
 			b.Fatal(err)
 		}
 		f.coord = coord
+		f.metrics = prometheus.NewRegistry()
+		coord.RegisterMetrics(f.metrics)
 	})
 	b.Cleanup(func() { stopFleet(b, f) })
 	as("worker", func() {

@@ -64,6 +64,7 @@ func benchThroughput(b *testing.B, cfg fleetConfig) {
 	var stats flowstone.BackfillStats
 	b.ResetTimer()
 	msgs := startMsgs(b, f.srv)
+	taskMsgs0, tasks0 := f.taskMessages(b)
 	cpu := startCPU()
 	start := time.Now()
 	as("client", func() {
@@ -85,6 +86,9 @@ func benchThroughput(b *testing.B, cfg fleetConfig) {
 	b.StopTimer()
 	cpu.report(b, b.N, "cpu-µs/mat")
 	msgs.report(b, b.N, "mat")
+	if taskMsgs, tasks := f.taskMessages(b); taskMsgs > taskMsgs0 {
+		b.ReportMetric((tasks-tasks0)/(taskMsgs-taskMsgs0), "tasks/msg")
+	}
 
 	if stats.Succeeded != b.N || stats.Failed+stats.Skipped+stats.NotStarted != 0 {
 		b.Fatalf("backfill of %d partitions: %+v", b.N, stats)

@@ -98,7 +98,8 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	cc, err := oc.Consume(func(m jetstream.Msg) {
-		if c, perr := protocol.DecodeCompletion(m.Data()); perr == nil {
+		comps, _ := protocol.DecodeCompletions(m.Data(), m.Headers().Get(protocol.BatchHeader) != "")
+		for _, c := range comps {
 			e.done <- c
 		}
 	})

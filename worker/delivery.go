@@ -1,0 +1,85 @@
+package worker
+
+import (
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/flowstone-go/flowstone/protocol"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+)
+
+// delivery is one delivered task message, a single task or a batch, and
+// settles it once every task in it has ended: an ack when each task's
+// completion is stored, else a nak (a task handed back, a completion that
+// could not be stored) so that the message is delivered again; the tasks
+// that had ended then find their records completed and are not executed
+// again.
+type delivery struct {
+	msg jetstream.Msg
+	log *zerolog.Logger
+
+	mu        sync.Mutex
+	remaining int
+	retry     bool          // deliver again
+	delay     time.Duration // before the redelivery
+	settled   bool
+}
+
+// taskCount is how many tasks a message holds, from its BatchHeader (1 for
+// a single task or an unreadable header; decoding corrects it).
+func taskCount(m jetstream.Msg) int {
+	n, err := strconv.Atoi(m.Headers().Get(protocol.BatchHeader))
+	if err != nil || n < 1 {
+		return 1
+	}
+	return min(n, protocol.MaxBatchItems)
+}
+
+// done records that one task ended: stored says whether its completion is
+// stored; if not, the message is delivered again after delay.
+func (d *delivery) done(stored bool, delay time.Duration) {
+	d.mu.Lock()
+	if !stored {
+		d.retry = true
+		d.delay = max(d.delay, delay)
+	}
+	d.remaining--
+	last := d.remaining == 0 && !d.settled
+	if last {
+		d.settled = true
+	}
+	retry, wait := d.retry, d.delay
+	d.mu.Unlock()
+	if !last {
+		return
+	}
+	var err error
+	switch {
+	case !retry:
+		err = d.msg.Ack()
+	case wait > 0:
+		err = d.msg.NakWithDelay(wait)
+	default:
+		err = d.msg.Nak()
+	}
+	if err != nil {
+		// Acked: the completions are stored; a redelivery would only
+		// repeat them. Nak'ed: AckWait redelivers it anyway.
+		d.log.Warn().Err(err).Str("subject", d.msg.Subject()).Bool("nak", retry).Msg("task_settle_failed")
+	}
+}
+
+// abandon naks the message now, whatever its tasks are doing (Stop gives up
+// on tasks that ignore their context). It reports whether this call did.
+func (d *delivery) abandon() bool {
+	d.mu.Lock()
+	first := !d.settled
+	d.settled = true
+	d.mu.Unlock()
+	if first {
+		d.msg.Nak()
+	}
+	return first
+}
