@@ -35,8 +35,9 @@
 //
 // Telemetry events travel in batches: the message on
 // EventSubject(pipeline, kind) is always an [EventBatch] of 1 to
-// [MaxEventBatch] events of that pipeline and kind, oldest first. Decode it
-// with [DecodeEventBatch]; a lone [Event] is never published.
+// [MaxEventBatch] events of that pipeline and kind, oldest first. Build it
+// with [EncodeEventBatch], or event by event with an [EventBatchBuilder];
+// decode it with [DecodeEventBatch]. A lone [Event] is never published.
 //
 // # Partitions
 //

@@ -99,10 +99,12 @@ func (e Event) validate(prefix string) *Error {
 	return nil
 }
 
-// EncodeEvent validates e and encodes it alone. Events are published only
-// inside an EventBatch; a publisher uses EncodeEvent to check an event and
-// learn its encoded size before adding it to a batch.
+// EncodeEvent validates e and encodes it alone.
 func EncodeEvent(e Event) ([]byte, *Error) { return encodeValid(e, MaxMessageBytes) }
+
+// DecodeEvent decodes and validates a lone event, with the rules of
+// DecodeRequest and MaxMessageBytes.
+func DecodeEvent(data []byte) (Event, *Error) { return decodeValid[Event](data, MaxMessageBytes) }
 
 // EventBatch is the message published to EventSubject(pipeline, kind): one
 // or more events of one pipeline and one kind, in the order they happened,
@@ -164,6 +166,102 @@ func DecodeEventBatch(data []byte) (EventBatch, *Error) {
 	return decodeValid[EventBatch](data, MaxMessageBytes)
 }
 
-// DecodeEvent decodes and validates a lone event, with the rules of
-// DecodeRequest and MaxMessageBytes.
-func DecodeEvent(data []byte) (Event, *Error) { return decodeValid[Event](data, MaxMessageBytes) }
+// EventBatchBuilder encodes an EventBatch one event at a time, for a
+// publisher that collects events as they happen: each event is validated
+// and encoded when it is added, so the batch's size is known exactly and
+// later changes to the event's metadata do not reach the wire. Bytes is
+// what EncodeEventBatch returns for the same batch.
+//
+// The zero value is an empty batch; the first event added sets the batch's
+// pipeline and kind. An EventBatchBuilder is not safe for concurrent use.
+type EventBatchBuilder struct {
+	pipeline string
+	kind     EventKind
+	buf      []byte // the batch so far, without the closing "]}"
+	n        int
+}
+
+// Add validates e and appends it to the batch. It refuses, leaving the
+// batch as it was, an invalid event or one of another pipeline or kind than
+// the batch's (CodeBadRequest), and an event that would make the batch
+// hold more than MaxEventBatch events or encode to more than
+// min(limit, MaxMessageBytes) bytes (CodePayloadTooLarge).
+func (b *EventBatchBuilder) Add(e Event, limit int) *Error {
+	if err := e.Validate(); err != nil {
+		return err
+	}
+	if b.n > 0 && e.Pipeline != b.pipeline {
+		return fieldErrorf("pipeline", "pipeline is %q, not the batch's pipeline %q", e.Pipeline, b.pipeline)
+	}
+	if b.n > 0 && e.Kind != b.kind {
+		return fieldErrorf("kind", "kind is %q, not the batch's kind %q", e.Kind, b.kind)
+	}
+	if b.n == MaxEventBatch {
+		return Errorf(CodePayloadTooLarge, "the batch holds %d events, the most it may", MaxEventBatch)
+	}
+	limit = min(limit, MaxMessageBytes)
+	data, err := encodeJSON(e, limit)
+	if err != nil {
+		return err
+	}
+	head := b.buf
+	if b.n == 0 {
+		h, err := encodeJSON(struct {
+			V        int       `json:"v"`
+			Pipeline string    `json:"pipeline"`
+			Kind     EventKind `json:"kind"`
+		}{Version, e.Pipeline, e.Kind}, limit)
+		if err != nil {
+			return err
+		}
+		head = append(append(b.buf[:0], h[:len(h)-1]...), `,"events":[`...)
+	}
+	size := len(head) + len(data) + len("]}")
+	if b.n > 0 {
+		size++ // the comma
+	}
+	if size > limit {
+		e := Errorf(CodePayloadTooLarge, "the event would make the batch %d bytes; the limit is %d", size, limit)
+		e.Details = map[string]any{"size": size, "limit": limit}
+		return e
+	}
+	if b.n > 0 {
+		head = append(head, ',')
+	}
+	b.buf = append(head, data...)
+	b.pipeline, b.kind = e.Pipeline, e.Kind
+	b.n++
+	return nil
+}
+
+// Len returns the number of events in the batch.
+func (b *EventBatchBuilder) Len() int { return b.n }
+
+// Pipeline returns the pipeline of the batch's events, "" while it is
+// empty.
+func (b *EventBatchBuilder) Pipeline() string { return b.pipeline }
+
+// Kind returns the kind of the batch's events, "" while it is empty.
+func (b *EventBatchBuilder) Kind() EventKind { return b.kind }
+
+// Size returns the size of the encoded batch in bytes, 0 while it is empty.
+func (b *EventBatchBuilder) Size() int {
+	if b.n == 0 {
+		return 0
+	}
+	return len(b.buf) + len("]}")
+}
+
+// Bytes returns the encoded batch, in a fresh slice, or nil if it is empty.
+func (b *EventBatchBuilder) Bytes() []byte {
+	if b.n == 0 {
+		return nil
+	}
+	out := make([]byte, 0, b.Size())
+	return append(append(out, b.buf...), "]}"...)
+}
+
+// Reset empties the batch, keeping its memory.
+func (b *EventBatchBuilder) Reset() {
+	*b = EventBatchBuilder{buf: b.buf[:0]}
+}

@@ -191,9 +191,9 @@ func TestEventValidation(t *testing.T) {
 	for _, k := range kinds {
 		cases = append(cases, msgCase[E]{name: string(k), mutate: func(m *E) { m.Kind = k }})
 	}
-	// An event is checked alone (Validate, EncodeEvent) and, as peers meet
-	// it, inside a batch of its pipeline and kind, where the field is
-	// events[0]'s.
+	// An event is checked alone (Validate, EventBatchBuilder.Add) and, as
+	// peers meet it, inside a batch of its pipeline and kind, where the
+	// field is events[0]'s.
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			ev := validEvent()
@@ -202,7 +202,8 @@ func TestEventValidation(t *testing.T) {
 			if tc.field != "kind" {
 				batch.Kind = ev.Kind
 			}
-			_, encErr := protocol.EncodeEvent(ev)
+			var builder protocol.EventBatchBuilder
+			encErr := builder.Add(ev, protocol.MaxMessageBytes)
 			_, batchErr := protocol.EncodeEventBatch(batch)
 			_, decErr := protocol.DecodeEventBatch(mustJSON(t, batch))
 			if tc.code == "" {
