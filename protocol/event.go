@@ -99,13 +99,6 @@ func (e Event) validate(prefix string) *Error {
 	return nil
 }
 
-// EncodeEvent validates e and encodes it alone.
-func EncodeEvent(e Event) ([]byte, *Error) { return encodeValid(e, MaxMessageBytes) }
-
-// DecodeEvent decodes and validates a lone event, with the rules of
-// DecodeRequest and MaxMessageBytes.
-func DecodeEvent(data []byte) (Event, *Error) { return decodeValid[Event](data, MaxMessageBytes) }
-
 // EventBatch is the message published to EventSubject(pipeline, kind): one
 // or more events of one pipeline and one kind, in the order they happened,
 // so that subscribers filtering by subject ("flowstone.event.sales.run.>")
