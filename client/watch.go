@@ -10,9 +10,12 @@ import (
 
 // Watch calls fn with every telemetry event the fleet publishes for the
 // pipeline (run, storage and scatter events of every asset) from now until
-// ctx is done, one call at a time, in the order received. It returns nil
-// when ctx is done, and an error if the pipeline name is invalid or the
-// subscription fails or is lost. Events that do not decode are skipped.
+// ctx is done, one call at a time, in the order received. Workers publish
+// events in batches of one kind (protocol.EventBatch), so events of one kind
+// arrive in the order they happened, while events of different kinds may
+// arrive out of order, up to the batching delay apart. It returns nil when
+// ctx is done, and an error if the pipeline name is invalid or the
+// subscription fails or is lost. Batches that do not decode are skipped.
 func (c *Client) Watch(ctx context.Context, pipeline string, fn func(protocol.Event)) error {
 	if err := protocol.ValidName(pipeline); err != nil {
 		var pe *protocol.Error
@@ -50,10 +53,13 @@ func (c *Client) Watch(ctx context.Context, pipeline string, fn func(protocol.Ev
 			}
 			return c.transportError(ctx, "watch "+pipeline, err)
 		}
-		ev, perr := protocol.DecodeEvent(msg.Data)
-		if perr != nil || ev.Pipeline != pipeline {
+		// Each message is a batch of events of one kind, oldest first.
+		batch, perr := protocol.DecodeEventBatch(msg.Data)
+		if perr != nil || batch.Pipeline != pipeline {
 			continue
 		}
-		fn(ev)
+		for _, ev := range batch.Events {
+			fn(ev)
+		}
 	}
 }

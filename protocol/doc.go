@@ -1,7 +1,7 @@
 // Package protocol is the wire of the FlowStone fleet: the NATS subjects,
 // stream and bucket names, and every message that crosses them — API
-// requests and replies, tasks, completions, manifests and events — with the
-// rules that decide whether a message is acceptable.
+// requests and replies, tasks, completions, manifests and event batches —
+// with the rules that decide whether a message is acceptable.
 //
 // The package holds no behaviour beyond encoding and validation, and imports
 // nothing but the standard library, so the coordinator, workers and clients
@@ -30,6 +30,14 @@
 // or a key: a partition is arbitrary text and travels in message bodies only.
 // The subject builders panic on an invalid name, the way a Must function
 // does: decode or validate untrusted input before building subjects from it.
+//
+// # Events
+//
+// Telemetry events travel in batches: the message on
+// EventSubject(pipeline, kind) is always an [EventBatch] of 1 to
+// [MaxEventBatch] events of that pipeline and kind, oldest first. Build it
+// with [EncodeEventBatch], or event by event with an [EventBatchBuilder];
+// decode it with [DecodeEventBatch]. A lone [Event] is never published.
 //
 // # Partitions
 //

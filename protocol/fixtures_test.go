@@ -107,6 +107,13 @@ func validEvent() protocol.Event {
 	}
 }
 
+// validEventBatch is two run.stop events of sales, of two assets.
+func validEventBatch() protocol.EventBatch {
+	other := validEvent()
+	other.Asset, other.Metadata = "doubled", nil
+	return protocol.EventBatch{V: protocol.Version, Pipeline: "sales", Kind: protocol.EventRunStop, Events: []protocol.Event{validEvent(), other}}
+}
+
 func validScheduledRun() protocol.ScheduledRun {
 	r := validRunRequest()
 	r.Async = true

@@ -13,15 +13,18 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
 
-// TestGolden pins the wire form of a RunRequest and a Task: a change to
-// either file is a protocol change, to be made on purpose (bump Version if
-// an older peer would misread it). Rewrite with go test -run Golden -update.
+// TestGolden pins the wire form of a RunRequest, a Task and an EventBatch:
+// a change to any file is a protocol change, to be made on purpose (bump
+// Version if an older peer would misread it). Rewrite with go test -run
+// Golden -update.
 func TestGolden(t *testing.T) {
 	run, err := protocol.EncodeRequest(fullRunRequest())
 	wantOK(t, err)
 	task, err := protocol.EncodeTask(fullTask())
 	wantOK(t, err)
-	for name, compact := range map[string][]byte{"run_request.json": run, "task.json": task} {
+	events, err := protocol.EncodeEventBatch(fullEventBatch())
+	wantOK(t, err)
+	for name, compact := range map[string][]byte{"run_request.json": run, "task.json": task, "event_batch.json": events} {
 		t.Run(name, func(t *testing.T) {
 			// Indented, so a change reads as a diff of fields; the field
 			// order and the values are the encoder's.
@@ -48,9 +51,12 @@ func TestGolden(t *testing.T) {
 			}
 			// The golden form, indented as it is, is what peers accept.
 			var decErr *protocol.Error
-			if name == "task.json" {
+			switch name {
+			case "task.json":
 				_, decErr = protocol.DecodeTask(want)
-			} else {
+			case "event_batch.json":
+				_, decErr = protocol.DecodeEventBatch(want)
+			default:
 				_, decErr = protocol.DecodeRequest[protocol.RunRequest](want)
 			}
 			wantOK(t, decErr)

@@ -8,8 +8,8 @@ const (
 	MaxRequestBytes = 1 << 20
 
 	// MaxMessageBytes is the largest reply, task, completion, manifest,
-	// event or scheduled run accepted or produced: 1 MiB, the default NATS
-	// max_payload.
+	// event batch or scheduled run accepted or produced: 1 MiB, the default
+	// NATS max_payload.
 	MaxMessageBytes = 1 << 20
 
 	// MaxPartitionBytes is the longest partition, in bytes of UTF-8.
@@ -41,6 +41,9 @@ const (
 	// MaxObjectKeyBytes is the longest object key, as the object stores
 	// accept it.
 	MaxObjectKeyBytes = 1024
+
+	// MaxEventBatch is the most events one EventBatch may carry.
+	MaxEventBatch = 256
 
 	// MaxPriority is the highest priority; 0 is the lowest and the default.
 	MaxPriority = 3

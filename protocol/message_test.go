@@ -1,6 +1,7 @@
 package protocol_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -51,7 +52,7 @@ var (
 	taskCodec         = codec[protocol.Task]{protocol.EncodeTask, protocol.DecodeTask}
 	completionCodec   = codec[protocol.Completion]{protocol.EncodeCompletion, protocol.DecodeCompletion}
 	manifestCodec     = codec[protocol.Manifest]{protocol.EncodeManifest, protocol.DecodeManifest}
-	eventCodec        = codec[protocol.Event]{protocol.EncodeEvent, protocol.DecodeEvent}
+	eventBatchCodec   = codec[protocol.EventBatch]{protocol.EncodeEventBatch, protocol.DecodeEventBatch}
 	scheduledRunCodec = codec[protocol.ScheduledRun]{protocol.EncodeScheduledRun, protocol.DecodeScheduledRun}
 )
 
@@ -190,7 +191,78 @@ func TestEventValidation(t *testing.T) {
 	for _, k := range kinds {
 		cases = append(cases, msgCase[E]{name: string(k), mutate: func(m *E) { m.Kind = k }})
 	}
-	checkMessageCases(t, eventCodec, validEvent, cases)
+	// An event is checked alone (Validate, EventBatchBuilder.Add) and, as
+	// peers meet it, inside a batch of its pipeline and kind, where the
+	// field is events[0]'s.
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := validEvent()
+			tc.mutate(&ev)
+			batch := protocol.EventBatch{V: protocol.Version, Pipeline: "sales", Kind: protocol.EventRunStop, Events: []E{ev}}
+			if tc.field != "kind" {
+				batch.Kind = ev.Kind
+			}
+			var builder protocol.EventBatchBuilder
+			encErr := builder.Add(ev, protocol.MaxMessageBytes)
+			_, batchErr := protocol.EncodeEventBatch(batch)
+			_, decErr := protocol.DecodeEventBatch(mustJSON(t, batch))
+			if tc.code == "" {
+				wantOK(t, ev.Validate())
+				wantOK(t, encErr)
+				wantOK(t, batchErr)
+				wantOK(t, decErr)
+				return
+			}
+			wantCode(t, ev.Validate(), tc.code, tc.field)
+			wantCode(t, encErr, tc.code, tc.field)
+			wantCode(t, batchErr, tc.code, "events[0]."+tc.field)
+			wantCode(t, decErr, tc.code, "events[0]."+tc.field)
+		})
+	}
+}
+
+func TestEventBatchValidation(t *testing.T) {
+	type B = protocol.EventBatch
+	full := func() []protocol.Event {
+		evs := make([]protocol.Event, protocol.MaxEventBatch)
+		for i := range evs {
+			evs[i] = validEvent()
+			evs[i].Partition = fmt.Sprintf("p%d", i)
+		}
+		return evs
+	}
+	checkMessageCases(t, eventBatchCodec, validEventBatch, []msgCase[B]{
+		{name: "valid", mutate: func(*B) {}},
+		{name: "one event", mutate: func(m *B) { m.Events = m.Events[:1] }},
+		{name: "full", mutate: func(m *B) { m.Events = full() }},
+		{name: "exceptions", mutate: func(m *B) {
+			m.Kind = protocol.EventRunException
+			for i := range m.Events {
+				m.Events[i].Kind, m.Events[i].Error = protocol.EventRunException, &protocol.Error{Code: protocol.CodeTimeout, Message: "took 5m"}
+			}
+		}},
+		{name: "no version", mutate: func(m *B) { m.V = 0 }, code: protocol.CodeUnsupportedVersion, field: "v"},
+		{name: "event of another version", mutate: func(m *B) { m.Events[1].V = 2 }, code: protocol.CodeUnsupportedVersion, field: "events[1].v"},
+		{name: "bad pipeline", mutate: func(m *B) { m.Pipeline = "a.b" }, code: protocol.CodeBadRequest, field: "pipeline"},
+		{name: "unknown kind", mutate: func(m *B) { m.Kind = "run.>" }, code: protocol.CodeBadRequest, field: "kind"},
+		{name: "no events", mutate: func(m *B) { m.Events = nil }, code: protocol.CodeBadRequest, field: "events"},
+		{name: "empty events", mutate: func(m *B) { m.Events = []protocol.Event{} }, code: protocol.CodeBadRequest, field: "events"},
+		{name: "too many events", mutate: func(m *B) { m.Events = append(full(), validEvent()) }, code: protocol.CodeBadRequest, field: "events"},
+		{name: "invalid event", mutate: func(m *B) { m.Events[1].RunID = "" }, code: protocol.CodeBadRequest, field: "events[1].run_id"},
+		{name: "event of another pipeline", mutate: func(m *B) { m.Events[1].Pipeline = "marketing" }, code: protocol.CodeBadRequest, field: "events[1].pipeline"},
+		{name: "event of another kind", mutate: func(m *B) { m.Events[0].Kind = protocol.EventRunStart }, code: protocol.CodeBadRequest, field: "events[0].kind"},
+		{name: "mixed kinds", mutate: func(m *B) {
+			m.Events[1].Kind, m.Events[1].Error = protocol.EventRunException, &protocol.Error{Code: protocol.CodeTimeout, Message: "took 5m"}
+		}, code: protocol.CodeBadRequest, field: "events[1].kind"},
+		{name: "event with an unknown kind", mutate: func(m *B) { m.Events[1].Kind = "run.pause" }, code: protocol.CodeBadRequest, field: "events[1].kind"},
+	})
+}
+
+func TestDecodeEventBatchRefusesUnknownEventFields(t *testing.T) {
+	data := []byte(`{"v":1,"pipeline":"sales","kind":"run.start","events":[{"v":1,"kind":"run.start","pipeline":"sales",` +
+		`"asset":"sum","partition":"p","run_id":"r1","time":"2025-01-15T10:30:00Z","extra":1}]}`)
+	_, err := protocol.DecodeEventBatch(data)
+	wantCode(t, err, protocol.CodeBadRequest, "")
 }
 
 func TestScheduledRunValidation(t *testing.T) {

@@ -31,6 +31,19 @@ func fullTask() protocol.Task {
 	return task
 }
 
+// fullEventBatch sets every field of an EventBatch and of its events.
+func fullEventBatch() protocol.EventBatch {
+	b := validEventBatch()
+	b.Kind = protocol.EventRunException
+	for i := range b.Events {
+		b.Events[i].Kind = protocol.EventRunException
+		b.Events[i].Error = &protocol.Error{Code: protocol.CodeTimeout, Message: "took 5m", Details: map[string]any{"timeout_ms": 300000.0}}
+		b.Events[i].Metadata = map[string]any{"worker": "w1", "attempt": 2.0}
+	}
+	b.Events[1].Partition = "us_east|2025-01-15"
+	return b
+}
+
 func TestRequestsRoundTrip(t *testing.T) {
 	for _, req := range []protocol.Request{
 		validRunRequest(),
@@ -144,6 +157,7 @@ func TestMessagesRoundTrip(t *testing.T) {
 	roundTripMessage(t, "completion", completionCodec, validCompletion())
 	roundTripMessage(t, "failed completion", completionCodec, failedCompletion())
 	roundTripMessage(t, "manifest", manifestCodec, validManifest())
-	roundTripMessage(t, "event", eventCodec, validEvent())
+	roundTripMessage(t, "event batch", eventBatchCodec, validEventBatch())
+	roundTripMessage(t, "full event batch", eventBatchCodec, fullEventBatch())
 	roundTripMessage(t, "scheduled run", scheduledRunCodec, validScheduledRun())
 }

@@ -131,9 +131,11 @@ func DoneSubject(pipeline string) string {
 	return "flowstone.done." + pipeline
 }
 
-// Events. Every telemetry Event is published to a limits-retention stream,
+// Events. Telemetry events are published in EventBatch messages, each
+// holding events of one pipeline and one kind, to a limits-retention stream,
 // under a subject that lets watchers filter by pipeline and kind
-// ("flowstone.event.sales.run.>").
+// ("flowstone.event.sales.run.>"). Every message on an event subject is an
+// EventBatch (DecodeEventBatch), never a lone Event.
 const (
 	// EventStream is the limits-retention stream of events.
 	EventStream = "FLOWSTONE_EVENTS"
@@ -141,10 +143,10 @@ const (
 	EventSubjects = "flowstone.event.>"
 )
 
-// EventSubject returns the subject of pipeline's events of kind,
-// "flowstone.event.<pipeline>.<kind>" (the kind's dots make tokens:
-// "flowstone.event.sales.run.start"). It panics if pipeline is not a
-// ValidName or kind is not one of the EventKind constants.
+// EventSubject returns the subject of the EventBatch messages of pipeline's
+// events of kind, "flowstone.event.<pipeline>.<kind>" (the kind's dots make
+// tokens: "flowstone.event.sales.run.start"). It panics if pipeline is not
+// a ValidName or kind is not one of the EventKind constants.
 func EventSubject(pipeline string, kind EventKind) string {
 	mustName(pipeline)
 	if !kind.valid() {

@@ -63,7 +63,14 @@
 // The worker puts the manifest of each hosted pipeline in the manifests
 // bucket at Start and every fleet.ManifestRefresh (the bucket's TTL removes
 // the manifests of a dead worker), and publishes every executor event on
-// protocol.EventSubject unless Config.NoEvents is set.
+// protocol.EventSubject unless Config.NoEvents is set. Events are published
+// in batches (protocol.EventBatch), one per pipeline and kind: a batch goes
+// out when it holds protocol.MaxEventBatch events or 256 KiB, and at the
+// latest 10ms after its first event, so a materialization's four events
+// cost the server far fewer than four messages. Stop publishes whatever is
+// buffered; the events buffered when a worker process dies are lost, which
+// for telemetry is acceptable (the records and completions are not
+// batched).
 //
 // # Metrics
 //

@@ -57,6 +57,7 @@ type Worker struct {
 	manifests  kv.Store
 	closers    []*jskv.Store
 	cancelSub  *nats.Subscription
+	events     *eventBatcher // nil with Config.NoEvents
 	unsubEvent func()
 	stopFetch  context.CancelFunc // ends the dispatcher
 	stopBG     context.CancelFunc // ends heartbeats and manifest refresh
@@ -206,6 +207,7 @@ func (w *Worker) start(ctx context.Context) error {
 		return fmt.Errorf("worker: flush: %w", err)
 	}
 	if !w.cfg.NoEvents {
+		w.events = newEventBatcher(w.cfg.Conn, w.log, eventBatchDelay)
 		w.unsubEvent = w.x.Subscribe(w.forwardEvent)
 	}
 
@@ -269,16 +271,21 @@ func (w *Worker) Stop(ctx context.Context) error {
 		timer.Stop()
 	}
 
-	// Completions and acks sit in the connection's buffer: send them.
+	// The batched events go out with the rest: no event of a task that
+	// ended is lost on a graceful stop. (A task abandoned above may still
+	// emit; the batcher publishes such late events at once.)
+	if w.unsubEvent != nil {
+		w.unsubEvent()
+		w.events.close()
+	}
+	// Completions, acks and events sit in the connection's buffer: send
+	// them.
 	cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), flushTimeout)
 	defer cancel()
 	if err := w.cfg.Conn.FlushWithContext(cleanup); err != nil {
 		w.log.Warn().Err(err).Msg("worker_flush_failed")
 	}
 	w.cancelSub.Unsubscribe()
-	if w.unsubEvent != nil {
-		w.unsubEvent()
-	}
 	w.stopBG()
 	w.background.Wait()
 	w.deleteManifests(cleanup)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -402,27 +403,46 @@ func TestEventsArePublished(t *testing.T) {
 	e.publish(second)
 	e.completion()
 
-	want := []protocol.EventKind{
-		protocol.EventRunStart, protocol.EventRunStop, protocol.EventStorageStoreStart, protocol.EventStorageStoreStop,
-		protocol.EventRunStart, protocol.EventStorageLoadStart, protocol.EventStorageLoadStop, protocol.EventRunStop,
-		protocol.EventStorageStoreStart, protocol.EventStorageStoreStop,
+	// Each kind's events come in batches of their own subject, in the
+	// order they happened: numbers's, then doubled's (whose loads name the
+	// dependency loaded).
+	want := map[protocol.EventKind][]string{
+		protocol.EventRunStart:          {"numbers", "doubled"},
+		protocol.EventRunStop:           {"numbers", "doubled"},
+		protocol.EventStorageStoreStart: {"numbers", "doubled"},
+		protocol.EventStorageStoreStop:  {"numbers", "doubled"},
+		protocol.EventStorageLoadStart:  {"numbers"},
+		protocol.EventStorageLoadStop:   {"numbers"},
 	}
-	for i, kind := range want {
+	got := map[protocol.EventKind][]string{}
+	for n := 0; n < 10; {
 		m, err := sub.NextMsg(wait)
 		if err != nil {
-			t.Fatalf("event %d: %v", i, err)
+			t.Fatalf("after %d events: %v (got %v)", n, err, got)
 		}
-		ev, perr := protocol.DecodeEvent(m.Data)
+		b, perr := protocol.DecodeEventBatch(m.Data)
 		if perr != nil {
-			t.Fatalf("event %d: %v", i, perr)
+			t.Fatalf("batch on %s: %v", m.Subject, perr)
 		}
-		if ev.Kind != kind || ev.Pipeline != "example" || ev.RunID != first.RunID || ev.Metadata["worker"] == nil ||
-			m.Subject != protocol.EventSubject("example", kind) {
-			t.Fatalf("event %d on %s = %+v, want %s", i, m.Subject, ev, kind)
+		if b.Pipeline != "example" || m.Subject != protocol.EventSubject("example", b.Kind) {
+			t.Fatalf("batch of %s/%s on %s", b.Pipeline, b.Kind, m.Subject)
 		}
-		if (kind == protocol.EventRunStop || kind == protocol.EventStorageStoreStop) && ev.DurationNS <= 0 {
-			t.Fatalf("event %d has no duration: %+v", i, ev)
+		for _, ev := range b.Events {
+			n++
+			if ev.RunID != first.RunID || ev.Partition != protocol.DefaultPartition || ev.Metadata["worker"] == nil {
+				t.Fatalf("event %d on %s = %+v", n, m.Subject, ev)
+			}
+			if (ev.Kind == protocol.EventRunStop || ev.Kind == protocol.EventStorageStoreStop) && ev.DurationNS <= 0 {
+				t.Fatalf("event %d has no duration: %+v", n, ev)
+			}
+			got[ev.Kind] = append(got[ev.Kind], ev.Asset)
 		}
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("events by kind = %v, want %v", got, want)
+	}
+	if m, err := sub.NextMsg(100 * time.Millisecond); err == nil {
+		t.Fatalf("unexpected message on %s: %s", m.Subject, m.Data)
 	}
 }
 

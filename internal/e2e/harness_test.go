@@ -452,7 +452,7 @@ type watcher struct {
 }
 
 // watch starts fsctl watch on pipeline and waits until it prints events:
-// it publishes a marker event until the watch shows it.
+// it publishes a marker event (in a batch of one) until the watch shows it.
 func (f *fleet) watch(pipeline string) *watcher {
 	f.t.Helper()
 	w := &watcher{f: f, p: start(f.t, "fsctl watch "+pipeline, bin.fsctl, "watch", pipeline, "--server", f.url, "--json")}
@@ -466,7 +466,8 @@ func (f *fleet) watch(pipeline string) *watcher {
 			f.t.Fatalf("fsctl watch exited (%v): %s", w.p.err, w.p.stderr.text())
 		}
 		marker.Time = time.Now().UTC()
-		body, perr := protocol.EncodeEvent(marker)
+		body, perr := protocol.EncodeEventBatch(protocol.EventBatch{V: protocol.Version, Pipeline: pipeline,
+			Kind: marker.Kind, Events: []protocol.Event{marker}})
 		if perr != nil {
 			f.t.Fatal(perr)
 		}
