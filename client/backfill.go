@@ -16,13 +16,13 @@ import (
 // and returns the counts. As embedded, a failed partition is counted, not
 // returned; the error return is for bad arguments and an unreachable fleet.
 //
-// The client watches the asset's materialization records while the
-// backfill runs: flowstone.OnProgress is called after each partition ends,
-// from one goroutine at a time, and Stats.Errors gets each failed
-// partition's error. Partitions that leave no record of their end (one
-// whose dependency failed, one not started after OnError(Halt)) are
-// reported when the backfill returns; the coordinator's reply then fills
-// in Stats.Errors and Stats.NotStarted.
+// With flowstone.OnProgress the client watches the asset's
+// materialization records while the backfill runs: the callback is called
+// after each partition ends, from one goroutine at a time. Partitions that
+// leave no record of their end (one whose dependency failed, one not
+// started after OnError(Halt)) are reported when the backfill returns.
+// Without OnProgress nothing is watched. Either way the counts and every
+// failed partition's error (Stats.Errors) come in the coordinator's reply.
 //
 // With flowstone.Async the fleet runs the backfill in the background and
 // Backfill returns zero counts at once; follow it with Status or Watch.
@@ -59,7 +59,7 @@ func (c *Client) Backfill(ctx context.Context, pipeline, asset string, opts ...f
 	}
 
 	var tr *progressTracker
-	if !b.Async {
+	if !b.Async && b.Progress != nil {
 		tr = c.trackProgress(ctx, pipeline, asset, b)
 	}
 	reply, err := call[protocol.BackfillReply](ctx, c, req)

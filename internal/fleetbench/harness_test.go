@@ -45,6 +45,7 @@ type fleetConfig struct {
 	concurrency int    // tasks per worker; 0 = worker.ConcurrencyDefault
 	benchOnly   bool   // host only the bench pipeline, not every bundled one
 	noEvents    bool   // workers publish no telemetry events
+	progress    bool   // the backfill asks for progress (OnProgress)
 }
 
 // benchFleet is a coordinator and workers in this process, each part on its

@@ -28,7 +28,8 @@ const (
 // completion. The clock runs from the request to the reply.
 //
 // Sub-benchmarks: store=file (the file object store, fsync per object:
-// `fsctl dev`) and store=jetstream (the JetStream object store: cmd/worker's
+// `fsctl dev`), store=file,progress (with an OnProgress callback, as
+// `fsctl backfill` on a terminal: the client watches the records) and store=jetstream (the JetStream object store: cmd/worker's
 // default), with the workers' defaults. Then diagnostics, to show where
 // the time goes: diag=memory keeps results in an in-process memory store
 // (no durable result store; only an in-process fleet can share one), and
@@ -40,6 +41,7 @@ func BenchmarkFleetThroughput(b *testing.B) {
 		cfg  fleetConfig
 	}{
 		{"store=file", fleetConfig{store: storeFile}},
+		{"store=file,progress", fleetConfig{store: storeFile, progress: true}},
 		{"store=jetstream", fleetConfig{store: storeJetStream}},
 		{"diag=memory", fleetConfig{store: storeMemory}},
 		{"diag=memory,conc=256", fleetConfig{store: storeMemory, concurrency: 256}},
@@ -69,7 +71,11 @@ func benchThroughput(b *testing.B, cfg fleetConfig) {
 	start := time.Now()
 	as("client", func() {
 		for chunk := range slices.Chunk(parts, backfillChunk) {
-			s, err := f.client.Backfill(ctx, "bench", "noop", flowstone.Partitions(chunk...), flowstone.Parallel(backfillParallel))
+			opts := []flowstone.BackfillOption{flowstone.Partitions(chunk...), flowstone.Parallel(backfillParallel)}
+			if cfg.progress {
+				opts = append(opts, flowstone.OnProgress(func(flowstone.BackfillProgress) {}))
+			}
+			s, err := f.client.Backfill(ctx, "bench", "noop", opts...)
 			if err != nil {
 				b.Fatal(err)
 			}
