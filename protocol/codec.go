@@ -38,9 +38,10 @@ func encodeValid(v validator, limit int) ([]byte, *Error) {
 	return encodeJSON(v, limit)
 }
 
-// decodeJSON strictly decodes one JSON object of the current version into
-// v. The version is read first, on its own, so a message from a newer peer
-// is refused for its version rather than for fields this side does not know.
+// decodeJSON strictly decodes one JSON object into v. When that fails, the
+// version is read on its own, so that a message from a newer peer is
+// refused for its version rather than for fields this side does not know.
+// (On success the caller's Validate checks the version.)
 func decodeJSON(data []byte, limit int, v any) *Error {
 	switch {
 	case len(data) == 0:
@@ -52,27 +53,28 @@ func decodeJSON(data []byte, limit int, v any) *Error {
 	case !utf8.Valid(data):
 		return Errorf(CodeBadRequest, "message is not valid UTF-8")
 	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil {
+		if _, err := dec.Token(); err != io.EOF {
+			return Errorf(CodeBadRequest, "message has data after its JSON object: send exactly one object")
+		}
+		return nil
+	}
 	var head struct {
 		V *int `json:"v"`
 	}
-	if err := json.Unmarshal(data, &head); err != nil {
-		return jsonError(err)
+	if herr := json.Unmarshal(data, &head); herr != nil {
+		return jsonError(herr)
 	}
 	if head.V == nil {
 		return versionError(0)
 	}
-	if err := checkVersion(*head.V); err != nil {
-		return err
+	if verr := checkVersion(*head.V); verr != nil {
+		return verr
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return jsonError(err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return Errorf(CodeBadRequest, "message has data after its JSON object: send exactly one object")
-	}
-	return nil
+	return jsonError(err)
 }
 
 // encodeJSON encodes v without HTML escaping (the wire is not HTML, and
