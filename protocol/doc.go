@@ -39,6 +39,15 @@
 // with [EncodeEventBatch], or event by event with an [EventBatchBuilder];
 // decode it with [DecodeEventBatch]. A lone [Event] is never published.
 //
+// # Task and completion batches
+//
+// A message on TaskSubject or DoneSubject is a single [Task] or
+// [Completion], or, when it carries the header [BatchHeader], a
+// [TaskBatch] or [CompletionBatch] of 1 to [MaxBatchItems] of them (one
+// pipeline, and one priority for tasks). Decode either shape with
+// [DecodeTasks] / [DecodeCompletions]. Items keep their own IDs; a batch of
+// tasks is acknowledged as one message, once every task in it has ended.
+//
 // # Partitions
 //
 // A partition is any valid UTF-8 text of at most [MaxPartitionBytes] bytes.

@@ -18,14 +18,20 @@
 // # Tasks
 //
 // Each hosted pipeline has one durable pull consumer per priority (0..3,
-// fleet.TaskConsumer), shared by every worker that hosts it. A worker takes
-// a task only when it has a free slot (Config.Concurrency), asking for at
-// most as many tasks as it has free slots, from priority 3 down to 0; so no
-// task waits in a worker's buffer with its AckWait running, and under a
-// saturated queue higher priorities are always served first. An idle worker
-// does not poll JetStream: a core NATS subscription to its task subjects
-// wakes it when a task is published, and it looks every Config.IdlePoll for
-// tasks that come back without a publish (redeliveries).
+// fleet.TaskConsumer), shared by every worker that hosts it. A message is
+// one task or, under load, a protocol.TaskBatch of several tasks of one
+// pipeline and priority (the coordinator batches what it publishes while a
+// publish is in flight). A worker fetches only when it has a free slot
+// (Config.Concurrency), asking for about as many tasks as it has free
+// slots (the number of messages is scaled by the tasks a message has been
+// bringing), from priority 3 down to 0; every task of a fetched batch
+// starts at once and holds a slot, so a batch may take a worker briefly
+// past its concurrency, and it fetches nothing more until enough tasks
+// have ended. Under a saturated queue higher priorities are always served
+// first. An idle worker does not poll JetStream: a core NATS subscription
+// to its task subjects wakes it when a task is published, and it looks
+// every Config.IdlePoll for tasks that come back without a publish
+// (redeliveries).
 //
 // # Execution and acknowledgement
 //
@@ -35,13 +41,17 @@
 // every AckWait/3, so JetStream redelivers it only if the worker dies. When
 // the executor returns, the materialization record is in KV (the executor
 // writes it before returning, success or failure); the worker then publishes
-// a protocol.Completion to protocol.DoneSubject with the dedupe id
-// "<task id>.<attempt>", and acks the task only once JetStream has stored the
-// completion. A crash between the two redelivers the task; the executor sees
-// the record completed by the same run and does not execute again, and the
-// completion is published again (coordinators handle completions
-// idempotently). A message that is not a valid task is terminated (never
-// redelivered) and logged.
+// a protocol.Completion to protocol.DoneSubject (alone, with the dedupe id
+// "<task id>.<attempt>", or joined with other completions of the pipeline
+// in a protocol.CompletionBatch while a publish is in flight), and acks the
+// message once JetStream has stored the completion of every task in it. A
+// crash before the ack redelivers the whole message; the executor sees the
+// records of the tasks that had ended completed by the same run and does
+// not execute them again, and their completions are published again
+// (coordinators handle completions idempotently). If a task of a batch is
+// handed back or its completion cannot be stored, the message is nak'ed
+// once the others have ended. A message that is not a valid task or batch
+// is terminated (never redelivered) and logged.
 //
 // # Cancellation
 //
@@ -69,8 +79,8 @@
 // latest 10ms after its first event, so a materialization's four events
 // cost the server far fewer than four messages. Stop publishes whatever is
 // buffered; the events buffered when a worker process dies are lost, which
-// for telemetry is acceptable (the records and completions are not
-// batched).
+// for telemetry is acceptable (records and completions are never lost:
+// a batch of completions is stored before any of its tasks is acked).
 //
 // # Metrics
 //
