@@ -69,7 +69,38 @@ type Event struct {
 func (e Event) Validate() *Error { return e.validate("") }
 
 // validate checks e, naming its fields with prefix ("events[3].").
-func (e Event) validate(prefix string) *Error {
+func (e *Event) validate(prefix string) *Error {
+	if e.valid() {
+		return nil
+	}
+	return e.check(prefix)
+}
+
+// valid reports whether check finds nothing wrong with e, cheaply: without
+// building field names or errors.
+func (e *Event) valid() bool {
+	ok := e.V == Version && e.Kind.valid() &&
+		isToken(e.Pipeline, MaxNameBytes) && isLetter(e.Pipeline[0]) &&
+		isToken(e.Asset, MaxNameBytes) && isLetter(e.Asset[0]) &&
+		e.Partition != "" && len(e.Partition) <= MaxPartitionBytes && utf8.ValidString(e.Partition) &&
+		isToken(e.RunID, MaxIDBytes) && e.DurationNS >= 0 && !e.Time.IsZero()
+	if !ok {
+		return false
+	}
+	if y := e.Time.Year(); y < 1 || y > 9999 {
+		return false
+	}
+	if _, offset := e.Time.Zone(); offset <= -24*60*60 || offset >= 24*60*60 {
+		return false
+	}
+	if e.Error == nil {
+		return e.Kind != EventRunException
+	}
+	return validCode(e.Error.Code) && utf8.ValidString(e.Error.Message)
+}
+
+// check checks e field by field, naming the first at fault with prefix.
+func (e *Event) check(prefix string) *Error {
 	if err := checkVersion(e.V); err != nil {
 		if prefix != "" {
 			err.Details["field"] = prefix + "v"
@@ -142,9 +173,13 @@ func (b EventBatch) Validate() *Error {
 		e.Details["limit"] = MaxEventBatch
 		return e
 	}
-	for i, ev := range b.Events {
+	for i := range b.Events {
+		ev := &b.Events[i]
+		if ev.valid() && ev.Pipeline == b.Pipeline && ev.Kind == b.Kind {
+			continue
+		}
 		prefix := indexed("events", i) + "."
-		if err := ev.validate(prefix); err != nil {
+		if err := ev.check(prefix); err != nil {
 			return err
 		}
 		if ev.Pipeline != b.Pipeline {
@@ -390,8 +425,17 @@ func appendJSONTime(dst []byte, t time.Time) ([]byte, bool) {
 // as \u2028 and \u2029, and each byte of invalid UTF-8 as \ufffd.
 func appendJSONString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
+	i := 0
+	for i < len(s) && jsonPlain[s[i]] {
+		i++
+	}
+	if i == len(s) {
+		// Names, ids and most text: nothing to escape.
+		dst = append(dst, s...)
+		return append(dst, '"')
+	}
 	start := 0
-	for i := 0; i < len(s); {
+	for i < len(s) {
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if c >= 0x20 && c != '"' && c != '\\' {
@@ -439,6 +483,15 @@ func appendJSONString(dst []byte, s string) []byte {
 }
 
 const hexDigits = "0123456789abcdef"
+
+// jsonPlain holds the bytes a JSON string carries as they are: ASCII but
+// for control characters, '"' and '\\'.
+var jsonPlain = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 // maxJSONDepth is how deep appendJSONValue follows nested maps and slices
 // itself; deeper values go to encoding/json (which finds cycles).

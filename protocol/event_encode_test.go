@@ -23,9 +23,10 @@ func referenceEncodeEvent(e Event, extra metaEntry) ([]byte, *Error) {
 }
 
 // referenceAdd is EventBatchBuilder.Add as it was before appendEvent:
-// validation, then encoding/json for the event and the batch's head.
+// the field-by-field validation, then encoding/json for the event and the
+// batch's head.
 func referenceAdd(b *EventBatchBuilder, e Event, limit int) *Error {
-	if err := e.Validate(); err != nil {
+	if err := e.check(""); err != nil {
 		return err
 	}
 	if b.n > 0 && e.Pipeline != b.pipeline {
@@ -76,6 +77,9 @@ func referenceAdd(b *EventBatchBuilder, e Event, limit int) *Error {
 // e with extra: the same bytes, or both refusing it.
 func checkEventEncoding(t *testing.T, e Event, extra metaEntry) {
 	t.Helper()
+	if valid, err := e.valid(), e.check(""); valid != (err == nil) {
+		t.Fatalf("event %#v: valid() = %v, check says %v", e, valid, err)
+	}
 	want, werr := referenceEncodeEvent(e, extra)
 	prefix := []byte("prefix,")
 	got, ok := appendEvent(prefix[:len(prefix):len(prefix)], &e, extra)
