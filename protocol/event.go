@@ -248,8 +248,9 @@ func (b *EventBatchBuilder) add(e *Event, extra metaEntry, limit int) *Error {
 	}
 	limit = min(limit, MaxMessageBytes)
 	// The event is encoded in place, after the batch so far (and its head
-	// or comma); a refusal cuts b.buf back, which leaves the batch as it
-	// was.
+	// or comma). b.buf is only set once the event is accepted, so a refusal
+	// leaves the batch as it was: the bytes written past its end are
+	// scratch.
 	buf := b.buf
 	if b.n == 0 {
 		// {"v":1,"pipeline":"...","kind":"...","events":[
@@ -272,7 +273,7 @@ func (b *EventBatchBuilder) add(e *Event, extra metaEntry, limit int) *Error {
 		if err != nil {
 			return err
 		}
-		buf = append(buf[:start], data...) // not reached while the encoders agree
+		buf = append(buf[:start], data...) // only if the encoders disagree
 	}
 	if n := len(buf) - start; n > limit {
 		perr := Errorf(CodePayloadTooLarge, "encoded %T is %d bytes; the limit is %d: send less, or store it and send a reference", *e, n, limit)
