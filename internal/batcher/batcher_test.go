@@ -80,11 +80,12 @@ func (e *env) messages() []stored {
 }
 
 // completion returns a valid (failed) completion of pipeline whose TaskID
-// is made from i.
+// is made from pipeline and i: a lone item's id is its Nats-Msg-Id, and the
+// stream dedupes ids across all its subjects.
 func completion(pipeline string, i int) protocol.Completion {
 	now := time.Now().UTC()
 	part := fmt.Sprint("p", i)
-	return protocol.Completion{V: protocol.Version, TaskID: protocol.TaskID("r1", "a", part, 1), RunID: "r1", Pipeline: pipeline,
+	return protocol.Completion{V: protocol.Version, TaskID: protocol.TaskID("r"+pipeline, "a", part, 1), RunID: "r" + pipeline, Pipeline: pipeline,
 		Asset: "a", Partition: part, Error: &protocol.Error{Code: protocol.CodeExecutionFailed, Message: fmt.Sprint("item ", i)},
 		Worker: "w1", Attempt: 1, StartedAt: now, FinishedAt: now}
 }
@@ -103,7 +104,7 @@ func encode(t *testing.T, c protocol.Completion) []byte {
 // the last Publish to return by a moment.
 func waitCounts(t *testing.T, p *batcher.Publisher, msgs, items uint64) {
 	t.Helper()
-	deadline := time.Now().Add(wait)
+	deadline := time.Now().Add(5 * time.Second)
 	for {
 		m, i := p.Counts()
 		if m == msgs && i == items {
