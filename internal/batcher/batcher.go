@@ -9,8 +9,10 @@ package batcher
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/flowstone-go/flowstone/protocol"
 	"github.com/nats-io/nats.go"
@@ -36,6 +38,15 @@ type Publisher struct {
 // MaxInFlight is how many batch messages of one subject may await their
 // acknowledgement at once.
 const MaxInFlight = 2
+
+// AckTimeout bounds the wait for a batch's acknowledgement: a lost ack
+// (no reply during a stream leader change, say) fails its items instead of
+// holding one of the subject's in-flight slots for ever.
+const AckTimeout = 5 * time.Second
+
+// headerRoom is kept free under protocol.MaxMessageBytes for the batch
+// header: the server's max_payload counts headers too.
+const headerRoom = 256
 
 type queue struct {
 	inflight int
@@ -86,8 +97,8 @@ func (p *Publisher) Publish(ctx context.Context, subject, id string, body []byte
 	}
 }
 
-// Counts reports how many messages were published and how many items they
-// carried.
+// Counts reports how many messages were published (acknowledged by
+// JetStream) and how many items they carried.
 func (p *Publisher) Counts() (messages, items uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -100,7 +111,7 @@ func (q *queue) take() []*item {
 	n, size := 0, 0
 	for n < len(q.pending) && n < protocol.MaxBatchItems {
 		next := size + len(q.pending[n].body)
-		if n > 0 && protocol.BatchBytes(n+1, next) > protocol.MaxMessageBytes {
+		if n > 0 && protocol.BatchBytes(n+1, next) > protocol.MaxMessageBytes-headerRoom {
 			break
 		}
 		size = next
@@ -123,8 +134,10 @@ func (p *Publisher) send(subject string, q *queue, batch []*item) {
 			it.done <- err
 		}
 		p.mu.Lock()
-		p.messages++
-		p.items += uint64(len(batch))
+		if err == nil {
+			p.messages++
+			p.items += uint64(len(batch))
+		}
 		if len(q.pending) == 0 {
 			q.inflight--
 			p.mu.Unlock()
@@ -153,10 +166,14 @@ func (p *Publisher) publish(subject string, batch []*item) error {
 	if err != nil {
 		return err
 	}
+	timer := time.NewTimer(AckTimeout)
+	defer timer.Stop()
 	select {
 	case <-fut.Ok():
 		return nil
 	case err := <-fut.Err():
 		return err
+	case <-timer.C:
+		return fmt.Errorf("batcher: no acknowledgement from JetStream within %v for a message on %s", AckTimeout, subject)
 	}
 }
