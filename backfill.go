@@ -82,7 +82,7 @@ func (e *Engine) Backfill(ctx context.Context, p *Pipeline, asset string, opts .
 			break
 		}
 		wg.Add(1)
-		go func() {
+		e.pool.Go(func() {
 			defer wg.Done()
 			defer func() { <-sem }()
 			res, err := run(key)
@@ -107,7 +107,7 @@ func (e *Engine) Backfill(ctx context.Context, p *Pipeline, asset string, opts .
 			if cfg.progress != nil {
 				cfg.progress(BackfillProgress{Partition: key, Done: done, Total: len(cfg.partitions), Err: fe, Stats: stats})
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	return stats, nil

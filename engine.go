@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/flowstone-go/flowstone/internal/gopool"
 	"github.com/flowstone-go/flowstone/kv"
 	"github.com/flowstone-go/flowstone/objectstore"
 	"github.com/nats-io/nuid"
@@ -90,6 +91,7 @@ type Engine struct {
 	dispatch Dispatcher
 	async    AsyncRunner
 	sem      chan struct{}
+	pool     gopool.Pool // goroutines for flights, steps and backfill partitions
 
 	mu      sync.Mutex
 	flights map[string]*flight   // by materialization key
@@ -140,6 +142,12 @@ var defaultEngine = sync.OnceValue(func() *Engine { return MustEngine(EngineConf
 // Default returns the process-wide embedded engine the package-level
 // functions use: in-memory, zero configuration.
 func Default() *Engine { return defaultEngine() }
+
+// Close lets go of the idle goroutines the engine keeps for reuse (a busy
+// engine hands its flights and steps to goroutines whose stacks have
+// already grown). The engine stays usable; call Close when done with an
+// engine in a long-lived process, or before checking for goroutine leaks.
+func (e *Engine) Close() { e.pool.Close() }
 
 // Subscribe registers fn for every telemetry event and returns a function
 // that unregisters it. fn runs on the executing goroutine: keep it fast and

@@ -175,10 +175,10 @@ func (e *Engine) run(ctx context.Context, p *Pipeline, target *node, cfg runConf
 		if s.n == nil || s.done == nil || toRun == 1 {
 			continue
 		}
-		go func() {
+		e.pool.Go(func() {
 			defer close(s.done)
 			s.rec, s.err = e.runStep(ctx, p, s, steps, deps, runID, cfg, s.n == target)
-		}()
+		})
 	}
 	ts := &steps[target.index]
 	<-ts.done
@@ -316,7 +316,7 @@ func (e *Engine) materialize(ctx context.Context, p *Pipeline, t Task) (rec *Mat
 		fctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 		f = &flight{done: make(chan struct{}), cancel: cancel}
 		e.flights[key] = f
-		go e.fly(fctx, p, t, key, f)
+		e.pool.Go(func() { e.fly(fctx, p, t, key, f) })
 	}
 	f.waiters++
 	e.mu.Unlock()

@@ -198,6 +198,9 @@ func (c *Coordinator) Stop(ctx context.Context) error {
 			c.cancel()
 		}
 		c.wg.Wait()
+		if c.engine != nil {
+			c.engine.Close()
+		}
 		c.log.Info().Msg("coordinator_stopped")
 	})
 	return nil

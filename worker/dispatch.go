@@ -145,10 +145,10 @@ func (w *Worker) launch(s *source, m jetstream.Msg) int {
 	k := taskCount(m)
 	w.slots.take(k)
 	w.tasks.Add(1)
-	go func() {
+	w.pool.Go(func() {
 		defer w.tasks.Done()
 		w.run(s, m, k)
-	}()
+	})
 	return k
 }
 

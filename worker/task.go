@@ -60,10 +60,10 @@ func (w *Worker) run(s *source, m jetstream.Msg, k int) {
 	}
 	for i := 1; i < len(tasks); i++ {
 		w.tasks.Add(1)
-		go func() {
+		w.pool.Go(func() {
 			defer w.tasks.Done()
 			w.execute(&task{d: d, h: s.h, t: tasks[i], attempt: attempt})
-		}()
+		})
 	}
 	w.execute(&task{d: d, h: s.h, t: tasks[0], attempt: attempt})
 }

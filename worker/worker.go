@@ -10,6 +10,7 @@ import (
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/internal/batcher"
 	"github.com/flowstone-go/flowstone/internal/fleet"
+	"github.com/flowstone-go/flowstone/internal/gopool"
 	"github.com/flowstone-go/flowstone/kv"
 	"github.com/flowstone-go/flowstone/kv/jskv"
 	"github.com/flowstone-go/flowstone/protocol"
@@ -49,6 +50,7 @@ type Worker struct {
 	stats   counters
 
 	slots *slots        // one per executing task
+	pool  gopool.Pool   // goroutines for tasks, reused
 	wake  chan struct{} // rung when a task is published while idle
 
 	// Set by Start.
@@ -288,6 +290,7 @@ func (w *Worker) Stop(ctx context.Context) error {
 	w.cancelSub.Unsubscribe()
 	w.stopBG()
 	w.background.Wait()
+	w.pool.Close()
 	w.deleteManifests(cleanup)
 	w.closeStores()
 	w.log.Info().Uint64("succeeded", w.stats.succeeded.Load()).Uint64("failed", w.stats.failed.Load()).Msg("worker_stopped")
