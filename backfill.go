@@ -3,6 +3,7 @@ package flowstone
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // BackfillStats counts a Backfill's partitions.
@@ -53,8 +54,13 @@ func (e *Engine) Backfill(ctx context.Context, p *Pipeline, asset string, opts .
 			return BackfillStats{}, err
 		}
 	}
+	var absent map[string]bool
+	if !cfg.async {
+		absent = e.absentPartitions(ctx, p, target, cfg.partitions)
+	}
 	run := func(key string) (*Result, error) {
-		rc := runConfig{partition: key, force: cfg.force, withDeps: cfg.withDeps, timeout: cfg.timeout, priority: cfg.priority, async: cfg.async}
+		rc := runConfig{partition: key, force: cfg.force, withDeps: cfg.withDeps, timeout: cfg.timeout, priority: cfg.priority, async: cfg.async,
+			absent: absent[key]}
 		if cfg.async {
 			return e.enqueue(ctx, p, asset, rc)
 		}
@@ -111,4 +117,48 @@ func (e *Engine) Backfill(ctx context.Context, p *Pipeline, asset string, opts .
 	}
 	wg.Wait()
 	return stats, nil
+}
+
+// Planning a large backfill from one listing of the asset's keys.
+const (
+	// listMinPartitions is the smallest backfill worth a listing.
+	listMinPartitions = 64
+	// listBudgetPerPartition bounds the listing: past this much time per
+	// partition (plus listBudgetBase) the listing is abandoned and every
+	// partition's record is read on its own, so an asset with far more
+	// records than the backfill names costs at most what it saves.
+	listBudgetPerPartition = 10 * time.Microsecond
+	listBudgetBase         = 20 * time.Millisecond
+)
+
+// absentPartitions returns the partitions of a large backfill whose target
+// has no record now, from one listing of the asset's keys, so that planning
+// them needs no read each: most partitions of a backfill were never
+// materialized. Only absence is taken from the listing; a record found is
+// read again when its partition runs, and one created after the listing is
+// caught by the execution's compare-and-set. It returns nil when the
+// backfill is small or the listing fails or takes too long.
+func (e *Engine) absentPartitions(ctx context.Context, p *Pipeline, target *node, partitions []string) map[string]bool {
+	if len(partitions) < listMinPartitions {
+		return nil
+	}
+	budget := listBudgetBase + time.Duration(len(partitions))*listBudgetPerPartition
+	lctx, cancel := context.WithTimeout(ctx, budget)
+	defer cancel()
+	prefix := "mat." + p.name + "." + target.def.name + "."
+	keys, err := e.kv.Keys(lctx, prefix)
+	if err != nil {
+		return nil
+	}
+	present := make(map[string]struct{}, len(keys))
+	for _, k := range keys {
+		present[k] = struct{}{}
+	}
+	absent := make(map[string]bool, len(partitions))
+	for _, part := range partitions {
+		if _, ok := present[MaterializationKey(p.name, target.def.name, part)]; !ok {
+			absent[part] = true
+		}
+	}
+	return absent
 }

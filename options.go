@@ -61,6 +61,10 @@ type runConfig struct {
 	priority    int
 	scheduledAt time.Time
 	err         error
+	// absent: the target had no record when its backfill listed the
+	// asset's keys, so planning need not read it (the dispatch's
+	// compare-and-set catches a record created since).
+	absent bool
 }
 
 func newRunConfig(opts []RunOption) runConfig {

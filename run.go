@@ -134,9 +134,15 @@ func (e *Engine) run(ctx context.Context, p *Pipeline, target *node, cfg runConf
 		} else {
 			s.key = MaterializationKey(p.name, n.def.name, cfg.partition)
 		}
-		rec, rev, err := e.x.readRecord(ctx, s.key)
-		if err != nil {
-			return err
+		var (
+			rec *Materialization
+			rev uint64
+		)
+		if !(cfg.absent && n == target) {
+			var err error
+			if rec, rev, err = e.x.readRecord(ctx, s.key); err != nil {
+				return err
+			}
 		}
 		s.prev, s.prevRev = rec, rev
 		if rec != nil && rec.State == StateCompleted && !(cfg.force && n == target) {

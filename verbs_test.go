@@ -1,7 +1,9 @@
 package flowstone_test
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -9,6 +11,7 @@ import (
 	"time"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/kv"
 )
 
 func TestGetExistsStatus(t *testing.T) {
@@ -248,5 +251,94 @@ func TestConcurrentVerbsAreSafe(t *testing.T) {
 	res, err := e.Run(ctx, p, "sum", flowstone.Partition("a"))
 	if err != nil || decodeInt(t, res) != 30 {
 		t.Fatalf("after the storm: %v", err)
+	}
+}
+
+// A large backfill plans from one listing of the asset's records: the
+// partitions materialized before it are skipped, not run again, and the
+// others run once each, also when another run materializes some of them
+// while the backfill is under way.
+func TestLargeBackfillSkipsWhatIsMaterialized(t *testing.T) {
+	e := newEngine(t)
+	var mu sync.Mutex
+	runs := map[string]int{}
+	p := flowstone.MustPipeline("p", flowstone.Asset("a", func(c *flowstone.Context) (any, error) {
+		mu.Lock()
+		runs[c.Partition()]++
+		mu.Unlock()
+		return c.Partition(), nil
+	}))
+	ctx := ctxT(t)
+	keys := make([]string, 300)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("k%03d", i)
+	}
+	for _, k := range keys[:100] {
+		if _, err := e.Run(ctx, p, "a", flowstone.Partition(k)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Runs racing the backfill over the last 100 partitions.
+	var wg sync.WaitGroup
+	for _, k := range keys[200:] {
+		wg.Go(func() {
+			if _, err := e.Run(ctx, p, "a", flowstone.Partition(k)); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	stats, err := e.Backfill(ctx, p, "a", flowstone.Partitions(keys...), flowstone.Parallel(16))
+	wg.Wait()
+	if err != nil || stats.Failed != 0 || stats.Skipped < 100 || stats.Succeeded+stats.Skipped != 300 {
+		t.Fatalf("stats = %+v, %v; want 300 partitions, at least the 100 materialized before skipped", stats, err)
+	}
+	for _, k := range keys {
+		if runs[k] != 1 {
+			t.Errorf("partition %s executed %d times, want once", k, runs[k])
+		}
+	}
+	res, err := e.Get(ctx, p, "a", flowstone.Partition("k250"))
+	var got string
+	if err == nil {
+		err = res.Decode(&got)
+	}
+	if err != nil || got != "k250" {
+		t.Fatalf("Get k250 = %q, %v", got, err)
+	}
+}
+
+// countingKV is the memory kv counting the Gets of keys under a prefix.
+type countingKV struct {
+	kv.Store
+	prefix string
+	gets   atomic.Int64
+}
+
+func (c *countingKV) Get(ctx context.Context, key string) (kv.Entry, error) {
+	if strings.HasPrefix(key, c.prefix) {
+		c.gets.Add(1)
+	}
+	return c.Store.Get(ctx, key)
+}
+
+// A large backfill of partitions never materialized does not read their
+// records one by one while planning (one listing tells they are absent).
+func TestLargeBackfillPlansFromOneListing(t *testing.T) {
+	store := &countingKV{Store: kv.NewMemory(), prefix: "mat.p.a."}
+	e, err := flowstone.NewEngine(flowstone.EngineConfig{KV: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := flowstone.MustPipeline("p", flowstone.Asset("a", func(c *flowstone.Context) (any, error) { return 1, nil }))
+	keys := make([]string, 200)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("k%03d", i)
+	}
+	stats, err := e.Backfill(ctxT(t), p, "a", flowstone.Partitions(keys...), flowstone.Parallel(8))
+	if err != nil || stats.Succeeded != 200 {
+		t.Fatalf("stats = %+v, %v", stats, err)
+	}
+	if n := store.gets.Load(); n >= 200 {
+		t.Fatalf("%d record reads for 200 partitions never materialized: planning read each", n)
 	}
 }
