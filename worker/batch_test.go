@@ -208,8 +208,8 @@ func TestStoppedBatchIsRedeliveredWithoutRepeatingEndedTasks(t *testing.T) {
 	pipeline := func() *flowstone.Pipeline {
 		return flowstone.MustPipeline("mixed", flowstone.Asset("hold", g.fn), flowstone.Asset("count", cnt.fn))
 	}
-	// One slot: the batch's tasks run at once all the same.
-	first := e.newWorker(worker.Config{Pipelines: []*flowstone.Pipeline{pipeline()}, Concurrency: 1})
+	// Slots for every task: the counting tasks end while hold runs.
+	first := e.newWorker(worker.Config{Pipelines: []*flowstone.Pipeline{pipeline()}, Concurrency: 4})
 	if err := first.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -287,5 +287,88 @@ func TestStoppedBatchIsRedeliveredWithoutRepeatingEndedTasks(t *testing.T) {
 	e.waitSettled("mixed", 0)
 	if m := e.streamMsgs(); m != 0 {
 		t.Errorf("task stream holds %d messages after the redelivery was acked", m)
+	}
+}
+
+// A batch never takes a worker past its concurrency: its tasks wait for
+// slots, first come first served, all in the one delivery.
+func TestBatchRespectsConcurrency(t *testing.T) {
+	e := newFleet(t)
+	g := newGate()
+	p := flowstone.MustPipeline("gated", flowstone.Asset("a", g.fn))
+	w := e.start(worker.Config{Pipelines: []*flowstone.Pipeline{p}, Concurrency: 2})
+	var tasks []protocol.Task
+	for i := range 10 {
+		tasks = append(tasks, task("gated", "a", fmt.Sprint("p", i), 0))
+	}
+	e.publishTasks(tasks...)
+	for i := range 10 {
+		g.next(t)
+		if i >= 1 {
+			// Two run; let one end, so the next in line starts.
+			g.release <- struct{}{}
+		}
+	}
+	g.release <- struct{}{}
+	for range 10 {
+		if c := e.completion(); !c.OK || c.Attempt != 1 {
+			t.Fatalf("completion = %+v", c)
+		}
+	}
+	if peak := g.peak.Load(); peak != 2 {
+		t.Errorf("peak concurrency %d with Concurrency 2", peak)
+	}
+	if info := e.waitSettled("gated", 0); info.NumRedelivered != 0 {
+		t.Errorf("redelivered %d: the waiting tasks' message was not kept alive", info.NumRedelivered)
+	}
+	if s := w.Stats(); s.Succeeded != 10 {
+		t.Errorf("stats = %+v", s)
+	}
+}
+
+// Tasks of a batch still waiting for a slot when the worker stops never
+// start there: the message goes back at once and another worker runs them.
+func TestStopHandsBackTasksWaitingForASlot(t *testing.T) {
+	e := newFleet(t)
+	g := newGate()
+	cnt := &counter{calls: map[string]int{}}
+	pipeline := func() *flowstone.Pipeline {
+		return flowstone.MustPipeline("mixed", flowstone.Asset("hold", g.fn), flowstone.Asset("count", cnt.fn))
+	}
+	first := e.newWorker(worker.Config{Pipelines: []*flowstone.Pipeline{pipeline()}, Concurrency: 1})
+	if err := first.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	hold := task("mixed", "hold", "x", 0)
+	tasks := []protocol.Task{hold}
+	for _, p := range []string{"a", "b"} {
+		tk := task("mixed", "count", p, 0)
+		tk.RunID, tk.ID = hold.RunID, protocol.TaskID(hold.RunID, "count", p, 1)
+		tasks = append(tasks, tk)
+	}
+	e.publishTasks(tasks...)
+	if p := g.next(t); p != "x" {
+		t.Fatalf("hold started for %q", p)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	first.Stop(ctx)
+	if n := cnt.count("a") + cnt.count("b"); n != 0 {
+		t.Fatalf("the stopping worker started %d tasks that were waiting for its slot", n)
+	}
+	e.start(worker.Config{Pipelines: []*flowstone.Pipeline{pipeline()}})
+	if p := g.next(t); p != "x" {
+		t.Fatalf("hold started again for %q", p)
+	}
+	g.release <- struct{}{}
+	for range 3 {
+		if c := e.completion(); !c.OK {
+			t.Fatalf("completion = %+v %+v", c, c.Error)
+		}
+	}
+	for _, p := range []string{"a", "b"} {
+		if n := cnt.count(p); n != 1 {
+			t.Errorf("count/%s executed %d times, want once", p, n)
+		}
 	}
 }

@@ -17,8 +17,9 @@ import (
 // that had ended then find their records completed and are not executed
 // again.
 type delivery struct {
-	msg jetstream.Msg
-	log *zerolog.Logger
+	msg    jetstream.Msg
+	log    *zerolog.Logger
+	forget func(*delivery) // called once, when the message is settled
 
 	mu        sync.Mutex
 	remaining int
@@ -55,6 +56,7 @@ func (d *delivery) done(stored bool, delay time.Duration) {
 	if !last {
 		return
 	}
+	d.forget(d)
 	var err error
 	switch {
 	case !retry:
@@ -79,6 +81,7 @@ func (d *delivery) abandon() bool {
 	d.settled = true
 	d.mu.Unlock()
 	if first {
+		d.forget(d)
 		d.msg.Nak()
 	}
 	return first

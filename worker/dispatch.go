@@ -42,7 +42,7 @@ func (w *Worker) dispatch(ctx context.Context) {
 	// so that a fetch asks for about as many tasks as there are free slots.
 	perMsg := 1.0
 	for {
-		free, ok := w.slots.wait(ctx)
+		free, ok := w.slots.room(ctx)
 		if !ok {
 			return
 		}
@@ -139,11 +139,11 @@ func (w *Worker) rebind(ctx context.Context, s *source) {
 }
 
 // launch runs one fetched message on its own goroutine and returns how
-// many tasks it holds; it takes a slot for each, released as each task is
-// settled.
+// many tasks it holds (from its header; decoding corrects it). Each task
+// takes a slot before it starts.
 func (w *Worker) launch(s *source, m jetstream.Msg) int {
 	k := taskCount(m)
-	w.slots.take(k)
+	w.slots.expect(k)
 	w.tasks.Add(1)
 	w.pool.Go(func() {
 		defer w.tasks.Done()

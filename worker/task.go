@@ -47,12 +47,15 @@ func (w *Worker) run(s *source, m jetstream.Msg, k int) {
 		perr = protocol.Errorf(protocol.CodeBadRequest, "task of pipeline %q arrived on the task subject of %q", tasks[0].Pipeline, s.h.name)
 	}
 	if perr != nil {
-		w.slots.release(k)
+		w.slots.expect(-k)
 		w.reject(s, m, perr)
 		return
 	}
-	w.slots.take(len(tasks) - k)
-	d := &delivery{msg: m, log: &w.log, remaining: len(tasks)}
+	w.slots.expect(len(tasks) - k)
+	d := &delivery{msg: m, log: &w.log, remaining: len(tasks), forget: w.forget}
+	w.mu.Lock()
+	w.messages[d] = struct{}{}
+	w.mu.Unlock()
 	attempt := 1
 	if md, err := m.Metadata(); err == nil {
 		attempt = max(int(md.NumDelivered), 1)
@@ -68,10 +71,24 @@ func (w *Worker) run(s *source, m jetstream.Msg, k int) {
 	w.execute(&task{d: d, h: s.h, t: tasks[0], attempt: attempt})
 }
 
-// execute runs one task and reports it to its delivery; its slot is
-// released when it is settled.
+// forget drops a settled message from those the heartbeats keep alive.
+func (w *Worker) forget(d *delivery) {
+	w.mu.Lock()
+	delete(w.messages, d)
+	w.mu.Unlock()
+}
+
+// execute runs one task, once it has a slot, and reports it to its
+// delivery; the slot is released when the task is settled. A task still
+// waiting for a slot when the worker begins to stop never starts: it is
+// handed back.
 func (w *Worker) execute(tk *task) {
-	defer w.slots.release(1)
+	if !w.slots.acquire(w.queue) {
+		w.log.Info().Str("task_id", tk.t.ID).Str("run_id", tk.t.RunID).Msg("task_handed_back")
+		tk.d.done(false, 0)
+		return
+	}
+	defer w.slots.release()
 	start := time.Now()
 	t := tk.t
 	ctx, cancel := context.WithCancelCause(context.Background())

@@ -62,6 +62,8 @@ type Worker struct {
 	events     *eventBatcher // nil with Config.NoEvents
 	unsubEvent func()
 	stopFetch  context.CancelFunc // ends the dispatcher
+	queue      context.Context    // tasks wait for a slot under it
+	stopQueue  context.CancelFunc // hands back the tasks waiting for a slot
 	stopBG     context.CancelFunc // ends heartbeats and manifest refresh
 	fetchLoop  sync.WaitGroup
 	background sync.WaitGroup
@@ -72,8 +74,9 @@ type Worker struct {
 	live      bool // Start succeeded
 	stopping  bool
 	running   map[*task]struct{}
-	cancelled map[string]time.Time // run id → until when its tasks are refused
-	stopBegun chan struct{}        // closed when Stop begins
+	messages  map[*delivery]struct{} // delivered messages not yet settled
+	cancelled map[string]time.Time   // run id → until when its tasks are refused
+	stopBegun chan struct{}          // closed when Stop begins
 	stopped   chan struct{}
 	stopErr   error
 }
@@ -109,6 +112,7 @@ func New(cfg Config) (*Worker, error) {
 		slots:     newSlots(cfg.Concurrency),
 		wake:      make(chan struct{}, 1),
 		running:   map[*task]struct{}{},
+		messages:  map[*delivery]struct{}{},
 		cancelled: map[string]time.Time{},
 		stopBegun: make(chan struct{}),
 		stopped:   make(chan struct{}),
@@ -218,6 +222,7 @@ func (w *Worker) start(ctx context.Context) error {
 	w.background.Add(2)
 	go w.heartbeats(bg)
 	go w.refreshManifests(bg)
+	w.queue, w.stopQueue = context.WithCancel(context.Background())
 	fetch, stopFetch := context.WithCancel(context.Background())
 	w.stopFetch = stopFetch
 	w.fetchLoop.Add(1)
@@ -252,6 +257,9 @@ func (w *Worker) Stop(ctx context.Context) error {
 	// No new tasks: the dispatcher ends after launching what it fetched.
 	w.stopFetch()
 	w.fetchLoop.Wait()
+	// Tasks fetched but not started go back to the queue at once, for
+	// workers that are not stopping.
+	w.stopQueue()
 
 	done := make(chan struct{})
 	go func() {
@@ -319,8 +327,9 @@ func (w *Worker) pipelineNames() []string {
 	return out
 }
 
-// heartbeats tells JetStream every AckWait/3 that the running tasks are in
-// progress, so none is redelivered while this worker is alive.
+// heartbeats tells JetStream every AckWait/3 that the messages this worker
+// holds (tasks running or waiting for a slot) are in progress, so none is
+// redelivered while this worker is alive.
 func (w *Worker) heartbeats(ctx context.Context) {
 	defer w.background.Done()
 	t := time.NewTicker(w.cfg.AckWait / 3)
@@ -334,8 +343,8 @@ func (w *Worker) heartbeats(ctx context.Context) {
 		}
 		msgs = msgs[:0]
 		w.mu.Lock()
-		for tk := range w.running {
-			msgs = append(msgs, tk.d.msg)
+		for d := range w.messages {
+			msgs = append(msgs, d.msg)
 		}
 		w.mu.Unlock()
 		for _, m := range msgs {
