@@ -21,13 +21,16 @@
 // fleet.TaskConsumer), shared by every worker that hosts it. A message is
 // one task or, under load, a protocol.TaskBatch of several tasks of one
 // pipeline and priority (the coordinator batches what it publishes while a
-// publish is in flight). A worker fetches only when it has a free slot
-// (Config.Concurrency), asking for about as many tasks as it has free
-// slots (the number of messages is scaled by the tasks a message has been
-// bringing), from priority 3 down to 0; every task of a fetched batch
-// starts at once and holds a slot, so a batch may take a worker briefly
-// past its concurrency, and it fetches nothing more until enough tasks
-// have ended. Under a saturated queue higher priorities are always served
+// publish is in flight). Every task takes a slot (Config.Concurrency)
+// before it starts, waiting in line if need be, so a worker never runs
+// more tasks at once than its concurrency, batches or not. The worker
+// fetches only when a slot would be left over once every fetched task has
+// one, asking for about that many tasks (the number of messages is scaled
+// by the tasks a message has been bringing), from priority 3 down to 0; so
+// at most one fetch's worth of tasks waits in a worker, its message kept
+// alive by the heartbeats, and a worker that begins to stop hands back the
+// tasks still waiting at once. Under a saturated queue higher priorities
+// are always served
 // first. An idle worker does not poll JetStream: a core NATS subscription
 // to its task subjects wakes it when a task is published, and it looks
 // every Config.IdlePoll for tasks that come back without a publish
