@@ -30,11 +30,10 @@
 // at most one fetch's worth of tasks waits in a worker, its message kept
 // alive by the heartbeats, and a worker that begins to stop hands back the
 // tasks still waiting at once. Under a saturated queue higher priorities
-// are always served
-// first. An idle worker does not poll JetStream: a core NATS subscription
-// to its task subjects wakes it when a task is published, and it looks
-// every Config.IdlePoll for tasks that come back without a publish
-// (redeliveries).
+// are always served first. An idle worker does not poll JetStream: a core
+// NATS subscription to its task subjects wakes it when a task is
+// published, and it looks every Config.IdlePoll for tasks that come back
+// without a publish (redeliveries).
 //
 // # Execution and acknowledgement
 //
