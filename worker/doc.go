@@ -30,7 +30,9 @@
 // at most one fetch's worth of tasks waits in a worker, its message kept
 // alive by the heartbeats, and a worker that begins to stop hands back the
 // tasks still waiting at once. Under a saturated queue higher priorities
-// are always served first. An idle worker does not poll JetStream: a core
+// are served first: a worker fetches priority 3 down to 0, and a task
+// published at a higher priority waits at most for the few tasks already
+// waiting in a worker (the surplus of the last fetch) to start. An idle worker does not poll JetStream: a core
 // NATS subscription to its task subjects wakes it when a task is
 // published, and it looks every Config.IdlePoll for tasks that come back
 // without a publish (redeliveries).
