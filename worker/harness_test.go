@@ -179,31 +179,6 @@ func (e *fleetEnv) record(pipeline, asset, partition string) *flowstone.Material
 	return m
 }
 
-// waitRecord waits until the record of an asset/partition satisfies ok.
-func (e *fleetEnv) waitRecord(pipeline, asset, partition string, ok func(*flowstone.Materialization) bool) *flowstone.Materialization {
-	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	ch, err := e.mats.Watch(ctx, flowstone.MaterializationKey(pipeline, asset, partition))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	for ent := range ch {
-		if ent.Value == nil {
-			continue
-		}
-		m, err := flowstone.UnmarshalRecord(ent.Value)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		if ok(m) {
-			return m
-		}
-	}
-	e.t.Fatalf("record of %s/%s/%s never reached the expected state", pipeline, asset, partition)
-	return nil
-}
-
 // consumerInfo returns the state of a task consumer.
 func (e *fleetEnv) consumerInfo(pipeline string, priority int) *jetstream.ConsumerInfo {
 	e.t.Helper()
@@ -281,10 +256,6 @@ func (g *gate) next(t testing.TB) string {
 
 func gatePipeline(g *gate) *flowstone.Pipeline {
 	return flowstone.MustPipeline("gated", flowstone.Asset("gate", g.fn))
-}
-
-func isState(s flowstone.State) func(*flowstone.Materialization) bool {
-	return func(m *flowstone.Materialization) bool { return m.State == s }
 }
 
 func errCode(c protocol.Completion) string {
