@@ -158,7 +158,7 @@ func bound(ctx context.Context, t *protocol.Task) (context.Context, context.Canc
 	}
 	if t.Deadline != nil {
 		var c context.CancelFunc
-		ctx, c = context.WithDeadlineCause(ctx, *t.Deadline, deadlineError(t))
+		ctx, c = context.WithDeadlineCause(ctx, *t.Deadline, runDeadline{t})
 		stops = append(stops, c)
 	}
 	return ctx, func() {
@@ -166,6 +166,22 @@ func bound(ctx context.Context, t *protocol.Task) (context.Context, context.Canc
 			c()
 		}
 	}
+}
+
+// runDeadline is the cause of a task context that reached its run's
+// deadline. The error itself (deadlineError) is built only if asked for,
+// through errors.As: nearly every task ends before its run's deadline.
+type runDeadline struct{ t *protocol.Task }
+
+func (d runDeadline) Error() string { return deadlineError(d.t).Error() }
+
+// As lets errors.As find the *flowstone.Error the cause stands for.
+func (d runDeadline) As(target any) bool {
+	if p, ok := target.(**flowstone.Error); ok {
+		*p = deadlineError(d.t)
+		return true
+	}
+	return false
 }
 
 // deadlineError is the error of a task whose run reached its deadline.
