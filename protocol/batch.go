@@ -65,7 +65,7 @@ func EncodeTaskBatch(b TaskBatch) ([]byte, *Error) { return encodeValid(b, MaxMe
 // DecodeTaskBatch decodes and validates a task batch, with the rules of
 // DecodeRequest and MaxMessageBytes.
 func DecodeTaskBatch(data []byte) (TaskBatch, *Error) {
-	return decodeValid[TaskBatch](data, MaxMessageBytes)
+	return decodeFast(data, MaxMessageBytes, parseTaskBatch)
 }
 
 // CompletionBatch is several completions of one pipeline in one message on
@@ -106,7 +106,7 @@ func EncodeCompletionBatch(b CompletionBatch) ([]byte, *Error) {
 // DecodeCompletionBatch decodes and validates a completion batch, with the
 // rules of DecodeRequest and MaxMessageBytes.
 func DecodeCompletionBatch(data []byte) (CompletionBatch, *Error) {
-	return decodeValid[CompletionBatch](data, MaxMessageBytes)
+	return decodeFast(data, MaxMessageBytes, parseCompletionBatch)
 }
 
 // JoinTaskBatch builds the body of a TaskBatch from tasks already encoded

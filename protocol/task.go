@@ -108,11 +108,15 @@ func (t Task) Validate() *Error {
 }
 
 // EncodeTask validates t and encodes it.
-func EncodeTask(t Task) ([]byte, *Error) { return encodeValid(t, MaxMessageBytes) }
+func EncodeTask(t Task) ([]byte, *Error) {
+	return encodeFast(&t, taskSize(&t), appendTask, MaxMessageBytes)
+}
 
 // DecodeTask decodes and validates a task, with the rules of DecodeRequest
 // and MaxMessageBytes.
-func DecodeTask(data []byte) (Task, *Error) { return decodeValid[Task](data, MaxMessageBytes) }
+func DecodeTask(data []byte) (Task, *Error) {
+	return decodeFast(data, MaxMessageBytes, parseTask)
+}
 
 // DepRef is one dependency's result as a task receives it.
 type DepRef struct {
