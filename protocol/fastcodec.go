@@ -356,9 +356,9 @@ func (p *parser) nonEmptyStr() (string, bool) {
 	return s, ok && s != ""
 }
 
-// digits reads an integer as strconv.AppendInt writes it: -?(0|[1-9][0-9]*),
-// of at most 18 digits (so it fits an int64 unchecked; longer ones go the
-// slow way). It returns the magnitude and the sign.
+// digits reads an integer as strconv.AppendInt writes it:
+// -?(0|[1-9][0-9]*), of at most 19 digits (longer ones do not fit an int64:
+// the slow path's). It returns the magnitude and the sign.
 func (p *parser) digits() (uint64, bool, bool) {
 	d := p.data
 	i := p.pos
@@ -373,7 +373,7 @@ func (p *parser) digits() (uint64, bool, bool) {
 		i++
 	}
 	switch l := i - start; {
-	case l == 0 || l > 18:
+	case l == 0 || l > 19:
 		return 0, false, false
 	case d[start] == '0' && (l > 1 || neg):
 		return 0, false, false // leading zero, -0
@@ -382,13 +382,37 @@ func (p *parser) digits() (uint64, bool, bool) {
 	return n, neg, true
 }
 
-// int64 reads an integer.
+// int64 reads an integer in range.
 func (p *parser) int64() (int64, bool) {
 	n, neg, ok := p.digits()
-	if neg {
-		return -int64(n), ok
+	switch {
+	case !ok:
+		return 0, false
+	case neg:
+		return -int64(n), n <= 1<<63
 	}
-	return int64(n), ok
+	return int64(n), n <= math.MaxInt64
+}
+
+// uint64 reads an unsigned integer as strconv.AppendUint writes it:
+// 0|[1-9][0-9]*, in range.
+func (p *parser) uint64() (uint64, bool) {
+	d := p.data
+	i := p.pos
+	var n uint64
+	for i < len(d) && '0' <= d[i] && d[i] <= '9' {
+		c := uint64(d[i] - '0')
+		if n > (math.MaxUint64-c)/10 {
+			return 0, false // out of range: the slow path's error
+		}
+		n = n*10 + c
+		i++
+	}
+	if i == p.pos || d[p.pos] == '0' && i-p.pos > 1 {
+		return 0, false
+	}
+	p.pos = i
+	return n, true
 }
 
 // int reads an integer that fits an int.
@@ -517,11 +541,9 @@ func parseTask(p *parser, t *Task) bool {
 		return false
 	}
 	if p.lit(`,"record_rev":`) {
-		n, neg, ok := p.digits()
-		if !ok || neg || n == 0 {
+		if t.RecordRev, ok = p.uint64(); !ok || t.RecordRev == 0 {
 			return false
 		}
-		t.RecordRev = n
 	}
 	return p.lit(`}`)
 }
