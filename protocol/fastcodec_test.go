@@ -3,6 +3,7 @@ package protocol
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -45,7 +46,7 @@ var (
 	fcT0    = time.Date(2025, 1, 15, 10, 30, 0, 0, time.UTC)
 	fcNanos = time.Date(2025, 1, 15, 10, 30, 1, 123456789, time.UTC)
 	fcZone  = time.Date(2024, 2, 29, 23, 59, 59, 100, time.FixedZone("IST", 5*3600+30*60))
-	fcWest  = time.Date(9999, 12, 31, 1, 0, 0, 999000000, time.FixedZone("", -(23*3600 + 59*60)))
+	fcWest  = time.Date(9999, 12, 31, 1, 0, 0, 999000000, time.FixedZone("", -(23*3600+59*60)))
 	fcEarly = time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC)
 	fcSHA   = strings.Repeat("0f", 32)
 )
@@ -366,4 +367,113 @@ func checkTaskBatchSame(t *testing.T, data []byte) {
 func checkCompletionBatchSame(t *testing.T, data []byte) {
 	t.Helper()
 	checkSame(t, data, "completion batch", DecodeCompletionBatch, slowDecodeCompletionBatch)
+}
+
+// benchTask is a task as the fleet benchmark sends them: one dependency,
+// an id from TaskID and a record revision.
+func benchTask() Task {
+	return Task{
+		V: Version, ID: TaskID("0194a6d2c1b37f0e9b1c2d3e4f5a6b7c", "sum", "2025-01-15", 1), RunID: "0194a6d2c1b37f0e9b1c2d3e4f5a6b7c",
+		Pipeline: "sales", Asset: "sum", Partition: "2025-01-15", Priority: 1, TimeoutMS: 60000,
+		Deps: []DepRef{{Asset: "numbers", Partition: "2025-01-15", ResultRef: ResultRef{
+			ObjectKey: "sales/numbers/MjAyNS0wMS0xNQ/0194a6d2", Storage: "file", Size: 4096, SHA256: fcSHA, Encoding: EncodingJSON}}},
+		Attempt: 1, EnqueuedAt: fcNanos, RecordRev: 123456,
+	}
+}
+
+func benchCompletion() Completion {
+	return Completion{
+		V: Version, TaskID: TaskID("0194a6d2c1b37f0e9b1c2d3e4f5a6b7c", "sum", "2025-01-15", 1), RunID: "0194a6d2c1b37f0e9b1c2d3e4f5a6b7c",
+		Pipeline: "sales", Asset: "sum", Partition: "2025-01-15", OK: true,
+		ResultRef: ResultRef{Storage: InlineStorage, Size: 12, SHA256: fcSHA, Encoding: EncodingJSON, Inline: []byte(`{"sum":4242}`)},
+		Worker:    "worker-1", Attempt: 1, StartedAt: fcT0, FinishedAt: fcNanos, DurationMS: 1123,
+	}
+}
+
+// benchCodec runs encode and decode of v, through encoding/json (slow,
+// the codecs as they were) and the fast codecs, and the decoding of a
+// batch of 64.
+func benchCodec[T any](b *testing.B, v T, slowEnc, fastEnc func(T) ([]byte, *Error), slowDec, fastDec func([]byte) (T, *Error),
+	join func([][]byte) []byte, slowBatch, fastBatch func([]byte) *Error) {
+	data, err := fastEnc(v)
+	if err != nil {
+		b.Fatal(err)
+	}
+	items := make([][]byte, 64)
+	for i := range items {
+		items[i] = data
+	}
+	batch := join(items)
+	run := func(name string, f func() *Error) {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := f(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	run("encode/json", func() *Error { _, err := slowEnc(v); return err })
+	run("encode/fast", func() *Error { _, err := fastEnc(v); return err })
+	run("decode/json", func() *Error { _, err := slowDec(data); return err })
+	run("decode/fast", func() *Error { _, err := fastDec(data); return err })
+	run("decode_batch64/json", func() *Error { return slowBatch(batch) })
+	run("decode_batch64/fast", func() *Error { return fastBatch(batch) })
+}
+
+func BenchmarkTaskCodec(b *testing.B) {
+	// The batch benchmark needs distinct ids: validation refuses repeats.
+	benchCodec(b, benchTask(), slowEncodeTask, EncodeTask, slowDecodeTask, DecodeTask,
+		func(items [][]byte) []byte {
+			out := make([][]byte, len(items))
+			for i := range items {
+				t := benchTask()
+				t.Partition = "2025-01-" + string(rune('A'+i%26)) + string(rune('a'+i/26))
+				t.ID = TaskID(t.RunID, t.Asset, t.Partition, 1)
+				out[i], _ = EncodeTask(t)
+			}
+			return JoinTaskBatch(out)
+		},
+		func(data []byte) *Error { _, err := slowDecodeTaskBatch(data); return err },
+		func(data []byte) *Error { _, err := DecodeTaskBatch(data); return err })
+}
+
+func BenchmarkCompletionCodec(b *testing.B) {
+	benchCodec(b, benchCompletion(), slowEncodeCompletion, EncodeCompletion, slowDecodeCompletion, DecodeCompletion,
+		JoinCompletionBatch,
+		func(data []byte) *Error { _, err := slowDecodeCompletionBatch(data); return err },
+		func(data []byte) *Error { _, err := DecodeCompletionBatch(data); return err })
+}
+
+// TestValidateDeps pins the errors of Task.Validate's dependency checks,
+// which build field names only on failure and find repeats without a map
+// for a few dependencies.
+func TestValidateDeps(t *testing.T) {
+	for _, n := range []int{3, 12} {
+		task := fcTasks()[1]
+		task.Deps = nil
+		for i := range n {
+			task.Deps = append(task.Deps, DepRef{Asset: "a" + string(rune('a'+i)), Partition: "p", ResultRef: ResultRef{ObjectKey: "k", Storage: "s3", SHA256: fcSHA, Encoding: EncodingJSON}})
+		}
+		if err := task.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		dup := task
+		dup.Deps = append([]DepRef(nil), task.Deps...)
+		dup.Deps[n-1].Asset = dup.Deps[1].Asset
+		dup.Deps = append(dup.Deps, dup.Deps[1]) // a second repeat, reported after the first
+		err := dup.Validate()
+		want := fmt.Sprintf("deps[%d] repeats deps[1] (asset %q, same partition)", n-1, dup.Deps[1].Asset)
+		if err == nil || err.Message != want || err.Details["field"] != fmt.Sprintf("deps[%d]", n-1) {
+			t.Fatalf("%d deps: %v (%v), want %s", n, err, err.Details, want)
+		}
+		bad := task
+		bad.Deps = append([]DepRef(nil), task.Deps...)
+		bad.Deps[n-1].Storage = "no good"
+		err = bad.Validate()
+		if err == nil || err.Details["field"] != fmt.Sprintf("deps[%d].storage", n-1) || !strings.HasPrefix(err.Message, fmt.Sprintf("deps[%d].storage ", n-1)) {
+			t.Fatalf("%d deps: %v (%v)", n, err, err.Details)
+		}
+	}
 }
