@@ -23,6 +23,7 @@ import (
 	"encoding/json"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -250,6 +251,78 @@ func decodeFast[T validator](data []byte, limit int, parse func(*parser, *T) boo
 type parser struct {
 	data []byte
 	pos  int
+	// spans are the strings read and not yet copied out: flush copies
+	// them all into one string, one allocation for the fields of an item.
+	spans   []span
+	spanBuf [12]span // the strings of a task up to its first dependency, or of a completion
+}
+
+// span is a string without escapes, data[a:b], for *dst.
+type span struct {
+	dst  *string
+	a, b int
+}
+
+// strInto reads a string for *dst, set now if it has escapes, else at the
+// next flush.
+func (p *parser) strInto(dst *string) bool {
+	d := p.data
+	if p.pos >= len(d) || d[p.pos] != '"' {
+		return false
+	}
+	start := p.pos + 1
+	for i := start; i < len(d); i++ {
+		switch c := d[i]; {
+		case c == '"':
+			p.pos = i + 1
+			if p.spans == nil {
+				p.spans = p.spanBuf[:0]
+			}
+			p.spans = append(p.spans, span{dst, start, i})
+			return true
+		case c == '\\':
+			var ok bool
+			*dst, ok = p.strEscaped(start, i)
+			return ok
+		case c < 0x20:
+			return false
+		}
+	}
+	return false
+}
+
+// nonEmptyInto reads a string that is not "" (an omitempty field
+// present) for *dst.
+func (p *parser) nonEmptyInto(dst *string) bool {
+	if !p.strInto(dst) {
+		return false
+	}
+	if n := len(p.spans); n > 0 && p.spans[n-1].dst == dst {
+		return p.spans[n-1].b > p.spans[n-1].a
+	}
+	return *dst != ""
+}
+
+// flush sets the strings read since the last flush, from one copy of
+// their bytes. The strings share that copy: holding one keeps the others'
+// bytes (not the message's) alive.
+func (p *parser) flush() {
+	n := 0
+	for _, s := range p.spans {
+		n += s.b - s.a
+	}
+	var sb strings.Builder
+	sb.Grow(n)
+	for _, s := range p.spans {
+		sb.Write(p.data[s.a:s.b])
+	}
+	all := sb.String()
+	off := 0
+	for _, s := range p.spans {
+		*s.dst = all[off : off+s.b-s.a]
+		off += s.b - s.a
+	}
+	p.spans = p.spans[:0]
 }
 
 // lit consumes s if the input continues with it.
@@ -261,30 +334,11 @@ func (p *parser) lit(s string) bool {
 	return false
 }
 
-// str reads a string as encoding/json decodes it, accepting the escapes
-// but for surrogates (which encoding/json never writes). The input is
-// valid UTF-8 (canonical checked it), so unescaped bytes stand as they are.
-func (p *parser) str() (string, bool) {
-	d := p.data
-	if p.pos >= len(d) || d[p.pos] != '"' {
-		return "", false
-	}
-	start := p.pos + 1
-	for i := start; i < len(d); i++ {
-		switch c := d[i]; {
-		case c == '"':
-			p.pos = i + 1
-			return string(d[start:i]), true
-		case c == '\\':
-			return p.strEscaped(start, i)
-		case c < 0x20:
-			return "", false
-		}
-	}
-	return "", false
-}
-
-// strEscaped reads the rest of a string that has an escape at i.
+// strEscaped reads a string as encoding/json decodes it, from start, the
+// first byte after its opening quote, to i, its first escape: it accepts
+// the escapes but for surrogates (which encoding/json never writes). The
+// input is valid UTF-8 (canonical checked it), so unescaped bytes stand as
+// they are.
 func (p *parser) strEscaped(start, i int) (string, bool) {
 	d := p.data
 	buf := make([]byte, 0, i-start+16)
@@ -348,12 +402,6 @@ func (p *parser) strEscaped(start, i int) (string, bool) {
 		i += 2
 	}
 	return "", false
-}
-
-// nonEmptyStr reads a string that is not "" (an omitempty field present).
-func (p *parser) nonEmptyStr() (string, bool) {
-	s, ok := p.str()
-	return s, ok && s != ""
 }
 
 // digits reads an integer as strconv.AppendInt writes it:
@@ -480,19 +528,19 @@ func parseTask(p *parser, t *Task) bool {
 	if t.V, ok = p.int(); !ok || !p.lit(`,"id":`) {
 		return false
 	}
-	if t.ID, ok = p.str(); !ok || !p.lit(`,"run_id":`) {
+	if !p.strInto(&t.ID) || !p.lit(`,"run_id":`) {
 		return false
 	}
-	if t.RunID, ok = p.str(); !ok || !p.lit(`,"pipeline":`) {
+	if !p.strInto(&t.RunID) || !p.lit(`,"pipeline":`) {
 		return false
 	}
-	if t.Pipeline, ok = p.str(); !ok || !p.lit(`,"asset":`) {
+	if !p.strInto(&t.Pipeline) || !p.lit(`,"asset":`) {
 		return false
 	}
-	if t.Asset, ok = p.str(); !ok || !p.lit(`,"partition":`) {
+	if !p.strInto(&t.Asset) || !p.lit(`,"partition":`) {
 		return false
 	}
-	if t.Partition, ok = p.str(); !ok {
+	if !p.strInto(&t.Partition) {
 		return false
 	}
 	if p.lit(`,"priority":`) {
@@ -504,7 +552,7 @@ func parseTask(p *parser, t *Task) bool {
 		t.Force = true
 	}
 	if p.lit(`,"storage":`) {
-		if t.Storage, ok = p.nonEmptyStr(); !ok {
+		if !p.nonEmptyInto(&t.Storage) {
 			return false
 		}
 	}
@@ -545,33 +593,40 @@ func parseTask(p *parser, t *Task) bool {
 			return false
 		}
 	}
-	return p.lit(`}`)
+	if !p.lit(`}`) {
+		return false
+	}
+	p.flush()
+	return true
 }
 
 func parseDep(p *parser, d *DepRef) bool {
-	var ok bool
 	if !p.lit(`{"asset":`) {
 		return false
 	}
-	if d.Asset, ok = p.str(); !ok || !p.lit(`,"partition":`) {
+	if !p.strInto(&d.Asset) || !p.lit(`,"partition":`) {
 		return false
 	}
-	if d.Partition, ok = p.str(); !ok || !parseResultRef(p, &d.ResultRef) {
+	if !p.strInto(&d.Partition) || !parseResultRef(p, &d.ResultRef) {
 		return false
 	}
-	return p.lit(`}`)
+	if !p.lit(`}`) {
+		return false
+	}
+	p.flush() // before the dependency is copied
+	return true
 }
 
 // parseResultRef reads the fields appendResultRef writes after a comma.
 func parseResultRef(p *parser, r *ResultRef) bool {
 	var ok bool
 	if p.lit(`,"object_key":`) {
-		if r.ObjectKey, ok = p.nonEmptyStr(); !ok {
+		if !p.nonEmptyInto(&r.ObjectKey) {
 			return false
 		}
 	}
 	if p.lit(`,"storage":`) {
-		if r.Storage, ok = p.nonEmptyStr(); !ok {
+		if !p.nonEmptyInto(&r.Storage) {
 			return false
 		}
 	}
@@ -581,16 +636,14 @@ func parseResultRef(p *parser, r *ResultRef) bool {
 		}
 	}
 	if p.lit(`,"sha256":`) {
-		if r.SHA256, ok = p.nonEmptyStr(); !ok {
+		if !p.nonEmptyInto(&r.SHA256) {
 			return false
 		}
 	}
 	if p.lit(`,"encoding":`) {
-		s, ok := p.nonEmptyStr()
-		if !ok {
+		if !p.nonEmptyInto((*string)(&r.Encoding)) {
 			return false
 		}
-		r.Encoding = Encoding(s)
 	}
 	if p.lit(`,"inline":`) {
 		if r.Inline, ok = p.base64(); !ok {
@@ -609,19 +662,19 @@ func parseCompletion(p *parser, c *Completion) bool {
 	if c.V, ok = p.int(); !ok || !p.lit(`,"task_id":`) {
 		return false
 	}
-	if c.TaskID, ok = p.str(); !ok || !p.lit(`,"run_id":`) {
+	if !p.strInto(&c.TaskID) || !p.lit(`,"run_id":`) {
 		return false
 	}
-	if c.RunID, ok = p.str(); !ok || !p.lit(`,"pipeline":`) {
+	if !p.strInto(&c.RunID) || !p.lit(`,"pipeline":`) {
 		return false
 	}
-	if c.Pipeline, ok = p.str(); !ok || !p.lit(`,"asset":`) {
+	if !p.strInto(&c.Pipeline) || !p.lit(`,"asset":`) {
 		return false
 	}
-	if c.Asset, ok = p.str(); !ok || !p.lit(`,"partition":`) {
+	if !p.strInto(&c.Asset) || !p.lit(`,"partition":`) {
 		return false
 	}
-	if c.Partition, ok = p.str(); !ok || !p.lit(`,"ok":`) {
+	if !p.strInto(&c.Partition) || !p.lit(`,"ok":`) {
 		return false
 	}
 	switch {
@@ -632,10 +685,10 @@ func parseCompletion(p *parser, c *Completion) bool {
 	}
 	if p.lit(`,"error":{"code":`) {
 		c.Error = new(Error)
-		if c.Error.Code, ok = p.str(); !ok || !p.lit(`,"message":`) {
+		if !p.strInto(&c.Error.Code) || !p.lit(`,"message":`) {
 			return false
 		}
-		if c.Error.Message, ok = p.str(); !ok {
+		if !p.strInto(&c.Error.Message) {
 			return false
 		}
 		if p.lit(`,"details":`) && !p.details(&c.Error.Details) {
@@ -648,7 +701,7 @@ func parseCompletion(p *parser, c *Completion) bool {
 	if !parseResultRef(p, &c.ResultRef) || !p.lit(`,"worker":`) {
 		return false
 	}
-	if c.Worker, ok = p.str(); !ok || !p.lit(`,"attempt":`) {
+	if !p.strInto(&c.Worker) || !p.lit(`,"attempt":`) {
 		return false
 	}
 	if c.Attempt, ok = p.int(); !ok || !p.lit(`,"started_at":`) || !p.time(&c.StartedAt) {
@@ -660,7 +713,11 @@ func parseCompletion(p *parser, c *Completion) bool {
 	if c.DurationMS, ok = p.int64(); !ok {
 		return false
 	}
-	return p.lit(`}`)
+	if !p.lit(`}`) {
+		return false
+	}
+	p.flush()
+	return true
 }
 
 // details reads an error's details object with encoding/json, as the slow
