@@ -730,8 +730,39 @@ func (p *parser) details(m *map[string]any) bool {
 	if dec.Decode(m) != nil {
 		return false
 	}
-	p.pos += int(dec.InputOffset())
+	end := p.pos + int(dec.InputOffset())
+	// encoding/json refuses nesting past 10000 levels, counted from the
+	// message: leave deep details to the slow path, which counts that way.
+	if nestingOver(p.data[p.pos:end], 1000) {
+		return false
+	}
+	p.pos = end
 	return true
+}
+
+// nestingOver reports whether the JSON value v nests arrays and objects
+// more than limit deep.
+func nestingOver(v []byte, limit int) bool {
+	depth := 0
+	inString := false
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case inString && c == '\\':
+			i++
+		case inString:
+			inString = c != '"'
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			if depth++; depth > limit {
+				return true
+			}
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return false
 }
 
 // parseTaskBatch reads a task batch as JoinTaskBatch writes it.

@@ -477,3 +477,23 @@ func TestValidateDeps(t *testing.T) {
 		}
 	}
 }
+
+// TestFastDeepDetails: encoding/json refuses nesting past 10000 levels
+// counted from the message; the fast path decodes details on their own,
+// so it must leave deep ones to the slow path.
+func TestFastDeepDetails(t *testing.T) {
+	c := fcCompletions()[3]
+	data, err := EncodeCompletion(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, depth := range []int{1, 999, 1000, 1001, 9997, 9998, 9999, 10000} {
+		deep := strings.Repeat("[", depth) + strings.Repeat("]", depth)
+		body := bytes.Replace(data, []byte(`"message":"`), []byte(`"message":"`+strings.Repeat(`\"[`, 3)), 1)
+		body = bytes.Replace(body, []byte(`"},"worker"`), []byte(`","details":{"d":`+deep+`}},"worker"`), 1)
+		if !bytes.Contains(body, []byte(deep)) {
+			t.Fatalf("depth %d: no details in %.200s", depth, body)
+		}
+		checkCompletionSame(t, body)
+	}
+}
