@@ -42,16 +42,18 @@ func (b TaskBatch) Validate() *Error {
 		return err
 	}
 	seen := make(map[string]struct{}, len(b.Tasks))
-	for i, t := range b.Tasks {
-		field := indexed("tasks", i)
+	for i := range b.Tasks {
+		t := &b.Tasks[i]
 		if err := t.Validate(); err != nil {
-			return prefixed(field, err)
+			return prefixed(indexed("tasks", i), err)
 		}
 		if t.Pipeline != b.Tasks[0].Pipeline || t.Priority != b.Tasks[0].Priority {
+			field := indexed("tasks", i)
 			return fieldErrorf(field, "%s is of pipeline %q at priority %d; a batch holds one pipeline and priority (%q, %d)",
 				field, t.Pipeline, t.Priority, b.Tasks[0].Pipeline, b.Tasks[0].Priority)
 		}
 		if _, dup := seen[t.ID]; dup {
+			field := indexed("tasks", i)
 			return fieldErrorf(field, "%s repeats task id %q", field, t.ID)
 		}
 		seen[t.ID] = struct{}{}
@@ -65,7 +67,7 @@ func EncodeTaskBatch(b TaskBatch) ([]byte, *Error) { return encodeValid(b, MaxMe
 // DecodeTaskBatch decodes and validates a task batch, with the rules of
 // DecodeRequest and MaxMessageBytes.
 func DecodeTaskBatch(data []byte) (TaskBatch, *Error) {
-	return decodeValid[TaskBatch](data, MaxMessageBytes)
+	return decodeFast(data, MaxMessageBytes, parseTaskBatch)
 }
 
 // CompletionBatch is several completions of one pipeline in one message on
@@ -86,12 +88,13 @@ func (b CompletionBatch) Validate() *Error {
 	if err := checkBatchLen("completions", len(b.Completions)); err != nil {
 		return err
 	}
-	for i, c := range b.Completions {
-		field := indexed("completions", i)
+	for i := range b.Completions {
+		c := &b.Completions[i]
 		if err := c.Validate(); err != nil {
-			return prefixed(field, err)
+			return prefixed(indexed("completions", i), err)
 		}
 		if c.Pipeline != b.Completions[0].Pipeline {
+			field := indexed("completions", i)
 			return fieldErrorf(field, "%s is of pipeline %q; a batch holds one pipeline (%q)", field, c.Pipeline, b.Completions[0].Pipeline)
 		}
 	}
@@ -106,7 +109,7 @@ func EncodeCompletionBatch(b CompletionBatch) ([]byte, *Error) {
 // DecodeCompletionBatch decodes and validates a completion batch, with the
 // rules of DecodeRequest and MaxMessageBytes.
 func DecodeCompletionBatch(data []byte) (CompletionBatch, *Error) {
-	return decodeValid[CompletionBatch](data, MaxMessageBytes)
+	return decodeFast(data, MaxMessageBytes, parseCompletionBatch)
 }
 
 // JoinTaskBatch builds the body of a TaskBatch from tasks already encoded

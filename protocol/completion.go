@@ -97,10 +97,12 @@ func (c Completion) Validate() *Error {
 }
 
 // EncodeCompletion validates c and encodes it.
-func EncodeCompletion(c Completion) ([]byte, *Error) { return encodeValid(c, MaxMessageBytes) }
+func EncodeCompletion(c Completion) ([]byte, *Error) {
+	return encodeFast(&c, completionSize(&c), appendCompletion, MaxMessageBytes)
+}
 
 // DecodeCompletion decodes and validates a completion, with the rules of
 // DecodeRequest and MaxMessageBytes.
 func DecodeCompletion(data []byte) (Completion, *Error) {
-	return decodeValid[Completion](data, MaxMessageBytes)
+	return decodeFast(data, MaxMessageBytes, parseCompletion)
 }

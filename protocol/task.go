@@ -89,17 +89,35 @@ func (t Task) Validate() *Error {
 			return err
 		}
 	}
-	seen := make(map[[2]string]int, len(t.Deps))
-	for i, d := range t.Deps {
-		field := indexed("deps", i)
-		if err := d.validate(field + "."); err != nil {
-			return err
+	// Field names are built only for an error: checking a valid task
+	// allocates nothing per dependency.
+	var seen map[[2]string]int
+	if len(t.Deps) > 8 {
+		seen = make(map[[2]string]int, len(t.Deps))
+	}
+	for i := range t.Deps {
+		d := &t.Deps[i]
+		if d.validate("") != nil {
+			return d.validate(indexed("deps", i) + ".")
 		}
-		key := [2]string{d.Asset, d.Partition}
-		if j, dup := seen[key]; dup {
+		j, dup := -1, false
+		if seen != nil {
+			key := [2]string{d.Asset, d.Partition}
+			if j, dup = seen[key]; !dup {
+				seen[key] = i
+			}
+		} else {
+			for k := range i {
+				if t.Deps[k].Asset == d.Asset && t.Deps[k].Partition == d.Partition {
+					j, dup = k, true
+					break
+				}
+			}
+		}
+		if dup {
+			field := indexed("deps", i)
 			return fieldErrorf(field, "%s repeats %s (asset %q, same partition)", field, indexed("deps", j), d.Asset)
 		}
-		seen[key] = i
 	}
 	if t.Attempt < 1 {
 		return fieldErrorf("attempt", "attempt is %d; attempts count from 1", t.Attempt)
@@ -108,11 +126,15 @@ func (t Task) Validate() *Error {
 }
 
 // EncodeTask validates t and encodes it.
-func EncodeTask(t Task) ([]byte, *Error) { return encodeValid(t, MaxMessageBytes) }
+func EncodeTask(t Task) ([]byte, *Error) {
+	return encodeFast(&t, taskSize(&t), appendTask, MaxMessageBytes)
+}
 
 // DecodeTask decodes and validates a task, with the rules of DecodeRequest
 // and MaxMessageBytes.
-func DecodeTask(data []byte) (Task, *Error) { return decodeValid[Task](data, MaxMessageBytes) }
+func DecodeTask(data []byte) (Task, *Error) {
+	return decodeFast(data, MaxMessageBytes, parseTask)
+}
 
 // DepRef is one dependency's result as a task receives it.
 type DepRef struct {
