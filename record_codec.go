@@ -132,7 +132,8 @@ func appendRecord(dst []byte, m *Materialization) ([]byte, bool) {
 // recordSizeHint is a capacity that usually holds m's encoding in one
 // allocation.
 func recordSizeHint(m *Materialization) int {
-	n := 192 + len(m.Pipeline) + len(m.Asset) + len(m.Partition) + len(m.State) +
+	// 320 covers the keys, quotes, numbers and two times.
+	n := 320 + len(m.Pipeline) + len(m.Asset) + len(m.Partition) + len(m.State) +
 		len(m.RunID) + len(m.Storage) + len(m.ObjectKey) + len(m.Encoding) +
 		len(m.SHA256) + len(m.Worker) + base64.StdEncoding.EncodedLen(len(m.Inline))
 	if m.Error != nil {

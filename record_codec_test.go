@@ -265,3 +265,22 @@ func BenchmarkMarshalRecord(b *testing.B) {
 		})
 	}
 }
+
+// TestRecordSizeHint checks that the common records are written in one
+// allocation.
+func TestRecordSizeHint(t *testing.T) {
+	started := time.Date(2026, 11, 25, 23, 18, 49, 123456789, time.FixedZone("x", 3600))
+	m := &Materialization{
+		Pipeline: "analytics", Asset: "daily_revenue", Partition: "2026-11-25", State: StateCompleted,
+		RunID: "01JDX5Q8Z3M4N5P6R7S8T9V0WX", Storage: InlineStorage, ObjectKey: "k", Encoding: EncodingJSON, Size: 1 << 40,
+		SHA256: strings.Repeat("9f", 32), Inline: make([]byte, InlineLimit), Worker: "worker-17", Attempt: 100,
+		StartedAt: &started, CompletedAt: &started, DurationMS: 1 << 40,
+		Error:    &Error{Type: TypeExecutionFailed, Message: "boom"},
+		Upstream: []Lineage{{Asset: "orders", Partition: "2026-11-25", RunID: "01JDX5Q8Z3M4N5P6R7S8T9V0AA"}},
+		Scatter:  &ScatterStatus{Total: 1 << 30, Completed: 1 << 30, Failed: 1 << 30, Pending: 1 << 30},
+	}
+	b, ok := appendRecord(make([]byte, 0, recordSizeHint(m)), m)
+	if !ok || len(b) > recordSizeHint(m) {
+		t.Fatalf("record of %d bytes, hint %d", len(b), recordSizeHint(m))
+	}
+}
