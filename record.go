@@ -87,8 +87,17 @@ func ObjectKey(pipeline, asset, partition, runID string) string {
 	return pipeline + "/" + asset + "/" + PartitionToken(partition) + "/" + runID
 }
 
-// MarshalRecord encodes a record for the kv store.
-func MarshalRecord(m *Materialization) ([]byte, error) { return json.Marshal(m) }
+// MarshalRecord encodes a record for the kv store. Its output, and its
+// errors, are json.Marshal's: appendRecord writes the common case without
+// reflection and anything it is unsure of goes to json.Marshal.
+func MarshalRecord(m *Materialization) ([]byte, error) {
+	if m != nil {
+		if b, ok := appendRecord(make([]byte, 0, recordSizeHint(m)), m); ok {
+			return b, nil
+		}
+	}
+	return json.Marshal(m)
+}
 
 // UnmarshalRecord decodes a record read from the kv store.
 func UnmarshalRecord(b []byte) (*Materialization, error) {
