@@ -1,6 +1,7 @@
 package jskv
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -188,34 +189,32 @@ func parsePubAck(data []byte) (uint64, error) {
 // escapes, and N a decimal uint64. ok is false for anything else.
 func parsePubAckFast(b []byte) (seq uint64, ok bool) {
 	const stream, domain, seqKey = `{"stream":"`, `"domain":"`, `"seq":`
-	s := string(b) // no copy: the compiler keeps this a view for the comparisons below
-	if !strings.HasPrefix(s, stream) {
+	if !bytes.HasPrefix(b, []byte(stream)) {
 		return 0, false
 	}
-	s = s[len(stream):]
-	if strings.HasPrefix(s, `"`) { // empty stream name: nats.go's ErrInvalidJSAck
+	b = b[len(stream):]
+	if bytes.HasPrefix(b, []byte(`"`)) { // empty stream name: nats.go's ErrInvalidJSAck
 		return 0, false
 	}
-	if s, ok = skipString(s); !ok || !strings.HasPrefix(s, ",") {
+	if b, ok = skipString(b); !ok || !bytes.HasPrefix(b, []byte(",")) {
 		return 0, false
 	}
-	s = s[1:]
-	if strings.HasPrefix(s, domain) {
-		if s, ok = skipString(s[len(domain):]); !ok || !strings.HasPrefix(s, ",") {
+	b = b[1:]
+	if bytes.HasPrefix(b, []byte(domain)) {
+		if b, ok = skipString(b[len(domain):]); !ok || !bytes.HasPrefix(b, []byte(",")) {
 			return 0, false
 		}
-		s = s[1:]
+		b = b[1:]
 	}
-	if !strings.HasPrefix(s, seqKey) {
+	if !bytes.HasPrefix(b, []byte(seqKey)) {
 		return 0, false
 	}
-	s = s[len(seqKey):]
-	n := len(s) - 1
-	if n < 1 || n > 20 || s[n] != '}' || (s[0] == '0' && n > 1) {
+	b = b[len(seqKey):]
+	n := len(b) - 1
+	if n < 1 || n > 20 || b[n] != '}' || (b[0] == '0' && n > 1) {
 		return 0, false
 	}
-	for i := range n {
-		c := s[i]
+	for _, c := range b[:n] {
 		if c < '0' || c > '9' {
 			return 0, false
 		}
@@ -230,16 +229,16 @@ func parsePubAckFast(b []byte) (seq uint64, ok bool) {
 
 // skipString skips a JSON string's contents and closing quote, refusing
 // escapes and control characters.
-func skipString(s string) (string, bool) {
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
+func skipString(b []byte) ([]byte, bool) {
+	for i, c := range b {
+		switch {
 		case c == '"':
-			return s[i+1:], true
+			return b[i+1:], true
 		case c == '\\' || c < 0x20:
-			return "", false
+			return nil, false
 		}
 	}
-	return "", false
+	return nil, false
 }
 
 // isWrongLastSeq reports the server's "wrong last sequence" API error

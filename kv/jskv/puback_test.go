@@ -83,3 +83,14 @@ func FuzzParsePubAckFast(f *testing.F) {
 		}
 	})
 }
+
+func TestParsePubAckFastNoAllocs(t *testing.T) {
+	ack := []byte(`{"stream":"KV_bench","domain":"hub","seq":123456}`)
+	if n := testing.AllocsPerRun(100, func() {
+		if seq, ok := parsePubAckFast(ack); !ok || seq != 123456 {
+			t.Fatalf("parsePubAckFast = %d, %v", seq, ok)
+		}
+	}); n != 0 {
+		t.Errorf("parsePubAckFast allocates %v times", n)
+	}
+}
