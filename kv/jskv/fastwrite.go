@@ -83,18 +83,26 @@ func (f *fastWriter) create(ctx context.Context, key string, value []byte) (uint
 		return rev, err
 	}
 	if marker, ok := f.lastMarker(ctx, key); ok {
-		return f.update(ctx, key, value, marker)
+		// Loses to a concurrent write like any Create.
+		rev, err = f.write(ctx, key, value, expectHeader(marker))
+		if err == nil || !isWrongLastSeq(err) {
+			return rev, err
+		}
 	}
 	return 0, fmt.Errorf("%w: %w", err, jetstream.ErrKeyExists)
 }
 
 func (f *fastWriter) update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error) {
-	hdr := nats.Header{jetstream.ExpectedLastSubjSeqHeader: []string{strconv.FormatUint(rev, 10)}}
-	rev, err := f.write(ctx, key, value, hdr)
+	rev, err := f.write(ctx, key, value, expectHeader(rev))
 	if err != nil && isWrongLastSeq(err) {
 		return 0, fmt.Errorf("%w: %w", err, jetstream.ErrKeyRevisionMismatch)
 	}
 	return rev, err
+}
+
+// expectHeader expects rev as the last revision of the key.
+func expectHeader(rev uint64) nats.Header {
+	return nats.Header{jetstream.ExpectedLastSubjSeqHeader: []string{strconv.FormatUint(rev, 10)}}
 }
 
 // lastMarker returns the revision of key's last message if that is a
