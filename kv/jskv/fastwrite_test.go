@@ -1,0 +1,210 @@
+package jskv_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/flowstone-go/flowstone/internal/natstest"
+	"github.com/flowstone-go/flowstone/kv"
+	"github.com/flowstone-go/flowstone/kv/jskv"
+	"github.com/flowstone-go/flowstone/kv/kvtest"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// noConn is a JetStream without a connection to hand out: the store must
+// write through jetstream.KeyValue.
+type noConn struct{ jetstream.JetStream }
+
+func (noConn) Conn() *nats.Conn { return nil }
+
+// The write path through jetstream.KeyValue (mirrors, domains, API
+// prefixes) keeps passing the suite.
+func TestConformanceSlowWrites(t *testing.T) {
+	js := noConn{newJetStream(t)}
+	var buckets atomic.Int64
+	kvtest.Run(t, func(t *testing.T) kv.Store {
+		s := newStore(t, js, fmt.Sprintf("slow_%d", buckets.Add(1)))
+		if jskv.FastWrites(s) {
+			t.Fatal("store without a connection writes directly")
+		}
+		return s
+	})
+}
+
+func TestFastWritesOnlyForPlainBuckets(t *testing.T) {
+	nc := natstest.Connect(t, natstest.Server(t))
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !jskv.FastWrites(newStore(t, js, "plain")) {
+		t.Error("plain bucket on the default API prefix: want direct writes")
+	}
+	explicit, err := jetstream.NewWithAPIPrefix(nc, "$JS.API")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !jskv.FastWrites(newStore(t, explicit, "plain")) {
+		t.Error("explicit default API prefix: want direct writes")
+	}
+	ctx := t.Context()
+	if _, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: "copy",
+		Mirror: &jetstream.StreamSource{Name: "plain"},
+	}); err != nil {
+		t.Fatalf("create mirror bucket: %v", err)
+	}
+	if jskv.FastWrites(newStore(t, js, "copy")) {
+		t.Error("mirror bucket: want writes through jetstream.KeyValue")
+	}
+}
+
+func TestFastConflictErrors(t *testing.T) {
+	s := newStore(t, newJetStream(t), "codes")
+	if !jskv.FastWrites(s) {
+		t.Fatal("want direct writes")
+	}
+	ctx := t.Context()
+	rev, err := s.Create(ctx, "k", []byte("v"))
+	if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	_, errCreate := s.Create(ctx, "k", []byte("v"))
+	_, errUpdate := s.Update(ctx, "k", []byte("v"), rev+100)
+	for _, tc := range []struct {
+		name   string
+		err    error
+		nats   error
+		wantIn string
+	}{
+		{"Create", errCreate, jetstream.ErrKeyExists, "wrong last sequence"},
+		{"Update", errUpdate, jetstream.ErrKeyRevisionMismatch, "wrong last sequence"},
+	} {
+		var apiErr *jetstream.APIError
+		switch {
+		case !errors.Is(tc.err, kv.ErrConflict):
+			t.Errorf("%s conflict %v: not kv.ErrConflict", tc.name, tc.err)
+		case !errors.As(tc.err, &apiErr) || apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequence || apiErr.Code != 400:
+			t.Errorf("%s conflict %v: want the server's API error 400/10071", tc.name, tc.err)
+		case !errors.Is(tc.err, tc.nats):
+			t.Errorf("%s conflict %v: want %v too", tc.name, tc.err, tc.nats)
+		}
+	}
+	// The conflicts wrote nothing.
+	if got, err := s.Get(ctx, "k"); err != nil || got.Revision != rev {
+		t.Fatalf("Get = %+v, %v; want revision %d", got, err, rev)
+	}
+}
+
+// Create over a delete or purge marker: nats.go's rule, kept by the direct
+// path.
+func TestFastCreateOverMarkers(t *testing.T) {
+	js := newJetStream(t)
+	s := newStore(t, js, "markers")
+	if !jskv.FastWrites(s) {
+		t.Fatal("want direct writes")
+	}
+	b, err := js.KeyValue(t.Context(), "markers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	for _, tc := range []struct {
+		name   string
+		remove func(key string, rev uint64) error
+	}{
+		{"Delete", func(key string, _ uint64) error { return s.Delete(ctx, key, 0) }},
+		{"DeleteAtRev", func(key string, rev uint64) error { return s.Delete(ctx, key, rev) }},
+		{"Purge", func(key string, _ uint64) error { return b.Purge(ctx, key) }},
+	} {
+		key := "k." + tc.name
+		rev, err := s.Create(ctx, key, []byte("1"))
+		if err != nil {
+			t.Fatalf("%s: first Create: %v", tc.name, err)
+		}
+		if err := tc.remove(key, rev); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		next, err := s.Create(ctx, key, []byte("2"))
+		if err != nil || next <= rev {
+			t.Fatalf("%s: Create over marker = %d, %v; want a revision > %d", tc.name, next, err, rev)
+		}
+		got, err := s.Get(ctx, key)
+		if err != nil || string(got.Value) != "2" || got.Revision != next {
+			t.Fatalf("%s: Get = %+v, %v; want 2 at %d", tc.name, got, err, next)
+		}
+		if _, err := s.Create(ctx, key, []byte("3")); !errors.Is(err, kv.ErrConflict) {
+			t.Fatalf("%s: Create over a value error = %v, want ErrConflict", tc.name, err)
+		}
+	}
+}
+
+// With the bucket's stream gone nobody answers the put subject: after
+// nats.go's retries the write fails with ErrNoStreamResponse, not a hang.
+func TestFastWriteStreamGone(t *testing.T) {
+	js := newJetStream(t)
+	s := newStore(t, js, "gone")
+	if !jskv.FastWrites(s) {
+		t.Fatal("want direct writes")
+	}
+	rev, err := s.Put(t.Context(), "k", []byte("v"))
+	if err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	if err := js.DeleteKeyValue(t.Context(), "gone"); err != nil {
+		t.Fatalf("DeleteKeyValue: %v", err)
+	}
+	for name, write := range map[string]func(context.Context) error{
+		"Put":    func(ctx context.Context) error { _, err := s.Put(ctx, "k", nil); return err },
+		"Create": func(ctx context.Context) error { _, err := s.Create(ctx, "k2", nil); return err },
+		"Update": func(ctx context.Context) error { _, err := s.Update(ctx, "k", nil, rev); return err },
+	} {
+		start := time.Now()
+		err := write(context.Background())
+		if !errors.Is(err, jetstream.ErrNoStreamResponse) {
+			t.Errorf("%s on a deleted bucket error = %v, want ErrNoStreamResponse", name, err)
+		}
+		// nats.go retries twice, 250ms apart, in case a leader is being
+		// elected.
+		if d := time.Since(start); d > 2*time.Second || d < 2*jetstream.DefaultPubRetryWait {
+			t.Errorf("%s on a deleted bucket took %v, want about %v", name, d, 2*jetstream.DefaultPubRetryWait)
+		}
+	}
+}
+
+// A context without a deadline gets the JetStream context's default
+// timeout, as in nats.go: with the server gone a write ends.
+func TestFastWriteNoDeadlineServerStopped(t *testing.T) {
+	srv := natstest.Server(t)
+	js, err := jetstream.New(natstest.Connect(t, srv), jetstream.WithDefaultTimeout(300*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newStore(t, js, "stopped")
+	rev, err := s.Put(t.Context(), "k", []byte("v"))
+	if err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	for name, write := range map[string]func(context.Context) error{
+		"Put":    func(ctx context.Context) error { _, err := s.Put(ctx, "k", nil); return err },
+		"Create": func(ctx context.Context) error { _, err := s.Create(ctx, "k2", nil); return err },
+		"Update": func(ctx context.Context) error { _, err := s.Update(ctx, "k", nil, rev); return err },
+	} {
+		start := time.Now()
+		err := write(context.Background())
+		if err == nil {
+			t.Errorf("%s with the server stopped succeeded", name)
+		}
+		if d := time.Since(start); d > 3*time.Second {
+			t.Errorf("%s with the server stopped took %v (error %v)", name, d, err)
+		}
+		t.Logf("%s: %v after %v", name, err, time.Since(start).Round(time.Millisecond))
+	}
+}
