@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/internal/daemon"
 	"github.com/flowstone-go/flowstone/internal/devfleet"
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
@@ -24,6 +25,7 @@ func (e *env) startFleet(cfg devfleet.Config, logs bool) (*devfleet.Fleet, error
 		l := zerolog.New(e.stderr).With().Timestamp().Logger()
 		cfg.Logger = &l
 	}
+	daemon.TuneGC() // a long-running fleet, like the daemons
 	f, err := devfleet.Start(e.ctx, cfg)
 	if err != nil {
 		return nil, &flowstone.Error{Type: flowstone.TypeConfigError, Message: "cannot start the local fleet: " + err.Error()}

@@ -27,6 +27,8 @@ func RunCoordinator(args []string, stderr io.Writer) int {
 		return 2
 	}
 	log := cfg.Logger("coordinator")
+	gc, gcEnv := TuneGC()
+	log.Info().Int("gc_percent", gc).Bool("from_env", gcEnv).Msg("gc_target")
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 

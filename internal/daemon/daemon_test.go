@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"os"
+	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -55,5 +57,28 @@ func TestStoresNeedTheirSettings(t *testing.T) {
 	stores, def, err := cfg.Stores(context.Background(), nc)
 	if err != nil || def != "file" || stores["file"] == nil || stores["jetstream"] == nil {
 		t.Fatalf("file: %v %v %v", stores, def, err)
+	}
+}
+
+func gcPercent() int {
+	p := debug.SetGCPercent(-1)
+	debug.SetGCPercent(p)
+	return p
+}
+
+// The daemons raise the GC target unless the operator set GOGC.
+func TestTuneGC(t *testing.T) {
+	defer debug.SetGCPercent(gcPercent())
+
+	t.Setenv("GOGC", "150")
+	debug.SetGCPercent(150)
+	if p, env := daemon.TuneGC(); p != 150 || !env || gcPercent() != 150 {
+		t.Fatalf("with GOGC=150: TuneGC = %d, %v; in effect %d", p, env, gcPercent())
+	}
+
+	os.Unsetenv("GOGC")
+	debug.SetGCPercent(100)
+	if p, env := daemon.TuneGC(); p != daemon.GCPercentDefault || env || gcPercent() != daemon.GCPercentDefault {
+		t.Fatalf("without GOGC: TuneGC = %d, %v; in effect %d", p, env, gcPercent())
 	}
 }

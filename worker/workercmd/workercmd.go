@@ -145,6 +145,8 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 // ctx ends.
 func run(ctx context.Context, o *options) int {
 	log := o.daemon.Logger("worker")
+	gc, gcEnv := daemon.TuneGC()
+	log.Info().Int("gc_percent", gc).Bool("from_env", gcEnv).Msg("gc_target")
 	nc, err := o.daemon.Connect("flowstone-worker", log)
 	if err != nil {
 		log.Error().Err(err).Msg("start_failed")
