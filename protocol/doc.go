@@ -4,8 +4,9 @@
 // with the rules that decide whether a message is acceptable.
 //
 // The package holds no behaviour beyond encoding and validation, and imports
-// nothing but the standard library, so the coordinator, workers and clients
-// meet here without importing each other.
+// nothing but the standard library and internal/jsonw (JSON writing
+// helpers, themselves standard library only), so the coordinator, workers
+// and clients meet here without importing each other.
 //
 // # Versions
 //

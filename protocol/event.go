@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/flowstone-go/flowstone/internal/jsonw"
 )
 
 // EventKind names a telemetry event: the API proposal's event names joined
@@ -257,9 +259,9 @@ func (b *EventBatchBuilder) add(e *Event, extra metaEntry, limit int) *Error {
 		buf = append(buf[:0], `{"v":`...)
 		buf = strconv.AppendInt(buf, Version, 10)
 		buf = append(buf, `,"pipeline":`...)
-		buf = appendJSONString(buf, e.Pipeline)
+		buf = jsonw.String(buf, e.Pipeline)
 		buf = append(buf, `,"kind":`...)
-		buf = appendJSONString(buf, string(e.Kind))
+		buf = jsonw.String(buf, string(e.Kind))
 		buf = append(buf, `,"events":[`...)
 	} else {
 		buf = append(buf, ',')
@@ -360,17 +362,17 @@ func appendEvent(dst []byte, e *Event, extra metaEntry) ([]byte, bool) {
 	dst = append(dst, `{"v":`...)
 	dst = strconv.AppendInt(dst, int64(e.V), 10)
 	dst = append(dst, `,"kind":`...)
-	dst = appendJSONString(dst, string(e.Kind))
+	dst = jsonw.String(dst, string(e.Kind))
 	dst = append(dst, `,"pipeline":`...)
-	dst = appendJSONString(dst, e.Pipeline)
+	dst = jsonw.String(dst, e.Pipeline)
 	dst = append(dst, `,"asset":`...)
-	dst = appendJSONString(dst, e.Asset)
+	dst = jsonw.String(dst, e.Asset)
 	dst = append(dst, `,"partition":`...)
-	dst = appendJSONString(dst, e.Partition)
+	dst = jsonw.String(dst, e.Partition)
 	dst = append(dst, `,"run_id":`...)
-	dst = appendJSONString(dst, e.RunID)
+	dst = jsonw.String(dst, e.RunID)
 	dst = append(dst, `,"time":`...)
-	dst, ok := appendJSONTime(dst, e.Time)
+	dst, ok := jsonw.Time(dst, e.Time)
 	if !ok {
 		return dst, false
 	}
@@ -386,9 +388,9 @@ func appendEvent(dst []byte, e *Event, extra metaEntry) ([]byte, bool) {
 	}
 	if e.Error != nil {
 		dst = append(dst, `,"error":{"code":`...)
-		dst = appendJSONString(dst, e.Error.Code)
+		dst = jsonw.String(dst, e.Error.Code)
 		dst = append(dst, `,"message":`...)
-		dst = appendJSONString(dst, e.Error.Message)
+		dst = jsonw.String(dst, e.Error.Message)
 		if len(e.Error.Details) > 0 {
 			dst = append(dst, `,"details":`...)
 			if dst, ok = appendJSONObject(dst, e.Error.Details, metaEntry{}, 0); !ok {
@@ -399,100 +401,6 @@ func appendEvent(dst []byte, e *Event, extra metaEntry) ([]byte, bool) {
 	}
 	return append(dst, '}'), true
 }
-
-// appendJSONTime appends t as time.Time.MarshalJSON writes it, reporting
-// false where MarshalJSON fails (a year outside 0..9999, a zone offset of
-// 24 hours or more).
-func appendJSONTime(dst []byte, t time.Time) ([]byte, bool) {
-	dst = append(dst, '"')
-	n0 := len(dst)
-	dst = t.AppendFormat(dst, time.RFC3339Nano)
-	// The checks of time.Time.appendStrictRFC3339.
-	switch {
-	case dst[n0+len("9999")] != '-':
-		return dst, false
-	case dst[len(dst)-1] != 'Z':
-		c := dst[len(dst)-len("Z07:00")]
-		h := dst[len(dst)-len("07:00"):]
-		if '0' <= c && c <= '9' || 10*(h[0]-'0')+(h[1]-'0') >= 24 {
-			return dst, false
-		}
-	}
-	return append(dst, '"'), true
-}
-
-// appendJSONString appends s as encoding/json writes a string without
-// HTML escaping: '"', '\\' and control characters escaped, U+2028 and U+2029
-// as \u2028 and \u2029, and each byte of invalid UTF-8 as \ufffd.
-func appendJSONString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	i := 0
-	for i < len(s) && jsonPlain[s[i]] {
-		i++
-	}
-	if i == len(s) {
-		// Names, ids and most text: nothing to escape.
-		dst = append(dst, s...)
-		return append(dst, '"')
-	}
-	start := 0
-	for i < len(s) {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '\\', '"':
-				dst = append(dst, '\\', c)
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-		default:
-			i += size
-			continue
-		}
-		i += size
-		start = i
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
-}
-
-const hexDigits = "0123456789abcdef"
-
-// jsonPlain holds the bytes a JSON string carries as they are: ASCII but
-// for control characters, '"' and '\\'.
-var jsonPlain = func() (t [256]bool) {
-	for c := 0x20; c < utf8.RuneSelf; c++ {
-		t[c] = c != '"' && c != '\\'
-	}
-	return t
-}()
 
 // maxJSONDepth is how deep appendJSONValue follows nested maps and slices
 // itself; deeper values go to encoding/json (which finds cycles).
@@ -538,7 +446,7 @@ func appendJSONObject(dst []byte, m map[string]any, extra metaEntry, depth int) 
 			dst = append(dst, ',')
 		}
 		first = false
-		dst = appendJSONString(dst, en.key)
+		dst = jsonw.String(dst, en.key)
 		dst = append(dst, ':')
 		if dst, ok = appendJSONValue(dst, en.value, depth+1); !ok {
 			return dst, false
@@ -554,9 +462,9 @@ func appendJSONEntryString(dst []byte, first bool, key, value string) []byte {
 	if !first {
 		dst = append(dst, ',')
 	}
-	dst = appendJSONString(dst, key)
+	dst = jsonw.String(dst, key)
 	dst = append(dst, ':')
-	return appendJSONString(dst, value)
+	return jsonw.String(dst, value)
 }
 
 // appendJSONValue appends v as encoding/json writes it, reporting false
@@ -566,7 +474,7 @@ func appendJSONValue(dst []byte, v any, depth int) ([]byte, bool) {
 	case nil:
 		return append(dst, "null"...), true
 	case string:
-		return appendJSONString(dst, v), true
+		return jsonw.String(dst, v), true
 	case bool:
 		return strconv.AppendBool(dst, v), true
 	case int:

@@ -26,6 +26,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/flowstone-go/flowstone/internal/jsonw"
 )
 
 // ---- Encoding ----
@@ -37,15 +39,15 @@ func appendTask(dst []byte, t *Task) ([]byte, bool) {
 	dst = append(dst, `{"v":`...)
 	dst = strconv.AppendInt(dst, int64(t.V), 10)
 	dst = append(dst, `,"id":`...)
-	dst = appendJSONString(dst, t.ID)
+	dst = jsonw.String(dst, t.ID)
 	dst = append(dst, `,"run_id":`...)
-	dst = appendJSONString(dst, t.RunID)
+	dst = jsonw.String(dst, t.RunID)
 	dst = append(dst, `,"pipeline":`...)
-	dst = appendJSONString(dst, t.Pipeline)
+	dst = jsonw.String(dst, t.Pipeline)
 	dst = append(dst, `,"asset":`...)
-	dst = appendJSONString(dst, t.Asset)
+	dst = jsonw.String(dst, t.Asset)
 	dst = append(dst, `,"partition":`...)
-	dst = appendJSONString(dst, t.Partition)
+	dst = jsonw.String(dst, t.Partition)
 	if t.Priority != 0 {
 		dst = append(dst, `,"priority":`...)
 		dst = strconv.AppendInt(dst, int64(t.Priority), 10)
@@ -55,7 +57,7 @@ func appendTask(dst []byte, t *Task) ([]byte, bool) {
 	}
 	if t.Storage != "" {
 		dst = append(dst, `,"storage":`...)
-		dst = appendJSONString(dst, t.Storage)
+		dst = jsonw.String(dst, t.Storage)
 	}
 	if t.TimeoutMS != 0 {
 		dst = append(dst, `,"timeout_ms":`...)
@@ -63,7 +65,7 @@ func appendTask(dst []byte, t *Task) ([]byte, bool) {
 	}
 	if t.Deadline != nil {
 		dst = append(dst, `,"deadline":`...)
-		if dst, ok = appendJSONTime(dst, *t.Deadline); !ok {
+		if dst, ok = jsonw.Time(dst, *t.Deadline); !ok {
 			return dst, false
 		}
 	}
@@ -75,9 +77,9 @@ func appendTask(dst []byte, t *Task) ([]byte, bool) {
 				dst = append(dst, ',')
 			}
 			dst = append(dst, `{"asset":`...)
-			dst = appendJSONString(dst, d.Asset)
+			dst = jsonw.String(dst, d.Asset)
 			dst = append(dst, `,"partition":`...)
-			dst = appendJSONString(dst, d.Partition)
+			dst = jsonw.String(dst, d.Partition)
 			dst = appendResultRef(dst, &d.ResultRef, true)
 			dst = append(dst, '}')
 		}
@@ -86,7 +88,7 @@ func appendTask(dst []byte, t *Task) ([]byte, bool) {
 	dst = append(dst, `,"attempt":`...)
 	dst = strconv.AppendInt(dst, int64(t.Attempt), 10)
 	dst = append(dst, `,"enqueued_at":`...)
-	if dst, ok = appendJSONTime(dst, t.EnqueuedAt); !ok {
+	if dst, ok = jsonw.Time(dst, t.EnqueuedAt); !ok {
 		return dst, false
 	}
 	if t.RecordRev != 0 {
@@ -108,11 +110,11 @@ func appendResultRef(dst []byte, r *ResultRef, comma bool) []byte {
 	}
 	if r.ObjectKey != "" {
 		dst = field(dst, `"object_key":`)
-		dst = appendJSONString(dst, r.ObjectKey)
+		dst = jsonw.String(dst, r.ObjectKey)
 	}
 	if r.Storage != "" {
 		dst = field(dst, `"storage":`)
-		dst = appendJSONString(dst, r.Storage)
+		dst = jsonw.String(dst, r.Storage)
 	}
 	if r.Size != 0 {
 		dst = field(dst, `"size":`)
@@ -120,11 +122,11 @@ func appendResultRef(dst []byte, r *ResultRef, comma bool) []byte {
 	}
 	if r.SHA256 != "" {
 		dst = field(dst, `"sha256":`)
-		dst = appendJSONString(dst, r.SHA256)
+		dst = jsonw.String(dst, r.SHA256)
 	}
 	if r.Encoding != "" {
 		dst = field(dst, `"encoding":`)
-		dst = appendJSONString(dst, string(r.Encoding))
+		dst = jsonw.String(dst, string(r.Encoding))
 	}
 	if len(r.Inline) > 0 {
 		dst = field(dst, `"inline":"`)
@@ -141,22 +143,22 @@ func appendCompletion(dst []byte, c *Completion) ([]byte, bool) {
 	dst = append(dst, `{"v":`...)
 	dst = strconv.AppendInt(dst, int64(c.V), 10)
 	dst = append(dst, `,"task_id":`...)
-	dst = appendJSONString(dst, c.TaskID)
+	dst = jsonw.String(dst, c.TaskID)
 	dst = append(dst, `,"run_id":`...)
-	dst = appendJSONString(dst, c.RunID)
+	dst = jsonw.String(dst, c.RunID)
 	dst = append(dst, `,"pipeline":`...)
-	dst = appendJSONString(dst, c.Pipeline)
+	dst = jsonw.String(dst, c.Pipeline)
 	dst = append(dst, `,"asset":`...)
-	dst = appendJSONString(dst, c.Asset)
+	dst = jsonw.String(dst, c.Asset)
 	dst = append(dst, `,"partition":`...)
-	dst = appendJSONString(dst, c.Partition)
+	dst = jsonw.String(dst, c.Partition)
 	dst = append(dst, `,"ok":`...)
 	dst = strconv.AppendBool(dst, c.OK)
 	if c.Error != nil {
 		dst = append(dst, `,"error":{"code":`...)
-		dst = appendJSONString(dst, c.Error.Code)
+		dst = jsonw.String(dst, c.Error.Code)
 		dst = append(dst, `,"message":`...)
-		dst = appendJSONString(dst, c.Error.Message)
+		dst = jsonw.String(dst, c.Error.Message)
 		if len(c.Error.Details) > 0 {
 			dst = append(dst, `,"details":`...)
 			if dst, ok = appendJSONObject(dst, c.Error.Details, metaEntry{}, 0); !ok {
@@ -167,15 +169,15 @@ func appendCompletion(dst []byte, c *Completion) ([]byte, bool) {
 	}
 	dst = appendResultRef(dst, &c.ResultRef, true)
 	dst = append(dst, `,"worker":`...)
-	dst = appendJSONString(dst, c.Worker)
+	dst = jsonw.String(dst, c.Worker)
 	dst = append(dst, `,"attempt":`...)
 	dst = strconv.AppendInt(dst, int64(c.Attempt), 10)
 	dst = append(dst, `,"started_at":`...)
-	if dst, ok = appendJSONTime(dst, c.StartedAt); !ok {
+	if dst, ok = jsonw.Time(dst, c.StartedAt); !ok {
 		return dst, false
 	}
 	dst = append(dst, `,"finished_at":`...)
-	if dst, ok = appendJSONTime(dst, c.FinishedAt); !ok {
+	if dst, ok = jsonw.Time(dst, c.FinishedAt); !ok {
 		return dst, false
 	}
 	dst = append(dst, `,"duration_ms":`...)
