@@ -74,8 +74,8 @@ func (d *delivery) done(stored bool, delay time.Duration) {
 }
 
 // abandon naks the message now, whatever its tasks are doing (Stop gives up
-// on tasks that ignore their context). It reports whether this call did.
-func (d *delivery) abandon() bool {
+// on tasks that ignore their context); later calls do nothing.
+func (d *delivery) abandon() {
 	d.mu.Lock()
 	first := !d.settled
 	d.settled = true
@@ -84,5 +84,4 @@ func (d *delivery) abandon() bool {
 		d.forget(d)
 		d.msg.Nak()
 	}
-	return first
 }

@@ -51,7 +51,6 @@ const headerRoom = 256
 type queue struct {
 	inflight int
 	pending  []*item
-	bytes    int
 }
 
 type item struct {
@@ -78,7 +77,6 @@ func (p *Publisher) Publish(ctx context.Context, subject, id string, body []byte
 		p.queues[subject] = q
 	}
 	q.pending = append(q.pending, it)
-	q.bytes += len(body)
 	start := q.inflight < MaxInFlight
 	var batch []*item
 	if start {
@@ -122,7 +120,6 @@ func (q *queue) take() []*item {
 	rest := copy(q.pending, q.pending[n:])
 	clear(q.pending[rest:])
 	q.pending = q.pending[:rest]
-	q.bytes -= size
 	return batch
 }
 
