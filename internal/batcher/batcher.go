@@ -25,8 +25,9 @@ type Join func(items [][]byte) []byte
 
 // Publisher coalesces publishes per subject. It is safe for concurrent use.
 type Publisher struct {
-	js   jetstream.JetStream
-	join Join
+	js         jetstream.JetStream
+	join       Join
+	ackTimeout time.Duration // AckTimeout; shorter in tests
 
 	mu     sync.Mutex
 	queues map[string]*queue
@@ -61,7 +62,7 @@ type item struct {
 
 // New returns a Publisher that joins batches with join.
 func New(js jetstream.JetStream, join Join) *Publisher {
-	return &Publisher{js: js, join: join, queues: map[string]*queue{}}
+	return &Publisher{js: js, join: join, ackTimeout: AckTimeout, queues: map[string]*queue{}}
 }
 
 // Publish stores body on subject, alone or in a batch with others, and
@@ -163,7 +164,7 @@ func (p *Publisher) publish(subject string, batch []*item) error {
 	if err != nil {
 		return err
 	}
-	timer := time.NewTimer(AckTimeout)
+	timer := time.NewTimer(p.ackTimeout)
 	defer timer.Stop()
 	select {
 	case <-fut.Ok():
@@ -171,6 +172,6 @@ func (p *Publisher) publish(subject string, batch []*item) error {
 	case err := <-fut.Err():
 		return err
 	case <-timer.C:
-		return fmt.Errorf("batcher: no acknowledgement from JetStream within %v for a message on %s", AckTimeout, subject)
+		return fmt.Errorf("batcher: no acknowledgement from JetStream within %v for a message on %s", p.ackTimeout, subject)
 	}
 }
