@@ -197,29 +197,47 @@ func (c *counter) count(p string) int {
 	return c.calls[p]
 }
 
+// mixedBatch is a pipeline "mixed" with an asset "hold" that blocks on a
+// gate and an asset "count" that counts its executions, a first worker
+// with the given concurrency already started on it, and the tasks of one
+// run: hold for partition "x", then count for each of parts.
+type mixedBatch struct {
+	g        *gate
+	cnt      *counter
+	pipeline func() *flowstone.Pipeline
+	first    *worker.Worker
+	tasks    []protocol.Task
+}
+
+func newMixedBatch(t *testing.T, e *fleetEnv, concurrency int, parts ...string) *mixedBatch {
+	t.Helper()
+	mb := &mixedBatch{g: newGate(), cnt: &counter{calls: map[string]int{}}}
+	mb.pipeline = func() *flowstone.Pipeline {
+		return flowstone.MustPipeline("mixed", flowstone.Asset("hold", mb.g.fn), flowstone.Asset("count", mb.cnt.fn))
+	}
+	mb.first = e.newWorker(worker.Config{Pipelines: []*flowstone.Pipeline{mb.pipeline()}, Concurrency: concurrency})
+	if err := mb.first.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	hold := task("mixed", "hold", "x", 0)
+	mb.tasks = []protocol.Task{hold}
+	for _, p := range parts {
+		tk := task("mixed", "count", p, 0)
+		tk.RunID, tk.ID = hold.RunID, protocol.TaskID(hold.RunID, "count", p, 1)
+		mb.tasks = append(mb.tasks, tk)
+	}
+	return mb
+}
+
 // A worker stopped while one task of a batch still runs hands the whole
 // message back; the next worker completes the task that was cut short and
 // finds the others completed in their records: they are reported again,
 // not executed again.
 func TestStoppedBatchIsRedeliveredWithoutRepeatingEndedTasks(t *testing.T) {
 	e := newFleet(t)
-	g := newGate()
-	cnt := &counter{calls: map[string]int{}}
-	pipeline := func() *flowstone.Pipeline {
-		return flowstone.MustPipeline("mixed", flowstone.Asset("hold", g.fn), flowstone.Asset("count", cnt.fn))
-	}
 	// Slots for every task: the counting tasks end while hold runs.
-	first := e.newWorker(worker.Config{Pipelines: []*flowstone.Pipeline{pipeline()}, Concurrency: 4})
-	if err := first.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	hold := task("mixed", "hold", "x", 0)
-	tasks := []protocol.Task{hold}
-	for _, p := range []string{"a", "b", "c"} {
-		tk := task("mixed", "count", p, 0)
-		tk.RunID, tk.ID = hold.RunID, protocol.TaskID(hold.RunID, "count", p, 1)
-		tasks = append(tasks, tk)
-	}
+	mb := newMixedBatch(t, e, 4, "a", "b", "c")
+	g, cnt, pipeline, first, tasks := mb.g, mb.cnt, mb.pipeline, mb.first, mb.tasks
 	e.publishTasks(tasks...)
 	if p := g.next(t); p != "x" {
 		t.Fatalf("hold started for %q", p)
@@ -330,22 +348,8 @@ func TestBatchRespectsConcurrency(t *testing.T) {
 // start there: the message goes back at once and another worker runs them.
 func TestStopHandsBackTasksWaitingForASlot(t *testing.T) {
 	e := newFleet(t)
-	g := newGate()
-	cnt := &counter{calls: map[string]int{}}
-	pipeline := func() *flowstone.Pipeline {
-		return flowstone.MustPipeline("mixed", flowstone.Asset("hold", g.fn), flowstone.Asset("count", cnt.fn))
-	}
-	first := e.newWorker(worker.Config{Pipelines: []*flowstone.Pipeline{pipeline()}, Concurrency: 1})
-	if err := first.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	hold := task("mixed", "hold", "x", 0)
-	tasks := []protocol.Task{hold}
-	for _, p := range []string{"a", "b"} {
-		tk := task("mixed", "count", p, 0)
-		tk.RunID, tk.ID = hold.RunID, protocol.TaskID(hold.RunID, "count", p, 1)
-		tasks = append(tasks, tk)
-	}
+	mb := newMixedBatch(t, e, 1, "a", "b")
+	g, cnt, pipeline, first, tasks := mb.g, mb.cnt, mb.pipeline, mb.first, mb.tasks
 	e.publishTasks(tasks...)
 	if p := g.next(t); p != "x" {
 		t.Fatalf("hold started for %q", p)
