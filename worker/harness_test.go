@@ -10,6 +10,7 @@ import (
 
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/internal/fleet"
+	"github.com/flowstone-go/flowstone/internal/fleettest"
 	"github.com/flowstone-go/flowstone/internal/natstest"
 	"github.com/flowstone-go/flowstone/kv"
 	"github.com/flowstone-go/flowstone/objectstore"
@@ -43,50 +44,17 @@ type fleetEnv struct {
 
 func newFleet(t testing.TB) *fleetEnv {
 	t.Helper()
-	srv := natstest.Server(t)
-	nc := natstest.Connect(t, srv)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	if err := fleet.Ensure(ctx, js); err != nil {
-		t.Fatal(err)
-	}
-	mats, runs, manifests, err := fleet.Buckets(ctx, js)
-	if err != nil {
-		t.Fatal(err)
-	}
-	runs.Close()
-	manifests.Close()
-	t.Cleanup(mats.Close)
-	e := &fleetEnv{t: t, srv: srv, nc: nc, js: js, mats: mats, done: make(chan protocol.Completion, 100000),
+	f := fleettest.Start(t)
+	e := &fleetEnv{t: t, srv: f.Srv, nc: f.NC, js: f.JS, mats: f.Mats, done: make(chan protocol.Completion, 100000),
 		stores: map[string]objectstore.Store{"memory": objectstore.NewMemory()}}
-	oc, err := js.OrderedConsumer(ctx, protocol.DoneStream, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc, err := oc.Consume(func(m jetstream.Msg) {
-		batch := m.Headers().Get(protocol.BatchHeader) != ""
-		comps, perr := protocol.DecodeCompletions(m.Data(), batch)
-		if perr != nil {
-			t.Errorf("completion does not decode: %v", perr)
-			return
-		}
-		if c := comps[0]; !batch {
+	f.Completions(t, func(m jetstream.Msg, c protocol.Completion) {
+		if m.Headers().Get(protocol.BatchHeader) == "" {
 			if got, want := m.Headers().Get(jetstream.MsgIDHeader), c.TaskID+"."+fmt.Sprint(c.Attempt); got != want {
 				t.Errorf("completion Nats-Msg-Id = %q, want %q", got, want)
 			}
 		}
-		for _, c := range comps {
-			e.done <- c
-		}
+		e.done <- c
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cc.Stop)
 	return e
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/internal/fleet"
+	"github.com/flowstone-go/flowstone/internal/fleettest"
 	"github.com/flowstone-go/flowstone/internal/natstest"
 	"github.com/flowstone-go/flowstone/kv"
 	"github.com/flowstone-go/flowstone/objectstore"
@@ -74,39 +75,9 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	srv := natstest.Server(t)
-	nc := natstest.Connect(t, srv)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	if err := fleet.Ensure(ctx, js); err != nil {
-		t.Fatal(err)
-	}
-	mats, runs, manifests, err := fleet.Buckets(ctx, js)
-	if err != nil {
-		t.Fatal(err)
-	}
-	runs.Close()
-	manifests.Close()
-	t.Cleanup(mats.Close)
-	e := &env{t: t, srv: srv, nc: nc, js: js, dir: t.TempDir(), mats: mats, done: make(chan protocol.Completion, 100)}
-	oc, err := js.OrderedConsumer(ctx, protocol.DoneStream, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc, err := oc.Consume(func(m jetstream.Msg) {
-		comps, _ := protocol.DecodeCompletions(m.Data(), m.Headers().Get(protocol.BatchHeader) != "")
-		for _, c := range comps {
-			e.done <- c
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cc.Stop)
+	f := fleettest.Start(t)
+	e := &env{t: t, srv: f.Srv, nc: f.NC, js: f.JS, dir: t.TempDir(), mats: f.Mats, done: make(chan protocol.Completion, 100)}
+	f.Completions(t, func(_ jetstream.Msg, c protocol.Completion) { e.done <- c })
 	return e
 }
 
