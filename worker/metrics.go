@@ -46,6 +46,19 @@ type metrics struct {
 	failedC    *prometheus.CounterVec
 	duration   *prometheus.HistogramVec
 	depth      *prometheus.GaugeVec
+
+	// pipelines holds each hosted pipeline's series, looked up once: a
+	// vector's label lookup (hashing, locking) cost more than the rest of
+	// a no-op task's bookkeeping.
+	pipelines map[string]*pipelineMetrics
+}
+
+// pipelineMetrics are the series of one hosted pipeline.
+type pipelineMetrics struct {
+	started, succeeded prometheus.Counter
+	succeededDuration  prometheus.Observer
+	failedDuration     prometheus.Observer
+	depth              [protocol.MaxPriority + 1]prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer, hosted []*hosted) (*metrics, error) {
@@ -91,13 +104,16 @@ func newMetrics(reg prometheus.Registerer, hosted []*hosted) (*metrics, error) {
 			return nil, err
 		}
 	}
+	m.pipelines = make(map[string]*pipelineMetrics, len(hosted))
 	for _, h := range hosted {
 		// Series exist from the start, at zero.
-		m.startedC.WithLabelValues(h.name)
-		m.succeededC.WithLabelValues(h.name)
-		for prio := range protocol.MaxPriority + 1 {
-			m.depth.WithLabelValues(h.name, strconv.Itoa(prio))
+		pm := &pipelineMetrics{started: m.startedC.WithLabelValues(h.name), succeeded: m.succeededC.WithLabelValues(h.name),
+			succeededDuration: m.duration.WithLabelValues(h.name, "succeeded"),
+			failedDuration:    m.duration.WithLabelValues(h.name, "failed")}
+		for prio := range pm.depth {
+			pm.depth[prio] = m.depth.WithLabelValues(h.name, strconv.Itoa(prio))
 		}
+		m.pipelines[h.name] = pm
 	}
 	return m, nil
 }
@@ -114,18 +130,37 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error)
 	return c, err
 }
 
-func (m *metrics) started(pipeline string) { m.startedC.WithLabelValues(pipeline).Inc() }
+func (m *metrics) started(pipeline string) {
+	if pm := m.pipelines[pipeline]; pm != nil {
+		pm.started.Inc()
+		return
+	}
+	m.startedC.WithLabelValues(pipeline).Inc()
+}
 
 func (m *metrics) succeeded(pipeline string, d time.Duration) {
+	if pm := m.pipelines[pipeline]; pm != nil {
+		pm.succeeded.Inc()
+		pm.succeededDuration.Observe(d.Seconds())
+		return
+	}
 	m.succeededC.WithLabelValues(pipeline).Inc()
 	m.duration.WithLabelValues(pipeline, "succeeded").Observe(d.Seconds())
 }
 
 func (m *metrics) failed(pipeline, code string, d time.Duration) {
 	m.failedC.WithLabelValues(pipeline, code).Inc()
+	if pm := m.pipelines[pipeline]; pm != nil {
+		pm.failedDuration.Observe(d.Seconds())
+		return
+	}
 	m.duration.WithLabelValues(pipeline, "failed").Observe(d.Seconds())
 }
 
 func (m *metrics) queueDepth(s *source, pending uint64) {
+	if pm := m.pipelines[s.h.name]; pm != nil && s.priority >= 0 && s.priority < len(pm.depth) {
+		pm.depth[s.priority].Set(float64(pending))
+		return
+	}
 	m.depth.WithLabelValues(s.h.name, strconv.Itoa(s.priority)).Set(float64(pending))
 }
