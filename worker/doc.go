@@ -23,7 +23,9 @@
 // pipeline and priority (the coordinator batches what it publishes while a
 // publish is in flight). Every task takes a slot (Config.Concurrency)
 // before it starts, waiting in line if need be, so a worker never runs
-// more tasks at once than its concurrency, batches or not. The worker
+// more tasks at once than its concurrency, batches or not. A task gives its
+// slot back once the executor is done (result and record stored); its
+// completion is then published without holding one. The worker
 // fetches only when a slot would be left over once every fetched task has
 // one, asking for about that many tasks (the number of messages is scaled
 // by the tasks a message has been bringing), from priority 3 down to 0; so

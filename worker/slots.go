@@ -6,8 +6,8 @@ import (
 )
 
 // slots bounds the tasks a worker executes at once (Config.Concurrency).
-// Every task takes a slot before it starts and gives it back when it is
-// settled; a task that finds none waits in line (first come, first
+// Every task takes a slot before it starts and gives it back when the
+// executor is done with it; a task that finds none waits in line (first come, first
 // served). The dispatcher fetches only when a fetch would find a slot: it
 // counts the tasks fetched but not yet in line (expected) and those in
 // line as already using slots, so a worker holds at most one fetch's worth

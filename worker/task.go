@@ -79,50 +79,55 @@ func (w *Worker) forget(d *delivery) {
 }
 
 // execute runs one task, once it has a slot, and reports it to its
-// delivery; the slot is released when the task is settled. A task still
-// waiting for a slot when the worker begins to stop never starts: it is
-// handed back.
+// delivery. The slot bounds assets running at once: it is released when
+// the executor is done (result and record stored), before the completion
+// is published, so that a worker does not idle while completions wait for
+// their batch to be stored. A task still waiting for a slot when the
+// worker begins to stop never starts: it is handed back.
 func (w *Worker) execute(tk *task) {
 	if !w.slots.acquire(w.queue) {
 		w.log.Info().Str("task_id", tk.t.ID).Str("run_id", tk.t.RunID).Msg("task_handed_back")
 		tk.d.done(false, 0)
 		return
 	}
-	defer w.slots.release()
 	start := time.Now()
+	rec, settle, err := w.attempt(tk)
+	w.slots.release()
+	if settle {
+		w.complete(tk, start, rec, err)
+	}
+}
+
+// attempt executes a task that holds a slot and returns the executor's
+// outcome; settle is false if the task was handed back (its delivery has
+// been told already).
+func (w *Worker) attempt(tk *task) (rec *flowstone.Materialization, settle bool, err error) {
 	t := tk.t
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	tk.cancel = cancel
-	if !w.register(tk) {
-		w.stats.started.Add(1)
-		w.metrics.started(tk.h.name)
-		w.complete(tk, start, nil, cancelledRun(t.RunID))
-		return
-	}
-	defer w.unregister(tk)
 	w.stats.started.Add(1)
 	w.metrics.started(tk.h.name)
+	if !w.register(tk) {
+		return nil, true, cancelledRun(t.RunID)
+	}
+	defer w.unregister(tk)
 	ctx, stop := bound(ctx, &t)
 	defer stop()
-	var (
-		rec *flowstone.Materialization
-		err error
-	)
 	if ctx.Err() != nil {
 		err = context.Cause(ctx) // past the run's deadline: never started
 	} else {
 		rec, err = w.x.Execute(ctx, tk.h.p, w.flowTask(tk))
 	}
 	if !tk.state.CompareAndSwap(taskRunning, taskSettling) {
-		return // Stop handed it back already
+		return nil, false, nil // Stop handed it back already
 	}
 	if err != nil && ctx.Err() != nil {
 		cause := context.Cause(ctx)
 		if errors.Is(cause, errStopping) {
 			w.log.Info().Str("task_id", t.ID).Str("run_id", t.RunID).Msg("task_handed_back")
 			tk.d.done(false, 0)
-			return
+			return nil, false, nil
 		}
 		var fe *flowstone.Error
 		if errors.As(cause, &fe) && flowstone.AsError(err).Type == flowstone.TypeStorageError {
@@ -131,7 +136,7 @@ func (w *Worker) execute(tk *task) {
 			err = fe
 		}
 	}
-	w.complete(tk, start, rec, err)
+	return rec, true, err
 }
 
 // reject terminates a message that is not a task this worker can read, so
