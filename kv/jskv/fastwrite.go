@@ -38,7 +38,7 @@ type fastWriter struct {
 // mirror (nats.go's putPre), a stream not listening on the bucket's
 // subjects, or a JetStream implementation without a connection. Any failure
 // to look the stream up also means nil: the slow path is always correct.
-func newFastWriter(ctx context.Context, js jetstream.JetStream, b jetstream.KeyValue) *fastWriter {
+func newFastWriter(js jetstream.JetStream, b jetstream.KeyValue, stream jetstream.Stream) *fastWriter {
 	opts := js.Options()
 	if opts.Domain != "" {
 		return nil
@@ -47,14 +47,10 @@ func newFastWriter(ctx context.Context, js jetstream.JetStream, b jetstream.KeyV
 		return nil
 	}
 	nc := js.Conn()
-	if nc == nil {
+	if nc == nil || stream == nil {
 		return nil
 	}
 	bucket := b.Bucket()
-	stream, err := js.Stream(ctx, "KV_"+bucket)
-	if err != nil {
-		return nil
-	}
 	info := stream.CachedInfo()
 	if info == nil || info.Config.Mirror != nil || !slices.Contains(info.Config.Subjects, "$KV."+bucket+".>") {
 		return nil

@@ -27,8 +27,10 @@ import (
 // Store is a kv.Store on one JetStream KV bucket. It is safe for concurrent
 // use. The NATS connection stays the caller's: Close does not close it.
 type Store struct {
-	kv   jetstream.KeyValue
-	fast *fastWriter // Put, Create and Update; nil: through kv
+	kv     jetstream.KeyValue
+	stream jetstream.Stream // the bucket's stream; nil if it could not be looked up
+	fast   *fastWriter      // Put, Create and Update; nil: through kv
+	pre    string           // "$KV.<bucket>."
 
 	mu     sync.Mutex // guards closed against wg.Add in Watch
 	closed bool
@@ -79,7 +81,12 @@ func Open(ctx context.Context, js jetstream.JetStream, bucket string) (*Store, e
 }
 
 func newStore(ctx context.Context, js jetstream.JetStream, b jetstream.KeyValue) *Store {
-	return &Store{kv: b, fast: newFastWriter(ctx, js, b), done: make(chan struct{})}
+	s := &Store{kv: b, pre: "$KV." + b.Bucket() + ".", done: make(chan struct{})}
+	if stream, err := js.Stream(ctx, "KV_"+b.Bucket()); err == nil {
+		s.stream = stream
+	}
+	s.fast = newFastWriter(js, b, s.stream)
+	return s
 }
 
 // Bucket returns the bucket name.
@@ -160,6 +167,26 @@ func (s *Store) Delete(ctx context.Context, key string, rev uint64) error {
 		opts = append(opts, jetstream.LastRevision(rev))
 	}
 	return mapError("delete", key, s.kv.Delete(ctx, key, opts...))
+}
+
+// Erase removes key's value from the bucket's stream without writing a
+// delete marker: Get and Keys no longer find it, and watchers are not told.
+// It is meant for index keys nobody watches, whose delete markers would
+// otherwise pile up in every listing of their prefix until the bucket's TTL
+// removes them. Erasing a key without a value is not an error. Where the
+// stream cannot be purged (a mirror, a stream that could not be looked
+// up), Erase writes a delete marker, as Delete does.
+func (s *Store) Erase(ctx context.Context, key string) error {
+	if err := s.check(key); err != nil {
+		return err
+	}
+	if s.stream == nil || s.fast == nil {
+		return s.Delete(ctx, key, 0)
+	}
+	if err := s.stream.Purge(ctx, jetstream.WithPurgeSubject(s.pre+key)); err != nil {
+		return mapError("erase", key, err)
+	}
+	return nil
 }
 
 // Close ends every watch, waits for their goroutines, and makes every later

@@ -221,3 +221,50 @@ func TestKeysMany(t *testing.T) {
 		}
 	}
 }
+
+// Erase leaves nothing behind: no value, no key, and no delete marker in
+// the bucket's stream (Delete leaves one).
+func TestEraseLeavesNoMarker(t *testing.T) {
+	js := newJetStream(t)
+	s := newStore(t, js, "index")
+	ctx := t.Context()
+	for _, k := range []string{"live.a", "live.b", "other"} {
+		if _, err := s.Put(ctx, k, []byte("x")); err != nil {
+			t.Fatalf("Put %s: %v", k, err)
+		}
+	}
+	if err := s.Erase(ctx, "live.a"); err != nil {
+		t.Fatalf("Erase: %v", err)
+	}
+	if err := s.Delete(ctx, "other", 0); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	if _, err := s.Get(ctx, "live.a"); !errors.Is(err, kv.ErrNotFound) {
+		t.Errorf("Get after Erase error = %v, want ErrNotFound", err)
+	}
+	if keys, err := s.Keys(ctx, "live."); err != nil || len(keys) != 1 || keys[0] != "live.b" {
+		t.Errorf("Keys(live.) = %v %v, want [live.b]", keys, err)
+	}
+	stream, err := js.Stream(ctx, "KV_index")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter("$KV.index.>"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// live.b's value and other's delete marker; nothing of live.a.
+	if _, ok := info.State.Subjects["$KV.index.live.a"]; ok || info.State.Msgs != 2 {
+		t.Errorf("stream holds %d messages on %v, want live.b and other's marker only", info.State.Msgs, info.State.Subjects)
+	}
+	if err := s.Erase(ctx, "live.never"); err != nil {
+		t.Errorf("Erase of a key without a value: %v", err)
+	}
+	if err := s.Erase(ctx, "live.*"); !errors.Is(err, kv.ErrInvalidKey) {
+		t.Errorf("Erase of a wildcard error = %v, want ErrInvalidKey", err)
+	}
+	s.Close()
+	if err := s.Erase(ctx, "live.b"); !errors.Is(err, kv.ErrClosed) {
+		t.Errorf("Erase after Close error = %v, want ErrClosed", err)
+	}
+}
