@@ -22,6 +22,11 @@ const (
 	heartbeatStale = 30 * time.Second
 	adoptEvery     = 15 * time.Second
 	startsConsumer = "coordinator_starts"
+	// refreshAfter is the age at which a live run's record (and its
+	// live-index key) is written again, so that the runs bucket's TTL
+	// (fleet.RunRetention) never removes a run still waiting for its
+	// scheduled time or still running.
+	refreshAfter = 24 * time.Hour
 )
 
 func heartbeatKey(id string) string { return "coord." + id }
@@ -50,10 +55,30 @@ func (c *Coordinator) accept(ctx context.Context, req protocol.RunRequest) (prot
 	if req.ScheduledAt != nil && req.ScheduledAt.After(now) {
 		rec.State = protocol.StateScheduled
 	}
+	// The index key first: a run whose record exists is always found by
+	// adoptOrphans.
+	if err := c.markLive(ctx, rec.RunID); err != nil {
+		return rec, wire(unreachable(err, "index run"))
+	}
 	if err := c.saveRun(ctx, &rec); err != nil {
+		c.runs.Erase(context.WithoutCancel(ctx), protocol.LiveRunKey(rec.RunID))
 		return rec, err
 	}
 	return rec, nil
+}
+
+// markLive writes (or rewrites) a run's key in the live-run index.
+func (c *Coordinator) markLive(ctx context.Context, runID string) error {
+	_, err := c.runs.Put(ctx, protocol.LiveRunKey(runID), []byte(time.Now().UTC().Format(time.RFC3339Nano)))
+	return err
+}
+
+// ended takes a run whose terminal record is stored out of the live-run
+// index. If that fails, the next adoptOrphans pass does it.
+func (c *Coordinator) ended(ctx context.Context, runID string) {
+	if err := c.runs.Erase(ctx, protocol.LiveRunKey(runID)); err != nil && ctx.Err() == nil {
+		c.log.Warn().Err(err).Str("run_id", runID).Msg("run_unindex_failed")
+	}
 }
 
 func (c *Coordinator) saveRun(ctx context.Context, rec *protocol.RunRecord) *protocol.Error {
@@ -102,7 +127,9 @@ func (c *Coordinator) drive(p *flowstone.Pipeline, rec protocol.RunRecord) {
 		default:
 			rec.State, rec.Error = protocol.StateFailed, wire(err)
 		}
-		c.saveRun(context.WithoutCancel(c.ctx), &rec)
+		if c.saveRun(context.WithoutCancel(c.ctx), &rec) == nil {
+			c.ended(context.WithoutCancel(c.ctx), rec.RunID)
+		}
 		c.log.Info().Str("run_id", rec.RunID).Str("pipeline", p.Name()).Str("asset", rec.Request.Asset).
 			Str("state", string(rec.State)).Dur("duration", time.Since(start)).Msg("run_finished")
 	}()
@@ -194,7 +221,9 @@ func (c *Coordinator) onStart(m jetstream.Msg) {
 	p, perr := c.reg.get(rec.Request.Pipeline)
 	if perr != nil {
 		rec.State, rec.Error = protocol.StateFailed, perr
-		c.saveRun(c.ctx, &rec)
+		if c.saveRun(c.ctx, &rec) == nil {
+			c.ended(c.ctx, rec.RunID)
+		}
 		m.Ack()
 		return
 	}
@@ -218,17 +247,35 @@ func (c *Coordinator) resume(ctx context.Context) error {
 	return c.adoptOrphans(ctx, true)
 }
 
+// adoptOrphans goes over the live-run index: it drives the runs whose
+// coordinator is gone (or, with includeOwn, that this coordinator left
+// unfinished when it stopped), tracks scheduled runs for cancel, keeps
+// long-lived records from expiring, and clears index keys of runs that
+// ended. Only live runs are read, however many ended runs the bucket keeps.
 func (c *Coordinator) adoptOrphans(ctx context.Context, includeOwn bool) error {
-	keys, err := c.runs.Keys(ctx, "run.")
+	keys, err := c.runs.Keys(ctx, protocol.LiveRunPrefix)
 	if err != nil {
 		return err
 	}
 	alive := map[string]bool{}
 	for _, key := range keys {
-		runID := strings.TrimPrefix(key, "run.")
+		runID := strings.TrimPrefix(key, protocol.LiveRunPrefix)
 		rec, rev, err := c.loadRun(ctx, runID)
-		if err != nil || rec.State.Terminal() {
+		switch {
+		case errors.Is(err, kv.ErrNotFound):
+			c.clearStaleLive(ctx, key)
 			continue
+		case err != nil:
+			continue
+		case rec.State.Terminal():
+			// Its coordinator stored the outcome but not the erase.
+			c.ended(ctx, runID)
+			continue
+		}
+		if time.Since(rec.UpdatedAt) > refreshAfter {
+			if rev, err = c.refresh(ctx, &rec, rev); err != nil {
+				continue // changed meanwhile: the next pass sees it
+			}
 		}
 		if rec.State == protocol.StateScheduled {
 			c.trackScheduled(rec) // the schedule stream fires it
@@ -255,13 +302,46 @@ func (c *Coordinator) adoptOrphans(ctx context.Context, includeOwn bool) error {
 		}
 		rec.Coordinator, rec.UpdatedAt = c.cfg.ID, time.Now().UTC()
 		b, _ := protocol.EncodeRunRecord(rec)
-		if _, err := c.runs.Update(ctx, key, b, rev); err != nil {
+		if _, err := c.runs.Update(ctx, protocol.RunKey(runID), b, rev); err != nil {
 			continue // another coordinator adopted it
 		}
 		c.log.Info().Str("run_id", runID).Str("from", owner).Msg("run_resumed")
 		c.drive(p, rec)
 	}
 	return nil
+}
+
+// refresh writes a live run's record and index key again, unchanged but
+// for UpdatedAt, if the record is still at rev; it returns the new revision.
+func (c *Coordinator) refresh(ctx context.Context, rec *protocol.RunRecord, rev uint64) (uint64, error) {
+	rec.UpdatedAt = time.Now().UTC()
+	b, perr := protocol.EncodeRunRecord(*rec)
+	if perr != nil {
+		return 0, perr
+	}
+	nrev, err := c.runs.Update(ctx, protocol.RunKey(rec.RunID), b, rev)
+	if err != nil {
+		return 0, err
+	}
+	if err := c.markLive(ctx, rec.RunID); err != nil {
+		return 0, err
+	}
+	c.log.Info().Str("run_id", rec.RunID).Str("state", string(rec.State)).Msg("run_record_refreshed")
+	return nrev, nil
+}
+
+// clearStaleLive erases an index key whose run has no record, once it is
+// old enough that the run's first write cannot still be on its way (a
+// coordinator that died between the two writes of accept).
+func (c *Coordinator) clearStaleLive(ctx context.Context, key string) {
+	e, err := c.runs.Get(ctx, key)
+	if err != nil {
+		return
+	}
+	if at, err := time.Parse(time.RFC3339Nano, string(e.Value)); err == nil && time.Since(at) < heartbeatStale {
+		return
+	}
+	c.runs.Erase(ctx, key)
 }
 
 func (c *Coordinator) coordinatorAlive(ctx context.Context, id string) bool {
@@ -296,6 +376,7 @@ func (c *Coordinator) cancelScheduled(ctx context.Context, targetKey string) int
 		if _, err := c.runs.Update(ctx, protocol.RunKey(id), b, rev); err != nil {
 			continue
 		}
+		c.ended(ctx, id)
 		if s, err := c.js.Stream(ctx, fleet.ScheduleStream); err == nil {
 			s.Purge(ctx, jetstream.WithPurgeSubject(protocol.ScheduleSubject(id)))
 		}

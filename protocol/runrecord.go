@@ -31,6 +31,16 @@ type RunRecord struct {
 // RunKey is a run's key in RunsBucket.
 func RunKey(runID string) string { return "run." + runID }
 
+// LiveRunPrefix begins the keys of the live-run index in RunsBucket: a
+// key LiveRunKey(runID) exists (value: when it was written, RFC 3339)
+// from before a run's record is first written until after it is terminal,
+// so coordinators find the runs to resume without reading every run
+// record the bucket keeps.
+const LiveRunPrefix = "live."
+
+// LiveRunKey is a run's key in the live-run index.
+func LiveRunKey(runID string) string { return LiveRunPrefix + runID }
+
 // Terminal reports whether s is final.
 func (s State) Terminal() bool {
 	return s == StateCompleted || s == StateFailed || s == StateCancelled

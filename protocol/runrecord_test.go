@@ -28,4 +28,7 @@ func TestRunRecordRoundTrip(t *testing.T) {
 	if protocol.RunKey("abc") != "run.abc" {
 		t.Fatal(protocol.RunKey("abc"))
 	}
+	if protocol.LiveRunKey("abc") != "live.abc" {
+		t.Fatal(protocol.LiveRunKey("abc"))
+	}
 }

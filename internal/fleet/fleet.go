@@ -81,12 +81,17 @@ func Ensure(ctx context.Context, js jetstream.JetStream) error {
 	return nil
 }
 
+// RunRetention is how long the runs bucket keeps a record after its last
+// write. Coordinators rewrite the records of runs still live (scheduled
+// far ahead, or running long) before it passes.
+const RunRetention = 7 * 24 * time.Hour
+
 // Buckets opens the fleet's KV buckets, creating them if missing.
 func Buckets(ctx context.Context, js jetstream.JetStream) (mats, runs, manifests *jskv.Store, err error) {
 	if mats, err = jskv.New(ctx, js, protocol.MaterializationsBucket); err != nil {
 		return nil, nil, nil, fmt.Errorf("fleet: bucket %s: %w", protocol.MaterializationsBucket, err)
 	}
-	if runs, err = jskv.New(ctx, js, protocol.RunsBucket, jskv.WithTTL(7*24*time.Hour)); err != nil {
+	if runs, err = jskv.New(ctx, js, protocol.RunsBucket, jskv.WithTTL(RunRetention)); err != nil {
 		return nil, nil, nil, fmt.Errorf("fleet: bucket %s: %w", protocol.RunsBucket, err)
 	}
 	if manifests, err = jskv.New(ctx, js, protocol.ManifestsBucket, jskv.WithTTL(ManifestTTL)); err != nil {
