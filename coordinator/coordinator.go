@@ -123,6 +123,7 @@ func (c *Coordinator) Start(ctx context.Context) error {
 	}
 	c.js = js
 	c.tasks = batcher.New(js, protocol.JoinTaskBatch)
+	c.tasks.Stored = c.ring
 	if err := fleet.Ensure(ctx, js); err != nil {
 		return fmt.Errorf("coordinator: %w", err)
 	}
@@ -221,4 +222,12 @@ func sanitizeID(s string) string {
 		return "coord-" + nuid.Next()
 	}
 	return string(b)
+}
+
+// ring wakes idle workers once a message on taskSubject is stored (see
+// protocol.BellSubject). A lost bell costs a worker's idle poll, no more.
+func (c *Coordinator) ring(taskSubject string) {
+	if err := c.cfg.Conn.Publish(protocol.BellSubject(taskSubject), nil); err != nil {
+		c.log.Debug().Err(err).Str("subject", taskSubject).Msg("bell_failed")
+	}
 }

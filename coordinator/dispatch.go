@@ -105,6 +105,7 @@ func (d *dispatcher) publish(ctx context.Context, subject, id string, body []byt
 	}
 	select {
 	case <-ack.Ok():
+		d.c.ring(subject)
 		return nil
 	case err := <-ack.Err():
 		return err

@@ -60,8 +60,15 @@ func (e *env) startCoordinator(id string) *coordinator.Coordinator {
 
 func (e *env) startWorker(ps ...*flowstone.Pipeline) *worker.Worker {
 	e.t.Helper()
-	nc := natstest.Connect(e.t, e.srv)
-	w, err := worker.New(worker.Config{Conn: nc, Pipelines: ps, Stores: e.stores, Concurrency: 8})
+	return e.startWorkerWith(worker.Config{Concurrency: 8}, ps...)
+}
+
+// startWorkerWith starts a worker with cfg, its connection, pipelines and
+// stores filled in.
+func (e *env) startWorkerWith(cfg worker.Config, ps ...*flowstone.Pipeline) *worker.Worker {
+	e.t.Helper()
+	cfg.Conn, cfg.Pipelines, cfg.Stores = natstest.Connect(e.t, e.srv), ps, e.stores
+	w, err := worker.New(cfg)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 // The API service. Coordinators serve it with nats.go/micro: a service named
@@ -88,6 +89,30 @@ func TaskStreamSubjects() []string {
 func TaskSubject(pipeline string, priority int) string {
 	mustName(pipeline)
 	return "flowstone.task." + pipeline + "." + priorityToken(priority)
+}
+
+// BellPrefix begins every bell subject. Bells are core NATS only: no
+// stream stores them.
+const BellPrefix = "flowstone.bell."
+
+// BellSubject returns the doorbell of a task subject: "flowstone.task.X"
+// rings on "flowstone.bell.X". A task publisher publishes an empty message
+// there once JetStream has stored a message on the task subject, and idle
+// workers wait on it instead of polling. Ringing only after the store
+// matters: a worker that subscribes and then fetches finds every task whose
+// bell it missed, because the task was stored before the bell was sent. The
+// publish itself would not do: JetStream stores a message after the server
+// has routed it to core subscribers, so a fetch can miss a task whose
+// publish it also missed.
+func BellSubject(taskSubject string) string {
+	return BellPrefix + strings.TrimPrefix(taskSubject, "flowstone.task.")
+}
+
+// BellFilter matches the bells of pipeline's tasks at every priority,
+// "flowstone.bell.<pipeline>.*". It panics if pipeline is not a ValidName.
+func BellFilter(pipeline string) string {
+	mustName(pipeline)
+	return BellPrefix + pipeline + ".*"
 }
 
 // TaskFilter returns the consumer filter of every pipeline's tasks at

@@ -24,6 +24,8 @@ func TestSubjects(t *testing.T) {
 		{protocol.EventSubject("sales", protocol.EventStorageLoadStart), "flowstone.event.sales.storage.load.start"},
 		{protocol.CancelSubject("r1"), "flowstone.cancel.r1"},
 		{protocol.ManifestKey("sales", "w-1"), "sales.w-1"},
+		{protocol.BellSubject(protocol.TaskSubject("sales", 2)), "flowstone.bell.sales.p2"},
+		{protocol.BellFilter("sales"), "flowstone.bell.sales.*"},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("got %q, want %q", tc.got, tc.want)
@@ -46,6 +48,17 @@ func TestSubjectsMatchTheirWildcards(t *testing.T) {
 	} {
 		if !subjectMatches(tc.filter, tc.subject) {
 			t.Errorf("%q does not match %q", tc.subject, tc.filter)
+		}
+	}
+	if !subjectMatches(protocol.BellFilter("sales"), protocol.BellSubject(protocol.TaskSubject("sales", 3))) {
+		t.Error("a pipeline's bell filter misses its priority-3 bell")
+	}
+	if subjectMatches(protocol.BellFilter("sales"), protocol.BellSubject(protocol.TaskSubject("sales2", 0))) {
+		t.Error("a pipeline's bell filter matches another pipeline's bell")
+	}
+	for _, s := range append(protocol.TaskStreamSubjects(), protocol.DoneSubjects, protocol.EventSubjects) {
+		if subjectMatches(s, protocol.BellSubject(protocol.TaskSubject("sales", 0))) {
+			t.Errorf("stream subject %q would store bells", s)
 		}
 	}
 	if subjectMatches(protocol.TaskFilter(1), protocol.TaskSubject("sales", 2)) {

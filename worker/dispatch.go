@@ -3,7 +3,6 @@ package worker
 import (
 	"context"
 	"errors"
-	"strings"
 	"time"
 
 	"github.com/flowstone-go/flowstone/internal/fleet"
@@ -20,11 +19,20 @@ import (
 // task still queued, however long the queue.
 //
 // When every consumer is empty it waits without polling JetStream: it
-// subscribes (core NATS) to the task subjects of its pipelines, so a
-// publish wakes it, looks once more (the subscription is in place before
-// that look, so no publish slips between) and sleeps until woken or until
-// IdlePoll passes (redeliveries come without a publish). It unsubscribes as
-// soon as it finds work, so a busy worker does not receive every task twice.
+// subscribes (core NATS) to the bells of its pipelines' task subjects
+// (protocol.BellSubject), which a coordinator rings once a task message is
+// stored, looks once more (the subscription is in place before that look,
+// and a bell it missed belongs to a task already stored, which the look
+// finds) and sleeps until woken or until IdlePoll passes (redeliveries
+// come without a bell). It unsubscribes as soon as it finds work, so a
+// busy worker is not rung for every task message.
+//
+// A look can still come too early: JetStream tells a consumer about a
+// stored message asynchronously (after the PubAck, so possibly after the
+// bell), and a no-wait fetch that arrives first is told there is nothing.
+// So the first wait after arming, and the wait after a bell whose look
+// found nothing, last settleDelay, not IdlePoll: such a task waits that
+// long, not a whole idle poll.
 func (w *Worker) dispatch(ctx context.Context) {
 	defer w.fetchLoop.Done()
 	var bells []*nats.Subscription
@@ -38,6 +46,7 @@ func (w *Worker) dispatch(ctx context.Context) {
 	idle := time.NewTimer(w.cfg.IdlePoll)
 	idle.Stop()
 	failures, rotation := 0, 0
+	settle := false // the next idle wait is settleDelay, not IdlePoll
 	// perMsg estimates the tasks a message brings (batches hold several),
 	// so that a fetch asks for about as many tasks as there are free slots.
 	perMsg := 1.0
@@ -73,15 +82,22 @@ func (w *Worker) dispatch(ctx context.Context) {
 			w.log.Info().Int("failures", failures).Msg("task_fetch_recovered")
 			failures = 0
 		}
+		wait := w.cfg.IdlePoll
+		if settle {
+			// Just armed, or rung for a task not found: look again soon.
+			wait, settle = min(wait, settleDelay), false
+		}
 		if bells == nil {
 			bells = w.arm()
 			if bells != nil {
-				continue // look once more, now that a publish would wake us
+				settle = true
+				continue // look once more, now that a bell would wake us
 			}
 		}
-		idle.Reset(w.cfg.IdlePoll)
+		idle.Reset(wait)
 		select {
 		case <-w.wake:
+			settle = true
 		case <-idle.C:
 		case <-ctx.Done():
 			return
@@ -89,6 +105,10 @@ func (w *Worker) dispatch(ctx context.Context) {
 		idle.Stop()
 	}
 }
+
+// settleDelay is how soon an idle worker looks again after a look that may
+// have come before JetStream had told the consumer about a stored task.
+const settleDelay = 20 * time.Millisecond
 
 // fetch takes up to n task messages, highest priority first, and launches
 // each. Consumers of one priority are visited from a rotating start, so no
@@ -164,9 +184,7 @@ func (w *Worker) arm() []*nats.Subscription {
 	}
 	subs := make([]*nats.Subscription, 0, len(w.hosted))
 	for _, h := range w.hosted {
-		// "flowstone.task.<pipeline>.p0" → "flowstone.task.<pipeline>.*"
-		subj := strings.TrimSuffix(protocol.TaskSubject(h.name, 0), "p0") + "*"
-		s, err := w.cfg.Conn.Subscribe(subj, ring)
+		s, err := w.cfg.Conn.Subscribe(protocol.BellFilter(h.name), ring)
 		if err != nil {
 			for _, s := range subs {
 				s.Unsubscribe()

@@ -34,10 +34,11 @@
 // tasks still waiting at once. Under a saturated queue higher priorities
 // are served first: a worker fetches priority 3 down to 0, and a task
 // published at a higher priority waits at most for the few tasks already
-// waiting in a worker (the surplus of the last fetch) to start. An idle worker does not poll JetStream: a core
-// NATS subscription to its task subjects wakes it when a task is
-// published, and it looks every Config.IdlePoll for tasks that come back
-// without a publish (redeliveries).
+// waiting in a worker (the surplus of the last fetch) to start. An idle
+// worker does not poll JetStream: a core NATS subscription to the bells of
+// its task subjects (protocol.BellSubject, rung by the coordinator once a
+// task message is stored) wakes it, and it looks every Config.IdlePoll for
+// tasks that come back without a bell (redeliveries).
 //
 // # Execution and acknowledgement
 //

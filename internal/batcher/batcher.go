@@ -29,6 +29,11 @@ type Publisher struct {
 	join       Join
 	ackTimeout time.Duration // AckTimeout; shorter in tests
 
+	// Stored, if set, is called once per message JetStream has
+	// acknowledged, with its subject, before the items it carries are
+	// told. Set it before the first Publish.
+	Stored func(subject string)
+
 	mu     sync.Mutex
 	queues map[string]*queue
 
@@ -128,6 +133,9 @@ func (q *queue) take() []*item {
 func (p *Publisher) send(subject string, q *queue, batch []*item) {
 	for {
 		err := p.publish(subject, batch)
+		if err == nil && p.Stored != nil {
+			p.Stored(subject)
+		}
 		for _, it := range batch {
 			it.done <- err
 		}

@@ -160,6 +160,13 @@ func TestLonePublishIsAPlainMessage(t *testing.T) {
 func TestConcurrentPublishesFormBatches(t *testing.T) {
 	e := newEnv(t)
 	p := batcher.New(e.js, protocol.JoinCompletionBatch)
+	var storedMu sync.Mutex
+	stored := map[string]int{} // Stored calls per subject
+	p.Stored = func(subject string) {
+		storedMu.Lock()
+		stored[subject]++
+		storedMu.Unlock()
+	}
 	const n = 2000
 	subjects := map[string]string{"pa": "t.a", "pb": "t.b"}
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
@@ -236,6 +243,19 @@ func TestConcurrentPublishesFormBatches(t *testing.T) {
 	}
 	t.Logf("%d items in %d messages (%d batches, largest %d items)", 2*n, len(msgs), batches, biggest)
 	waitCounts(t, p, uint64(len(msgs)), 2*n)
+	// Every Publish has returned, so every Stored call has been made: one
+	// per stored message.
+	perSubject := map[string]int{}
+	for _, m := range msgs {
+		perSubject[m.subject]++
+	}
+	storedMu.Lock()
+	defer storedMu.Unlock()
+	for _, subject := range subjects {
+		if stored[subject] != perSubject[subject] {
+			t.Errorf("Stored called %d times for %s, which holds %d messages", stored[subject], subject, perSubject[subject])
+		}
+	}
 }
 
 // Large items fill batches up to the message size limit, never past it:
