@@ -23,6 +23,18 @@ type Dispatcher interface {
 	Dispatch(ctx context.Context, p *Pipeline, t Task) (*Materialization, error)
 }
 
+// StorageChecker is implemented by a Dispatcher that can tell, before a
+// run starts, whether the executors of a pipeline's tasks have a store of a
+// given name. The engine asks it for the Storage option of every run, so a
+// misspelt storage is refused up front and changes nothing, instead of
+// failing the target's execution and leaving a failed record over a good
+// one. A Dispatcher without it gets no such check.
+type StorageChecker interface {
+	// CheckStorage returns a TypeConfigError naming the stores there are
+	// if the executors of p's tasks have no store named name.
+	CheckStorage(p *Pipeline, name string) error
+}
+
 // AsyncRunner enqueues runs for later execution: the fleet client is one.
 type AsyncRunner interface {
 	// Enqueue persists the run request and returns its job.
@@ -160,6 +172,24 @@ func (e *Engine) Executor() *Executor { return e.x }
 
 // localDispatcher runs tasks in this process.
 type localDispatcher struct{ x *Executor }
+
+// CheckStorage looks the name up among the executor's stores.
+func (d localDispatcher) CheckStorage(_ *Pipeline, name string) error {
+	_, _, err := d.x.store(name)
+	return err
+}
+
+// checkStorage refuses a run's Storage option the dispatcher knows it has
+// no store for ("" is the default, always there).
+func (e *Engine) checkStorage(p *Pipeline, name string) error {
+	if name == "" {
+		return nil
+	}
+	if c, ok := e.dispatch.(StorageChecker); ok {
+		return c.CheckStorage(p, name)
+	}
+	return nil
+}
 
 func (d localDispatcher) Dispatch(ctx context.Context, p *Pipeline, t Task) (*Materialization, error) {
 	return d.x.Execute(ctx, p, t)

@@ -52,6 +52,9 @@ func (e *Engine) Run(ctx context.Context, p *Pipeline, asset string, opts ...Run
 	if err := e.checkPartitionFor(p, target, cfg.partition); err != nil {
 		return nil, err
 	}
+	if err := e.checkStorage(p, cfg.storage); err != nil {
+		return nil, err
+	}
 	if cfg.async {
 		return e.enqueue(ctx, p, asset, cfg)
 	}

@@ -476,6 +476,32 @@ func TestBadInputChangesNothing(t *testing.T) {
 	}
 }
 
+// A run naming a storage the engine has no store for is refused before it
+// starts: a forced run must not replace a good result with a failed record.
+func TestUnknownStorageIsRefusedAndChangesNothing(t *testing.T) {
+	e := newEngine(t)
+	var n int
+	p := examplePipeline(t, map[string]*int{"numbers": &n})
+	ctx := ctxT(t)
+	if _, err := e.Run(ctx, p, "numbers"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.Run(ctx, p, "numbers", flowstone.Force(), flowstone.Storage("s4"))
+	fe := wantType(t, err, flowstone.TypeConfigError)
+	if fe.Details["storage"] != "s4" || !strings.Contains(fe.Message, "s4") {
+		t.Fatalf("error does not name the storage: %q %v", fe.Message, fe.Details)
+	}
+	if err := e.Validate(p, "sum", flowstone.Storage("s4")); !errors.Is(err, flowstone.ErrConfig) {
+		t.Fatalf("Validate with an unknown storage: %v", err)
+	}
+	if n != 1 {
+		t.Fatalf("numbers executed %d times, want once (the refused run must not execute)", n)
+	}
+	if st, err := e.Status(ctx, p, "numbers"); err != nil || st.State != flowstone.StateCompleted {
+		t.Fatalf("status after the refused run = %s %v, want the earlier completed result", st.State, err)
+	}
+}
+
 func TestPartitionSchemeRejectsForeignKeys(t *testing.T) {
 	e := newEngine(t)
 	var ran atomic.Bool

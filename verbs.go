@@ -192,7 +192,9 @@ func (e *Engine) Invalidate(ctx context.Context, p *Pipeline, asset string, opts
 }
 
 // Validate checks a run before it is accepted: the asset exists, the
-// partition suits every asset it touches, and the options are valid. It is
+// partition suits every asset it touches, the options are valid, and a
+// Storage option names a store the executors have (if the Dispatcher can
+// tell: see StorageChecker). It is
 // what Run checks first; the fleet's coordinator calls it before replying.
 func (e *Engine) Validate(p *Pipeline, asset string, opts ...RunOption) error {
 	cfg := newRunConfig(opts)
@@ -203,5 +205,8 @@ func (e *Engine) Validate(p *Pipeline, asset string, opts ...RunOption) error {
 	if err != nil {
 		return err
 	}
-	return e.checkPartitionFor(p, target, cfg.partition)
+	if err := e.checkPartitionFor(p, target, cfg.partition); err != nil {
+		return err
+	}
+	return e.checkStorage(p, cfg.storage)
 }
