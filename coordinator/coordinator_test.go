@@ -103,6 +103,15 @@ func TestBadRequestsGetStructuredErrorsAndChangeNothing(t *testing.T) {
 	// protocol's limit too); a partition over its own limit is refused here.
 	big := `{"v":1,"pipeline":"example","asset":"sum","partition":"` + strings.Repeat("x", protocol.MaxPartitionBytes+1) + `"}`
 	wantCode(t, raw(protocol.VerbRun, big), protocol.CodeBadRequest)
+	// A storage no worker of the pipeline has (the env's workers have
+	// "file") is refused before anything runs, sync or async.
+	for _, async := range []string{"false", "true"} {
+		perr := raw(protocol.VerbRun, `{"v":1,"pipeline":"example","asset":"sum","storage":"s4","async":`+async+`}`)
+		wantCode(t, perr, protocol.CodeConfigError)
+		if perr.Details["storage"] != "s4" || !strings.Contains(perr.Message, "file") {
+			t.Fatalf("unknown storage error does not name it and the stores there are: %q %v", perr.Message, perr.Details)
+		}
+	}
 	// Nothing ran.
 	for _, a := range []string{"numbers", "doubled", "sum"} {
 		st, _ := call[protocol.StatusReply](e, protocol.VerbStatus, protocol.StatusRequest{V: protocol.Version, Pipeline: "example", Asset: a})

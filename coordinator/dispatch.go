@@ -24,6 +24,12 @@ type dispatcher struct {
 	waiters map[string]chan protocol.Completion // by task id
 }
 
+// CheckStorage implements flowstone.StorageChecker from the stores the
+// pipeline's workers tell in their manifests.
+func (d *dispatcher) CheckStorage(p *flowstone.Pipeline, name string) error {
+	return d.c.reg.checkStorage(p.Name(), name)
+}
+
 // Dispatch implements flowstone.Dispatcher.
 func (d *dispatcher) Dispatch(ctx context.Context, p *flowstone.Pipeline, t flowstone.Task) (*flowstone.Materialization, error) {
 	id := protocol.TaskID(t.RunID, t.Asset, t.Partition, 1)

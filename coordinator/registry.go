@@ -26,8 +26,9 @@ type registry struct {
 
 type hosted struct {
 	p        *flowstone.Pipeline
-	manifest []byte            // the manifest p was built from, to skip rebuilds
-	workers  map[string]string // worker id -> manifest key
+	manifest []byte              // the manifest p was built from, to skip rebuilds
+	workers  map[string]string   // worker id -> manifest key
+	storages map[string][]string // worker id -> the stores it told (sorted; nil: not told)
 }
 
 func newRegistry(store kv.Store, log zerolog.Logger) *registry {
@@ -69,6 +70,7 @@ func (r *registry) apply(e kv.Entry) {
 	if e.Value == nil {
 		if h != nil {
 			delete(h.workers, worker)
+			delete(h.storages, worker)
 		}
 		return
 	}
@@ -78,10 +80,11 @@ func (r *registry) apply(e kv.Entry) {
 		return
 	}
 	if h == nil {
-		h = &hosted{workers: map[string]string{}}
+		h = &hosted{workers: map[string]string{}, storages: map[string][]string{}}
 		r.pipelines[pipeline] = h
 	}
 	h.workers[worker] = e.Key
+	h.storages[worker] = m.Storages
 	// Rebuild only when the shape changed (UpdatedAt changes every refresh).
 	m.UpdatedAt, m.Worker = m.UpdatedAt.Truncate(0), ""
 	shape := fmt.Sprint(m.Assets)
@@ -95,6 +98,43 @@ func (r *registry) apply(e kv.Entry) {
 	}
 	h.p, h.manifest = p, []byte(shape)
 	r.log.Info().Str("pipeline", pipeline).Str("worker", worker).Int("assets", len(m.Assets)).Msg("pipeline_registered")
+}
+
+// checkStorage refuses a storage name that a worker hosting the pipeline
+// has no store for: its tasks may go to any of them. Workers that did not
+// tell their stores are not counted against it.
+func (r *registry) checkStorage(pipeline, name string) error {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	h := r.pipelines[pipeline]
+	if h == nil {
+		return nil // the run fails on the pipeline lookup
+	}
+	var without []string
+	var offered []string // stores every worker that told has
+	told := 0
+	for worker, names := range h.storages {
+		if names == nil {
+			continue
+		}
+		if told == 0 {
+			offered = slices.Clone(names)
+		} else {
+			offered = slices.DeleteFunc(offered, func(n string) bool { return !slices.Contains(names, n) })
+		}
+		told++
+		if !slices.Contains(names, name) {
+			without = append(without, worker)
+		}
+	}
+	if len(without) == 0 {
+		return nil
+	}
+	slices.Sort(without)
+	return &flowstone.Error{Type: flowstone.TypeConfigError,
+		Details: map[string]any{"storage": name, "pipeline": pipeline, "workers_without": without, "available": offered},
+		Message: fmt.Sprintf("storage %q is not configured on worker(s) %s of pipeline %s, and its tasks may run on any of them; stores every worker has: %v",
+			name, strings.Join(without, ", "), pipeline, offered)}
 }
 
 // get returns the pipeline, or a PipelineNotFound error listing the known

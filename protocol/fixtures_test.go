@@ -89,6 +89,7 @@ func validManifest() protocol.Manifest {
 			{Name: "sum", DependsOn: []string{"doubled"}, OptionalDeps: []string{"numbers"}, Storage: "s3", Scatter: true},
 		},
 		Worker:    "w1",
+		Storages:  []string{"file", "s3"},
 		UpdatedAt: t0,
 	}
 }

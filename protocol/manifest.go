@@ -16,9 +16,17 @@ type Manifest struct {
 	Assets []AssetSpec `json:"assets"`
 	// Worker is the id of the worker that hosts it.
 	Worker string `json:"worker"`
+	// Storages names the result stores the worker writes to, sorted, at
+	// most MaxStorages; coordinators refuse a run whose storage is not
+	// among those of every worker hosting the pipeline. Empty: not told
+	// (such a worker is not asked).
+	Storages []string `json:"storages,omitempty"`
 	// UpdatedAt is when the worker last wrote the manifest.
 	UpdatedAt time.Time `json:"updated_at"`
 }
+
+// MaxStorages is the most store names a manifest lists.
+const MaxStorages = 64
 
 // Validate checks the manifest: names, ids, every spec, no repeated asset,
 // and no dependency outside the manifest. (Cycles are the library's to
@@ -52,6 +60,12 @@ func (m Manifest) Validate() *Error {
 		}
 	}
 	if err := checkID("worker", m.Worker); err != nil {
+		return err
+	}
+	if len(m.Storages) > MaxStorages {
+		return fieldErrorf("storages", "storages lists %d stores, more than %d", len(m.Storages), MaxStorages)
+	}
+	if err := checkNames("storages", m.Storages); err != nil {
 		return err
 	}
 	return checkTime("updated_at", m.UpdatedAt)

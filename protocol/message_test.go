@@ -157,6 +157,15 @@ func TestManifestValidation(t *testing.T) {
 		{name: "bad storage", mutate: func(m *M) { m.Assets[2].Storage = "s3:" }, code: protocol.CodeBadRequest, field: "assets[2].storage"},
 		{name: "description not UTF-8", mutate: func(m *M) { m.Assets[0].Description = "\xff" }, code: protocol.CodeBadRequest, field: "assets[0].description", goOnly: true},
 		{name: "no worker", mutate: func(m *M) { m.Worker = "" }, code: protocol.CodeBadRequest, field: "worker"},
+		{name: "no storages told", mutate: func(m *M) { m.Storages = nil }},
+		{name: "bad storage name", mutate: func(m *M) { m.Storages = []string{"file", "s 3"} }, code: protocol.CodeBadRequest, field: "storages[1]"},
+		{name: "repeated storage", mutate: func(m *M) { m.Storages = []string{"s3", "s3"} }, code: protocol.CodeBadRequest, field: "storages[1]"},
+		{name: "too many storages", mutate: func(m *M) {
+			m.Storages = nil
+			for i := range protocol.MaxStorages + 1 {
+				m.Storages = append(m.Storages, fmt.Sprintf("s%d", i))
+			}
+		}, code: protocol.CodeBadRequest, field: "storages"},
 		{name: "never updated", mutate: func(m *M) { m.UpdatedAt = time.Time{} }, code: protocol.CodeBadRequest, field: "updated_at"},
 	})
 }

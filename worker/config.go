@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -146,11 +147,13 @@ func configError(field, msg string) error {
 	return &flowstone.Error{Type: flowstone.TypeConfigError, Message: "worker: " + msg, Details: map[string]any{"field": field}}
 }
 
+// storeNames returns the names of the stores, sorted.
 func storeNames(m map[string]objectstore.Store) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, k)
 	}
+	slices.Sort(out)
 	return out
 }
 

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/flowstone-go/flowstone/internal/fleet"
@@ -14,7 +15,9 @@ import (
 // after its last write, so a worker that dies leaves the fleet by itself.
 func (w *Worker) putManifests(ctx context.Context) error {
 	for _, h := range w.hosted {
-		body, perr := protocol.EncodeManifest(h.p.Manifest(w.cfg.ID))
+		m := h.p.Manifest(w.cfg.ID)
+		m.Storages = w.toldStorages()
+		body, perr := protocol.EncodeManifest(m)
 		if perr != nil {
 			return fmt.Errorf("worker: manifest of pipeline %s: %w", h.name, perr)
 		}
@@ -51,4 +54,16 @@ func (w *Worker) deleteManifests(ctx context.Context) {
 			w.log.Warn().Err(err).Str("pipeline", h.name).Msg("manifest_delete_failed")
 		}
 	}
+}
+
+// toldStorages lists the worker's stores for its manifests: those whose
+// names a run can ask for (protocol.ValidName). More than
+// protocol.MaxStorages are not told at all, so that no coordinator refuses
+// a store left off a cut list.
+func (w *Worker) toldStorages() []string {
+	names := slices.DeleteFunc(storeNames(w.cfg.Stores), func(n string) bool { return protocol.ValidName(n) != nil })
+	if len(names) > protocol.MaxStorages {
+		return nil
+	}
+	return names
 }
