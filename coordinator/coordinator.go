@@ -171,6 +171,14 @@ func (c *Coordinator) Start(ctx context.Context) error {
 		c.cancel()
 		return err
 	}
+	// Serving means the server has the API subscriptions: a request sent
+	// on another connection right after Start returns must find them.
+	fctx, fcancel := context.WithTimeout(ctx, 5*time.Second)
+	defer fcancel()
+	if err := c.nc.FlushWithContext(fctx); err != nil {
+		c.cancel()
+		return fmt.Errorf("coordinator: flush subscriptions: %w", err)
+	}
 	c.log.Info().Msg("coordinator_started")
 	return nil
 }
