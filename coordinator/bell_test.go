@@ -1,12 +1,17 @@
 package coordinator_test
 
 import (
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/flowstone-go/flowstone/internal/fleet"
+	"github.com/flowstone-go/flowstone/internal/natstest"
 	"github.com/flowstone-go/flowstone/protocol"
 	"github.com/flowstone-go/flowstone/worker"
+	"github.com/nats-io/nats.go"
 )
 
 // Idle workers are woken by the coordinator's bell once a task is stored,
@@ -30,5 +35,79 @@ func TestIdleWorkersAreRungForNewTasks(t *testing.T) {
 	}
 	if n := execs.Load(); n != runs {
 		t.Fatalf("%d executions, want %d", n, runs)
+	}
+}
+
+// A bell sends an idle worker to the consumer it names only: a worker
+// hosting several pipelines does not visit all their consumers (four
+// priorities each) for every task message published.
+func TestBellVisitsOnlyItsConsumer(t *testing.T) {
+	e := newEnv(t)
+	e.startCoordinator("c1")
+	var execs atomic.Int32
+	e.startWorkerWith(worker.Config{Concurrency: 4, IdlePoll: time.Hour},
+		counting("count", &execs, nil, nil), counting("other", &execs, nil, nil))
+	e.waitPipeline("count")
+	e.waitPipeline("other")
+
+	// Count the worker's fetches per consumer from here on.
+	var mu sync.Mutex
+	fetches := map[string]int{}
+	watch := natstest.Connect(t, e.srv)
+	if _, err := watch.Subscribe("$JS.API.CONSUMER.MSG.NEXT."+protocol.TaskStream+".*", func(m *nats.Msg) {
+		mu.Lock()
+		fetches[m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]]++
+		mu.Unlock()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := watch.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// The worker arms its bells when it finds nothing to do, looks once
+	// more, and once more after the settle delay: wait for it to be idle.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		n := len(fetches)
+		mu.Unlock()
+		if time.Now().After(deadline) {
+			t.Fatal("the worker never became idle")
+		}
+		time.Sleep(100 * time.Millisecond)
+		mu.Lock()
+		quiet := len(fetches) == n
+		clear(fetches)
+		mu.Unlock()
+		if quiet {
+			break
+		}
+	}
+
+	// Ring count's priority-2 bell with no task behind it.
+	if err := e.nc.Publish(protocol.BellSubject(protocol.TaskSubject("count", 2)), nil); err != nil {
+		t.Fatal(err)
+	}
+	want := fleet.ConsumerName("count", 2)
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		n := fetches[want]
+		mu.Unlock()
+		if n >= 2 { // the look, and the look after the settle delay
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the rung consumer was fetched %d times, want 2", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // any stray look would be out by now
+	mu.Lock()
+	defer mu.Unlock()
+	for consumer, n := range fetches {
+		if consumer != want {
+			t.Errorf("a bell of %s sent the worker to %s (%d fetches)", want, consumer, n)
+		}
 	}
 }

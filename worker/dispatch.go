@@ -47,6 +47,10 @@ func (w *Worker) dispatch(ctx context.Context) {
 	idle.Stop()
 	failures, rotation := 0, 0
 	settle := false // the next idle wait is settleDelay, not IdlePoll
+	// only, when set, limits the next looks to the consumers whose bells
+	// rang: an idle worker does not visit every consumer of every hosted
+	// pipeline and priority for each task message published.
+	var only map[*source]bool
 	// perMsg estimates the tasks a message brings (batches hold several),
 	// so that a fetch asks for about as many tasks as there are free slots.
 	perMsg := 1.0
@@ -56,10 +60,14 @@ func (w *Worker) dispatch(ctx context.Context) {
 			return
 		}
 		n := max(1, int(float64(free)/perMsg))
-		got, tasks, err := w.fetch(ctx, n, rotation)
+		got, tasks, err := w.fetch(ctx, n, rotation, only)
 		rotation++
 		if got > 0 {
 			perMsg = 0.8*perMsg + 0.2*float64(tasks)/float64(got)
+		}
+		if got > 0 || !settle {
+			// Busy again, or a settle look done: look everywhere next.
+			only = nil
 		}
 		switch {
 		case got > 0:
@@ -98,6 +106,7 @@ func (w *Worker) dispatch(ctx context.Context) {
 		select {
 		case <-w.wake:
 			settle = true
+			only = w.takeRung()
 		case <-idle.C:
 		case <-ctx.Done():
 			return
@@ -113,8 +122,9 @@ const settleDelay = 20 * time.Millisecond
 // fetch takes up to n task messages, highest priority first, and launches
 // each. Consumers of one priority are visited from a rotating start, so no
 // pipeline starves another. It returns how many messages it launched, how
-// many tasks they hold, and the last error it met.
-func (w *Worker) fetch(ctx context.Context, n, rotation int) (got, tasks int, err error) {
+// many tasks they hold, and the last error it met. With only, it visits
+// only those consumers.
+func (w *Worker) fetch(ctx context.Context, n, rotation int, only map[*source]bool) (got, tasks int, err error) {
 	for prio := protocol.MaxPriority; prio >= 0; prio-- {
 		srcs := w.sources[prio]
 		for i := range srcs {
@@ -122,6 +132,9 @@ func (w *Worker) fetch(ctx context.Context, n, rotation int) (got, tasks int, er
 				return got, tasks, err
 			}
 			s := srcs[(rotation+i)%len(srcs)]
+			if only != nil && !only[s] {
+				continue
+			}
 			batch, ferr := s.c.FetchNoWait(n - got)
 			if ferr == nil {
 				for m := range batch.Messages() {
@@ -172,11 +185,18 @@ func (w *Worker) launch(s *source, m jetstream.Msg) int {
 	return k
 }
 
-// arm subscribes to the task subjects of the hosted pipelines; a message
-// there rings w.wake. It returns nil if it could not subscribe (the idle
-// poll still finds the work).
+// arm subscribes to the bells of the hosted pipelines' task subjects; a
+// bell records its consumer as rung and rings w.wake. It returns nil if it
+// could not subscribe (the idle poll still finds the work).
 func (w *Worker) arm() []*nats.Subscription {
-	ring := func(*nats.Msg) {
+	ring := func(m *nats.Msg) {
+		w.rungMu.Lock()
+		if s := w.bells[m.Subject]; s != nil && !w.rungAll {
+			w.rung[s] = true
+		} else {
+			w.rungAll = true // a bell of no consumer we know: look everywhere
+		}
+		w.rungMu.Unlock()
 		select {
 		case w.wake <- struct{}{}:
 		default:
@@ -195,6 +215,19 @@ func (w *Worker) arm() []*nats.Subscription {
 		subs = append(subs, s)
 	}
 	return subs
+}
+
+// takeRung returns the consumers rung since the last call, or nil if the
+// next look should visit every consumer.
+func (w *Worker) takeRung() map[*source]bool {
+	w.rungMu.Lock()
+	defer w.rungMu.Unlock()
+	rung, all := w.rung, w.rungAll
+	w.rung, w.rungAll = make(map[*source]bool), false
+	if all || len(rung) == 0 {
+		return nil
+	}
+	return rung
 }
 
 // sleep waits for d or ctx, and reports whether d passed.

@@ -53,6 +53,13 @@ type Worker struct {
 	pool  gopool.Pool   // goroutines for tasks, reused
 	wake  chan struct{} // rung when a task is published while idle
 
+	// bells maps each bell subject to its consumer (built by Start, read
+	// only after); rung collects the consumers rung while idle.
+	bells   map[string]*source
+	rungMu  sync.Mutex
+	rung    map[*source]bool
+	rungAll bool
+
 	// Set by Start.
 	done       *batcher.Publisher // completions, batched per pipeline
 	sources    [protocol.MaxPriority + 1][]*source
@@ -111,6 +118,8 @@ func New(cfg Config) (*Worker, error) {
 		log:       zerolog.Nop(),
 		slots:     newSlots(cfg.Concurrency),
 		wake:      make(chan struct{}, 1),
+		bells:     map[string]*source{},
+		rung:      map[*source]bool{},
 		running:   map[*task]struct{}{},
 		messages:  map[*delivery]struct{}{},
 		cancelled: map[string]time.Time{},
@@ -196,7 +205,9 @@ func (w *Worker) start(ctx context.Context) error {
 			if err != nil {
 				return fmt.Errorf("worker: %w", err)
 			}
-			w.sources[prio] = append(w.sources[prio], &source{h: h, priority: prio, c: c})
+			s := &source{h: h, priority: prio, c: c}
+			w.sources[prio] = append(w.sources[prio], s)
+			w.bells[protocol.BellSubject(protocol.TaskSubject(h.name, prio))] = s
 		}
 	}
 	if err := w.putManifests(ctx); err != nil {
