@@ -9,8 +9,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/flowstone-go/flowstone/kv"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -23,6 +25,15 @@ import (
 // deadline, the JetStream API error of a failed write, and Create over a
 // delete or purge marker.
 //
+// Writes are group-committed: at most maxWriteBatches batches of writes
+// await their replies at once; a write that finds them all busy waits in a
+// queue, and the queue goes out as the next batch, back to back, when one
+// finishes. At low load every write goes out at once; under load the
+// writes of many goroutines share socket writes, the server reads and
+// stores them together and its PubAcks share writes too. Each write still
+// gets its own reply (its own compare-and-set outcome), on one
+// subscription of the writer's, matched by the reply subject's last token.
+//
 // It is only used for a plain local bucket (see newFastWriter); everything
 // else goes through jetstream.KeyValue.
 type fastWriter struct {
@@ -30,7 +41,40 @@ type fastWriter struct {
 	stream  jetstream.Stream // the bucket's stream, for Create's marker lookup
 	pre     string           // "$KV.<bucket>.", as nats.go's kvs.pre
 	timeout time.Duration    // for a context without a deadline
+	inbox   string           // "<unique inbox>.": a write's reply subject is inbox + its id
+	sub     *nats.Subscription
+
+	mu      sync.Mutex
+	next    uint64           // last id handed out
+	calls   map[uint64]*call // published, awaiting a reply
+	queue   []*call          // waiting for a batch
+	batches int              // batches published and not finished
+	closed  bool
+
+	sentBatches, sentWrites uint64 // totals, for tests
 }
+
+// maxWriteBatches is how many batches of writes may await replies at once.
+const maxWriteBatches = 2
+
+// call is one write.
+type call struct {
+	msg   nats.Msg
+	id    uint64
+	batch *writeBatch
+	reply chan callResult // buffered: the one result never blocks its sender
+}
+
+// writeBatch counts the writes of a batch still without an outcome.
+type writeBatch struct{ open int }
+
+type callResult struct {
+	msg *nats.Msg
+	err error
+}
+
+// errWriterClosed ends the writes still waiting when the store closes.
+var errWriterClosed = fmt.Errorf("jskv: write abandoned: %w", kv.ErrClosed)
 
 // newFastWriter returns a fastWriter for bucket b, or nil when the bucket's
 // writes need more than "$KV.<bucket>.<key>" on js's connection: a JetStream
@@ -59,7 +103,39 @@ func newFastWriter(js jetstream.JetStream, b jetstream.KeyValue, stream jetstrea
 	if timeout <= 0 {
 		timeout = 5 * time.Second // nats.go's defaultAPITimeout
 	}
-	return &fastWriter{nc: nc, stream: stream, pre: "$KV." + bucket + ".", timeout: timeout}
+	f := &fastWriter{nc: nc, stream: stream, pre: "$KV." + bucket + ".", timeout: timeout,
+		inbox: nc.NewInbox() + ".", calls: make(map[uint64]*call)}
+	var err error
+	if f.sub, err = nc.Subscribe(f.inbox+"*", f.onReply); err != nil {
+		return nil
+	}
+	// The replies of a burst of writes must not be dropped as a slow
+	// consumer's: nothing else would end those writes before their timeout.
+	if err := f.sub.SetPendingLimits(-1, -1); err != nil {
+		f.sub.Unsubscribe()
+		return nil
+	}
+	return f
+}
+
+// close ends the reply subscription and fails the writes still waiting.
+func (f *fastWriter) close() {
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		return
+	}
+	f.closed = true
+	calls, queue := f.calls, f.queue
+	f.calls, f.queue = map[uint64]*call{}, nil
+	f.mu.Unlock()
+	f.sub.Unsubscribe()
+	for _, c := range calls {
+		c.reply <- callResult{err: errWriterClosed}
+	}
+	for _, c := range queue {
+		c.reply <- callResult{err: errWriterClosed}
+	}
 }
 
 // createHeader expects no message on the key's subject. Shared: nats.go
@@ -131,8 +207,8 @@ func (f *fastWriter) write(ctx context.Context, key string, value []byte, hdr na
 	if cancel != nil {
 		defer cancel()
 	}
-	m := &nats.Msg{Subject: f.pre + key, Header: hdr, Data: value}
-	resp, err := f.nc.RequestMsgWithContext(ctx, m)
+	subject := f.pre + key
+	resp, err := f.request(ctx, subject, hdr, value)
 	for r := 0; errors.Is(err, nats.ErrNoResponders) && r < jetstream.DefaultPubRetryAttempts; r++ {
 		// No stream listening: a leader election, or the bucket is gone.
 		t := time.NewTimer(jetstream.DefaultPubRetryWait)
@@ -141,7 +217,7 @@ func (f *fastWriter) write(ctx context.Context, key string, value []byte, hdr na
 		case <-t.C:
 		}
 		t.Stop()
-		resp, err = f.nc.RequestMsgWithContext(ctx, m)
+		resp, err = f.request(ctx, subject, hdr, value)
 	}
 	if err != nil {
 		if errors.Is(err, nats.ErrNoResponders) {
@@ -150,6 +226,102 @@ func (f *fastWriter) write(ctx context.Context, key string, value []byte, hdr na
 		return 0, err
 	}
 	return parsePubAck(resp.Data)
+}
+
+// request sends one write, in the next batch, and waits for its reply:
+// nats.ErrNoResponders if no stream listens, ctx's error if it ends first.
+func (f *fastWriter) request(ctx context.Context, subject string, hdr nats.Header, value []byte) (*nats.Msg, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	c := &call{reply: make(chan callResult, 1)}
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		return nil, errWriterClosed
+	}
+	f.next++
+	c.id = f.next
+	c.msg = nats.Msg{Subject: subject, Reply: f.inbox + strconv.FormatUint(c.id, 10), Header: hdr, Data: value}
+	f.queue = append(f.queue, c)
+	var batch []*call
+	if f.batches < maxWriteBatches {
+		batch = f.takeLocked()
+	}
+	f.mu.Unlock()
+	if batch != nil {
+		f.publish(batch)
+	}
+	select {
+	case r := <-c.reply:
+		return r.msg, r.err
+	case <-ctx.Done():
+		// Its reply no longer counts: the batch may finish without it.
+		f.settle(c.id, callResult{err: ctx.Err()})
+		return nil, ctx.Err()
+	}
+}
+
+// takeLocked makes the queue the next batch. f.mu must be held.
+func (f *fastWriter) takeLocked() []*call {
+	batch := f.queue
+	f.queue = nil
+	b := &writeBatch{open: len(batch)}
+	for _, c := range batch {
+		c.batch = b
+		f.calls[c.id] = c
+	}
+	f.batches++
+	f.sentBatches++
+	f.sentWrites += uint64(len(batch))
+	return batch
+}
+
+// publish sends a batch's writes back to back.
+func (f *fastWriter) publish(batch []*call) {
+	for _, c := range batch {
+		if err := f.nc.PublishMsg(&c.msg); err != nil {
+			f.settle(c.id, callResult{err: err})
+		}
+	}
+}
+
+// settle gives write id its outcome, once; the last outcome of a batch
+// sends the queue as the next batch.
+func (f *fastWriter) settle(id uint64, r callResult) {
+	f.mu.Lock()
+	c := f.calls[id]
+	if c == nil {
+		f.mu.Unlock()
+		return // settled already (its caller gave up, or the store closed)
+	}
+	delete(f.calls, id)
+	var next []*call
+	if c.batch.open--; c.batch.open == 0 {
+		f.batches--
+		if len(f.queue) > 0 && !f.closed {
+			next = f.takeLocked()
+		}
+	}
+	f.mu.Unlock()
+	c.reply <- r
+	if next != nil {
+		f.publish(next)
+	}
+}
+
+// onReply hands a reply to its write. A 503 status without a body is the
+// server's no-responders notice.
+func (f *fastWriter) onReply(m *nats.Msg) {
+	id, err := strconv.ParseUint(m.Subject[len(f.inbox):], 10, 64)
+	if err != nil {
+		return
+	}
+	if len(m.Data) == 0 && m.Header.Get("Status") == "503" {
+		f.settle(id, callResult{err: nats.ErrNoResponders})
+		return
+	}
+	f.settle(id, callResult{msg: m})
 }
 
 func (f *fastWriter) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -206,5 +207,84 @@ func TestFastWriteNoDeadlineServerStopped(t *testing.T) {
 			t.Errorf("%s with the server stopped took %v (error %v)", name, d, err)
 		}
 		t.Logf("%s: %v after %v", name, err, time.Since(start).Round(time.Millisecond))
+	}
+}
+
+// Concurrent writes are group-committed: under load they go out in fewer
+// batches than writes, and each still gets its own outcome.
+func TestConcurrentWritesShareBatchesKeepTheirOutcomes(t *testing.T) {
+	s := newStore(t, newJetStream(t), "group")
+	if !jskv.FastWrites(s) {
+		t.Fatal("want direct writes")
+	}
+	ctx := t.Context()
+	const distinct, racers = 400, 40
+	var wg sync.WaitGroup
+	revs := make([]uint64, distinct)
+	errs := make([]error, distinct)
+	var won, lost atomic.Int32
+	for i := range distinct {
+		wg.Go(func() { revs[i], errs[i] = s.Create(ctx, fmt.Sprintf("k%d", i), []byte("v")) })
+	}
+	for range racers {
+		wg.Go(func() {
+			_, err := s.Create(ctx, "hot", []byte("mine"))
+			switch {
+			case err == nil:
+				won.Add(1)
+			case errors.Is(err, kv.ErrConflict):
+				lost.Add(1)
+			default:
+				t.Errorf("racing Create: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	seen := map[uint64]bool{}
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("Create k%d: %v", i, err)
+		}
+		if seen[revs[i]] {
+			t.Fatalf("revision %d handed to two writes", revs[i])
+		}
+		seen[revs[i]] = true
+		if e, err := s.Get(ctx, fmt.Sprintf("k%d", i)); err != nil || e.Revision != revs[i] {
+			t.Fatalf("k%d: stored at %d (%v), Create said %d", i, e.Revision, err, revs[i])
+		}
+	}
+	if won.Load() != 1 || lost.Load() != racers-1 {
+		t.Fatalf("racing Creates: %d won, %d lost; want 1 and %d", won.Load(), lost.Load(), racers-1)
+	}
+	batches, writes := jskv.WriteBatches(s)
+	if writes < distinct+racers || batches >= writes {
+		t.Fatalf("%d writes in %d batches: want fewer batches than writes under load", writes, batches)
+	}
+	t.Logf("%d writes in %d batches", writes, batches)
+}
+
+// Writes whose replies never come end with their context and do not hold
+// the batch slots: later writes go out and succeed.
+func TestLostRepliesDoNotWedgeWrites(t *testing.T) {
+	s := newStore(t, newJetStream(t), "lost")
+	restore := jskv.DropReplies(s)
+	var wg sync.WaitGroup
+	for i := range 5 {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+			defer cancel()
+			if _, err := s.Put(ctx, fmt.Sprintf("k%d", i), []byte("v")); !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("write without a reply: %v, want the context's deadline", err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := restore(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if _, err := s.Put(ctx, "after", []byte("v")); err != nil {
+		t.Fatalf("write after lost replies: %v", err)
 	}
 }

@@ -9,6 +9,9 @@
 // Put, Create and Update on a plain local bucket are core-NATS requests to
 // the key's subject with a hand-read PubAck (see fastWriter): the same
 // messages and results as jetstream.KeyValue at a fraction of its CPU cost.
+// Concurrent writes are group-committed: while two batches of writes await
+// their replies, new writes queue and go out together as the next batch,
+// sharing socket writes; each write keeps its own outcome.
 //
 // Server errors keep their JetStream codes: a CAS conflict is both
 // kv.ErrConflict and the jetstream error under errors.Is/As.
@@ -196,6 +199,9 @@ func (s *Store) Close() {
 	if !s.closed {
 		s.closed = true
 		close(s.done)
+		if s.fast != nil {
+			s.fast.close()
+		}
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
