@@ -59,11 +59,13 @@ func (r BackfillRequest) Validate() *Error {
 	}
 	seen := make(map[string]int, len(r.Partitions))
 	for i, p := range r.Partitions {
-		field := indexed("partitions", i)
-		if err := checkPartition(field, p, false); err != nil {
-			return err
+		// Field names are built for errors only: a backfill has up to
+		// MaxBackfillPartitions of them.
+		if checkPartition("partitions", p, false) != nil {
+			return checkPartition(indexed("partitions", i), p, false)
 		}
 		if j, dup := seen[p]; dup {
+			field := indexed("partitions", i)
 			return fieldErrorf(field, "%s repeats %s", field, indexed("partitions", j))
 		}
 		seen[p] = i
