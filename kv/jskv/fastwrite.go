@@ -52,6 +52,8 @@ type fastWriter struct {
 	closed  bool
 
 	sentBatches, sentWrites uint64 // totals, for tests
+
+	stop chan struct{} // closed by close: ends the reaper
 }
 
 // maxWriteBatches is how many batches of writes may await replies at once.
@@ -59,10 +61,11 @@ const maxWriteBatches = 2
 
 // call is one write.
 type call struct {
-	msg   nats.Msg
-	id    uint64
-	batch *writeBatch
-	reply chan callResult // buffered: the one result never blocks its sender
+	msg     nats.Msg
+	id      uint64
+	batch   *writeBatch
+	expires time.Time       // for a caller without a deadline: when the reaper fails it
+	reply   chan callResult // buffered: the one result never blocks its sender
 }
 
 // writeBatch counts the writes of a batch still without an outcome.
@@ -104,7 +107,7 @@ func newFastWriter(js jetstream.JetStream, b jetstream.KeyValue, stream jetstrea
 		timeout = 5 * time.Second // nats.go's defaultAPITimeout
 	}
 	f := &fastWriter{nc: nc, stream: stream, pre: "$KV." + bucket + ".", timeout: timeout,
-		inbox: nc.NewInbox() + ".", calls: make(map[uint64]*call)}
+		inbox: nc.NewInbox() + ".", calls: make(map[uint64]*call), stop: make(chan struct{})}
 	var err error
 	if f.sub, err = nc.Subscribe(f.inbox+"*", f.onReply); err != nil {
 		return nil
@@ -115,7 +118,47 @@ func newFastWriter(js jetstream.JetStream, b jetstream.KeyValue, stream jetstrea
 		f.sub.Unsubscribe()
 		return nil
 	}
+	go f.reap()
 	return f
+}
+
+// reap fails the writes of callers without a deadline once the default
+// timeout has passed: one coarse clock for all of them instead of a
+// context and a timer per write.
+func (f *fastWriter) reap() {
+	every := max(min(f.timeout/4, 250*time.Millisecond), 10*time.Millisecond)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	late := fmt.Errorf("jskv: no reply within %v: %w", f.timeout, context.DeadlineExceeded)
+	for {
+		select {
+		case <-f.stop:
+			return
+		case now := <-t.C:
+			var expired []uint64
+			var dropped []*call
+			f.mu.Lock()
+			for id, c := range f.calls {
+				if !c.expires.IsZero() && now.After(c.expires) {
+					expired = append(expired, id)
+				}
+			}
+			f.queue = slices.DeleteFunc(f.queue, func(c *call) bool {
+				if !c.expires.IsZero() && now.After(c.expires) {
+					dropped = append(dropped, c)
+					return true
+				}
+				return false
+			})
+			f.mu.Unlock()
+			for _, id := range expired {
+				f.settle(id, callResult{err: late})
+			}
+			for _, c := range dropped {
+				c.reply <- callResult{err: late}
+			}
+		}
+	}
 }
 
 // close ends the reply subscription and fails the writes still waiting.
@@ -126,6 +169,7 @@ func (f *fastWriter) close() {
 		return
 	}
 	f.closed = true
+	close(f.stop)
 	calls, queue := f.calls, f.queue
 	f.calls, f.queue = map[uint64]*call{}, nil
 	f.mu.Unlock()
@@ -203,10 +247,6 @@ func (f *fastWriter) lastMarker(ctx context.Context, key string) (uint64, bool) 
 // key's subject, retried on no responders, under the default timeout if ctx
 // has no deadline.
 func (f *fastWriter) write(ctx context.Context, key string, value []byte, hdr nats.Header) (uint64, error) {
-	ctx, cancel := f.withTimeout(ctx)
-	if cancel != nil {
-		defer cancel()
-	}
 	subject := f.pre + key
 	resp, err := f.request(ctx, subject, hdr, value)
 	for r := 0; errors.Is(err, nats.ErrNoResponders) && r < jetstream.DefaultPubRetryAttempts; r++ {
@@ -229,12 +269,17 @@ func (f *fastWriter) write(ctx context.Context, key string, value []byte, hdr na
 }
 
 // request sends one write, in the next batch, and waits for its reply:
-// nats.ErrNoResponders if no stream listens, ctx's error if it ends first.
+// nats.ErrNoResponders if no stream listens, ctx's error if it ends first,
+// and, if ctx has no deadline, a context.DeadlineExceeded error once the
+// writer's default timeout has passed.
 func (f *fastWriter) request(ctx context.Context, subject string, hdr nats.Header, value []byte) (*nats.Msg, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	c := &call{reply: make(chan callResult, 1)}
+	if _, ok := ctx.Deadline(); !ok {
+		c.expires = time.Now().Add(f.timeout)
+	}
 	f.mu.Lock()
 	if f.closed {
 		f.mu.Unlock()

@@ -263,10 +263,15 @@ func TestConcurrentWritesShareBatchesKeepTheirOutcomes(t *testing.T) {
 	t.Logf("%d writes in %d batches", writes, batches)
 }
 
-// Writes whose replies never come end with their context and do not hold
+// Writes whose replies never come end with their context, or without a
+// deadline with the JetStream context's default timeout, and do not hold
 // the batch slots: later writes go out and succeed.
 func TestLostRepliesDoNotWedgeWrites(t *testing.T) {
-	s := newStore(t, newJetStream(t), "lost")
+	js, err := jetstream.New(natstest.Connect(t, natstest.Server(t)), jetstream.WithDefaultTimeout(300*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newStore(t, js, "lost")
 	restore := jskv.DropReplies(s)
 	var wg sync.WaitGroup
 	for i := range 5 {
@@ -275,6 +280,18 @@ func TestLostRepliesDoNotWedgeWrites(t *testing.T) {
 			defer cancel()
 			if _, err := s.Put(ctx, fmt.Sprintf("k%d", i), []byte("v")); !errors.Is(err, context.DeadlineExceeded) {
 				t.Errorf("write without a reply: %v, want the context's deadline", err)
+			}
+		})
+	}
+	for i := range 3 {
+		wg.Go(func() {
+			start := time.Now()
+			_, err := s.Put(context.Background(), fmt.Sprintf("nodeadline%d", i), []byte("v"))
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("write without a reply or a deadline: %v, want the default timeout", err)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("write without a reply or a deadline ended after %v, default timeout 300ms", d)
 			}
 		})
 	}
