@@ -53,7 +53,8 @@ type fastWriter struct {
 
 	sentBatches, sentWrites uint64 // totals, for tests
 
-	stop chan struct{} // closed by close: ends the reaper
+	reaping bool          // a reaper goroutine runs (while writes without a deadline wait)
+	stop    chan struct{} // closed by close: ends the reaper
 }
 
 // maxWriteBatches is how many batches of writes may await replies at once.
@@ -118,13 +119,13 @@ func newFastWriter(js jetstream.JetStream, b jetstream.KeyValue, stream jetstrea
 		f.sub.Unsubscribe()
 		return nil
 	}
-	go f.reap()
 	return f
 }
 
 // reap fails the writes of callers without a deadline once the default
 // timeout has passed: one coarse clock for all of them instead of a
-// context and a timer per write.
+// context and a timer per write. It runs while writes wait and returns at
+// the first tick that finds none.
 func (f *fastWriter) reap() {
 	every := max(min(f.timeout/4, 250*time.Millisecond), 10*time.Millisecond)
 	t := time.NewTicker(every)
@@ -150,12 +151,19 @@ func (f *fastWriter) reap() {
 				}
 				return false
 			})
+			idle := len(f.calls) == len(expired) && len(f.queue) == 0
+			if idle {
+				f.reaping = false
+			}
 			f.mu.Unlock()
 			for _, id := range expired {
 				f.settle(id, callResult{err: late})
 			}
 			for _, c := range dropped {
 				c.reply <- callResult{err: late}
+			}
+			if idle {
+				return
 			}
 		}
 	}
@@ -289,6 +297,10 @@ func (f *fastWriter) request(ctx context.Context, subject string, hdr nats.Heade
 	c.id = f.next
 	c.msg = nats.Msg{Subject: subject, Reply: f.inbox + strconv.FormatUint(c.id, 10), Header: hdr, Data: value}
 	f.queue = append(f.queue, c)
+	if !c.expires.IsZero() && !f.reaping {
+		f.reaping = true
+		go f.reap()
+	}
 	var batch []*call
 	if f.batches < maxWriteBatches {
 		batch = f.takeLocked()
