@@ -58,7 +58,8 @@ func (r GetRequest) Validate() *Error {
 }
 
 // GetReply answers a GetRequest: where the result is, and the value itself
-// when the stored object is at most InlineValueLimit bytes. An asset with no
+// when the stored object is at most InlineValueLimit bytes, or else, if the
+// request asked for Stage, where a copy of it is staged. An asset with no
 // result for the partition is an error reply with CodeNotFound.
 type GetReply struct {
 	// Asset names the asset.
