@@ -60,8 +60,9 @@ func (s *stager) stage(ctx context.Context, pipeline string, res *flowstone.Resu
 	rec := res.Record
 	details := map[string]any{"asset": rec.Asset, "partition": rec.Partition, "storage": rec.Storage, "object_key": rec.ObjectKey, "size": rec.Size}
 	if !isSHA256(rec.SHA256) {
-		// Every record written since checksums exist has one; a copy
-		// without one could be neither named nor checked.
+		// Records of stored results carry one (a completion without it
+		// is refused); a copy without one could be neither named nor
+		// checked, so refuse rather than guess a name.
 		return staged{}, &protocol.Error{Code: protocol.CodeStorageError, Details: details,
 			Message: fmt.Sprintf("the result of %q (partition %q) has no SHA-256 in its record, so it cannot be staged for reading: re-run it with Force to record one", rec.Asset, rec.Partition)}
 	}
@@ -71,12 +72,15 @@ func (s *stager) stage(ctx context.Context, pipeline string, res *flowstone.Resu
 	out, perr := s.exclusive(ctx, name, details, func() (staged, *protocol.Error) {
 		return s.stageOnce(ctx, name, res, details)
 	})
-	ev := s.log.Info()
+	var ev *zerolog.Event
+	msg := "result_staged"
 	if perr != nil {
-		ev = s.log.Warn().Str("code", perr.Code).Str("error", perr.Message)
+		ev, msg = s.log.Warn().Str("code", perr.Code).Str("error", perr.Message), "stage_failed"
+	} else {
+		ev = s.log.Info()
 	}
 	ev.Str("pipeline", pipeline).Str("asset", rec.Asset).Str("partition", rec.Partition).Str("storage", rec.Storage).
-		Int64("size", rec.Size).Dur("duration", time.Since(start)).Bool("reused", out.reused).Msg("result_staged")
+		Int64("size", rec.Size).Dur("duration", time.Since(start)).Bool("reused", out.reused).Msg(msg)
 	return out, perr
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -11,10 +12,12 @@ import (
 	"time"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/coordinator"
 	"github.com/flowstone-go/flowstone/objectstore"
 	"github.com/flowstone-go/flowstone/objectstore/jsstore"
 	"github.com/flowstone-go/flowstone/protocol"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 )
 
 // stageSize is over protocol.InlineValueLimit and spans several 1 MiB
@@ -68,9 +71,41 @@ func stagingBucket(t *testing.T, e *env) (*jsstore.Store, jetstream.ObjectStore,
 	return st, obs, info.State.LastSeq
 }
 
+// logLines collects a logger's lines; safe for concurrent writes.
+type logLines struct {
+	mu    sync.Mutex
+	lines []map[string]any
+}
+
+func (l *logLines) Write(p []byte) (int, error) {
+	var line map[string]any
+	if err := json.Unmarshal(p, &line); err != nil {
+		return 0, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, line)
+	return len(p), nil
+}
+
+// staged returns the result_staged lines logged so far.
+func (l *logLines) staged() []map[string]any {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []map[string]any
+	for _, line := range l.lines {
+		if line["message"] == "result_staged" {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
 func TestGetStagesALargeResultOnce(t *testing.T) {
 	e := newEnv(t)
-	e.startCoordinator("c1")
+	logs := &logLines{}
+	log := zerolog.New(logs)
+	e.startCoordinatorWith(coordinator.Config{ID: "c1", Logger: &log})
 	var execs atomic.Int32
 	e.startWorker(stagePipeline(&execs))
 	e.waitPipeline("stagetest")
@@ -105,6 +140,10 @@ func TestGetStagesALargeResultOnce(t *testing.T) {
 	if err != nil || status.TTL() != protocol.StagingTTL {
 		t.Fatalf("staging bucket TTL = %v, %v; want %v", status.TTL(), err, protocol.StagingTTL)
 	}
+	if lines := logs.staged(); len(lines) != 1 || lines[0]["reused"] != false || lines[0]["asset"] != "big" ||
+		lines[0]["pipeline"] != "stagetest" || lines[0]["partition"] != "default" || lines[0]["size"] != float64(stageSize) {
+		t.Errorf("logged %v, want one result_staged line of the copy", lines)
+	}
 
 	// Asked again, several at once: the copy is handed out, not made again.
 	var wg sync.WaitGroup
@@ -119,6 +158,9 @@ func TestGetStagesALargeResultOnce(t *testing.T) {
 	wg.Wait()
 	if _, _, after := stagingBucket(t, e); after != seq {
 		t.Errorf("the staging bucket got %d more messages for a copy it holds", after-seq)
+	}
+	if lines := logs.staged(); len(lines) != 5 || lines[1]["reused"] != true || lines[4]["reused"] != true {
+		t.Errorf("logged %v, want 4 more result_staged lines, reused", lines)
 	}
 
 	// A result that fits inline travels inline, staged or not.
