@@ -23,6 +23,9 @@ type Client struct {
 	mats jetstream.KeyValue // the materializations bucket, opened on first use
 	// results is the fleet's JetStream object store, opened on first use.
 	results *jsstore.Store
+	// staging is the bucket of copies the fleet stages for clients,
+	// opened on first use.
+	staging *jsstore.Store
 }
 
 // Connect dials the NATS server at url (a comma-separated list for a

@@ -38,10 +38,16 @@
 // # Results
 //
 // Get's reply carries results up to protocol.InlineValueLimit bytes inline.
-// A larger result is read from its object store: the one given with
-// WithStore under the fleet's name for it, or else the fleet's JetStream
+// A larger result is read, in this order, from the store given with
+// WithStore under the fleet's name for it; from the fleet's JetStream
 // object store (protocol.ResultsBucket), which the client reaches over its
-// NATS connection. Results in other stores (S3, files) need WithStore.
+// NATS connection; or from a copy the fleet stages for the client: a
+// coordinator copies the result from its store (S3, files on its disk)
+// into protocol.StagingBucket, where the client reads it over NATS. So no
+// store needs configuring to read any result; WithStore saves the copy
+// (and the fleet's disk and bandwidth) when the client can reach the
+// store itself. Staged copies expire after protocol.StagingTTL and are
+// shared by clients reading the same bytes.
 //
 // # Async runs
 //

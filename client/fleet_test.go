@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +18,7 @@ import (
 	"github.com/flowstone-go/flowstone/objectstore/filestore"
 	"github.com/flowstone-go/flowstone/pipelines"
 	"github.com/flowstone-go/flowstone/protocol"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 	"go.uber.org/goleak"
 )
@@ -35,9 +37,18 @@ func testPipelines(o pipelines.Options) []*flowstone.Pipeline {
 			return nil, errors.New("the source is down")
 		}),
 		flowstone.Asset("downstream", func(c *flowstone.Context) (any, error) { return 1, nil }, flowstone.DependsOn("broken")),
+		// changing stores other bytes at every execution.
+		flowstone.Asset("changing", func(*flowstone.Context) (any, error) {
+			b := bytes.Repeat([]byte{'.'}, bigSize)
+			copy(b, strconv.FormatInt(changes.Add(1), 10))
+			return b, nil
+		}),
 	)
 	return append(pipelines.All(o), extra)
 }
+
+// changes counts the executions of clienttest.changing.
+var changes atomic.Int64
 
 var shared struct {
 	once  sync.Once
@@ -566,9 +577,22 @@ func TestLargeResults(t *testing.T) {
 	if res.Record.Size != bigSize || res.Record.Encoding != flowstone.EncodingRaw {
 		t.Fatalf("record = %+v", res.Record)
 	}
-	_, err = res.Bytes(ctx)
-	if !errors.Is(err, flowstone.ErrConfig) || !strings.Contains(err.Error(), "client.WithStore") || !strings.Contains(err.Error(), res.Record.ObjectKey) {
-		t.Fatalf("reading a large result without a store: err = %v", err)
+	// In the fleet's file store, which the client cannot reach: the fleet
+	// stages a copy for it.
+	want := bytes.Repeat([]byte("0123456789abcdef"), bigSize/16)
+	if b, err := res.Bytes(ctx); err != nil || !bytes.Equal(b, want) {
+		t.Fatalf("large result in the file store, without a store: %d bytes (equal %v), %v", len(b), bytes.Equal(b, want), err)
+	}
+	staged := stagedCopies(t, c, res.Record.SHA256)
+	got, err := c.Get(ctx, "clienttest", "big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := got.Bytes(ctx); err != nil || !bytes.Equal(b, want) {
+		t.Fatalf("large result read again: %d bytes, %v", len(b), err)
+	}
+	if again := stagedCopies(t, c, res.Record.SHA256); again != staged {
+		t.Errorf("reading the result again made another copy: the staging bucket's stream went from %d to %d messages", staged, again)
 	}
 
 	// In the fleet's JetStream object store, the client finds it itself.
@@ -592,5 +616,70 @@ func TestLargeResults(t *testing.T) {
 	b, err := res.Bytes(ctx)
 	if err != nil || len(b) != bigSize || !bytes.HasPrefix(b, []byte("0123456789abcdef0123")) {
 		t.Fatalf("large result: %d bytes, %v", len(b), err)
+	}
+}
+
+// stagedCopies checks that the staging bucket holds one object for the
+// bytes whose SHA-256 is sha, and returns how many messages its stream has
+// ever stored: staging a copy adds its chunks and its metadata, handing
+// out one already there adds none.
+func stagedCopies(t *testing.T, c *client.Client, sha string) uint64 {
+	t.Helper()
+	ctx := testCtx(t)
+	js, err := jetstream.New(c.Conn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs, err := js.ObjectStore(ctx, protocol.StagingBucket)
+	if err != nil {
+		t.Fatalf("the staging bucket: %v", err)
+	}
+	list, err := obs.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, oi := range list {
+		if oi.Name == protocol.StagedName(sha) {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("the staging bucket holds %d objects named for SHA-256 %s, want 1 (of %d objects)", n, sha, len(list))
+	}
+	info, err := js.Stream(ctx, "OBJ_"+protocol.StagingBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.CachedInfo().State.LastSeq
+}
+
+func TestStagedReadOfAChangedResultFails(t *testing.T) {
+	c, ctx := connect(t, fleet(t)), testCtx(t)
+	part := flowstone.Partition(uniq(t, "changing"))
+	res, err := c.Run(ctx, "clienttest", "changing", part)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := res.Record
+	if first.Storage != devfleet.StorageName || first.Size <= protocol.InlineValueLimit {
+		t.Fatalf("record = %+v, want a large result in the file store", first)
+	}
+	again, err := c.Run(ctx, "clienttest", "changing", part, flowstone.Force())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Record.SHA256 == first.SHA256 {
+		t.Fatalf("a forced run stored the same bytes (%s)", first.SHA256)
+	}
+	// res describes the first run's bytes; the fleet now has the second's.
+	b, err := res.Bytes(ctx)
+	var fe *flowstone.Error
+	if !errors.As(err, &fe) || fe.Type != flowstone.TypeStorageError || !strings.Contains(fe.Message, "changed after Get") ||
+		fe.Details["sha256"] != first.SHA256 || fe.Details["current_sha256"] != again.Record.SHA256 || fe.Details["current_run_id"] != again.RunID {
+		t.Fatalf("reading a result re-materialized since: %d bytes, err = %v (details %v)", len(b), err, fe)
+	}
+	if b, err := again.Bytes(ctx); err != nil || int64(len(b)) != again.Record.Size {
+		t.Fatalf("the new result: %d bytes, %v", len(b), err)
 	}
 }

@@ -58,8 +58,10 @@ func WithNATSOptions(opts ...nats.Option) Option {
 // WithStore lets the client read results too large to travel inline
 // (over protocol.InlineValueLimit bytes) directly from the object store
 // the fleet keeps them in; name is the fleet's name for that store (the
-// result's Record.Storage). Without it, reading such a result is a
-// ConfigError that says where the object is.
+// result's Record.Storage). Without it, such a result is read from the
+// fleet's JetStream object store if it is there, or else from a copy a
+// coordinator stages for the client (see Client.Get): slower, and it
+// costs the fleet a copy.
 func WithStore(name string, s objectstore.Store) Option {
 	return func(c *config) error {
 		if err := protocol.ValidName(name); err != nil || s == nil {

@@ -158,6 +158,18 @@ func (c *Coordinator) apiGet(ctx context.Context, req protocol.GetRequest) (prot
 			b, _ = json.Marshal(b) // base64 in a JSON string
 		}
 		reply.Value = b
+		return reply, nil
+	}
+	if req.Stage {
+		// The copy may take longer than a quick request: give it the
+		// time protocol.StagingAllowance says the client waits.
+		sctx, cancel := context.WithTimeout(c.ctx, requestTimeout+protocol.StagingAllowance(rec.Size))
+		defer cancel()
+		out, perr := c.stager.stage(sctx, req.Pipeline, res)
+		if perr != nil {
+			return reply, perr
+		}
+		reply.Staged = out.name
 	}
 	return reply, nil
 }

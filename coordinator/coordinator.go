@@ -82,6 +82,7 @@ type Coordinator struct {
 	wg     sync.WaitGroup // background loops, stopped by cancel
 	runWG  sync.WaitGroup // runs this coordinator drives
 	svc    micro.Service
+	stager *stager // copies large results for clients (get with Stage)
 	subs   []*nats.Subscription
 	starts jetstream.ConsumeContext
 
@@ -122,6 +123,7 @@ func (c *Coordinator) Start(ctx context.Context) error {
 		return fmt.Errorf("coordinator: jetstream: %w", err)
 	}
 	c.js = js
+	c.stager = newStager(js, c.log)
 	c.tasks = batcher.New(js, protocol.JoinTaskBatch)
 	c.tasks.Stored = c.ring
 	if err := fleet.Ensure(ctx, js); err != nil {

@@ -41,8 +41,18 @@ func newEnv(t *testing.T) *env {
 
 func (e *env) startCoordinator(id string) *coordinator.Coordinator {
 	e.t.Helper()
-	nc := natstest.Connect(e.t, e.srv)
-	c, err := coordinator.New(coordinator.Config{Conn: nc, Stores: e.stores, ID: id, PollInterval: 200 * time.Millisecond})
+	return e.startCoordinatorWith(coordinator.Config{ID: id})
+}
+
+// startCoordinatorWith starts a coordinator with cfg, its connection and
+// stores filled in (and a short poll interval unless cfg sets one).
+func (e *env) startCoordinatorWith(cfg coordinator.Config) *coordinator.Coordinator {
+	e.t.Helper()
+	cfg.Conn, cfg.Stores = natstest.Connect(e.t, e.srv), e.stores
+	if cfg.PollInterval == 0 {
+		cfg.PollInterval = 200 * time.Millisecond
+	}
+	c, err := coordinator.New(cfg)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -90,3 +90,34 @@ func FuzzDecodeEventBatch(f *testing.F) {
 		fuzzDecode(t, data, protocol.DecodeEventBatch, protocol.EncodeEventBatch)
 	})
 }
+
+// FuzzDecodeGetReply checks DecodeReply on get replies, whose staged field
+// names an object a client then opens: what it accepts re-encodes to a
+// canonical form, and a staged copy is never claimed for an inline value.
+// (A reply carrying the peer's error is returned as such, not refused, so
+// fuzzDecode's rule for refusals does not apply.)
+func FuzzDecodeGetReply(f *testing.F) {
+	inline := protocol.EncodeReply(protocol.GetReply{Asset: "sum", Partition: "default", RunID: "r1", ResultRef: validRef(), Value: []byte(`{"total":30}`)}, nil)
+	staged := protocol.EncodeReply(protocol.GetReply{Asset: "sum", Partition: "default", RunID: "r1", ResultRef: validRef(), Staged: protocol.StagedName(sha)}, nil)
+	seed(f, inline, staged,
+		[]byte(`{"v":1,"ok":{"asset":"a","partition":"p","run_id":"r","object_key":"k","storage":"s3","size":300000,"sha256":"`+sha+`","encoding":"raw","staged":"sha256/../`+sha+`"}}`),
+		[]byte(`{"v":1,"ok":{"asset":"a","partition":"p","run_id":"r","object_key":"k","storage":"s3","size":3,"sha256":"`+sha+`","encoding":"raw","value":"AAEC","staged":"x"}}`),
+		[]byte(`{"v":1,"error":{"code":"storage_error","message":"the staged copy does not match its record"}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := protocol.DecodeReply[protocol.GetReply](data)
+		if err != nil {
+			return
+		}
+		if r.Staged != "" && r.Inline() {
+			t.Fatalf("accepted a staged copy of an inline value: %q", data)
+		}
+		first := protocol.EncodeReply(r, nil)
+		again, err := protocol.DecodeReply[protocol.GetReply](first)
+		if err != nil {
+			t.Fatalf("re-encoded %q does not decode: %v", first, err)
+		}
+		if second := protocol.EncodeReply(again, nil); !bytes.Equal(first, second) {
+			t.Fatalf("round trip changed the reply:\n first %s\nsecond %s", first, second)
+		}
+	})
+}

@@ -3,6 +3,7 @@ package protocol
 import (
 	"bytes"
 	"encoding/json"
+	"time"
 )
 
 // GetRequest asks for a materialized result (verb get).
@@ -18,6 +19,30 @@ type GetRequest struct {
 	// Storage names the backend to look in; "" means wherever the result
 	// was stored.
 	Storage string `json:"storage,omitempty"`
+	// Stage asks the coordinator to stage a result too large to travel
+	// inline (over InlineValueLimit bytes) in StagingBucket and name it in
+	// the reply (GetReply.Staged), for a client that cannot read the store
+	// the result is kept in (S3, a coordinator's or worker's disk). The
+	// coordinator allows itself StagingAllowance(size) beyond its usual
+	// request timeout for the copy; the client should wait as long. A
+	// result that fits inline is sent inline, staged or not.
+	Stage bool `json:"stage,omitempty"`
+}
+
+// StagingMinRate is the slowest rate, in bytes per second, at which a
+// coordinator is expected to copy a result into StagingBucket:
+// StagingAllowance is computed from it.
+const StagingMinRate = 8 << 20
+
+// StagingAllowance is how much longer than a quick request a get with Stage
+// may take for a result of size bytes: the time to copy it at
+// StagingMinRate. A coordinator gives the copy that long beyond its request
+// timeout, and a client waits that long beyond its own.
+func StagingAllowance(size int64) time.Duration {
+	if size <= 0 {
+		return 0
+	}
+	return time.Duration(float64(size) / StagingMinRate * float64(time.Second))
 }
 
 // Verb returns VerbGet.
@@ -33,7 +58,8 @@ func (r GetRequest) Validate() *Error {
 }
 
 // GetReply answers a GetRequest: where the result is, and the value itself
-// when the stored object is at most InlineValueLimit bytes. An asset with no
+// when the stored object is at most InlineValueLimit bytes, or else, if the
+// request asked for Stage, where a copy of it is staged. An asset with no
 // result for the partition is an error reply with CodeNotFound.
 type GetReply struct {
 	// Asset names the asset.
@@ -47,6 +73,11 @@ type GetReply struct {
 	// itself, for EncodingRaw a JSON string of the bytes in standard base64.
 	// Empty when the result must be read from the object store.
 	Value json.RawMessage `json:"value,omitempty"`
+	// Staged names the object in StagingBucket that holds a copy of the
+	// result's bytes (see StagedName), when the request asked for Stage and
+	// the result is not inline. The copy's SHA-256 is SHA256; it expires
+	// with the bucket's StagingTTL.
+	Staged string `json:"staged,omitempty"`
 }
 
 func (GetReply) isReply() {}
@@ -68,6 +99,14 @@ func (r GetReply) Validate() *Error {
 	}
 	if err := r.ResultRef.validate(""); err != nil {
 		return err
+	}
+	if r.Staged != "" {
+		if err := checkObjectKey("staged", r.Staged); err != nil {
+			return err
+		}
+		if r.Inline() {
+			return fieldErrorf("staged", "staged names a copy of a result whose value is inline; only results read from the object store are staged")
+		}
 	}
 	if !r.Inline() {
 		return nil

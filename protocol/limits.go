@@ -17,7 +17,8 @@ const (
 
 	// InlineValueLimit is the largest stored result, in bytes, that a get
 	// reply carries inline; larger results are fetched from the object
-	// store by ObjectKey.
+	// store by ObjectKey, or from a copy staged in StagingBucket for a
+	// client that cannot reach that store (GetRequest.Stage).
 	InlineValueLimit = 256 << 10
 	// InlineResultLimit is the largest result, in bytes, kept inside its
 	// materialization record (and tasks and completions) instead of the

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/flowstone-go/flowstone/protocol"
 )
@@ -138,6 +139,17 @@ func TestReplyValidation(t *testing.T) {
 		{name: "get raw inline not a string", reply: get(func(r *protocol.GetReply) { r.Encoding = protocol.EncodingRaw }), code: protocol.CodeBadRequest, field: "value"},
 		{name: "get no run", reply: get(func(r *protocol.GetReply) { r.RunID = "" }), code: protocol.CodeBadRequest, field: "run_id"},
 		{name: "get no checksum", reply: get(func(r *protocol.GetReply) { r.SHA256 = "" }), code: protocol.CodeBadRequest, field: "sha256"},
+		{name: "get staged", reply: get(func(r *protocol.GetReply) {
+			r.Value, r.Size, r.Staged = nil, 10<<20, protocol.StagedName(r.SHA256)
+		})},
+		{name: "get staged not an object name", reply: get(func(r *protocol.GetReply) {
+			r.Value, r.Size, r.Staged = nil, 10<<20, "sha256/../x"
+		}), code: protocol.CodeBadRequest, field: "staged"},
+		{name: "get staged with a space", reply: get(func(r *protocol.GetReply) {
+			r.Value, r.Size, r.Staged = nil, 10<<20, "staged copy"
+		}), code: protocol.CodeBadRequest, field: "staged"},
+		{name: "get staged and inline", reply: get(func(r *protocol.GetReply) { r.Staged = protocol.StagedName(r.SHA256) }),
+			code: protocol.CodeBadRequest, field: "staged"},
 		{name: "status not found", reply: protocol.StatusReply{State: protocol.StateNotFound, Partition: "default"}},
 		{name: "status unknown state", reply: protocol.StatusReply{State: "done", Partition: "default"}, code: protocol.CodeBadRequest, field: "state"},
 		{name: "status negative scatter", reply: protocol.StatusReply{State: protocol.StateRunning, Partition: "p", Scatter: &protocol.ScatterStatus{Total: 3, Pending: -1}}, code: protocol.CodeBadRequest, field: "scatter.pending"},
@@ -168,5 +180,23 @@ func TestGetReplyInline(t *testing.T) {
 	}
 	if (protocol.GetReply{}).Inline() {
 		t.Error("no value is not inline")
+	}
+}
+
+func TestStagingAllowance(t *testing.T) {
+	for _, tc := range []struct {
+		size int64
+		want time.Duration
+	}{
+		{-1, 0},
+		{0, 0},
+		{protocol.StagingMinRate, time.Second},
+		{protocol.StagingMinRate / 2, 500 * time.Millisecond},
+		{1 << 30, 128 * time.Second},
+		{1 << 50, time.Duration(1<<50/protocol.StagingMinRate) * time.Second}, // no overflow
+	} {
+		if got := protocol.StagingAllowance(tc.size); got != tc.want {
+			t.Errorf("StagingAllowance(%d) = %v, want %v", tc.size, got, tc.want)
+		}
 	}
 }

@@ -177,6 +177,7 @@ func TestGetAndExistsStorage(t *testing.T) {
 	checkRequest(t, protocol.GetRequest{V: 1, Pipeline: "sales", Asset: "sum", Storage: "no such"}, protocol.CodeBadRequest, "storage", false)
 	checkRequest(t, protocol.ExistsRequest{V: 1, Pipeline: "sales", Asset: "sum", Storage: "-s3"}, protocol.CodeBadRequest, "storage", false)
 	checkRequest(t, protocol.ExistsRequest{V: 1, Pipeline: "sales", Asset: "sum", Storage: "memory"}, "", "", false)
+	checkRequest(t, protocol.GetRequest{V: 1, Pipeline: "sales", Asset: "sum", Storage: "s3", Stage: true}, "", "", false)
 }
 
 func TestBackfillRequestValidation(t *testing.T) {

@@ -49,6 +49,7 @@ func TestRequestsRoundTrip(t *testing.T) {
 		validRunRequest(),
 		fullRunRequest(),
 		protocol.GetRequest{V: 1, Pipeline: "sales", Asset: "sum", Partition: "eu", Storage: "s3"},
+		protocol.GetRequest{V: 1, Pipeline: "sales", Asset: "sum", Partition: "eu", Storage: "s3", Stage: true},
 		protocol.ExistsRequest{V: 1, Pipeline: "sales", Asset: "sum", Partition: "eu", Storage: "s3"},
 		protocol.StatusRequest{V: 1, Pipeline: "sales", Asset: "sum", Partition: "eu"},
 		protocol.CancelRequest{V: 1, Pipeline: "sales", Asset: "sum", Partition: "eu"},
@@ -123,6 +124,7 @@ func TestRepliesRoundTrip(t *testing.T) {
 	}})
 	roundTripReply(t, "get inline", protocol.GetReply{Asset: "sum", Partition: "default", RunID: "r1", ResultRef: validRef(), Value: json.RawMessage(`{"total":30}`)})
 	roundTripReply(t, "get by reference", protocol.GetReply{Asset: "sum", Partition: "default", RunID: "r1", ResultRef: validRef()})
+	roundTripReply(t, "get staged", protocol.GetReply{Asset: "sum", Partition: "default", RunID: "r1", ResultRef: validRef(), Staged: protocol.StagedName(sha)})
 	roundTripReply(t, "exists", protocol.ExistsReply{Exists: true})
 	roundTripReply(t, "status", protocol.StatusReply{
 		State: protocol.StateFailed, Partition: "default", RunID: "r1", CompletedAt: &done, DurationMS: 1234, Storage: "memory",

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // The API service. Coordinators serve it with nats.go/micro: a service named
@@ -199,7 +200,8 @@ func CancelSubject(runID string) string {
 }
 
 // Buckets. Metadata lives in JetStream KV buckets, results in an object
-// store bucket (or S3 under the same name).
+// store bucket (or S3 under the same name), and staged copies of results
+// in an object store bucket of their own.
 const (
 	// MaterializationsBucket is the KV bucket of materialization records.
 	MaterializationsBucket = "flowstone_materializations"
@@ -210,7 +212,31 @@ const (
 	ManifestsBucket = "flowstone_manifests"
 	// ResultsBucket is the object store bucket of results.
 	ResultsBucket = "flowstone_results"
+	// StagingBucket is the JetStream object store bucket where coordinators
+	// stage copies of results for clients that cannot read the store the
+	// results are kept in (GetRequest.Stage): a client reaches it over its
+	// NATS connection. Objects are named by their content (StagedName), and
+	// the bucket keeps each for StagingTTL.
+	StagingBucket = "flowstone_staged"
 )
+
+// StagingTTL is how long StagingBucket keeps a staged copy (the bucket's
+// max age): staged copies expire, the results they copy do not. A
+// coordinator reuses a staged copy only while it has at least half of
+// StagingTTL left, so a client that starts reading it at once has that
+// long to finish.
+const StagingTTL = time.Hour
+
+// StagedName returns the StagingBucket object name of a staged copy of the
+// bytes whose SHA-256 is sha (64 lowercase hex digits):
+// "sha256/<sha>". Equal bytes share one copy, whichever result they are.
+// It panics if sha is not a SHA-256 digest.
+func StagedName(sha string) string {
+	if err := checkSHA256("sha256", sha); err != nil {
+		panic("protocol: " + err.Message)
+	}
+	return "sha256/" + sha
+}
 
 // ManifestKey returns the ManifestsBucket key of worker's manifest of
 // pipeline, "<pipeline>.<worker>", so a coordinator lists a pipeline's

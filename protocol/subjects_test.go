@@ -26,6 +26,7 @@ func TestSubjects(t *testing.T) {
 		{protocol.ManifestKey("sales", "w-1"), "sales.w-1"},
 		{protocol.BellSubject(protocol.TaskSubject("sales", 2)), "flowstone.bell.sales.p2"},
 		{protocol.BellFilter("sales"), "flowstone.bell.sales.*"},
+		{protocol.StagedName(strings.Repeat("0f", 32)), "sha256/" + strings.Repeat("0f", 32)},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("got %q, want %q", tc.got, tc.want)
@@ -90,22 +91,25 @@ func subjectMatches(filter, subject string) bool {
 
 func TestSubjectBuildersPanicOnBadInput(t *testing.T) {
 	for name, build := range map[string]func(){
-		"unknown verb":         func() { protocol.APISubject("delete") },
-		"task pipeline":        func() { protocol.TaskSubject("a.>", 0) },
-		"task priority":        func() { protocol.TaskSubject("sales", 4) },
-		"filter priority":      func() { protocol.TaskFilter(-1) },
-		"schedule id":          func() { protocol.ScheduleSubject("a..b") },
-		"start pipeline":       func() { protocol.StartSubject("") },
-		"done pipeline":        func() { protocol.DoneSubject("*") },
-		"event pipeline":       func() { protocol.EventSubject("a b", protocol.EventRunStart) },
-		"event kind":           func() { protocol.EventSubject("sales", "run.>") },
-		"cancel run":           func() { protocol.CancelSubject("r.1") },
-		"manifest worker":      func() { protocol.ManifestKey("sales", "host.example") },
-		"manifest pipeline":    func() { protocol.ManifestKey("9", "w1") },
-		"task id attempt":      func() { protocol.TaskID("r1", "sum", "p", 0) },
-		"task id asset":        func() { protocol.TaskID("r1", "a.b", "p", 1) },
-		"task id run":          func() { protocol.TaskID("", "sum", "p", 1) },
-		"event kind uppercase": func() { protocol.EventSubject("sales", "RUN.START") },
+		"unknown verb":          func() { protocol.APISubject("delete") },
+		"task pipeline":         func() { protocol.TaskSubject("a.>", 0) },
+		"task priority":         func() { protocol.TaskSubject("sales", 4) },
+		"filter priority":       func() { protocol.TaskFilter(-1) },
+		"schedule id":           func() { protocol.ScheduleSubject("a..b") },
+		"start pipeline":        func() { protocol.StartSubject("") },
+		"done pipeline":         func() { protocol.DoneSubject("*") },
+		"event pipeline":        func() { protocol.EventSubject("a b", protocol.EventRunStart) },
+		"event kind":            func() { protocol.EventSubject("sales", "run.>") },
+		"cancel run":            func() { protocol.CancelSubject("r.1") },
+		"manifest worker":       func() { protocol.ManifestKey("sales", "host.example") },
+		"manifest pipeline":     func() { protocol.ManifestKey("9", "w1") },
+		"task id attempt":       func() { protocol.TaskID("r1", "sum", "p", 0) },
+		"task id asset":         func() { protocol.TaskID("r1", "a.b", "p", 1) },
+		"task id run":           func() { protocol.TaskID("", "sum", "p", 1) },
+		"event kind uppercase":  func() { protocol.EventSubject("sales", "RUN.START") },
+		"staged name empty":     func() { protocol.StagedName("") },
+		"staged name uppercase": func() { protocol.StagedName(strings.Repeat("AB", 32)) },
+		"staged name path":      func() { protocol.StagedName("../" + strings.Repeat("ab", 31)) },
 	} {
 		t.Run(name, func(t *testing.T) {
 			defer func() {

@@ -16,6 +16,7 @@ import (
 	"github.com/flowstone-go/flowstone/internal/cli"
 	"github.com/flowstone-go/flowstone/internal/devfleet"
 	"github.com/flowstone-go/flowstone/pipelines"
+	"github.com/flowstone-go/flowstone/protocol"
 	"github.com/nats-io/nuid"
 )
 
@@ -28,12 +29,24 @@ var shared struct {
 // blob is the raw result of clitest.blob: bytes that are not JSON.
 var blob = []byte("\x00\x01raw bytes\xff\n")
 
+// bigBlob is the raw result of clitest.bigblob: too large to travel in a
+// get reply (over protocol.InlineValueLimit), so it is stored in the
+// fleet's default store, files on its disk, which fsctl cannot read.
+var bigBlob = func() []byte {
+	b := make([]byte, protocol.InlineValueLimit+100_003)
+	for i := range b {
+		b[i] = byte(i * 7 / 3)
+	}
+	return b
+}()
+
 // server starts (once) the package's fleet and returns its --server flag.
 func server(t *testing.T) []string {
 	t.Helper()
 	shared.once.Do(func() {
 		extra := flowstone.MustPipeline("clitest",
 			flowstone.Asset("blob", func(*flowstone.Context) (any, error) { return blob, nil }),
+			flowstone.Asset("bigblob", func(*flowstone.Context) (any, error) { return bigBlob, nil }),
 			flowstone.Asset("broken", func(c *flowstone.Context) (any, error) {
 				return nil, errors.New("partition " + c.Partition() + " is broken")
 			}),
@@ -82,6 +95,8 @@ type runJSON struct {
 	Partition string          `json:"partition"`
 	RunID     string          `json:"run_id"`
 	Cached    bool            `json:"cached"`
+	Storage   string          `json:"storage"`
+	ObjectKey string          `json:"object_key"`
 	Encoding  string          `json:"encoding"`
 	Size      int64           `json:"size"`
 	SHA256    string          `json:"sha256"`
@@ -242,6 +257,24 @@ func TestGetOut(t *testing.T) {
 		t.Errorf("run --out: exit %d, file %q %v, stdout %q, stderr %q", r.code, b, err, r.stdout, r.stderr)
 	}
 	fails(t, cli.ExitFailed, "config_error", "get", "clitest", "blob", "--out", filepath.Join(dir, "missing", "dir", "x"))
+}
+
+func TestGetLargeValueFromTheFileStore(t *testing.T) {
+	var res runJSON
+	ok(t, &res, "run", "clitest", "bigblob", "--out", filepath.Join(t.TempDir(), "run.bin"))
+	if res.Storage != devfleet.StorageName || res.Size != int64(len(bigBlob)) || res.ObjectKey == "" {
+		t.Fatalf("bigblob = %+v, want %d bytes in the %s store", res, len(bigBlob), devfleet.StorageName)
+	}
+	out := filepath.Join(t.TempDir(), "bigblob.bin")
+	ok(t, &res, "get", "clitest", "bigblob", "--out", out)
+	if b, err := os.ReadFile(out); err != nil || !bytes.Equal(b, bigBlob) || res.Out != out {
+		t.Fatalf("get --out wrote %d bytes (want %d, equal %v), %v (json %+v)", len(b), len(bigBlob), bytes.Equal(b, bigBlob), err, res)
+	}
+	// Printed, too: the raw bytes to stdout.
+	r := fsctl(t, append([]string{"get", "clitest", "bigblob"}, server(t)...)...)
+	if r.code != 0 || r.stdout != string(bigBlob) {
+		t.Errorf("get to stdout: exit %d, %d bytes (want %d), stderr %q", r.code, len(r.stdout), len(bigBlob), r.stderr)
+	}
 }
 
 func TestBackfill(t *testing.T) {
