@@ -349,8 +349,11 @@ func (x *Executor) write(ctx context.Context, key string, rec *Materialization, 
 		return 0, wrapError(TypeStorageError, err, map[string]any{"key": key}, "write record %s: %v", key, err)
 	}
 	if rec.State.Terminal() {
-		// Finished records are read back most (every cache hit of a run).
-		x.records.put(key, nrev, rec)
+		// Finished records are read back most (every cache hit of a run):
+		// keep a key already cached fresh. Keys read before are the ones
+		// read again; caching every key written would fill the cache with
+		// records nobody here reads (a fleet worker's, a backfill's).
+		x.records.refresh(key, nrev, rec)
 	}
 	return nrev, nil
 }

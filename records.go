@@ -35,6 +35,13 @@ func (c *recordCache) put(key string, rev uint64, rec *Materialization) {
 	c.m.Store(key, &cachedRecord{rev: rev, rec: *rec})
 }
 
+// refresh replaces the cached record of key, if key is cached.
+func (c *recordCache) refresh(key string, rev uint64, rec *Materialization) {
+	if _, ok := c.m.Load(key); ok {
+		c.m.Store(key, &cachedRecord{rev: rev, rec: *rec})
+	}
+}
+
 func (c *recordCache) drop(key string) { c.m.Delete(key) }
 
 // readRecord returns the record under key and its revision; nil if none.
