@@ -133,7 +133,12 @@ func (c *Coordinator) Start(ctx context.Context) error {
 		return fmt.Errorf("coordinator: %w", err)
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	c.disp = &dispatcher{c: c, waiters: map[string]chan protocol.Completion{}}
+	c.disp = &dispatcher{c: c, waiters: map[string]chan protocol.Completion{}, poll: make(chan struct{})}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.disp.pollTicks(c.ctx)
+	}()
 	c.engine, err = flowstone.NewEngine(flowstone.EngineConfig{
 		KV: c.mats, Stores: c.cfg.Stores, DefaultStorage: c.cfg.DefaultStorage,
 		Concurrency: DispatchConcurrencyDefault, Dispatcher: c.disp, Logger: &c.log,

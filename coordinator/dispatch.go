@@ -22,6 +22,36 @@ type dispatcher struct {
 
 	mu      sync.Mutex
 	waiters map[string]chan protocol.Completion // by task id
+
+	// poll is closed, and replaced, every PollInterval (see pollTicks):
+	// every waiting Dispatch then re-reads its record, in case its
+	// completion was lost. One clock for all of them, not a ticker each.
+	pollMu sync.Mutex
+	poll   chan struct{}
+}
+
+// pollChan returns the channel the next poll tick closes.
+func (d *dispatcher) pollChan() <-chan struct{} {
+	d.pollMu.Lock()
+	defer d.pollMu.Unlock()
+	return d.poll
+}
+
+// pollTicks closes the poll channel every PollInterval until ctx ends.
+func (d *dispatcher) pollTicks(ctx context.Context) {
+	t := time.NewTicker(d.c.cfg.PollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		d.pollMu.Lock()
+		close(d.poll)
+		d.poll = make(chan struct{})
+		d.pollMu.Unlock()
+	}
 }
 
 // CheckStorage implements flowstone.StorageChecker from the stores the
@@ -81,13 +111,11 @@ func (d *dispatcher) Dispatch(ctx context.Context, p *flowstone.Pipeline, t flow
 		return nil, unreachable(err, "publish task")
 	}
 
-	poll := time.NewTicker(d.c.cfg.PollInterval)
-	defer poll.Stop()
 	for {
 		select {
 		case comp := <-ch:
 			return d.settle(ctx, p, t, &comp)
-		case <-poll.C:
+		case <-d.pollChan():
 			if rec := d.recordIfDone(ctx, p, t); rec != nil {
 				return rec, recordError(rec)
 			}
