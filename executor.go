@@ -115,6 +115,7 @@ type Executor struct {
 	logger         zerolog.Logger
 	events         *eventBus
 	records        recordCache
+	marks          runningMarks
 }
 
 // NewExecutor checks cfg and returns an Executor.
@@ -366,46 +367,99 @@ var RunningRecordDelay = 200 * time.Millisecond
 // runningMark writes an execution's running record once RunningRecordDelay
 // has passed, unless stopped first.
 type runningMark struct {
-	mu    sync.Mutex
-	timer *time.Timer
-	rev   uint64
-	done  bool
+	x       *Executor
+	ctx     context.Context
+	key     string
+	running Materialization
+	due     time.Time
+
+	mu   sync.Mutex
+	rev  uint64
+	done bool
+}
+
+// runningMarks are the executions whose running record waits for
+// RunningRecordDelay. One goroutine, running while any wait, writes the
+// due ones: a timer per execution cost more than most executions.
+type runningMarks struct {
+	mu       sync.Mutex
+	waiting  map[*runningMark]struct{}
+	sweeping bool
 }
 
 // markRunningLater schedules the running record rec (a copy is taken) over
 // revision rev of key (0: create).
 func (x *Executor) markRunningLater(ctx context.Context, key string, rec *Materialization, rev uint64) *runningMark {
-	m := &runningMark{rev: rev}
-	running := *rec
-	m.timer = time.AfterFunc(RunningRecordDelay, func() {
-		m.mu.Lock()
-		defer m.mu.Unlock()
-		if m.done {
+	m := &runningMark{x: x, ctx: ctx, key: key, running: *rec, rev: rev, due: time.Now().Add(RunningRecordDelay)}
+	q := &x.marks
+	q.mu.Lock()
+	if q.waiting == nil {
+		q.waiting = make(map[*runningMark]struct{})
+	}
+	q.waiting[m] = struct{}{}
+	if !q.sweeping {
+		q.sweeping = true
+		go q.sweep(max(RunningRecordDelay/4, time.Millisecond))
+	}
+	q.mu.Unlock()
+	return m
+}
+
+// sweep writes the running records that are due, every tick, until none
+// waits.
+func (q *runningMarks) sweep(every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for now := range t.C {
+		q.mu.Lock()
+		for m := range q.waiting {
+			if !now.Before(m.due) {
+				delete(q.waiting, m)
+				go m.write()
+			}
+		}
+		idle := len(q.waiting) == 0
+		if idle {
+			q.sweeping = false
+		}
+		q.mu.Unlock()
+		if idle {
 			return
 		}
-		var (
-			nrev uint64
-			err  error
-		)
-		if m.rev == 0 {
-			_, nrev, err = x.createRecord(ctx, key, &running)
-		} else {
-			nrev, err = x.replaceRecord(ctx, key, &running, m.rev)
-		}
-		if err == nil {
-			m.rev = nrev
-		}
-	})
-	return m
+	}
+}
+
+// write writes the running record unless the execution ended first.
+func (m *runningMark) write() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.done {
+		return
+	}
+	var (
+		nrev uint64
+		err  error
+	)
+	if m.rev == 0 {
+		_, nrev, err = m.x.createRecord(m.ctx, m.key, &m.running)
+	} else {
+		nrev, err = m.x.replaceRecord(m.ctx, m.key, &m.running, m.rev)
+	}
+	if err == nil {
+		m.rev = nrev
+	}
 }
 
 // stop cancels the running record if not yet written (waiting for a write
 // in progress) and returns the revision to replace.
 func (m *runningMark) stop() uint64 {
+	q := &m.x.marks
+	q.mu.Lock()
+	delete(q.waiting, m)
+	q.mu.Unlock()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.done = true
-	m.timer.Stop()
 	return m.rev
 }
 
