@@ -150,27 +150,20 @@ func (w *Worker) reject(s *source, m jetstream.Msg, perr *protocol.Error) {
 }
 
 // bound applies the task's timeout and its run's deadline to ctx, with
-// causes that say which ended it.
+// causes that say which ended it: one context for whichever comes first.
 func bound(ctx context.Context, t *protocol.Task) (context.Context, context.CancelFunc) {
-	stops := []context.CancelFunc{}
 	if t.TimeoutMS > 0 {
 		d := time.Duration(t.TimeoutMS) * time.Millisecond
-		var c context.CancelFunc
-		ctx, c = context.WithTimeoutCause(ctx, d, &flowstone.Error{Type: flowstone.TypeTimeout,
-			Message: fmt.Sprintf("asset %q exceeded the task's timeout of %v", t.Asset, d),
-			Details: map[string]any{"asset": t.Asset, "timeout_ms": t.TimeoutMS}})
-		stops = append(stops, c)
-	}
-	if t.Deadline != nil {
-		var c context.CancelFunc
-		ctx, c = context.WithDeadlineCause(ctx, *t.Deadline, runDeadline{t})
-		stops = append(stops, c)
-	}
-	return ctx, func() {
-		for _, c := range stops {
-			c()
+		if t.Deadline == nil || time.Now().Add(d).Before(*t.Deadline) {
+			return context.WithTimeoutCause(ctx, d, &flowstone.Error{Type: flowstone.TypeTimeout,
+				Message: fmt.Sprintf("asset %q exceeded the task's timeout of %v", t.Asset, d),
+				Details: map[string]any{"asset": t.Asset, "timeout_ms": t.TimeoutMS}})
 		}
 	}
+	if t.Deadline != nil {
+		return context.WithDeadlineCause(ctx, *t.Deadline, runDeadline{t})
+	}
+	return ctx, func() {}
 }
 
 // runDeadline is the cause of a task context that reached its run's
