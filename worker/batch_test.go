@@ -27,6 +27,7 @@ func (e *fleetEnv) publishBatch(subject string, body []byte, count string) {
 	if _, err := e.js.PublishMsg(ctx, msg); err != nil {
 		e.t.Fatal(err)
 	}
+	e.ring(subject)
 }
 
 // publishTasks publishes tasks as one TaskBatch, where the coordinator

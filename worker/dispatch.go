@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/flowstone-go/flowstone/internal/fleet"
@@ -18,39 +19,35 @@ import (
 // run, and a task published at priority 3 is taken before any priority-0
 // task still queued, however long the queue.
 //
-// When every consumer is empty it waits without polling JetStream: it
-// subscribes (core NATS) to the bells of its pipelines' task subjects
-// (protocol.BellSubject), which a coordinator rings once a task message is
-// stored, looks once more (the subscription is in place before that look,
-// and a bell it missed belongs to a task already stored, which the look
-// finds) and sleeps until woken or until IdlePoll passes (redeliveries
-// come without a bell). It unsubscribes as soon as it finds work, so a
-// busy worker is not rung for every task message.
+// It does not ask consumers it knows to be empty. For the whole time it
+// runs it is subscribed (core NATS) to the bells of its pipelines' task
+// subjects (protocol.BellSubject), which a coordinator rings once a task
+// message is stored: a consumer that came up empty is asked again when its
+// bell rings, or once IdlePoll has passed (tasks that come back without a
+// bell: redeliveries, a lost bell). So a busy worker hosting many pipelines
+// does not send a fetch to every consumer of every priority for each batch
+// it takes, and an idle worker waits without polling JetStream.
 //
-// A look can still come too early: JetStream tells a consumer about a
-// stored message asynchronously (after the PubAck, so possibly after the
-// bell), and a no-wait fetch that arrives first is told there is nothing.
-// So the first wait after arming, and the wait after a bell whose look
-// found nothing, last settleDelay, not IdlePoll: such a task waits that
-// long, not a whole idle poll.
+// A look can come too early: JetStream tells a consumer about a stored
+// message asynchronously (after the PubAck, so possibly after the bell),
+// and a no-wait fetch that arrives first is told there is nothing. So a
+// consumer whose bell rang but whose look found nothing is asked once more
+// settleDelay later: such a task waits that long, not a whole idle poll.
 func (w *Worker) dispatch(ctx context.Context) {
 	defer w.fetchLoop.Done()
-	var bells []*nats.Subscription
-	disarm := func() {
+	bells := w.arm()
+	defer func() {
 		for _, s := range bells {
 			s.Unsubscribe()
 		}
-		bells = nil
-	}
-	defer disarm()
-	idle := time.NewTimer(w.cfg.IdlePoll)
-	idle.Stop()
+	}()
+	// Without bells nothing says when an empty consumer fills: ask them all.
+	trustEmpty := bells != nil
+	timer := time.NewTimer(w.cfg.IdlePoll)
+	timer.Stop()
 	failures, rotation := 0, 0
-	settle := false // the next idle wait is settleDelay, not IdlePoll
-	// only, when set, limits the next looks to the consumers whose bells
-	// rang: an idle worker does not visit every consumer of every hosted
-	// pipeline and priority for each task message published.
-	var only map[*source]bool
+	var settling []*source // rung, looked at, empty: look again after settleDelay
+	settleAt := time.Time{}
 	// perMsg estimates the tasks a message brings (batches hold several),
 	// so that a fetch asks for about as many tasks as there are free slots.
 	perMsg := 1.0
@@ -59,19 +56,31 @@ func (w *Worker) dispatch(ctx context.Context) {
 		if !ok {
 			return
 		}
+		now := time.Now()
+		rung := w.takeRung()
+		for s := range rung {
+			s.empty = false
+		}
+		if len(settling) > 0 && !now.Before(settleAt) {
+			for _, s := range settling {
+				s.empty = false
+			}
+			settling = settling[:0]
+		}
 		n := max(1, int(float64(free)/perMsg))
-		got, tasks, err := w.fetch(ctx, n, rotation, only)
+		got, tasks, err := w.fetch(ctx, n, rotation, now, trustEmpty)
 		rotation++
 		if got > 0 {
 			perMsg = 0.8*perMsg + 0.2*float64(tasks)/float64(got)
 		}
-		if got > 0 || !settle {
-			// Busy again, or a settle look done: look everywhere next.
-			only = nil
+		for s := range rung {
+			if s.empty && !slices.Contains(settling, s) {
+				settling = append(settling, s)
+				settleAt = now.Add(settleDelay)
+			}
 		}
 		switch {
 		case got > 0:
-			disarm()
 			failures = 0
 			continue
 		case ctx.Err() != nil:
@@ -90,41 +99,48 @@ func (w *Worker) dispatch(ctx context.Context) {
 			w.log.Info().Int("failures", failures).Msg("task_fetch_recovered")
 			failures = 0
 		}
-		wait := w.cfg.IdlePoll
-		if settle {
-			// Just armed, or rung for a task not found: look again soon.
-			wait, settle = min(wait, settleDelay), false
+		// Every consumer worth asking was empty: wait for a bell, a
+		// settle look, or the next consumer due for its IdlePoll look.
+		wait := w.nextLook(now)
+		if len(settling) > 0 {
+			wait = min(wait, time.Until(settleAt))
 		}
-		if bells == nil {
-			bells = w.arm()
-			if bells != nil {
-				settle = true
-				continue // look once more, now that a bell would wake us
-			}
-		}
-		idle.Reset(wait)
+		timer.Reset(max(wait, time.Millisecond))
 		select {
 		case <-w.wake:
-			settle = true
-			only = w.takeRung()
-		case <-idle.C:
+		case <-timer.C:
 		case <-ctx.Done():
 			return
 		}
-		idle.Stop()
+		timer.Stop()
 	}
 }
 
-// settleDelay is how soon an idle worker looks again after a look that may
-// have come before JetStream had told the consumer about a stored task.
+// settleDelay is how soon a worker asks a rung consumer again after a look
+// that may have come before JetStream had told it about the stored task.
 const settleDelay = 20 * time.Millisecond
+
+// nextLook is how long until an empty consumer is due for its IdlePoll
+// look.
+func (w *Worker) nextLook(now time.Time) time.Duration {
+	next := w.cfg.IdlePoll
+	for _, srcs := range w.sources {
+		for _, s := range srcs {
+			if s.empty {
+				next = min(next, s.lookedAt.Add(w.cfg.IdlePoll).Sub(now))
+			}
+		}
+	}
+	return next
+}
 
 // fetch takes up to n task messages, highest priority first, and launches
 // each. Consumers of one priority are visited from a rotating start, so no
-// pipeline starves another. It returns how many messages it launched, how
-// many tasks they hold, and the last error it met. With only, it visits
-// only those consumers.
-func (w *Worker) fetch(ctx context.Context, n, rotation int, only map[*source]bool) (got, tasks int, err error) {
+// pipeline starves another. With trustEmpty, a consumer found empty before
+// is skipped until IdlePoll has passed since (its bell clears it sooner).
+// It returns how many messages it launched, how many tasks they hold, and
+// the last error it met.
+func (w *Worker) fetch(ctx context.Context, n, rotation int, now time.Time, trustEmpty bool) (got, tasks int, err error) {
 	for prio := protocol.MaxPriority; prio >= 0; prio-- {
 		srcs := w.sources[prio]
 		for i := range srcs {
@@ -132,10 +148,12 @@ func (w *Worker) fetch(ctx context.Context, n, rotation int, only map[*source]bo
 				return got, tasks, err
 			}
 			s := srcs[(rotation+i)%len(srcs)]
-			if only != nil && !only[s] {
+			if trustEmpty && s.empty && now.Sub(s.lookedAt) < w.cfg.IdlePoll {
 				continue
 			}
-			batch, ferr := s.c.FetchNoWait(n - got)
+			asked, before := n-got, got
+			s.lookedAt = now
+			batch, ferr := s.c.FetchNoWait(asked)
 			if ferr == nil {
 				for m := range batch.Messages() {
 					tasks += w.launch(s, m)
@@ -143,6 +161,8 @@ func (w *Worker) fetch(ctx context.Context, n, rotation int, only map[*source]bo
 				}
 				ferr = batch.Error()
 			}
+			// Fewer than asked: the consumer had no more.
+			s.empty = ferr == nil && got-before < asked
 			if ferr != nil {
 				err = ferr
 				if errors.Is(ferr, nats.ErrNoResponders) {
@@ -187,11 +207,11 @@ func (w *Worker) launch(s *source, m jetstream.Msg) int {
 
 // arm subscribes to the bells of the hosted pipelines' task subjects; a
 // bell records its consumer as rung and rings w.wake. It returns nil if it
-// could not subscribe (the idle poll still finds the work).
+// could not subscribe (the worker then asks every consumer every time).
 func (w *Worker) arm() []*nats.Subscription {
 	ring := func(m *nats.Msg) {
 		w.rungMu.Lock()
-		if s := w.bells[m.Subject]; s != nil && !w.rungAll {
+		if s := w.bells[m.Subject]; s != nil {
 			w.rung[s] = true
 		} else {
 			w.rungAll = true // a bell of no consumer we know: look everywhere
@@ -209,7 +229,7 @@ func (w *Worker) arm() []*nats.Subscription {
 			for _, s := range subs {
 				s.Unsubscribe()
 			}
-			w.log.Debug().Err(err).Msg("task_doorbell_failed")
+			w.log.Warn().Err(err).Msg("task_doorbell_failed")
 			return nil
 		}
 		subs = append(subs, s)
@@ -217,15 +237,22 @@ func (w *Worker) arm() []*nats.Subscription {
 	return subs
 }
 
-// takeRung returns the consumers rung since the last call, or nil if the
-// next look should visit every consumer.
+// takeRung returns the consumers rung since the last call (every consumer
+// after a bell of no consumer we know).
 func (w *Worker) takeRung() map[*source]bool {
 	w.rungMu.Lock()
 	defer w.rungMu.Unlock()
 	rung, all := w.rung, w.rungAll
-	w.rung, w.rungAll = make(map[*source]bool), false
-	if all || len(rung) == 0 {
+	if len(rung) == 0 && !all {
 		return nil
+	}
+	w.rung, w.rungAll = make(map[*source]bool), false
+	if all {
+		for _, srcs := range w.sources {
+			for _, s := range srcs {
+				rung[s] = true
+			}
+		}
 	}
 	return rung
 }

@@ -34,11 +34,16 @@
 // tasks still waiting at once. Under a saturated queue higher priorities
 // are served first: a worker fetches priority 3 down to 0, and a task
 // published at a higher priority waits at most for the few tasks already
-// waiting in a worker (the surplus of the last fetch) to start. An idle
-// worker does not poll JetStream: a core NATS subscription to the bells of
-// its task subjects (protocol.BellSubject, rung by the coordinator once a
-// task message is stored) wakes it, and it looks every Config.IdlePoll for
-// tasks that come back without a bell (redeliveries).
+// waiting in a worker (the surplus of the last fetch) to start. A worker
+// asks only consumers that may have tasks: one it found empty is asked
+// again when its bell rings (protocol.BellSubject: a core NATS message the
+// coordinator publishes once a task message is stored, which every worker
+// hosting the pipeline is subscribed to) or after Config.IdlePoll, for
+// tasks that come back without a bell (redeliveries, a lost bell). So an
+// idle worker does not poll JetStream, and a busy one hosting many
+// pipelines does not ask every consumer of every priority for each batch.
+// A higher-priority task reaches a busy worker through its bell; were the
+// bell lost, through the idle poll.
 //
 // # Execution and acknowledgement
 //

@@ -119,6 +119,16 @@ func (e *fleetEnv) publishRaw(subject string, body []byte, id string) {
 	if _, err := e.js.Publish(ctx, subject, body, jetstream.WithMsgID(id)); err != nil {
 		e.t.Fatal(err)
 	}
+	e.ring(subject)
+}
+
+// ring rings the bell of a task subject, as a coordinator does once it has
+// stored a task message there.
+func (e *fleetEnv) ring(subject string) {
+	e.t.Helper()
+	if err := e.js.Conn().Publish(protocol.BellSubject(subject), nil); err != nil {
+		e.t.Fatal(err)
+	}
 }
 
 // completion returns the next completion.

@@ -103,6 +103,10 @@ type source struct {
 	h        *hosted
 	priority int
 	c        jetstream.Consumer
+	// Dispatch's view, touched by its goroutine only: the last look found
+	// the consumer empty, and when that look was.
+	empty    bool
+	lookedAt time.Time
 }
 
 // New checks cfg and returns a Worker; Start starts it. Errors are

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/flowstone-go/flowstone/pipelines"
 	"github.com/flowstone-go/flowstone/protocol"
 	"github.com/flowstone-go/flowstone/worker"
+	"github.com/nats-io/nats.go"
 )
 
 func TestTaskIsExecutedRecordedCompletedAndAcked(t *testing.T) {
@@ -551,5 +553,54 @@ func TestMissingOptionalDependencyReadsAsMissing(t *testing.T) {
 	}
 	if string(c.Inline) != `"without extra"` {
 		t.Fatalf("report = %s", c.Inline)
+	}
+}
+
+// A busy worker asks only the consumers that have tasks: one hosting
+// several pipelines does not send a fetch to every consumer of every
+// priority for each batch it takes. An empty consumer is asked again when
+// its bell rings or its idle poll comes (an hour here), not per batch.
+func TestBusyWorkerSkipsEmptyConsumers(t *testing.T) {
+	e := newFleet(t)
+	var mu sync.Mutex
+	fetches := map[string]int{}
+	if _, err := e.nc.Subscribe("$JS.API.CONSUMER.MSG.NEXT."+protocol.TaskStream+".*", func(m *nats.Msg) {
+		mu.Lock()
+		fetches[m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]]++
+		mu.Unlock()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	busy := flowstone.MustPipeline("busy", flowstone.Asset("noop", func(*flowstone.Context) (any, error) { return 1, nil }))
+	idle := flowstone.MustPipeline("idle", flowstone.Asset("noop", func(*flowstone.Context) (any, error) { return 1, nil }))
+	e.start(worker.Config{Pipelines: []*flowstone.Pipeline{busy, idle}, Concurrency: 2, IdlePoll: time.Hour})
+	const n = 60
+	for i := range n {
+		e.publish(task("busy", "noop", "p"+itoa(i), 0))
+	}
+	for range n {
+		if c := e.completion(); !c.OK {
+			t.Fatalf("completion = %+v", c)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if fetches[fleet.ConsumerName("busy", 0)] < 2 {
+		t.Fatalf("the busy consumer was fetched %d times", fetches[fleet.ConsumerName("busy", 0)])
+	}
+	for _, p := range []string{"busy", "idle"} {
+		for prio := range protocol.MaxPriority + 1 {
+			name := fleet.ConsumerName(p, prio)
+			if p == "busy" && prio == 0 {
+				continue
+			}
+			// The first look finds it empty; nothing rings it after.
+			if k := fetches[name]; k > 1 {
+				t.Errorf("empty consumer %s fetched %d times while %d tasks ran", name, k, n)
+			}
+		}
 	}
 }

@@ -159,7 +159,12 @@ func (e *env) publish(t protocol.Task) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	if _, err := e.js.Publish(ctx, protocol.TaskSubject(t.Pipeline, t.Priority), body, jetstream.WithMsgID(t.ID)); err != nil {
+	subject := protocol.TaskSubject(t.Pipeline, t.Priority)
+	if _, err := e.js.Publish(ctx, subject, body, jetstream.WithMsgID(t.ID)); err != nil {
+		e.t.Fatal(err)
+	}
+	// Ring its bell, as a coordinator does once the task is stored.
+	if err := e.js.Conn().Publish(protocol.BellSubject(subject), nil); err != nil {
 		e.t.Fatal(err)
 	}
 }
