@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/flowstone-go/flowstone/kv"
 )
 
 // BackfillStats counts a Backfill's partitions.
@@ -119,7 +121,7 @@ func (e *Engine) Backfill(ctx context.Context, p *Pipeline, asset string, opts .
 	return stats, nil
 }
 
-// Planning a large backfill from one listing of the asset's keys.
+// Planning a large backfill from one pass over the records it names.
 const (
 	// listMinPartitions is the smallest backfill worth a listing.
 	listMinPartitions = 64
@@ -132,12 +134,14 @@ const (
 )
 
 // absentPartitions returns the partitions of a large backfill whose target
-// has no record now, from one listing of the asset's keys, so that planning
-// them needs no read each: most partitions of a backfill were never
-// materialized. Only absence is taken from the listing; a record found is
-// read again when its partition runs, and one created after the listing is
-// caught by the execution's compare-and-set. It returns nil when the
-// backfill is small or the listing fails or takes too long.
+// has no record now, so that planning them needs no read each: most
+// partitions of a backfill were never materialized. With a store that can
+// check many keys at once (kv.PresenceChecker) it asks about the named
+// partitions only; otherwise it lists the asset's keys. Only absence is
+// taken from it; a record found is read again when its partition runs, and
+// one created after the check is caught by the execution's compare-and-set.
+// It returns nil when the backfill is small or the check fails or takes
+// too long.
 func (e *Engine) absentPartitions(ctx context.Context, p *Pipeline, target *node, partitions []string) map[string]bool {
 	if len(partitions) < listMinPartitions {
 		return nil
@@ -145,6 +149,23 @@ func (e *Engine) absentPartitions(ctx context.Context, p *Pipeline, target *node
 	budget := listBudgetBase + time.Duration(len(partitions))*listBudgetPerPartition
 	lctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
+	if pc, ok := e.kv.(kv.PresenceChecker); ok {
+		keys := make([]string, len(partitions))
+		for i, part := range partitions {
+			keys[i] = MaterializationKey(p.name, target.def.name, part)
+		}
+		present, err := pc.Present(lctx, keys)
+		if err != nil {
+			return nil
+		}
+		absent := make(map[string]bool, len(partitions))
+		for i, part := range partitions {
+			if !present[keys[i]] {
+				absent[part] = true
+			}
+		}
+		return absent
+	}
 	prefix := "mat." + p.name + "." + target.def.name + "."
 	keys, err := e.kv.Keys(lctx, prefix)
 	if err != nil {

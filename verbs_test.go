@@ -342,3 +342,55 @@ func TestLargeBackfillPlansFromOneListing(t *testing.T) {
 		t.Fatalf("%d record reads for 200 partitions never materialized: planning read each", n)
 	}
 }
+
+// presentKV is countingKV that can check many keys at once, counting its
+// checks and listings.
+type presentKV struct {
+	*countingKV
+	mem              *kv.Memory
+	presents, listed atomic.Int64
+}
+
+func (s *presentKV) Present(ctx context.Context, keys []string) (map[string]bool, error) {
+	s.presents.Add(1)
+	return s.mem.Present(ctx, keys)
+}
+
+func (s *presentKV) Keys(ctx context.Context, prefix string) ([]string, error) {
+	s.listed.Add(1)
+	return s.countingKV.Keys(ctx, prefix)
+}
+
+// With a store that checks many keys at once, a large backfill asks about
+// the partitions it names rather than listing every record of the asset,
+// and still reads none of the never-materialized ones on its own.
+func TestLargeBackfillChecksTheNamedPartitions(t *testing.T) {
+	mem := kv.NewMemory()
+	store := &presentKV{countingKV: &countingKV{Store: mem, prefix: "mat.p.a."}, mem: mem}
+	e, err := flowstone.NewEngine(flowstone.EngineConfig{KV: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := flowstone.MustPipeline("p", flowstone.Asset("a", func(c *flowstone.Context) (any, error) { return 1, nil }))
+	ctx := ctxT(t)
+	keys := make([]string, 200)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("k%03d", i)
+	}
+	for _, k := range keys[:50] {
+		if _, err := e.Run(ctx, p, "a", flowstone.Partition(k)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store.gets.Store(0)
+	stats, err := e.Backfill(ctx, p, "a", flowstone.Partitions(keys...), flowstone.Parallel(8))
+	if err != nil || stats.Succeeded != 150 || stats.Skipped != 50 {
+		t.Fatalf("stats = %+v, %v; want 150 run, 50 skipped", stats, err)
+	}
+	if store.presents.Load() == 0 || store.listed.Load() != 0 {
+		t.Fatalf("%d presence checks, %d listings: want the named partitions checked, no listing", store.presents.Load(), store.listed.Load())
+	}
+	if n := store.gets.Load(); n >= 150 {
+		t.Fatalf("%d record reads: planning read the never-materialized partitions one by one", n)
+	}
+}

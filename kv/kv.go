@@ -89,6 +89,18 @@ type Store interface {
 	Watch(ctx context.Context, prefix string) (<-chan Entry, error)
 }
 
+// PresenceChecker is implemented by a Store that can tell which of many
+// keys have a value in one pass: cheaper than a Get per key, and than a
+// Keys listing of their prefix when the prefix holds many more keys than
+// asked about. The engine plans large backfills with it.
+type PresenceChecker interface {
+	// Present returns the keys among keys that have a value (not deleted,
+	// not expired), each mapped to true. Every key is validated with
+	// ValidKey first: an invalid one yields ErrInvalidKey and nothing is
+	// read.
+	Present(ctx context.Context, keys []string) (map[string]bool, error)
+}
+
 // MaxKeyLen is the longest key, in bytes, that ValidKey accepts. A key
 // travels inside NATS subjects (twice with the bucket name on a direct get),
 // and a protocol line over the server's limit (4 KiB by default) makes the

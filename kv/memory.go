@@ -41,7 +41,10 @@ type memEntry struct {
 	rev   uint64
 }
 
-var _ Store = (*Memory)(nil)
+var (
+	_ Store           = (*Memory)(nil)
+	_ PresenceChecker = (*Memory)(nil)
+)
 
 // NewMemory returns an empty in-memory store.
 func NewMemory() *Memory {
@@ -139,6 +142,30 @@ func (m *Memory) Delete(ctx context.Context, key string, rev uint64) error {
 	}
 	m.write(key, nil)
 	return nil
+}
+
+// Present implements PresenceChecker.
+func (m *Memory) Present(ctx context.Context, keys []string) (map[string]bool, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	for _, k := range keys {
+		if err := ValidKey(k); err != nil {
+			return nil, err
+		}
+	}
+	present := make(map[string]bool)
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	for _, k := range keys {
+		if e, ok := m.entries[k]; ok && e.value != nil {
+			present[k] = true
+		}
+	}
+	return present, nil
 }
 
 // Keys lists the live keys that start with prefix, sorted. It scans every

@@ -57,6 +57,7 @@ func Run(t *testing.T, newStore func(t *testing.T) kv.Store) {
 		{"WatchCancel", testWatchCancel},
 		{"WatchSlowReceiver", testWatchSlowReceiver},
 		{"ConcurrentCAS", testConcurrentCAS},
+		{"Present", testPresent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
