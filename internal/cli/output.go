@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"unicode"
 
@@ -62,22 +65,33 @@ func (e *env) printResult(ctx context.Context, res *flowstone.Result, out string
 		fmt.Fprintln(e.stdout)
 		return nil
 	}
-	b, err := res.Bytes(ctx)
-	if err != nil {
-		return err
-	}
 	raw := res.Record != nil && res.Record.Encoding == flowstone.EncodingRaw
 	if out != "" {
-		if err := os.WriteFile(out, b, 0o644); err != nil {
-			return &flowstone.Error{Type: flowstone.TypeConfigError, Message: "cannot write --out " + out + ": " + err.Error(),
-				Details: map[string]any{"out": out}}
+		n, err := writeOut(ctx, res, out)
+		if err != nil {
+			return err
 		}
 		if e.g.json {
 			r.Out = out
 			return e.writeJSON(r)
 		}
-		fmt.Fprintf(e.stderr, "wrote %d bytes to %s\n", len(b), out)
+		fmt.Fprintf(e.stderr, "wrote %d bytes to %s\n", n, out)
 		return nil
+	}
+	if raw && !e.g.json {
+		// Raw bytes go out as they are read: a large result is never
+		// held whole.
+		rc, err := res.Open(ctx)
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		_, err = io.Copy(e.stdout, rc)
+		return err
+	}
+	b, err := res.Bytes(ctx)
+	if err != nil {
+		return err
 	}
 	if e.g.json {
 		if raw {
@@ -85,10 +99,6 @@ func (e *env) printResult(ctx context.Context, res *flowstone.Result, out string
 		}
 		r.Value = b
 		return e.writeJSON(r)
-	}
-	if raw {
-		_, err := e.stdout.Write(b)
-		return err
 	}
 	var pretty bytes.Buffer
 	if json.Indent(&pretty, b, "", "  ") != nil {
@@ -98,6 +108,73 @@ func (e *env) printResult(ctx context.Context, res *flowstone.Result, out string
 	pretty.WriteByte('\n')
 	_, err = e.stdout.Write(pretty.Bytes())
 	return err
+}
+
+// writeOut streams the result's stored bytes into the file out: into a
+// temporary file beside it, renamed over out once every byte is read and
+// checked, so a failed read leaves no partial file and a large result is
+// never held in memory. It returns the number of bytes written.
+func writeOut(ctx context.Context, res *flowstone.Result, out string) (int64, error) {
+	fileErr := func(err error) error {
+		return &flowstone.Error{Type: flowstone.TypeConfigError, Message: "cannot write --out " + out + ": " + err.Error(),
+			Details: map[string]any{"out": out}}
+	}
+	rc, err := res.Open(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer rc.Close()
+	f, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".*.part")
+	if err != nil {
+		return 0, fileErr(err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	src := &readErrs{r: rc}
+	n, err := io.Copy(f, src)
+	if err != nil {
+		if src.err == nil {
+			return 0, fileErr(err)
+		}
+		// The read failed: the store, or the bytes' checksum.
+		if fe := (*flowstone.Error)(nil); errors.As(src.err, &fe) {
+			return 0, fe
+		}
+		return 0, &flowstone.Error{Type: flowstone.TypeStorageError, Message: "read the result of " + res.Asset + ": " + src.err.Error(),
+			Details: map[string]any{"asset": res.Asset, "partition": res.Partition}}
+	}
+	if err := f.Chmod(0o644); err != nil {
+		return 0, fileErr(err)
+	}
+	if err := f.Close(); err != nil {
+		return 0, fileErr(err)
+	}
+	done = true
+	if err := os.Rename(f.Name(), out); err != nil {
+		os.Remove(f.Name())
+		return 0, fileErr(err)
+	}
+	return n, nil
+}
+
+// readErrs remembers the error its reader returned (other than io.EOF),
+// to tell a failed read from a failed write after io.Copy.
+type readErrs struct {
+	r   io.Reader
+	err error
+}
+
+func (x *readErrs) Read(p []byte) (int, error) {
+	n, err := x.r.Read(p)
+	if err != nil && err != io.EOF {
+		x.err = err
+	}
+	return n, err
 }
 
 // safe shows user text (a partition) on a terminal: as is when it is
