@@ -1,6 +1,10 @@
 package protocol_test
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"strings"
@@ -261,4 +265,51 @@ func TestDecodeCompletionsSingleOrBatch(t *testing.T) {
 	big := make([]byte, protocol.MaxMessageBytes+1)
 	_, err = protocol.DecodeCompletions(big, true)
 	wantCode(t, err, protocol.CodePayloadTooLarge, "")
+}
+
+// A task or completion is encoded in at most MaxMessageBytes less
+// MaxHeaderBytes, room for the headers it is published with under the
+// server's max_payload; a receiver still takes up to MaxMessageBytes.
+func TestEncodersLeaveRoomForHeaders(t *testing.T) {
+	limit := protocol.MaxMessageBytes - protocol.MaxHeaderBytes
+	inline := func(n int) protocol.ResultRef {
+		b := bytes.Repeat([]byte{'x'}, n)
+		sum := sha256.Sum256(b)
+		return protocol.ResultRef{Storage: protocol.InlineStorage, Size: int64(n), SHA256: hex.EncodeToString(sum[:]),
+			Encoding: protocol.EncodingRaw, Inline: b}
+	}
+	// Grow a task's inline dependencies until its encoding passes the
+	// encoders' limit, then trim the last one until it sits between the
+	// two limits.
+	task := validTask()
+	task.Deps = nil
+	size := func() int {
+		b, err := json.Marshal(task)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(b)
+	}
+	for i := 0; size() <= limit; i++ {
+		task.Deps = append(task.Deps, protocol.DepRef{Asset: fmt.Sprintf("d%03d", i), Partition: task.Partition,
+			ResultRef: inline(protocol.InlineResultLimit)})
+	}
+	last := &task.Deps[len(task.Deps)-1]
+	for n := protocol.InlineResultLimit; size() > protocol.MaxMessageBytes || size() <= limit; n-- {
+		if n == 0 {
+			t.Fatal("no task size between the two limits")
+		}
+		last.ResultRef = inline(n)
+	}
+	_, perr := protocol.EncodeTask(task)
+	wantCode(t, perr, protocol.CodePayloadTooLarge, "")
+	body, err := json.Marshal(task)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, perr := protocol.DecodeTask(body)
+	wantOK(t, perr)
+	if len(got.Deps) != len(task.Deps) {
+		t.Fatalf("decoded %d deps, want %d", len(got.Deps), len(task.Deps))
+	}
 }

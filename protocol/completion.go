@@ -96,9 +96,10 @@ func (c Completion) Validate() *Error {
 	return checkNonNegative("duration_ms", c.DurationMS)
 }
 
-// EncodeCompletion validates c and encodes it.
+// EncodeCompletion validates c and encodes it, in at most MaxMessageBytes
+// less MaxHeaderBytes (room for the headers it is published with).
 func EncodeCompletion(c Completion) ([]byte, *Error) {
-	return encodeFast(&c, completionSize(&c), appendCompletion, MaxMessageBytes)
+	return encodeFast(&c, completionSize(&c), appendCompletion, MaxMessageBytes-MaxHeaderBytes)
 }
 
 // DecodeCompletion decodes and validates a completion, with the rules of

@@ -12,6 +12,12 @@ const (
 	// NATS max_payload.
 	MaxMessageBytes = 1 << 20
 
+	// MaxHeaderBytes is kept free under MaxMessageBytes when a task or a
+	// completion is encoded: the server's max_payload counts the headers
+	// a message travels with too (its Nats-Msg-Id, a batch header).
+	// Receivers accept up to MaxMessageBytes.
+	MaxHeaderBytes = 1 << 10
+
 	// MaxPartitionBytes is the longest partition, in bytes of UTF-8.
 	MaxPartitionBytes = 4096
 

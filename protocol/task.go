@@ -125,9 +125,10 @@ func (t Task) Validate() *Error {
 	return checkTime("enqueued_at", t.EnqueuedAt)
 }
 
-// EncodeTask validates t and encodes it.
+// EncodeTask validates t and encodes it, in at most MaxMessageBytes less
+// MaxHeaderBytes (room for the headers it is published with).
 func EncodeTask(t Task) ([]byte, *Error) {
-	return encodeFast(&t, taskSize(&t), appendTask, MaxMessageBytes)
+	return encodeFast(&t, taskSize(&t), appendTask, MaxMessageBytes-MaxHeaderBytes)
 }
 
 // DecodeTask decodes and validates a task, with the rules of DecodeRequest

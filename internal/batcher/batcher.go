@@ -52,7 +52,7 @@ const AckTimeout = 5 * time.Second
 
 // headerRoom is kept free under protocol.MaxMessageBytes for the batch
 // header: the server's max_payload counts headers too.
-const headerRoom = 256
+const headerRoom = protocol.MaxHeaderBytes
 
 type queue struct {
 	inflight int
