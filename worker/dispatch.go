@@ -24,9 +24,11 @@ import (
 // subjects (protocol.BellSubject), which a coordinator rings once a task
 // message is stored: a consumer that came up empty is asked again when its
 // bell rings, or once IdlePoll has passed (tasks that come back without a
-// bell: redeliveries, a lost bell). So a busy worker hosting many pipelines
-// does not send a fetch to every consumer of every priority for each batch
-// it takes, and an idle worker waits without polling JetStream.
+// bell: redeliveries, a lost bell) — busyRecheck while the worker is taking
+// tasks, so that a higher priority is never long unheard of. So a busy
+// worker hosting many pipelines does not send a fetch to every consumer of
+// every priority for each batch it takes, and an idle worker waits without
+// polling JetStream.
 //
 // A look can come too early: JetStream tells a consumer about a stored
 // message asynchronously (after the PubAck, so possibly after the bell),
@@ -46,6 +48,7 @@ func (w *Worker) dispatch(ctx context.Context) {
 	timer := time.NewTimer(w.cfg.IdlePoll)
 	timer.Stop()
 	failures, rotation := 0, 0
+	busy := false          // the last round took tasks
 	var settling []*source // rung, looked at, empty: look again after settleDelay
 	settleAt := time.Time{}
 	// perMsg estimates the tasks a message brings (batches hold several),
@@ -68,7 +71,12 @@ func (w *Worker) dispatch(ctx context.Context) {
 			settling = settling[:0]
 		}
 		n := max(1, int(float64(free)/perMsg))
-		got, tasks, err := w.fetch(ctx, n, rotation, now, trustEmpty)
+		recheck := w.cfg.IdlePoll
+		if busy {
+			recheck = min(recheck, busyRecheck)
+		}
+		got, tasks, err := w.fetch(ctx, n, rotation, now, trustEmpty, recheck)
+		busy = got > 0
 		rotation++
 		if got > 0 {
 			perMsg = 0.8*perMsg + 0.2*float64(tasks)/float64(got)
@@ -120,6 +128,12 @@ func (w *Worker) dispatch(ctx context.Context) {
 // that may have come before JetStream had told it about the stored task.
 const settleDelay = 20 * time.Millisecond
 
+// busyRecheck is how often a worker that is taking tasks asks the
+// consumers it found empty anyway: a task published at a higher priority
+// whose bell was lost, or heard just before the consumer knew of it, waits
+// that long at most, not a whole idle poll.
+const busyRecheck = 50 * time.Millisecond
+
 // nextLook is how long until an empty consumer is due for its IdlePoll
 // look.
 func (w *Worker) nextLook(now time.Time) time.Duration {
@@ -137,10 +151,10 @@ func (w *Worker) nextLook(now time.Time) time.Duration {
 // fetch takes up to n task messages, highest priority first, and launches
 // each. Consumers of one priority are visited from a rotating start, so no
 // pipeline starves another. With trustEmpty, a consumer found empty before
-// is skipped until IdlePoll has passed since (its bell clears it sooner).
+// is skipped until recheck has passed since (its bell clears it sooner).
 // It returns how many messages it launched, how many tasks they hold, and
 // the last error it met.
-func (w *Worker) fetch(ctx context.Context, n, rotation int, now time.Time, trustEmpty bool) (got, tasks int, err error) {
+func (w *Worker) fetch(ctx context.Context, n, rotation int, now time.Time, trustEmpty bool, recheck time.Duration) (got, tasks int, err error) {
 	for prio := protocol.MaxPriority; prio >= 0; prio-- {
 		srcs := w.sources[prio]
 		for i := range srcs {
@@ -148,7 +162,7 @@ func (w *Worker) fetch(ctx context.Context, n, rotation int, now time.Time, trus
 				return got, tasks, err
 			}
 			s := srcs[(rotation+i)%len(srcs)]
-			if trustEmpty && s.empty && now.Sub(s.lookedAt) < w.cfg.IdlePoll {
+			if trustEmpty && s.empty && now.Sub(s.lookedAt) < recheck {
 				continue
 			}
 			asked, before := n-got, got
