@@ -3,7 +3,6 @@ package worker
 import (
 	"context"
 	"errors"
-	"slices"
 	"time"
 
 	"github.com/flowstone-go/flowstone/internal/fleet"
@@ -24,17 +23,17 @@ import (
 // subjects (protocol.BellSubject), which a coordinator rings once a task
 // message is stored: a consumer that came up empty is asked again when its
 // bell rings, or once IdlePoll has passed (tasks that come back without a
-// bell: redeliveries, a lost bell) — busyRecheck while the worker is taking
-// tasks, so that a higher priority is never long unheard of. So a busy
-// worker hosting many pipelines does not send a fetch to every consumer of
-// every priority for each batch it takes, and an idle worker waits without
-// polling JetStream.
+// bell: redeliveries, a lost bell). So a busy worker hosting many
+// pipelines does not send a fetch to every consumer of every priority for
+// each batch it takes, and an idle worker waits without polling JetStream.
 //
 // A look can come too early: JetStream tells a consumer about a stored
 // message asynchronously (after the PubAck, so possibly after the bell),
 // and a no-wait fetch that arrives first is told there is nothing. So a
-// consumer whose bell rang but whose look found nothing is asked once more
-// settleDelay later: such a task waits that long, not a whole idle poll.
+// consumer whose bell rang but whose look found nothing is asked again
+// settleDelay later, and a few more times with growing waits while it
+// stays empty (another worker may have taken the task, too): such a task
+// waits that long, not a whole idle poll.
 func (w *Worker) dispatch(ctx context.Context) {
 	defer w.fetchLoop.Done()
 	bells := w.arm()
@@ -48,9 +47,10 @@ func (w *Worker) dispatch(ctx context.Context) {
 	timer := time.NewTimer(w.cfg.IdlePoll)
 	timer.Stop()
 	failures, rotation := 0, 0
-	busy := false          // the last round took tasks
-	var settling []*source // rung, looked at, empty: look again after settleDelay
-	settleAt := time.Time{}
+	// settling holds consumers whose bell rang but whose look found
+	// nothing: each is asked again settleDelay later, then after twice as
+	// long each time, settleLooks times at most, while it stays empty.
+	settling := map[*source]settle{}
 	// perMsg estimates the tasks a message brings (batches hold several),
 	// so that a fetch asks for about as many tasks as there are free slots.
 	perMsg := 1.0
@@ -63,28 +63,34 @@ func (w *Worker) dispatch(ctx context.Context) {
 		rung := w.takeRung()
 		for s := range rung {
 			s.empty = false
+			delete(settling, s) // a fresh bell starts its settling over
 		}
-		if len(settling) > 0 && !now.Before(settleAt) {
-			for _, s := range settling {
+		relooked := map[*source]settle{}
+		for s, st := range settling {
+			if !now.Before(st.at) {
 				s.empty = false
+				relooked[s] = st
 			}
-			settling = settling[:0]
 		}
 		n := max(1, int(float64(free)/perMsg))
-		recheck := w.cfg.IdlePoll
-		if busy {
-			recheck = min(recheck, busyRecheck)
-		}
-		got, tasks, err := w.fetch(ctx, n, rotation, now, trustEmpty, recheck)
-		busy = got > 0
+		got, tasks, err := w.fetch(ctx, n, rotation, now, trustEmpty)
 		rotation++
 		if got > 0 {
 			perMsg = 0.8*perMsg + 0.2*float64(tasks)/float64(got)
 		}
 		for s := range rung {
-			if s.empty && !slices.Contains(settling, s) {
-				settling = append(settling, s)
-				settleAt = now.Add(settleDelay)
+			if s.empty {
+				settling[s] = settle{at: now.Add(settleDelay), looks: 1}
+			}
+		}
+		for s, st := range relooked {
+			switch {
+			case !s.empty && s.lookedAt.Equal(now):
+				delete(settling, s) // found its tasks
+			case s.empty && st.looks < settleLooks:
+				settling[s] = settle{at: now.Add(settleDelay << st.looks), looks: st.looks + 1}
+			case s.empty:
+				delete(settling, s) // the idle poll looks after it now
 			}
 		}
 		switch {
@@ -110,8 +116,8 @@ func (w *Worker) dispatch(ctx context.Context) {
 		// Every consumer worth asking was empty: wait for a bell, a
 		// settle look, or the next consumer due for its IdlePoll look.
 		wait := w.nextLook(now)
-		if len(settling) > 0 {
-			wait = min(wait, time.Until(settleAt))
+		for _, st := range settling {
+			wait = min(wait, time.Until(st.at))
 		}
 		timer.Reset(max(wait, time.Millisecond))
 		select {
@@ -125,14 +131,20 @@ func (w *Worker) dispatch(ctx context.Context) {
 }
 
 // settleDelay is how soon a worker asks a rung consumer again after a look
-// that may have come before JetStream had told it about the stored task.
-const settleDelay = 20 * time.Millisecond
+// that may have come before JetStream had told it about the stored task;
+// settleLooks is how many such looks it makes, each after twice the wait
+// of the one before (5, 10, 20, ... 160 ms), for a server slow to tell: a
+// loaded server has been seen to take over 20 ms.
+const (
+	settleDelay = 5 * time.Millisecond
+	settleLooks = 6
+)
 
-// busyRecheck is how often a worker that is taking tasks asks the
-// consumers it found empty anyway: a task published at a higher priority
-// whose bell was lost, or heard just before the consumer knew of it, waits
-// that long at most, not a whole idle poll.
-const busyRecheck = 50 * time.Millisecond
+// settle is a rung consumer's next look and how many it has had.
+type settle struct {
+	at    time.Time
+	looks int
+}
 
 // nextLook is how long until an empty consumer is due for its IdlePoll
 // look.
@@ -151,10 +163,10 @@ func (w *Worker) nextLook(now time.Time) time.Duration {
 // fetch takes up to n task messages, highest priority first, and launches
 // each. Consumers of one priority are visited from a rotating start, so no
 // pipeline starves another. With trustEmpty, a consumer found empty before
-// is skipped until recheck has passed since (its bell clears it sooner).
+// is skipped until IdlePoll has passed since (its bell clears it sooner).
 // It returns how many messages it launched, how many tasks they hold, and
 // the last error it met.
-func (w *Worker) fetch(ctx context.Context, n, rotation int, now time.Time, trustEmpty bool, recheck time.Duration) (got, tasks int, err error) {
+func (w *Worker) fetch(ctx context.Context, n, rotation int, now time.Time, trustEmpty bool) (got, tasks int, err error) {
 	for prio := protocol.MaxPriority; prio >= 0; prio-- {
 		srcs := w.sources[prio]
 		for i := range srcs {
@@ -162,7 +174,7 @@ func (w *Worker) fetch(ctx context.Context, n, rotation int, now time.Time, trus
 				return got, tasks, err
 			}
 			s := srcs[(rotation+i)%len(srcs)]
-			if trustEmpty && s.empty && now.Sub(s.lookedAt) < recheck {
+			if trustEmpty && s.empty && now.Sub(s.lookedAt) < w.cfg.IdlePoll {
 				continue
 			}
 			asked, before := n-got, got
