@@ -65,11 +65,9 @@ func (w *Worker) dispatch(ctx context.Context) {
 			s.empty = false
 			delete(settling, s) // a fresh bell starts its settling over
 		}
-		relooked := map[*source]settle{}
 		for s, st := range settling {
 			if !now.Before(st.at) {
-				s.empty = false
-				relooked[s] = st
+				s.empty = false // due: look again
 			}
 		}
 		n := max(1, int(float64(free)/perMsg))
@@ -78,12 +76,10 @@ func (w *Worker) dispatch(ctx context.Context) {
 		if got > 0 {
 			perMsg = 0.8*perMsg + 0.2*float64(tasks)/float64(got)
 		}
-		for s := range rung {
-			if s.empty {
-				settling[s] = settle{at: now.Add(settleDelay), looks: 1}
+		for s, st := range settling {
+			if now.Before(st.at) {
+				continue // not due this round
 			}
-		}
-		for s, st := range relooked {
 			switch {
 			case !s.empty && s.lookedAt.Equal(now):
 				delete(settling, s) // found its tasks
@@ -91,6 +87,11 @@ func (w *Worker) dispatch(ctx context.Context) {
 				settling[s] = settle{at: now.Add(settleDelay << st.looks), looks: st.looks + 1}
 			case s.empty:
 				delete(settling, s) // the idle poll looks after it now
+			}
+		}
+		for s := range rung {
+			if s.empty {
+				settling[s] = settle{at: now.Add(settleDelay), looks: 1}
 			}
 		}
 		switch {
