@@ -89,8 +89,11 @@ func TaskStreamSubjects() []string {
 // ValidName or priority is outside 0..MaxPriority.
 func TaskSubject(pipeline string, priority int) string {
 	mustName(pipeline)
-	return "flowstone.task." + pipeline + "." + priorityToken(priority)
+	return taskSubjectPrefix + pipeline + "." + priorityToken(priority)
 }
+
+// taskSubjectPrefix begins every task subject.
+const taskSubjectPrefix = "flowstone.task."
 
 // BellPrefix begins every bell subject. Bells are core NATS only: no
 // stream stores them.
@@ -106,7 +109,7 @@ const BellPrefix = "flowstone.bell."
 // has routed it to core subscribers, so a fetch can miss a task whose
 // publish it also missed.
 func BellSubject(taskSubject string) string {
-	return BellPrefix + strings.TrimPrefix(taskSubject, "flowstone.task.")
+	return BellPrefix + strings.TrimPrefix(taskSubject, taskSubjectPrefix)
 }
 
 // BellFilter matches the bells of pipeline's tasks at every priority,

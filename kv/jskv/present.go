@@ -46,7 +46,7 @@ func (s *Store) Present(ctx context.Context, keys []string) (map[string]bool, er
 	if len(keys) == 0 {
 		return present, nil
 	}
-	info := (*jetstream.StreamInfo)(nil)
+	var info *jetstream.StreamInfo
 	if s.stream != nil {
 		info = s.stream.CachedInfo()
 	}
