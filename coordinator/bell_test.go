@@ -1,17 +1,14 @@
 package coordinator_test
 
 import (
-	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/flowstone-go/flowstone/internal/fleet"
-	"github.com/flowstone-go/flowstone/internal/natstest"
+	"github.com/flowstone-go/flowstone/internal/fleettest"
 	"github.com/flowstone-go/flowstone/protocol"
 	"github.com/flowstone-go/flowstone/worker"
-	"github.com/nats-io/nats.go"
 )
 
 // Idle workers are woken by the coordinator's bell once a task is stored,
@@ -50,39 +47,21 @@ func TestBellVisitsOnlyItsConsumer(t *testing.T) {
 	e.waitPipeline("count")
 	e.waitPipeline("other")
 
-	// Count the worker's fetches per consumer from here on.
-	var mu sync.Mutex
-	fetches := map[string]int{}
-	watch := natstest.Connect(t, e.srv)
-	if _, err := watch.Subscribe("$JS.API.CONSUMER.MSG.NEXT."+protocol.TaskStream+".*", func(m *nats.Msg) {
-		mu.Lock()
-		fetches[m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]]++
-		mu.Unlock()
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := watch.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	// The worker arms its bells when it finds nothing to do, looks once
-	// more, and once more after the settle delay: wait for it to be idle.
+	// Count the worker's fetches per consumer from here on, once it has
+	// made its first looks and waits (an hour-long idle poll).
+	fetches := fleettest.CountFetches(t, e.srv)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		mu.Lock()
-		n := len(fetches)
-		mu.Unlock()
 		if time.Now().After(deadline) {
 			t.Fatal("the worker never became idle")
 		}
+		n := fetches.Total()
 		time.Sleep(100 * time.Millisecond)
-		mu.Lock()
-		quiet := len(fetches) == n
-		clear(fetches)
-		mu.Unlock()
-		if quiet {
+		if fetches.Total() == n {
 			break
 		}
 	}
+	fetches.Reset()
 
 	// Ring count's priority-2 bell with no task behind it.
 	if err := e.nc.Publish(protocol.BellSubject(protocol.TaskSubject("count", 2)), nil); err != nil {
@@ -90,22 +69,14 @@ func TestBellVisitsOnlyItsConsumer(t *testing.T) {
 	}
 	want := fleet.ConsumerName("count", 2)
 	deadline = time.Now().Add(10 * time.Second)
-	for {
-		mu.Lock()
-		n := fetches[want]
-		mu.Unlock()
-		if n >= 2 { // the look, and the look after the settle delay
-			break
-		}
+	for fetches.Of(want) < 2 { // the look, and a settle look after it
 		if time.Now().After(deadline) {
-			t.Fatalf("the rung consumer was fetched %d times, want 2", n)
+			t.Fatalf("the rung consumer was fetched %d times, want 2", fetches.Of(want))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	time.Sleep(100 * time.Millisecond) // any stray look would be out by now
-	mu.Lock()
-	defer mu.Unlock()
-	for consumer, n := range fetches {
+	for consumer, n := range fetches.Counts() {
 		if consumer != want {
 			t.Errorf("a bell of %s sent the worker to %s (%d fetches)", want, consumer, n)
 		}

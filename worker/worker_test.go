@@ -8,18 +8,17 @@ import (
 	"reflect"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/internal/fleet"
+	"github.com/flowstone-go/flowstone/internal/fleettest"
 	"github.com/flowstone-go/flowstone/internal/natstest"
 	"github.com/flowstone-go/flowstone/objectstore"
 	"github.com/flowstone-go/flowstone/pipelines"
 	"github.com/flowstone-go/flowstone/protocol"
 	"github.com/flowstone-go/flowstone/worker"
-	"github.com/nats-io/nats.go"
 )
 
 func TestTaskIsExecutedRecordedCompletedAndAcked(t *testing.T) {
@@ -562,18 +561,7 @@ func TestMissingOptionalDependencyReadsAsMissing(t *testing.T) {
 // its bell rings or its idle poll comes (an hour here), not per batch.
 func TestBusyWorkerSkipsEmptyConsumers(t *testing.T) {
 	e := newFleet(t)
-	var mu sync.Mutex
-	fetches := map[string]int{}
-	if _, err := e.nc.Subscribe("$JS.API.CONSUMER.MSG.NEXT."+protocol.TaskStream+".*", func(m *nats.Msg) {
-		mu.Lock()
-		fetches[m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]]++
-		mu.Unlock()
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	fetches := fleettest.CountFetches(t, e.srv)
 	busy := flowstone.MustPipeline("busy", flowstone.Asset("noop", func(*flowstone.Context) (any, error) { return 1, nil }))
 	idle := flowstone.MustPipeline("idle", flowstone.Asset("noop", func(*flowstone.Context) (any, error) { return 1, nil }))
 	e.start(worker.Config{Pipelines: []*flowstone.Pipeline{busy, idle}, Concurrency: 2, IdlePoll: time.Hour})
@@ -586,9 +574,8 @@ func TestBusyWorkerSkipsEmptyConsumers(t *testing.T) {
 			t.Fatalf("completion = %+v", c)
 		}
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	busyFetches := fetches[fleet.ConsumerName("busy", 0)]
+	counts := fetches.Counts()
+	busyFetches := counts[fleet.ConsumerName("busy", 0)]
 	if busyFetches < 10 {
 		t.Fatalf("the busy consumer was fetched %d times for %d tasks", busyFetches, n)
 	}
@@ -599,10 +586,10 @@ func TestBusyWorkerSkipsEmptyConsumers(t *testing.T) {
 				continue
 			}
 			// The first look finds it empty; nothing rings it after.
-			if k := fetches[name]; k > 1 {
+			if k := counts[name]; k > 1 {
 				t.Errorf("empty consumer %s fetched %d times, the busy one %d times, for %d tasks", name, k, busyFetches, n)
 			}
 		}
 	}
-	t.Logf("busy consumer: %d fetches; empty ones: %v", busyFetches, fetches)
+	t.Logf("busy consumer: %d fetches; empty ones: %v", busyFetches, counts)
 }
