@@ -111,8 +111,8 @@ func TestEventsOfARun(t *testing.T) {
 		if st.Metadata["storage"] != flowstone.InlineStorage || st.Metadata["bytes"] != ss.Metadata["bytes"] || st.Err != nil || st.Duration <= 0 {
 			t.Fatalf("store.stop of %s = %+v", asset, st)
 		}
-		if rec := stored(t, e, p, asset); asInt64(t, st.Metadata["bytes"]) != rec.Size || rec.ObjectKey != "" || len(rec.Inline) != int(rec.Size) {
-			t.Fatalf("store.stop of %s says %v bytes at %v; the record says %d at %s", asset, st.Metadata["bytes"], st.Metadata["key"], rec.Size, rec.ObjectKey)
+		if rec := stored(t, e, p, asset); asInt64(t, st.Metadata["bytes"]) != rec.Value.Size || rec.Value.ObjectKey != "" || len(rec.Value.Inline) != int(rec.Value.Size) {
+			t.Fatalf("store.stop of %s says %v bytes at %v; the record says %d at %s", asset, st.Metadata["bytes"], st.Metadata["key"], rec.Value.Size, rec.Value.ObjectKey)
 		}
 	}
 
@@ -121,11 +121,11 @@ func TestEventsOfARun(t *testing.T) {
 		ls := log.one(t, flowstone.EventStorageLoadStart, dep)
 		lt := log.one(t, flowstone.EventStorageLoadStop, dep)
 		rec := stored(t, e, p, dep)
-		if ls.Metadata["key"] != rec.ObjectKey || lt.Metadata["key"] != rec.ObjectKey || lt.Metadata["storage"] != flowstone.InlineStorage {
-			t.Fatalf("load of %s: start %v stop %v, want key %s", dep, ls.Metadata, lt.Metadata, rec.ObjectKey)
+		if ls.Metadata["key"] != rec.Value.ObjectKey || lt.Metadata["key"] != rec.Value.ObjectKey || lt.Metadata["storage"] != flowstone.InlineStorage {
+			t.Fatalf("load of %s: start %v stop %v, want key %s", dep, ls.Metadata, lt.Metadata, rec.Value.ObjectKey)
 		}
-		if asInt64(t, lt.Metadata["bytes"]) != rec.Size || lt.Duration <= 0 || lt.RunID != res.RunID {
-			t.Fatalf("load.stop of %s = %+v, want %d bytes", dep, lt, rec.Size)
+		if asInt64(t, lt.Metadata["bytes"]) != rec.Value.Size || lt.Duration <= 0 || lt.RunID != res.RunID {
+			t.Fatalf("load.stop of %s = %+v, want %d bytes", dep, lt, rec.Value.Size)
 		}
 	}
 	if n := len(log.of(flowstone.EventStorageLoadStart, "sum")); n != 0 {

@@ -2,6 +2,7 @@ package flowstone
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,7 +12,7 @@ import (
 	"io"
 	"runtime/debug"
 	"strconv"
-	"sync"
+
 	"time"
 
 	"github.com/flowstone-go/flowstone/kv"
@@ -37,10 +38,13 @@ type Task struct {
 	Priority int
 	// Deadline is when the run times out (zero: none).
 	Deadline time.Time
-	// ExpectedRevision is the revision of the record when the task was
-	// queued (the fleet's pending claim), or 0. An unforced task replaces
-	// that revision without reading the record first; if the record
-	// changed since, it is read and checked as usual.
+	// ExpectedRevision is the revision of the record the fleet's
+	// coordinator wrote when it queued the task, or 0. It is set only when
+	// that record held no value, so that the execution can claim the record
+	// by compare-and-set without reading it first; if the record changed
+	// since, it is read and the claim decided from what it holds. A task
+	// whose record another run has written since it was queued is stale and
+	// does not run.
 	ExpectedRevision uint64
 
 	// Set by the engine for its own executor: the key, and the record (and
@@ -77,10 +81,11 @@ type DepRef struct {
 	Missing bool `json:"missing,omitempty"`
 }
 
-// refOf is the DepRef of a completed record.
+// refOf is the DepRef of a materialized record's value.
 func refOf(m *Materialization) DepRef {
-	return DepRef{Asset: m.Asset, Partition: m.Partition, RunID: m.RunID, Storage: m.Storage,
-		ObjectKey: m.ObjectKey, Encoding: m.Encoding, SHA256: m.SHA256, Size: m.Size, Inline: m.Inline}
+	v := m.Value
+	return DepRef{Asset: m.Asset, Partition: m.Partition, RunID: v.RunID, Storage: v.Storage,
+		ObjectKey: v.ObjectKey, Encoding: v.Encoding, SHA256: v.SHA256, Size: v.Size, Inline: v.Inline}
 }
 
 // ExecutorConfig configures an Executor.
@@ -98,6 +103,11 @@ type ExecutorConfig struct {
 	Worker string
 	// Logger receives asset logs (Context.Logger). Defaults to no logging.
 	Logger *zerolog.Logger
+	// Lease is how long an execution's claim on its record lasts without
+	// a renewal; the executor renews it every third of that while the
+	// asset runs. Fleet workers pass their AckWait. Defaults to
+	// LeaseDefault.
+	Lease time.Duration
 }
 
 // Executor materializes one asset at a time: it loads the dependencies,
@@ -114,8 +124,8 @@ type Executor struct {
 	worker         string
 	logger         zerolog.Logger
 	events         *eventBus
-	records        recordCache
-	marks          runningMarks
+	records        *Records
+	leases         leaseKeeper
 }
 
 // NewExecutor checks cfg and returns an Executor.
@@ -147,6 +157,8 @@ func NewExecutor(cfg ExecutorConfig) (*Executor, error) {
 		worker:         cfg.Worker,
 		logger:         zerolog.Nop(),
 		events:         &eventBus{},
+		records:        NewRecords(cfg.KV),
+		leases:         leaseKeeper{lease: cmp.Or(cfg.Lease, LeaseDefault)},
 	}
 	if x.codec == nil {
 		x.codec = JSONCodec{}
@@ -187,9 +199,19 @@ func (x *Executor) store(name string) (objectstore.Store, string, error) {
 }
 
 // Execute materializes t.Asset of p for t.Partition and returns the final
-// record. It is idempotent: a task whose asset/partition is already
-// completed (by this run, or by any run when not forced) returns that record
-// without executing again, so redelivered tasks are harmless.
+// record. It first claims the record (running, with a lease this executor
+// renews while the asset runs); it is idempotent: a task whose
+// asset/partition is already materialized (by this run, or by any run when
+// not forced) or whose run's outcome is recorded returns that record
+// without executing again, so redelivered tasks are harmless. While another
+// execution's live claim holds the record, Execute waits for it to end or
+// lapse.
+//
+// An execution that loses its claim (another execution took the record
+// over) is cancelled and returns an error wrapping ErrSuperseded; one whose
+// context was cancelled with the cause ErrHandedBack leaves the record
+// pending for the next delivery. A failed, timed-out or cancelled execution
+// leaves the record's last good value in place.
 func (x *Executor) Execute(ctx context.Context, p *Pipeline, t Task) (*Materialization, error) {
 	n, err := p.lookup(t.Asset)
 	if err != nil {
@@ -199,269 +221,186 @@ func (x *Executor) Execute(ctx context.Context, p *Pipeline, t Task) (*Materiali
 	if key == "" {
 		key = MaterializationKey(p.name, t.Asset, t.Partition)
 	}
-	start := time.Now()
-	rec := &Materialization{
-		Pipeline: p.name, Asset: t.Asset, Partition: t.Partition, State: StateRunning,
-		RunID: t.RunID, Worker: x.worker, Attempt: max(t.Attempt, 1), StartedAt: &start,
+	id := ident{p.name, t.Asset, t.Partition}
+	actx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	a, done, err := x.claim(actx, key, id, &t, cancel)
+	if err != nil || a == nil {
+		return done, err
 	}
-	// When the current revision is known and nothing can have been done
-	// yet (the first delivery of a task its coordinator claimed, whose
-	// pending record already shows it queued), the running record is written only
-	// if the asset is still running after RunningRecordDelay: most assets
-	// end sooner, and their one record write is the completed one.
-	// Otherwise try to create the running record first, which is one round
-	// trip on the fleet. Only when a record exists is it read, to skip work
-	// already done (a redelivered task, a concurrent run) and to replace it
-	// by revision.
-	var (
-		prev *Materialization
-		rev  uint64
-		mark *runningMark
-	)
-	switch {
-	case t.planned && t.prev != nil:
-		err = kv.ErrConflict // claim uses the record the engine read
-	case t.ExpectedRevision > 0 && !t.Force && t.Attempt <= 1:
-		mark = x.markRunningLater(ctx, key, rec, t.ExpectedRevision)
-	case t.ExpectedRevision > 0 && !t.Force:
-		rev, err = x.replaceRecord(ctx, key, rec, t.ExpectedRevision)
-	default:
-		prev, rev, err = x.createRecord(ctx, key, rec)
-	}
-	if errors.Is(err, kv.ErrConflict) {
-		var done bool
-		if prev, rev, done, err = x.claim(ctx, key, &t); err != nil || done {
-			return prev, err
-		}
-		rev, err = x.write(ctx, key, rec, rev)
-	}
-	if err != nil {
-		return nil, err
-	}
+	defer x.leases.remove(a)
+	t.Attempt = a.rec.Attempt
+	start := *a.rec.StartedAt
 
-	val, execErr := x.call(ctx, p, n, &t, key, rec)
+	val, execErr := x.call(actx, p, n, &t, a)
+	var value *Value
 	if execErr == nil {
-		execErr = x.storeResult(ctx, p, n, &t, rec, val)
-	}
-	if mark != nil {
-		rev = mark.stop()
+		value, execErr = x.storeResult(actx, p, n, &t, val)
 	}
 	end := time.Now()
-	rec.CompletedAt = &end
-	rec.DurationMS = end.Sub(start).Milliseconds()
+	out := id.record(StateCompleted, t.RunID)
+	out.Worker, out.Attempt, out.StartedAt, out.CompletedAt = x.worker, a.rec.Attempt, &start, &end
+	out.DurationMS = end.Sub(start).Milliseconds()
+	out.Scatter = a.scatter
+	var fe *Error
 	if execErr != nil {
-		fe := AsError(execErr)
-		rec.State = stateOf(fe)
-		rec.Error = fe
-		if errors.Is(context.Cause(ctx), ErrHandedBack) {
-			// Not over: another process runs the task again.
-			rec.State, rec.Error = StatePending, nil
+		fe = AsError(execErr)
+		cause := context.Cause(actx)
+		switch {
+		case errors.Is(cause, ErrSuperseded):
+			return nil, superseded(t.Asset, t.RunID)
+		case errors.Is(cause, ErrHandedBack):
+			// Not over: the next delivery of the task runs it again.
+			out.State, out.QueuedBy = StatePending, x.worker
+			out.CompletedAt, out.DurationMS = nil, 0
+			fe = wrapError(TypeCancelled, cause, map[string]any{"asset": t.Asset, "run_id": t.RunID},
+				"asset %q of run %s was handed back to its queue: %v", t.Asset, t.RunID, cause)
+		default:
+			out.State, out.Error = stateOf(fe), fe
 		}
-		x.write(context.WithoutCancel(ctx), key, rec, rev)
-		return rec, fe
-	}
-	rec.State = StateCompleted
-	rec.Upstream = make([]Lineage, 0, len(t.Deps))
-	for _, d := range t.Deps {
-		if !d.Missing {
-			rec.Upstream = append(rec.Upstream, Lineage{Asset: d.Asset, Partition: d.Partition, RunID: d.RunID})
-		}
-	}
-	if _, err := x.write(context.WithoutCancel(ctx), key, rec, rev); err != nil {
-		return rec, err
-	}
-	if prev != nil && prev.ObjectKey != "" && prev.ObjectKey != rec.ObjectKey {
-		// The record no longer points to the old result: drop it.
-		if s, _, err := x.store(prev.Storage); err == nil {
-			s.Delete(context.WithoutCancel(ctx), prev.ObjectKey)
-		}
-	}
-	return rec, nil
-}
-
-// claim reads the current record. done is true when there is nothing to do:
-// the asset/partition is completed by this run (a redelivered task) or by
-// any run when the task is not forced. Otherwise it returns the previous
-// record (nil if none) and its revision for the compare-and-set.
-func (x *Executor) claim(ctx context.Context, key string, t *Task) (prev *Materialization, rev uint64, done bool, err error) {
-	if t.planned && t.prev != nil {
-		// Read by the engine moments ago in this process; the write's
-		// compare-and-set catches any change since.
-		prev, rev = t.prev, t.prevRev
-	} else if prev, rev, err = x.readRecord(ctx, key); err != nil || prev == nil {
-		return nil, 0, false, err
-	}
-	done = prev.State == StateCompleted && (prev.RunID == t.RunID || !t.Force)
-	return prev, rev, done, nil
-}
-
-// replaceRecord writes rec over revision rev of key; kv.ErrConflict if the
-// record changed since.
-func (x *Executor) replaceRecord(ctx context.Context, key string, rec *Materialization, rev uint64) (uint64, error) {
-	b, err := MarshalRecord(rec)
-	if err != nil {
-		return 0, wrapError(TypeStorageError, err, nil, "encode record: %v", err)
-	}
-	nrev, err := x.kv.Update(ctx, key, b, rev)
-	if err != nil && !errors.Is(err, kv.ErrConflict) {
-		if ctx.Err() != nil {
-			return 0, ctxError(ctx, rec.Pipeline, rec.Asset)
-		}
-		return 0, wrapError(TypeStorageError, err, map[string]any{"key": key}, "write record %s: %v", key, err)
-	}
-	return nrev, err
-}
-
-// createRecord writes rec if key has no record; kv.ErrConflict if it has.
-func (x *Executor) createRecord(ctx context.Context, key string, rec *Materialization) (*Materialization, uint64, error) {
-	b, err := MarshalRecord(rec)
-	if err != nil {
-		return nil, 0, wrapError(TypeStorageError, err, nil, "encode record: %v", err)
-	}
-	rev, err := x.kv.Create(ctx, key, b)
-	if err != nil && !errors.Is(err, kv.ErrConflict) {
-		if ctx.Err() != nil {
-			return nil, 0, ctxError(ctx, rec.Pipeline, rec.Asset)
-		}
-		return nil, 0, wrapError(TypeStorageError, err, map[string]any{"key": key}, "write record %s: %v", key, err)
-	}
-	return nil, rev, err
-}
-
-// write stores rec with compare-and-set on rev (0: create) and returns the
-// new revision. A conflict means another writer got there first (a second
-// delivery of the task, an Invalidate): the record is then written
-// unconditionally, because this execution's outcome is the newest fact.
-func (x *Executor) write(ctx context.Context, key string, rec *Materialization, rev uint64) (uint64, error) {
-	b, err := MarshalRecord(rec)
-	if err != nil {
-		return 0, wrapError(TypeStorageError, err, nil, "encode record: %v", err)
-	}
-	var nrev uint64
-	if rev == 0 {
-		nrev, err = x.kv.Create(ctx, key, b)
 	} else {
-		nrev, err = x.kv.Update(ctx, key, b, rev)
-	}
-	if errors.Is(err, kv.ErrConflict) {
-		nrev, err = x.kv.Put(ctx, key, b)
-	}
-	if err != nil {
-		return 0, wrapError(TypeStorageError, err, map[string]any{"key": key}, "write record %s: %v", key, err)
-	}
-	if rec.State.Terminal() {
-		// Finished records are read back most (every cache hit of a run):
-		// keep a key already cached fresh. Keys read before are the ones
-		// read again; caching every key written would fill the cache with
-		// records nobody here reads (a fleet worker's, a backfill's).
-		x.records.refresh(key, nrev, rec)
-	}
-	return nrev, nil
-}
-
-// RunningRecordDelay is how long an asset runs before its running record
-// is written, when the executor can defer it (see Execute): the record of
-// an asset that ends sooner goes straight from pending to its outcome.
-var RunningRecordDelay = 200 * time.Millisecond
-
-// runningMark writes an execution's running record once RunningRecordDelay
-// has passed, unless stopped first.
-type runningMark struct {
-	x       *Executor
-	ctx     context.Context
-	key     string
-	running Materialization
-	due     time.Time
-
-	mu   sync.Mutex
-	rev  uint64
-	done bool
-}
-
-// runningMarks are the executions whose running record waits for
-// RunningRecordDelay. One goroutine, running while any wait, writes the
-// due ones: a timer per execution cost more than most executions.
-type runningMarks struct {
-	mu       sync.Mutex
-	waiting  map[*runningMark]struct{}
-	sweeping bool
-}
-
-// markRunningLater schedules the running record rec (a copy is taken) over
-// revision rev of key (0: create).
-func (x *Executor) markRunningLater(ctx context.Context, key string, rec *Materialization, rev uint64) *runningMark {
-	m := &runningMark{x: x, ctx: ctx, key: key, running: *rec, rev: rev, due: time.Now().Add(RunningRecordDelay)}
-	q := &x.marks
-	q.mu.Lock()
-	if q.waiting == nil {
-		q.waiting = make(map[*runningMark]struct{})
-	}
-	q.waiting[m] = struct{}{}
-	if !q.sweeping {
-		q.sweeping = true
-		go q.sweep(max(RunningRecordDelay/4, time.Millisecond))
-	}
-	q.mu.Unlock()
-	return m
-}
-
-// sweep writes the running records that are due, every tick, until none
-// waits.
-func (q *runningMarks) sweep(every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for now := range t.C {
-		q.mu.Lock()
-		for m := range q.waiting {
-			if !now.Before(m.due) {
-				delete(q.waiting, m)
-				go m.write()
+		value.CompletedAt, value.DurationMS = end, out.DurationMS
+		value.Upstream = make([]Lineage, 0, len(t.Deps))
+		for _, d := range t.Deps {
+			if !d.Missing {
+				value.Upstream = append(value.Upstream, Lineage{Asset: d.Asset, Partition: d.Partition, RunID: d.RunID})
 			}
 		}
-		idle := len(q.waiting) == 0
-		if idle {
-			q.sweeping = false
-		}
-		q.mu.Unlock()
-		if idle {
-			return
-		}
+		out.Value = value
 	}
+	final, wrote, err := a.finish(context.WithoutCancel(ctx), out)
+	if !wrote {
+		x.dropObject(ctx, value, valueOf(final))
+		if err != nil {
+			x.logger.Warn().Err(err).Str("key", key).Str("run_id", t.RunID).Msg("record_write_failed")
+			return nil, err
+		}
+		return nil, superseded(t.Asset, t.RunID)
+	}
+	if fe != nil {
+		return out, fe
+	}
+	// The record no longer points to the value it replaced: drop it.
+	x.dropObject(ctx, a.rec.Value, value)
+	return out, nil
 }
 
-// write writes the running record unless the execution ended first.
-func (m *runningMark) write() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.done {
+// superseded is the error of an execution whose record another
+// execution of the same task holds.
+func superseded(asset, runID string) *Error {
+	return wrapError(TypeCancelled, ErrSuperseded, map[string]any{"asset": asset, "run_id": runID},
+		"asset %q of run %s: another execution of the task holds its record; that one reports the outcome", asset, runID)
+}
+
+// dropObject deletes v's object unless keep points to the same one:
+// a result no record points to, or one a new value replaced.
+func (x *Executor) dropObject(ctx context.Context, v, keep *Value) {
+	if v == nil || v.ObjectKey == "" || keep != nil && keep.ObjectKey == v.ObjectKey && keep.Storage == v.Storage {
 		return
 	}
-	var (
-		nrev uint64
-		err  error
-	)
-	if m.rev == 0 {
-		_, nrev, err = m.x.createRecord(m.ctx, m.key, &m.running)
-	} else {
-		nrev, err = m.x.replaceRecord(m.ctx, m.key, &m.running, m.rev)
-	}
-	if err == nil {
-		m.rev = nrev
+	if s, _, err := x.store(v.Storage); err == nil {
+		if err := s.Delete(context.WithoutCancel(ctx), v.ObjectKey); err != nil {
+			x.logger.Warn().Err(err).Str("storage", v.Storage).Str("object_key", v.ObjectKey).Msg("object_delete_failed")
+		}
 	}
 }
 
-// stop cancels the running record if not yet written (waiting for a write
-// in progress) and returns the revision to replace.
-func (m *runningMark) stop() uint64 {
-	q := &m.x.marks
-	q.mu.Lock()
-	delete(q.waiting, m)
-	q.mu.Unlock()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.done = true
-	return m.rev
+// busyPoll bounds how long an execution waits between two looks at a
+// record another execution's live claim holds.
+const busyPoll = time.Second
+
+// claim claims t's record for an execution under the context whose cancel
+// is given, and registers the claim's lease. It returns the claim, or the
+// record that makes the execution unnecessary (with its outcome's error),
+// or the error of a stale task. It waits while another execution's live
+// claim holds the record.
+func (x *Executor) claim(ctx context.Context, key string, id ident, t *Task, cancel context.CancelCauseFunc) (*attempt, *Materialization, error) {
+	var v view
+	switch {
+	case t.planned:
+		// Read by the engine moments ago in this process; the write's
+		// compare-and-set catches any change since.
+		v = view{t.prev, t.prevRev, true}
+	case t.ExpectedRevision > 0 && t.Attempt <= 1:
+		// The record the coordinator queued the task with: pending for
+		// this run, no value.
+		v = view{id.record(StatePending, t.RunID), t.ExpectedRevision, true}
+	}
+	req := claimRequest{id: id, task: t, worker: x.worker, lease: x.leases.lease}
+	var (
+		seenRev uint64
+		seenAt  time.Time
+	)
+	for {
+		out, cur, rev, err := x.records.claim(ctx, key, v, req)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, nil, ctxError(ctx, id.pipeline, id.asset)
+			}
+			return nil, nil, err
+		}
+		switch out {
+		case claimed:
+			a := x.records.newAttempt(key, cur, rev, x.leases.lease, cancel)
+			if !x.leases.add(a) {
+				return nil, nil, newError(TypeCancelled, map[string]any{"asset": id.asset}, "the executor is closed")
+			}
+			return a, nil, nil
+		case finished:
+			return nil, cur, outcomeError(cur, t)
+		case stale:
+			return nil, nil, newError(TypeCancelled, map[string]any{"asset": id.asset, "run_id": t.RunID, "holder": cur.RunID},
+				"task of run %s for asset %q is stale: run %s has taken its record since it was queued", t.RunID, id.asset, cur.RunID)
+		}
+		// busy: wait for the holder to end, or for its lease to lapse.
+		// A lease that never moves for a whole lease by this clock is a
+		// dead holder's, whatever its own clock wrote.
+		now := time.Now()
+		if rev != seenRev {
+			seenRev, seenAt = rev, now
+		} else if now.Sub(seenAt) > x.leases.lease+LeaseSkew {
+			req.stall = rev
+		}
+		wait := min(busyPoll, max(cur.LeaseUntil.Add(LeaseSkew).Sub(now), 10*time.Millisecond))
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return nil, nil, ctxError(ctx, id.pipeline, id.asset)
+		case <-timer.C:
+		}
+		v = view{}
+	}
 }
+
+// outcomeError is the error of a record that ended a task without an
+// execution: nil for a value the task can use, else the error its run's
+// end recorded.
+func outcomeError(m *Materialization, t *Task) error {
+	if m.Materialized() && (m.Value.RunID == t.RunID || !t.Force) {
+		return nil
+	}
+	if m.Error != nil {
+		return m.Error
+	}
+	return newError(TypeExecutionFailed, map[string]any{"asset": m.Asset, "run_id": m.RunID}, "asset %q ended %s", m.Asset, m.State)
+}
+
+// Refuse records that t will not run because of fe (its run was
+// cancelled, or reached its deadline, before the task started): a record
+// this run queued says so, with the last good value kept. A record another
+// run holds or completed is left alone.
+func (x *Executor) Refuse(ctx context.Context, p *Pipeline, t Task, fe *Error) error {
+	return x.records.fail(ctx, MaterializationKey(p.name, t.Asset, t.Partition), ident{p.name, t.Asset, t.Partition}, t.RunID, fe)
+}
+
+// Records returns the executor's record writer.
+func (x *Executor) Records() *Records { return x.records }
+
+// Close stops renewing leases and waits for the renewals in flight. The
+// executions still running lose their claims when their leases lapse,
+// as a dead process's would; close an executor once it executes nothing.
+func (x *Executor) Close() { x.leases.stop() }
 
 // ErrHandedBack, as the cause of the context an execution runs under, says
 // that the process gives the task back to its queue (a fleet worker that
@@ -479,11 +418,11 @@ func stateOf(e *Error) State {
 
 // call runs the asset function (or its scatter) with retries, timeout and
 // panic recovery.
-func (x *Executor) call(ctx context.Context, p *Pipeline, n *node, t *Task, key string, rec *Materialization) (any, error) {
+func (x *Executor) call(ctx context.Context, p *Pipeline, n *node, t *Task, a *attempt) (any, error) {
 	attempts := max(n.def.retry.Attempts, 1)
 	backoff := n.def.retry.Backoff
 	for i := 1; ; i++ {
-		val, err := x.callOnce(ctx, p, n, t, key, rec)
+		val, err := x.callOnce(ctx, p, n, t, a)
 		if err == nil || i >= attempts {
 			return val, err
 		}
@@ -503,7 +442,7 @@ func (x *Executor) call(ctx context.Context, p *Pipeline, n *node, t *Task, key 
 	}
 }
 
-func (x *Executor) callOnce(ctx context.Context, p *Pipeline, n *node, t *Task, key string, rec *Materialization) (val any, err error) {
+func (x *Executor) callOnce(ctx context.Context, p *Pipeline, n *node, t *Task, a *attempt) (val any, err error) {
 	if n.def.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeoutCause(ctx, n.def.timeout, &timeoutCause{what: "asset", asset: n.def.name, limit: n.def.timeout})
@@ -525,7 +464,7 @@ func (x *Executor) callOnce(ctx context.Context, p *Pipeline, n *node, t *Task, 
 	}
 	if n.def.scatter != nil {
 		// A scatter asset is one run too: its item events nest inside it.
-		val, err = x.scatter(c, key, rec)
+		val, err = x.scatter(c, a)
 	} else {
 		val, err = x.invoke(c, n.def.fn)
 	}
@@ -582,16 +521,17 @@ func ctxError(ctx context.Context, pipeline, asset string) *Error {
 	return wrapError(TypeCancelled, ctx.Err(), map[string]any{"asset": asset}, "asset %q of %s was cancelled", asset, pipeline)
 }
 
-// storeResult encodes val and writes it to the object store, filling rec's
-// object fields.
-func (x *Executor) storeResult(ctx context.Context, p *Pipeline, n *node, t *Task, rec *Materialization, val any) error {
+// storeResult encodes val and writes it to the object store (or keeps a
+// small one inline) and returns where it is: a Value with its RunID and
+// location set (the caller sets the rest).
+func (x *Executor) storeResult(ctx context.Context, p *Pipeline, n *node, t *Task, val any) (*Value, error) {
 	storage := t.Storage
 	if storage == "" {
 		storage = n.def.storage
 	}
 	s, name, err := x.store(storage)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var (
 		r     io.Reader
@@ -612,16 +552,14 @@ func (x *Executor) storeResult(ctx context.Context, p *Pipeline, n *node, t *Tas
 	default:
 		b, err := x.codec.Encode(v)
 		if err != nil {
-			return newError(TypeExecutionFailed, map[string]any{"asset": n.def.name, "type": fmt.Sprintf("%T", v), "error": err.Error()},
+			return nil, newError(TypeExecutionFailed, map[string]any{"asset": n.def.name, "type": fmt.Sprintf("%T", v), "error": err.Error()},
 				"the value of asset %q (a %T) cannot be encoded: %v; return encodable data, []byte or an io.Reader", n.def.name, v, err)
 		}
 		r, size, enc, whole = bytes.NewReader(b), int64(len(b)), EncodingJSON, b
 	}
-	rec.RunID = t.RunID
 	if storage == "" && len(whole) > 0 && len(whole) <= InlineLimit {
 		// Small and no store asked for: keep it in the record.
-		x.storeInline(p, n, t, rec, bytes.Clone(whole), enc)
-		return nil
+		return x.storeInline(p, n, t, bytes.Clone(whole), enc), nil
 	}
 	objKey := ObjectKey(p.name, n.def.name, t.Partition, t.RunID+"-"+strconv.Itoa(max(t.Attempt, 1)))
 	ev := x.events.active()
@@ -642,13 +580,12 @@ func (x *Executor) storeResult(ctx context.Context, p *Pipeline, n *node, t *Tas
 	}
 	if err != nil {
 		if ctx.Err() != nil {
-			return ctxError(ctx, p.name, n.def.name)
+			return nil, ctxError(ctx, p.name, n.def.name)
 		}
-		return wrapError(TypeStorageError, err, map[string]any{"storage": name, "key": objKey},
+		return nil, wrapError(TypeStorageError, err, map[string]any{"storage": name, "key": objKey},
 			"store result of %q in %s: %v", n.def.name, name, err)
 	}
-	rec.Storage, rec.ObjectKey, rec.Encoding, rec.Size, rec.SHA256 = name, objKey, enc, info.Size, info.SHA256
-	return nil
+	return &Value{RunID: t.RunID, Storage: name, ObjectKey: objKey, Encoding: enc, Size: info.Size, SHA256: info.SHA256}, nil
 }
 
 // open opens a dependency's stored value as a stream.
@@ -717,14 +654,15 @@ func (c *timeoutCause) error() *Error {
 }
 
 // storeInline keeps a small result inside its record.
-func (x *Executor) storeInline(p *Pipeline, n *node, t *Task, rec *Materialization, b []byte, enc string) {
+func (x *Executor) storeInline(p *Pipeline, n *node, t *Task, b []byte, enc string) *Value {
 	start := time.Now()
 	sum := sha256.Sum256(b)
-	rec.Storage, rec.ObjectKey, rec.Encoding, rec.Size, rec.SHA256, rec.Inline = InlineStorage, "", enc, int64(len(b)), hex.EncodeToString(sum[:]), b
+	v := &Value{RunID: t.RunID, Storage: InlineStorage, Encoding: enc, Size: int64(len(b)), SHA256: hex.EncodeToString(sum[:]), Inline: b}
 	if x.events.active() {
 		md := map[string]any{"storage": InlineStorage, "bytes": int64(len(b))}
 		x.events.emit(Event{Kind: EventStoreStart, Pipeline: p.name, Asset: n.def.name, Partition: t.Partition, RunID: t.RunID, Time: start, Metadata: md})
 		x.events.emit(Event{Kind: EventStoreStop, Pipeline: p.name, Asset: n.def.name, Partition: t.Partition, RunID: t.RunID,
 			Duration: max(time.Since(start), time.Nanosecond), Metadata: md})
 	}
+	return v
 }

@@ -63,7 +63,7 @@ func TestFileStoreIsReadByANewProcess(t *testing.T) {
 	if childPID == 0 || childPID == os.Getpid() {
 		t.Fatalf("the result was written by pid %d, this test is pid %d: want another process", childPID, os.Getpid())
 	}
-	if rec.Storage != "file" || rec.ObjectKey == "" || rec.State != flowstone.StateCompleted {
+	if rec.Value.Storage != "file" || rec.Value.ObjectKey == "" || rec.State != flowstone.StateCompleted {
 		t.Fatalf("record from the child = %+v", rec)
 	}
 
@@ -74,12 +74,12 @@ func TestFileStoreIsReadByANewProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, info, err := objectstore.ReadAll(ctx, store, rec.ObjectKey)
+	b, info, err := objectstore.ReadAll(ctx, store, rec.Value.ObjectKey)
 	if err != nil {
-		t.Fatalf("read %s written by the child: %v", rec.ObjectKey, err)
+		t.Fatalf("read %s written by the child: %v", rec.Value.ObjectKey, err)
 	}
-	if info.SHA256 != rec.SHA256 || info.Size != rec.Size {
-		t.Fatalf("stored object %+v does not match the child's record (size %d, sha256 %s)", info, rec.Size, rec.SHA256)
+	if info.SHA256 != rec.Value.SHA256 || info.Size != rec.Value.Size {
+		t.Fatalf("stored object %+v does not match the child's record (size %d, sha256 %s)", info, rec.Value.Size, rec.Value.SHA256)
 	}
 	var sum int
 	if err := json.Unmarshal(b, &sum); err != nil || sum != 30 {
@@ -88,7 +88,7 @@ func TestFileStoreIsReadByANewProcess(t *testing.T) {
 
 	// The same bytes through a Result, as a fleet client reads them.
 	res := flowstone.NewResult(rec, true, nil, func(ctx context.Context) (io.ReadCloser, error) {
-		rc, _, err := store.Get(ctx, rec.ObjectKey)
+		rc, _, err := store.Get(ctx, rec.Value.ObjectKey)
 		return rc, err
 	})
 	if got := decodeInt(t, res); got != 30 {

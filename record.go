@@ -42,30 +42,72 @@ const (
 )
 
 // Materialization is the metadata record of one asset/partition, kept in
-// the kv store under MaterializationKey. It is written before and after every
-// execution; the object it points to is written before the record that
-// points to it.
+// the kv store under MaterializationKey. It tells two things apart: the
+// latest attempt to materialize it (State, RunID, Attempt, Error, ...) and
+// the last good value (Value), which a failed, timed-out or cancelled
+// attempt leaves in place. Records change only through the transitions of
+// Records (see the package documentation, "Records"), by compare-and-set;
+// the object a value points to is written before the record that points to
+// it.
 type Materialization struct {
-	Pipeline    string         `json:"pipeline"`
-	Asset       string         `json:"asset"`
-	Partition   string         `json:"partition"`
-	State       State          `json:"state"`
-	RunID       string         `json:"run_id"`
-	Storage     string         `json:"storage,omitempty"`
-	ObjectKey   string         `json:"object_key,omitempty"`
-	Encoding    string         `json:"encoding,omitempty"`
-	Size        int64          `json:"size,omitempty"`
-	SHA256      string         `json:"sha256,omitempty"`
-	Inline      []byte         `json:"inline,omitempty"`
-	Worker      string         `json:"worker,omitempty"`
-	Attempt     int            `json:"attempt,omitempty"`
-	StartedAt   *time.Time     `json:"started_at,omitempty"`
-	CompletedAt *time.Time     `json:"completed_at,omitempty"`
-	DurationMS  int64          `json:"duration_ms,omitempty"`
-	Error       *Error         `json:"error,omitempty"`
-	Upstream    []Lineage      `json:"upstream,omitempty"`
-	Scatter     *ScatterStatus `json:"scatter,omitempty"`
+	Pipeline  string `json:"pipeline"`
+	Asset     string `json:"asset"`
+	Partition string `json:"partition"`
+	// State is the latest attempt's: pending (queued or waiting for its
+	// dependencies), running, or how it ended.
+	State State `json:"state"`
+	// RunID is the run of the latest attempt.
+	RunID string `json:"run_id"`
+	// QueuedBy names the coordinator that queued the attempt's task on the
+	// fleet ("" embedded, or while a run only waits for dependencies).
+	QueuedBy string `json:"queued_by,omitempty"`
+	// Worker names the process that ran (or runs) the attempt.
+	Worker string `json:"worker,omitempty"`
+	// Attempt counts the executions of RunID's task that claimed the
+	// record, 1 for the first: a later claim always has a higher number,
+	// so an execution that finds another number in the record knows it
+	// has been taken over.
+	Attempt int `json:"attempt,omitempty"`
+	// LeaseUntil is when a running attempt's claim lapses unless its
+	// executor renews it; past it (and a margin for clock skew) another
+	// execution may take the record over.
+	LeaseUntil *time.Time `json:"lease_until,omitempty"`
+	// StartedAt and CompletedAt bound the latest attempt (CompletedAt is
+	// when it ended, however it ended); DurationMS is their difference.
+	StartedAt   *time.Time `json:"started_at,omitempty"`
+	CompletedAt *time.Time `json:"completed_at,omitempty"`
+	DurationMS  int64      `json:"duration_ms,omitempty"`
+	// Error says why the latest attempt failed or was cancelled.
+	Error *Error `json:"error,omitempty"`
+	// Scatter counts a scatter asset's items in the latest attempt.
+	Scatter *ScatterStatus `json:"scatter,omitempty"`
+	// Value is the last good result: the latest completed attempt's, nil
+	// if none completed (or the record was invalidated since).
+	Value *Value `json:"value,omitempty"`
 }
+
+// Value is a materialized result: where its bytes are, and what it was
+// computed from.
+type Value struct {
+	// RunID is the run that computed it.
+	RunID     string `json:"run_id"`
+	Storage   string `json:"storage"`
+	ObjectKey string `json:"object_key,omitempty"`
+	Encoding  string `json:"encoding,omitempty"`
+	Size      int64  `json:"size,omitempty"`
+	SHA256    string `json:"sha256,omitempty"`
+	// Inline holds a small result's bytes (Storage is InlineStorage).
+	Inline []byte `json:"inline,omitempty"`
+	// CompletedAt is when the attempt that computed it ended.
+	CompletedAt time.Time `json:"completed_at"`
+	// DurationMS is how long that attempt ran.
+	DurationMS int64 `json:"duration_ms,omitempty"`
+	// Upstream names the exact dependency values it was computed from.
+	Upstream []Lineage `json:"upstream,omitempty"`
+}
+
+// Materialized reports whether the record holds a readable value.
+func (m *Materialization) Materialized() bool { return m != nil && m.Value != nil }
 
 // Lineage names the exact upstream result a materialization was computed
 // from.

@@ -4,15 +4,16 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"strconv"
+	"time"
 
 	"github.com/flowstone-go/flowstone/internal/jsonw"
 )
 
 // appendRecord appends m as json.Marshal writes it, field by field, without
-// reflection: MarshalRecord runs twice per materialization (the claim record
-// and the final record). It reports false where it cannot be sure of
-// matching json.Marshal (a time MarshalJSON rejects, error details that fail
-// to encode); the caller then uses json.Marshal, so the bytes and the errors
+// reflection: MarshalRecord runs for every transition of every
+// materialization. It reports false where it cannot be sure of matching
+// json.Marshal (a time MarshalJSON rejects, error details that fail to
+// encode); the caller then uses json.Marshal, so the bytes and the errors
 // stay exactly json.Marshal's.
 func appendRecord(dst []byte, m *Materialization) ([]byte, bool) {
 	if m == nil {
@@ -28,32 +29,9 @@ func appendRecord(dst []byte, m *Materialization) ([]byte, bool) {
 	dst = jsonw.HTMLString(dst, string(m.State))
 	dst = append(dst, `,"run_id":`...)
 	dst = jsonw.HTMLString(dst, m.RunID)
-	if m.Storage != "" {
-		dst = append(dst, `,"storage":`...)
-		dst = jsonw.HTMLString(dst, m.Storage)
-	}
-	if m.ObjectKey != "" {
-		dst = append(dst, `,"object_key":`...)
-		dst = jsonw.HTMLString(dst, m.ObjectKey)
-	}
-	if m.Encoding != "" {
-		dst = append(dst, `,"encoding":`...)
-		dst = jsonw.HTMLString(dst, m.Encoding)
-	}
-	if m.Size != 0 {
-		dst = append(dst, `,"size":`...)
-		dst = strconv.AppendInt(dst, m.Size, 10)
-	}
-	if m.SHA256 != "" {
-		dst = append(dst, `,"sha256":`...)
-		dst = jsonw.HTMLString(dst, m.SHA256)
-	}
-	if len(m.Inline) > 0 {
-		// encoding/json writes []byte as standard, padded base64, which
-		// needs no escaping.
-		dst = append(dst, `,"inline":"`...)
-		dst = base64.StdEncoding.AppendEncode(dst, m.Inline)
-		dst = append(dst, '"')
+	if m.QueuedBy != "" {
+		dst = append(dst, `,"queued_by":`...)
+		dst = jsonw.HTMLString(dst, m.QueuedBy)
 	}
 	if m.Worker != "" {
 		dst = append(dst, `,"worker":`...)
@@ -64,16 +42,15 @@ func appendRecord(dst []byte, m *Materialization) ([]byte, bool) {
 		dst = strconv.AppendInt(dst, int64(m.Attempt), 10)
 	}
 	var ok bool
-	if m.StartedAt != nil {
-		dst = append(dst, `,"started_at":`...)
-		if dst, ok = jsonw.Time(dst, *m.StartedAt); !ok {
-			return dst, false
-		}
-	}
-	if m.CompletedAt != nil {
-		dst = append(dst, `,"completed_at":`...)
-		if dst, ok = jsonw.Time(dst, *m.CompletedAt); !ok {
-			return dst, false
+	for _, f := range [...]struct {
+		key string
+		t   *time.Time
+	}{{`,"lease_until":`, m.LeaseUntil}, {`,"started_at":`, m.StartedAt}, {`,"completed_at":`, m.CompletedAt}} {
+		if f.t != nil {
+			dst = append(dst, f.key...)
+			if dst, ok = jsonw.Time(dst, *f.t); !ok {
+				return dst, false
+			}
 		}
 	}
 	if m.DurationMS != 0 {
@@ -98,10 +75,67 @@ func appendRecord(dst []byte, m *Materialization) ([]byte, bool) {
 		}
 		dst = append(dst, '}')
 	}
-	if len(m.Upstream) > 0 {
+	if s := m.Scatter; s != nil {
+		dst = append(dst, `,"scatter":{"total":`...)
+		dst = strconv.AppendInt(dst, int64(s.Total), 10)
+		dst = append(dst, `,"completed":`...)
+		dst = strconv.AppendInt(dst, int64(s.Completed), 10)
+		dst = append(dst, `,"failed":`...)
+		dst = strconv.AppendInt(dst, int64(s.Failed), 10)
+		dst = append(dst, `,"pending":`...)
+		dst = strconv.AppendInt(dst, int64(s.Pending), 10)
+		dst = append(dst, '}')
+	}
+	if v := m.Value; v != nil {
+		if dst, ok = appendValue(append(dst, `,"value":`...), v); !ok {
+			return dst, false
+		}
+	}
+	return append(dst, '}'), true
+}
+
+// appendValue appends v as json.Marshal writes it.
+func appendValue(dst []byte, v *Value) ([]byte, bool) {
+	dst = append(dst, `{"run_id":`...)
+	dst = jsonw.HTMLString(dst, v.RunID)
+	dst = append(dst, `,"storage":`...)
+	dst = jsonw.HTMLString(dst, v.Storage)
+	if v.ObjectKey != "" {
+		dst = append(dst, `,"object_key":`...)
+		dst = jsonw.HTMLString(dst, v.ObjectKey)
+	}
+	if v.Encoding != "" {
+		dst = append(dst, `,"encoding":`...)
+		dst = jsonw.HTMLString(dst, v.Encoding)
+	}
+	if v.Size != 0 {
+		dst = append(dst, `,"size":`...)
+		dst = strconv.AppendInt(dst, v.Size, 10)
+	}
+	if v.SHA256 != "" {
+		dst = append(dst, `,"sha256":`...)
+		dst = jsonw.HTMLString(dst, v.SHA256)
+	}
+	if len(v.Inline) > 0 {
+		// encoding/json writes []byte as standard, padded base64, which
+		// needs no escaping.
+		dst = append(dst, `,"inline":"`...)
+		dst = base64.StdEncoding.AppendEncode(dst, v.Inline)
+		dst = append(dst, '"')
+	}
+	dst = append(dst, `,"completed_at":`...)
+	var ok bool
+	if dst, ok = jsonw.Time(dst, v.CompletedAt); !ok {
+		return dst, false
+	}
+	if v.DurationMS != 0 {
+		dst = append(dst, `,"duration_ms":`...)
+		dst = strconv.AppendInt(dst, v.DurationMS, 10)
+	}
+	if len(v.Upstream) > 0 {
 		dst = append(dst, `,"upstream":[`...)
-		for i := range m.Upstream {
-			l := &m.Upstream[i]
+		for i := range v.Upstream {
+			l := &v.Upstream[i]
 			if i > 0 {
 				dst = append(dst, ',')
 			}
@@ -115,36 +149,28 @@ func appendRecord(dst []byte, m *Materialization) ([]byte, bool) {
 		}
 		dst = append(dst, ']')
 	}
-	if s := m.Scatter; s != nil {
-		dst = append(dst, `,"scatter":{"total":`...)
-		dst = strconv.AppendInt(dst, int64(s.Total), 10)
-		dst = append(dst, `,"completed":`...)
-		dst = strconv.AppendInt(dst, int64(s.Completed), 10)
-		dst = append(dst, `,"failed":`...)
-		dst = strconv.AppendInt(dst, int64(s.Failed), 10)
-		dst = append(dst, `,"pending":`...)
-		dst = strconv.AppendInt(dst, int64(s.Pending), 10)
-		dst = append(dst, '}')
-	}
 	return append(dst, '}'), true
 }
 
 // recordSizeHint is a capacity that usually holds m's encoding in one
 // allocation.
 func recordSizeHint(m *Materialization) int {
-	// 320 covers the keys, quotes, numbers and two times.
+	// 320 covers the keys, quotes, numbers and three times.
 	n := 320 + len(m.Pipeline) + len(m.Asset) + len(m.Partition) + len(m.State) +
-		len(m.RunID) + len(m.Storage) + len(m.ObjectKey) + len(m.Encoding) +
-		len(m.SHA256) + len(m.Worker) + base64.StdEncoding.EncodedLen(len(m.Inline))
+		len(m.RunID) + len(m.QueuedBy) + len(m.Worker)
 	if m.Error != nil {
 		n += 64 + len(m.Error.Type) + len(m.Error.Message)
 	}
-	for i := range m.Upstream {
-		l := &m.Upstream[i]
-		n += 40 + len(l.Asset) + len(l.Partition) + len(l.RunID)
-	}
 	if m.Scatter != nil {
 		n += 96
+	}
+	if v := m.Value; v != nil {
+		n += 160 + len(v.RunID) + len(v.Storage) + len(v.ObjectKey) + len(v.Encoding) + len(v.SHA256) +
+			base64.StdEncoding.EncodedLen(len(v.Inline))
+		for i := range v.Upstream {
+			l := &v.Upstream[i]
+			n += 40 + len(l.Asset) + len(l.Partition) + len(l.RunID)
+		}
 	}
 	return n
 }

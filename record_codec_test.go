@@ -98,10 +98,11 @@ func TestMarshalRecordMatchesJSON(t *testing.T) {
 	full := func() *Materialization {
 		return &Materialization{
 			Pipeline: "pipe", Asset: "asset", Partition: "2026-11-25", State: StateCompleted, RunID: "run-1",
-			Storage: InlineStorage, ObjectKey: "pipe/asset/p/run-1", Encoding: EncodingJSON, Size: 42,
-			SHA256: strings.Repeat("ab", 32), Inline: []byte(`{"v":1}`), Worker: "w-1", Attempt: 2,
-			StartedAt: times[2], CompletedAt: times[3], DurationMS: 1234,
-			Error: errs[4], Upstream: lineages[3], Scatter: scatters[2],
+			QueuedBy: "coord-1", Worker: "w-1", Attempt: 2,
+			LeaseUntil: times[1], StartedAt: times[2], CompletedAt: times[3], DurationMS: 1234,
+			Error: errs[4], Scatter: scatters[2],
+			Value: &Value{RunID: "run-0", Storage: InlineStorage, ObjectKey: "pipe/asset/p/run-1", Encoding: EncodingJSON, Size: 42,
+				SHA256: strings.Repeat("ab", 32), Inline: []byte(`{"v":1}`), CompletedAt: *times[3], DurationMS: 7, Upstream: lineages[3]},
 		}
 	}
 
@@ -110,28 +111,30 @@ func TestMarshalRecordMatchesJSON(t *testing.T) {
 	checkRecordCodec(t, full())
 	for _, s := range odd {
 		m := full()
-		m.Pipeline, m.Asset, m.Partition, m.State, m.RunID = s, s, s, State(s), s
-		m.Storage, m.ObjectKey, m.Encoding, m.SHA256, m.Worker = s, s, s, s, s
+		m.Pipeline, m.Asset, m.Partition, m.State, m.RunID, m.QueuedBy = s, s, s, State(s), s, s
+		m.Value.RunID, m.Value.Storage, m.Value.ObjectKey, m.Value.Encoding, m.Value.SHA256, m.Worker = s, s, s, s, s, s
 		m.Error = &Error{Type: ErrorType(s), Message: s, Details: map[string]any{s: s}}
-		m.Upstream = []Lineage{{Asset: s, Partition: s, RunID: s}}
+		m.Value.Upstream = []Lineage{{Asset: s, Partition: s, RunID: s}}
 		checkRecordCodec(t, m)
 		// One string at a time, everything else unset.
 		checkRecordCodec(t, &Materialization{Partition: s})
 		checkRecordCodec(t, &Materialization{Worker: s})
+		checkRecordCodec(t, &Materialization{QueuedBy: s})
+		checkRecordCodec(t, &Materialization{Value: &Value{ObjectKey: s}})
 	}
 	for _, n := range []int64{0, 1, -1, math.MaxInt64, math.MinInt64} {
 		m := full()
-		m.Size, m.DurationMS, m.Attempt = n, n, int(n)
+		m.Value.Size, m.DurationMS, m.Attempt, m.Value.DurationMS = n, n, int(n), n
 		checkRecordCodec(t, m)
-		checkRecordCodec(t, &Materialization{Size: n})
+		checkRecordCodec(t, &Materialization{Value: &Value{Size: n, DurationMS: n}})
 		checkRecordCodec(t, &Materialization{Attempt: int(n)})
 		checkRecordCodec(t, &Materialization{DurationMS: n})
 	}
 	for _, b := range inlines {
 		m := full()
-		m.Inline = b
+		m.Value.Inline = b
 		checkRecordCodec(t, m)
-		checkRecordCodec(t, &Materialization{Inline: b})
+		checkRecordCodec(t, &Materialization{Value: &Value{Inline: b}})
 	}
 	for _, tm := range append(times, bad...) {
 		m := full()
@@ -140,7 +143,15 @@ func TestMarshalRecordMatchesJSON(t *testing.T) {
 		m = full()
 		m.CompletedAt = tm
 		checkRecordCodec(t, m)
-		checkRecordCodec(t, &Materialization{StartedAt: tm, CompletedAt: tm})
+		m = full()
+		m.LeaseUntil = tm
+		checkRecordCodec(t, m)
+		checkRecordCodec(t, &Materialization{StartedAt: tm, CompletedAt: tm, LeaseUntil: tm})
+		if tm != nil {
+			m = full()
+			m.Value.CompletedAt = *tm
+			checkRecordCodec(t, m)
+		}
 	}
 	for _, e := range append(errs, badErrs...) {
 		m := full()
@@ -150,9 +161,9 @@ func TestMarshalRecordMatchesJSON(t *testing.T) {
 	}
 	for _, l := range lineages {
 		m := full()
-		m.Upstream = l
+		m.Value.Upstream = l
 		checkRecordCodec(t, m)
-		checkRecordCodec(t, &Materialization{Upstream: l})
+		checkRecordCodec(t, &Materialization{Value: &Value{Upstream: l}})
 	}
 	for _, s := range scatters {
 		m := full()
@@ -161,28 +172,41 @@ func TestMarshalRecordMatchesJSON(t *testing.T) {
 		checkRecordCodec(t, &Materialization{Scatter: s})
 	}
 	// Every subset of the optional fields.
-	for mask := 0; mask < 1<<14; mask++ {
+	for mask := 0; mask < 1<<10; mask++ {
 		f, m := full(), &Materialization{Pipeline: "p", Asset: "a", Partition: "x", State: StateRunning, RunID: "r"}
 		set := func(bit int, apply func()) {
 			if mask&(1<<bit) != 0 {
 				apply()
 			}
 		}
-		set(0, func() { m.Storage = f.Storage })
-		set(1, func() { m.ObjectKey = f.ObjectKey })
-		set(2, func() { m.Encoding = f.Encoding })
-		set(3, func() { m.Size = f.Size })
-		set(4, func() { m.SHA256 = f.SHA256 })
-		set(5, func() { m.Inline = f.Inline })
-		set(6, func() { m.Worker = f.Worker })
-		set(7, func() { m.Attempt = f.Attempt })
-		set(8, func() { m.StartedAt = f.StartedAt })
-		set(9, func() { m.CompletedAt = f.CompletedAt })
-		set(10, func() { m.DurationMS = f.DurationMS })
-		set(11, func() { m.Error = f.Error })
-		set(12, func() { m.Upstream = f.Upstream })
-		set(13, func() { m.Scatter = f.Scatter })
+		set(0, func() { m.QueuedBy = f.QueuedBy })
+		set(1, func() { m.Worker = f.Worker })
+		set(2, func() { m.Attempt = f.Attempt })
+		set(3, func() { m.LeaseUntil = f.LeaseUntil })
+		set(4, func() { m.StartedAt = f.StartedAt })
+		set(5, func() { m.CompletedAt = f.CompletedAt })
+		set(6, func() { m.DurationMS = f.DurationMS })
+		set(7, func() { m.Error = f.Error })
+		set(8, func() { m.Scatter = f.Scatter })
+		set(9, func() { m.Value = f.Value })
 		checkRecordCodec(t, m)
+	}
+	// Every subset of the value's optional fields.
+	for mask := 0; mask < 1<<7; mask++ {
+		f, v := full().Value, &Value{RunID: "r", Storage: "s"}
+		set := func(bit int, apply func()) {
+			if mask&(1<<bit) != 0 {
+				apply()
+			}
+		}
+		set(0, func() { v.ObjectKey = f.ObjectKey })
+		set(1, func() { v.Encoding = f.Encoding })
+		set(2, func() { v.Size = f.Size })
+		set(3, func() { v.SHA256 = f.SHA256 })
+		set(4, func() { v.Inline = f.Inline })
+		set(5, func() { v.DurationMS = f.DurationMS })
+		set(6, func() { v.Upstream = f.Upstream })
+		checkRecordCodec(t, &Materialization{State: StateFailed, Value: v})
 	}
 }
 
@@ -196,13 +220,19 @@ func FuzzMarshalRecord(f *testing.F) {
 		tm2 := time.Unix(-sec, nsec/7).UTC()
 		m := &Materialization{
 			Pipeline: s1, Asset: s2, Partition: s3, State: State(s4), RunID: s5,
-			Size: size, Inline: inline, Attempt: attempt, DurationMS: size / 3,
+			Attempt: attempt, DurationMS: size / 3,
 		}
 		if flags&1 != 0 {
-			m.Storage, m.ObjectKey, m.Encoding = s2, s3+"/"+s5, s4
+			m.Value = &Value{RunID: s1, Storage: s2, ObjectKey: s3 + "/" + s5, Encoding: s4, Size: size, Inline: inline, CompletedAt: tm}
 		}
 		if flags&2 != 0 {
-			m.SHA256, m.Worker = s5, s1
+			m.QueuedBy, m.Worker = s5, s1
+			if m.Value != nil {
+				m.Value.SHA256 = s5
+			}
+		}
+		if flags&512 != 0 {
+			m.LeaseUntil = &tm2
 		}
 		if flags&4 != 0 {
 			m.StartedAt = &tm
@@ -216,10 +246,10 @@ func FuzzMarshalRecord(f *testing.F) {
 				m.Error.Details = map[string]any{detail: msg, "n": float64(size), "s": s1}
 			}
 		}
-		if flags&64 != 0 {
-			m.Upstream = []Lineage{{Asset: s2, Partition: s3, RunID: s5}}
+		if flags&64 != 0 && m.Value != nil {
+			m.Value.Upstream = []Lineage{{Asset: s2, Partition: s3, RunID: s5}}
 			if flags&128 != 0 {
-				m.Upstream = append(m.Upstream, Lineage{Asset: msg, Partition: detail, RunID: s1})
+				m.Value.Upstream = append(m.Value.Upstream, Lineage{Asset: msg, Partition: detail, RunID: s1})
 			}
 		}
 		if flags&256 != 0 {
@@ -235,15 +265,15 @@ func BenchmarkMarshalRecord(b *testing.B) {
 	records := map[string]*Materialization{
 		"claim": {
 			Pipeline: "analytics", Asset: "daily_revenue", Partition: "2026-11-25", State: StateRunning,
-			RunID: "01JDX5Q8Z3M4N5P6R7S8T9V0WX", Worker: "worker-17", Attempt: 1, StartedAt: &started,
-			Upstream: []Lineage{{Asset: "orders", Partition: "2026-11-25", RunID: "01JDX5Q8Z3M4N5P6R7S8T9V0AA"}},
+			RunID: "01JDX5Q8Z3M4N5P6R7S8T9V0WX", Worker: "worker-17", Attempt: 1, LeaseUntil: &completed, StartedAt: &started,
 		},
 		"final": {
 			Pipeline: "analytics", Asset: "daily_revenue", Partition: "2026-11-25", State: StateCompleted,
-			RunID: "01JDX5Q8Z3M4N5P6R7S8T9V0WX", Storage: InlineStorage, Encoding: EncodingJSON, Size: 256,
-			SHA256: strings.Repeat("9f", 32), Inline: bytes.Repeat([]byte(`{"v":1}`), 36), Worker: "worker-17", Attempt: 1,
+			RunID: "01JDX5Q8Z3M4N5P6R7S8T9V0WX", Worker: "worker-17", Attempt: 1,
 			StartedAt: &started, CompletedAt: &completed, DurationMS: 1234,
-			Upstream: []Lineage{{Asset: "orders", Partition: "2026-11-25", RunID: "01JDX5Q8Z3M4N5P6R7S8T9V0AA"}},
+			Value: &Value{RunID: "01JDX5Q8Z3M4N5P6R7S8T9V0WX", Storage: InlineStorage, Encoding: EncodingJSON, Size: 256,
+				SHA256: strings.Repeat("9f", 32), Inline: bytes.Repeat([]byte(`{"v":1}`), 36), CompletedAt: completed, DurationMS: 1234,
+				Upstream: []Lineage{{Asset: "orders", Partition: "2026-11-25", RunID: "01JDX5Q8Z3M4N5P6R7S8T9V0AA"}}},
 		},
 	}
 	for name, m := range records {
@@ -272,12 +302,13 @@ func TestRecordSizeHint(t *testing.T) {
 	started := time.Date(2026, 11, 25, 23, 18, 49, 123456789, time.FixedZone("x", 3600))
 	m := &Materialization{
 		Pipeline: "analytics", Asset: "daily_revenue", Partition: "2026-11-25", State: StateCompleted,
-		RunID: "01JDX5Q8Z3M4N5P6R7S8T9V0WX", Storage: InlineStorage, ObjectKey: "k", Encoding: EncodingJSON, Size: 1 << 40,
-		SHA256: strings.Repeat("9f", 32), Inline: make([]byte, InlineLimit), Worker: "worker-17", Attempt: 100,
-		StartedAt: &started, CompletedAt: &started, DurationMS: 1 << 40,
-		Error:    &Error{Type: TypeExecutionFailed, Message: "boom"},
-		Upstream: []Lineage{{Asset: "orders", Partition: "2026-11-25", RunID: "01JDX5Q8Z3M4N5P6R7S8T9V0AA"}},
-		Scatter:  &ScatterStatus{Total: 1 << 30, Completed: 1 << 30, Failed: 1 << 30, Pending: 1 << 30},
+		RunID: "01JDX5Q8Z3M4N5P6R7S8T9V0WX", QueuedBy: "coord-a", Worker: "worker-17", Attempt: 100,
+		LeaseUntil: &started, StartedAt: &started, CompletedAt: &started, DurationMS: 1 << 40,
+		Error:   &Error{Type: TypeExecutionFailed, Message: "boom"},
+		Scatter: &ScatterStatus{Total: 1 << 30, Completed: 1 << 30, Failed: 1 << 30, Pending: 1 << 30},
+		Value: &Value{RunID: "01JDX5Q8Z3M4N5P6R7S8T9V0WX", Storage: InlineStorage, ObjectKey: "k", Encoding: EncodingJSON, Size: 1 << 40,
+			SHA256: strings.Repeat("9f", 32), Inline: make([]byte, InlineLimit), CompletedAt: started, DurationMS: 1 << 40,
+			Upstream: []Lineage{{Asset: "orders", Partition: "2026-11-25", RunID: "01JDX5Q8Z3M4N5P6R7S8T9V0AA"}}},
 	}
 	b, ok := appendRecord(make([]byte, 0, recordSizeHint(m)), m)
 	if !ok || len(b) > recordSizeHint(m) {

@@ -1,12 +1,8 @@
 package flowstone
 
 import (
-	"context"
-	"errors"
 	"sync"
 	"sync/atomic"
-
-	"github.com/flowstone-go/flowstone/kv"
 )
 
 // recordCacheMax bounds the decoded-record cache; past it the cache starts
@@ -43,27 +39,3 @@ func (c *recordCache) refresh(key string, rev uint64, rec *Materialization) {
 }
 
 func (c *recordCache) drop(key string) { c.m.Delete(key) }
-
-// readRecord returns the record under key and its revision; nil if none.
-// The record is the caller's to change.
-func (x *Executor) readRecord(ctx context.Context, key string) (*Materialization, uint64, error) {
-	e, err := x.kv.Get(ctx, key)
-	if errors.Is(err, kv.ErrNotFound) {
-		return nil, 0, nil
-	}
-	if err != nil {
-		return nil, 0, wrapError(TypeStorageError, err, map[string]any{"key": key}, "read record %s: %v", key, err)
-	}
-	if v, ok := x.records.m.Load(key); ok {
-		if c := v.(*cachedRecord); c.rev == e.Revision {
-			rec := c.rec
-			return &rec, e.Revision, nil
-		}
-	}
-	rec, err := UnmarshalRecord(e.Value)
-	if err != nil {
-		return nil, 0, err
-	}
-	x.records.put(key, e.Revision, rec)
-	return rec, e.Revision, nil
-}

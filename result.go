@@ -18,7 +18,9 @@ type Result struct {
 	Cached bool
 	// Job is set for Async runs only; the value is then read with Get.
 	Job *Job
-	// Record is the metadata of the materialization (nil for Async).
+	// Record is the metadata of the materialization (nil for Async); the
+	// value is Record.Value. Its State is the latest attempt's, which may
+	// have failed after the value was made.
 	Record *Materialization
 
 	codec Codec
@@ -33,18 +35,19 @@ func NewResult(rec *Materialization, cached bool, codec Codec, open func(ctx con
 	if codec == nil {
 		codec = JSONCodec{}
 	}
-	return &Result{Asset: rec.Asset, Partition: rec.Partition, RunID: rec.RunID, Cached: cached, Record: rec, codec: codec, open: open}
+	return &Result{Asset: rec.Asset, Partition: rec.Partition, RunID: rec.Value.RunID, Cached: cached, Record: rec, codec: codec, open: open}
 }
 
+// result is the Result of a materialized record's value.
 func (e *Engine) result(rec *Materialization, cached bool) *Result {
-	return &Result{Asset: rec.Asset, Partition: rec.Partition, RunID: rec.RunID, Cached: cached, Record: rec, codec: e.x.codec, x: e.x}
+	return &Result{Asset: rec.Asset, Partition: rec.Partition, RunID: rec.Value.RunID, Cached: cached, Record: rec, codec: e.x.codec, x: e.x}
 }
 
 // Open streams the stored bytes (the codec's encoding, or the raw bytes an
 // asset returned as []byte or io.Reader). The reader reports a checksum
 // mismatch as an error at its end. The caller closes it.
 func (r *Result) Open(ctx context.Context) (io.ReadCloser, error) {
-	if r.open == nil && r.x != nil && r.Record != nil {
+	if r.open == nil && r.x != nil && r.Record.Materialized() {
 		ref := refOf(r.Record)
 		return r.x.open(ctx, &Task{RunID: r.RunID}, &ref)
 	}
@@ -76,7 +79,7 @@ func (r *Result) Decode(v any) error {
 	if err != nil {
 		return err
 	}
-	if r.Record != nil && r.Record.Encoding == EncodingRaw {
+	if r.Record.Materialized() && r.Record.Value.Encoding == EncodingRaw {
 		switch t := v.(type) {
 		case *[]byte:
 			*t = b

@@ -1,9 +1,6 @@
 package flowstone
 
-import (
-	"context"
-	"time"
-)
+import "context"
 
 // activeRun is a Run in progress, registered so Cancel can reach it.
 type activeRun struct {
@@ -143,12 +140,12 @@ func (e *Engine) run(ctx context.Context, p *Pipeline, target *node, cfg runConf
 		)
 		if !(cfg.absent && n == target) {
 			var err error
-			if rec, rev, err = e.x.readRecord(ctx, s.key); err != nil {
+			if rec, rev, err = e.x.records.Read(ctx, s.key); err != nil {
 				return err
 			}
 		}
 		s.prev, s.prevRev = rec, rev
-		if rec != nil && rec.State == StateCompleted && !(cfg.force && n == target) {
+		if rec.Materialized() && !(cfg.force && n == target) {
 			s.rec = rec
 			return nil
 		}
@@ -255,31 +252,22 @@ func dependencyError(p *Pipeline, n, input *node, inErr *Error) *Error {
 		cause:   rootErr}
 }
 
-// failStep records that a step did not run and why.
+// failStep records that a step did not run and why (see Records.fail: a
+// record another run holds or completed is left alone). A record that
+// cannot be written is logged: the run's error is what the caller needs.
 func (e *Engine) failStep(p *Pipeline, n *node, partition, runID string, fe *Error) (*Materialization, *Error) {
-	now := time.Now()
-	rec := &Materialization{Pipeline: p.name, Asset: n.def.name, Partition: partition, State: stateOf(fe), RunID: runID, CompletedAt: &now, Error: fe}
 	key := MaterializationKey(p.name, n.def.name, partition)
-	ctx := context.Background()
-	if cur, rev, err := e.record(ctx, p.name, n.def.name, partition); err == nil {
-		// Never overwrite a result another run completed meanwhile, nor a
-		// failure recorded by the execution itself.
-		if cur != nil && (cur.State == StateCompleted || cur.RunID == runID && cur.State.Terminal()) {
-			return nil, fe
-		}
-		e.x.write(ctx, key, rec, rev)
+	if err := e.x.records.fail(context.Background(), key, ident{p.name, n.def.name, partition}, runID, fe); err != nil {
+		e.x.logger.Warn().Err(err).Str("key", key).Str("run_id", runID).Msg("record_write_failed")
 	}
 	return nil, fe
 }
 
 // markPending records the target as pending while its dependencies run.
 func (e *Engine) markPending(ctx context.Context, key string, p *Pipeline, n *node, partition, runID string) {
-	cur, rev, err := e.record(ctx, p.name, n.def.name, partition)
-	if err != nil || cur != nil && (cur.State == StateRunning || cur.State == StatePending && cur.Worker != "") {
-		return // executing or queued: that says more than pending
+	if err := e.x.records.Pend(ctx, key, ident{p.name, n.def.name, partition}, runID); err != nil && ctx.Err() == nil {
+		e.x.logger.Warn().Err(err).Str("key", key).Str("run_id", runID).Msg("record_write_failed")
 	}
-	rec := &Materialization{Pipeline: p.name, Asset: n.def.name, Partition: partition, State: StatePending, RunID: runID}
-	e.x.write(ctx, key, rec, rev)
 }
 
 // materializedInputs returns the refs of the target's inputs for a
@@ -291,7 +279,7 @@ func (e *Engine) materializedInputs(ctx context.Context, p *Pipeline, target *no
 		if err != nil {
 			return nil, err
 		}
-		if rec == nil || rec.State != StateCompleted {
+		if !rec.Materialized() {
 			if !target.required[i] {
 				deps = append(deps, DepRef{Asset: in.def.name, Partition: partition, Missing: true})
 				continue
@@ -308,7 +296,7 @@ func (e *Engine) materializedInputs(ctx context.Context, p *Pipeline, target *no
 
 // record reads an asset/partition's record; nil if there is none.
 func (e *Engine) record(ctx context.Context, pipeline, asset, partition string) (*Materialization, uint64, error) {
-	return e.x.readRecord(ctx, MaterializationKey(pipeline, asset, partition))
+	return e.x.records.Read(ctx, MaterializationKey(pipeline, asset, partition))
 }
 
 // materialize executes t through the single-flight table: if the same
@@ -335,7 +323,7 @@ func (e *Engine) materialize(ctx context.Context, p *Pipeline, t Task) (rec *Mat
 		if f.err != nil {
 			return nil, true, f.err
 		}
-		return f.rec, f.rec.RunID == t.RunID, nil
+		return f.rec, f.rec.Value.RunID == t.RunID, nil
 	case <-ctx.Done():
 		e.mu.Lock()
 		f.waiters--
@@ -370,8 +358,8 @@ func (e *Engine) fly(ctx context.Context, p *Pipeline, t Task, key string, f *fl
 	}
 	defer func() { <-e.sem }()
 	f.rec, f.err = e.dispatch.Dispatch(ctx, p, t)
-	if f.err == nil && f.rec == nil {
-		f.err = newError(TypeStorageError, map[string]any{"asset": t.Asset}, "dispatcher returned no record for %q", t.Asset)
+	if f.err == nil && !f.rec.Materialized() {
+		f.err = newError(TypeStorageError, map[string]any{"asset": t.Asset}, "dispatcher returned no value for %q", t.Asset)
 	}
 }
 

@@ -418,7 +418,7 @@ func TestRawAndStreamedResults(t *testing.T) {
 	if err := blob.Decode(&b); err != nil || string(b) != "raw bytes" {
 		t.Fatalf("blob = %q %v", b, err)
 	}
-	if blob.Record.Encoding != flowstone.EncodingRaw || blob.Record.Size != 9 || len(blob.Record.SHA256) != 64 {
+	if blob.Record.Value.Encoding != flowstone.EncodingRaw || blob.Record.Value.Size != 9 || len(blob.Record.Value.SHA256) != 64 {
 		t.Fatalf("blob record = %+v", blob.Record)
 	}
 }
@@ -580,15 +580,15 @@ func TestSmallResultsStayInTheirRecordLargeOnesGoToTheStore(t *testing.T) {
 	}
 	small, _ := e.Get(ctx, p, "small")
 	large, _ := e.Get(ctx, p, "large")
-	if small.Record.Storage != flowstone.InlineStorage || small.Record.ObjectKey != "" || string(small.Record.Inline) != `"tiny"` {
+	if small.Record.Value.Storage != flowstone.InlineStorage || small.Record.Value.ObjectKey != "" || string(small.Record.Value.Inline) != `"tiny"` {
 		t.Fatalf("small record = %+v", small.Record)
 	}
-	if large.Record.Storage != "memory" || large.Record.ObjectKey == "" || large.Record.Inline != nil {
+	if large.Record.Value.Storage != "memory" || large.Record.Value.ObjectKey == "" || large.Record.Value.Inline != nil {
 		t.Fatalf("large record = %+v", large.Record)
 	}
 	// Naming a store puts even a small result there.
 	res, err = e.Run(ctx, p, "small", flowstone.Force(), flowstone.Storage("memory"))
-	if err != nil || res.Record.Storage != "memory" || res.Record.ObjectKey == "" {
+	if err != nil || res.Record.Value.Storage != "memory" || res.Record.Value.ObjectKey == "" {
 		t.Fatalf("small with Storage: %+v %v", res.Record, err)
 	}
 	var s string

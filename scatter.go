@@ -51,7 +51,7 @@ type ScatterStatus struct {
 // scatter runs a scatter asset: list the items, run the function per item
 // with bounded parallelism, record the counts as they change, and gather the
 // values into one JSON object.
-func (x *Executor) scatter(c *Context, key string, rec *Materialization) (any, error) {
+func (x *Executor) scatter(c *Context, a *attempt) (any, error) {
 	spec := c.n.def.scatter
 	base := Event{Pipeline: c.p.name, Asset: c.n.def.name, Partition: c.task.Partition, RunID: c.task.RunID}
 	items, err := x.invoke(c, func(c *Context) (any, error) { return spec.fn(c) })
@@ -79,15 +79,13 @@ func (x *Executor) scatter(c *Context, key string, rec *Materialization) (any, e
 		errs    []string
 		sem     = make(chan struct{}, spec.cfg.Parallel)
 		wg      sync.WaitGroup
+		// persist records the counts through the execution's claim; the
+		// final counts go with the outcome.
 		persist = func() {
 			mu.Lock()
-			snap := *rec
 			s := *st
-			snap.Scatter = &s
 			mu.Unlock()
-			if b, err := MarshalRecord(&snap); err == nil {
-				x.kv.Put(context.WithoutCancel(c.ctx), key, b)
-			}
+			a.progress(context.WithoutCancel(c.ctx), s)
 		}
 	)
 	persist()
@@ -131,7 +129,7 @@ func (x *Executor) scatter(c *Context, key string, rec *Materialization) (any, e
 		}()
 	}
 	wg.Wait()
-	rec.Scatter = st
+	a.scatter = st
 	emit(EventScatterStop, "", time.Since(start), nil)
 	if c.ctx.Err() != nil {
 		return nil, ctxError(c.ctx, c.p.name, c.n.def.name)

@@ -38,24 +38,17 @@ func (e *Engine) Seed(ctx context.Context, p *Pipeline, asset string, value any,
 		}
 	}
 	t := &Task{RunID: SeedRunID, Asset: asset, Partition: cfg.partition, Storage: cfg.storage, Attempt: 1}
-	now := time.Now()
-	rec := &Materialization{Pipeline: p.name, Asset: asset, Partition: cfg.partition, State: StateCompleted,
-		RunID: SeedRunID, Worker: SeedRunID, Attempt: 1, StartedAt: &now, CompletedAt: &now}
-	if err := e.x.storeResult(ctx, p, n, t, rec, value); err != nil {
-		return err
-	}
-	prev, rev, err := e.record(ctx, p.name, asset, cfg.partition)
+	v, err := e.x.storeResult(ctx, p, n, t, value)
 	if err != nil {
 		return err
 	}
-	if _, err := e.x.write(ctx, MaterializationKey(p.name, asset, cfg.partition), rec, rev); err != nil {
+	v.CompletedAt = time.Now()
+	old, err := e.x.records.seed(ctx, MaterializationKey(p.name, asset, cfg.partition), ident{p.name, asset, cfg.partition}, v)
+	if err != nil {
+		e.x.dropObject(ctx, v, nil)
 		return err
 	}
-	if prev != nil && prev.ObjectKey != "" && (prev.ObjectKey != rec.ObjectKey || prev.Storage != rec.Storage) {
-		// The record no longer points to the old result: drop it.
-		if s, _, err := e.x.store(prev.Storage); err == nil {
-			s.Delete(context.WithoutCancel(ctx), prev.ObjectKey)
-		}
-	}
+	// The record no longer points to the old result: drop it.
+	e.x.dropObject(ctx, old, v)
 	return nil
 }

@@ -41,7 +41,7 @@ func TestSeedActsAsAMaterializedResult(t *testing.T) {
 	if n != 0 || d != 0 || s != 1 {
 		t.Fatalf("executions numbers=%d doubled=%d sum=%d, want 0 0 1", n, d, s)
 	}
-	if up := res.Record.Upstream; len(up) != 1 || up[0].Asset != "doubled" || up[0].RunID != flowstone.SeedRunID {
+	if up := res.Record.Value.Upstream; len(up) != 1 || up[0].Asset != "doubled" || up[0].RunID != flowstone.SeedRunID {
 		t.Fatalf("lineage of sum = %+v, want the seeded doubled", up)
 	}
 	// Other partitions are untouched.
@@ -88,10 +88,10 @@ func TestSeedRawBytesAndStorage(t *testing.T) {
 		t.Fatalf("size = %d, want %d: raw bytes were not stored as is", got, len(raw))
 	}
 	got, _ := e.Get(ctx, p, "blob")
-	if got.Record.Storage != "disk" || got.Record.Encoding != flowstone.EncodingRaw {
+	if got.Record.Value.Storage != "disk" || got.Record.Value.Encoding != flowstone.EncodingRaw {
 		t.Fatalf("seeded record = %+v", got.Record)
 	}
-	if _, err := disk.Stat(ctx, got.Record.ObjectKey); err != nil {
+	if _, err := disk.Stat(ctx, got.Record.Value.ObjectKey); err != nil {
 		t.Fatalf("seeded bytes are not in the named store: %v", err)
 	}
 }

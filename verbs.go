@@ -9,16 +9,31 @@ import (
 )
 
 // StatusInfo is where an asset/partition stands; the JSON keys are the API
-// proposal's.
+// proposal's. State, CompletedAt, DurationMS, Error, Scatter and RunID are
+// the latest attempt's; Storage and Value describe the last good value,
+// which a later failed, timed-out or cancelled attempt leaves readable.
 type StatusInfo struct {
-	State       State          `json:"state"`
-	Partition   string         `json:"partition"`
+	State     State  `json:"state"`
+	Partition string `json:"partition"`
+	// CompletedAt is when the latest attempt ended (nil while it runs).
 	CompletedAt *time.Time     `json:"completed_at"`
 	DurationMS  int64          `json:"duration_ms"`
 	Storage     string         `json:"storage"`
 	Error       *Error         `json:"error,omitempty"`
 	Scatter     *ScatterStatus `json:"scatter"`
 	RunID       string         `json:"run_id,omitempty"`
+	// Value describes the value Get returns; nil when there is none.
+	Value *ValueInfo `json:"value,omitempty"`
+}
+
+// ValueInfo describes a materialized value in a StatusInfo.
+type ValueInfo struct {
+	// RunID is the run that computed the value.
+	RunID string `json:"run_id"`
+	// CompletedAt is when that run's attempt ended.
+	CompletedAt time.Time `json:"completed_at"`
+	Storage     string    `json:"storage"`
+	Size        int64     `json:"size"`
 }
 
 // Get returns the materialized result of asset for the partition, or a
@@ -32,25 +47,27 @@ func (e *Engine) Get(ctx context.Context, p *Pipeline, asset string, opts ...Get
 	if err != nil {
 		return nil, err
 	}
-	if rec == nil || rec.State != StateCompleted {
+	if !rec.Materialized() {
 		return nil, notMaterialized(p, asset, cfg.partition, rec)
 	}
-	if cfg.storage != "" && cfg.storage != rec.Storage {
+	if v := rec.Value; cfg.storage != "" && cfg.storage != v.Storage {
 		s, _, err := e.x.store(cfg.storage)
 		if err != nil {
 			return nil, err
 		}
-		if rec.Storage == InlineStorage {
+		if v.Storage == InlineStorage {
 			// Kept in the record: readable whichever store was named.
 			return e.result(rec, true), nil
 		}
-		if _, err := s.Stat(ctx, rec.ObjectKey); errors.Is(err, objectstore.ErrNotFound) {
-			return nil, newError(TypeNotFound, map[string]any{"asset": asset, "partition": cfg.partition, "storage": cfg.storage, "stored_in": rec.Storage},
-				"asset %q (partition %q) is stored in %s, not in %s", asset, cfg.partition, rec.Storage, cfg.storage)
+		if _, err := s.Stat(ctx, v.ObjectKey); errors.Is(err, objectstore.ErrNotFound) {
+			return nil, newError(TypeNotFound, map[string]any{"asset": asset, "partition": cfg.partition, "storage": cfg.storage, "stored_in": v.Storage},
+				"asset %q (partition %q) is stored in %s, not in %s", asset, cfg.partition, v.Storage, cfg.storage)
 		} else if err != nil {
-			return nil, wrapError(TypeStorageError, err, nil, "stat %s in %s: %v", rec.ObjectKey, cfg.storage, err)
+			return nil, wrapError(TypeStorageError, err, nil, "stat %s in %s: %v", v.ObjectKey, cfg.storage, err)
 		}
-		rec.Storage = cfg.storage
+		nv := *v
+		nv.Storage = cfg.storage
+		rec.Value = &nv
 	}
 	return e.result(rec, true), nil
 }
@@ -84,7 +101,7 @@ func (e *Engine) Exists(ctx context.Context, p *Pipeline, asset string, opts ...
 	if err != nil {
 		return false, err
 	}
-	return rec != nil && rec.State == StateCompleted, nil
+	return rec.Materialized(), nil
 }
 
 // Status tells where asset stands for the partition: StateNotFound when
@@ -106,8 +123,13 @@ func StatusOf(rec *Materialization, partition string) StatusInfo {
 	if rec == nil {
 		return StatusInfo{State: StateNotFound, Partition: partition}
 	}
-	return StatusInfo{State: rec.State, Partition: rec.Partition, CompletedAt: rec.CompletedAt, DurationMS: rec.DurationMS,
-		Storage: rec.Storage, Error: rec.Error, Scatter: rec.Scatter, RunID: rec.RunID}
+	st := StatusInfo{State: rec.State, Partition: rec.Partition, CompletedAt: rec.CompletedAt, DurationMS: rec.DurationMS,
+		Error: rec.Error, Scatter: rec.Scatter, RunID: rec.RunID}
+	if v := rec.Value; v != nil {
+		st.Storage = v.Storage
+		st.Value = &ValueInfo{RunID: v.RunID, CompletedAt: v.CompletedAt, Storage: v.Storage, Size: v.Size}
+	}
+	return st
 }
 
 // ErrNothingToCancel is the cause of the NotFound error Cancel returns
@@ -167,22 +189,17 @@ func (e *Engine) Invalidate(ctx context.Context, p *Pipeline, asset string, opts
 	}
 	count := 0
 	for _, n := range nodes {
-		rec, rev, err := e.record(ctx, p.name, n.def.name, cfg.partition)
+		rec, err := e.x.records.invalidate(ctx, MaterializationKey(p.name, n.def.name, cfg.partition))
 		if err != nil {
 			return count, err
 		}
 		if rec == nil {
 			continue
 		}
-		key := MaterializationKey(p.name, n.def.name, cfg.partition)
-		e.x.records.drop(key)
-		if err := e.kv.Delete(ctx, key, rev); err != nil {
-			return count, wrapError(TypeStorageError, err, map[string]any{"asset": n.def.name}, "delete record of %q: %v", n.def.name, err)
-		}
-		if rec.ObjectKey != "" {
-			if s, _, err := e.x.store(rec.Storage); err == nil {
-				if err := s.Delete(ctx, rec.ObjectKey); err != nil {
-					return count, wrapError(TypeStorageError, err, map[string]any{"asset": n.def.name, "key": rec.ObjectKey}, "delete result of %q: %v", n.def.name, err)
+		if v := rec.Value; v != nil && v.ObjectKey != "" {
+			if s, _, err := e.x.store(v.Storage); err == nil {
+				if err := s.Delete(ctx, v.ObjectKey); err != nil {
+					return count, wrapError(TypeStorageError, err, map[string]any{"asset": n.def.name, "key": v.ObjectKey}, "delete result of %q: %v", n.def.name, err)
 				}
 			}
 		}

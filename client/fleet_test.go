@@ -159,7 +159,7 @@ func TestRunGetExistsStatus(t *testing.T) {
 	if res.Cached || res.RunID == "" || res.Asset != "sum" || res.Partition != key {
 		t.Errorf("result = %+v", res)
 	}
-	if res.Record == nil || res.Record.Storage != flowstone.InlineStorage || res.Record.SHA256 == "" || res.Record.Pipeline != "example" {
+	if res.Record == nil || res.Record.Value.Storage != flowstone.InlineStorage || res.Record.Value.SHA256 == "" || res.Record.Pipeline != "example" {
 		t.Errorf("record = %+v", res.Record)
 	}
 
@@ -574,7 +574,7 @@ func TestLargeResults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Record.Size != bigSize || res.Record.Encoding != flowstone.EncodingRaw {
+	if res.Record.Value.Size != bigSize || res.Record.Value.Encoding != flowstone.EncodingRaw {
 		t.Fatalf("record = %+v", res.Record)
 	}
 	// In the fleet's file store, which the client cannot reach: the fleet
@@ -583,7 +583,7 @@ func TestLargeResults(t *testing.T) {
 	if b, err := res.Bytes(ctx); err != nil || !bytes.Equal(b, want) {
 		t.Fatalf("large result in the file store, without a store: %d bytes (equal %v), %v", len(b), bytes.Equal(b, want), err)
 	}
-	staged := stagedCopies(t, c, res.Record.SHA256)
+	staged := stagedCopies(t, c, res.Record.Value.SHA256)
 	got, err := c.Get(ctx, "clienttest", "big")
 	if err != nil {
 		t.Fatal(err)
@@ -591,7 +591,7 @@ func TestLargeResults(t *testing.T) {
 	if b, err := got.Bytes(ctx); err != nil || !bytes.Equal(b, want) {
 		t.Fatalf("large result read again: %d bytes, %v", len(b), err)
 	}
-	if again := stagedCopies(t, c, res.Record.SHA256); again != staged {
+	if again := stagedCopies(t, c, res.Record.Value.SHA256); again != staged {
 		t.Errorf("reading the result again made another copy: the staging bucket's stream went from %d to %d messages", staged, again)
 	}
 
@@ -600,7 +600,7 @@ func TestLargeResults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b, err := res.Bytes(ctx); err != nil || len(b) != bigSize || res.Record.Storage != devfleet.JetStreamStorageName {
+	if b, err := res.Bytes(ctx); err != nil || len(b) != bigSize || res.Record.Value.Storage != devfleet.JetStreamStorageName {
 		t.Fatalf("large result in JetStream: %d bytes, %v (record %+v)", len(b), err, res.Record)
 	}
 
@@ -662,24 +662,24 @@ func TestStagedReadOfAChangedResultFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := res.Record
-	if first.Storage != devfleet.StorageName || first.Size <= protocol.InlineValueLimit {
+	if first.Value.Storage != devfleet.StorageName || first.Value.Size <= protocol.InlineValueLimit {
 		t.Fatalf("record = %+v, want a large result in the file store", first)
 	}
 	again, err := c.Run(ctx, "clienttest", "changing", part, flowstone.Force())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if again.Record.SHA256 == first.SHA256 {
-		t.Fatalf("a forced run stored the same bytes (%s)", first.SHA256)
+	if again.Record.Value.SHA256 == first.Value.SHA256 {
+		t.Fatalf("a forced run stored the same bytes (%s)", first.Value.SHA256)
 	}
 	// res describes the first run's bytes; the fleet now has the second's.
 	b, err := res.Bytes(ctx)
 	var fe *flowstone.Error
 	if !errors.As(err, &fe) || fe.Type != flowstone.TypeStorageError || !strings.Contains(fe.Message, "changed after Get") ||
-		fe.Details["sha256"] != first.SHA256 || fe.Details["current_sha256"] != again.Record.SHA256 || fe.Details["current_run_id"] != again.RunID {
+		fe.Details["sha256"] != first.Value.SHA256 || fe.Details["current_sha256"] != again.Record.Value.SHA256 || fe.Details["current_run_id"] != again.RunID {
 		t.Fatalf("reading a result re-materialized since: %d bytes, err = %v (details %v)", len(b), err, fe)
 	}
-	if b, err := again.Bytes(ctx); err != nil || int64(len(b)) != again.Record.Size {
+	if b, err := again.Bytes(ctx); err != nil || int64(len(b)) != again.Record.Value.Size {
 		t.Fatalf("the new result: %d bytes, %v", len(b), err)
 	}
 }

@@ -53,7 +53,7 @@ func (c *Client) Get(ctx context.Context, pipeline, asset string, opts ...flowst
 // result builds the Result of the reply to req.
 func (c *Client) result(req protocol.GetRequest, r protocol.GetReply) (*flowstone.Result, error) {
 	rec := &flowstone.Materialization{Pipeline: req.Pipeline, Asset: r.Asset, Partition: r.Partition, State: flowstone.StateCompleted,
-		RunID: r.RunID, Storage: r.Storage, ObjectKey: r.ObjectKey, Encoding: string(r.Encoding), Size: r.Size, SHA256: r.SHA256}
+		RunID: r.RunID, Value: &flowstone.Value{RunID: r.RunID, Storage: r.Storage, ObjectKey: r.ObjectKey, Encoding: string(r.Encoding), Size: r.Size, SHA256: r.SHA256}}
 	if r.Inline() {
 		value := []byte(r.Value)
 		if r.Encoding == protocol.EncodingRaw {
@@ -80,20 +80,20 @@ func (c *Client) result(req protocol.GetRequest, r protocol.GetReply) (*flowston
 // from a copy the fleet stages (openStaged). req is the get that returned
 // rec.
 func (c *Client) openObject(ctx context.Context, req protocol.GetRequest, rec *flowstone.Materialization) (io.ReadCloser, error) {
-	details := map[string]any{"asset": rec.Asset, "partition": rec.Partition, "storage": rec.Storage, "object_key": rec.ObjectKey, "size": rec.Size}
-	if rec.ObjectKey == "" {
+	details := map[string]any{"asset": rec.Asset, "partition": rec.Partition, "storage": rec.Value.Storage, "object_key": rec.Value.ObjectKey, "size": rec.Value.Size}
+	if rec.Value.ObjectKey == "" {
 		return nil, &flowstone.Error{Type: flowstone.TypeStorageError, Details: details,
 			Message: "the fleet sent neither the value of " + rec.Asset + " nor where it is stored"}
 	}
-	if s, ok := c.cfg.stores[rec.Storage]; ok {
-		rc, _, err := s.Get(ctx, rec.ObjectKey)
+	if s, ok := c.cfg.stores[rec.Value.Storage]; ok {
+		rc, _, err := s.Get(ctx, rec.Value.ObjectKey)
 		if err != nil {
 			return nil, &flowstone.Error{Type: flowstone.TypeStorageError, Details: details,
-				Message: "read the result of " + rec.Asset + " from " + rec.Storage + "/" + rec.ObjectKey + ": " + err.Error()}
+				Message: "read the result of " + rec.Asset + " from " + rec.Value.Storage + "/" + rec.Value.ObjectKey + ": " + err.Error()}
 		}
 		return rc, nil
 	}
-	if rc := c.openFromBucket(ctx, protocol.ResultsBucket, &c.results, rec.ObjectKey, rec.SHA256); rc != nil {
+	if rc := c.openFromBucket(ctx, protocol.ResultsBucket, &c.results, rec.Value.ObjectKey, rec.Value.SHA256); rc != nil {
 		return rc, nil
 	}
 	return c.openStaged(ctx, req, rec, details)
@@ -109,24 +109,24 @@ func (c *Client) openStaged(ctx context.Context, req protocol.GetRequest, rec *f
 		// Copying takes longer than a quick request: wait as long as the
 		// coordinator allows itself.
 		var cancel context.CancelFunc
-		sctx, cancel = context.WithTimeout(ctx, c.cfg.timeout+protocol.StagingAllowance(rec.Size))
+		sctx, cancel = context.WithTimeout(ctx, c.cfg.timeout+protocol.StagingAllowance(rec.Value.Size))
 		defer cancel()
 	}
 	reply, err := call[protocol.GetReply](sctx, c, req)
 	if err != nil {
 		return nil, c.stageFailed(rec, details, err)
 	}
-	if reply.SHA256 != rec.SHA256 {
-		details["run_id"], details["sha256"] = rec.RunID, rec.SHA256
+	if reply.SHA256 != rec.Value.SHA256 {
+		details["run_id"], details["sha256"] = rec.RunID, rec.Value.SHA256
 		details["current_run_id"], details["current_sha256"] = reply.RunID, reply.SHA256
 		return nil, &flowstone.Error{Type: flowstone.TypeStorageError, Details: details,
 			Message: "the result of " + rec.Asset + " (partition " + strconv.Quote(rec.Partition) + ") changed after Get returned it: run " + rec.RunID +
-				" stored SHA-256 " + rec.SHA256 + ", run " + reply.RunID + " has since stored SHA-256 " + reply.SHA256 +
+				" stored SHA-256 " + rec.Value.SHA256 + ", run " + reply.RunID + " has since stored SHA-256 " + reply.SHA256 +
 				"; its bytes are not read in place of the result Get returned: Get it again to read the new value"}
 	}
 	if reply.Staged == "" {
 		return nil, &flowstone.Error{Type: flowstone.TypeStorageError, Details: details,
-			Message: "asked to stage the result of " + rec.Asset + " (" + strconv.FormatInt(rec.Size, 10) + " bytes), the coordinator named no staged copy"}
+			Message: "asked to stage the result of " + rec.Asset + " (" + strconv.FormatInt(rec.Value.Size, 10) + " bytes), the coordinator named no staged copy"}
 	}
 	details["staged"] = reply.Staged
 	rc, info, err := c.getFromBucket(ctx, protocol.StagingBucket, &c.staging, reply.Staged)
@@ -135,13 +135,13 @@ func (c *Client) openStaged(ctx context.Context, req protocol.GetRequest, rec *f
 			Message: "read the copy of the result of " + rec.Asset + " the fleet staged at " + protocol.StagingBucket + "/" + reply.Staged + ": " + err.Error() +
 				" (staged copies expire after " + protocol.StagingTTL.String() + "; retry to stage it again)"}, cause: err}
 	}
-	if info.SHA256 != rec.SHA256 || info.Size != rec.Size {
+	if info.SHA256 != rec.Value.SHA256 || info.Size != rec.Value.Size {
 		rc.Close()
 		details["staged_sha256"], details["staged_size"] = info.SHA256, info.Size
 		return nil, &flowstone.Error{Type: flowstone.TypeStorageError, Details: details,
 			Message: "the copy of the result of " + rec.Asset + " staged at " + protocol.StagingBucket + "/" + reply.Staged + " is " +
 				strconv.FormatInt(info.Size, 10) + " bytes with SHA-256 " + info.SHA256 + ", not the result's " +
-				strconv.FormatInt(rec.Size, 10) + " bytes with SHA-256 " + rec.SHA256}
+				strconv.FormatInt(rec.Value.Size, 10) + " bytes with SHA-256 " + rec.Value.SHA256}
 	}
 	return rc, nil
 }
@@ -153,8 +153,8 @@ func (c *Client) stageFailed(rec *flowstone.Materialization, details map[string]
 	if !errors.As(err, &fe) {
 		return err
 	}
-	what := "the result of " + rec.Asset + " is " + strconv.FormatInt(rec.Size, 10) + " bytes, too large to travel inline (limit " +
-		strconv.Itoa(protocol.InlineValueLimit) + "), and this client has no store " + strconv.Quote(rec.Storage) + " (client.WithStore)"
+	what := "the result of " + rec.Asset + " is " + strconv.FormatInt(rec.Value.Size, 10) + " bytes, too large to travel inline (limit " +
+		strconv.Itoa(protocol.InlineValueLimit) + "), and this client has no store " + strconv.Quote(rec.Value.Storage) + " (client.WithStore)"
 	details["cause"] = fe.Message
 	if fe.Details != nil {
 		details["cause_details"] = fe.Details
@@ -165,7 +165,7 @@ func (c *Client) stageFailed(rec *flowstone.Materialization, details map[string]
 		// A coordinator of an earlier release refuses the stage field.
 		out.Type = flowstone.TypeConfigError
 		out.Message = what + ", and the coordinator cannot stage it for the client (" + fe.Message + "): upgrade the fleet's coordinators, or configure client.WithStore(" +
-			strconv.Quote(rec.Storage) + ", ...) to read it from " + rec.Storage + "/" + rec.ObjectKey
+			strconv.Quote(rec.Value.Storage) + ", ...) to read it from " + rec.Value.Storage + "/" + rec.Value.ObjectKey
 	case flowstone.TypeTimeout, flowstone.TypeCancelled, flowstone.TypeUnavailable, flowstone.TypeNotFound, flowstone.TypeAssetNotFound, flowstone.TypePipelineNotFound:
 		out.Message = what + "; asked to stage it, the fleet answered: " + fe.Message
 	default:

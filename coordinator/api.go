@@ -148,13 +148,13 @@ func (c *Coordinator) apiGet(ctx context.Context, req protocol.GetRequest) (prot
 	}
 	rec := res.Record
 	reply = protocol.GetReply{Asset: res.Asset, Partition: res.Partition, RunID: res.RunID, ResultRef: protocol.ResultRef{
-		ObjectKey: rec.ObjectKey, Storage: rec.Storage, Size: rec.Size, SHA256: rec.SHA256, Encoding: protocol.Encoding(rec.Encoding)}}
-	if rec.Size <= protocol.InlineValueLimit {
+		ObjectKey: rec.Value.ObjectKey, Storage: rec.Value.Storage, Size: rec.Value.Size, SHA256: rec.Value.SHA256, Encoding: protocol.Encoding(rec.Value.Encoding)}}
+	if rec.Value.Size <= protocol.InlineValueLimit {
 		b, err := res.Bytes(ctx)
 		if err != nil {
 			return reply, wire(err)
 		}
-		if rec.Encoding == flowstone.EncodingRaw {
+		if rec.Value.Encoding == flowstone.EncodingRaw {
 			b, _ = json.Marshal(b) // base64 in a JSON string
 		}
 		reply.Value = b
@@ -163,7 +163,7 @@ func (c *Coordinator) apiGet(ctx context.Context, req protocol.GetRequest) (prot
 	if req.Stage {
 		// The copy may take longer than a quick request: give it the
 		// time protocol.StagingAllowance says the client waits.
-		sctx, cancel := context.WithTimeout(c.ctx, requestTimeout+protocol.StagingAllowance(rec.Size))
+		sctx, cancel := context.WithTimeout(c.ctx, requestTimeout+protocol.StagingAllowance(rec.Value.Size))
 		defer cancel()
 		out, perr := c.stager.stage(sctx, req.Pipeline, res)
 		if perr != nil {

@@ -74,7 +74,10 @@ type Coordinator struct {
 	runs   *jskv.Store
 	mfs    *jskv.Store
 	engine *flowstone.Engine
-	disp   *dispatcher
+	// records writes materialization records (the engine's writer: one
+	// cache of decoded records for planning and dispatch).
+	records *flowstone.Records
+	disp    *dispatcher
 	reg    *registry
 
 	ctx    context.Context // lives until Stop
@@ -146,6 +149,7 @@ func (c *Coordinator) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("coordinator: %w", err)
 	}
+	c.records = c.engine.Executor().Records()
 	c.reg = newRegistry(c.mfs, c.log)
 	if err := c.reg.start(c.ctx, &c.wg); err != nil {
 		c.cancel()

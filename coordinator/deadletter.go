@@ -72,19 +72,16 @@ func (c *Coordinator) giveUp(ctx context.Context, task protocol.Task, deliveries
 			task.Asset, task.Partition, deliveries),
 		Details: map[string]any{"asset": task.Asset, "partition": task.Partition, "deliveries": deliveries, "run_id": task.RunID}}
 	key := flowstone.MaterializationKey(task.Pipeline, task.Asset, task.Partition)
-	if e, err := c.mats.Get(ctx, key); err == nil {
-		if cur, err := flowstone.UnmarshalRecord(e.Value); err == nil && cur.RunID == task.RunID && cur.State.Terminal() {
-			// It ended (in a batch whose other tasks did not): its
-			// completion was published when it did.
-			return
-		}
+	cur, wrote, err := c.records.GiveUp(ctx, task.Pipeline, task.Asset, task.Partition, task.RunID, deliveries, fe)
+	switch {
+	case err != nil:
+		c.log.Warn().Err(err).Str("key", key).Str("run_id", task.RunID).Msg("record_write_failed")
+	case !wrote && cur != nil && cur.RunID == task.RunID:
+		// It ended (in a batch whose other tasks did not): its completion
+		// was published when it did.
+		return
 	}
 	now := time.Now().UTC()
-	rec := &flowstone.Materialization{Pipeline: task.Pipeline, Asset: task.Asset, Partition: task.Partition, State: flowstone.StateFailed,
-		RunID: task.RunID, Attempt: deliveries, CompletedAt: &now, Error: fe, Worker: c.cfg.ID}
-	if b, err := flowstone.MarshalRecord(rec); err == nil {
-		c.mats.Put(ctx, key, b)
-	}
 	comp := protocol.Completion{V: protocol.Version, TaskID: task.ID, RunID: task.RunID, Pipeline: task.Pipeline, Asset: task.Asset,
 		Partition: task.Partition, Error: fe.WireError(), Worker: c.cfg.ID, Attempt: max(deliveries, 1), StartedAt: now, FinishedAt: now}
 	if body, perr := protocol.EncodeCompletion(comp); perr == nil {

@@ -1,14 +1,13 @@
 package coordinator
 
 import (
+	"cmp"
 	"context"
 	"errors"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/flowstone-go/flowstone"
-	"github.com/flowstone-go/flowstone/kv"
 	"github.com/flowstone-go/flowstone/protocol"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -81,15 +80,30 @@ func (d *dispatcher) Dispatch(ctx context.Context, p *flowstone.Pipeline, t flow
 		}
 		task.Deps = append(task.Deps, protocol.DepRef{Asset: dep.Asset, Partition: dep.Partition, ResultRef: protocol.ResultRef{
 			ObjectKey: dep.ObjectKey, Storage: dep.Storage, Size: dep.Size, SHA256: dep.SHA256, Encoding: protocol.Encoding(dep.Encoding),
-			Inline: dep.Inline}})
+			Inline: dep.Inline, ValueRunID: dep.RunID}})
 	}
-	// Claim the asset/partition across coordinators: if another run is
-	// materializing it right now, share that execution instead.
-	rec, rev, err := d.claim(ctx, p, t)
-	if rec != nil || err != nil {
-		return rec, err
+	// Mark the asset/partition queued by this run, across coordinators: if
+	// another run is materializing it right now, share that execution
+	// instead.
+	key := flowstone.MaterializationKey(p.Name(), t.Asset, t.Partition)
+	outcome, cur, rev, err := d.queue(ctx, key, p, t)
+	if err != nil {
+		return nil, err
 	}
-	task.RecordRev = rev
+	switch outcome {
+	case flowstone.Materialized:
+		return cur, nil
+	case flowstone.HeldBy:
+		return d.share(ctx, key, t, cur.RunID)
+	case flowstone.Queued:
+		if cur.Value == nil {
+			// The worker may claim the record at this revision without
+			// reading it: it knows what it holds.
+			task.RecordRev = rev
+		}
+	case flowstone.Requeued:
+		rev = 0 // published before: goes alone, with its dedupe id
+	}
 	body, perr := protocol.EncodeTask(task)
 	if perr != nil {
 		return nil, flowstone.FromWire(perr)
@@ -104,7 +118,7 @@ func (d *dispatcher) Dispatch(ctx context.Context, p *flowstone.Pipeline, t flow
 		d.mu.Unlock()
 	}()
 
-	if err := d.publish(ctx, protocol.TaskSubject(p.Name(), t.Priority), id, body, rev == 0); err != nil {
+	if err := d.publish(ctx, protocol.TaskSubject(p.Name(), t.Priority), id, body, outcome == flowstone.Requeued); err != nil {
 		if ctx.Err() != nil {
 			return nil, d.abandon(ctx, t)
 		}
@@ -152,17 +166,17 @@ func (d *dispatcher) publish(ctx context.Context, subject, id string, body []byt
 func (d *dispatcher) settle(ctx context.Context, p *flowstone.Pipeline, t flowstone.Task, comp *protocol.Completion) (*flowstone.Materialization, error) {
 	start, end := comp.StartedAt, comp.FinishedAt
 	rec := &flowstone.Materialization{Pipeline: p.Name(), Asset: t.Asset, Partition: t.Partition, RunID: t.RunID,
-		Storage: comp.Storage, ObjectKey: comp.ObjectKey, Encoding: string(comp.Encoding), Size: comp.Size, SHA256: comp.SHA256,
-		Inline: comp.Inline, Worker: comp.Worker, Attempt: comp.Attempt, StartedAt: &start, CompletedAt: &end, DurationMS: comp.DurationMS}
+		Worker: comp.Worker, Attempt: comp.Attempt, StartedAt: &start, CompletedAt: &end, DurationMS: comp.DurationMS}
 	if comp.OK {
 		rec.State = flowstone.StateCompleted
 		if comp.ObjectKey == "" && len(comp.Inline) == 0 {
-			// Completed by an earlier run (the task found it materialized):
-			// take the record as it is.
+			// No location given: take the record as it is.
 			if r := d.recordIfDone(ctx, p, t); r != nil {
 				return r, recordError(r)
 			}
 		}
+		rec.Value = &flowstone.Value{RunID: cmp.Or(comp.ValueRunID, t.RunID), Storage: comp.Storage, ObjectKey: comp.ObjectKey,
+			Encoding: string(comp.Encoding), Size: comp.Size, SHA256: comp.SHA256, Inline: comp.Inline, CompletedAt: end, DurationMS: comp.DurationMS}
 		return rec, nil
 	}
 	fe := flowstone.FromWire(comp.Error)
@@ -173,18 +187,14 @@ func (d *dispatcher) settle(ctx context.Context, p *flowstone.Pipeline, t flowst
 	return rec, fe
 }
 
-// recordIfDone reads the task's record: it returns it if it is terminal for
-// this run (or completed by any run), else nil.
+// recordIfDone reads the task's record: it returns it if it holds a value
+// the task can use, or its run's end; else nil.
 func (d *dispatcher) recordIfDone(ctx context.Context, p *flowstone.Pipeline, t flowstone.Task) *flowstone.Materialization {
-	e, err := d.c.mats.Get(ctx, flowstone.MaterializationKey(p.Name(), t.Asset, t.Partition))
-	if err != nil {
+	rec, _, err := d.c.records.Read(ctx, flowstone.MaterializationKey(p.Name(), t.Asset, t.Partition))
+	if err != nil || rec == nil {
 		return nil
 	}
-	rec, err := flowstone.UnmarshalRecord(e.Value)
-	if err != nil {
-		return nil
-	}
-	if rec.State == flowstone.StateCompleted && (!t.Force || rec.RunID == t.RunID) {
+	if rec.Materialized() && (!t.Force || rec.Value.RunID == t.RunID) {
 		return rec
 	}
 	if rec.RunID == t.RunID && rec.State.Terminal() {
@@ -194,7 +204,7 @@ func (d *dispatcher) recordIfDone(ctx context.Context, p *flowstone.Pipeline, t 
 }
 
 func recordError(rec *flowstone.Materialization) error {
-	if rec.State == flowstone.StateCompleted {
+	if rec.Materialized() && rec.State == flowstone.StateCompleted {
 		return nil
 	}
 	if rec.Error != nil {
@@ -258,80 +268,29 @@ func unreachable(err error, what string) error {
 		Details: map[string]any{"error": err.Error()}}
 }
 
-// queuedBy starts the Worker of a record whose task a coordinator queued
-// and no worker has taken yet.
-const queuedBy = "queued-by-"
+// queue marks the task's record queued by its run (see
+// flowstone.Records.Queue), starting from the record the engine read while
+// planning.
+func (d *dispatcher) queue(ctx context.Context, key string, p *flowstone.Pipeline, t flowstone.Task) (flowstone.QueueOutcome, *flowstone.Materialization, uint64, error) {
+	rec, rev, planned := t.Planned()
+	if !planned {
+		var err error
+		if rec, rev, err = d.c.records.Read(ctx, key); err != nil {
+			return 0, nil, 0, unreachable(err, "read record")
+		}
+	}
+	outcome, cur, nrev, err := d.c.records.Queue(ctx, key, rec, rev, flowstone.QueueRequest{
+		Pipeline: p.Name(), Asset: t.Asset, Partition: t.Partition, RunID: t.RunID, Force: t.Force, By: d.c.cfg.ID,
+		Alive: func(runID string) bool { return d.c.runAlive(ctx, runID) }})
+	if err != nil {
+		return 0, nil, 0, unreachable(err, "queue record")
+	}
+	return outcome, cur, nrev, nil
+}
 
 // claimWait is how often a dispatch sharing another run's execution looks
 // at the record.
 const claimWait = 100 * time.Millisecond
-
-// claim writes the task's record as pending for this run (compare-and-set),
-// so that a concurrent run on another coordinator sees it. When another
-// live run already holds the record pending or running, claim waits for
-// that execution to end and returns its record (or error) instead: the
-// engine's single-flight, across processes.
-func (d *dispatcher) claim(ctx context.Context, p *flowstone.Pipeline, t flowstone.Task) (*flowstone.Materialization, uint64, error) {
-	key := flowstone.MaterializationKey(p.Name(), t.Asset, t.Partition)
-	// The engine read the record moments ago while planning: start from
-	// that, and read it again only when the compare-and-set says it moved.
-	cur, rev, fresh := t.Planned()
-	for {
-		if !fresh {
-			e, err := d.c.mats.Get(ctx, key)
-			cur, rev = nil, 0
-			switch {
-			case errors.Is(err, kv.ErrNotFound):
-			case err != nil:
-				return nil, 0, unreachable(err, "read record")
-			default:
-				if cur, err = flowstone.UnmarshalRecord(e.Value); err != nil {
-					return nil, 0, err
-				}
-				rev = e.Revision
-			}
-		}
-		fresh = false
-		// Another run holds it if a worker runs it, or a coordinator queued
-		// it (a plain pending record only says a run waits for its deps).
-		held := cur != nil && cur.RunID != t.RunID &&
-			(cur.State == flowstone.StateRunning || cur.State == flowstone.StatePending && strings.HasPrefix(cur.Worker, queuedBy))
-		if held && d.c.runAlive(ctx, cur.RunID) {
-			rec, err := d.share(ctx, key, t, cur.RunID)
-			return rec, 0, err
-		}
-		if cur != nil && cur.State == flowstone.StateCompleted && (!t.Force || cur.RunID == t.RunID) {
-			return cur, 0, nil // materialized meanwhile (by another run): use it
-		}
-		if cur != nil && cur.RunID == t.RunID &&
-			(cur.State == flowstone.StateRunning || cur.State == flowstone.StatePending && strings.HasPrefix(cur.Worker, queuedBy)) {
-			return nil, 0, nil // queued or running for this run already (a resumed run)
-		}
-		rec := &flowstone.Materialization{Pipeline: p.Name(), Asset: t.Asset, Partition: t.Partition, State: flowstone.StatePending,
-			RunID: t.RunID, Worker: queuedBy + d.c.cfg.ID}
-		if cur != nil && cur.State == flowstone.StateCompleted {
-			// Keep pointing at the current result while it is recomputed.
-			rec.Storage, rec.ObjectKey, rec.Encoding, rec.Size, rec.SHA256, rec.Inline = cur.Storage, cur.ObjectKey, cur.Encoding, cur.Size, cur.SHA256, cur.Inline
-		}
-		b, err := flowstone.MarshalRecord(rec)
-		if err != nil {
-			return nil, 0, err
-		}
-		var nrev uint64
-		if rev == 0 {
-			nrev, err = d.c.mats.Create(ctx, key, b)
-		} else {
-			nrev, err = d.c.mats.Update(ctx, key, b, rev)
-		}
-		if errors.Is(err, kv.ErrConflict) {
-			continue // someone wrote meanwhile: look again
-		}
-		if err != nil {
-			return nil, 0, unreachable(err, "claim record")
-		}
-		return nil, nrev, nil
-	}
-}
 
 // share waits for another run's execution of the record to end.
 func (d *dispatcher) share(ctx context.Context, key string, t flowstone.Task, owner string) (*flowstone.Materialization, error) {
@@ -343,16 +302,12 @@ func (d *dispatcher) share(ctx context.Context, key string, t flowstone.Task, ow
 			return nil, d.abandon(ctx, t)
 		case <-tick.C:
 		}
-		e, err := d.c.mats.Get(ctx, key)
-		if err != nil {
-			continue
-		}
-		rec, err := flowstone.UnmarshalRecord(e.Value)
-		if err != nil {
+		rec, _, err := d.c.records.Read(ctx, key)
+		if err != nil || rec == nil {
 			continue
 		}
 		if rec.RunID != owner || rec.State.Terminal() {
-			if rec.State == flowstone.StateCompleted {
+			if rec.Materialized() && (!t.Force || rec.Value.RunID == owner) {
 				return rec, nil
 			}
 			if rec.RunID == owner {

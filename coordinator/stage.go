@@ -58,15 +58,15 @@ type staged struct {
 // streamed from the result's store into the bucket, never held in memory.
 func (s *stager) stage(ctx context.Context, pipeline string, res *flowstone.Result) (staged, *protocol.Error) {
 	rec := res.Record
-	details := map[string]any{"asset": rec.Asset, "partition": rec.Partition, "storage": rec.Storage, "object_key": rec.ObjectKey, "size": rec.Size}
-	if !isSHA256(rec.SHA256) {
+	details := map[string]any{"asset": rec.Asset, "partition": rec.Partition, "storage": rec.Value.Storage, "object_key": rec.Value.ObjectKey, "size": rec.Value.Size}
+	if !isSHA256(rec.Value.SHA256) {
 		// Records of stored results carry one (a completion without it
 		// is refused); a copy without one could be neither named nor
 		// checked, so refuse rather than guess a name.
 		return staged{}, &protocol.Error{Code: protocol.CodeStorageError, Details: details,
 			Message: fmt.Sprintf("the result of %q (partition %q) has no SHA-256 in its record, so it cannot be staged for reading: re-run it with Force to record one", rec.Asset, rec.Partition)}
 	}
-	name := protocol.StagedName(rec.SHA256)
+	name := protocol.StagedName(rec.Value.SHA256)
 	details["staged"] = name
 	start := time.Now()
 	out, perr := s.exclusive(ctx, name, details, func() (staged, *protocol.Error) {
@@ -79,8 +79,8 @@ func (s *stager) stage(ctx context.Context, pipeline string, res *flowstone.Resu
 	} else {
 		ev = s.log.Info()
 	}
-	ev.Str("pipeline", pipeline).Str("asset", rec.Asset).Str("partition", rec.Partition).Str("storage", rec.Storage).
-		Int64("size", rec.Size).Dur("duration", time.Since(start)).Bool("reused", out.reused).Msg(msg)
+	ev.Str("pipeline", pipeline).Str("asset", rec.Asset).Str("partition", rec.Partition).Str("storage", rec.Value.Storage).
+		Int64("size", rec.Value.Size).Dur("duration", time.Since(start)).Bool("reused", out.reused).Msg(msg)
 	return out, perr
 }
 
@@ -133,11 +133,11 @@ func (s *stager) stageOnce(ctx context.Context, name string, res *flowstone.Resu
 		return staged{}, wire(err)
 	}
 	defer rc.Close()
-	info, err := store.Put(ctx, name, rc, rec.Size)
+	info, err := store.Put(ctx, name, rc, rec.Value.Size)
 	if err != nil {
-		return staged{}, stageError(ctx, "copy "+rec.Storage+"/"+rec.ObjectKey+" to "+protocol.StagingBucket+"/"+name, err, details)
+		return staged{}, stageError(ctx, "copy "+rec.Value.Storage+"/"+rec.Value.ObjectKey+" to "+protocol.StagingBucket+"/"+name, err, details)
 	}
-	if info.SHA256 != rec.SHA256 || info.Size != rec.Size {
+	if info.SHA256 != rec.Value.SHA256 || info.Size != rec.Value.Size {
 		// The store handed out other bytes than the record describes: the
 		// copy is not what its name says. Drop it rather than let a later
 		// request hand it out.
@@ -149,7 +149,7 @@ func (s *stager) stageOnce(ctx context.Context, name string, res *flowstone.Resu
 		details["copied_sha256"], details["copied_size"] = info.SHA256, info.Size
 		return staged{}, &protocol.Error{Code: protocol.CodeStorageError, Details: details,
 			Message: fmt.Sprintf("the bytes of %q (partition %q) read from %s/%s are %d bytes with SHA-256 %s, but the record says %d bytes with SHA-256 %s: the stored object does not match its record; re-run the asset with Force",
-				rec.Asset, rec.Partition, rec.Storage, rec.ObjectKey, info.Size, info.SHA256, rec.Size, rec.SHA256)}
+				rec.Asset, rec.Partition, rec.Value.Storage, rec.Value.ObjectKey, info.Size, info.SHA256, rec.Value.Size, rec.Value.SHA256)}
 	}
 	return staged{name: name}, nil
 }
@@ -162,7 +162,7 @@ func (s *stager) reusable(ctx context.Context, obs jetstream.ObjectStore, name s
 		return false
 	}
 	digest, err := jetstream.DecodeObjectDigest(oi.Digest)
-	return err == nil && hex.EncodeToString(digest) == rec.SHA256 && int64(oi.Size) == rec.Size
+	return err == nil && hex.EncodeToString(digest) == rec.Value.SHA256 && int64(oi.Size) == rec.Value.Size
 }
 
 // open opens the staging bucket, creating it (file storage, max age

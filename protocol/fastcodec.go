@@ -133,6 +133,10 @@ func appendResultRef(dst []byte, r *ResultRef, comma bool) []byte {
 		dst = base64.StdEncoding.AppendEncode(dst, r.Inline)
 		dst = append(dst, '"')
 	}
+	if r.ValueRunID != "" {
+		dst = field(dst, `"value_run_id":`)
+		dst = jsonw.String(dst, r.ValueRunID)
+	}
 	return dst
 }
 
@@ -209,7 +213,7 @@ func taskSize(t *Task) int {
 }
 
 func refSize(r *ResultRef) int {
-	return len(r.ObjectKey) + len(r.Storage) + len(r.SHA256) + len(r.Encoding) + base64.StdEncoding.EncodedLen(len(r.Inline))
+	return len(r.ObjectKey) + len(r.Storage) + len(r.SHA256) + len(r.Encoding) + base64.StdEncoding.EncodedLen(len(r.Inline)) + len(r.ValueRunID) + 20
 }
 
 // completionSize guesses the length of c encoded, for the buffer.
@@ -649,6 +653,11 @@ func parseResultRef(p *parser, r *ResultRef) bool {
 	}
 	if p.lit(`,"inline":`) {
 		if r.Inline, ok = p.base64(); !ok {
+			return false
+		}
+	}
+	if p.lit(`,"value_run_id":`) {
+		if !p.nonEmptyInto(&r.ValueRunID) {
 			return false
 		}
 	}

@@ -38,6 +38,11 @@ type ResultRef struct {
 	// InlineResultLimit): no object was stored, ObjectKey is empty and
 	// Storage is "inline".
 	Inline []byte `json:"inline,omitempty"`
+	// ValueRunID is the run that computed the value, where the message
+	// does not say it otherwise: a dependency of a task (for the lineage
+	// of the result), a completion of a task that found its asset
+	// materialized by another run.
+	ValueRunID string `json:"value_run_id,omitempty"`
 }
 
 func (r ResultRef) validate(prefix string) *Error {
@@ -64,10 +69,15 @@ func (r ResultRef) validate(prefix string) *Error {
 	if err := checkSHA256(prefix+"sha256", r.SHA256); err != nil {
 		return err
 	}
+	if r.ValueRunID != "" {
+		if err := checkID(prefix+"value_run_id", r.ValueRunID); err != nil {
+			return err
+		}
+	}
 	return r.Encoding.check(prefix + "encoding")
 }
 
 // empty reports whether r locates nothing.
 func (r ResultRef) empty() bool {
-	return r.ObjectKey == "" && r.Storage == "" && r.Size == 0 && r.SHA256 == "" && r.Encoding == "" && len(r.Inline) == 0
+	return r.ObjectKey == "" && r.Storage == "" && r.Size == 0 && r.SHA256 == "" && r.Encoding == "" && len(r.Inline) == 0 && r.ValueRunID == ""
 }

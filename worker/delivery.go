@@ -25,6 +25,7 @@ type delivery struct {
 	remaining int
 	retry     bool          // deliver again
 	delay     time.Duration // before the redelivery
+	leave     bool          // another delivery of a task holds its record
 	settled   bool
 }
 
@@ -40,8 +41,19 @@ func taskCount(m jetstream.Msg) int {
 
 // done records that one task ended: stored says whether its completion is
 // stored; if not, the message is delivered again after delay.
-func (d *delivery) done(stored bool, delay time.Duration) {
+func (d *delivery) done(stored bool, delay time.Duration) { d.end(stored, false, delay) }
+
+// yield records that one task ended without an outcome because another
+// execution of it holds its record (a second delivery of the message, after
+// this worker's claim lapsed): that execution reports the outcome and
+// settles the message. Unless another task of this delivery asks for a
+// redelivery, the message is then neither acked nor nak'ed; this worker
+// just stops heartbeating it.
+func (d *delivery) yield() { d.end(true, true, 0) }
+
+func (d *delivery) end(stored, leave bool, delay time.Duration) {
 	d.mu.Lock()
+	d.leave = d.leave || leave
 	if !stored {
 		d.retry = true
 		d.delay = max(d.delay, delay)
@@ -51,7 +63,7 @@ func (d *delivery) done(stored bool, delay time.Duration) {
 	if last {
 		d.settled = true
 	}
-	retry, wait := d.retry, d.delay
+	retry, wait, leave := d.retry, d.delay, d.leave
 	d.mu.Unlock()
 	if !last {
 		return
@@ -59,6 +71,8 @@ func (d *delivery) done(stored bool, delay time.Duration) {
 	d.forget(d)
 	var err error
 	switch {
+	case !retry && leave:
+		d.log.Info().Str("subject", d.msg.Subject()).Msg("task_left_to_other_delivery")
 	case !retry:
 		err = d.msg.Ack()
 	case wait > 0:

@@ -109,26 +109,34 @@ func (w *Worker) attempt(tk *task) (rec *flowstone.Materialization, settle bool,
 	w.stats.started.Add(1)
 	w.metrics.started(tk.h.name)
 	if !w.register(tk) {
-		return nil, true, cancelledRun(t.RunID)
+		// Its run was cancelled: it never starts, and its record says so.
+		return nil, true, w.refuse(tk, cancelledRun(t.RunID))
 	}
 	defer w.unregister(tk)
 	ctx, stop := bound(ctx, &t)
 	defer stop()
 	if ctx.Err() != nil {
-		err = context.Cause(ctx) // past the run's deadline: never started
-	} else {
-		rec, err = w.x.Execute(ctx, tk.h.p, w.flowTask(tk))
+		// Past the run's deadline: it never starts.
+		return nil, true, w.refuse(tk, flowstone.AsError(context.Cause(ctx)))
 	}
+	rec, err = w.x.Execute(ctx, tk.h.p, w.flowTask(tk))
 	if !tk.state.CompareAndSwap(taskRunning, taskSettling) {
 		return nil, false, nil // Stop handed it back already
 	}
+	switch {
+	case errors.Is(err, flowstone.ErrSuperseded):
+		w.log.Info().Str("task_id", t.ID).Str("run_id", t.RunID).Msg("task_superseded")
+		tk.d.yield()
+		return nil, false, nil
+	case errors.Is(err, flowstone.ErrHandedBack):
+		// The worker is stopping, or could not keep the record's lease:
+		// the task runs again on its next delivery.
+		w.log.Info().Str("task_id", t.ID).Str("run_id", t.RunID).Err(err).Msg("task_handed_back")
+		tk.d.done(false, 0)
+		return nil, false, nil
+	}
 	if err != nil && ctx.Err() != nil {
 		cause := context.Cause(ctx)
-		if errors.Is(cause, errStopping) {
-			w.log.Info().Str("task_id", t.ID).Str("run_id", t.RunID).Msg("task_handed_back")
-			tk.d.done(false, 0)
-			return nil, false, nil
-		}
 		var fe *flowstone.Error
 		if errors.As(cause, &fe) && flowstone.AsError(err).Type == flowstone.TypeStorageError {
 			// A store call gave up because the context ended: say why
@@ -138,6 +146,21 @@ func (w *Worker) attempt(tk *task) (rec *flowstone.Materialization, settle bool,
 	}
 	return rec, true, err
 }
+
+// refuse records that a task will not run because of fe, and returns fe
+// for its completion. The record keeps what it says if it cannot be
+// written: the run has ended either way.
+func (w *Worker) refuse(tk *task, fe *flowstone.Error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), refuseTimeout)
+	defer cancel()
+	if err := w.x.Refuse(ctx, tk.h.p, w.flowTask(tk), fe); err != nil {
+		w.log.Warn().Err(err).Str("task_id", tk.t.ID).Str("run_id", tk.t.RunID).Msg("record_write_failed")
+	}
+	return fe
+}
+
+// refuseTimeout bounds the record write of a task that does not run.
+const refuseTimeout = 10 * time.Second
 
 // reject terminates a message that is not a task this worker can read, so
 // it is never delivered again.
@@ -201,7 +224,7 @@ func (w *Worker) flowTask(tk *task) flowstone.Task {
 	}
 	ft.ExpectedRevision = t.RecordRev
 	for _, d := range t.Deps {
-		ft.Deps = append(ft.Deps, flowstone.DepRef{Asset: d.Asset, Partition: d.Partition, Storage: d.Storage,
+		ft.Deps = append(ft.Deps, flowstone.DepRef{Asset: d.Asset, Partition: d.Partition, RunID: d.ValueRunID, Storage: d.Storage,
 			ObjectKey: d.ObjectKey, Encoding: string(d.Encoding), SHA256: d.SHA256, Size: d.Size, Inline: d.Inline})
 	}
 outer:
@@ -230,9 +253,13 @@ func (w *Worker) complete(tk *task, start time.Time, rec *flowstone.Materializat
 		err = &flowstone.Error{Type: flowstone.TypeStorageError, Message: "the executor returned no record and no error"}
 	}
 	if err == nil {
+		v := rec.Value
 		c.OK = true
-		c.ResultRef = protocol.ResultRef{ObjectKey: rec.ObjectKey, Storage: rec.Storage, Size: rec.Size,
-			SHA256: rec.SHA256, Encoding: protocol.Encoding(rec.Encoding), Inline: rec.Inline}
+		c.ResultRef = protocol.ResultRef{ObjectKey: v.ObjectKey, Storage: v.Storage, Size: v.Size,
+			SHA256: v.SHA256, Encoding: protocol.Encoding(v.Encoding), Inline: v.Inline}
+		if v.RunID != t.RunID {
+			c.ValueRunID = v.RunID // materialized by another run
+		}
 	} else {
 		c.Error = flowstone.AsError(err).WireError()
 	}

@@ -199,6 +199,8 @@ func (w *Worker) start(ctx context.Context) error {
 	}
 	w.x, err = flowstone.NewExecutor(flowstone.ExecutorConfig{
 		KV: store, Stores: w.cfg.Stores, DefaultStorage: w.cfg.DefaultStorage, Worker: w.cfg.ID, Logger: w.cfg.Logger,
+		// A record's claim lapses when the task's delivery does.
+		Lease: w.cfg.AckWait,
 	})
 	if err != nil {
 		return err
@@ -314,6 +316,7 @@ func (w *Worker) Stop(ctx context.Context) error {
 	w.stopBG()
 	w.background.Wait()
 	w.pool.Close()
+	w.x.Close()
 	w.deleteManifests(cleanup)
 	w.closeStores()
 	w.log.Info().Uint64("succeeded", w.stats.succeeded.Load()).Uint64("failed", w.stats.failed.Load()).Msg("worker_stopped")

@@ -32,7 +32,7 @@ func TestTaskIsExecutedRecordedCompletedAndAcked(t *testing.T) {
 		t.Fatalf("completion = %+v", c)
 	}
 	rec := e.record("example", "numbers", protocol.DefaultPartition)
-	if rec.State != flowstone.StateCompleted || rec.RunID != first.RunID || rec.Worker != w.ID() || rec.ObjectKey != c.ObjectKey || rec.SHA256 != c.SHA256 {
+	if rec.State != flowstone.StateCompleted || rec.RunID != first.RunID || rec.Worker != w.ID() || rec.Value.ObjectKey != c.ObjectKey || rec.Value.SHA256 != c.SHA256 {
 		t.Fatalf("record = %+v", rec)
 	}
 
@@ -49,8 +49,8 @@ func TestTaskIsExecutedRecordedCompletedAndAcked(t *testing.T) {
 	if string(c.Inline) != "[2,4,6,8,10]" || c.ObjectKey != "" {
 		t.Fatalf("doubled = %s (object %q)", c.Inline, c.ObjectKey)
 	}
-	if rec := e.record("example", "doubled", protocol.DefaultPartition); len(rec.Upstream) != 1 || rec.Upstream[0].Asset != "numbers" {
-		t.Fatalf("lineage = %+v", rec.Upstream)
+	if rec := e.record("example", "doubled", protocol.DefaultPartition); len(rec.Value.Upstream) != 1 || rec.Value.Upstream[0].Asset != "numbers" {
+		t.Fatalf("lineage = %+v", rec.Value.Upstream)
 	}
 
 	for _, prio := range []int{0, 2} {

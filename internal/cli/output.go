@@ -51,7 +51,7 @@ type resultJSON struct {
 func (e *env) printResult(ctx context.Context, res *flowstone.Result, out string) error {
 	r := resultJSON{Asset: res.Asset, Partition: res.Partition, RunID: res.RunID, Cached: res.Cached, Job: res.Job}
 	if rec := res.Record; rec != nil {
-		r.Storage, r.ObjectKey, r.Encoding, r.Size, r.SHA256 = rec.Storage, rec.ObjectKey, rec.Encoding, rec.Size, rec.SHA256
+		r.Storage, r.ObjectKey, r.Encoding, r.Size, r.SHA256 = rec.Value.Storage, rec.Value.ObjectKey, rec.Value.Encoding, rec.Value.Size, rec.Value.SHA256
 	}
 	if res.Job != nil {
 		if e.g.json {
@@ -65,7 +65,7 @@ func (e *env) printResult(ctx context.Context, res *flowstone.Result, out string
 		fmt.Fprintln(e.stdout)
 		return nil
 	}
-	raw := res.Record != nil && res.Record.Encoding == flowstone.EncodingRaw
+	raw := res.Record != nil && res.Record.Value.Encoding == flowstone.EncodingRaw
 	if out != "" {
 		n, err := writeOut(ctx, res, out)
 		if err != nil {

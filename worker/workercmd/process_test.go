@@ -249,7 +249,7 @@ func TestKilledWorkerTaskCompletesOnAnother(t *testing.T) {
 		t.Fatalf("record = %+v", rec)
 	}
 	var orders []pipelines.Order
-	b, _, err := objectstore.ReadAll(context.Background(), fs, rec.ObjectKey)
+	b, _, err := objectstore.ReadAll(context.Background(), fs, rec.Value.ObjectKey)
 	if err != nil || json.Unmarshal(b, &orders) != nil || len(orders) != len(pipelines.GenerateOrders("2025-01-15")) {
 		t.Fatalf("result: %d orders, %v", len(orders), err)
 	}

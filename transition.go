@@ -1,0 +1,326 @@
+package flowstone
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/flowstone-go/flowstone/kv"
+)
+
+// Lease timing of running records (see Materialization.LeaseUntil).
+const (
+	// LeaseDefault is how long a running attempt's claim lasts without a
+	// renewal: the fleet's workers use their AckWait, so that a record's
+	// lease and its task's redelivery lapse together.
+	LeaseDefault = 30 * time.Second
+	// LeaseSkew is how far past a lease's end another process waits before
+	// it takes the record over: the lease was written with the holder's
+	// clock, and the two clocks may disagree by this much.
+	LeaseSkew = 2 * time.Second
+)
+
+// ErrSuperseded means another execution of the same task holds the
+// record, or took it over: the execution that gets it must neither record
+// an outcome nor report one (the other execution will), and leaves the
+// task's message to the other delivery.
+var ErrSuperseded = errors.New("flowstone: another execution of this task holds its record")
+
+// Records is the one writer of materialization records. Every change of a
+// record is one of its transitions (see the package documentation,
+// "Records"), made by compare-and-set on the revision the writer last saw;
+// on a conflict the record is read again and the transition decided again
+// from what it holds now, so that a stale attempt never replaces a newer
+// outcome, and a failure never replaces a value.
+//
+// Records is safe for concurrent use.
+type Records struct {
+	kv    kv.Store
+	cache recordCache
+	now   func() time.Time
+}
+
+// NewRecords returns the record writer over store.
+func NewRecords(store kv.Store) *Records {
+	return &Records{kv: store, now: time.Now}
+}
+
+// ident is the identity part of a record: what every transition writes
+// whatever else changes.
+type ident struct{ pipeline, asset, partition string }
+
+func (id ident) record(state State, runID string) *Materialization {
+	return &Materialization{Pipeline: id.pipeline, Asset: id.asset, Partition: id.partition, State: state, RunID: runID}
+}
+
+// view is a caller's knowledge of a record: the record (nil: none) at a
+// revision (0: none), when known is true.
+type view struct {
+	rec   *Materialization
+	rev   uint64
+	known bool
+}
+
+// Read returns the record under key and its revision; nil if there is
+// none. The record is the caller's to change.
+func (r *Records) Read(ctx context.Context, key string) (*Materialization, uint64, error) {
+	e, err := r.kv.Get(ctx, key)
+	if errors.Is(err, kv.ErrNotFound) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, wrapError(TypeStorageError, err, map[string]any{"key": key}, "read record %s: %v", key, err)
+	}
+	if v, ok := r.cache.m.Load(key); ok {
+		if c := v.(*cachedRecord); c.rev == e.Revision {
+			rec := c.rec
+			return &rec, e.Revision, nil
+		}
+	}
+	rec, err := UnmarshalRecord(e.Value)
+	if err != nil {
+		return nil, 0, err
+	}
+	r.cache.put(key, e.Revision, rec)
+	return rec, e.Revision, nil
+}
+
+// change applies one transition to key. decide sees the current record
+// (nil: none) and its revision, and returns the record to write, or nil
+// to leave the record as it is. The write is a compare-and-set on that
+// revision (a create when there is none); on a conflict the record is read
+// again and decided again: nothing is ever written blindly. It returns the
+// record as it stands after the transition, its revision, and whether this
+// call wrote it.
+func (r *Records) change(ctx context.Context, key string, v view, decide func(cur *Materialization, rev uint64) *Materialization) (*Materialization, uint64, bool, error) {
+	cur, rev := v.rec, v.rev
+	if !v.known {
+		var err error
+		if cur, rev, err = r.Read(ctx, key); err != nil {
+			return nil, 0, false, err
+		}
+	}
+	for {
+		next := decide(cur, rev)
+		if next == nil {
+			return cur, rev, false, nil
+		}
+		nrev, err := r.put(ctx, key, next, rev)
+		if err == nil {
+			return next, nrev, true, nil
+		}
+		if !errors.Is(err, kv.ErrConflict) {
+			return nil, 0, false, err
+		}
+		if cur, rev, err = r.Read(ctx, key); err != nil {
+			return nil, 0, false, err
+		}
+	}
+}
+
+// put writes rec over revision rev of key (0: only if key has no record).
+func (r *Records) put(ctx context.Context, key string, rec *Materialization, rev uint64) (uint64, error) {
+	b, err := MarshalRecord(rec)
+	if err != nil {
+		return 0, wrapError(TypeStorageError, err, map[string]any{"key": key}, "encode record %s: %v", key, err)
+	}
+	var nrev uint64
+	if rev == 0 {
+		nrev, err = r.kv.Create(ctx, key, b)
+	} else {
+		nrev, err = r.kv.Update(ctx, key, b, rev)
+	}
+	if errors.Is(err, kv.ErrConflict) {
+		return 0, err
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return 0, wrapError(TypeStorageError, context.Cause(ctx), map[string]any{"key": key}, "write record %s: %v", key, context.Cause(ctx))
+		}
+		return 0, wrapError(TypeStorageError, err, map[string]any{"key": key}, "write record %s: %v", key, err)
+	}
+	if rec.State.Terminal() {
+		// Finished records are read back most (every cache hit of a run):
+		// keep a key already cached fresh. Keys read before are the ones
+		// read again; caching every key written would fill the cache with
+		// records nobody here reads (a fleet worker's, a backfill's).
+		r.cache.refresh(key, nrev, rec)
+	}
+	return nrev, nil
+}
+
+// held reports whether a run holds the record: its task is queued on the
+// fleet or executing.
+func held(m *Materialization) bool {
+	return m.State == StateRunning || m.State == StatePending && m.QueuedBy != ""
+}
+
+// leaseLive reports whether a running record's claim still holds at now.
+func leaseLive(m *Materialization, now time.Time) bool {
+	return m.State == StateRunning && m.LeaseUntil != nil && now.Before(m.LeaseUntil.Add(LeaseSkew))
+}
+
+// valueOf is the value a record keeps (nil when there is no record).
+func valueOf(m *Materialization) *Value {
+	if m == nil {
+		return nil
+	}
+	return m.Value
+}
+
+// Pend records that runID waits for the asset's dependencies before it
+// runs the asset: pending, with the last good value kept. A record held by
+// a run (queued or running) says more and is left alone, as is one this
+// run already ended.
+func (r *Records) Pend(ctx context.Context, key string, id ident, runID string) error {
+	_, _, _, err := r.change(ctx, key, view{}, func(cur *Materialization, _ uint64) *Materialization {
+		if cur != nil && (held(cur) || cur.RunID == runID) {
+			return nil
+		}
+		next := id.record(StatePending, runID)
+		next.Value = valueOf(cur)
+		return next
+	})
+	return err
+}
+
+// QueueOutcome says what Queue found.
+type QueueOutcome int
+
+// The outcomes of Queue.
+const (
+	// Queued: the record now says the task is queued by this run; publish
+	// it.
+	Queued QueueOutcome = iota
+	// Requeued: this run had queued (or is running) the task already, a
+	// run resumed after its coordinator stopped; publish it again with its
+	// dedupe id.
+	Requeued
+	// HeldBy: another live run holds the record; wait for that run's
+	// execution instead (single flight across coordinators).
+	HeldBy
+	// Materialized: the record has a value the task may use; nothing to
+	// run.
+	Materialized
+)
+
+// QueueRequest is a task a coordinator is about to publish.
+type QueueRequest struct {
+	Pipeline, Asset, Partition string
+	RunID                      string
+	Force                      bool
+	// By names the coordinator (Materialization.QueuedBy).
+	By string
+	// Alive reports whether the run that holds a record is still going;
+	// a record held by a run that ended may be taken over.
+	Alive func(runID string) bool
+}
+
+// Queue marks the asset/partition queued by req's run before its task is
+// published. It starts from the record and revision read while planning
+// (rec nil and rev 0: there was none) and reads again only on a conflict.
+// It returns the outcome, the record as it stands, and its revision.
+func (r *Records) Queue(ctx context.Context, key string, rec *Materialization, rev uint64, req QueueRequest) (QueueOutcome, *Materialization, uint64, error) {
+	id := ident{req.Pipeline, req.Asset, req.Partition}
+	outcome := Queued
+	cur, nrev, _, err := r.change(ctx, key, view{rec, rev, true}, func(cur *Materialization, _ uint64) *Materialization {
+		switch {
+		case cur != nil && cur.RunID != req.RunID && held(cur) && req.Alive(cur.RunID):
+			outcome = HeldBy
+			return nil
+		case cur.Materialized() && (!req.Force || cur.Value.RunID == req.RunID):
+			outcome = Materialized
+			return nil
+		case cur != nil && cur.RunID == req.RunID && held(cur):
+			outcome = Requeued
+			return nil
+		}
+		outcome = Queued
+		next := id.record(StatePending, req.RunID)
+		next.QueuedBy = req.By
+		next.Value = valueOf(cur)
+		return next
+	})
+	return outcome, cur, nrev, err
+}
+
+// GiveUp fails runID's task of the asset/partition for good (its
+// deliveries are exhausted) unless the run's outcome is recorded already or
+// another run has moved the record on. The last good value is kept.
+// attempts is how many deliveries the task had. It returns the record as
+// it stands and whether GiveUp wrote it.
+func (r *Records) GiveUp(ctx context.Context, pipeline, asset, partition, runID string, attempts int, fe *Error) (*Materialization, bool, error) {
+	id := ident{pipeline, asset, partition}
+	cur, _, wrote, err := r.change(ctx, MaterializationKey(pipeline, asset, partition), view{}, func(cur *Materialization, _ uint64) *Materialization {
+		if cur != nil && (cur.RunID != runID || cur.State.Terminal()) {
+			return nil
+		}
+		now := r.now()
+		next := id.record(StateFailed, runID)
+		next.CompletedAt, next.Error, next.Value = &now, fe, valueOf(cur)
+		next.Attempt = attempts
+		if cur != nil {
+			next.Attempt = max(attempts, cur.Attempt)
+			next.Worker, next.StartedAt = cur.Worker, cur.StartedAt
+		}
+		return next
+	})
+	return cur, wrote, err
+}
+
+// fail records that runID's step of the asset ended without executing:
+// its dependency failed, or the run was cancelled or timed out first. A
+// record that another run holds or completed is left alone, as is one this
+// run already ended.
+func (r *Records) fail(ctx context.Context, key string, id ident, runID string, fe *Error) error {
+	_, _, _, err := r.change(ctx, key, view{}, func(cur *Materialization, _ uint64) *Materialization {
+		if cur != nil {
+			switch {
+			case cur.RunID == runID && cur.State.Terminal(),
+				cur.State == StateRunning,
+				cur.State == StateCompleted,
+				cur.RunID != runID && held(cur):
+				return nil
+			}
+		}
+		now := r.now()
+		next := id.record(stateOf(fe), runID)
+		next.CompletedAt, next.Error, next.Value = &now, fe, valueOf(cur)
+		return next
+	})
+	return err
+}
+
+// seed records v as the completed value of the asset/partition, whatever
+// the record held, and returns the value it replaced (nil if none).
+func (r *Records) seed(ctx context.Context, key string, id ident, v *Value) (*Value, error) {
+	var old *Value
+	_, _, _, err := r.change(ctx, key, view{}, func(cur *Materialization, _ uint64) *Materialization {
+		old = valueOf(cur)
+		next := id.record(StateCompleted, v.RunID)
+		next.Worker, next.Attempt = SeedRunID, 1
+		next.StartedAt, next.CompletedAt = &v.CompletedAt, &v.CompletedAt
+		next.Value = v
+		return next
+	})
+	return old, err
+}
+
+// invalidate deletes the record under key, whatever it holds, and returns
+// what it deleted (nil: there was no record).
+func (r *Records) invalidate(ctx context.Context, key string) (*Materialization, error) {
+	for {
+		cur, rev, err := r.Read(ctx, key)
+		if err != nil || cur == nil {
+			return nil, err
+		}
+		r.cache.drop(key)
+		err = r.kv.Delete(ctx, key, rev)
+		if err == nil {
+			return cur, nil
+		}
+		if !errors.Is(err, kv.ErrConflict) {
+			return nil, wrapError(TypeStorageError, err, map[string]any{"key": key}, "delete record %s: %v", key, err)
+		}
+	}
+}
