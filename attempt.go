@@ -37,12 +37,12 @@ type attempt struct {
 	cancel context.CancelCauseFunc
 	lease  time.Duration
 
-	mu         sync.Mutex
-	rec        Materialization // as this attempt last wrote it
-	rev        uint64
-	over       bool      // finished or taken over: no more writes
-	lapsed     bool      // the lease could not be kept: no more renewals
-	renewAt    time.Time // when the lease is renewed next
+	mu      sync.Mutex
+	rec     Materialization // as this attempt last wrote it
+	rev     uint64
+	over    bool      // finished or taken over: no more writes
+	lapsed  bool      // the lease could not be kept: no more renewals
+	renewAt time.Time // when the lease is renewed next
 	// scatter is a scatter asset's final counts, for its outcome.
 	scatter *ScatterStatus
 }

@@ -74,11 +74,11 @@ func (x *Executor) scatter(c *Context, a *attempt) (any, error) {
 	emit(EventScatterStart, "", 0, nil)
 
 	var (
-		mu      sync.Mutex
-		values  = make(map[string]json.RawMessage, len(list))
-		errs    []string
-		sem     = make(chan struct{}, spec.cfg.Parallel)
-		wg      sync.WaitGroup
+		mu     sync.Mutex
+		values = make(map[string]json.RawMessage, len(list))
+		errs   []string
+		sem    = make(chan struct{}, spec.cfg.Parallel)
+		wg     sync.WaitGroup
 		// persist records the counts through the execution's claim; the
 		// final counts go with the outcome.
 		persist = func() {

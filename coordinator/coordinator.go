@@ -78,7 +78,7 @@ type Coordinator struct {
 	// cache of decoded records for planning and dispatch).
 	records *flowstone.Records
 	disp    *dispatcher
-	reg    *registry
+	reg     *registry
 
 	ctx    context.Context // lives until Stop
 	cancel context.CancelFunc
