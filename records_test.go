@@ -1,0 +1,350 @@
+package flowstone_test
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/kv"
+	"github.com/flowstone-go/flowstone/objectstore"
+)
+
+// flakyPipeline has "numbers" (a value that grows with each successful
+// execution), "sum" over it, and a switch that makes "numbers" fail, hang
+// until its context ends, or succeed.
+type flakyPipeline struct {
+	p     *flowstone.Pipeline
+	mode  atomic.Value // "ok", "fail" or "hang"
+	execs atomic.Int32
+}
+
+func newFlakyPipeline(t *testing.T, opts ...flowstone.AssetOption) *flakyPipeline {
+	t.Helper()
+	f := &flakyPipeline{}
+	f.mode.Store("ok")
+	f.p = flowstone.MustPipeline("flaky",
+		flowstone.Asset("numbers", func(c *flowstone.Context) (any, error) {
+			n := f.execs.Add(1)
+			switch f.mode.Load() {
+			case "fail":
+				return nil, errors.New("source unavailable")
+			case "hang":
+				<-c.Context().Done()
+				return nil, c.Context().Err()
+			}
+			return []int{int(n), int(n)}, nil
+		}, opts...),
+		flowstone.Asset("sum", func(c *flowstone.Context) (any, error) {
+			nums, err := flowstone.Dep[[]int](c, "numbers")
+			return nums[0] + nums[1], err
+		}, flowstone.DependsOn("numbers")),
+	)
+	return f
+}
+
+// TestFailedRerunKeepsTheLastGoodValue: a forced re-run that fails, times
+// out or is cancelled leaves the previous value readable (Get, Exists,
+// dependents), while Status tells of the failed attempt and of the value.
+func TestFailedRerunKeepsTheLastGoodValue(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		mode  string
+		opts  []flowstone.RunOption
+		want  flowstone.ErrorType
+		state flowstone.State
+	}{
+		{"fails", "fail", nil, flowstone.TypeExecutionFailed, flowstone.StateFailed},
+		{"times out", "hang", []flowstone.RunOption{flowstone.Timeout(50 * time.Millisecond)}, flowstone.TypeTimeout, flowstone.StateFailed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := ctxT(t)
+			e := newEngine(t)
+			f := newFlakyPipeline(t)
+			first, err := e.Run(ctx, f.p, "numbers")
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.mode.Store(tc.mode)
+			_, err = e.Run(ctx, f.p, "numbers", append([]flowstone.RunOption{flowstone.Force()}, tc.opts...)...)
+			wantType(t, err, tc.want)
+
+			got, err := e.Get(ctx, f.p, "numbers")
+			if err != nil {
+				t.Fatalf("Get after a failed re-run: %v; want the last good value", err)
+			}
+			var nums []int
+			if err := got.Decode(&nums); err != nil || nums[0] != 1 || got.RunID != first.RunID {
+				t.Fatalf("Get = %v (run %s, %v), want [1 1] of run %s", nums, got.RunID, err, first.RunID)
+			}
+			if ok, err := e.Exists(ctx, f.p, "numbers"); !ok || err != nil {
+				t.Fatalf("Exists = %v, %v; want true", ok, err)
+			}
+			st, err := e.Status(ctx, f.p, "numbers")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.State != tc.state || st.Error == nil || st.Error.Type != tc.want || st.RunID == first.RunID {
+				t.Fatalf("Status = %s (%v, run %s); want the failed attempt", st.State, st.Error, st.RunID)
+			}
+			if st.Value == nil || st.Value.RunID != first.RunID || st.Value.CompletedAt.IsZero() || st.Storage != flowstone.InlineStorage {
+				t.Fatalf("Status.Value = %+v, storage %q; want the first run's value", st.Value, st.Storage)
+			}
+			// A dependent uses the good value: numbers is not run again.
+			before := f.execs.Load()
+			sum, err := e.Run(ctx, f.p, "sum")
+			if err != nil || decodeInt(t, sum) != 2 || f.execs.Load() != before {
+				t.Fatalf("sum = %v (%v) with %d more executions of numbers; want 2, none", sum, err, f.execs.Load()-before)
+			}
+		})
+	}
+}
+
+func TestCancelledRerunKeepsTheLastGoodValue(t *testing.T) {
+	ctx := ctxT(t)
+	e := newEngine(t)
+	f := newFlakyPipeline(t)
+	if _, err := e.Run(ctx, f.p, "numbers"); err != nil {
+		t.Fatal(err)
+	}
+	f.mode.Store("hang")
+	errc := make(chan error, 1)
+	go func() {
+		_, err := e.Run(ctx, f.p, "numbers", flowstone.Force())
+		errc <- err
+	}()
+	// Cancel once the re-run is executing.
+	deadline := time.Now().Add(20 * time.Second)
+	for f.execs.Load() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("the forced re-run never started")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for e.Cancel(ctx, f.p, "numbers") != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("nothing to cancel")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	wantType(t, <-errc, flowstone.TypeCancelled)
+	got, err := e.Get(ctx, f.p, "numbers")
+	if err != nil {
+		t.Fatalf("Get after a cancelled re-run: %v", err)
+	}
+	var nums []int
+	if err := got.Decode(&nums); err != nil || nums[0] != 1 {
+		t.Fatalf("Get = %v, %v; want [1 1]", nums, err)
+	}
+	if st, _ := e.Status(ctx, f.p, "numbers"); st.State != flowstone.StateCancelled || st.Value == nil {
+		t.Fatalf("Status = %+v; want cancelled with a value", st)
+	}
+}
+
+// sharedExecutors are two executors (two workers) over one metadata store
+// and one object store, with a short lease.
+func sharedExecutors(t *testing.T, lease time.Duration) (a, b *flowstone.Executor, store kv.Store, objects objectstore.Store) {
+	t.Helper()
+	store, objects = kv.NewMemory(), objectstore.NewMemory()
+	stores := map[string]objectstore.Store{"memory": objects}
+	mk := func(name string) *flowstone.Executor {
+		x, err := flowstone.NewExecutor(flowstone.ExecutorConfig{KV: store, Stores: stores, Worker: name, Lease: lease})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(x.Close)
+		return x
+	}
+	return mk("worker-a"), mk("worker-b"), store, objects
+}
+
+// gatedPipeline's asset "slow" blocks until release is closed (or its
+// context ends), counting executions and reporting each start.
+func gatedPipeline(started chan<- string, release <-chan struct{}, execs *atomic.Int32) *flowstone.Pipeline {
+	return flowstone.MustPipeline("gated", flowstone.Asset("slow", func(c *flowstone.Context) (any, error) {
+		n := execs.Add(1)
+		started <- c.RunID()
+		select {
+		case <-release:
+			return int(n), nil
+		case <-c.Context().Done():
+			return nil, c.Context().Err()
+		}
+	}))
+}
+
+// TestSecondDeliveryWaitsForTheLiveFirst: a task delivered twice (an ack
+// lost, a server that forgot a delivery) runs once: the second execution
+// finds the first's live claim, waits, and returns its outcome.
+func TestSecondDeliveryWaitsForTheLiveFirst(t *testing.T) {
+	ctx := ctxT(t)
+	a, b, _, _ := sharedExecutors(t, 600*time.Millisecond)
+	started, release := make(chan string, 4), make(chan struct{})
+	var execs atomic.Int32
+	p := gatedPipeline(started, release, &execs)
+	task := flowstone.Task{RunID: "run-1", Asset: "slow", Partition: flowstone.DefaultPartition, Attempt: 1}
+
+	first := make(chan error, 1)
+	go func() { _, err := a.Execute(ctx, p, task); first <- err }()
+	<-started
+	second := make(chan *flowstone.Materialization, 1)
+	go func() {
+		rec, err := b.Execute(ctx, p, task)
+		if err != nil {
+			t.Errorf("second delivery: %v", err)
+		}
+		second <- rec
+	}()
+	// Past several leases of the first (renewed by its executor), the
+	// second still waits.
+	select {
+	case <-started:
+		t.Fatal("the second delivery executed the asset while the first ran")
+	case rec := <-second:
+		t.Fatalf("the second delivery returned %+v while the first ran", rec)
+	case <-time.After(3 * time.Second):
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	rec := <-second
+	if rec == nil || !rec.Materialized() || rec.Worker != "worker-a" || execs.Load() != 1 {
+		t.Fatalf("second delivery got %+v after %d executions; want worker-a's value, one execution", rec, execs.Load())
+	}
+}
+
+// TestTakenOverExecutionRecordsNothing: an execution whose lease lapsed
+// (its process could not renew it) is taken over by the next delivery; when
+// it ends, it records nothing over the newer attempt, and its result
+// object is not left behind.
+func TestTakenOverExecutionRecordsNothing(t *testing.T) {
+	ctx := ctxT(t)
+	a, b, store, objects := sharedExecutors(t, 300*time.Millisecond)
+	started, releaseA := make(chan string, 4), make(chan struct{})
+	var execs atomic.Int32
+	p := gatedPipeline(started, releaseA, &execs)
+	task := flowstone.Task{RunID: "run-1", Asset: "slow", Partition: flowstone.DefaultPartition, Attempt: 1, Storage: "memory"}
+
+	first := make(chan error, 1)
+	go func() { _, err := a.Execute(context.WithoutCancel(ctx), p, task); first <- err }()
+	<-started
+	a.Close() // a stops renewing, as a process cut off from the store does
+
+	// b's delivery takes the record over once a's lease has lapsed; its
+	// own execution of the asset is released at once.
+	task.Attempt = 2
+	second := make(chan *flowstone.Materialization, 1)
+	go func() {
+		rec, err := b.Execute(ctx, p, task)
+		if err != nil {
+			t.Errorf("second delivery: %v", err)
+		}
+		second <- rec
+	}()
+	select {
+	case <-started:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the second delivery never took the lapsed claim over")
+	}
+	close(releaseA) // releases both executions
+	rec := <-second
+	if rec == nil || rec.Worker != "worker-b" || rec.Attempt < 2 || rec.State != flowstone.StateCompleted {
+		t.Fatalf("second delivery recorded %+v; want worker-b's attempt 2 completed", rec)
+	}
+	err := <-first
+	if !errors.Is(err, flowstone.ErrSuperseded) {
+		t.Fatalf("taken-over execution returned %v; want ErrSuperseded", err)
+	}
+	e, err := store.Get(ctx, flowstone.MaterializationKey("gated", "slow", flowstone.DefaultPartition))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := flowstone.UnmarshalRecord(e.Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Worker != "worker-b" || got.Value == nil || got.Value.ObjectKey != rec.Value.ObjectKey {
+		t.Fatalf("record after both ended = %+v; want worker-b's", got)
+	}
+	// Attempt 1's result object (stored before it found itself taken
+	// over) is gone; attempt 2's is there.
+	if _, err := objects.Stat(ctx, flowstone.ObjectKey("gated", "slow", flowstone.DefaultPartition, "run-1-1")); !errors.Is(err, objectstore.ErrNotFound) {
+		t.Fatalf("the taken-over attempt's object: %v; want it deleted", err)
+	}
+	if _, err := objects.Stat(ctx, rec.Value.ObjectKey); err != nil {
+		t.Fatalf("the record's object %s: %v", rec.Value.ObjectKey, err)
+	}
+}
+
+// TestStaleTaskOfAnotherRunDoesNotRun: a task whose record another run
+// has queued since (its own run ended and the asset was taken over) does
+// not execute.
+func TestStaleTaskOfAnotherRunDoesNotRun(t *testing.T) {
+	ctx := ctxT(t)
+	store := kv.NewMemory()
+	x, err := flowstone.NewExecutor(flowstone.ExecutorConfig{KV: store, Stores: map[string]objectstore.Store{"memory": objectstore.NewMemory()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	var execs atomic.Int32
+	p := flowstone.MustPipeline("stale", flowstone.Asset("a", func(c *flowstone.Context) (any, error) { return int(execs.Add(1)), nil }))
+	key := flowstone.MaterializationKey("stale", "a", flowstone.DefaultPartition)
+	alive := func(string) bool { return false }
+	out, _, rev1, err := x.Records().Queue(ctx, key, nil, 0, flowstone.QueueRequest{Pipeline: "stale", Asset: "a",
+		Partition: flowstone.DefaultPartition, RunID: "run-old", By: "c1", Alive: alive})
+	if err != nil || out != flowstone.Queued {
+		t.Fatalf("queue old = %v, %v", out, err)
+	}
+	// The old run is gone; a new run takes the record.
+	cur, _, _ := x.Records().Read(ctx, key)
+	if out, _, _, err := x.Records().Queue(ctx, key, cur, rev1, flowstone.QueueRequest{Pipeline: "stale", Asset: "a",
+		Partition: flowstone.DefaultPartition, RunID: "run-new", Force: true, By: "c2", Alive: alive}); err != nil || out != flowstone.Queued {
+		t.Fatalf("queue new = %v, %v", out, err)
+	}
+	_, err = x.Execute(ctx, p, flowstone.Task{RunID: "run-old", Asset: "a", Partition: flowstone.DefaultPartition, Attempt: 1, ExpectedRevision: rev1})
+	wantType(t, err, flowstone.TypeCancelled)
+	if execs.Load() != 0 {
+		t.Fatalf("the stale task executed the asset %d times", execs.Load())
+	}
+	if rec, _, _ := x.Records().Read(ctx, key); rec.RunID != "run-new" || rec.State != flowstone.StatePending {
+		t.Fatalf("record = %+v; want run-new's queued record untouched", rec)
+	}
+}
+
+// TestGiveUpLeavesOtherRunsAndValuesAlone: the dead-letter give-up fails
+// its own run's record, keeps the value, and never touches a record
+// another run has moved on.
+func TestGiveUpLeavesOtherRunsAndValuesAlone(t *testing.T) {
+	ctx := ctxT(t)
+	e := newEngine(t)
+	f := newFlakyPipeline(t)
+	first, err := e.Run(ctx, f.p, "numbers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := e.Executor().Records()
+	fe := &flowstone.Error{Type: flowstone.TypeExecutionFailed, Message: "given up"}
+	// Another run's give-up: the completed record is not its to fail.
+	if cur, wrote, err := r.GiveUp(ctx, "flaky", "numbers", flowstone.DefaultPartition, "other-run", 5, fe); err != nil || wrote || cur.State != flowstone.StateCompleted {
+		t.Fatalf("GiveUp of another run = %+v, wrote %v, %v; want the record untouched", cur, wrote, err)
+	}
+	// Its own run queued it again (a forced re-run): the give-up fails it,
+	// the value stays.
+	key := flowstone.MaterializationKey("flaky", "numbers", flowstone.DefaultPartition)
+	cur, rev, _ := r.Read(ctx, key)
+	if out, _, _, err := r.Queue(ctx, key, cur, rev, flowstone.QueueRequest{Pipeline: "flaky", Asset: "numbers",
+		Partition: flowstone.DefaultPartition, RunID: "rerun", Force: true, By: "c1", Alive: func(string) bool { return true }}); err != nil || out != flowstone.Queued {
+		t.Fatalf("Queue = %v, %v", out, err)
+	}
+	cur, wrote, err := r.GiveUp(ctx, "flaky", "numbers", flowstone.DefaultPartition, "rerun", 5, fe)
+	if err != nil || !wrote || cur.State != flowstone.StateFailed || cur.Attempt != 5 || cur.Value == nil || cur.Value.RunID != first.RunID {
+		t.Fatalf("GiveUp of the queued run = %+v, wrote %v, %v; want failed with the first value", cur, wrote, err)
+	}
+	if _, err := e.Get(ctx, f.p, "numbers"); err != nil {
+		t.Fatalf("Get after a give-up: %v", err)
+	}
+}
