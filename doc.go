@@ -161,36 +161,38 @@ compare-and-set on the revision the writer last saw. On a conflict the
 writer reads the record again and decides again from what it holds now:
 nothing is written blindly. The states and who moves them:
 
-		not_found ─queue/pend─► pending ─claim─► running ─finish─► completed | failed | cancelled
-		                           ▲                │
-		                           └── hand back ◄──┘   (worker stopping, lease lapsed)
+	not_found ─queue/pend─► pending ─claim─► running ─finish─► completed | failed | cancelled
+	                           ▲                │
+	                           └── hand back ◄──┘   (worker stopping, lease lapsed)
 
-	  - pend: a run waits for the asset's dependencies (not over a record
-	    another run holds).
-	  - queue: a fleet coordinator is about to publish the task (QueuedBy is
-	    set). If another live run holds the record, the run waits for that
-	    execution instead; if a usable value is there, nothing runs.
-	  - claim: an execution marks the record running before the asset runs,
-	    with a lease (LeaseUntil) its executor renews every third of the
-	    lease, and an Attempt number one higher than the last claim of the
-	    run. A second delivery of the task waits while the lease is live and
-	    takes a lapsed one over; a task whose record another run has queued
-	    since it was queued is stale and does not run.
-	  - renew, scatter progress: writes of the running attempt, only while the
-	    record is still its claim. An execution that finds another claim has
-	    been taken over: its context is cancelled with [ErrSuperseded] and it
-	    records nothing. One that cannot renew before its lease ends cancels
-	    itself and hands the task back.
-	  - finish: the outcome, written over the attempt's own claim. Over
-	    anything else it is written only where it destroys nothing newer: over
-	    no record (invalidated meanwhile), or a completed value over a failure
-	    of the same run. Otherwise the attempt is stale and its result object
-	    is deleted.
-	  - give up (a fleet task out of deliveries), fail (a step whose
-	    dependency failed or whose run ended before it started): failed or
-	    cancelled for that run, never over another run's record or a completed
-	    one; the value is kept.
-	  - seed and invalidate: replace or delete whatever is there.
+The transitions:
+
+  - pend: a run waits for the asset's dependencies (not over a record
+    another run holds).
+  - queue: a fleet coordinator is about to publish the task (QueuedBy is
+    set). If another live run holds the record, the run waits for that
+    execution instead; if a usable value is there, nothing runs.
+  - claim: an execution marks the record running before the asset runs,
+    with a lease (LeaseUntil) its executor renews every third of the
+    lease, and an Attempt number one higher than the last claim of the
+    run. A second delivery of the task waits while the lease is live and
+    takes a lapsed one over; a task whose record another run has queued
+    since it was queued is stale and does not run.
+  - renew, scatter progress: writes of the running attempt, only while the
+    record is still its claim. An execution that finds another claim has
+    been taken over: its context is cancelled with [ErrSuperseded] and it
+    records nothing. One that cannot renew before its lease ends cancels
+    itself and hands the task back.
+  - finish: the outcome, written over the attempt's own claim. Over
+    anything else it is written only where it destroys nothing newer: over
+    no record (invalidated meanwhile), or a completed value over a failure
+    of the same run. Otherwise the attempt is stale and its result object
+    is deleted.
+  - give up (a fleet task out of deliveries), fail (a step whose
+    dependency failed or whose run ended before it started): failed or
+    cancelled for that run, never over another run's record or a completed
+    one; the value is kept.
+  - seed and invalidate: replace or delete whatever is there.
 
 # The fleet
 
