@@ -112,7 +112,10 @@ func stalled(ctx context.Context, err error) error {
 // Watch streams the live values under prefix (in bucket order), then the
 // zero Entry, then every later change; a deletion, purge or expiry has a
 // nil Value. The channel closes when ctx is done, the store is closed, or
-// the NATS connection closes.
+// the NATS connection closes. A server restart does not end it: once the
+// client has reconnected and missed the watch's heartbeats, the watch
+// resumes after the last revision it delivered. Setting the watch up is
+// bounded by the store's request timeout.
 //
 // A receiver that falls behind never blocks writers: JetStream holds back
 // delivery to the watch's ordered consumer until it catches up. Meanwhile
@@ -138,10 +141,7 @@ func (s *Store) Watch(ctx context.Context, prefix string) (<-chan kv.Entry, erro
 	s.mu.Unlock()
 
 	out := make(chan kv.Entry, 64)
-	go func() {
-		defer clock.stop()
-		s.forward(ctx, w, prefix, out)
-	}()
+	go s.forward(ctx, w, clock, prefix, out)
 	return out, nil
 }
 
@@ -166,10 +166,11 @@ func (s *Store) startWatch(ctx context.Context, prefix string) (jetstream.KeyWat
 }
 
 // forward maps the JetStream watcher's entries onto out until ctx is done,
-// the store is closed or the watcher ends; then it stops the watcher and
-// closes out.
-func (s *Store) forward(ctx context.Context, w jetstream.KeyWatcher, prefix string, out chan<- kv.Entry) {
+// the store is closed or the watcher ends; then it stops the watcher,
+// closes out and releases the watch's context.
+func (s *Store) forward(ctx context.Context, w jetstream.KeyWatcher, clock *clock, prefix string, out chan<- kv.Entry) {
 	defer s.wg.Done()
+	defer clock.stop()
 	defer close(out)
 	defer stopWatcher(w)
 	initial := true
