@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/flowstone-go/flowstone/internal/transient"
@@ -153,8 +154,9 @@ func (r *chunkReader) missing() error {
 // Close stops the stream of chunks and deletes the consumer behind it.
 func (r *chunkReader) Close() error {
 	r.it.Stop()
-	// Best effort: the server drops an idle consumer after consumerIdle.
-	if info := r.cons.CachedInfo(); info != nil {
+	// Best effort: the server drops an idle consumer after consumerIdle,
+	// so do not wait for a server that is away.
+	if info := r.cons.CachedInfo(); info != nil && r.s.js.Conn().Status() == nats.CONNECTED {
 		_, _ = transient.Call(context.WithoutCancel(r.ctx), "jetstream request", r.s.requestTimeout, func(ctx context.Context) (struct{}, error) {
 			return struct{}{}, r.s.stream.DeleteConsumer(ctx, info.Name)
 		})
