@@ -13,6 +13,7 @@ import (
 	"github.com/flowstone-go/flowstone/internal/natstest"
 	"github.com/flowstone-go/flowstone/internal/retry"
 	"github.com/flowstone-go/flowstone/internal/transient"
+	"github.com/flowstone-go/flowstone/kv"
 	"github.com/flowstone-go/flowstone/kv/jskv"
 )
 
@@ -37,8 +38,8 @@ func TestCallsFailTransientlyWhileServerIsDown(t *testing.T) {
 	srv, s := restartable(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	rev, err := s.Put(ctx, "k", []byte("v1"))
-	if err != nil {
+	var rev uint64
+	if err := retry.Do(ctx, func(ctx context.Context) (err error) { rev, err = s.Put(ctx, "k", []byte("v1")); return err }); err != nil {
 		t.Fatal(err)
 	}
 	srv.Stop()
@@ -79,7 +80,7 @@ func TestCallsFailTransientlyWhileServerIsDown(t *testing.T) {
 			}
 		},
 	}
-	err = policy.Do(ctx, func(ctx context.Context) error {
+	err := policy.Do(ctx, func(ctx context.Context) error {
 		cur, err := s.Get(ctx, "k")
 		if err != nil {
 			return err
@@ -104,7 +105,8 @@ func TestCallsFailTransientlyWhileServerIsDown(t *testing.T) {
 			t.Errorf("attempt failed with %v, which is not transient", e)
 		}
 	}
-	got, err := s.Get(ctx, "k")
+	var got kv.Entry
+	err = retry.Do(ctx, func(ctx context.Context) (err error) { got, err = s.Get(ctx, "k"); return err })
 	if err != nil || string(got.Value) != "v2" {
 		t.Fatalf("after the restart: %+v, %v", got, err)
 	}
@@ -117,7 +119,7 @@ func TestCallsInFlightAcrossRestartReturn(t *testing.T) {
 	srv, s := restartable(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	if _, err := s.Put(ctx, "k", []byte("v")); err != nil {
+	if err := retry.Do(ctx, func(ctx context.Context) error { _, err := s.Put(ctx, "k", []byte("v")); return err }); err != nil {
 		t.Fatal(err)
 	}
 	stop := make(chan struct{})
@@ -170,8 +172,8 @@ func TestWatchAcrossRestart(t *testing.T) {
 	srv, s := restartable(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	ch, err := s.Watch(ctx, "w.")
-	if err != nil {
+	var ch <-chan kv.Entry
+	if err := retry.Do(ctx, func(ctx context.Context) (err error) { ch, err = s.Watch(ctx, "w."); return err }); err != nil {
 		t.Fatal(err)
 	}
 	if e := <-ch; e.Key != "" {

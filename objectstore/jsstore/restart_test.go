@@ -180,7 +180,12 @@ func testPutWaitsOutServerRestart(t *testing.T, atOnce bool) {
 	if info.SHA256 != sum || info.Size != int64(len(data)) {
 		t.Fatalf("Put = %+v, want size %d and SHA-256 %s", info, len(data), sum)
 	}
-	got, _, err := objectstore.ReadAll(ctx, rig.s, "k")
+	var got []byte
+	err = retry.Do(ctx, func(ctx context.Context) error {
+		var err error
+		got, _, err = objectstore.ReadAll(ctx, rig.s, "k")
+		return err
+	})
 	if err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("reading back: %d bytes, %v", len(got), err)
 	}
@@ -205,7 +210,10 @@ func testGetWaitsOutServerRestart(t *testing.T, atOnce bool) {
 	data, sum := randomBytes(t, bigObject)
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	if _, err := rig.s.Put(ctx, "k", bytes.NewReader(data), int64(len(data))); err != nil {
+	if err := retry.Do(ctx, func(ctx context.Context) error {
+		_, err := rig.s.Put(ctx, "k", bytes.NewReader(data), int64(len(data)))
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
 

@@ -142,7 +142,9 @@ func TestLargePutWaitsOutServerKilledMidUpload(t *testing.T) {
 		t.Fatal("the server was never killed: the test did not test a failure")
 	}
 	checkFailures(t, err, failures)
-	got, info, err := objectstore.ReadAll(ctx, s, "big")
+	var got []byte
+	var info objectstore.Info
+	err = retry.Do(ctx, func(ctx context.Context) (err error) { got, info, err = objectstore.ReadAll(ctx, s, "big"); return err })
 	if err != nil || !bytes.Equal(got, data) || info.SHA256 != sum {
 		t.Fatalf("reading back: %d bytes, %+v, %v", len(got), info, err)
 	}
@@ -159,7 +161,10 @@ func TestGetWaitsOutServerKilledMidStream(t *testing.T) {
 	data, sum := randomBytes(t, 24<<20)
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	if _, err := s.Put(ctx, "big", bytes.NewReader(data), int64(len(data))); err != nil {
+	if err := retry.Do(ctx, func(ctx context.Context) error {
+		_, err := s.Put(ctx, "big", bytes.NewReader(data), int64(len(data)))
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -199,17 +204,26 @@ func TestHungServerTimesOut(t *testing.T) {
 	s := newStore(t, srv, cfg)
 	data, _ := randomBytes(t, 24<<20)
 	ctx := context.Background()
-	if _, err := s.Put(ctx, "big", bytes.NewReader(data), int64(len(data))); err != nil {
+	// The short limits can run out on a busy machine: retry the setup.
+	if err := retry.Do(ctx, func(ctx context.Context) error {
+		_, err := s.Put(ctx, "big", bytes.NewReader(data), int64(len(data)))
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
-	rc, _, err := s.Get(ctx, "big")
-	if err != nil {
+	var rc io.ReadCloser
+	if err := retry.Do(ctx, func(ctx context.Context) (err error) {
+		if rc, _, err = s.Get(ctx, "big"); err != nil {
+			return err
+		}
+		if _, err = io.ReadFull(rc, make([]byte, 1<<20)); err != nil {
+			rc.Close()
+		}
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
 	defer rc.Close()
-	if _, err := io.ReadFull(rc, make([]byte, 1<<20)); err != nil {
-		t.Fatal(err)
-	}
 
 	if err := srv.Freeze(); errors.Is(err, errors.ErrUnsupported) {
 		t.Skip("no SIGSTOP on this platform")
@@ -225,7 +239,7 @@ func TestHungServerTimesOut(t *testing.T) {
 			t.Errorf("%s on a hung server: %v, want a transient TimeoutError", op, err)
 		}
 	}
-	_, err = io.Copy(io.Discard, rc)
+	_, err := io.Copy(io.Discard, rc)
 	isTimeout("reading on", err)
 	_, err = s.Stat(ctx, "big")
 	isTimeout("Stat", err)
