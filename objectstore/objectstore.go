@@ -53,12 +53,29 @@ type Info struct {
 // All methods are safe for concurrent use. Put is atomic: a reader sees the
 // old object or the whole new one, never a part. Writing the same key again
 // replaces the object.
+//
+// # Faults
+//
+// Backends that talk to a server bound every request they make with a
+// time limit of their own, also when ctx has a later deadline, so no call
+// waits forever on a server that went away; a reader that receives nothing
+// for a while fails from Read. Errors worth retrying (a timeout of the
+// backend's own, a refused or reset connection, a server restarting, an
+// S3 5xx) are recognised by transient.Is (package internal/transient); not
+// found, checksum and invalid-key errors, and ctx ending, are not.
+//
+// A failed Put, for whatever reason, leaves key as it was: the previous
+// object or none, never a part of the new one. Putting the same bytes
+// again is therefore safe, which is how a caller retries a Put: with a new
+// reader over the same bytes (a bytes.Reader over an in-memory result), as
+// a reader partly consumed by the failed attempt cannot start over.
 type Store interface {
 	// Put stores everything r yields under key. size is the number of bytes
 	// if known, or -1 (backends that need it buffer or stream in parts).
 	// A known size is a promise: if r yields more or fewer bytes, Put fails
 	// and stores nothing. When ctx ends before the object is complete, Put
-	// returns an error wrapping ctx's error and stores nothing.
+	// returns an error wrapping ctx's error and stores nothing. Any failed
+	// Put leaves key as it was.
 	Put(ctx context.Context, key string, r io.Reader, size int64) (Info, error)
 	// Get opens the object. The reader verifies the checksum as it reaches
 	// the end: the final Read returns ErrChecksum (wrapped) on a mismatch.

@@ -41,6 +41,11 @@ type Server struct {
 	Region string
 	// Dir is the directory the POSIX backend keeps buckets in.
 	Dir string
+
+	bin string
+	out *lockedBuffer // what the gateway runs stopped so far printed
+	mu  sync.Mutex
+	g   *gateway // nil while stopped
 }
 
 // Start starts a gateway over a fresh temp dir and returns once it answers
@@ -55,6 +60,8 @@ func Start(t testing.TB) *Server {
 		SecretKey: rand.Text() + rand.Text()[:14],
 		Region:    Region,
 		Dir:       dir,
+		bin:       bin,
+		out:       &lockedBuffer{},
 	}
 	// A free port can be taken by someone else before the gateway binds it:
 	// then try another.
@@ -63,10 +70,11 @@ func Start(t testing.TB) *Server {
 		srv.Endpoint = freeLoopbackAddr(t)
 		g, err := startGateway(bin, srv)
 		if err == nil {
+			srv.g = g
 			t.Cleanup(func() {
-				g.stop()
+				srv.Stop()
 				if t.Failed() {
-					t.Logf("s3test: versitygw on %s said:\n%s", srv.Endpoint, g.out.String())
+					t.Logf("s3test: versitygw on %s said:\n%s", srv.Endpoint, srv.out.String())
 				}
 			})
 			return srv
@@ -81,6 +89,35 @@ func Start(t testing.TB) *Server {
 }
 
 var errAddrInUse = errors.New("address already in use")
+
+// Stop kills the gateway, as a crash would, and waits until it is gone;
+// its data dir stays. Stopping a stopped server does nothing.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.g != nil {
+		s.g.stop()
+		s.out.Write([]byte(s.g.out.String()))
+		s.g = nil
+	}
+}
+
+// Start starts the gateway again on the same endpoint, with the same keys
+// and data dir, and returns once it answers requests. Starting a running
+// server does nothing.
+func (s *Server) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.g != nil {
+		return nil
+	}
+	g, err := startGateway(s.bin, s)
+	if err != nil {
+		return fmt.Errorf("s3test: restart: %w", err)
+	}
+	s.g = g
+	return nil
+}
 
 // gateway is a versitygw process and the goroutine waiting for it.
 type gateway struct {

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/flowstone-go/flowstone/internal/transient"
 	"github.com/flowstone-go/flowstone/kv"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -21,9 +22,8 @@ import (
 // skipping jetstream.KeyValue's per-call option and header handling and its
 // json.Unmarshal of the PubAck, which dominated the CPU cost of a write. It
 // keeps what of nats.go's publish matters: the subject nats.go would use,
-// the no-responders retries, the default timeout for a context without a
-// deadline, the JetStream API error of a failed write, and Create over a
-// delete or purge marker.
+// the no-responders retries, a time limit on each write, the JetStream API
+// error of a failed write, and Create over a delete or purge marker.
 //
 // Writes are group-committed: at most maxWriteBatches batches of writes
 // await their replies at once; a write that finds them all busy waits in a
@@ -40,7 +40,7 @@ type fastWriter struct {
 	nc      *nats.Conn
 	stream  jetstream.Stream // the bucket's stream, for Create's marker lookup
 	pre     string           // "$KV.<bucket>.", as nats.go's kvs.pre
-	timeout time.Duration    // for a context without a deadline
+	timeout time.Duration    // each write's limit, whatever the caller's deadline
 	inbox   string           // "<unique inbox>.": a write's reply subject is inbox + its id
 	sub     *nats.Subscription
 
@@ -53,7 +53,7 @@ type fastWriter struct {
 
 	sentBatches, sentWrites uint64 // totals, for tests
 
-	reaping bool          // a reaper goroutine runs (while writes without a deadline wait)
+	reaping bool          // a reaper goroutine runs (while writes wait)
 	stop    chan struct{} // closed by close: ends the reaper
 }
 
@@ -65,7 +65,7 @@ type call struct {
 	msg     nats.Msg
 	id      uint64
 	batch   *writeBatch
-	expires time.Time       // for a caller without a deadline: when the reaper fails it
+	expires time.Time       // when the reaper fails it
 	reply   chan callResult // buffered: the one result never blocks its sender
 }
 
@@ -86,7 +86,7 @@ var errWriterClosed = fmt.Errorf("jskv: write abandoned: %w", kv.ErrClosed)
 // mirror (nats.go's putPre), a stream not listening on the bucket's
 // subjects, or a JetStream implementation without a connection. Any failure
 // to look the stream up also means nil: the slow path is always correct.
-func newFastWriter(js jetstream.JetStream, b jetstream.KeyValue, stream jetstream.Stream) *fastWriter {
+func newFastWriter(js jetstream.JetStream, b jetstream.KeyValue, stream jetstream.Stream, timeout time.Duration) *fastWriter {
 	opts := js.Options()
 	if opts.Domain != "" {
 		return nil
@@ -103,10 +103,6 @@ func newFastWriter(js jetstream.JetStream, b jetstream.KeyValue, stream jetstrea
 	if info == nil || info.Config.Mirror != nil || !slices.Contains(info.Config.Subjects, "$KV."+bucket+".>") {
 		return nil
 	}
-	timeout := opts.DefaultTimeout
-	if timeout <= 0 {
-		timeout = 5 * time.Second // nats.go's defaultAPITimeout
-	}
 	f := &fastWriter{nc: nc, stream: stream, pre: "$KV." + bucket + ".", timeout: timeout,
 		inbox: nc.NewInbox() + ".", calls: make(map[uint64]*call), stop: make(chan struct{})}
 	var err error
@@ -122,15 +118,15 @@ func newFastWriter(js jetstream.JetStream, b jetstream.KeyValue, stream jetstrea
 	return f
 }
 
-// reap fails the writes of callers without a deadline once the default
-// timeout has passed: one coarse clock for all of them instead of a
-// context and a timer per write. It runs while writes wait and returns at
-// the first tick that finds none.
+// reap fails the writes whose reply has not come within the writer's
+// timeout (a reply lost in a reconnect, a server gone): one coarse clock
+// for all of them instead of a context and a timer per write. It runs
+// while writes wait and returns at the first tick that finds none.
 func (f *fastWriter) reap() {
 	every := max(min(f.timeout/4, 250*time.Millisecond), 10*time.Millisecond)
 	t := time.NewTicker(every)
 	defer t.Stop()
-	late := fmt.Errorf("jskv: no reply within %v: %w", f.timeout, context.DeadlineExceeded)
+	late := &transient.TimeoutError{Op: "jetstream kv write", After: f.timeout}
 	for {
 		select {
 		case <-f.stop:
@@ -140,12 +136,12 @@ func (f *fastWriter) reap() {
 			var dropped []*call
 			f.mu.Lock()
 			for id, c := range f.calls {
-				if !c.expires.IsZero() && now.After(c.expires) {
+				if now.After(c.expires) {
 					expired = append(expired, id)
 				}
 			}
 			f.queue = slices.DeleteFunc(f.queue, func(c *call) bool {
-				if !c.expires.IsZero() && now.After(c.expires) {
+				if now.After(c.expires) {
 					dropped = append(dropped, c)
 					return true
 				}
@@ -233,11 +229,9 @@ func expectHeader(rev uint64) nats.Header {
 // deletion (a KV delete or purge marker, or a server TTL marker), as
 // nats.go's kvs.get decides.
 func (f *fastWriter) lastMarker(ctx context.Context, key string) (uint64, bool) {
-	ctx, cancel := f.withTimeout(ctx)
-	if cancel != nil {
-		defer cancel()
-	}
-	m, err := f.stream.GetLastMsgForSubject(ctx, f.pre+key)
+	m, err := transient.Call(ctx, "jetstream request", f.timeout, func(ctx context.Context) (*jetstream.RawStreamMsg, error) {
+		return f.stream.GetLastMsgForSubject(ctx, f.pre+key)
+	})
 	if err != nil || len(m.Header) == 0 {
 		return 0, false
 	}
@@ -252,8 +246,7 @@ func (f *fastWriter) lastMarker(ctx context.Context, key string) (uint64, bool) 
 }
 
 // write is nats.go's jetStream.PublishMsg without options: a request to the
-// key's subject, retried on no responders, under the default timeout if ctx
-// has no deadline.
+// key's subject, retried on no responders, each under the writer's timeout.
 func (f *fastWriter) write(ctx context.Context, key string, value []byte, hdr nats.Header) (uint64, error) {
 	subject := f.pre + key
 	resp, err := f.request(ctx, subject, hdr, value)
@@ -278,16 +271,12 @@ func (f *fastWriter) write(ctx context.Context, key string, value []byte, hdr na
 
 // request sends one write, in the next batch, and waits for its reply:
 // nats.ErrNoResponders if no stream listens, ctx's error if it ends first,
-// and, if ctx has no deadline, a context.DeadlineExceeded error once the
-// writer's default timeout has passed.
+// and a *transient.TimeoutError once the writer's timeout has passed.
 func (f *fastWriter) request(ctx context.Context, subject string, hdr nats.Header, value []byte) (*nats.Msg, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	c := &call{reply: make(chan callResult, 1)}
-	if _, ok := ctx.Deadline(); !ok {
-		c.expires = time.Now().Add(f.timeout)
-	}
+	c := &call{reply: make(chan callResult, 1), expires: time.Now().Add(f.timeout)}
 	f.mu.Lock()
 	if f.closed {
 		f.mu.Unlock()
@@ -297,7 +286,7 @@ func (f *fastWriter) request(ctx context.Context, subject string, hdr nats.Heade
 	c.id = f.next
 	c.msg = nats.Msg{Subject: subject, Reply: f.inbox + strconv.FormatUint(c.id, 10), Header: hdr, Data: value}
 	f.queue = append(f.queue, c)
-	if !c.expires.IsZero() && !f.reaping {
+	if !f.reaping {
 		f.reaping = true
 		go f.reap()
 	}
@@ -379,13 +368,6 @@ func (f *fastWriter) onReply(m *nats.Msg) {
 		return
 	}
 	f.settle(id, callResult{msg: m})
-}
-
-func (f *fastWriter) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
-	if _, ok := ctx.Deadline(); ok {
-		return ctx, nil
-	}
-	return context.WithTimeout(ctx, f.timeout)
 }
 
 // pubAckReply is the PubAck as nats.go decodes it, errors included.

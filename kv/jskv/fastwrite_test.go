@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/flowstone-go/flowstone/internal/natstest"
+	"github.com/flowstone-go/flowstone/internal/transient"
 	"github.com/flowstone-go/flowstone/kv"
 	"github.com/flowstone-go/flowstone/kv/jskv"
 	"github.com/flowstone-go/flowstone/kv/kvtest"
@@ -178,35 +179,36 @@ func TestFastWriteStreamGone(t *testing.T) {
 	}
 }
 
-// A context without a deadline gets the JetStream context's default
-// timeout, as in nats.go: with the server gone a write ends.
-func TestFastWriteNoDeadlineServerStopped(t *testing.T) {
+// Every write gets the store's request timeout, with or without a deadline
+// of the caller's: with the server gone a write ends with a transient
+// TimeoutError.
+func TestFastWriteServerStopped(t *testing.T) {
 	srv := natstest.Server(t)
-	js, err := jetstream.New(natstest.Connect(t, srv), jetstream.WithDefaultTimeout(300*time.Millisecond))
+	js, err := jetstream.New(natstest.Connect(t, srv))
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newStore(t, js, "stopped")
+	s := newStore(t, js, "stopped", jskv.WithRequestTimeout(300*time.Millisecond))
 	rev, err := s.Put(t.Context(), "k", []byte("v"))
 	if err != nil {
 		t.Fatalf("Put: %v", err)
 	}
 	srv.Shutdown()
 	srv.WaitForShutdown()
+	long, cancel := context.WithTimeout(t.Context(), time.Hour)
+	defer cancel()
 	for name, write := range map[string]func(context.Context) error{
 		"Put":    func(ctx context.Context) error { _, err := s.Put(ctx, "k", nil); return err },
 		"Create": func(ctx context.Context) error { _, err := s.Create(ctx, "k2", nil); return err },
 		"Update": func(ctx context.Context) error { _, err := s.Update(ctx, "k", nil, rev); return err },
 	} {
-		start := time.Now()
-		err := write(context.Background())
-		if err == nil {
-			t.Errorf("%s with the server stopped succeeded", name)
+		for deadline, ctx := range map[string]context.Context{"none": context.Background(), "in an hour": long} {
+			err := write(ctx)
+			var te *transient.TimeoutError
+			if !errors.As(err, &te) || !transient.Is(err) {
+				t.Errorf("%s with the server stopped, deadline %s: %v, want a transient TimeoutError", name, deadline, err)
+			}
 		}
-		if d := time.Since(start); d > 3*time.Second {
-			t.Errorf("%s with the server stopped took %v (error %v)", name, d, err)
-		}
-		t.Logf("%s: %v after %v", name, err, time.Since(start).Round(time.Millisecond))
 	}
 }
 
@@ -263,37 +265,38 @@ func TestConcurrentWritesShareBatchesKeepTheirOutcomes(t *testing.T) {
 	t.Logf("%d writes in %d batches", writes, batches)
 }
 
-// Writes whose replies never come end with their context, or without a
-// deadline with the JetStream context's default timeout, and do not hold
+// Writes whose replies never come end with their context's deadline if
+// that comes first, else with the store's request timeout, and do not hold
 // the batch slots: later writes go out and succeed.
 func TestLostRepliesDoNotWedgeWrites(t *testing.T) {
-	js, err := jetstream.New(natstest.Connect(t, natstest.Server(t)), jetstream.WithDefaultTimeout(300*time.Millisecond))
+	js, err := jetstream.New(natstest.Connect(t, natstest.Server(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newStore(t, js, "lost")
+	s := newStore(t, js, "lost", jskv.WithRequestTimeout(300*time.Millisecond))
 	restore := jskv.DropReplies(s)
 	var wg sync.WaitGroup
 	for i := range 5 {
 		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Millisecond)
 			defer cancel()
-			if _, err := s.Put(ctx, fmt.Sprintf("k%d", i), []byte("v")); !errors.Is(err, context.DeadlineExceeded) {
-				t.Errorf("write without a reply: %v, want the context's deadline", err)
+			if _, err := s.Put(ctx, fmt.Sprintf("k%d", i), []byte("v")); !errors.Is(err, context.DeadlineExceeded) || transient.Is(err) {
+				t.Errorf("write without a reply: %v, want the context's deadline, not transient", err)
 			}
 		})
 	}
+	long, cancel := context.WithTimeout(t.Context(), time.Hour)
+	defer cancel()
 	for i := range 3 {
-		wg.Go(func() {
-			start := time.Now()
-			_, err := s.Put(context.Background(), fmt.Sprintf("nodeadline%d", i), []byte("v"))
-			if !errors.Is(err, context.DeadlineExceeded) {
-				t.Errorf("write without a reply or a deadline: %v, want the default timeout", err)
-			}
-			if d := time.Since(start); d > 5*time.Second {
-				t.Errorf("write without a reply or a deadline ended after %v, default timeout 300ms", d)
-			}
-		})
+		for _, ctx := range []context.Context{context.Background(), long} {
+			wg.Go(func() {
+				_, err := s.Put(ctx, fmt.Sprintf("late%d", i), []byte("v"))
+				var te *transient.TimeoutError
+				if !errors.As(err, &te) || !transient.Is(err) {
+					t.Errorf("write without a reply: %v, want the store's request timeout", err)
+				}
+			})
+		}
 	}
 	wg.Wait()
 	if err := restore(); err != nil {

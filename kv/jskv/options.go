@@ -10,19 +10,25 @@ import (
 // wrapped message names the option.
 var ErrInvalidOption = errors.New("jskv: invalid option")
 
-// Option configures the bucket New creates. Options do not change a bucket
-// that already exists: New binds to it as it is.
+// Option configures a Store, and the bucket New creates. Options do not
+// change a bucket that already exists: New binds to it as it is.
 type Option func(*config) error
 
-// config is the bucket configuration the options build.
+// config is the store and bucket configuration the options build.
 type config struct {
-	replicas int
-	ttl      time.Duration
+	replicas       int
+	ttl            time.Duration
+	requestTimeout time.Duration
 }
 
-// ReplicasDefault is the number of bucket replicas unless WithReplicas says
-// otherwise: one, the only choice on a single server.
-const ReplicasDefault = 1
+const (
+	// ReplicasDefault is the number of bucket replicas unless WithReplicas
+	// says otherwise: one, the only choice on a single server.
+	ReplicasDefault = 1
+	// RequestTimeoutDefault bounds each request to the server unless
+	// WithRequestTimeout says otherwise: 10 s.
+	RequestTimeoutDefault = 10 * time.Second
+)
 
 // WithReplicas sets how many servers hold a copy of the bucket, 1 to 5.
 // Defaults to ReplicasDefault. Use 3 on a cluster for a bucket that survives
@@ -46,6 +52,23 @@ func WithTTL(d time.Duration) Option {
 			return fmt.Errorf("%w: WithTTL(%v): want 0 (no expiry) or more", ErrInvalidOption, d)
 		}
 		c.ttl = d
+		return nil
+	}
+}
+
+// WithRequestTimeout bounds each request of the Store: a Get, a write, a
+// Delete, a Present batch, setting up a Keys listing or a Watch; a Keys
+// listing fails when the server sends nothing for d. It applies whether or
+// not the caller's context has a deadline (a shorter deadline still wins),
+// so a reply lost when the server restarts costs at most d, after which
+// the call fails with a *transient.TimeoutError. A write that timed out
+// may still have been applied. Defaults to RequestTimeoutDefault (10 s).
+func WithRequestTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: WithRequestTimeout(%v): want more than 0", ErrInvalidOption, d)
+		}
+		c.requestTimeout = d
 		return nil
 	}
 }

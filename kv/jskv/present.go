@@ -62,22 +62,29 @@ func (s *Store) Present(ctx context.Context, keys []string) (map[string]bool, er
 		}
 		return present, nil
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, s.fast.timeout)
-		defer cancel()
+	// One request's time for all the batches: they go out at once.
+	rctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	present, err := s.presentDirect(rctx, info.Config.Name, keys, present)
+	if err != nil {
+		return nil, s.mapError(ctx, "present", fmt.Sprintf("%d keys", len(keys)), err)
 	}
+	return present, nil
+}
+
+// presentDirect asks for keys in batched direct gets on stream.
+func (s *Store) presentDirect(ctx context.Context, stream string, keys []string, present map[string]bool) (map[string]bool, error) {
 	nc := s.fast.nc
 	inbox := nc.NewInbox()
 	sub, err := nc.SubscribeSync(inbox + ".*")
 	if err != nil {
-		return nil, fmt.Errorf("jskv: present: %w", err)
+		return nil, err
 	}
 	defer sub.Unsubscribe()
 	if err := sub.SetPendingLimits(-1, -1); err != nil {
-		return nil, fmt.Errorf("jskv: present: %w", err)
+		return nil, err
 	}
-	api := jetstream.DefaultAPIPrefix + "DIRECT.GET." + info.Config.Name
+	api := jetstream.DefaultAPIPrefix + "DIRECT.GET." + stream
 	chunks := 0
 	req := multiLastRequest{}
 	size := 0
@@ -97,7 +104,7 @@ func (s *Store) Present(ctx context.Context, keys []string) (map[string]bool, er
 		subject := s.pre + k
 		if len(req.MultiLast) == presentChunkKeys || size+len(subject)+3 > presentChunkBytes {
 			if err := send(); err != nil {
-				return nil, fmt.Errorf("jskv: present: %w", err)
+				return nil, err
 			}
 		}
 		req.MultiLast = append(req.MultiLast, subject)
@@ -105,12 +112,12 @@ func (s *Store) Present(ctx context.Context, keys []string) (map[string]bool, er
 		size += len(subject) + 3
 	}
 	if err := send(); err != nil {
-		return nil, fmt.Errorf("jskv: present: %w", err)
+		return nil, err
 	}
 	for chunks > 0 {
 		m, err := sub.NextMsgWithContext(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("jskv: present: %w", err)
+			return nil, err
 		}
 		if status := m.Header.Get("Status"); status != "" && len(m.Data) == 0 {
 			switch status {
@@ -118,9 +125,9 @@ func (s *Store) Present(ctx context.Context, keys []string) (map[string]bool, er
 				chunks--
 				continue
 			case "503":
-				return nil, fmt.Errorf("jskv: present: %w", jetstream.ErrNoStreamResponse)
+				return nil, jetstream.ErrNoStreamResponse
 			default:
-				return nil, fmt.Errorf("jskv: present: direct get answered %s %s", status, m.Header.Get("Description"))
+				return nil, fmt.Errorf("direct get answered %s %s", status, m.Header.Get("Description"))
 			}
 		}
 		if isMarker(m.Header) {

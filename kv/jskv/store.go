@@ -15,6 +15,19 @@
 //
 // Server errors keep their JetStream codes: a CAS conflict is both
 // kv.ErrConflict and the jetstream error under errors.Is/As.
+//
+// # Deadlines and faults
+//
+// Every request has a time limit of its own, RequestTimeoutDefault (10 s;
+// WithRequestTimeout), also when the caller's context has a later
+// deadline, so a reply lost when the server restarts costs one request
+// timeout rather than the caller's whole deadline. Running out of it is a
+// *transient.TimeoutError; disconnections, no responders during a restart
+// and the like are marked too, so transient.Is tells a caller what is
+// worth retrying. The caller's context ending is reported as such and is
+// not transient. A write that failed with a transient error may still have
+// been applied: a retried Create or Update can then meet kv.ErrConflict
+// from its own first attempt, so read the key and decide.
 package jskv
 
 import (
@@ -22,7 +35,10 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
+	"github.com/flowstone-go/flowstone/internal/transient"
+	"github.com/flowstone-go/flowstone/internal/transient/natserr"
 	"github.com/flowstone-go/flowstone/kv"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -30,10 +46,11 @@ import (
 // Store is a kv.Store on one JetStream KV bucket. It is safe for concurrent
 // use. The NATS connection stays the caller's: Close does not close it.
 type Store struct {
-	kv     jetstream.KeyValue
-	stream jetstream.Stream // the bucket's stream; nil if it could not be looked up
-	fast   *fastWriter      // Put, Create and Update; nil: through kv
-	pre    string           // "$KV.<bucket>."
+	kv      jetstream.KeyValue
+	stream  jetstream.Stream // the bucket's stream; nil if it could not be looked up
+	fast    *fastWriter      // Put, Create and Update; nil: through kv
+	pre     string           // "$KV.<bucket>."
+	timeout time.Duration    // each request's limit
 
 	mu     sync.Mutex // guards closed against wg.Add in Watch
 	closed bool
@@ -47,11 +64,9 @@ var _ kv.Store = (*Store)(nil)
 // options) if it does not exist. Options never change an existing bucket.
 // Several processes may call New on the same bucket at once.
 func New(ctx context.Context, js jetstream.JetStream, bucket string, opts ...Option) (*Store, error) {
-	cfg := config{replicas: ReplicasDefault}
-	for _, opt := range opts {
-		if err := opt(&cfg); err != nil {
-			return nil, err
-		}
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
 	}
 	b, err := js.KeyValue(ctx, bucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
@@ -68,28 +83,48 @@ func New(ctx context.Context, js jetstream.JetStream, bucket string, opts ...Opt
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("jskv: open or create bucket %q: %w", bucket, err)
+		return nil, fmt.Errorf("jskv: open or create bucket %q: %w", bucket, natserr.Mark(err))
 	}
-	return newStore(ctx, js, b), nil
+	return newStore(ctx, js, b, cfg), nil
 }
 
 // Open binds to an existing bucket. If there is none the error wraps
-// jetstream.ErrBucketNotFound: create it with New.
-func Open(ctx context.Context, js jetstream.JetStream, bucket string) (*Store, error) {
+// jetstream.ErrBucketNotFound: create it with New. Options about the
+// bucket's creation are ignored.
+func Open(ctx context.Context, js jetstream.JetStream, bucket string, opts ...Option) (*Store, error) {
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
 	b, err := js.KeyValue(ctx, bucket)
 	if err != nil {
-		return nil, fmt.Errorf("jskv: open bucket %q: %w", bucket, err)
+		return nil, fmt.Errorf("jskv: open bucket %q: %w", bucket, natserr.Mark(err))
 	}
-	return newStore(ctx, js, b), nil
+	return newStore(ctx, js, b, cfg), nil
 }
 
-func newStore(ctx context.Context, js jetstream.JetStream, b jetstream.KeyValue) *Store {
-	s := &Store{kv: b, pre: "$KV." + b.Bucket() + ".", done: make(chan struct{})}
+func newConfig(opts []Option) (config, error) {
+	cfg := config{replicas: ReplicasDefault, requestTimeout: RequestTimeoutDefault}
+	for _, opt := range opts {
+		if err := opt(&cfg); err != nil {
+			return config{}, err
+		}
+	}
+	return cfg, nil
+}
+
+func newStore(ctx context.Context, js jetstream.JetStream, b jetstream.KeyValue, cfg config) *Store {
+	s := &Store{kv: b, pre: "$KV." + b.Bucket() + ".", timeout: cfg.requestTimeout, done: make(chan struct{})}
 	if stream, err := js.Stream(ctx, "KV_"+b.Bucket()); err == nil {
 		s.stream = stream
 	}
-	s.fast = newFastWriter(js, b, s.stream)
+	s.fast = newFastWriter(js, b, s.stream, cfg.requestTimeout)
 	return s
+}
+
+// limited makes one request under the store's request timeout.
+func limited[T any](s *Store, ctx context.Context, fn func(context.Context) (T, error)) (T, error) {
+	return transient.Call(ctx, "jetstream request", s.timeout, fn)
 }
 
 // Bucket returns the bucket name.
@@ -101,9 +136,9 @@ func (s *Store) Get(ctx context.Context, key string) (kv.Entry, error) {
 	if err := s.check(key); err != nil {
 		return kv.Entry{}, err
 	}
-	e, err := s.kv.Get(ctx, key)
+	e, err := limited(s, ctx, func(ctx context.Context) (jetstream.KeyValueEntry, error) { return s.kv.Get(ctx, key) })
 	if err != nil {
-		return kv.Entry{}, mapError("get", key, err)
+		return kv.Entry{}, s.mapError(ctx, "get", key, err)
 	}
 	return kv.Entry{Key: key, Value: nonNil(e.Value()), Revision: e.Revision()}, nil
 }
@@ -118,9 +153,9 @@ func (s *Store) Put(ctx context.Context, key string, value []byte) (uint64, erro
 	if s.fast != nil {
 		rev, err = s.fast.put(ctx, key, value)
 	} else {
-		rev, err = s.kv.Put(ctx, key, value)
+		rev, err = limited(s, ctx, func(ctx context.Context) (uint64, error) { return s.kv.Put(ctx, key, value) })
 	}
-	return rev, mapError("put", key, err)
+	return rev, s.mapError(ctx, "put", key, err)
 }
 
 // Create writes value if key has no value (never written, deleted or
@@ -134,9 +169,9 @@ func (s *Store) Create(ctx context.Context, key string, value []byte) (uint64, e
 	if s.fast != nil {
 		rev, err = s.fast.create(ctx, key, value)
 	} else {
-		rev, err = s.kv.Create(ctx, key, value)
+		rev, err = limited(s, ctx, func(ctx context.Context) (uint64, error) { return s.kv.Create(ctx, key, value) })
 	}
-	return rev, mapError("create", key, err)
+	return rev, s.mapError(ctx, "create", key, err)
 }
 
 // Update writes value if key's last revision (a value's or a deletion's) is
@@ -153,9 +188,9 @@ func (s *Store) Update(ctx context.Context, key string, value []byte, rev uint64
 	if s.fast != nil {
 		rev, err = s.fast.update(ctx, key, value, rev)
 	} else {
-		rev, err = s.kv.Update(ctx, key, value, rev)
+		rev, err = limited(s, ctx, func(ctx context.Context) (uint64, error) { return s.kv.Update(ctx, key, value, rev) })
 	}
-	return rev, mapError("update", key, err)
+	return rev, s.mapError(ctx, "update", key, err)
 }
 
 // Delete writes a delete marker for key; with rev > 0 only if the key's last
@@ -169,7 +204,8 @@ func (s *Store) Delete(ctx context.Context, key string, rev uint64) error {
 	if rev > 0 {
 		opts = append(opts, jetstream.LastRevision(rev))
 	}
-	return mapError("delete", key, s.kv.Delete(ctx, key, opts...))
+	_, err := limited(s, ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, s.kv.Delete(ctx, key, opts...) })
+	return s.mapError(ctx, "delete", key, err)
 }
 
 // Erase removes key's value from the bucket's stream without writing a
@@ -186,8 +222,11 @@ func (s *Store) Erase(ctx context.Context, key string) error {
 	if s.stream == nil || s.fast == nil {
 		return s.Delete(ctx, key, 0)
 	}
-	if err := s.stream.Purge(ctx, jetstream.WithPurgeSubject(s.pre+key)); err != nil {
-		return mapError("erase", key, err)
+	_, err := limited(s, ctx, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, s.stream.Purge(ctx, jetstream.WithPurgeSubject(s.pre+key))
+	})
+	if err != nil {
+		return s.mapError(ctx, "erase", key, err)
 	}
 	return nil
 }

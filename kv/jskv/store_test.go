@@ -90,7 +90,7 @@ func TestOpenMissingBucket(t *testing.T) {
 
 func TestInvalidOptions(t *testing.T) {
 	js := newJetStream(t)
-	for _, opt := range []jskv.Option{jskv.WithReplicas(0), jskv.WithReplicas(6), jskv.WithTTL(-time.Second)} {
+	for _, opt := range []jskv.Option{jskv.WithReplicas(0), jskv.WithReplicas(6), jskv.WithTTL(-time.Second), jskv.WithRequestTimeout(0)} {
 		if _, err := jskv.New(t.Context(), js, "b", opt); !errors.Is(err, jskv.ErrInvalidOption) {
 			t.Errorf("New with bad option error = %v, want ErrInvalidOption", err)
 		}

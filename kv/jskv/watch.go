@@ -3,10 +3,11 @@ package jskv
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
+	"time"
 
+	"github.com/flowstone-go/flowstone/internal/transient"
 	"github.com/flowstone-go/flowstone/kv"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -30,14 +31,17 @@ func subjectFilter(prefix string) string {
 // Keys lists the live keys starting with prefix, sorted. The server filters
 // on the prefix up to its last dot and sends only key names (no values), so
 // a prefix ending in "." lists a subtree without reading the rest of the
-// bucket.
+// bucket. A listing fails with a *transient.TimeoutError when the server
+// sends nothing for the store's request timeout.
 func (s *Store) Keys(ctx context.Context, prefix string) ([]string, error) {
 	if err := s.checkPrefix(prefix); err != nil {
 		return nil, err
 	}
-	w, err := s.kv.WatchFiltered(ctx, []string{subjectFilter(prefix)}, jetstream.IgnoreDeletes(), jetstream.MetaOnly())
+	wctx, clock := s.stallClock(ctx, "jetstream kv listing")
+	defer clock.stop()
+	w, err := s.kv.WatchFiltered(wctx, []string{subjectFilter(prefix)}, jetstream.IgnoreDeletes(), jetstream.MetaOnly())
 	if err != nil {
-		return nil, fmt.Errorf("jskv: keys %q: %w", prefix, err)
+		return nil, s.mapError(ctx, "keys", prefix, stalled(wctx, err))
 	}
 	defer stopWatcher(w)
 	var keys []string
@@ -45,8 +49,9 @@ func (s *Store) Keys(ctx context.Context, prefix string) ([]string, error) {
 		select {
 		case e, ok := <-w.Updates():
 			if !ok {
-				return nil, fmt.Errorf("jskv: keys %q: %w", prefix, errWatchClosed)
+				return nil, s.mapError(ctx, "keys", prefix, stalled(wctx, transient.Mark(errWatchClosed)))
 			}
+			clock.reset()
 			if e == nil { // the initial values are complete
 				slices.Sort(keys)
 				return slices.Compact(keys), nil
@@ -54,18 +59,63 @@ func (s *Store) Keys(ctx context.Context, prefix string) ([]string, error) {
 			if strings.HasPrefix(e.Key(), prefix) {
 				keys = append(keys, e.Key())
 			}
-		case <-ctx.Done():
-			return nil, fmt.Errorf("jskv: keys %q: %w", prefix, context.Cause(ctx))
+		case <-wctx.Done():
+			return nil, s.mapError(ctx, "keys", prefix, stalled(wctx, context.Cause(wctx)))
 		case <-s.done:
 			return nil, kv.ErrClosed
 		}
 	}
 }
 
+// stallClock returns ctx with a clock that cancels it, with a
+// *transient.TimeoutError naming op as the cause, once the store's request
+// timeout passes without the clock being reset or stopped.
+func (s *Store) stallClock(ctx context.Context, op string) (context.Context, *clock) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	cause := &transient.TimeoutError{Op: op, After: s.timeout}
+	return ctx, &clock{
+		limit:  s.timeout,
+		timer:  time.AfterFunc(s.timeout, func() { cancel(cause) }),
+		cancel: cancel,
+	}
+}
+
+// clock is a stall clock; see stallClock.
+type clock struct {
+	limit  time.Duration
+	timer  *time.Timer
+	cancel context.CancelCauseFunc
+}
+
+// reset gives the call its limit again from now, after progress.
+func (c *clock) reset() { c.timer.Reset(c.limit) }
+
+// disarm stops the clock and reports whether it had not run out; the
+// context stays alive until stop.
+func (c *clock) disarm() bool { return c.timer.Stop() }
+
+// stop stops the clock and releases its context.
+func (c *clock) stop() {
+	c.timer.Stop()
+	c.cancel(context.Canceled)
+}
+
+// stalled returns the stall clock's TimeoutError if it ended ctx, else err.
+func stalled(ctx context.Context, err error) error {
+	var te *transient.TimeoutError
+	if errors.As(context.Cause(ctx), &te) {
+		return te
+	}
+	return err
+}
+
 // Watch streams the live values under prefix (in bucket order), then the
 // zero Entry, then every later change; a deletion, purge or expiry has a
 // nil Value. The channel closes when ctx is done, the store is closed, or
-// the NATS connection closes.
+// the NATS connection closes. A server restart does not end it: once the
+// client has reconnected and missed the watch's heartbeats, the watch
+// resumes after the last revision it delivered. Setting the watch up is
+// bounded by the store's request timeout.
 //
 // A receiver that falls behind never blocks writers: JetStream holds back
 // delivery to the watch's ordered consumer until it catches up. Meanwhile
@@ -76,29 +126,51 @@ func (s *Store) Watch(ctx context.Context, prefix string) (<-chan kv.Entry, erro
 	if err := s.checkPrefix(prefix); err != nil {
 		return nil, err
 	}
-	w, err := s.kv.WatchFiltered(ctx, []string{subjectFilter(prefix)})
+	w, clock, err := s.startWatch(ctx, prefix)
 	if err != nil {
-		return nil, fmt.Errorf("jskv: watch %q: %w", prefix, err)
+		return nil, err
 	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		stopWatcher(w)
+		clock.stop()
 		return nil, kv.ErrClosed
 	}
 	s.wg.Add(1)
 	s.mu.Unlock()
 
 	out := make(chan kv.Entry, 64)
-	go s.forward(ctx, w, prefix, out)
+	go s.forward(ctx, w, clock, prefix, out)
 	return out, nil
 }
 
+// startWatch creates the watcher within the store's request timeout; the
+// watcher then lives until ctx ends or its clock is stopped.
+func (s *Store) startWatch(ctx context.Context, prefix string) (jetstream.KeyWatcher, *clock, error) {
+	wctx, clock := s.stallClock(ctx, "jetstream kv watch")
+	w, err := s.kv.WatchFiltered(wctx, []string{subjectFilter(prefix)})
+	if !clock.disarm() {
+		// Set up too late: the limit has ended the watch.
+		clock.stop()
+		if err == nil {
+			stopWatcher(w)
+		}
+		return nil, nil, s.mapError(ctx, "watch", prefix, stalled(wctx, err))
+	}
+	if err != nil {
+		clock.stop()
+		return nil, nil, s.mapError(ctx, "watch", prefix, err)
+	}
+	return w, clock, nil
+}
+
 // forward maps the JetStream watcher's entries onto out until ctx is done,
-// the store is closed or the watcher ends; then it stops the watcher and
-// closes out.
-func (s *Store) forward(ctx context.Context, w jetstream.KeyWatcher, prefix string, out chan<- kv.Entry) {
+// the store is closed or the watcher ends; then it stops the watcher,
+// closes out and releases the watch's context.
+func (s *Store) forward(ctx context.Context, w jetstream.KeyWatcher, clock *clock, prefix string, out chan<- kv.Entry) {
 	defer s.wg.Done()
+	defer clock.stop()
 	defer close(out)
 	defer stopWatcher(w)
 	initial := true

@@ -34,4 +34,26 @@
 // version then fails with ErrObjectChanged (which also matches
 // objectstore.ErrNotFound) rather than returning part of it. Get again to
 // read the new version.
+//
+// # Deadlines and faults
+//
+// No call waits for the server without a limit. Each request (a metadata
+// read, a chunk's acknowledgement, the commit, a purge, a reader's
+// consumer) gets RequestTimeoutDefault (10 s; WithRequestTimeout), also
+// when the caller's context has a later deadline, so a reply lost when the
+// server restarts costs one request timeout, not the caller's whole
+// deadline. A reader fails when it waited StallTimeoutDefault (30 s;
+// WithStallTimeout) for one chunk. Those failures are
+// *transient.TimeoutError values; a broken connection, a reconnect and
+// the like are marked too, so transient.Is tells a caller what is worth
+// retrying. The caller's context ending is reported as such and is not.
+//
+// A failed Put leaves the key as it was: a version becomes current only by
+// its metadata message, and the chunks of a version that did not are
+// purged, by the next successful Put of this Store if the server could not
+// be reached at once. Putting the same bytes again after an error is
+// therefore safe; a Put whose commit may or may not have landed reports an
+// error, and the retry simply replaces that version. Retrying needs a
+// reader that can start over, such as a new bytes.Reader over the same
+// bytes.
 package jsstore

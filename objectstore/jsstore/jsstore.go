@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/flowstone-go/flowstone/internal/transient"
+	"github.com/flowstone-go/flowstone/internal/transient/natserr"
 	"github.com/flowstone-go/flowstone/objectstore"
 	"github.com/flowstone-go/flowstone/objectstore/internal/integrity"
 )
@@ -22,12 +25,15 @@ var ErrObjectChanged = errors.New("jsstore: object changed while being read")
 // Store keeps objects in a JetStream object store bucket. It is safe for
 // concurrent use.
 type Store struct {
-	bucket    string
-	js        jetstream.JetStream
-	obs       jetstream.ObjectStore
-	stream    jetstream.Stream
-	chunkSize uint32
-	putLocks  keyLocks
+	bucket         string
+	js             jetstream.JetStream
+	obs            jetstream.ObjectStore
+	stream         jetstream.Stream
+	chunkSize      uint32
+	requestTimeout time.Duration
+	stallTimeout   time.Duration
+	putLocks       keyLocks
+	leftovers      leftovers
 }
 
 var _ objectstore.Store = (*Store)(nil)
@@ -35,7 +41,7 @@ var _ objectstore.Store = (*Store)(nil)
 // New opens the object store bucket, creating it with file storage if it is
 // missing.
 func New(ctx context.Context, js jetstream.JetStream, bucket string, opts ...Option) (*Store, error) {
-	o := options{replicas: 1}
+	o := options{replicas: 1, requestTimeout: RequestTimeoutDefault, stallTimeout: StallTimeoutDefault}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return nil, err
@@ -64,13 +70,14 @@ func New(ctx context.Context, js jetstream.JetStream, bucket string, opts ...Opt
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("jsstore: open object store bucket %q: %w", bucket, err)
+		return nil, fmt.Errorf("jsstore: open object store bucket %q: %w", bucket, natserr.Mark(err))
 	}
 	stream, err := js.Stream(ctx, streamName(bucket))
 	if err != nil {
-		return nil, fmt.Errorf("jsstore: open the stream of bucket %q: %w", bucket, err)
+		return nil, fmt.Errorf("jsstore: open the stream of bucket %q: %w", bucket, natserr.Mark(err))
 	}
-	return &Store{bucket: bucket, js: js, obs: obs, stream: stream, chunkSize: chunkSize}, nil
+	return &Store{bucket: bucket, js: js, obs: obs, stream: stream, chunkSize: chunkSize,
+		requestTimeout: o.requestTimeout, stallTimeout: o.stallTimeout}, nil
 }
 
 // Name returns "jetstream".
@@ -78,7 +85,9 @@ func (s *Store) Name() string { return "jetstream" }
 
 // Put streams the object into the bucket in chunks, a few in flight at a
 // time, and commits it with its metadata message; Puts of one key through
-// one Store take turns.
+// one Store take turns. A failed Put leaves the key as it was: its chunks
+// are purged (later, by another Put, if the server cannot be reached), so
+// putting the same bytes again is safe.
 func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) (objectstore.Info, error) {
 	if err := objectstore.ValidKey(key); err != nil {
 		return objectstore.Info{}, err
@@ -90,15 +99,13 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) (o
 	if err != nil {
 		return objectstore.Info{}, fmt.Errorf("jsstore: put %q: %w", key, err)
 	}
-	defer unlock()
 	src := integrity.NewSource(ctx, r, size)
 	oi, err := s.write(ctx, key, src)
+	unlock()
 	if err != nil {
-		if ctxErr := integrity.ContextErr(ctx); ctxErr != nil && !errors.Is(err, ctx.Err()) {
-			err = fmt.Errorf("%w: %w", ctxErr, err)
-		}
-		return objectstore.Info{}, fmt.Errorf("jsstore: put %q: %w", key, err)
+		return objectstore.Info{}, s.fail(ctx, "put", key, err)
 	}
+	s.sweepLeftovers(ctx)
 	return toInfo(key, oi)
 }
 
@@ -108,13 +115,11 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) (o
 // out; across processes this narrows the window for stranded chunks to the
 // moment between another Put's commit and its own check.
 func (s *Store) purgeIfSuperseded(ctx context.Context, key, nuid string) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-	defer cancel()
-	cur, err := s.obs.GetInfo(ctx, key, jetstream.GetObjectInfoShowDeleted())
+	cur, err := s.info(context.WithoutCancel(ctx), key)
 	if err != nil || cur.NUID == nuid {
 		return
 	}
-	s.purgeChunks(ctx, nuid)
+	s.purgeChunks(ctx, key, nuid)
 }
 
 // Get opens the object and streams its chunks as they are read.
@@ -129,7 +134,7 @@ func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, objectstore
 	}
 	body, err := s.openChunks(ctx, key, oi)
 	if err != nil {
-		return nil, objectstore.Info{}, fmt.Errorf("jsstore: get %q: %w", key, err)
+		return nil, objectstore.Info{}, s.fail(ctx, "get", key, err)
 	}
 	return integrity.NewReader(body, key, info.Size, info.SHA256), info, nil
 }
@@ -151,9 +156,13 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	if err := integrity.ContextErr(ctx); err != nil {
 		return fmt.Errorf("jsstore: delete %q: %w", key, err)
 	}
-	err := s.obs.Delete(ctx, key)
+	// Several requests (read the metadata, mark it deleted, purge the
+	// chunks), each quick: one request's time for all of them.
+	_, err := transient.Call(ctx, "jetstream request", s.requestTimeout, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, s.obs.Delete(ctx, key)
+	})
 	if err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
-		return fmt.Errorf("jsstore: delete %q: %w", key, err)
+		return s.fail(ctx, "delete", key, err)
 	}
 	return nil
 }
@@ -165,20 +174,45 @@ func (s *Store) lookup(ctx context.Context, op, key string) (*jetstream.ObjectIn
 	if err := integrity.ContextErr(ctx); err != nil {
 		return nil, fmt.Errorf("jsstore: %s %q: %w", op, key, err)
 	}
-	oi, err := s.obs.GetInfo(ctx, key)
+	oi, err := s.info(ctx, key)
+	if err == nil && oi.Deleted {
+		err = jetstream.ErrObjectNotFound
+	}
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
 		return nil, fmt.Errorf("jsstore: %s %q: %w", op, key, objectstore.ErrNotFound)
 	}
 	if err != nil {
-		if ctxErr := integrity.ContextErr(ctx); ctxErr != nil {
-			return nil, fmt.Errorf("jsstore: %s %q: %w: %w", op, key, ctxErr, err)
-		}
-		return nil, fmt.Errorf("jsstore: %s %q: %w", op, key, err)
+		return nil, s.fail(ctx, op, key, err)
 	}
 	if oi.Opts != nil && oi.Opts.Link != nil {
 		return nil, fmt.Errorf("jsstore: %s %q: the object is a link, which jsstore does not follow", op, key)
 	}
 	return oi, nil
+}
+
+// info reads the metadata of key's current version, deleted or not,
+// within one request's time.
+func (s *Store) info(ctx context.Context, key string) (*jetstream.ObjectInfo, error) {
+	return transient.Call(ctx, "jetstream request", s.requestTimeout, func(ctx context.Context) (*jetstream.ObjectInfo, error) {
+		return s.obs.GetInfo(ctx, key, jetstream.GetObjectInfoShowDeleted())
+	})
+}
+
+// fail explains err from op on key for the caller: the caller's context
+// ending when it did, and otherwise the error marked for transient.Is if a
+// retry may help.
+func (s *Store) fail(ctx context.Context, op, key string, err error) error {
+	if ctxErr := integrity.ContextErr(ctx); ctxErr != nil {
+		if errors.Is(err, ctx.Err()) {
+			return fmt.Errorf("jsstore: %s %q: %w", op, key, err)
+		}
+		return fmt.Errorf("jsstore: %s %q: %w: %w", op, key, ctxErr, err)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		// A client library's own time limit, not the caller's.
+		err = fmt.Errorf("%w (%v)", &transient.TimeoutError{Op: "jetstream request"}, err)
+	}
+	return fmt.Errorf("jsstore: %s %q: %w", op, key, natserr.Mark(err))
 }
 
 func toInfo(key string, oi *jetstream.ObjectInfo) (objectstore.Info, error) {

@@ -84,7 +84,7 @@ func BenchmarkJetStream(b *testing.B) {
 
 func TestOptionsRejected(t *testing.T) {
 	js := newJetStream(t)
-	for _, opt := range []Option{WithChunkSize(0), WithChunkSize(8 << 20), WithReplicas(0), WithReplicas(6)} {
+	for _, opt := range []Option{WithChunkSize(0), WithChunkSize(8 << 20), WithReplicas(0), WithReplicas(6), WithRequestTimeout(0), WithStallTimeout(-time.Second)} {
 		if _, err := New(context.Background(), js, "rejected", opt); !errors.Is(err, ErrInvalidOption) {
 			t.Errorf("New with a bad option: %v, want ErrInvalidOption", err)
 		}

@@ -3,11 +3,20 @@ package jsstore
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
-// ChunkSizeDefault is the chunk size used unless WithChunkSize says
-// otherwise, capped at the server's max_payload: 1 MiB.
-const ChunkSizeDefault = 1 << 20
+const (
+	// ChunkSizeDefault is the chunk size used unless WithChunkSize says
+	// otherwise, capped at the server's max_payload: 1 MiB.
+	ChunkSizeDefault = 1 << 20
+	// RequestTimeoutDefault bounds each request to the server unless
+	// WithRequestTimeout says otherwise: 10 s.
+	RequestTimeoutDefault = 10 * time.Second
+	// StallTimeoutDefault is how long a reader waits for the next chunk
+	// unless WithStallTimeout says otherwise: 30 s.
+	StallTimeoutDefault = 30 * time.Second
+)
 
 // ErrInvalidOption means an Option got a value it cannot use.
 var ErrInvalidOption = errors.New("jsstore: invalid option")
@@ -16,8 +25,10 @@ var ErrInvalidOption = errors.New("jsstore: invalid option")
 type Option func(*options) error
 
 type options struct {
-	chunkSize uint32 // 0: ChunkSizeDefault capped at max_payload
-	replicas  int
+	chunkSize      uint32 // 0: ChunkSizeDefault capped at max_payload
+	replicas       int
+	requestTimeout time.Duration
+	stallTimeout   time.Duration
 }
 
 // WithChunkSize sets the size of the messages objects are split into, at
@@ -42,6 +53,39 @@ func WithReplicas(n int) Option {
 			return fmt.Errorf("%w: WithReplicas(%d): JetStream allows 1 to 5", ErrInvalidOption, n)
 		}
 		o.replicas = n
+		return nil
+	}
+}
+
+// WithRequestTimeout bounds each request a Store makes: reading an
+// object's metadata, the server's acknowledgement of a chunk, the commit,
+// a purge, creating and deleting a reader's consumer. It applies whether or
+// not the caller's context has a deadline (a shorter deadline still wins),
+// so a reply lost in a reconnect costs at most d, after which the call
+// fails with a *transient.TimeoutError. It does not bound a whole Put or
+// Get, which take as long as their object needs. Defaults to
+// RequestTimeoutDefault (10 s).
+func WithRequestTimeout(d time.Duration) Option {
+	return func(o *options) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: WithRequestTimeout(%v): want more than 0", ErrInvalidOption, d)
+		}
+		o.requestTimeout = d
+		return nil
+	}
+}
+
+// WithStallTimeout sets how long a reader returned by Get waits for the
+// next chunk before its Read fails with a *transient.TimeoutError: the
+// server went away, or the stream of chunks stopped. Only time spent
+// waiting inside Read counts, so a slow caller is never cut off. Defaults
+// to StallTimeoutDefault (30 s).
+func WithStallTimeout(d time.Duration) Option {
+	return func(o *options) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: WithStallTimeout(%v): want more than 0", ErrInvalidOption, d)
+		}
+		o.stallTimeout = d
 		return nil
 	}
 }

@@ -8,8 +8,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/flowstone-go/flowstone/internal/transient"
 	"github.com/flowstone-go/flowstone/objectstore"
 	"github.com/flowstone-go/flowstone/objectstore/internal/integrity"
 )
@@ -23,8 +25,12 @@ const (
 	// consumerIdle lets the server drop the consumer of a reader that was
 	// never closed.
 	consumerIdle = time.Minute
-	// closeTimeout bounds deleting the consumer on Close.
-	closeTimeout = 5 * time.Second
+	// resetAttempts bounds how often the ordered consumer behind a reader
+	// tries to recreate itself after losing its server, each try taking at
+	// most 10 s (nats.go's own limit). nats.go's default is to try without
+	// end, inside Next and beyond any context: a reader whose server is
+	// gone would block for good.
+	resetAttempts = 1
 )
 
 // openChunks starts streaming the chunks of the object version oi.
@@ -35,6 +41,7 @@ func (s *Store) openChunks(ctx context.Context, key string, oi *jetstream.Object
 	cons, err := s.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		FilterSubjects:    []string{chunkSubject(s.bucket, oi.NUID)},
 		InactiveThreshold: consumerIdle,
+		MaxResetAttempts:  resetAttempts,
 	})
 	if err != nil {
 		return nil, err
@@ -92,36 +99,46 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 }
 
 // next waits for the next chunk as long as ctx allows, checking now and
-// then that the chunks still exist.
+// then that the chunks still exist, and fails with a *transient.TimeoutError
+// once it waited the store's stall timeout for this chunk.
 func (r *chunkReader) next() (jetstream.Msg, error) {
+	stalled := time.Now().Add(r.s.stallTimeout)
 	for {
-		wait, cancel := context.WithTimeout(r.ctx, stallCheck)
+		wait, cancel := context.WithTimeout(r.ctx, max(min(stallCheck, time.Until(stalled)), time.Millisecond))
 		msg, err := r.it.Next(jetstream.NextContext(wait))
+		ticked := wait.Err() != nil
 		cancel()
 		switch {
 		case err == nil:
 			return msg, nil
 		case r.ctx.Err() != nil:
 			return nil, fmt.Errorf("jsstore: read %q: %w", r.key, integrity.ContextErr(r.ctx))
-		case errors.Is(err, context.DeadlineExceeded):
-			if err := r.checkCurrent(); err != nil {
-				return nil, err
-			}
-		default:
-			return nil, fmt.Errorf("jsstore: read %q: %w", r.key, err)
+		case errors.Is(err, jetstream.ErrMsgIteratorClosed):
+			// Not closed by us: its consumer could not be recreated.
+			return nil, r.s.fail(r.ctx, "read", r.key, transient.Mark(fmt.Errorf("the stream of chunks broke off: %w", err)))
+		case !ticked || !errors.Is(err, context.DeadlineExceeded):
+			return nil, r.s.fail(r.ctx, "read", r.key, err)
+		}
+		// While the server is away the check fails too; keep waiting.
+		if err := r.checkCurrent(); err != nil && !transient.Is(err) {
+			return nil, err
+		}
+		if !time.Now().Before(stalled) {
+			return nil, fmt.Errorf("jsstore: read %q after %d of %d bytes: %w", r.key, r.read, r.size,
+				&transient.TimeoutError{Op: "jetstream chunk", After: r.s.stallTimeout})
 		}
 	}
 }
 
 // checkCurrent reports ErrObjectChanged once the version being read is no
-// longer the key's current one.
+// longer the key's current one, and the error of looking that up.
 func (r *chunkReader) checkCurrent() error {
-	cur, err := r.s.obs.GetInfo(r.ctx, r.key, jetstream.GetObjectInfoShowDeleted())
+	cur, err := r.s.info(r.ctx, r.key)
 	switch {
 	case errors.Is(err, jetstream.ErrObjectNotFound) || err == nil && (cur.NUID != r.nuid || cur.Deleted):
 		return fmt.Errorf("jsstore: read %q: %w: %w", r.key, ErrObjectChanged, objectstore.ErrNotFound)
 	case err != nil:
-		return fmt.Errorf("jsstore: read %q: %w", r.key, err)
+		return r.s.fail(r.ctx, "read", r.key, err)
 	}
 	return nil
 }
@@ -137,11 +154,12 @@ func (r *chunkReader) missing() error {
 // Close stops the stream of chunks and deletes the consumer behind it.
 func (r *chunkReader) Close() error {
 	r.it.Stop()
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), closeTimeout)
-	defer cancel()
-	// Best effort: the server drops an idle consumer after consumerIdle.
-	if info := r.cons.CachedInfo(); info != nil {
-		_ = r.s.stream.DeleteConsumer(ctx, info.Name)
+	// Best effort: the server drops an idle consumer after consumerIdle,
+	// so do not wait for a server that is away.
+	if info := r.cons.CachedInfo(); info != nil && r.s.js.Conn().Status() == nats.CONNECTED {
+		_, _ = transient.Call(context.WithoutCancel(r.ctx), "jetstream request", r.s.requestTimeout, func(ctx context.Context) (struct{}, error) {
+			return struct{}{}, r.s.stream.DeleteConsumer(ctx, info.Name)
+		})
 	}
 	return nil
 }

@@ -13,19 +13,13 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
+	"github.com/flowstone-go/flowstone/internal/transient"
 	"github.com/flowstone-go/flowstone/objectstore/internal/integrity"
 )
 
-const (
-	// putWindow is how many chunks a Put has in flight: enough to keep the
-	// server busy, and the bound on a Put's memory, in chunks.
-	putWindow = 8
-	// ackTimeout bounds the wait for the server to store one chunk.
-	ackTimeout = 30 * time.Second
-	// cleanupTimeout bounds purging a failed upload's chunks, which runs
-	// even when the caller's context is done.
-	cleanupTimeout = 30 * time.Second
-)
+// putWindow is how many chunks a Put has in flight: enough to keep the
+// server busy, and the bound on a Put's memory, in chunks.
+const putWindow = 8
 
 // write stores src as a new version of key: it publishes the chunks, then
 // the metadata message that commits them, then purges the chunks of the
@@ -38,7 +32,7 @@ const (
 // go through the caller's JetStream context, with at most putWindow in
 // flight, and the result reads back through any NATS client.
 func (s *Store) write(ctx context.Context, key string, src *integrity.Source) (*jetstream.ObjectInfo, error) {
-	prev, err := s.obs.GetInfo(ctx, key, jetstream.GetObjectInfoShowDeleted())
+	prev, err := s.info(ctx, key)
 	if err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
 		return nil, err
 	}
@@ -50,7 +44,7 @@ func (s *Store) write(ctx context.Context, key string, src *integrity.Source) (*
 		err = integrity.ContextErr(ctx)
 	}
 	if err != nil {
-		s.purgeChunks(ctx, id)
+		s.purgeChunks(ctx, key, id)
 		return nil, err
 	}
 
@@ -70,7 +64,7 @@ func (s *Store) write(ctx context.Context, key string, src *integrity.Source) (*
 		return nil, err
 	}
 	if prev != nil && !prev.Deleted {
-		s.purgeChunks(ctx, prev.NUID)
+		s.purgeChunks(ctx, key, prev.NUID)
 	}
 	s.purgeIfSuperseded(ctx, key, id)
 	return info, nil
@@ -85,15 +79,23 @@ func (s *Store) publishChunks(ctx context.Context, subject string, src io.Reader
 	var inFlight []jetstream.PubAckFuture
 	defer func() {
 		// On failure, let every published chunk land before the caller
-		// purges, or a late one would escape the purge.
+		// purges, or a late one would escape the purge; one request's
+		// time for all of them. One that lands later still is purged by
+		// a later Put: the caller records the version as a leftover if its
+		// purge fails.
+		if len(inFlight) == 0 {
+			return
+		}
+		drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.requestTimeout)
+		defer cancel()
 		for _, f := range inFlight {
-			awaitAck(context.WithoutCancel(ctx), f)
+			s.awaitAck(drain, f)
 		}
 	}()
 	var chunks uint32
 	for {
 		if len(inFlight) == putWindow {
-			if err := awaitAck(ctx, inFlight[0]); err != nil {
+			if err := s.awaitAck(ctx, inFlight[0]); err != nil {
 				return 0, err
 			}
 			inFlight = inFlight[1:]
@@ -119,7 +121,7 @@ func (s *Store) publishChunks(ctx context.Context, subject string, src io.Reader
 		}
 	}
 	for len(inFlight) > 0 {
-		if err := awaitAck(ctx, inFlight[0]); err != nil {
+		if err := s.awaitAck(ctx, inFlight[0]); err != nil {
 			return 0, err
 		}
 		inFlight = inFlight[1:]
@@ -127,8 +129,11 @@ func (s *Store) publishChunks(ctx context.Context, subject string, src io.Reader
 	return chunks, nil
 }
 
-func awaitAck(ctx context.Context, f jetstream.PubAckFuture) error {
-	timer := time.NewTimer(ackTimeout)
+// awaitAck waits for the server to store a chunk, at most one request's
+// time. A chunk published while the connection was down is acknowledged
+// only after the reconnect, or fails with nats.ErrDisconnected.
+func (s *Store) awaitAck(ctx context.Context, f jetstream.PubAckFuture) error {
+	timer := time.NewTimer(s.requestTimeout)
 	defer timer.Stop()
 	select {
 	case <-f.Ok():
@@ -138,7 +143,7 @@ func awaitAck(ctx context.Context, f jetstream.PubAckFuture) error {
 	case <-ctx.Done():
 		return integrity.ContextErr(ctx)
 	case <-timer.C:
-		return fmt.Errorf("the server did not acknowledge a chunk within %v", ackTimeout)
+		return &transient.TimeoutError{Op: "jetstream chunk acknowledgement", After: s.requestTimeout}
 	}
 }
 
@@ -153,27 +158,40 @@ func (s *Store) commit(ctx context.Context, info *jetstream.ObjectInfo) error {
 	msg.Data = data
 	// Once all chunks are stored the commit is one message; a cancellation
 	// racing it would leave us unsure whether it landed.
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-	defer cancel()
-	_, err = s.js.PublishMsg(cctx, msg)
+	cctx := context.WithoutCancel(ctx)
+	_, err = transient.Call(cctx, "jetstream request", s.requestTimeout, func(ctx context.Context) (*jetstream.PubAck, error) {
+		return s.js.PublishMsg(ctx, msg)
+	})
 	if err == nil {
 		return nil
 	}
-	// A lost acknowledgement does not mean a lost message: purge the chunks
-	// only if the version did not become current.
-	if cur, gerr := s.obs.GetInfo(cctx, info.Name, jetstream.GetObjectInfoShowDeleted()); gerr == nil && cur.NUID == info.NUID {
+	// A lost acknowledgement does not mean a lost message. The lookup goes
+	// out after the commit on the same connection, so it sees the commit
+	// if the server ever stored it.
+	cur, gerr := s.info(cctx, info.Name)
+	switch {
+	case gerr == nil && cur.NUID == info.NUID:
 		return nil
+	case gerr == nil || errors.Is(gerr, jetstream.ErrObjectNotFound):
+		s.purgeChunks(ctx, info.Name, info.NUID)
+	default:
+		// Unknown: purging could destroy a committed object. A later
+		// Put purges the chunks if the version turns out not current.
+		s.leftovers.add(info.Name, info.NUID)
 	}
-	s.purgeChunks(ctx, info.NUID)
 	return fmt.Errorf("commit: %w", err)
 }
 
-// purgeChunks removes a version's chunks, also after ctx is done.
-func (s *Store) purgeChunks(ctx context.Context, nuid string) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-	defer cancel()
-	// Best effort: a failure leaves unreachable chunks, never a wrong object.
-	_ = s.stream.Purge(ctx, jetstream.WithPurgeSubject(chunkSubject(s.bucket, nuid)))
+// purgeChunks removes the chunks of a version of key that is not current,
+// also after ctx is done. If that fails they are left for a later Put to
+// purge.
+func (s *Store) purgeChunks(ctx context.Context, key, nuid string) {
+	_, err := transient.Call(context.WithoutCancel(ctx), "jetstream request", s.requestTimeout, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, s.stream.Purge(ctx, jetstream.WithPurgeSubject(chunkSubject(s.bucket, nuid)))
+	})
+	if err != nil {
+		s.leftovers.add(key, nuid)
+	}
 }
 
 func metaSubject(bucket, key string) string {

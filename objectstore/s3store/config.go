@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/minio/minio-go/v7/pkg/s3utils"
 
@@ -21,6 +22,10 @@ const (
 	PartSizeMin = 5 << 20
 	// PartSizeMax is the largest part size S3 accepts: 5 GiB.
 	PartSizeMax = 5 << 30
+	// RequestTimeoutDefault is Config.RequestTimeout when it is zero: 30 s.
+	RequestTimeoutDefault = 30 * time.Second
+	// StallTimeoutDefault is Config.StallTimeout when it is zero: 30 s.
+	StallTimeoutDefault = 30 * time.Second
 )
 
 // Config says where the store keeps its objects.
@@ -53,12 +58,30 @@ type Config struct {
 	// Put of a larger one holds about two parts in memory. Defaults to
 	// PartSizeDefault (16 MiB).
 	PartSize uint64
+	// RequestTimeout bounds each request whose length does not depend on
+	// the object's: Stat, Delete, a Get until the server answers, removing
+	// a staged upload; the server-side copy of a large Put gets it plus
+	// one second per 64 MiB. It applies whether or not the caller's
+	// context has a deadline (a shorter deadline still wins); running out
+	// of it is a *transient.TimeoutError. Defaults to RequestTimeoutDefault
+	// (30 s).
+	RequestTimeout time.Duration
+	// StallTimeout bounds a transfer that makes no progress: a Put fails
+	// once the server has taken none of its bytes, nor answered, for this
+	// long (a multipart part must upload within it), and a Get's reader
+	// fails when a Read waited this long for bytes. Time spent reading the
+	// caller's source or waiting for the caller to Read does not count.
+	// Running out of it is a *transient.TimeoutError. Defaults to
+	// StallTimeoutDefault (30 s).
+	StallTimeout time.Duration
 }
 
 // WithDefaults returns c with its zero fields set to their defaults.
 func (c Config) WithDefaults() Config {
 	c.Region = cmp.Or(c.Region, RegionDefault)
 	c.PartSize = cmp.Or(c.PartSize, PartSizeDefault)
+	c.RequestTimeout = cmp.Or(c.RequestTimeout, RequestTimeoutDefault)
+	c.StallTimeout = cmp.Or(c.StallTimeout, StallTimeoutDefault)
 	return c
 }
 
@@ -72,6 +95,10 @@ func (c Config) validate() error {
 		return errors.New("s3store: Config.Bucket is empty: name the bucket to keep objects in")
 	case c.PartSize < PartSizeMin || c.PartSize > PartSizeMax:
 		return fmt.Errorf("s3store: Config.PartSize %d is outside S3's limits [%d, %d]", c.PartSize, PartSizeMin, PartSizeMax)
+	case c.RequestTimeout < 0:
+		return fmt.Errorf("s3store: Config.RequestTimeout %v is negative: give a limit, or 0 for the default", c.RequestTimeout)
+	case c.StallTimeout < 0:
+		return fmt.Errorf("s3store: Config.StallTimeout %v is negative: give a limit, or 0 for the default", c.StallTimeout)
 	case (c.AccessKey == "") != (c.SecretKey == ""):
 		return errors.New("s3store: give both Config.AccessKey and Config.SecretKey, or neither for anonymous access")
 	}

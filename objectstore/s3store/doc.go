@@ -32,6 +32,28 @@
 // uploads behind: give the bucket lifecycle rules that expire
 // "<Prefix>~staging/" and abort incomplete multipart uploads after a day.
 //
+// # Deadlines and faults
+//
+// No call waits for the server without a limit, whether or not the
+// caller's context has a deadline (a shorter deadline still wins). Requests
+// whose length does not depend on the object (Stat, Delete, a Get until the
+// server answers) get Config.RequestTimeout; transfers get
+// Config.StallTimeout without progress: an upload the server takes no bytes
+// of, a Read that receives none. Running out of either is a
+// *transient.TimeoutError. Refused and reset connections, a body cut off
+// mid-stream, 5xx responses, SlowDown and RequestTimeout are transient as
+// well (see package transient); minio-go retries some of them itself
+// before the store sees them. The caller's context ending is reported as
+// such and is not transient.
+//
+// A failed Put never leaves a partial object under its key: a small
+// object is one PUT, which the server applies whole or not at all, and a
+// large one becomes visible only by the final copy. Putting the same bytes
+// again after an error is therefore safe, given a reader that can start
+// over, such as a new bytes.Reader. A failed large Put may leave a staged
+// object or an incomplete multipart upload behind when the server could
+// not be told to drop it; the lifecycle rules above remove them.
+//
 // # Keys
 //
 // An object's S3 name is Config.Prefix followed by its key; with the prefix

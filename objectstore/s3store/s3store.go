@@ -14,6 +14,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
+	"github.com/flowstone-go/flowstone/internal/transient"
 	"github.com/flowstone-go/flowstone/objectstore"
 	"github.com/flowstone-go/flowstone/objectstore/internal/integrity"
 )
@@ -31,9 +32,9 @@ const (
 	maxSingleCopy = 5 << 30
 	// probeTimeout bounds New's first request when ctx has no deadline.
 	probeTimeout = 10 * time.Second
-	// cleanupTimeout bounds deleting a staged object after the caller's
-	// context may already be done.
-	cleanupTimeout = 30 * time.Second
+	// copyRate is the slowest server-side copy the time limit of a large
+	// Put's copy allows for: one second more per 64 MiB.
+	copyRate = 64 << 20
 )
 
 // Store keeps objects in an S3 bucket. It is safe for concurrent use.
@@ -143,12 +144,15 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) (o
 		return s.putLarge(ctx, key, name, io.MultiReader(bytes.NewReader(head), src), src)
 	}
 	info := objectstore.Info{Key: key, Size: src.Len(), SHA256: src.Sum()}
-	_, err = s.client.PutObject(ctx, s.cfg.Bucket, name, bytes.NewReader(head), info.Size, minio.PutObjectOptions{
+	wctx, dog := watch(ctx, "s3 upload", s.cfg.StallTimeout)
+	defer dog.stop()
+	body := bytes.NewReader(head)
+	_, err = s.client.PutObject(wctx, s.cfg.Bucket, name, &seekableUploadBody{uploadBody{body, dog}, body}, info.Size, minio.PutObjectOptions{
 		UserMetadata: map[string]string{checksumMeta: info.SHA256},
 		PartSize:     s.cfg.PartSize,
 	})
 	if err != nil {
-		return objectstore.Info{}, s.fail(ctx, "put", key, err)
+		return objectstore.Info{}, s.fail(ctx, "put", key, explain(wctx, err))
 	}
 	return info, nil
 }
@@ -157,10 +161,13 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) (o
 // its checksum, which is known only once body is consumed.
 func (s *Store) putLarge(ctx context.Context, key, name string, body io.Reader, src *integrity.Source) (objectstore.Info, error) {
 	staged := s.cfg.Prefix + stagingDir + rand.Text()
-	up, err := s.client.PutObject(ctx, s.cfg.Bucket, staged, body, -1, minio.PutObjectOptions{PartSize: s.cfg.PartSize})
+	wctx, dog := watch(ctx, "s3 upload", s.cfg.StallTimeout)
+	up, err := s.client.PutObject(wctx, s.cfg.Bucket, staged, &uploadBody{body, dog}, -1, minio.PutObjectOptions{PartSize: s.cfg.PartSize})
+	dog.stop()
 	if err != nil {
-		// minio-go aborts the multipart upload itself.
-		return objectstore.Info{}, s.fail(ctx, "put", key, err)
+		// minio-go aborts the multipart upload itself, if the server
+		// answers; otherwise the bucket's lifecycle rule does.
+		return objectstore.Info{}, s.fail(ctx, "put", key, explain(wctx, err))
 	}
 	defer s.removeStaged(ctx, staged)
 	info := objectstore.Info{Key: key, Size: src.Len(), SHA256: src.Sum()}
@@ -175,11 +182,13 @@ func (s *Store) putLarge(ctx context.Context, key, name string, body io.Reader, 
 		PartSize:        s.cfg.PartSize,
 	}
 	from := minio.CopySrcOptions{Bucket: s.cfg.Bucket, Object: staged, MatchETag: up.ETag}
-	if info.Size <= maxSingleCopy {
-		_, err = s.client.CopyObject(ctx, dst, from)
-	} else {
-		_, err = s.client.ComposeObject(ctx, dst, from)
-	}
+	limit := s.cfg.RequestTimeout + time.Duration(info.Size/copyRate)*time.Second
+	_, err = transient.Call(ctx, "s3 copy", limit, func(ctx context.Context) (minio.UploadInfo, error) {
+		if info.Size <= maxSingleCopy {
+			return s.client.CopyObject(ctx, dst, from)
+		}
+		return s.client.ComposeObject(ctx, dst, from)
+	})
 	if err != nil {
 		return objectstore.Info{}, s.fail(ctx, "put", key, fmt.Errorf("publish the staged upload: %w", err))
 	}
@@ -189,10 +198,10 @@ func (s *Store) putLarge(ctx context.Context, key, name string, body io.Reader, 
 // removeStaged deletes a staging object even when ctx is already done, so a
 // canceled Put does not leave it behind.
 func (s *Store) removeStaged(ctx context.Context, staged string) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-	defer cancel()
 	// A leftover is harmless and expired by the bucket's lifecycle rule.
-	_ = s.client.RemoveObject(ctx, s.cfg.Bucket, staged, minio.RemoveObjectOptions{})
+	_, _ = transient.Call(context.WithoutCancel(ctx), "s3 request", s.cfg.RequestTimeout, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, s.client.RemoveObject(ctx, s.cfg.Bucket, staged, minio.RemoveObjectOptions{})
+	})
 }
 
 // Get reads bytes and checksum from a single GET response, so they belong
@@ -205,16 +214,25 @@ func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, objectstore
 	if err := integrity.ContextErr(ctx); err != nil {
 		return nil, objectstore.Info{}, s.fail(ctx, "get", key, err)
 	}
-	body, oi, _, err := s.core.GetObject(ctx, s.cfg.Bucket, name, minio.GetObjectOptions{})
+	// The request's context lives as long as the body: until the server
+	// answers the request's limit applies, then the stall limit, to each
+	// Read only.
+	wctx, dog := watch(ctx, "s3 request", s.cfg.RequestTimeout)
+	body, oi, _, err := s.core.GetObject(wctx, s.cfg.Bucket, name, minio.GetObjectOptions{})
+	dog.pause()
 	if err != nil {
-		return nil, objectstore.Info{}, s.fail(ctx, "get", key, err)
+		dog.stop()
+		return nil, objectstore.Info{}, s.fail(ctx, "get", key, explain(wctx, err))
 	}
 	info, err := s.info(key, oi)
 	if err != nil {
 		body.Close()
+		dog.stop()
 		return nil, objectstore.Info{}, err
 	}
-	return integrity.NewReader(body, key, info.Size, info.SHA256), info, nil
+	dog.arm("s3 read", s.cfg.StallTimeout)
+	dog.pause()
+	return integrity.NewReader(&downloadBody{rc: body, key: key, ctx: wctx, w: dog}, key, info.Size, info.SHA256), info, nil
 }
 
 // Stat reads the object's size and checksum with a HEAD request.
@@ -226,7 +244,9 @@ func (s *Store) Stat(ctx context.Context, key string) (objectstore.Info, error) 
 	if err := integrity.ContextErr(ctx); err != nil {
 		return objectstore.Info{}, s.fail(ctx, "stat", key, err)
 	}
-	oi, err := s.client.StatObject(ctx, s.cfg.Bucket, name, minio.StatObjectOptions{})
+	oi, err := transient.Call(ctx, "s3 request", s.cfg.RequestTimeout, func(ctx context.Context) (minio.ObjectInfo, error) {
+		return s.client.StatObject(ctx, s.cfg.Bucket, name, minio.StatObjectOptions{})
+	})
 	if err != nil {
 		return objectstore.Info{}, s.fail(ctx, "stat", key, err)
 	}
@@ -242,7 +262,9 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	if err := integrity.ContextErr(ctx); err != nil {
 		return s.fail(ctx, "delete", key, err)
 	}
-	err = s.client.RemoveObject(ctx, s.cfg.Bucket, name, minio.RemoveObjectOptions{})
+	_, err = transient.Call(ctx, "s3 request", s.cfg.RequestTimeout, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, s.client.RemoveObject(ctx, s.cfg.Bucket, name, minio.RemoveObjectOptions{})
+	})
 	if err != nil && minio.ToErrorResponse(err).Code != minio.NoSuchKey {
 		return s.fail(ctx, "delete", key, err)
 	}
@@ -273,10 +295,14 @@ func (s *Store) info(key string, oi minio.ObjectInfo) (objectstore.Info, error) 
 	return objectstore.Info{Key: key, Size: oi.Size, SHA256: sum}, nil
 }
 
-// fail wraps err for the caller: a done context is reported as such, and
-// S3's NoSuchKey becomes objectstore.ErrNotFound.
+// fail wraps err for the caller: a done context is reported as such, S3's
+// NoSuchKey becomes objectstore.ErrNotFound, and errors worth retrying are
+// marked for transient.Is.
 func (s *Store) fail(ctx context.Context, op, key string, err error) error {
-	if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		if errors.Is(err, ctxErr) {
+			return fmt.Errorf("s3store: %s %q: %w", op, key, err)
+		}
 		return fmt.Errorf("s3store: %s %q: %w: %w", op, key, integrity.ContextErr(ctx), err)
 	}
 	switch minio.ToErrorResponse(err).Code {
@@ -285,7 +311,11 @@ func (s *Store) fail(ctx context.Context, op, key string, err error) error {
 	case minio.NoSuchBucket:
 		return fmt.Errorf("s3store: %s %q: bucket %q does not exist at %s: %w", op, key, s.cfg.Bucket, s.cfg.Endpoint, err)
 	}
-	return fmt.Errorf("s3store: %s %q: %w", op, key, err)
+	if errors.Is(err, context.DeadlineExceeded) {
+		// minio-go's or net/http's own limit, not the caller's.
+		err = fmt.Errorf("%w (%v)", &transient.TimeoutError{Op: "s3 request"}, err)
+	}
+	return fmt.Errorf("s3store: %s %q: %w", op, key, markTransient(err))
 }
 
 // readUpTo reads r until EOF or limit bytes, whichever comes first, and

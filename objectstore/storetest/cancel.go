@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/flowstone-go/flowstone/internal/transient"
 	"github.com/flowstone-go/flowstone/objectstore"
 )
 
@@ -14,9 +15,11 @@ func testContextCanceled(t *testing.T, s objectstore.Store) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 
-	if _, err := s.Put(ctx, "new", strings.NewReader("data"), 4); !errors.Is(err, context.Canceled) {
+	_, err := s.Put(ctx, "new", strings.NewReader("data"), 4)
+	if !errors.Is(err, context.Canceled) {
 		t.Errorf("Put with a canceled context: error = %v, want context.Canceled", err)
 	}
+	notTransient(t, "Put", err)
 	if _, err := s.Put(ctx, "present", strings.NewReader("data"), 4); !errors.Is(err, context.Canceled) {
 		t.Errorf("Put over an object with a canceled context: error = %v, want context.Canceled", err)
 	}
@@ -37,6 +40,15 @@ func testContextCanceled(t *testing.T, s objectstore.Store) {
 	checkGet(t, s, "present", []byte("here"))
 }
 
+// notTransient fails t if err, from a call whose context the caller
+// canceled, claims to be worth retrying: the caller gave up.
+func notTransient(t *testing.T, op string, err error) {
+	t.Helper()
+	if transient.Is(err) {
+		t.Errorf("%s with a canceled context: %v is transient; the caller's cancellation never is", op, err)
+	}
+}
+
 // testCanceledPut cancels a Put, or breaks its reader, halfway through: the
 // key must keep its previous object, and a new key must stay absent.
 func testCanceledPut(t *testing.T, s objectstore.Store) {
@@ -51,6 +63,7 @@ func testCanceledPut(t *testing.T, s objectstore.Store) {
 		if !errors.Is(err, context.Canceled) {
 			t.Errorf("Put(%q) canceled after %d bytes: error = %v, want context.Canceled", key, r.n, err)
 		}
+		notTransient(t, "Put canceled halfway", err)
 
 		broken := &failingReader{r: stream(9, size), err: errSourceBroke}
 		if _, err := s.Put(context.Background(), key, broken, -1); !errors.Is(err, errSourceBroke) {

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/flowstone-go/flowstone/internal/transient"
 	"github.com/flowstone-go/flowstone/objectstore"
 )
 
@@ -80,14 +81,14 @@ func checkGet(t testing.TB, s objectstore.Store, key string, want []byte) {
 func checkNotFound(t testing.TB, s objectstore.Store, key string) {
 	t.Helper()
 	ctx := context.Background()
-	if _, err := s.Stat(ctx, key); !errors.Is(err, objectstore.ErrNotFound) {
-		t.Errorf("Stat(%q) error = %v, want ErrNotFound", key, err)
+	if _, err := s.Stat(ctx, key); !errors.Is(err, objectstore.ErrNotFound) || transient.Is(err) {
+		t.Errorf("Stat(%q) error = %v, want ErrNotFound, not transient", key, err)
 	}
 	rc, _, err := s.Get(ctx, key)
 	if err == nil {
 		rc.Close()
 	}
-	if !errors.Is(err, objectstore.ErrNotFound) {
-		t.Errorf("Get(%q) error = %v, want ErrNotFound", key, err)
+	if !errors.Is(err, objectstore.ErrNotFound) || transient.Is(err) {
+		t.Errorf("Get(%q) error = %v, want ErrNotFound, not transient", key, err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"testing"
 
+	"github.com/flowstone-go/flowstone/internal/transient"
 	"github.com/flowstone-go/flowstone/objectstore"
 )
 
@@ -55,14 +56,15 @@ func testDeclaredSize(t *testing.T, s objectstore.Store) {
 	put(t, s, "short", old)
 	put(t, s, "long", old)
 	data := payload(7, 1000)
-	if _, err := s.Put(ctx, "short", bytes.NewReader(data), int64(len(data))+1); err == nil {
-		t.Errorf("Put with a size one past the data: no error")
+	// Retrying cannot fix a wrong size: the errors are not transient.
+	if _, err := s.Put(ctx, "short", bytes.NewReader(data), int64(len(data))+1); err == nil || transient.Is(err) {
+		t.Errorf("Put with a size one past the data: error = %v, want a permanent one", err)
 	}
-	if _, err := s.Put(ctx, "long", bytes.NewReader(data), int64(len(data))-1); err == nil {
-		t.Errorf("Put with a size one short of the data: no error")
+	if _, err := s.Put(ctx, "long", bytes.NewReader(data), int64(len(data))-1); err == nil || transient.Is(err) {
+		t.Errorf("Put with a size one short of the data: error = %v, want a permanent one", err)
 	}
-	if _, err := s.Put(ctx, "fresh", bytes.NewReader(data), int64(len(data))+1); err == nil {
-		t.Errorf("Put of a new key with a wrong size: no error")
+	if _, err := s.Put(ctx, "fresh", bytes.NewReader(data), int64(len(data))+1); err == nil || transient.Is(err) {
+		t.Errorf("Put of a new key with a wrong size: error = %v, want a permanent one", err)
 	}
 	checkGet(t, s, "short", old)
 	checkGet(t, s, "long", old)

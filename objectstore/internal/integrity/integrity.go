@@ -52,7 +52,9 @@ func (s *Source) Read(p []byte) (int, error) {
 		return n, fmt.Errorf("objectstore: reader yielded more than the declared %d bytes", s.size)
 	}
 	if err == io.EOF && s.size >= 0 && s.n != s.size {
-		return n, fmt.Errorf("objectstore: reader yielded %d bytes, declared %d: %w", s.n, s.size, io.ErrUnexpectedEOF)
+		// Not io.ErrUnexpectedEOF, which reads as a broken connection
+		// worth retrying: the caller declared the wrong size.
+		return n, fmt.Errorf("objectstore: reader yielded %d bytes, declared %d", s.n, s.size)
 	}
 	return n, err
 }
