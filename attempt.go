@@ -70,8 +70,15 @@ type claimRequest struct {
 func (r *Records) claim(ctx context.Context, key string, v view, req claimRequest) (startOutcome, *Materialization, uint64, error) {
 	t := req.task
 	out := claimed
+	var tried *Materialization // the claim last written, maybe landed unseen
 	cur, rev, _, err := r.change(ctx, key, v, func(cur *Materialization, rev uint64) *Materialization {
 		now := r.now()
+		if tried != nil && cur != nil && cur.State == StateRunning && cur.RunID == t.RunID && cur.Attempt == tried.Attempt &&
+			cur.Worker == tried.Worker && cur.StartedAt != nil && cur.StartedAt.Equal(*tried.StartedAt) {
+			// Our claim, written by an attempt whose reply was lost.
+			out = claimed
+			return nil
+		}
 		switch {
 		case cur.Materialized() && (cur.Value.RunID == t.RunID || !t.Force):
 			out = finished
@@ -98,6 +105,7 @@ func (r *Records) claim(ctx context.Context, key string, v view, req claimReques
 		until := now.Add(req.lease)
 		next.LeaseUntil, next.StartedAt = &until, &now
 		next.Value = valueOf(cur)
+		tried = next
 		return next
 	})
 	return out, cur, rev, err

@@ -15,6 +15,7 @@ import (
 
 	"time"
 
+	"github.com/flowstone-go/flowstone/internal/retry"
 	"github.com/flowstone-go/flowstone/kv"
 	"github.com/flowstone-go/flowstone/objectstore"
 	"github.com/rs/zerolog"
@@ -268,7 +269,12 @@ func (x *Executor) Execute(ctx context.Context, p *Pipeline, t Task) (*Materiali
 		}
 		out.Value = value
 	}
-	final, wrote, err := a.finish(context.WithoutCancel(ctx), out)
+	// The outcome is written even when the task's context has ended (that
+	// is often why it ended), and waits out store faults for as long as the
+	// claim lasts: past it, another delivery may take the record over.
+	fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), x.leases.lease)
+	defer fcancel()
+	final, wrote, err := a.finish(fctx, out)
 	if !wrote {
 		x.dropObject(ctx, value, valueOf(final))
 		if err != nil {
@@ -568,7 +574,18 @@ func (x *Executor) storeResult(ctx context.Context, p *Pipeline, n *node, t *Tas
 		x.events.emit(Event{Kind: EventStoreStart, Pipeline: p.name, Asset: n.def.name, Partition: t.Partition, RunID: t.RunID,
 			Time: start, Metadata: map[string]any{"storage": name, "key": objKey}})
 	}
-	info, err := s.Put(ctx, objKey, r, size)
+	var info objectstore.Info
+	if whole != nil {
+		// In memory, so a Put that failed on a transient fault (the store
+		// restarting) can be made again; a failed Put leaves nothing.
+		err = retry.Do(ctx, func(ctx context.Context) error {
+			var err error
+			info, err = s.Put(ctx, objKey, bytes.NewReader(whole), size)
+			return err
+		})
+	} else {
+		info, err = s.Put(ctx, objKey, r, size)
+	}
 	if ev {
 		md := map[string]any{"storage": name, "key": objKey, "bytes": info.Size}
 		var fe *Error
@@ -597,7 +614,12 @@ func (x *Executor) open(ctx context.Context, t *Task, ref *DepRef) (io.ReadClose
 	if err != nil {
 		return nil, err
 	}
-	rc, _, err := s.Get(ctx, ref.ObjectKey)
+	var rc io.ReadCloser
+	err = retry.Do(ctx, func(ctx context.Context) error {
+		var err error
+		rc, _, err = s.Get(ctx, ref.ObjectKey)
+		return err
+	})
 	if err != nil {
 		return nil, wrapError(TypeStorageError, err, map[string]any{"storage": name, "key": ref.ObjectKey, "dependency": ref.Asset},
 			"read dependency %q from %s: %v", ref.Asset, name, err)
@@ -613,16 +635,21 @@ func (x *Executor) load(ctx context.Context, t *Task, ref *DepRef) ([]byte, erro
 		x.events.emit(Event{Kind: EventStorageLoadStart, Asset: ref.Asset, Partition: ref.Partition, RunID: t.RunID, Time: start,
 			Metadata: map[string]any{"storage": ref.Storage, "key": ref.ObjectKey}})
 	}
-	rc, err := x.open(ctx, t, ref)
+	// The whole value is read again if its stream breaks on a transient
+	// fault (open retries the opening itself).
 	var b []byte
-	if err == nil {
-		b, err = io.ReadAll(rc)
-		rc.Close()
+	err := retry.Do(ctx, func(ctx context.Context) error {
+		rc, err := x.open(ctx, t, ref)
 		if err != nil {
-			err = wrapError(TypeStorageError, err, map[string]any{"key": ref.ObjectKey, "dependency": ref.Asset},
+			return err
+		}
+		defer rc.Close()
+		if b, err = io.ReadAll(rc); err != nil {
+			return wrapError(TypeStorageError, err, map[string]any{"key": ref.ObjectKey, "dependency": ref.Asset},
 				"read dependency %q: %v", ref.Asset, err)
 		}
-	}
+		return nil
+	})
 	if ev {
 		x.events.emit(Event{Kind: EventStorageLoadStop, Asset: ref.Asset, Partition: ref.Partition, RunID: t.RunID, Duration: time.Since(start),
 			Metadata: map[string]any{"storage": ref.Storage, "key": ref.ObjectKey, "bytes": len(b)}})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/flowstone-go/flowstone/internal/retry"
 	"github.com/flowstone-go/flowstone/kv"
 )
 
@@ -63,8 +64,17 @@ type view struct {
 
 // Read returns the record under key and its revision; nil if there is
 // none. The record is the caller's to change.
+//
+// Transient store errors (a NATS restart, a timeout) are retried with
+// backoff until ctx ends, here and in every transition: faults are waited
+// out, not turned into failures.
 func (r *Records) Read(ctx context.Context, key string) (*Materialization, uint64, error) {
-	e, err := r.kv.Get(ctx, key)
+	var e kv.Entry
+	err := retry.Do(ctx, func(ctx context.Context) error {
+		var err error
+		e, err = r.kv.Get(ctx, key)
+		return err
+	})
 	if errors.Is(err, kv.ErrNotFound) {
 		return nil, 0, nil
 	}
@@ -124,12 +134,18 @@ func (r *Records) put(ctx context.Context, key string, rec *Materialization, rev
 	if err != nil {
 		return 0, wrapError(TypeStorageError, err, map[string]any{"key": key}, "encode record %s: %v", key, err)
 	}
+	// A write retried after a lost reply may find its own first attempt
+	// there: a conflict, which change resolves by reading and deciding.
 	var nrev uint64
-	if rev == 0 {
-		nrev, err = r.kv.Create(ctx, key, b)
-	} else {
-		nrev, err = r.kv.Update(ctx, key, b, rev)
-	}
+	err = retry.Do(ctx, func(ctx context.Context) error {
+		var err error
+		if rev == 0 {
+			nrev, err = r.kv.Create(ctx, key, b)
+		} else {
+			nrev, err = r.kv.Update(ctx, key, b, rev)
+		}
+		return err
+	})
 	if errors.Is(err, kv.ErrConflict) {
 		return 0, err
 	}
@@ -315,7 +331,7 @@ func (r *Records) invalidate(ctx context.Context, key string) (*Materialization,
 			return nil, err
 		}
 		r.cache.drop(key)
-		err = r.kv.Delete(ctx, key, rev)
+		err = retry.Do(ctx, func(ctx context.Context) error { return r.kv.Delete(ctx, key, rev) })
 		if err == nil {
 			return cur, nil
 		}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/internal/retry"
+	"github.com/flowstone-go/flowstone/internal/transient/natserr"
 	"github.com/flowstone-go/flowstone/protocol"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -118,7 +120,12 @@ func (d *dispatcher) Dispatch(ctx context.Context, p *flowstone.Pipeline, t flow
 		d.mu.Unlock()
 	}()
 
-	if err := d.publish(ctx, protocol.TaskSubject(p.Name(), t.Priority), id, body, outcome == flowstone.Requeued); err != nil {
+	// A publish that fails on a NATS fault (a restart, an election) is made
+	// again until the run's time is up: the task carries its dedupe id.
+	err = natsRetry.Do(ctx, func(ctx context.Context) error {
+		return d.publish(ctx, protocol.TaskSubject(p.Name(), t.Priority), id, body, outcome == flowstone.Requeued)
+	})
+	if err != nil {
 		if ctx.Err() != nil {
 			return nil, d.abandon(ctx, t)
 		}
@@ -261,6 +268,10 @@ func (d *dispatcher) route(comp *protocol.Completion) {
 		}
 	}
 }
+
+// natsRetry retries the NATS faults of a server restart or a cluster
+// election with backoff.
+var natsRetry = retry.Policy{Retryable: natserr.Transient}
 
 // unreachable wraps a NATS failure as the library's Unavailable error.
 func unreachable(err error, what string) error {

@@ -29,6 +29,10 @@ const (
 	refreshAfter = 24 * time.Hour
 )
 
+// finalSaveWait bounds how long a finished run's record waits out a NATS
+// fault.
+const finalSaveWait = 2 * time.Minute
+
 func heartbeatKey(id string) string { return "coord." + id }
 
 // runOptions turns a wire request into the engine's options.
@@ -87,7 +91,13 @@ func (c *Coordinator) saveRun(ctx context.Context, rec *protocol.RunRecord) *pro
 	if perr != nil {
 		return perr
 	}
-	if _, err := c.runs.Put(ctx, protocol.RunKey(rec.RunID), b); err != nil {
+	// Waited out through a NATS fault, for as long as ctx allows.
+	err := natsRetry.Do(ctx, func(ctx context.Context) error {
+		_, err := c.runs.Put(ctx, protocol.RunKey(rec.RunID), b)
+		return err
+	})
+	if err != nil {
+		c.log.Warn().Err(err).Str("run_id", rec.RunID).Str("state", string(rec.State)).Msg("run_record_failed")
 		return wire(unreachable(err, "record run"))
 	}
 	return nil
@@ -127,9 +137,14 @@ func (c *Coordinator) drive(p *flowstone.Pipeline, rec protocol.RunRecord) {
 		default:
 			rec.State, rec.Error = protocol.StateFailed, wire(err)
 		}
-		if c.saveRun(context.WithoutCancel(c.ctx), &rec) == nil {
-			c.ended(context.WithoutCancel(c.ctx), rec.RunID)
+		// The outcome is recorded even while stopping; a record that
+		// cannot be written in finalSaveWait is left live, and the run
+		// resumed later finds its assets materialized.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), finalSaveWait)
+		if c.saveRun(fctx, &rec) == nil {
+			c.ended(fctx, rec.RunID)
 		}
+		cancel()
 		c.log.Info().Str("run_id", rec.RunID).Str("pipeline", p.Name()).Str("asset", rec.Request.Asset).
 			Str("state", string(rec.State)).Dur("duration", time.Since(start)).Msg("run_finished")
 	}()
