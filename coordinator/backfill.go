@@ -240,8 +240,16 @@ func (c *Coordinator) nextBackfillRecord(ctx context.Context, id string, after u
 		return protocol.BackfillRecord{}, 0, false
 	}
 	defer w.Stop()
+	// A stopping coordinator answers at once rather than hold its Stop
+	// for as long as the wait: the caller asks again, elsewhere.
+	stopping := time.NewTicker(250 * time.Millisecond)
+	defer stopping.Stop()
 	for {
 		select {
+		case <-stopping.C:
+			if c.svc == nil || c.svc.Stopped() {
+				return protocol.BackfillRecord{}, 0, false
+			}
 		case e, ok := <-w.Updates():
 			if !ok {
 				return protocol.BackfillRecord{}, 0, false
