@@ -6,10 +6,15 @@ import (
 	"time"
 
 	"github.com/flowstone-go/flowstone/kv"
+	"github.com/flowstone-go/flowstone/protocol"
 )
 
 // BackfillStats counts a Backfill's partitions.
 type BackfillStats struct {
+	// ID names the backfill: the fleet's id for it (follow it with the
+	// client's FollowBackfill), or the one given with BackfillID; empty
+	// otherwise.
+	ID string `json:"id,omitempty"`
 	// Succeeded: materialized by this backfill.
 	Succeeded int `json:"succeeded"`
 	// Failed: the run failed (see Errors).
@@ -18,9 +23,24 @@ type BackfillStats struct {
 	Skipped int `json:"skipped"`
 	// NotStarted: left out because OnError(Halt) stopped the backfill.
 	NotStarted int `json:"not_started,omitempty"`
-	// Errors holds each failed partition's error.
+	// Errors holds each failed partition's error. On the fleet it holds
+	// the first protocol.MaxBackfillErrors of them; Failed counts them all.
 	Errors map[string]*Error `json:"errors,omitempty"`
 }
+
+type backfillIDOption string
+
+func (o backfillIDOption) applyBackfill(c *backfillConfig) { c.id = string(o) }
+
+// BackfillID names a backfill. The partitions then run under run ids
+// derived from it (protocol.BackfillRunID: the id, a dash and a digest of
+// the partition), the same each time: a backfill run again under the same
+// id after its process died finds the records its partitions left pending
+// and resumes them instead of starting them anew. The fleet's coordinators
+// name every backfill so, and the one that adopts a backfill whose driver
+// died runs it again under its id. The id is 1 to
+// protocol.MaxBackfillIDBytes letters, digits, '_' or '-'.
+func BackfillID(id string) BackfillOption { return backfillIDOption(id) }
 
 // BackfillProgress is what OnProgress receives after each partition.
 type BackfillProgress struct {
@@ -43,6 +63,10 @@ func (e *Engine) Backfill(ctx context.Context, p *Pipeline, asset string, opts .
 	if cfg.err != nil {
 		return BackfillStats{}, cfg.err
 	}
+	if cfg.id != "" && (len(cfg.id) > protocol.MaxBackfillIDBytes || protocol.ValidID(cfg.id) != nil) {
+		return BackfillStats{}, newError(TypeBadRequest, map[string]any{"backfill_id": cfg.id},
+			"backfill id %q is not valid: use 1-%d letters, digits, '_' or '-'", cfg.id, protocol.MaxBackfillIDBytes)
+	}
 	target, err := p.lookup(asset)
 	if err != nil {
 		return BackfillStats{}, err
@@ -63,6 +87,9 @@ func (e *Engine) Backfill(ctx context.Context, p *Pipeline, asset string, opts .
 	run := func(key string) (*Result, error) {
 		rc := runConfig{partition: key, force: cfg.force, withDeps: cfg.withDeps, timeout: cfg.timeout, priority: cfg.priority, async: cfg.async,
 			absent: absent[key]}
+		if cfg.id != "" {
+			rc.runID = protocol.BackfillRunID(cfg.id, key)
+		}
 		if cfg.async {
 			return e.enqueue(ctx, p, asset, rc)
 		}
@@ -71,7 +98,7 @@ func (e *Engine) Backfill(ctx context.Context, p *Pipeline, asset string, opts .
 
 	var (
 		mu     sync.Mutex
-		stats  BackfillStats
+		stats  = BackfillStats{ID: cfg.id}
 		done   int
 		halted bool
 		wg     sync.WaitGroup

@@ -94,6 +94,7 @@ type invalidateConfig struct {
 }
 
 type backfillConfig struct {
+	id         string // BackfillID
 	partitions []string
 	parallel   int
 	force      bool

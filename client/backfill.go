@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
-	"time"
 
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/protocol"
@@ -16,16 +15,26 @@ import (
 // and returns the counts. As embedded, a failed partition is counted, not
 // returned; the error return is for bad arguments and an unreachable fleet.
 //
+// The fleet records the backfill and answers with its id at once; Backfill
+// then follows it by id (see FollowBackfill) until it ends, whichever
+// coordinator drives it and through the death of its driver (another
+// coordinator, or the same one restarted, adopts it). Without a deadline
+// on ctx it waits as long as the backfill makes progress. If the waiting
+// ends early, the error names the backfill's id (Details["backfill_id"]):
+// the backfill goes on, and FollowBackfill re-attaches to it. Stats.ID is
+// the id too. Stats.Errors holds the errors of the first
+// protocol.MaxBackfillErrors failed partitions.
+//
 // With flowstone.OnProgress the client watches the asset's
 // materialization records while the backfill runs: the callback is called
 // after each partition ends, from one goroutine at a time. Partitions that
 // leave no record of their end (one whose dependency failed, one not
-// started after OnError(Halt)) are reported when the backfill returns.
-// Without OnProgress nothing is watched. Either way the counts and every
-// failed partition's error (Stats.Errors) come in the coordinator's reply.
+// started after OnError(Halt)) are reported when the backfill returns. A
+// client that may not watch the records (least privilege) gets reports as
+// FollowBackfill makes them.
 //
-// With flowstone.Async the fleet runs the backfill in the background and
-// Backfill returns zero counts at once; follow it with Status or Watch.
+// With flowstone.Async Backfill returns at once, with zero counts and the
+// backfill's id in Stats.ID: follow it later with FollowBackfill.
 func (c *Client) Backfill(ctx context.Context, pipeline, asset string, opts ...flowstone.BackfillOption) (flowstone.BackfillStats, error) {
 	b, err := flowstone.ResolveBackfill(opts...)
 	if err != nil {
@@ -35,8 +44,10 @@ func (c *Client) Backfill(ctx context.Context, pipeline, asset string, opts ...f
 		return flowstone.BackfillStats{}, &flowstone.Error{Type: flowstone.TypeBadRequest, Details: map[string]any{"asset": asset},
 			Message: "backfill of " + asset + " needs partitions: pass flowstone.Partitions(...) or flowstone.DateRange(from, to)"}
 	}
+	// Always async on the wire: the coordinator answers once the backfill
+	// is recorded, and the client follows the record.
 	req := protocol.BackfillRequest{V: protocol.Version, Pipeline: pipeline, Asset: asset, Partitions: b.Partitions,
-		Parallel: b.Parallel, Force: b.Force, OnError: protocol.OnErrorContinue, Async: b.Async, Priority: b.Priority}
+		Parallel: b.Parallel, Force: b.Force, OnError: protocol.OnErrorContinue, Async: true, Priority: b.Priority}
 	if b.OnError == flowstone.Halt {
 		req.OnError = protocol.OnErrorHalt
 	}
@@ -49,38 +60,38 @@ func (c *Client) Backfill(ctx context.Context, pipeline, asset string, opts ...f
 	if perr := req.Validate(); perr != nil {
 		return flowstone.BackfillStats{}, flowstone.FromWire(perr)
 	}
-	if _, ok := ctx.Deadline(); !ok && !b.Async {
-		// The coordinator answers when the last partition ends: allow every
-		// wave of Parallel partitions its run timeout.
-		waves := (len(b.Partitions) + b.Parallel - 1) / b.Parallel
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.cfg.timeout+time.Duration(waves)*flowstone.DefaultRunTimeout)
-		defer cancel()
-	}
 
 	var tr *progressTracker
 	if !b.Async && b.Progress != nil {
 		tr = c.trackProgress(ctx, pipeline, asset, b)
 	}
 	reply, err := call[protocol.BackfillReply](ctx, c, req)
+	if err != nil {
+		if tr != nil {
+			tr.stop()
+		}
+		return flowstone.BackfillStats{}, err
+	}
+	id := reply.RunID
+	if b.Async {
+		return flowstone.BackfillStats{ID: id}, nil
+	}
+	var progress func(protocol.BackfillStatusReply)
+	if tr != nil && tr.kv == nil {
+		progress = newRecordProgress(b.Progress).report
+	}
+	rep, err := c.followBackfill(ctx, id, progress)
 	if tr != nil {
 		tr.stop()
 	}
 	if err != nil {
-		return flowstone.BackfillStats{}, err
+		return flowstone.BackfillStats{ID: id}, err
 	}
-	stats := flowstone.BackfillStats{Succeeded: reply.Succeeded, Failed: reply.Failed, Skipped: reply.Skipped, NotStarted: reply.NotStarted}
-	if tr != nil {
+	stats := statsOf(rep)
+	if tr != nil && tr.kv != nil {
 		tr.finish(ctx)
-		stats.Errors = tr.stats.Errors
 	}
-	for part, perr := range reply.Errors {
-		if stats.Errors == nil {
-			stats.Errors = map[string]*flowstone.Error{}
-		}
-		stats.Errors[part] = flowstone.FromWire(perr)
-	}
-	return stats, nil
+	return stats, backfillError(rep)
 }
 
 // progressTracker reports a backfill's partitions as their records end.

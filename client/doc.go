@@ -27,6 +27,14 @@
 // Cancelling the context of a synchronous Run stops the waiting, not the
 // run: it goes on on the fleet (cancel it with Cancel).
 //
+// A Backfill is accepted at once too, with an id: the fleet keeps it as a
+// record, which whichever coordinator drives it (the one that accepted it,
+// or the one that adopted it when that one died) keeps up to date. The
+// client follows the record through the backfill_status verb, which any
+// coordinator answers, asking again while coordinators restart; without a
+// deadline it waits as long as the backfill makes progress. FollowBackfill
+// re-attaches to a backfill by its id.
+//
 // # Errors
 //
 // Errors are *flowstone.Error. A coordinator's error arrives with its type

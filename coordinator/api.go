@@ -12,7 +12,6 @@ import (
 	"github.com/flowstone-go/flowstone/protocol"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
-	"github.com/nats-io/nuid"
 )
 
 // requestTimeout bounds the quick verbs (everything but run and backfill).
@@ -46,6 +45,8 @@ func (c *Coordinator) serve() error {
 		protocol.VerbAssets:     handle(c, requestTimeout, c.apiAssets),
 		protocol.VerbInfo:       handle(c, requestTimeout, c.apiInfo),
 		protocol.VerbPipelines:  handle(c, requestTimeout, c.apiPipelines),
+
+		protocol.VerbBackfillStatus: handle(c, requestTimeout, c.apiBackfillStatus),
 	}
 	for _, verb := range protocol.Verbs() {
 		h, ok := endpoints[verb]
@@ -298,56 +299,37 @@ func (c *Coordinator) apiInvalidate(ctx context.Context, req protocol.Invalidate
 	return protocol.InvalidateReply{Count: n}, wire(err)
 }
 
+// apiBackfill accepts a backfill: validated, recorded, then driven by this
+// coordinator (or, if it dies, by the one that adopts it). An async
+// request is answered at once with the backfill's id; a synchronous one
+// (clients that do not follow backfills by id) when the backfill ends.
 func (c *Coordinator) apiBackfill(ctx context.Context, req protocol.BackfillRequest) (protocol.BackfillReply, *protocol.Error) {
 	p, perr := c.pipeline(req.Pipeline)
 	if perr != nil {
 		return protocol.BackfillReply{}, perr
 	}
-	opts := []flowstone.BackfillOption{flowstone.Partitions(req.Partitions...), flowstone.Parallel(max(req.Parallel, 1))}
-	if req.Force {
-		opts = append(opts, flowstone.Force())
+	if perr := c.validateBackfill(p, req); perr != nil {
+		return protocol.BackfillReply{}, perr
 	}
-	if req.OnError == protocol.OnErrorHalt {
-		opts = append(opts, flowstone.OnError(flowstone.Halt))
+	id, perr := c.acceptBackfill(ctx, p, req)
+	if perr != nil {
+		return protocol.BackfillReply{}, perr
 	}
-	if req.WithDeps != nil && !*req.WithDeps {
-		opts = append(opts, flowstone.WithDeps(false))
-	}
-	if req.TimeoutMS > 0 {
-		opts = append(opts, flowstone.Timeout(time.Duration(req.TimeoutMS)*time.Millisecond))
-	}
-	if req.Priority > 0 {
-		opts = append(opts, flowstone.Priority(req.Priority))
-	}
-	id := nuid.Next()
 	if req.Async {
-		// Validate now, run in the background.
-		if _, err := flowstone.ResolveBackfill(opts...); err != nil {
-			return protocol.BackfillReply{}, wire(err)
-		}
-		for _, part := range req.Partitions {
-			if err := c.engine.Validate(p, req.Asset, flowstone.Partition(part)); err != nil {
-				return protocol.BackfillReply{}, wire(err)
-			}
-		}
-		c.runWG.Add(1)
-		go func() {
-			defer c.runWG.Done()
-			stats, err := c.engine.Backfill(c.ctx, p, req.Asset, opts...)
-			c.log.Info().Str("backfill_id", id).Int("succeeded", stats.Succeeded).Int("failed", stats.Failed).
-				Int("skipped", stats.Skipped).AnErr("error", err).Msg("backfill_finished")
-		}()
 		return protocol.BackfillReply{RunID: id}, nil
 	}
-	stats, err := c.engine.Backfill(ctx, p, req.Asset, opts...)
-	reply := protocol.BackfillReply{Succeeded: stats.Succeeded, Failed: stats.Failed, Skipped: stats.Skipped, NotStarted: stats.NotStarted, RunID: id}
-	for part, fe := range stats.Errors {
-		if reply.Errors == nil {
-			reply.Errors = map[string]*protocol.Error{}
-		}
-		reply.Errors[part] = fe.WireError()
+	rec, _, ok := c.nextBackfillRecord(ctx, id, 0, true)
+	if !ok {
+		return protocol.BackfillReply{}, &protocol.Error{Code: protocol.CodeUnavailable, Details: map[string]any{"backfill_id": id},
+			Message: "backfill " + id + " goes on, but this coordinator is stopping: follow it with backfill_status (fsctl backfill --follow " + id + ")"}
 	}
-	return reply, wire(err)
+	return backfillReply(rec), nil
+}
+
+// apiBackfillStatus tells where a backfill stands, whichever coordinator
+// drives it.
+func (c *Coordinator) apiBackfillStatus(ctx context.Context, req protocol.BackfillStatusRequest) (protocol.BackfillStatusReply, *protocol.Error) {
+	return c.backfillStatus(ctx, req)
 }
 
 func (c *Coordinator) apiGraph(ctx context.Context, req protocol.GraphRequest) (protocol.GraphReply, *protocol.Error) {

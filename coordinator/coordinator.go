@@ -89,6 +89,8 @@ type Coordinator struct {
 	subs   []*nats.Subscription
 	starts jetstream.ConsumeContext
 
+	bf backfills // the backfills this coordinator drives
+
 	mu        sync.Mutex
 	scheduled map[string]string // run id -> target materialization key, for cancel
 	stopOnce  sync.Once
@@ -175,6 +177,7 @@ func (c *Coordinator) Start(ctx context.Context) error {
 		c.cancel()
 		return err
 	}
+	c.startBackfills()
 	if err := c.resume(ctx); err != nil {
 		c.log.Error().Err(err).Msg("resume_failed")
 	}

@@ -268,6 +268,7 @@ func (c *Coordinator) resume(ctx context.Context) error {
 // long-lived records from expiring, and clears index keys of runs that
 // ended. Only live runs are read, however many ended runs the bucket keeps.
 func (c *Coordinator) adoptOrphans(ctx context.Context, includeOwn bool) error {
+	c.adoptBackfills(ctx)
 	keys, err := c.runs.Keys(ctx, protocol.LiveRunPrefix)
 	if err != nil {
 		return err
@@ -416,9 +417,12 @@ func wire(err error) *protocol.Error {
 }
 
 // runAlive reports whether a run is still going: its record exists and is
-// not terminal. A materialization record held by a run that ended (or was
+// not terminal (for a backfill's partition, its backfill's record). A materialization record held by a run that ended (or was
 // never recorded) is stale and may be taken over.
 func (c *Coordinator) runAlive(ctx context.Context, runID string) bool {
+	if id, ok := protocol.BackfillOfRun(runID); ok {
+		return c.backfillAlive(ctx, id)
+	}
 	rec, _, err := c.loadRun(ctx, runID)
 	return err == nil && !rec.State.Terminal()
 }

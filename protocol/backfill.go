@@ -28,7 +28,12 @@ type BackfillRequest struct {
 	Force bool `json:"force,omitempty"`
 	// OnError is the failure policy; "" means OnErrorContinue.
 	OnError OnError `json:"on_error,omitempty"`
-	// Async returns at once with the backfill's run id instead of counts.
+	// Async answers at once, once the backfill is accepted (validated and
+	// recorded), with its id in the reply's RunID and zero counts; follow
+	// it with VerbBackfillStatus. Without it the reply comes when the
+	// backfill ends, with the counts: the coordinator holds the request
+	// open meanwhile, and a client loses the reply (not the backfill) if
+	// that coordinator stops.
 	Async bool `json:"async,omitempty"`
 	// WithDeps, when false, fails a partition whose dependencies are not
 	// materialized instead of running them. Nil means true.
@@ -79,15 +84,11 @@ func (r BackfillRequest) Validate() *Error {
 	if err := checkPriority("priority", r.Priority); err != nil {
 		return err
 	}
-	switch r.OnError {
-	case "", OnErrorContinue, OnErrorHalt:
-		return nil
-	}
-	return fieldErrorf("on_error", "on_error %s is not %q or %q", quote(string(r.OnError)), OnErrorContinue, OnErrorHalt)
+	return checkOnError("on_error", r.OnError)
 }
 
 // BackfillReply answers a BackfillRequest. For an async backfill the counts
-// are zero and RunID tracks it.
+// are zero and RunID is the backfill's id (see VerbBackfillStatus).
 type BackfillReply struct {
 	// Succeeded counts the partitions materialized by this backfill.
 	Succeeded int `json:"succeeded"`
@@ -96,12 +97,14 @@ type BackfillReply struct {
 	// Skipped counts the partitions not run: already materialized, or not
 	// started after a failure with OnErrorHalt.
 	Skipped int `json:"skipped"`
-	// RunID identifies the backfill's run.
+	// RunID is the backfill's id: the key of its record
+	// (BackfillKey) and what BackfillStatusRequest asks about.
 	RunID string `json:"run_id"`
 	// NotStarted counts the partitions left out after a failure with
 	// OnErrorHalt.
 	NotStarted int `json:"not_started,omitempty"`
-	// Errors holds each failed partition's error.
+	// Errors holds the errors of the failed partitions: the first
+	// MaxBackfillErrors of them.
 	Errors map[string]*Error `json:"errors,omitempty"`
 }
 

@@ -49,6 +49,17 @@
 // [DecodeTasks] / [DecodeCompletions]. Items keep their own IDs; a batch of
 // tasks is acknowledged as one message, once every task in it has ended.
 //
+// # Backfills
+//
+// A backfill outlives the coordinator that accepted it: it is a
+// [BackfillRecord] in RunsBucket under [BackfillKey], its partition list
+// in [BackfillPartitions] chunks beside it and its id in the live-backfill
+// index ([LiveBackfillKey]), written by compare-and-set only. The
+// coordinator named in the record drives it; another adopts it when that
+// one's heartbeat goes stale, running each partition under the same
+// [BackfillRunID]. Clients follow it by id with [VerbBackfillStatus], which
+// any coordinator answers (a long poll on the record's revision).
+//
 // # Partitions
 //
 // A partition is any valid UTF-8 text of at most [MaxPartitionBytes] bytes.

@@ -257,7 +257,7 @@ func TestRequestVerbs(t *testing.T) {
 	reqs := []protocol.Request{
 		protocol.RunRequest{}, protocol.GetRequest{}, protocol.ExistsRequest{}, protocol.StatusRequest{},
 		protocol.CancelRequest{}, protocol.InvalidateRequest{}, protocol.BackfillRequest{}, protocol.GraphRequest{},
-		protocol.AssetsRequest{}, protocol.InfoRequest{}, protocol.PipelinesRequest{},
+		protocol.AssetsRequest{}, protocol.InfoRequest{}, protocol.PipelinesRequest{}, protocol.BackfillStatusRequest{},
 	}
 	verbs := protocol.Verbs()
 	if len(reqs) != len(verbs) {

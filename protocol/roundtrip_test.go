@@ -59,6 +59,7 @@ func TestRequestsRoundTrip(t *testing.T) {
 		protocol.AssetsRequest{V: 1, Pipeline: "sales"},
 		protocol.InfoRequest{V: 1, Pipeline: "sales", Asset: "sum"},
 		protocol.PipelinesRequest{V: 1},
+		protocol.BackfillStatusRequest{V: 1, ID: "bf1", AfterRevision: 42, WaitMS: 5000},
 	} {
 		t.Run(req.Verb(), func(t *testing.T) {
 			data, err := protocol.EncodeRequest(req)
@@ -97,6 +98,8 @@ func decodeAs(req protocol.Request, data []byte) (protocol.Request, *protocol.Er
 		return wrap(protocol.DecodeRequest[protocol.InfoRequest](data))
 	case protocol.PipelinesRequest:
 		return wrap(protocol.DecodeRequest[protocol.PipelinesRequest](data))
+	case protocol.BackfillStatusRequest:
+		return wrap(protocol.DecodeRequest[protocol.BackfillStatusRequest](data))
 	}
 	panic("unknown request type")
 }
@@ -138,6 +141,7 @@ func TestRepliesRoundTrip(t *testing.T) {
 	roundTripReply(t, "assets", protocol.AssetsReply{Assets: []string{"raw", "cleaned"}})
 	roundTripReply(t, "info", protocol.InfoReply{AssetSpec: validManifest().Assets[2]})
 	roundTripReply(t, "pipelines", protocol.PipelinesReply{Pipelines: []protocol.PipelineSummary{{Name: "sales", Assets: 3, Workers: 2}}})
+	roundTripReply(t, "backfill status", protocol.BackfillStatusOf(validBackfillRecord(), 7))
 }
 
 func roundTripMessage[T interface{ Validate() *protocol.Error }](t *testing.T, name string, c codec[T], want T) {
@@ -162,4 +166,6 @@ func TestMessagesRoundTrip(t *testing.T) {
 	roundTripMessage(t, "event batch", eventBatchCodec, validEventBatch())
 	roundTripMessage(t, "full event batch", eventBatchCodec, fullEventBatch())
 	roundTripMessage(t, "scheduled run", scheduledRunCodec, validScheduledRun())
+	roundTripMessage(t, "backfill record", backfillRecordCodec, validBackfillRecord())
+	roundTripMessage(t, "backfill partitions", backfillPartitionsCodec, validBackfillPartitions())
 }

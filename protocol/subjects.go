@@ -38,11 +38,15 @@ const (
 	VerbAssets     = "assets"     // AssetsRequest → AssetsReply
 	VerbInfo       = "info"       // InfoRequest → InfoReply
 	VerbPipelines  = "pipelines"  // PipelinesRequest → PipelinesReply
+	// VerbBackfillStatus follows a backfill by id:
+	// BackfillStatusRequest → BackfillStatusReply.
+	VerbBackfillStatus = "backfill_status"
 )
 
 var verbs = []string{
 	VerbRun, VerbGet, VerbExists, VerbStatus, VerbCancel, VerbInvalidate,
 	VerbBackfill, VerbGraph, VerbAssets, VerbInfo, VerbPipelines,
+	VerbBackfillStatus,
 }
 
 // Verbs returns every API verb, in a fresh slice.

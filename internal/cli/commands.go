@@ -29,9 +29,9 @@ func init() {
 			summary: "Cancel the running, pending and scheduled runs of an asset's partition\n(exit 1 if nothing was running)."},
 		{name: "invalidate", short: "delete a materialized value (--cascade: and downstream)", args: []string{"PIPELINE", "ASSET"}, minArgs: 2, maxArgs: 2, setup: invalidateCmd,
 			summary: "Delete a materialized result (with --cascade, also every downstream result of the\npartition) so the next run recomputes it; print how many were deleted."},
-		{name: "backfill", short: "run an asset over many partitions, with a progress bar", args: []string{"PIPELINE", "ASSET"}, minArgs: 2, maxArgs: 2, setup: backfillCmd,
-			summary:    "Run an asset over many partitions with a progress bar; print the counts and each\nfailed partition's error (exit 1 if any failed).",
-			timeoutDoc: "`DURATION` bounding the whole backfill (default: each wave of --parallel partitions gets 5m)"},
+		{name: "backfill", short: "run an asset over many partitions, with a progress bar", args: []string{"PIPELINE", "ASSET"}, minArgs: 0, maxArgs: 2, setup: backfillCmd,
+			summary:    "Run an asset over many partitions with a progress bar; print the counts and each\nfailed partition's error (exit 1 if any failed). The fleet keeps the backfill by\nid and finishes it even if fsctl or a coordinator stops; --follow ID re-attaches\n(PIPELINE and ASSET are then left out), --async prints the id and returns.",
+			timeoutDoc: "`DURATION` bounding the wait (default: none; fsctl waits as long as the backfill makes progress)"},
 		{name: "graph", short: "draw the pipeline's DAG (ascii, mermaid, dot)", args: []string{"PIPELINE"}, minArgs: 1, maxArgs: 1, setup: graphCmd,
 			summary: "Draw the pipeline's DAG."},
 		{name: "assets", short: "list the pipeline's assets", args: []string{"PIPELINE"}, minArgs: 1, maxArgs: 1, setup: assetsCmd,
@@ -261,7 +261,18 @@ func backfillCmd(fs *flag.FlagSet) func(*env) error {
 	parallel := fs.Int("parallel", 1, "`N` partitions run at once")
 	onError := fs.String("on-error", "continue", "`POLICY` on a failed partition: continue with the others, or halt (start no more)")
 	force := fs.Bool("force", false, "re-run partitions that are materialized")
+	async := fs.Bool("async", false, "print the backfill's id and return; follow it later with --follow")
+	follow := fs.String("follow", "", "follow the backfill `ID` (printed by an earlier backfill) until it ends")
 	return func(e *env) error {
+		if *follow != "" {
+			if len(e.args) > 0 || *parts != "" || *async {
+				return usageErr(e.cmd, "--follow takes a backfill id alone: no PIPELINE, ASSET, --partitions or --async")
+			}
+			return e.followBackfill(*follow)
+		}
+		if len(e.args) != 2 {
+			return usageErr(e.cmd, "backfill takes PIPELINE ASSET (or --follow ID), got %d argument(s)", len(e.args))
+		}
 		var keys []string
 		switch {
 		case *parts == "":
@@ -293,50 +304,94 @@ func backfillCmd(fs *flag.FlagSet) func(*env) error {
 		if *force {
 			opts = append(opts, flowstone.Force())
 		}
-		ctx := e.ctx
-		if e.g.timeout > 0 {
-			var cancel func()
-			ctx, cancel = context.WithTimeout(ctx, e.g.timeout)
-			defer cancel()
-		}
+		ctx, cancel := e.waitContext()
+		defer cancel()
 		c, err := e.client()
 		if err != nil {
 			return err
 		}
-		bar, progress := e.backfillBar("backfill "+e.args[1], len(keys))
-		if progress != nil {
-			opts = append(opts, flowstone.OnProgress(progress))
+		if *async {
+			stats, err := c.Backfill(ctx, e.args[0], e.args[1], append(opts, flowstone.Async())...)
+			if err != nil {
+				return err
+			}
+			if e.g.json {
+				return e.writeJSON(map[string]string{"id": stats.ID})
+			}
+			fmt.Fprintf(e.stdout, "backfill %s accepted: follow it with fsctl backfill --follow %s\n", stats.ID, stats.ID)
+			return nil
+		}
+		bar := e.newBackfillBar("backfill " + e.args[1])
+		if bar != nil {
+			opts = append(opts, flowstone.OnProgress(bar.progress))
 		}
 		stats, err := c.Backfill(ctx, e.args[0], e.args[1], opts...)
-		if bar != nil {
-			if err == nil {
-				bar.Finish()
-			} else {
-				bar.Exit()
-				fmt.Fprintln(e.stderr)
-			}
-		}
+		bar.end(err)
 		if err != nil {
 			return err
 		}
-		if e.g.json {
-			e.writeJSON(stats)
-		} else {
-			fmt.Fprintf(e.stdout, "%d succeeded, %d failed, %d skipped (of %d partitions)\n", stats.Succeeded, stats.Failed, stats.Skipped, len(keys))
-			failed := make([]string, 0, len(stats.Errors))
-			for p := range stats.Errors {
-				failed = append(failed, p)
-			}
-			sort.Strings(failed)
-			for _, p := range failed {
-				fmt.Fprintf(e.stdout, "  %s: %s\n", safe(p), oneLine(stats.Errors[p].Error()))
-			}
-		}
-		if stats.Failed > 0 {
-			return &exitError{code: ExitFailed}
-		}
-		return nil
+		return e.printBackfill(stats)
 	}
+}
+
+// followBackfill is backfill --follow: the same bar and output as the
+// backfill itself.
+func (e *env) followBackfill(id string) error {
+	ctx, cancel := e.waitContext()
+	defer cancel()
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
+	var opts []flowstone.BackfillOption
+	bar := e.newBackfillBar("backfill " + id)
+	if bar != nil {
+		opts = append(opts, flowstone.OnProgress(bar.progress))
+	}
+	stats, err := c.FollowBackfill(ctx, id, opts...)
+	bar.end(err)
+	if err != nil {
+		return err
+	}
+	return e.printBackfill(stats)
+}
+
+// waitContext bounds a wait by --timeout, if given.
+func (e *env) waitContext() (context.Context, context.CancelFunc) {
+	if e.g.timeout > 0 {
+		return context.WithTimeout(e.ctx, e.g.timeout)
+	}
+	return context.WithCancel(e.ctx)
+}
+
+// printBackfill prints an ended backfill's counts and errors; a failed
+// partition makes the exit status 1.
+func (e *env) printBackfill(stats flowstone.BackfillStats) error {
+	if e.g.json {
+		e.writeJSON(stats)
+	} else {
+		total := stats.Succeeded + stats.Failed + stats.Skipped + stats.NotStarted
+		fmt.Fprintf(e.stdout, "%d succeeded, %d failed, %d skipped", stats.Succeeded, stats.Failed, stats.Skipped)
+		if stats.NotStarted > 0 {
+			fmt.Fprintf(e.stdout, ", %d not started", stats.NotStarted)
+		}
+		fmt.Fprintf(e.stdout, " (of %d partitions; backfill %s)\n", total, stats.ID)
+		failed := make([]string, 0, len(stats.Errors))
+		for p := range stats.Errors {
+			failed = append(failed, p)
+		}
+		sort.Strings(failed)
+		for _, p := range failed {
+			fmt.Fprintf(e.stdout, "  %s: %s\n", safe(p), oneLine(stats.Errors[p].Error()))
+		}
+		if more := stats.Failed - len(stats.Errors); more > 0 {
+			fmt.Fprintf(e.stdout, "  ... and %d more failed partition(s)\n", more)
+		}
+	}
+	if stats.Failed > 0 {
+		return &exitError{code: ExitFailed}
+	}
+	return nil
 }
 
 func graphCmd(fs *flag.FlagSet) func(*env) error {

@@ -57,21 +57,47 @@ func (e *env) withSpinner(desc string, fn func() error) error {
 	return err
 }
 
-// backfillBar returns a progress bar for a backfill of total partitions
-// and the OnProgress callback that advances it, or nils when progress is
-// not shown.
-func (e *env) backfillBar(desc string, total int) (*progressbar.ProgressBar, func(flowstone.BackfillProgress)) {
+// backfillBar draws a backfill's progress on stderr. It is made on the
+// first report, which tells the total (a followed backfill's is not known
+// before).
+type backfillBar struct {
+	e    *env
+	desc string
+	bar  *progressbar.ProgressBar
+}
+
+// newBackfillBar returns a backfill's bar, or nil when progress is not
+// shown.
+func (e *env) newBackfillBar(desc string) *backfillBar {
 	if !e.showProgress() {
-		return nil, nil
+		return nil
 	}
-	bar := progressbar.NewOptions(total, progressbar.OptionSetWriter(e.stderr), progressbar.OptionSetDescription(desc),
-		progressbar.OptionShowCount(), progressbar.OptionSetElapsedTime(true), progressbar.OptionSetPredictTime(true),
-		progressbar.OptionSetWidth(30), progressbar.OptionThrottle(50*time.Millisecond), progressbar.OptionSetRenderBlankState(true),
-		progressbar.OptionOnCompletion(func() { fmt.Fprintln(e.stderr) }))
-	return bar, func(p flowstone.BackfillProgress) {
-		if p.Stats.Failed > 0 {
-			bar.Describe(fmt.Sprintf("%s (%d failed)", desc, p.Stats.Failed))
-		}
-		bar.Set(p.Done)
+	return &backfillBar{e: e, desc: desc}
+}
+
+// progress is the OnProgress callback that advances the bar.
+func (b *backfillBar) progress(p flowstone.BackfillProgress) {
+	if b.bar == nil {
+		b.bar = progressbar.NewOptions(p.Total, progressbar.OptionSetWriter(b.e.stderr), progressbar.OptionSetDescription(b.desc),
+			progressbar.OptionShowCount(), progressbar.OptionSetElapsedTime(true), progressbar.OptionSetPredictTime(true),
+			progressbar.OptionSetWidth(30), progressbar.OptionThrottle(50*time.Millisecond), progressbar.OptionSetRenderBlankState(true),
+			progressbar.OptionOnCompletion(func() { fmt.Fprintln(b.e.stderr) }))
 	}
+	if p.Stats.Failed > 0 {
+		b.bar.Describe(fmt.Sprintf("%s (%d failed)", b.desc, p.Stats.Failed))
+	}
+	b.bar.Set(p.Done)
+}
+
+// end finishes the bar (or leaves it, when the backfill's wait failed).
+func (b *backfillBar) end(err error) {
+	if b == nil || b.bar == nil {
+		return
+	}
+	if err == nil {
+		b.bar.Finish()
+		return
+	}
+	b.bar.Exit()
+	fmt.Fprintln(b.e.stderr)
 }

@@ -119,7 +119,8 @@ Global flags (every verb; before or after the arguments):
   --tls-cert FILE      client certificate (with --tls-key)
   --tls-key FILE       client key (with --tls-cert)
   --timeout D          how long to wait for the fleet's reply (default 10s);
-                       for run, the run's timeout; for backfill, the whole backfill's
+                       for run, the run's timeout; for backfill, the whole wait
+                       (default: as long as the backfill makes progress)
   --json               machine output (below)
   --progress           draw progress bars even when stderr is not a terminal
 

@@ -281,6 +281,7 @@ func TestWorkersKilledAtRandomInstants(t *testing.T) {
 	}
 	r := bf.result(t)
 	var stats struct {
+		ID         string                `json:"id"`
 		Succeeded  int                   `json:"succeeded"`
 		Failed     int                   `json:"failed"`
 		Skipped    int                   `json:"skipped"`

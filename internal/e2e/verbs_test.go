@@ -138,6 +138,7 @@ func TestEveryVerb(t *testing.T) {
 
 	// backfill a week with parallelism, then again: all skipped
 	type stats struct {
+		ID         string                `json:"id"`
 		Succeeded  int                   `json:"succeeded"`
 		Failed     int                   `json:"failed"`
 		Skipped    int                   `json:"skipped"`
