@@ -301,7 +301,8 @@ func (d *driver) survey() (resume, fresh []string, ok bool) {
 			d.dirty = true
 		case v.st.RunID == ours && v.st.State.Terminal():
 			d.countFailed(i, v.st.Error.WireError())
-		case v.st.State == flowstone.StateCompleted && !force:
+		case v.st.Value != nil && !force:
+			// Materialized by another run (whatever its latest attempt).
 			d.rec.Skipped++
 			d.rec.SetCounted(i)
 			d.dirty = true
@@ -350,7 +351,7 @@ func (d *driver) settleVerified() {
 	for _, i := range verify {
 		st, err := d.c.engine.Status(d.ctx, d.p, d.rec.Request.Asset, flowstone.Partition(d.parts[i]))
 		d.mu.Lock()
-		if err == nil && st.RunID != protocol.BackfillRunID(d.id(), d.parts[i]) {
+		if err == nil && (st.Value == nil || st.Value.RunID != protocol.BackfillRunID(d.id(), d.parts[i])) {
 			d.rec.Skipped++
 		} else {
 			d.rec.Succeeded++
