@@ -37,6 +37,18 @@ func testPipelines(o pipelines.Options) []*flowstone.Pipeline {
 			return nil, errors.New("the source is down")
 		}),
 		flowstone.Asset("downstream", func(c *flowstone.Context) (any, error) { return 1, nil }, flowstone.DependsOn("broken")),
+		// flaky fails for the partitions in failing, else counts its
+		// executions.
+		flowstone.Asset("flaky", func(c *flowstone.Context) (any, error) {
+			if _, ok := failing.Load(c.Partition()); ok {
+				return nil, errors.New("the source is down for " + c.Partition())
+			}
+			return flakyRuns.Add(1), nil
+		}),
+		flowstone.Asset("after_flaky", func(c *flowstone.Context) (any, error) {
+			n, err := flowstone.Dep[int](c, "flaky")
+			return n * 10, err
+		}, flowstone.DependsOn("flaky")),
 		// changing stores other bytes at every execution.
 		flowstone.Asset("changing", func(*flowstone.Context) (any, error) {
 			b := bytes.Repeat([]byte{'.'}, bigSize)
@@ -49,6 +61,13 @@ func testPipelines(o pipelines.Options) []*flowstone.Pipeline {
 
 // changes counts the executions of clienttest.changing.
 var changes atomic.Int64
+
+// failing holds the partitions clienttest.flaky fails for; flakyRuns
+// counts its successful executions.
+var (
+	failing   sync.Map
+	flakyRuns atomic.Int64
+)
 
 var shared struct {
 	once  sync.Once
@@ -681,5 +700,48 @@ func TestStagedReadOfAChangedResultFails(t *testing.T) {
 	}
 	if b, err := again.Bytes(ctx); err != nil || int64(len(b)) != again.Record.Value.Size {
 		t.Fatalf("the new result: %d bytes, %v", len(b), err)
+	}
+}
+
+// TestFailedRerunKeepsTheValueOnTheFleet: a forced re-run that fails on a
+// worker leaves the value readable (get, exists, dependents), and status
+// tells of both the failed attempt and the value.
+func TestFailedRerunKeepsTheValueOnTheFleet(t *testing.T) {
+	ctx := testCtx(t)
+	c := connect(t, fleet(t))
+	part := uniq(t, "p")
+	first, err := c.Run(ctx, "clienttest", "flaky", flowstone.Partition(part))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := decodeInt(t, first)
+	failing.Store(part, true)
+	defer failing.Delete(part)
+	_, err = c.Run(ctx, "clienttest", "flaky", flowstone.Partition(part), flowstone.Force())
+	if !errors.Is(err, flowstone.ErrExecutionFailed) {
+		t.Fatalf("forced re-run: %v; want execution_failed", err)
+	}
+	got, err := c.Get(ctx, "clienttest", "flaky", flowstone.Partition(part))
+	if err != nil {
+		t.Fatalf("get after the failed re-run: %v; want the first value", err)
+	}
+	if v := decodeInt(t, got); v != want || got.RunID != first.RunID {
+		t.Fatalf("get = %d of run %s; want %d of run %s", v, got.RunID, want, first.RunID)
+	}
+	if ok, err := c.Exists(ctx, "clienttest", "flaky", flowstone.Partition(part)); !ok || err != nil {
+		t.Fatalf("exists = %v, %v", ok, err)
+	}
+	st, err := c.Status(ctx, "clienttest", "flaky", flowstone.Partition(part))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State != flowstone.StateFailed || st.Error == nil || st.Value == nil || st.Value.RunID != first.RunID || st.Value.CompletedAt.IsZero() {
+		t.Fatalf("status = %+v (value %+v); want failed, with the first run's value", st, st.Value)
+	}
+	// A dependent uses the kept value; flaky does not run again.
+	runs := flakyRuns.Load()
+	after, err := c.Run(ctx, "clienttest", "after_flaky", flowstone.Partition(part))
+	if err != nil || decodeInt(t, after) != want*10 || flakyRuns.Load() != runs {
+		t.Fatalf("after_flaky = %v, %v (%d new flaky runs); want %d from the kept value", after, err, flakyRuns.Load()-runs, want*10)
 	}
 }

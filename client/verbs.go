@@ -23,6 +23,9 @@ func (c *Client) Status(ctx context.Context, pipeline, asset string, opts ...flo
 	if r.Scatter != nil {
 		info.Scatter = &flowstone.ScatterStatus{Total: r.Scatter.Total, Completed: r.Scatter.Completed, Failed: r.Scatter.Failed, Pending: r.Scatter.Pending}
 	}
+	if v := r.Value; v != nil {
+		info.Value = &flowstone.ValueInfo{RunID: v.RunID, CompletedAt: v.CompletedAt, Storage: v.Storage, Size: v.Size}
+	}
 	return info, nil
 }
 

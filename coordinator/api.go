@@ -198,6 +198,9 @@ func (c *Coordinator) apiStatus(ctx context.Context, req protocol.StatusRequest)
 	if st.Scatter != nil {
 		reply.Scatter = &protocol.ScatterStatus{Total: st.Scatter.Total, Completed: st.Scatter.Completed, Failed: st.Scatter.Failed, Pending: st.Scatter.Pending}
 	}
+	if v := st.Value; v != nil {
+		reply.Value = &protocol.ValueStatus{RunID: v.RunID, CompletedAt: v.CompletedAt, Storage: v.Storage, Size: v.Size}
+	}
 	return reply, nil
 }
 

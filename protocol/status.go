@@ -51,18 +51,47 @@ type StatusReply struct {
 	State State `json:"state"`
 	// Partition is the resolved partition.
 	Partition string `json:"partition"`
-	// RunID is the run that last materialized (or is materializing) it.
+	// RunID is the run of the latest attempt (ended or not).
 	RunID string `json:"run_id,omitempty"`
-	// CompletedAt is when it was last materialized.
+	// CompletedAt is when the latest attempt ended.
 	CompletedAt *time.Time `json:"completed_at,omitempty"`
-	// DurationMS is how long the last execution took, in milliseconds.
+	// DurationMS is how long the latest attempt took, in milliseconds.
 	DurationMS int64 `json:"duration_ms,omitempty"`
-	// Storage names the backend holding the result.
+	// Storage names the backend holding the value.
 	Storage string `json:"storage,omitempty"`
-	// Error is why it failed, for StateFailed and StateCancelled.
+	// Error is why the latest attempt failed, for StateFailed and
+	// StateCancelled.
 	Error *Error `json:"error,omitempty"`
 	// Scatter counts the items of a scatter asset.
 	Scatter *ScatterStatus `json:"scatter,omitempty"`
+	// Value describes the value get returns, which a failed later
+	// attempt leaves in place; absent when there is none.
+	Value *ValueStatus `json:"value,omitempty"`
+}
+
+// ValueStatus describes a materialized value in a StatusReply.
+type ValueStatus struct {
+	// RunID is the run that computed it.
+	RunID string `json:"run_id"`
+	// CompletedAt is when that run's attempt ended.
+	CompletedAt time.Time `json:"completed_at"`
+	// Storage names the backend holding it.
+	Storage string `json:"storage"`
+	// Size is its length in bytes.
+	Size int64 `json:"size"`
+}
+
+func (v *ValueStatus) validate(prefix string) *Error {
+	if err := checkID(prefix+"run_id", v.RunID); err != nil {
+		return err
+	}
+	if err := checkTime(prefix+"completed_at", v.CompletedAt); err != nil {
+		return err
+	}
+	if err := checkName(prefix+"storage", v.Storage); err != nil {
+		return err
+	}
+	return checkNonNegative(prefix+"size", v.Size)
 }
 
 func (StatusReply) isReply() {}
@@ -97,7 +126,12 @@ func (r StatusReply) Validate() *Error {
 		}
 	}
 	if r.Scatter != nil {
-		return r.Scatter.validate("scatter")
+		if err := r.Scatter.validate("scatter"); err != nil {
+			return err
+		}
+	}
+	if r.Value != nil {
+		return r.Value.validate("value.")
 	}
 	return nil
 }

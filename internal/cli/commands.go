@@ -205,6 +205,10 @@ func statusCmd(fs *flag.FlagSet) func(*env) error {
 		if s := st.Scatter; s != nil {
 			fmt.Fprintf(tw, "scatter:\t%d total, %d completed, %d failed, %d pending\n", s.Total, s.Completed, s.Failed, s.Pending)
 		}
+		if v := st.Value; v != nil && (st.State != flowstone.StateCompleted || v.RunID != st.RunID) {
+			// The value get returns is not the latest attempt's.
+			fmt.Fprintf(tw, "value:\tfrom run %s, completed %s, %d bytes in %s\n", v.RunID, v.CompletedAt.Format(time.RFC3339Nano), v.Size, v.Storage)
+		}
 		return tw.Flush()
 	}
 }
