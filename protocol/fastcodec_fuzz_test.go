@@ -81,6 +81,9 @@ func FuzzTaskCodec(f *testing.F) {
 			if flags&128 != 0 {
 				ref = ResultRef{ObjectKey: "k/" + s2, Storage: "s3", Size: n1, SHA256: s2, Encoding: Encoding(s1)}
 			}
+			if flags&512 != 0 {
+				ref.ValueRunID = s1
+			}
 			task.Deps = append(task.Deps, DepRef{Asset: "b", Partition: s2, ResultRef: ref})
 			if flags&256 != 0 {
 				task.Deps = append(task.Deps, DepRef{Asset: "c", Partition: s1, ResultRef: ref})
@@ -144,6 +147,9 @@ func FuzzCompletionCodec(f *testing.F) {
 		}
 		if flags&2 != 0 {
 			c.ResultRef = ResultRef{Storage: InlineStorage, Size: int64(len(s2)), SHA256: fcSHA, Encoding: EncodingRaw, Inline: []byte(s2)}
+		}
+		if flags&256 != 0 {
+			c.ValueRunID = s2
 		}
 		if flags&4 != 0 {
 			c.OK = flags&8 != 0
