@@ -44,6 +44,9 @@ type outcome struct {
 	recordErrs  []string // failed records' errors, grouped
 	failures    []string
 	checkErrors []string // the harness could not check something
+	starts      []string // daemons that exited at start-up and were started again
+	left        []string // records left pending or running, some of them
+	hung        []string // the daemons' goroutines waiting on the network when the backfill stalled
 }
 
 // check measures the run once the harness has stopped waiting.
@@ -51,6 +54,7 @@ func (r *run) check(reason string, base *outcome) *outcome {
 	o := &outcome{scenario: r.sc, size: r.sz, faults: r.tl.all(), start: r.start, reason: reason, elapsed: time.Since(r.start),
 		workDone: r.workDone, sums: map[string]string{}, sampleVals: map[string]string{}}
 	o.backfill = r.backfillAnswer()
+	o.starts = r.f.startFailures
 
 	recs, errs, err := readRecords(r.f.js, r.keys)
 	if err != nil {
@@ -73,6 +77,13 @@ func (r *run) check(reason string, base *outcome) *outcome {
 				o.states[a]["missing"]++
 			default:
 				o.states[a][string(rec.State)]++
+				if (rec.State == flowstone.StatePending || rec.State == flowstone.StateRunning) && len(o.left) < 6 {
+					since := "-"
+					if rec.StartedAt != nil {
+						since = rec.StartedAt.Format("15:04:05.000")
+					}
+					o.left = append(o.left, fmt.Sprintf("%s: %s, worker %q, run %s, attempt %d, started %s", k, rec.State, rec.Worker, rec.RunID, rec.Attempt, since))
+				}
 				if rec.Error != nil {
 					errCount[a+": "+string(rec.State)+": "+clip(genericError(rec.Error.Error()), 220)]++
 				}
@@ -130,8 +141,31 @@ func (r *run) check(reason string, base *outcome) *outcome {
 	if o.logs, err = readLogs(r.f.allProcs(), r.days); err != nil {
 		o.checkErrors = append(o.checkErrors, "logs: "+err.Error())
 	}
+	if reason != backfillReturned {
+		r.dumpWaits(o)
+	}
 	o.judge()
 	return o
+}
+
+// dumpWaits asks every daemon still running for its goroutines, which
+// ends it: where work hangs is what a stalled backfill needs explained.
+func (r *run) dumpWaits(o *outcome) {
+	for _, d := range r.f.slots("") {
+		p := r.f.current(d)
+		lines, err := waitingOnIO(p)
+		if err != nil {
+			o.checkErrors = append(o.checkErrors, "goroutine dump: "+err.Error())
+			continue
+		}
+		for i, l := range lines {
+			if i == 6 {
+				o.hung = append(o.hung, fmt.Sprintf("%s: … %d more", p.name, len(lines)-6))
+				break
+			}
+			o.hung = append(o.hung, p.name+": "+l)
+		}
+	}
 }
 
 // backfillAnswer is what fsctl backfill answered, or that it had not.
@@ -264,6 +298,9 @@ func (o *outcome) report(t *testing.T) {
 		done = "after " + o.workDone.Round(time.Millisecond).String()
 	}
 	fmt.Fprintf(&b, "  stopped waiting after %v: %s; all records completed: %s\n", o.elapsed.Round(time.Millisecond), o.reason, done)
+	for _, s := range o.starts {
+		fmt.Fprintf(&b, "  start-up: %s\n", s)
+	}
 	for _, f := range o.faults {
 		fmt.Fprintf(&b, "  fault +%v: %s %s %s %s\n", f.at.Sub(o.start).Round(time.Millisecond), f.class, f.action, f.target, f.note)
 	}
@@ -273,6 +310,15 @@ func (o *outcome) report(t *testing.T) {
 	}
 	for _, e := range o.recordErrs {
 		fmt.Fprintf(&b, "    %s\n", e)
+	}
+	for _, l := range o.left {
+		fmt.Fprintf(&b, "    left %s\n", l)
+	}
+	if len(o.hung) > 0 {
+		fmt.Fprintf(&b, "  goroutines waiting on NATS or S3 when the harness stopped waiting (SIGQUIT dumps):\n")
+	}
+	for _, l := range o.hung {
+		fmt.Fprintf(&b, "    %s\n", l)
 	}
 	fmt.Fprintf(&b, "  results read back: %d, bad %d; compared with the undisturbed run: %d, differ %d; fsctl read-backs %d, wrong %d\n",
 		o.objects, len(o.objBad), o.compared, len(o.differ), o.sampled, len(o.sampleBad))

@@ -99,7 +99,9 @@ func (c *natsCluster) urls() string {
 }
 
 // waitJetStream waits until a client reaches JetStream through the
-// cluster (in a cluster: until a meta leader is elected).
+// cluster and a stream can be created on every node: a fresh cluster
+// answers before its meta leader can place streams, and daemons started
+// then fail their start-up (see RELIABILITY.md).
 func (c *natsCluster) waitJetStream() error {
 	deadline := time.Now().Add(readyWait)
 	var last error
@@ -109,7 +111,7 @@ func (c *natsCluster) waitJetStream() error {
 				return fmt.Errorf("%s exited while starting (%v); see %s", n.p.name, n.p.err, n.p.logPath)
 			}
 		}
-		if last = jetStreamAnswers(c.urls()); last == nil {
+		if last = jetStreamAnswers(c.urls(), len(c.nodes)); last == nil {
 			return nil
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -117,7 +119,7 @@ func (c *natsCluster) waitJetStream() error {
 	return fmt.Errorf("JetStream at %s not ready after %v: %v", c.urls(), readyWait, last)
 }
 
-func jetStreamAnswers(urls string) error {
+func jetStreamAnswers(urls string, replicas int) error {
 	nc, err := nats.Connect(urls, nats.Timeout(time.Second), nats.NoReconnect())
 	if err != nil {
 		return err
@@ -129,8 +131,15 @@ func jetStreamAnswers(urls string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	_, err = js.AccountInfo(ctx)
-	return err
+	if _, err := js.AccountInfo(ctx); err != nil || replicas == 1 {
+		return err
+	}
+	const probe = "FAULTS_PROBE"
+	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: probe, Subjects: []string{"faults.probe"},
+		Replicas: replicas, Storage: jetstream.MemoryStorage}); err != nil {
+		return fmt.Errorf("create a stream of %d replicas: %w", replicas, err)
+	}
+	return js.DeleteStream(ctx, probe)
 }
 
 // connect opens the harness's own connection, which rides out restarts.

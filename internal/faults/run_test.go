@@ -114,7 +114,7 @@ func (r *run) wait(injected <-chan struct{}) string {
 		injectorDone := isClosed(injected)
 		switch {
 		case injectorDone && !r.backfill.running() && st["pending"]+st["running"] == 0:
-			return "fsctl backfill returned"
+			return backfillReturned
 		case injectorDone && r.rec.quietFor() > *stallFlag:
 			return fmt.Sprintf("no record changed for %v", *stallFlag)
 		case time.Now().After(deadline):
@@ -123,6 +123,10 @@ func (r *run) wait(injected <-chan struct{}) string {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// backfillReturned is why the harness stops waiting when all went well
+// enough: fsctl answered and nothing is left pending or running.
+const backfillReturned = "fsctl backfill returned"
 
 func isClosed(c <-chan struct{}) bool {
 	select {
