@@ -21,11 +21,22 @@
 //
 // One scenario: -run 'Long/nats_restart' (the undisturbed baseline runs
 // first, as every scenario compares with it). Test flags, given after the
-// package: -faults.seed N picks other random instants (the seed is printed),
-// -faults.partitions N overrides the size, -faults.stall D how long the
-// harness waits without any progress before it checks, -faults.logs DIR keeps
-// every process's log there. RELIABILITY.md at the repository root lists the
-// scenarios and what they measured.
+// package:
+//
+//   - -faults.seed N: other random fault instants and targets (the seed is
+//     printed; it fixes when and where faults strike, not how the fleet's
+//     timing falls around them)
+//   - -faults.partitions N: another backfill size
+//   - -faults.stall D: how long the harness waits without any record
+//     changing before it checks (default 1m; the fleet's run deadline is 5m)
+//   - -faults.logs DIR: keep every process's log there
+//   - -faults.source-latency D, -faults.ack-wait D: the workers' flags
+//   - -faults.replicas N: --replicas of the cluster scenario's fleet; it is
+//     skipped while the daemons lack the flag, and 0 runs it on the
+//     replication the fleet creates by default
+//
+// RELIABILITY.md at the repository root lists the scenarios, what they
+// check and what they measured.
 //
 // The tests build cmd/coordinator, cmd/worker, cmd/fsctl and nats-server
 // from the module; the S3 server is versitygw (FLOWSTONE_VERSITYGW, see

@@ -21,9 +21,10 @@ var goroutineHeader = regexp.MustCompile(`^goroutine \d+ [^\[]*\[([^\]]*)\]`)
 
 // waitingOnIO ends p with SIGQUIT, on which the Go runtime prints every
 // goroutine's stack, and returns the goroutines of this module that wait
-// on the network (NATS, S3), counted by the call they wait in and the
-// three innermost frames of this module above it. It tells a task or a backfill
-// hanging in a call with no deadline from one that was never started.
+// on the network (NATS, S3), and the backfill's partitions, counted by
+// where they wait: the network call and the three innermost frames of this
+// module above it. It tells work hanging in a call with no deadline from
+// work waiting for something that will not come.
 func waitingOnIO(p *proc) ([]string, error) {
 	if !p.running() {
 		return nil, nil
@@ -54,30 +55,19 @@ func ioWaits(dump string) []string {
 		if m == nil {
 			continue
 		}
-		var call string
-		var ours []string
+		var fns []string
 		for _, l := range lines[1:] {
 			if strings.HasPrefix(l, "\t") || strings.HasPrefix(l, "created by") {
 				continue
 			}
-			fn := l
-			if i := strings.LastIndex(fn, "("); i > 0 {
-				fn = fn[:i]
+			if i := strings.LastIndex(l, "("); i > 0 {
+				l = l[:i]
 			}
-			switch {
-			case strings.HasPrefix(fn, module):
-				ours = append(ours, shortName(fn))
-			case call == "" && len(ours) == 0 && isIO(fn):
-				call = shortName(fn)
-			}
-			if len(ours) == 3 {
-				break
-			}
+			fns = append(fns, l)
 		}
-		if call == "" || len(ours) == 0 {
-			continue
+		if k := waitKey(fns); k != "" {
+			count["["+m[1]+"] "+k]++
 		}
-		count[fmt.Sprintf("[%s] %s ← %s", m[1], call, strings.Join(ours, " ← "))]++
 	}
 	keys := make([]string, 0, len(count))
 	for k := range count {
@@ -91,6 +81,35 @@ func ioWaits(dump string) []string {
 		out = append(out, fmt.Sprintf("%d× %s", count[k], k))
 	}
 	return out
+}
+
+// waitKey says where a goroutine whose functions are fns (innermost
+// first) waits: in a network call made by this module's code, or, for a
+// backfill's partition, wherever it is. Other goroutines give "".
+func waitKey(fns []string) string {
+	var call string
+	var ours []string
+	partition := false
+	for _, fn := range fns {
+		switch {
+		case strings.HasPrefix(fn, module):
+			if len(ours) < 3 {
+				ours = append(ours, shortName(fn))
+			}
+			partition = partition || strings.Contains(fn, "(*Engine).Backfill.func")
+		case call == "" && len(ours) == 0 && isIO(fn):
+			call = shortName(fn)
+		}
+	}
+	switch {
+	case len(ours) == 0:
+		return ""
+	case call != "":
+		return call + " ← " + strings.Join(ours, " ← ")
+	case partition:
+		return "backfill partition waiting in " + strings.Join(ours, " ← ")
+	}
+	return ""
 }
 
 // isIO reports whether fn is a client library call that waits on the
