@@ -410,12 +410,18 @@ func compact(s string) string {
 }
 
 var (
-	quoted = regexp.MustCompile(`"[^"]*[/0-9][^"]*"`)
+	quoted = regexp.MustCompile(`"[^"]*"`)
 	number = regexp.MustCompile(`[0-9]+`)
 )
 
 // genericError is an error message without the keys, ids and numbers
 // that would make each one unique, so that errors can be counted by kind.
 func genericError(s string) string {
-	return number.ReplaceAllString(quoted.ReplaceAllString(s, `"…"`), "N")
+	s = quoted.ReplaceAllStringFunc(s, func(q string) string {
+		if strings.ContainsAny(q, "/0123456789") {
+			return `"…"`
+		}
+		return q
+	})
+	return number.ReplaceAllString(s, "N")
 }
