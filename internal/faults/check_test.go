@@ -99,28 +99,28 @@ func (r *run) check(reason string, base *outcome) *outcome {
 	failing := map[string]int{} // storage → reads failed in a row
 	for _, k := range r.keys {
 		rec := recs[k]
-		if rec == nil || rec.State != flowstone.StateCompleted || objs == nil {
+		if rec == nil || rec.State != flowstone.StateCompleted || rec.Value == nil || objs == nil {
 			continue
 		}
-		o.sums[k] = rec.SHA256
+		o.sums[k] = rec.Value.SHA256
 		o.objects++
-		if failing[rec.Storage] >= 10 {
+		if failing[rec.Value.Storage] >= 10 {
 			// Each read waits callWait: a store that is gone would hold
 			// the check for minutes.
-			o.objBad = append(o.objBad, fmt.Sprintf("%s (%s %s): not read, the last 10 reads of %s failed", k, rec.Storage, rec.ObjectKey, rec.Storage))
+			o.objBad = append(o.objBad, fmt.Sprintf("%s (%s %s): not read, the last 10 reads of %s failed", k, rec.Value.Storage, rec.Value.ObjectKey, rec.Value.Storage))
 			continue
 		}
 		sum, err := objs.sum(rec)
 		if err != nil {
-			failing[rec.Storage]++
+			failing[rec.Value.Storage]++
 		} else {
-			failing[rec.Storage] = 0
+			failing[rec.Value.Storage] = 0
 		}
 		switch {
 		case err != nil:
-			o.objBad = append(o.objBad, fmt.Sprintf("%s (%s %s): %v", k, rec.Storage, rec.ObjectKey, err))
-		case sum != rec.SHA256:
-			o.objBad = append(o.objBad, fmt.Sprintf("%s (%s %s): sha256 %s, record says %s", k, rec.Storage, rec.ObjectKey, sum, rec.SHA256))
+			o.objBad = append(o.objBad, fmt.Sprintf("%s (%s %s): %v", k, rec.Value.Storage, rec.Value.ObjectKey, err))
+		case sum != rec.Value.SHA256:
+			o.objBad = append(o.objBad, fmt.Sprintf("%s (%s %s): sha256 %s, record says %s", k, rec.Value.Storage, rec.Value.ObjectKey, sum, rec.Value.SHA256))
 		}
 	}
 	if base != nil {

@@ -52,7 +52,7 @@ func analyse(revs []revision, keys []string, faults []fault) findings {
 		want[k] = true
 	}
 	type keyState struct {
-		completed  bool                 // the latest revision is completed
+		completed  bool                 // the latest revision holds a value
 		maxAttempt map[string]int       // run → the highest attempt written so far
 		lastStart  map[string]time.Time // run → the start of the execution whose completed record was written last
 		execs      []execution
@@ -69,11 +69,11 @@ func analyse(revs []revision, keys []string, faults []fault) findings {
 			byKey[rv.key] = ks
 		}
 		rec := rv.rec
-		if ks.completed && (rec == nil || rec.State != flowstone.StateCompleted) {
+		if ks.completed && !rec.Materialized() {
 			fd.overwritten++
 			fd.example("%s: completed value replaced by %s at %s", rv.key, describe(rec), rv.at.Format("15:04:05.000"))
 		}
-		ks.completed = rec != nil && rec.State == flowstone.StateCompleted
+		ks.completed = rec.Materialized()
 		if rec == nil || rec.StartedAt == nil || rec.Attempt == 0 {
 			continue // a delete, or a coordinator's pending mark
 		}

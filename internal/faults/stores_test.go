@@ -80,32 +80,32 @@ func newObjects(f *fleet) (*objects, error) {
 
 // sum returns the SHA-256 (hex) of the bytes rec points to.
 func (o *objects) sum(rec *flowstone.Materialization) (string, error) {
-	if rec.Storage == flowstone.InlineStorage {
-		return hexSum(rec.Inline), nil
+	if rec.Value.Storage == flowstone.InlineStorage {
+		return hexSum(rec.Value.Inline), nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), callWait)
 	defer cancel()
 	var b []byte
 	var err error
-	switch rec.Storage {
+	switch rec.Value.Storage {
 	case "jetstream":
 		var obs jetstream.ObjectStore
 		if obs, err = o.js.ObjectStore(ctx, protocol.ResultsBucket); err == nil {
-			b, err = obs.GetBytes(ctx, rec.ObjectKey)
+			b, err = obs.GetBytes(ctx, rec.Value.ObjectKey)
 		}
 	case "s3":
 		if o.s3 == nil {
 			return "", errors.New("record says s3, but the fleet has no S3 server")
 		}
 		var obj *minio.Object
-		if obj, err = o.s3.GetObject(ctx, s3Bucket, rec.ObjectKey, minio.GetObjectOptions{}); err == nil {
+		if obj, err = o.s3.GetObject(ctx, s3Bucket, rec.Value.ObjectKey, minio.GetObjectOptions{}); err == nil {
 			b, err = io.ReadAll(obj)
 			obj.Close()
 		}
 	case "file":
-		b, err = o.readFile(rec.ObjectKey)
+		b, err = o.readFile(rec.Value.ObjectKey)
 	default:
-		return "", fmt.Errorf("unknown storage %q", rec.Storage)
+		return "", fmt.Errorf("unknown storage %q", rec.Value.Storage)
 	}
 	if err != nil {
 		return "", err
