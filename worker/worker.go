@@ -313,7 +313,15 @@ func (w *Worker) Stop(ctx context.Context) error {
 	w.cancelSub.Unsubscribe()
 	w.stopBG()
 	w.background.Wait()
-	w.pool.Close()
+	// The pool's goroutines are those of the tasks, ended above, and idle
+	// ones; a task abandoned above keeps its goroutine until its asset
+	// returns, and is not waited for again.
+	idleOnly, stopIdle := context.WithCancel(context.Background())
+	if w.stopErr != nil {
+		stopIdle()
+	}
+	w.pool.Stop(idleOnly)
+	stopIdle()
 	w.deleteManifests(cleanup)
 	w.closeStores()
 	w.log.Info().Uint64("succeeded", w.stats.succeeded.Load()).Uint64("failed", w.stats.failed.Load()).Msg("worker_stopped")
