@@ -27,6 +27,7 @@ type Pool struct {
 	mu      sync.Mutex
 	idle    []*runner     // parked goroutines, the last parked last
 	live    int           // goroutines of the pool, busy or idle
+	busy    int           // goroutines running (or handed) a function
 	stopped bool          // Stop began: no goroutine parks any more
 	quit    chan struct{} // made by the first to need it; closed by Stop: the parked goroutines exit
 	gone    chan struct{} // closed by the last goroutine to exit after Stop
@@ -54,11 +55,13 @@ func (p *Pool) Go(f func()) {
 		r := p.idle[n-1]
 		p.idle = p.idle[:n-1]
 		r.taken = true
+		p.busy++
 		p.mu.Unlock()
 		r.work <- f
 		return
 	}
 	p.live++
+	p.busy++
 	p.mu.Unlock()
 	go p.run(&runner{work: make(chan func(), 1)}, f)
 }
@@ -72,8 +75,9 @@ func (p *Pool) Idle() int {
 
 // Stop lets the idle goroutines go, makes the busy ones exit when their
 // function returns, and waits until every goroutine of the pool has exited.
-// If ctx ends first it returns an error wrapping ctx's cause that says how
-// many still run a function. The pool stays usable (see Go); Stop may be
+// If ctx ends while some still run a function, it returns an error
+// wrapping ctx's cause that says how many (idle goroutines are waited for
+// whatever ctx says: they exit at once). The pool stays usable (see Go); Stop may be
 // called again, to wait for goroutines started since.
 func (p *Pool) Stop(ctx context.Context) error {
 	p.mu.Lock()
@@ -98,14 +102,15 @@ func (p *Pool) Stop(ctx context.Context) error {
 	case <-gone:
 		return nil
 	case <-ctx.Done():
-		p.mu.Lock()
-		n := p.live
-		p.mu.Unlock()
-		if n == 0 {
-			return nil
-		}
-		return fmt.Errorf("gopool: %d goroutines still busy: %w", n, context.Cause(ctx))
 	}
+	p.mu.Lock()
+	n := p.busy
+	p.mu.Unlock()
+	if n == 0 {
+		<-gone // only idle goroutines, on their way out
+		return nil
+	}
+	return fmt.Errorf("gopool: %d goroutines still busy: %w", n, context.Cause(ctx))
 }
 
 // Close is Stop without a limit: it returns once every goroutine of the
@@ -119,6 +124,7 @@ func (p *Pool) run(r *runner, f func()) {
 		f()
 		f = nil
 		p.mu.Lock()
+		p.busy--
 		if p.stopped {
 			p.mu.Unlock()
 			return

@@ -145,3 +145,36 @@ func TestGoAfterStop(t *testing.T) {
 		t.Fatalf("%d goroutines parked after Stop", n)
 	}
 }
+
+// A Stop whose context has already ended still waits for the idle
+// goroutines, which exit at once, and reports no error when none is busy.
+func TestStopWithAnEndedContextReleasesIdleGoroutines(t *testing.T) {
+	var p gopool.Pool
+	for range 5 {
+		done := make(chan struct{})
+		p.Go(func() { close(done) })
+		<-done
+	}
+	waitIdle(t, &p, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := p.Stop(ctx); err != nil {
+		t.Fatalf("Stop with only idle goroutines = %v", err)
+	}
+	if n := goroutinesIn("gopool.(*Pool).run"); n != 0 {
+		t.Fatalf("%d pool goroutines after Stop", n)
+	}
+}
+
+// goroutinesIn counts the goroutines with fn in their stack.
+func goroutinesIn(fn string) int {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	n := 0
+	for _, g := range bytes.Split(buf, []byte("\n\n")) {
+		if bytes.Contains(g, []byte(fn)) {
+			n++
+		}
+	}
+	return n
+}

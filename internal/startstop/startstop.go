@@ -62,6 +62,23 @@ func (g *Group) Go(f func()) bool {
 	return true
 }
 
+// Do runs f on the calling goroutine, counted as one of g's, and reports
+// true; once g is closed it runs nothing and reports false. It is for
+// callbacks on goroutines the part does not start (a NATS subscription's):
+// Wait then also waits for the calls under way.
+func (g *Group) Do(f func()) bool {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return false
+	}
+	g.n++
+	g.mu.Unlock()
+	defer g.done()
+	f()
+	return true
+}
+
 func (g *Group) done() {
 	g.mu.Lock()
 	defer g.mu.Unlock()

@@ -123,3 +123,33 @@ func TestGoRacingWait(t *testing.T) {
 		after.Wait()
 	}
 }
+
+// Do runs a callback on the caller's goroutine, and Wait waits for the
+// calls under way; once closed, Do runs nothing.
+func TestDoCountsCallbacks(t *testing.T) {
+	var g startstop.Group
+	entered, release := make(chan struct{}), make(chan struct{})
+	done := make(chan bool, 1)
+	go func() { done <- g.Do(func() { close(entered); <-release }) }()
+	<-entered
+	waited := make(chan error, 1)
+	go func() { waited <- g.Wait(context.Background()) }()
+	deadline := time.Now().Add(wait)
+	for g.Do(func() {}) {
+		if time.Now().After(deadline) {
+			t.Fatal("Do still runs callbacks while Wait waits")
+		}
+	}
+	select {
+	case err := <-waited:
+		t.Fatalf("Wait returned (%v) during a call", err)
+	default:
+	}
+	close(release)
+	if !<-done {
+		t.Fatal("Do of an open group reported false")
+	}
+	if err := <-waited; err != nil {
+		t.Fatal(err)
+	}
+}
