@@ -11,19 +11,24 @@
 package gopool
 
 import (
+	"cmp"
 	"context"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 )
 
-// IdleTimeout is how long a pool goroutine waits for work before it exits.
+// IdleTimeout is how long a pool goroutine waits for work before it exits,
+// unless Pool.Linger says otherwise.
 const IdleTimeout = 10 * time.Second
 
 // Pool runs functions on reused goroutines. The zero value is ready to use;
 // a Pool is safe for concurrent use and must not be copied after first use.
 type Pool struct {
+	// Linger is how long a goroutine waits for work before it exits.
+	// Defaults to IdleTimeout. Set it before the first Go.
+	Linger time.Duration
+
 	mu      sync.Mutex
 	idle    []*runner     // parked goroutines, the last parked last
 	live    int           // goroutines of the pool, busy or idle
@@ -37,8 +42,10 @@ type Pool struct {
 // function handed to it while it was parked, so handing it over never
 // blocks.
 type runner struct {
-	work  chan func()
-	taken bool // Go took it off the idle list: a function is on its way. Guarded by Pool.mu.
+	work chan func()
+	// Guarded by Pool.mu:
+	taken bool // Go took it off the idle list: a function is on its way
+	at    int  // its index in Pool.idle while parked
 }
 
 // Go runs f on an idle goroutine of the pool, or on a new one. Like the go
@@ -77,8 +84,8 @@ func (p *Pool) Idle() int {
 // function returns, and waits until every goroutine of the pool has exited.
 // If ctx ends while some still run a function, it returns an error
 // wrapping ctx's cause that says how many (idle goroutines are waited for
-// whatever ctx says: they exit at once). The pool stays usable (see Go); Stop may be
-// called again, to wait for goroutines started since.
+// whatever ctx says: they exit at once). The pool stays usable (see Go);
+// Stop may be called again, to wait for goroutines started since.
 func (p *Pool) Stop(ctx context.Context) error {
 	p.mu.Lock()
 	if !p.stopped {
@@ -129,18 +136,19 @@ func (p *Pool) run(r *runner, f func()) {
 			p.mu.Unlock()
 			return
 		}
-		r.taken = false
+		r.taken, r.at = false, len(p.idle)
 		p.idle = append(p.idle, r)
 		if p.quit == nil {
 			p.quit = make(chan struct{})
 		}
 		quit := p.quit
 		p.mu.Unlock()
+		linger := cmp.Or(p.Linger, IdleTimeout)
 		if idle == nil {
-			idle = time.NewTimer(IdleTimeout)
+			idle = time.NewTimer(linger)
 			defer idle.Stop()
 		} else {
-			idle.Reset(IdleTimeout)
+			idle.Reset(linger)
 		}
 		select {
 		case f = <-r.work:
@@ -168,8 +176,15 @@ func (p *Pool) unpark(r *runner) bool {
 	if r.taken {
 		return false
 	}
-	if i := slices.Index(p.idle, r); i >= 0 {
-		p.idle = slices.Delete(p.idle, i, i+1)
+	// Out of the middle in O(1), the last one taking its place: when a
+	// burst of many thousand goroutines ends, they all time out together.
+	if i := r.at; i < len(p.idle) && p.idle[i] == r {
+		last := len(p.idle) - 1
+		moved := p.idle[last]
+		moved.at = i
+		p.idle[i] = moved
+		p.idle[last] = nil
+		p.idle = p.idle[:last]
 	}
 	return true
 }

@@ -154,8 +154,8 @@ func TestStopWithAnEndedContextReleasesIdleGoroutines(t *testing.T) {
 		done := make(chan struct{})
 		p.Go(func() { close(done) })
 		<-done
+		waitIdle(t, &p, 1) // parked, so the next Go reuses it: one goroutine
 	}
-	waitIdle(t, &p, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if err := p.Stop(ctx); err != nil {
@@ -180,4 +180,46 @@ func blockedIn(fn string) int {
 		}
 	}
 	return n
+}
+
+// Goroutines that time out while Go hands out work, many at once: every
+// function runs exactly once, the idle list stays whole (the goroutines
+// that time out leave it, those handed work just then run it), and in the
+// end every goroutine has exited by itself.
+func TestIdleTimeoutsRacingGo(t *testing.T) {
+	p := gopool.Pool{Linger: time.Millisecond}
+	const rounds, burst = 50, 64
+	var ran sync.WaitGroup
+	var count sync.Map
+	for round := range rounds {
+		release := make(chan struct{})
+		ran.Add(burst)
+		for i := range burst {
+			p.Go(func() {
+				defer ran.Done()
+				if _, dup := count.LoadOrStore([2]int{round, i}, true); dup {
+					t.Errorf("function %d/%d ran twice", round, i)
+				}
+				<-release
+			})
+		}
+		close(release)
+		// Not a wait for anything: a varying gap, so that some goroutines
+		// park and time out while the next burst is handed out.
+		time.Sleep(time.Duration(round%3) * time.Millisecond)
+	}
+	ran.Wait()
+	n := 0
+	count.Range(func(any, any) bool { n++; return true })
+	if n != rounds*burst {
+		t.Fatalf("%d functions ran, want %d", n, rounds*burst)
+	}
+	deadline := time.Now().Add(wait)
+	for p.Idle() != 0 || blockedIn("gopool.(*Pool).run") != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines still idle past their linger", p.Idle())
+		}
+		runtime.Gosched()
+	}
+	p.Close()
 }
