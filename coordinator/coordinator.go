@@ -276,7 +276,7 @@ func (c *Coordinator) teardown(ctx context.Context) error {
 	}
 	// A request or a scheduled run arriving from now on is refused (the
 	// client retries; the run stays in its record for adoption).
-	if err := c.work.Drain(ctx, func() { c.cancel(startstop.ErrStopped) }); err != nil {
+	if err := c.work.Drain(ctx, c.handBack); err != nil {
 		errs = append(errs, fmt.Errorf("coordinator: stop: runs and requests under way were cut short; their runs are resumed from their records: %w", err))
 	}
 	for _, s := range c.subs {
@@ -306,6 +306,19 @@ func (c *Coordinator) teardown(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// handBack is the hard stop of the runs under way: they are left to the
+// next coordinator, which resumes them from their records. So the records
+// are fenced first: the materializations store is closed, and every write
+// the cancelled runs still attempt fails, instead of recording their
+// steps cancelled (a terminal state that clients would take for the
+// outcome, and that the resumed run would find as its own).
+func (c *Coordinator) handBack() {
+	if c.mats != nil {
+		c.mats.Close()
+	}
+	c.cancel(startstop.ErrStopped)
 }
 
 // sanitizeID keeps an id within protocol.ValidID.

@@ -5,10 +5,10 @@ import (
 	"context"
 	"errors"
 	"runtime"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/coordinator"
 	"github.com/flowstone-go/flowstone/internal/fleet"
 	"github.com/flowstone-go/flowstone/internal/natstest"
@@ -81,18 +81,33 @@ func TestFailedStartLeavesNothingRunning(t *testing.T) {
 }
 
 // A Stop whose grace period ends while a run is in flight says so (the
-// error wraps the deadline), leaves the run to be resumed, and returns
-// only once every goroutine of the coordinator and its engine has.
+// error wraps the deadline), hands the run back untouched (its record and
+// those of its waiting steps are not made terminal), and returns only once
+// every goroutine of the coordinator and its engine has. The coordinator
+// restarted with the same id finishes the run.
 func TestStopCutsRunsShortAndLeavesNothingRunning(t *testing.T) {
 	e := newEnv(t)
 	c := e.startCoordinator("cut-short")
-	var execs atomic.Int32
 	hold := make(chan struct{})
-	defer close(hold)
-	started := make(chan string, 2)
-	e.startWorker(counting("count", &execs, hold, started))
-	e.waitPipeline("count")
-	rep, perr := call[protocol.RunReply](e, protocol.VerbRun, protocol.RunRequest{V: protocol.Version, Pipeline: "count", Asset: "slow"})
+	started := make(chan struct{}, 2)
+	p := flowstone.MustPipeline("chain",
+		flowstone.Asset("held", func(c *flowstone.Context) (any, error) {
+			started <- struct{}{}
+			select {
+			case <-hold:
+				return 1, nil
+			case <-c.Context().Done():
+				return nil, c.Context().Err()
+			}
+		}),
+		flowstone.Asset("after", func(c *flowstone.Context) (any, error) {
+			n, err := flowstone.Dep[int](c, "held")
+			return n + 1, err
+		}, flowstone.DependsOn("held")),
+	)
+	e.startWorker(p)
+	e.waitPipeline("chain")
+	rep, perr := call[protocol.RunReply](e, protocol.VerbRun, protocol.RunRequest{V: protocol.Version, Pipeline: "chain", Asset: "after"})
 	if perr != nil {
 		t.Fatal(perr)
 	}
@@ -107,13 +122,22 @@ func TestStopCutsRunsShortAndLeavesNothingRunning(t *testing.T) {
 			t.Errorf("%d goroutines in %s left after Stop", n, fn)
 		}
 	}
-	// The run is still the stopped coordinator's, for its successor.
+	// Handed back, not ended: the run is still the stopped coordinator's,
+	// and the step that waited for its input is not recorded cancelled.
 	rec := e.runRecord(rep.RunID)
 	if rec.State.Terminal() || rec.Coordinator != "cut-short" {
 		t.Errorf("run record after a cut short stop = %s by %q, want live and still owned", rec.State, rec.Coordinator)
 	}
+	if m := e.matRecord("chain", "after"); m != nil && m.State.Terminal() {
+		t.Errorf("the waiting step was recorded %s by the coordinator that handed it back", m.State)
+	}
 	if err := c.Stop(context.Background()); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("a second Stop = %v, want the first one's result", err)
+	}
+	close(hold)
+	e.startCoordinator("cut-short")
+	if rec := e.waitRun(rep.RunID); rec.State != protocol.StateCompleted {
+		t.Fatalf("run after the restart: %s %v", rec.State, rec.Error)
 	}
 }
 
@@ -139,6 +163,34 @@ func (e *env) runRecord(runID string) protocol.RunRecord {
 		e.t.Fatal(perr)
 	}
 	return rec
+}
+
+// matRecord reads the materialization record of an asset's default
+// partition; nil if there is none.
+func (e *env) matRecord(pipeline, asset string) *flowstone.Materialization {
+	e.t.Helper()
+	js, err := jetstream.New(e.nc)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := contextWithTimeout(30 * time.Second)
+	defer cancel()
+	kv, err := js.KeyValue(ctx, protocol.MaterializationsBucket)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ent, err := kv.Get(ctx, flowstone.MaterializationKey(pipeline, asset, flowstone.DefaultPartition))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil
+	}
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	m, err := flowstone.UnmarshalRecord(ent.Value())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return m
 }
 
 // blockedIn counts the goroutines with fn in their stack that are blocked
