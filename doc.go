@@ -89,6 +89,11 @@ DOT; [Assets] and [AssetInfo] describe it.
 Each verb exists three times: as a package function on the [Default]
 engine, as a method of [*Pipeline] (p.Run(ctx, "doubled")), and as a method
 of an [*Engine] built with [NewEngine], for other stores or for isolation.
+An engine owns the goroutines it runs steps and executions on, and keeps
+idle ones for reuse: [Engine.Stop] lets the runs in flight finish (and
+cancels them once its context ends) and waits for every one of those
+goroutines; [Engine.Close] is Stop without a limit. The [Default] engine
+lives as long as the program.
 
 # Partitions
 

@@ -2,6 +2,7 @@ package flowstone
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"sync"
 	"time"
@@ -155,11 +156,52 @@ var defaultEngine = sync.OnceValue(func() *Engine { return MustEngine(EngineConf
 // functions use: in-memory, zero configuration.
 func Default() *Engine { return defaultEngine() }
 
-// Close lets go of the idle goroutines the engine keeps for reuse (a busy
-// engine hands its flights and steps to goroutines whose stacks have
-// already grown). The engine stays usable; call Close when done with an
-// engine in a long-lived process, or before checking for goroutine leaks.
-func (e *Engine) Close() { e.pool.Close() }
+// Stop waits for every goroutine the engine started (the steps and
+// flights of runs in flight, backfill partitions, and the idle goroutines
+// it keeps for reuse) and lets them go. Runs in flight finish as usual
+// until ctx ends; then Stop cancels them, and every execution they wait
+// for, with a cancelled error that says the engine stopped (a hard stop),
+// and waits for them to return. It returns nil after a soft stop, else an
+// error wrapping ctx's cause.
+//
+// The engine stays usable: a Run after Stop works, on goroutines that
+// exit when it ends (a later Stop waits for them too). The default engine
+// (Default) is never stopped.
+func (e *Engine) Stop(ctx context.Context) error {
+	err := e.pool.Stop(ctx)
+	if err == nil {
+		return nil
+	}
+	cause := newError(TypeCancelled, nil, "the engine was stopped before the run finished: %v", context.Cause(ctx))
+	// A run that starts meanwhile (a backfill going on with its next
+	// partition) is cancelled on the next round.
+	for {
+		e.mu.Lock()
+		for _, ar := range e.runs {
+			ar.cancel(cause)
+		}
+		for _, f := range e.flights {
+			f.cancel(cause)
+		}
+		e.mu.Unlock()
+		round, cancel := context.WithTimeout(context.Background(), hardStopRecheck)
+		done := e.pool.Stop(round) == nil
+		cancel()
+		if done {
+			return fmt.Errorf("flowstone: engine stop: runs in flight were cancelled: %w", err)
+		}
+	}
+}
+
+// hardStopRecheck is how often a hard Stop cancels again the runs that
+// started since its last pass.
+const hardStopRecheck = 50 * time.Millisecond
+
+// Close is Stop without a limit: it returns once every run in flight has
+// finished and the engine's goroutines have exited. Call it when done with
+// an engine in a long-lived process, or before checking for goroutine
+// leaks.
+func (e *Engine) Close() { _ = e.Stop(context.Background()) }
 
 // Subscribe registers fn for every telemetry event and returns a function
 // that unregisters it. fn runs on the executing goroutine: keep it fast and

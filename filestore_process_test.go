@@ -112,6 +112,7 @@ func TestHelperProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer e.Close()
 	// Storage names the store, so even this small result goes to a file.
 	res, err := e.Run(ctxT(t), examplePipeline(t, nil), "sum", flowstone.Storage("file"))
 	if err != nil {

@@ -10,13 +10,15 @@ import (
 	"github.com/flowstone-go/flowstone"
 )
 
-// newEngine returns an isolated embedded engine.
+// newEngine returns an isolated embedded engine, stopped when the test
+// ends.
 func newEngine(t testing.TB) *flowstone.Engine {
 	t.Helper()
 	e, err := flowstone.NewEngine(flowstone.EngineConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(e.Close)
 	return e
 }
 

@@ -1,6 +1,9 @@
 package flowstone
 
-import "context"
+import (
+	"context"
+	"errors"
+)
 
 // activeRun is a Run in progress, registered so Cancel can reach it.
 type activeRun struct {
@@ -205,7 +208,7 @@ func (e *Engine) runStep(ctx context.Context, p *Pipeline, s *step, steps []step
 				select {
 				case <-is.done:
 				case <-ctx.Done():
-					return e.failStep(p, s.n, cfg.partition, runID, ctxError(ctx, p.name, s.n.def.name))
+					return e.stepEnded(ctx, p, s.n, cfg.partition, runID)
 				}
 			}
 			if is.err != nil {
@@ -220,7 +223,7 @@ func (e *Engine) runStep(ctx context.Context, p *Pipeline, s *step, steps []step
 	}
 	select {
 	case <-ctx.Done():
-		return e.failStep(p, s.n, cfg.partition, runID, ctxError(ctx, p.name, s.n.def.name))
+		return e.stepEnded(ctx, p, s.n, cfg.partition, runID)
 	default:
 	}
 	t := Task{RunID: runID, Asset: s.n.def.name, Partition: cfg.partition, Force: cfg.force && isTarget, Storage: cfg.storage, Attempt: 1, Priority: cfg.priority, Deps: deps,
@@ -250,6 +253,17 @@ func dependencyError(p *Pipeline, n, input *node, inErr *Error) *Error {
 		Message: "asset \"" + n.def.name + "\" was not run: dependency \"" + root + "\" failed: " + rootErr.Error(),
 		Details: map[string]any{"asset": n.def.name, "pipeline": p.name, "dependency": input.def.name, "root_asset": root, "root_error": rootErr},
 		cause:   rootErr}
+}
+
+// stepEnded fails a step whose run ended before it started, unless the run
+// was handed back (its process stops and another resumes it): the step is
+// not over then, and its record must not say it is.
+func (e *Engine) stepEnded(ctx context.Context, p *Pipeline, n *node, partition, runID string) (*Materialization, *Error) {
+	fe := ctxError(ctx, p.name, n.def.name)
+	if errors.Is(context.Cause(ctx), ErrHandedBack) {
+		return nil, fe
+	}
+	return e.failStep(p, n, partition, runID, fe)
 }
 
 // failStep records that a step did not run and why (see Records.fail: a

@@ -68,6 +68,7 @@ func TestSeedRawBytesAndStorage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(e.Close)
 	p := flowstone.MustPipeline("p",
 		flowstone.Asset("blob", noop),
 		flowstone.Asset("size", func(c *flowstone.Context) (any, error) {

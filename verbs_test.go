@@ -329,6 +329,7 @@ func TestLargeBackfillPlansFromOneListing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(e.Close)
 	p := flowstone.MustPipeline("p", flowstone.Asset("a", func(c *flowstone.Context) (any, error) { return 1, nil }))
 	keys := make([]string, 200)
 	for i := range keys {
@@ -371,6 +372,7 @@ func TestLargeBackfillChecksTheNamedPartitions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(e.Close)
 	p := flowstone.MustPipeline("p", flowstone.Asset("a", func(c *flowstone.Context) (any, error) { return 1, nil }))
 	ctx := ctxT(t)
 	keys := make([]string, 200)

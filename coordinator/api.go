@@ -62,13 +62,13 @@ func (c *Coordinator) serve() error {
 
 // handle adapts a typed handler: it decodes and validates the request
 // (answering bad input with a structured error), runs fn off the
-// subscription's goroutine, and never lets a panic go unanswered.
+// subscription's goroutine, and never lets a panic go unanswered. A
+// request that arrives once Stop has begun is answered unavailable, for
+// the client to retry on another coordinator.
 func handle[Req protocol.Request, Rep protocol.ReplyBody](c *Coordinator, timeout time.Duration, fn func(context.Context, Req) (Rep, *protocol.Error)) micro.Handler {
 	return micro.HandlerFunc(func(r micro.Request) {
 		data := r.Data()
-		c.runWG.Add(1)
-		go func() {
-			defer c.runWG.Done()
+		ok := c.work.Go(func() {
 			defer func() {
 				if p := recover(); p != nil {
 					c.log.Error().Str("panic", fmt.Sprint(p)).Str("stack", string(debug.Stack())).Msg("handler_panic")
@@ -89,9 +89,17 @@ func handle[Req protocol.Request, Rep protocol.ReplyBody](c *Coordinator, timeou
 			if err := r.Respond(protocol.EncodeReply(rep, perr)); err != nil {
 				c.log.Warn().Err(err).Msg("reply_failed")
 			}
-		}()
+		})
+		if !ok {
+			r.Respond(protocol.EncodeError(errStopping))
+		}
 	})
 }
+
+// errStopping answers the requests and refuses the work that reach a
+// coordinator once its Stop has begun.
+var errStopping = &protocol.Error{Code: protocol.CodeUnavailable,
+	Message: "this coordinator is stopping; send the request again (another coordinator, or this one restarted, takes it)"}
 
 func (c *Coordinator) pipeline(name string) (*flowstone.Pipeline, *protocol.Error) {
 	return c.reg.get(name)

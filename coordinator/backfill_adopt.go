@@ -93,9 +93,9 @@ func (s *backfills) bucket(ctx context.Context, js jetstream.JetStream) (jetstre
 // context ends, no driver starts and Stop waits for the running ones.
 // Start calls it before the first adoption.
 func (c *Coordinator) startBackfills() {
-	c.wg.Add(1)
+	c.loops.Add(1)
 	go func() {
-		defer c.wg.Done()
+		defer c.loops.Done()
 		<-c.ctx.Done()
 		c.bf.close()
 	}()

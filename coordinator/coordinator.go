@@ -21,6 +21,7 @@ import (
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/internal/batcher"
 	"github.com/flowstone-go/flowstone/internal/fleet"
+	"github.com/flowstone-go/flowstone/internal/startstop"
 	"github.com/flowstone-go/flowstone/kv/jskv"
 	"github.com/flowstone-go/flowstone/objectstore"
 	"github.com/flowstone-go/flowstone/protocol"
@@ -64,6 +65,14 @@ type Config struct {
 
 // Coordinator serves the FlowStone API over NATS and drives runs on the
 // fleet. Create it with New, then Start; Stop drains it.
+//
+// Its lifecycle: Start returns once serving, or with an error after undoing
+// all it did (subscriptions, the API service, the schedule consumer, the
+// stores it opened, its goroutines). Stop stops taking requests and
+// scheduled runs, lets the runs and requests under way finish until its
+// context ends, then cancels them (their runs are resumed by the next
+// coordinator, from their records) and waits for every goroutine the
+// coordinator started before it closes the stores it opened.
 type Coordinator struct {
 	cfg    Config
 	log    zerolog.Logger
@@ -80,10 +89,11 @@ type Coordinator struct {
 	disp    *dispatcher
 	reg     *registry
 
-	ctx    context.Context // lives until Stop
-	cancel context.CancelFunc
-	wg     sync.WaitGroup // background loops, stopped by cancel
-	runWG  sync.WaitGroup // runs this coordinator drives
+	ctx    context.Context // lives until Stop: runs, requests and loops
+	cancel context.CancelCauseFunc
+	loops  sync.WaitGroup  // background loops, started by Start only, ended by cancel
+	work   startstop.Group // runs this coordinator drives, and requests it serves
+	calls  startstop.Group // subscription callbacks under way (NATS's goroutines)
 	svc    micro.Service
 	stager *stager // copies large results for clients (get with Stage)
 	subs   []*nats.Subscription
@@ -93,7 +103,10 @@ type Coordinator struct {
 
 	mu        sync.Mutex
 	scheduled map[string]string // run id -> target materialization key, for cancel
-	stopOnce  sync.Once
+	started   bool
+
+	stopOnce sync.Once
+	stopErr  error
 }
 
 // New checks cfg and returns a Coordinator; it talks to NATS only in Start.
@@ -120,9 +133,32 @@ func New(cfg Config) (*Coordinator, error) {
 // ID returns the coordinator's id.
 func (c *Coordinator) ID() string { return c.cfg.ID }
 
-// Start sets up streams and buckets, loads the manifests, resumes in-flight
-// runs and starts serving the API. It returns once serving.
-func (c *Coordinator) Start(ctx context.Context) error {
+// Start sets up streams and buckets, loads the manifests, starts serving
+// the API and resumes in-flight runs. It returns once serving. If it
+// fails, it undoes what it did before it returns: nothing keeps running.
+// A Coordinator starts once.
+func (c *Coordinator) Start(ctx context.Context) (err error) {
+	c.mu.Lock()
+	again := c.started
+	c.started = true
+	c.mu.Unlock()
+	if again {
+		return errors.New("coordinator: Start called twice: a Coordinator runs once; build another with New")
+	}
+	c.ctx, c.cancel = context.WithCancelCause(context.Background())
+	defer func() {
+		if err == nil {
+			return
+		}
+		// Undo at once: an ended context makes the stop hard.
+		now, cancel := context.WithCancel(context.Background())
+		cancel()
+		var undo error
+		c.stopOnce.Do(func() { undo = c.teardown(now) })
+		if undo != nil {
+			err = errors.Join(err, fmt.Errorf("coordinator: undo a failed start: %w", undo))
+		}
+	}()
 	js, err := jetstream.New(c.nc)
 	if err != nil {
 		return fmt.Errorf("coordinator: jetstream: %w", err)
@@ -137,11 +173,10 @@ func (c *Coordinator) Start(ctx context.Context) error {
 	if c.mats, c.runs, c.mfs, err = fleet.Buckets(ctx, js); err != nil {
 		return fmt.Errorf("coordinator: %w", err)
 	}
-	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.disp = &dispatcher{c: c, waiters: map[string]chan protocol.Completion{}, poll: make(chan struct{})}
-	c.wg.Add(1)
+	c.loops.Add(1)
 	go func() {
-		defer c.wg.Done()
+		defer c.loops.Done()
 		c.disp.pollTicks(c.ctx)
 	}()
 	c.engine, err = flowstone.NewEngine(flowstone.EngineConfig{
@@ -153,36 +188,23 @@ func (c *Coordinator) Start(ctx context.Context) error {
 	}
 	c.records = c.engine.Executor().Records()
 	c.reg = newRegistry(c.mfs, c.log)
-	if err := c.reg.start(c.ctx, &c.wg); err != nil {
-		c.cancel()
+	if err := c.reg.start(c.ctx, &c.loops); err != nil {
 		return fmt.Errorf("coordinator: manifests: %w", err)
 	}
-	sub, err := c.nc.Subscribe(protocol.DoneSubjects, c.disp.onCompletion)
-	if err != nil {
-		c.cancel()
+	if err := c.subscribe(protocol.DoneSubjects, "", c.disp.onCompletion); err != nil {
 		return fmt.Errorf("coordinator: subscribe completions: %w", err)
 	}
-	sub.SetPendingLimits(-1, -1)
-	c.subs = append(c.subs, sub)
-	if sub, err = c.nc.Subscribe(cancelBroadcast, c.onCancelBroadcast); err != nil {
-		c.cancel()
+	c.subs[len(c.subs)-1].SetPendingLimits(-1, -1)
+	if err := c.subscribe(cancelBroadcast, "", c.onCancelBroadcast); err != nil {
 		return fmt.Errorf("coordinator: subscribe cancels: %w", err)
 	}
-	c.subs = append(c.subs, sub)
 	if err := c.watchDeadLetters(); err != nil {
-		c.cancel()
 		return err
 	}
 	if err := c.startSchedules(ctx); err != nil {
-		c.cancel()
 		return err
 	}
-	c.startBackfills()
-	if err := c.resume(ctx); err != nil {
-		c.log.Error().Err(err).Msg("resume_failed")
-	}
 	if err := c.serve(); err != nil {
-		c.cancel()
 		return err
 	}
 	// Serving means the server has the API subscriptions: a request sent
@@ -190,44 +212,125 @@ func (c *Coordinator) Start(ctx context.Context) error {
 	fctx, fcancel := context.WithTimeout(ctx, 5*time.Second)
 	defer fcancel()
 	if err := c.nc.FlushWithContext(fctx); err != nil {
-		c.cancel()
 		return fmt.Errorf("coordinator: flush subscriptions: %w", err)
+	}
+	// Last, once nothing can fail: a failed Start never drives a run.
+	c.startBackfills()
+	if err := c.resume(ctx); err != nil {
+		c.log.Error().Err(err).Msg("resume_failed")
 	}
 	c.log.Info().Msg("coordinator_started")
 	return nil
 }
 
-// Stop stops serving and waits for the runs this coordinator drives, until
-// ctx is done; then it abandons them (they are resumed by the next
-// coordinator to start, from their records).
-func (c *Coordinator) Stop(ctx context.Context) error {
-	c.stopOnce.Do(func() {
-		if c.svc != nil {
-			c.svc.Stop()
-		}
-		if c.starts != nil {
-			c.starts.Stop()
-		}
-		for _, s := range c.subs {
-			s.Unsubscribe()
-		}
-		done := make(chan struct{})
-		go func() { c.runWG.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-ctx.Done():
-		}
-		if c.cancel != nil {
-			c.cancel()
-		}
-		c.wg.Wait()
-		if c.engine != nil {
-			c.engine.Close()
-		}
-		c.log.Info().Msg("coordinator_stopped")
-	})
+// subscribe subscribes h to subject (in queue group queue, if not empty),
+// its calls counted so that Stop can wait for them.
+func (c *Coordinator) subscribe(subject, queue string, h nats.MsgHandler) error {
+	counted := func(m *nats.Msg) { c.calls.Do(func() { h(m) }) }
+	var sub *nats.Subscription
+	var err error
+	if queue == "" {
+		sub, err = c.nc.Subscribe(subject, counted)
+	} else {
+		sub, err = c.nc.QueueSubscribe(subject, queue, counted)
+	}
+	if err != nil {
+		return err
+	}
+	c.subs = append(c.subs, sub)
 	return nil
 }
+
+// Stop stops serving the API and taking scheduled runs, and waits for the
+// runs this coordinator drives and the requests it is answering, until ctx
+// is done; then it cancels them: their runs are resumed by the next
+// coordinator to start (or adopt them), from their records. Then it waits
+// for its goroutines and closes the stores it opened.
+//
+// It returns what went wrong, joined: an error wrapping ctx's cause if
+// runs or requests were cut short (errors.Is(err,
+// context.DeadlineExceeded) for a grace period that ran out), and any
+// failure to stop a part. Stop may be called more than once, and
+// concurrently: every call returns once the first is done, with its
+// result. Stop without a successful Start does nothing.
+func (c *Coordinator) Stop(ctx context.Context) error {
+	c.mu.Lock()
+	started := c.started
+	c.mu.Unlock()
+	if !started {
+		return nil
+	}
+	c.stopOnce.Do(func() {
+		c.stopErr = c.teardown(ctx)
+		c.log.Info().AnErr("error", c.stopErr).Msg("coordinator_stopped")
+	})
+	return c.stopErr
+}
+
+// teardown stops whatever Start got to, in the order that lets the work
+// under way end well: intake first, then the work (soft until ctx ends,
+// then hard), then what the work needed (completions, the poll clock,
+// heartbeats, task publishing, the engine), then the stores.
+func (c *Coordinator) teardown(ctx context.Context) error {
+	var errs []error
+	if c.svc != nil {
+		if err := c.svc.Stop(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			errs = append(errs, fmt.Errorf("coordinator: stop the API service: %w", err))
+		}
+	}
+	if c.starts != nil {
+		c.starts.Stop()
+	}
+	// A request or a scheduled run arriving from now on is refused (the
+	// client retries; the run stays in its record for adoption).
+	if err := c.work.Drain(ctx, c.handBack); err != nil {
+		errs = append(errs, fmt.Errorf("coordinator: stop: runs and requests under way were cut short; their runs are resumed from their records: %w", err))
+	}
+	for _, s := range c.subs {
+		if err := s.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) && !errors.Is(err, nats.ErrBadSubscription) {
+			errs = append(errs, fmt.Errorf("coordinator: unsubscribe %s: %w", s.Subject, err))
+		}
+	}
+	if c.cancel != nil {
+		c.cancel(startstop.ErrStopped)
+	}
+	// Callbacks end quickly once the context is cancelled.
+	c.calls.Wait(context.Background())
+	c.loops.Wait()
+	if c.tasks != nil {
+		if err := c.tasks.Stop(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("coordinator: %w", err))
+		}
+	}
+	if c.engine != nil {
+		if err := c.engine.Stop(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("coordinator: %w", err))
+		}
+	}
+	for _, s := range []*jskv.Store{c.mats, c.runs, c.mfs} {
+		if s != nil {
+			s.Close()
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// handBack is the hard stop of the runs under way: they are left to the
+// next coordinator, which resumes them from their records. So the records
+// are fenced first: the materializations store is closed, and every write
+// the cancelled runs still attempt fails, instead of recording their
+// steps cancelled (a terminal state that clients would take for the
+// outcome, and that the resumed run would find as its own).
+func (c *Coordinator) handBack() {
+	if c.mats != nil {
+		c.mats.Close()
+	}
+	c.cancel(errHandedBack)
+}
+
+// errHandedBack is the cause of a coordinator's hard stop: its runs are not
+// over, they are handed to the next coordinator.
+var errHandedBack = fmt.Errorf("%w: %w", startstop.ErrStopped, flowstone.ErrHandedBack)
 
 // sanitizeID keeps an id within protocol.ValidID.
 func sanitizeID(s string) string {

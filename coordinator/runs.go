@@ -116,11 +116,11 @@ func (c *Coordinator) loadRun(ctx context.Context, runID string) (protocol.RunRe
 }
 
 // drive runs a recorded run to its end on this coordinator and records the
-// outcome.
+// outcome. Once Stop has begun it starts nothing: the run stays in its
+// record, owned by this coordinator, and is resumed by the next one to
+// start with this id or to find this one's heartbeat gone.
 func (c *Coordinator) drive(p *flowstone.Pipeline, rec protocol.RunRecord) {
-	c.runWG.Add(1)
-	go func() {
-		defer c.runWG.Done()
+	ok := c.work.Go(func() {
 		rec.State, rec.Coordinator = protocol.StateRunning, c.cfg.ID
 		c.saveRun(c.ctx, &rec)
 		start := time.Now()
@@ -147,7 +147,10 @@ func (c *Coordinator) drive(p *flowstone.Pipeline, rec protocol.RunRecord) {
 		cancel()
 		c.log.Info().Str("run_id", rec.RunID).Str("pipeline", p.Name()).Str("asset", rec.Request.Asset).
 			Str("state", string(rec.State)).Dur("duration", time.Since(start)).Msg("run_finished")
-	}()
+	})
+	if !ok {
+		c.log.Info().Str("run_id", rec.RunID).Msg("run_left_for_resume")
+	}
 }
 
 // schedule publishes a delayed run; JetStream fires it onto the start
@@ -181,13 +184,13 @@ func (c *Coordinator) startSchedules(ctx context.Context) error {
 	if err != nil {
 		return unreachable(err, "schedule consumer")
 	}
-	c.starts, err = cons.Consume(c.onStart)
+	c.starts, err = cons.Consume(func(m jetstream.Msg) { c.calls.Do(func() { c.onStart(m) }) })
 	if err != nil {
 		return unreachable(err, "consume schedules")
 	}
-	c.wg.Add(1)
+	c.loops.Add(1)
 	go func() {
-		defer c.wg.Done()
+		defer c.loops.Done()
 		hb := time.NewTicker(heartbeatEvery)
 		adopt := time.NewTicker(adoptEvery)
 		defer hb.Stop()

@@ -85,7 +85,10 @@ func RunAsset(t testing.TB, p *flowstone.Pipeline, asset string, deps map[string
 		o.apply(&cfg)
 	}
 	if cfg.engine == nil {
+		// Its own engine: closed here, as nothing else can. The result
+		// reads from the engine's stores, which outlive it.
 		cfg.engine = NewEngine(t)
+		defer cfg.engine.Close()
 	}
 	info, err := flowstone.AssetInfo(p, asset)
 	if err != nil {

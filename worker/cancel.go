@@ -88,16 +88,19 @@ func (w *Worker) cancelRunning(cause error) int {
 
 // abandonRunning hands back to the queue the tasks still executing: their
 // assets ignored the cancelled context. Their goroutines finish in the
-// background and leave the messages alone.
-func (w *Worker) abandonRunning() {
+// background and leave the messages alone. It returns how many.
+func (w *Worker) abandonRunning() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	n := 0
 	for tk := range w.running {
 		if tk.state.CompareAndSwap(taskRunning, taskHandedBack) {
 			tk.d.abandon()
 			w.log.Warn().Str("task_id", tk.t.ID).Str("asset", tk.t.Asset).Msg("task_abandoned")
+			n++
 		}
 	}
+	return n
 }
 
 // pipelineOfRun names the pipeline of a running task of runID, or "".

@@ -78,7 +78,11 @@
 // ends first, it cancels them with the cause flowstone.ErrHandedBack (the
 // executor then records them pending, not cancelled: they are not over) and
 // naks their messages so that another worker takes them at once. It deletes
-// the worker's manifests.
+// the worker's manifests and closes the stores it opened, and returns once
+// every goroutine the worker started has returned, but for those of tasks
+// whose assets ignore their cancelled context for HardStopWait (handed
+// back, and named in the error). A Start that fails leaves nothing running
+// and no manifest behind.
 //
 // # Manifests and events
 //

@@ -54,27 +54,56 @@ func (s *slots) expect(n int) {
 	}
 }
 
-// acquire takes a slot for one expected task, waiting in line for one if
-// need be. It returns false, having taken nothing, if ctx ends first.
-func (s *slots) acquire(ctx context.Context) bool {
+// ticket is a task's place for a slot: the slot itself (turn nil), or a
+// place in line whose turn is closed when the slot is handed over.
+type ticket struct{ turn chan struct{} }
+
+// take gives one expected task its place without waiting: a free slot if
+// nobody is in line, else the end of the line. The tasks of a message take
+// their places in the message's order, before any of them runs, so that
+// they start in that order however their goroutines are scheduled. It
+// reports false, having taken nothing, if ctx has ended: a task whose
+// worker is stopping never starts.
+func (s *slots) take(ctx context.Context) (ticket, bool) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.expected--
+	if ctx.Err() != nil {
+		return ticket{}, false
+	}
 	if s.free > 0 && len(s.line) == 0 {
 		s.free--
-		s.mu.Unlock()
-		return true
+		return ticket{}, true
 	}
-	turn := make(chan struct{})
-	s.line = append(s.line, turn)
-	s.mu.Unlock()
+	t := ticket{turn: make(chan struct{})}
+	s.line = append(s.line, t.turn)
+	return t, true
+}
+
+// wait waits for t's slot and reports true once the task holds it. It
+// returns false, having given the place or the slot up, if ctx ends first,
+// even with the slot already in hand: a slot handed over at the moment
+// the worker begins to stop does not start a task.
+func (s *slots) wait(ctx context.Context, t ticket) bool {
+	if t.turn == nil {
+		if ctx.Err() == nil {
+			return true
+		}
+		s.release()
+		return false
+	}
 	select {
-	case <-turn:
-		return true
+	case <-t.turn:
+		if ctx.Err() == nil {
+			return true
+		}
+		s.release()
+		return false
 	case <-ctx.Done():
 	}
 	s.mu.Lock()
 	for i, c := range s.line {
-		if c == turn {
+		if c == t.turn {
 			s.line = append(s.line[:i], s.line[i+1:]...)
 			s.mu.Unlock()
 			s.signal()

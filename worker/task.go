@@ -61,14 +61,22 @@ func (w *Worker) run(s *source, m jetstream.Msg, k int) {
 		attempt = max(int(md.NumDelivered), 1)
 		w.metrics.queueDepth(s, md.NumPending)
 	}
+	// Every task takes its place for a slot now, in the message's order,
+	// before any goroutine runs: the first task of a batch is the first to
+	// start, whichever goroutine the scheduler runs first.
+	tickets := make([]ticket, len(tasks))
+	placed := make([]bool, len(tasks))
+	for i := range tasks {
+		tickets[i], placed[i] = w.slots.take(w.queue)
+	}
 	for i := 1; i < len(tasks); i++ {
 		w.tasks.Add(1)
 		w.pool.Go(func() {
 			defer w.tasks.Done()
-			w.execute(&task{d: d, h: s.h, t: tasks[i], attempt: attempt})
+			w.execute(&task{d: d, h: s.h, t: tasks[i], attempt: attempt}, tickets[i], placed[i])
 		})
 	}
-	w.execute(&task{d: d, h: s.h, t: tasks[0], attempt: attempt})
+	w.execute(&task{d: d, h: s.h, t: tasks[0], attempt: attempt}, tickets[0], placed[0])
 }
 
 // forget drops a settled message from those the heartbeats keep alive.
@@ -78,14 +86,15 @@ func (w *Worker) forget(d *delivery) {
 	w.mu.Unlock()
 }
 
-// execute runs one task, once it has a slot, and reports it to its
-// delivery. The slot bounds assets running at once: it is released when
-// the executor is done (result and record stored), before the completion
-// is published, so that a worker does not idle while completions wait for
-// their batch to be stored. A task still waiting for a slot when the
-// worker begins to stop never starts: it is handed back.
-func (w *Worker) execute(tk *task) {
-	if !w.slots.acquire(w.queue) {
+// execute runs one task, once its ticket's slot is free, and reports it
+// to its delivery. The slot bounds assets running at once: it is released
+// when the executor is done (result and record stored), before the
+// completion is published, so that a worker does not idle while
+// completions wait for their batch to be stored. A task that took no
+// place (placed false) or still waits for its slot when the worker begins
+// to stop never starts: it is handed back.
+func (w *Worker) execute(tk *task, t ticket, placed bool) {
+	if !placed || !w.slots.wait(w.queue, t) {
 		w.log.Info().Str("task_id", tk.t.ID).Str("run_id", tk.t.RunID).Msg("task_handed_back")
 		tk.d.done(false, 0)
 		return

@@ -157,6 +157,10 @@ func (w *Worker) ID() string { return w.cfg.ID }
 // missing), publishes the manifests, subscribes to cancellations and starts
 // consuming. It returns once the worker is consuming; ctx bounds that setup
 // only. The worker then runs until Stop.
+//
+// A Start that fails undoes what it did before it returns (the manifests
+// it published, the cancel subscription, the stores it opened): nothing of
+// the worker keeps running, and no coordinator counts on it.
 func (w *Worker) Start(ctx context.Context) error {
 	w.mu.Lock()
 	if w.started {
@@ -165,8 +169,11 @@ func (w *Worker) Start(ctx context.Context) error {
 	}
 	w.started = true
 	w.mu.Unlock()
-	if err := w.start(ctx); err != nil {
-		w.closeStores()
+	var undo []func()
+	if err := w.start(ctx, &undo); err != nil {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
 		return err
 	}
 	w.mu.Lock()
@@ -177,7 +184,9 @@ func (w *Worker) Start(ctx context.Context) error {
 	return nil
 }
 
-func (w *Worker) start(ctx context.Context) error {
+// start does Start's work; undo collects what undoes each step done, for
+// Start to run (last first) if a later step fails.
+func (w *Worker) start(ctx context.Context, undo *[]func()) error {
 	js, err := jetstream.New(w.cfg.Conn, jetstream.WithPublishAsyncTimeout(publishTimeout))
 	if err != nil {
 		return fmt.Errorf("worker: jetstream: %w", err)
@@ -192,6 +201,7 @@ func (w *Worker) start(ctx context.Context) error {
 		return fmt.Errorf("worker: %w", err)
 	}
 	w.closers = append(w.closers, mats, runs, manifests)
+	*undo = append(*undo, w.closeStores)
 	w.manifests = manifests
 	store := w.cfg.KV
 	if store == nil {
@@ -216,19 +226,27 @@ func (w *Worker) start(ctx context.Context) error {
 			w.bells[protocol.BellSubject(protocol.TaskSubject(h.name, prio))] = s
 		}
 	}
+	// Some manifests may be written even if a later one fails: remove
+	// them, so that no coordinator waits for this worker.
+	*undo = append(*undo, func() {
+		cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), flushTimeout)
+		defer cancel()
+		w.deleteManifests(cleanup)
+	})
 	if err := w.putManifests(ctx); err != nil {
 		return err
 	}
 	if w.cancelSub, err = w.cfg.Conn.Subscribe(protocol.CancelSubjects, w.onCancel); err != nil {
 		return fmt.Errorf("worker: subscribe to %s: %w", protocol.CancelSubjects, err)
 	}
+	*undo = append(*undo, func() { w.cancelSub.Unsubscribe() })
 	// A cancel published once Start has returned must reach this worker.
 	fctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
 	if err := w.cfg.Conn.FlushWithContext(fctx); err != nil {
-		w.cancelSub.Unsubscribe()
 		return fmt.Errorf("worker: flush: %w", err)
 	}
+	// Nothing below fails: the goroutines start only once it is sure.
 	if !w.cfg.NoEvents {
 		w.events = newEventBatcher(w.cfg.Conn, w.log, eventBatchDelay)
 		w.unsubEvent = w.x.Subscribe(w.forwardEvent)
@@ -250,8 +268,17 @@ func (w *Worker) start(ctx context.Context) error {
 // Stop drains the worker: it stops taking tasks and waits for the running
 // ones to finish and be acknowledged. If ctx ends first, it cancels the
 // running tasks and hands them back to the queue (a Nak, so another worker
-// takes them at once), and returns an error wrapping ctx's. Then it deletes
-// the worker's manifests. The NATS connection stays open.
+// takes them at once), and returns an error wrapping ctx's. Then it
+// publishes what is left (completions, events), deletes the worker's
+// manifests and closes the stores it opened. The NATS connection stays
+// open.
+//
+// Stop waits for every goroutine the worker started (fetching, tasks,
+// heartbeats, manifest refresh, completion and event batching, the
+// reused task goroutines) with one exception: a task whose asset ignores
+// its cancelled context for HardStopWait is handed back and left to
+// finish in the background, with the goroutine that ran it. The error
+// says so.
 //
 // Stop returns once the worker has stopped; later calls wait for the first
 // and return its result. Stop before a successful Start does nothing.
@@ -283,19 +310,30 @@ func (w *Worker) Stop(ctx context.Context) error {
 		w.tasks.Wait()
 		close(done)
 	}()
+	var errs []error
+	abandoned := false
 	select {
 	case <-done:
 	case <-ctx.Done():
 		n := w.cancelRunning(errStopping)
 		w.log.Warn().Int("tasks", n).Msg("worker_stop_grace_ended")
-		w.stopErr = fmt.Errorf("worker: stop: the grace period ended with %d tasks running; they were cancelled and handed back to the queue: %w", n, context.Cause(ctx))
+		errs = append(errs, fmt.Errorf("worker: stop: the grace period ended with %d tasks running; they were cancelled and handed back to the queue: %w", n, context.Cause(ctx)))
 		timer := time.NewTimer(HardStopWait)
 		select {
 		case <-done:
 		case <-timer.C:
-			w.abandonRunning()
+			abandoned = true
+			n := w.abandonRunning()
+			errs = append(errs, fmt.Errorf("worker: stop: %d tasks ignored their cancelled context for %v; handed back, they finish in the background", n, HardStopWait))
 		}
 		timer.Stop()
+	}
+	cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), flushTimeout)
+	defer cancel()
+	// Every completion of a task that ended is acknowledged by now (the
+	// task waited for it); this waits for the goroutines that sent them.
+	if err := w.done.Stop(cleanup); err != nil {
+		errs = append(errs, fmt.Errorf("worker: completions: %w", err))
 	}
 
 	// The batched events go out with the rest: no event of a task that
@@ -305,20 +343,27 @@ func (w *Worker) Stop(ctx context.Context) error {
 		w.unsubEvent()
 		w.events.close()
 	}
-	// Completions, acks and events sit in the connection's buffer: send
-	// them.
-	cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), flushTimeout)
-	defer cancel()
+	// Acks and events sit in the connection's buffer: send them.
 	if err := w.cfg.Conn.FlushWithContext(cleanup); err != nil {
 		w.log.Warn().Err(err).Msg("worker_flush_failed")
 	}
 	w.cancelSub.Unsubscribe()
 	w.stopBG()
 	w.background.Wait()
-	w.pool.Close()
+	// The pool's goroutines are those of the tasks, ended above, and idle
+	// ones; an abandoned task keeps its goroutine until its asset returns,
+	// and is not waited for again.
+	pool := context.Background()
+	if abandoned {
+		var none context.CancelFunc
+		pool, none = context.WithCancel(pool)
+		none()
+	}
+	w.pool.Stop(pool)
 	w.x.Close()
 	w.deleteManifests(cleanup)
 	w.closeStores()
+	w.stopErr = errors.Join(errs...)
 	w.log.Info().Uint64("succeeded", w.stats.succeeded.Load()).Uint64("failed", w.stats.failed.Load()).Msg("worker_stopped")
 	return w.stopErr
 }

@@ -5,10 +5,14 @@
 // message of its own with no added latency; under load the batches grow by
 // themselves with the server's round trip, and the fleet stores, delivers
 // and acknowledges one message for many tasks or completions.
+//
+// A Publisher owns the goroutines that send its batches: Stop waits for
+// them.
 package batcher
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -34,12 +38,19 @@ type Publisher struct {
 	// told. Set it before the first Publish.
 	Stored func(subject string)
 
-	mu     sync.Mutex
-	queues map[string]*queue
+	mu       sync.Mutex
+	queues   map[string]*queue
+	stopping bool          // Publish refuses
+	abort    chan struct{} // closed when Stop's context ends: in-flight and queued items fail
+	senders  sync.WaitGroup
 
 	// Stats, read with Counts.
 	messages, items uint64
 }
+
+// ErrStopped is the error of a Publish after Stop began, and of the items
+// a hard stop gave up.
+var ErrStopped = errors.New("batcher: publisher stopped")
 
 // MaxInFlight is how many batch messages of one subject may await their
 // acknowledgement at once.
@@ -67,16 +78,21 @@ type item struct {
 
 // New returns a Publisher that joins batches with join.
 func New(js jetstream.JetStream, join Join) *Publisher {
-	return &Publisher{js: js, join: join, ackTimeout: AckTimeout, queues: map[string]*queue{}}
+	return &Publisher{js: js, join: join, ackTimeout: AckTimeout, queues: map[string]*queue{}, abort: make(chan struct{})}
 }
 
 // Publish stores body on subject, alone or in a batch with others, and
 // returns once JetStream has acknowledged the message that holds it (or
 // with ctx's error, in which case it may still be published). id is the
-// item's dedupe id, used as the message id when it travels alone.
+// item's dedupe id, used as the message id when it travels alone. After
+// Stop began it returns ErrStopped and publishes nothing.
 func (p *Publisher) Publish(ctx context.Context, subject, id string, body []byte) error {
 	it := &item{id: id, body: body, done: make(chan error, 1)}
 	p.mu.Lock()
+	if p.stopping {
+		p.mu.Unlock()
+		return ErrStopped
+	}
 	q := p.queues[subject]
 	if q == nil {
 		q = &queue{}
@@ -88,6 +104,7 @@ func (p *Publisher) Publish(ctx context.Context, subject, id string, body []byte
 	if start {
 		q.inflight++
 		batch = q.take()
+		p.senders.Add(1) // under mu, before Stop can wait: see Stop
 	}
 	p.mu.Unlock()
 	if start {
@@ -129,8 +146,41 @@ func (q *queue) take() []*item {
 	return batch
 }
 
+// Stop stops taking items (Publish returns ErrStopped) and waits until
+// every item taken is published and acknowledged, or has failed. If ctx
+// ends first, the items still queued or awaiting their acknowledgement
+// fail with ErrStopped (they may be stored all the same), and Stop waits
+// for the goroutines sending them to return, which they do at once; the
+// error then wraps ctx's cause. Later calls wait for the goroutines again
+// and return nil.
+func (p *Publisher) Stop(ctx context.Context) error {
+	p.mu.Lock()
+	p.stopping = true // no sender starts after this: Add happens under mu
+	p.mu.Unlock()
+	idle := make(chan struct{})
+	go func() {
+		p.senders.Wait()
+		close(idle)
+	}()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+	}
+	p.mu.Lock()
+	select {
+	case <-p.abort:
+	default:
+		close(p.abort)
+	}
+	p.mu.Unlock()
+	<-idle
+	return fmt.Errorf("batcher: stop: items still unacknowledged were given up: %w", context.Cause(ctx))
+}
+
 // send publishes batches for subject until its queue is empty.
 func (p *Publisher) send(subject string, q *queue, batch []*item) {
+	defer p.senders.Done()
 	for {
 		err := p.publish(subject, batch)
 		if err == nil && p.Stored != nil {
@@ -168,6 +218,11 @@ func (p *Publisher) publish(subject string, batch []*item) error {
 		msg.Data = p.join(bodies)
 		msg.Header = nats.Header{protocol.BatchHeader: []string{strconv.Itoa(len(batch))}}
 	}
+	select {
+	case <-p.abort:
+		return ErrStopped
+	default:
+	}
 	fut, err := p.js.PublishMsgAsync(msg, opts...)
 	if err != nil {
 		return err
@@ -179,6 +234,8 @@ func (p *Publisher) publish(subject string, batch []*item) error {
 		return nil
 	case err := <-fut.Err():
 		return err
+	case <-p.abort:
+		return ErrStopped
 	case <-timer.C:
 		return fmt.Errorf("batcher: no acknowledgement from JetStream within %v for a message on %s", p.ackTimeout, subject)
 	}

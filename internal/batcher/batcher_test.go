@@ -502,3 +502,70 @@ func TestLostAcksDoNotWedgeTheSubject(t *testing.T) {
 		})
 	}
 }
+
+// Stop lets every item taken be stored before it returns, and Publish
+// after it refuses.
+func TestStopDrainsWhatWasTaken(t *testing.T) {
+	e := newEnv(t)
+	p := batcher.New(e.js, protocol.JoinCompletionBatch)
+	const n = 200
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Go(func() {
+			errs <- p.Publish(context.Background(), "t.a", fmt.Sprint("id", i), encode(t, completion("a", i)))
+		})
+	}
+	wg.Wait() // every item taken
+	if err := p.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	if _, items := p.Counts(); items != n {
+		t.Errorf("Counts after Stop: %d items, want %d", items, n)
+	}
+	if err := p.Publish(context.Background(), "t.a", "late", encode(t, completion("a", n))); !errors.Is(err, batcher.ErrStopped) {
+		t.Fatalf("Publish after Stop = %v, want ErrStopped", err)
+	}
+}
+
+// A Stop whose context ends while an acknowledgement is still awaited
+// gives the item up (its Publish returns ErrStopped) and returns once the
+// sending goroutine has: none outlives Stop (the leak check in TestMain).
+func TestStopGivesUpUnacknowledgedItems(t *testing.T) {
+	srv := natstest.Server(t)
+	js, err := jetstream.New(natstest.Connect(t, srv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	silent, err := natstest.Connect(t, srv).SubscribeSync("u.silent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Unsubscribe()
+	p := batcher.New(js, protocol.JoinCompletionBatch)
+	published := make(chan error, 1)
+	go func() { published <- p.Publish(context.Background(), "u.silent", "lost", []byte(`{"i":0}`)) }()
+	// The message reached the server, and its acknowledgement never comes.
+	if _, err := silent.NextMsg(wait); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := p.Stop(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Stop = %v, want it to wrap context.Canceled", err)
+	}
+	select {
+	case err := <-published:
+		if !errors.Is(err, batcher.ErrStopped) {
+			t.Fatalf("Publish of a given up item = %v, want ErrStopped", err)
+		}
+	case <-time.After(wait):
+		t.Fatal("Publish did not return after Stop gave its item up")
+	}
+}

@@ -86,15 +86,19 @@ func Ensure(ctx context.Context, js jetstream.JetStream) error {
 // far ahead, or running long) before it passes.
 const RunRetention = 7 * 24 * time.Hour
 
-// Buckets opens the fleet's KV buckets, creating them if missing.
+// Buckets opens the fleet's KV buckets, creating them if missing. The
+// caller closes them; on error none is left open.
 func Buckets(ctx context.Context, js jetstream.JetStream) (mats, runs, manifests *jskv.Store, err error) {
 	if mats, err = jskv.New(ctx, js, protocol.MaterializationsBucket); err != nil {
 		return nil, nil, nil, fmt.Errorf("fleet: bucket %s: %w", protocol.MaterializationsBucket, err)
 	}
 	if runs, err = jskv.New(ctx, js, protocol.RunsBucket, jskv.WithTTL(RunRetention)); err != nil {
+		mats.Close()
 		return nil, nil, nil, fmt.Errorf("fleet: bucket %s: %w", protocol.RunsBucket, err)
 	}
 	if manifests, err = jskv.New(ctx, js, protocol.ManifestsBucket, jskv.WithTTL(ManifestTTL)); err != nil {
+		mats.Close()
+		runs.Close()
 		return nil, nil, nil, fmt.Errorf("fleet: bucket %s: %w", protocol.ManifestsBucket, err)
 	}
 	return mats, runs, manifests, nil

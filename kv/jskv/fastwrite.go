@@ -53,8 +53,9 @@ type fastWriter struct {
 
 	sentBatches, sentWrites uint64 // totals, for tests
 
-	reaping bool          // a reaper goroutine runs (while writes wait)
-	stop    chan struct{} // closed by close: ends the reaper
+	reaping bool           // a reaper goroutine runs (while writes wait)
+	stop    chan struct{}  // closed by close: ends the reaper
+	reaper  sync.WaitGroup // the reaper; close waits for it
 }
 
 // maxWriteBatches is how many batches of writes may await replies at once.
@@ -121,8 +122,10 @@ func newFastWriter(js jetstream.JetStream, b jetstream.KeyValue, stream jetstrea
 // reap fails the writes whose reply has not come within the writer's
 // timeout (a reply lost in a reconnect, a server gone): one coarse clock
 // for all of them instead of a context and a timer per write. It runs
-// while writes wait and returns at the first tick that finds none.
+// while writes wait and returns at the first tick that finds none, or when
+// the writer closes.
 func (f *fastWriter) reap() {
+	defer f.reaper.Done()
 	every := max(min(f.timeout/4, 250*time.Millisecond), 10*time.Millisecond)
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -165,8 +168,10 @@ func (f *fastWriter) reap() {
 	}
 }
 
-// close ends the reply subscription and fails the writes still waiting.
+// close ends the reply subscription, fails the writes still waiting and
+// waits for the reaper to return.
 func (f *fastWriter) close() {
+	defer f.reaper.Wait()
 	f.mu.Lock()
 	if f.closed {
 		f.mu.Unlock()
@@ -287,7 +292,9 @@ func (f *fastWriter) request(ctx context.Context, subject string, hdr nats.Heade
 	c.msg = nats.Msg{Subject: subject, Reply: f.inbox + strconv.FormatUint(c.id, 10), Header: hdr, Data: value}
 	f.queue = append(f.queue, c)
 	if !f.reaping {
+		// Under mu with closed checked: close's Wait cannot have begun.
 		f.reaping = true
+		f.reaper.Add(1)
 		go f.reap()
 	}
 	var batch []*call

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -306,5 +308,71 @@ func TestLostRepliesDoNotWedgeWrites(t *testing.T) {
 	defer cancel()
 	if _, err := s.Put(ctx, "after", []byte("v")); err != nil {
 		t.Fatalf("write after lost replies: %v", err)
+	}
+}
+
+// Close ends the writer's timeout clock, which a write without a deadline
+// starts, even while such a write still waits for its reply: that write
+// fails with kv.ErrClosed, and no clock is left waiting for its tick.
+func TestCloseEndsTheTimeoutClock(t *testing.T) {
+	js := newJetStream(t)
+	store, err := jskv.New(t.Context(), js, "reaped")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Put(context.Background(), "a", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	jskv.DropReplies(store) // and never restored: the write below waits for good
+	waiting := make(chan error, 1)
+	go func() {
+		_, err := store.Put(context.Background(), "b", []byte("v"))
+		waiting <- err
+	}()
+	waitFor(t, "the write to be in flight", func() bool { _, w := jskv.WriteBatches(store); return w == 2 })
+	store.Close()
+	if n := blockedIn("jskv.(*fastWriter).reap"); n != 0 {
+		t.Fatalf("%d timeout clocks still run after Close", n)
+	}
+	if err := <-waiting; !errors.Is(err, kv.ErrClosed) {
+		t.Fatalf("write waiting for its reply when the store closed: %v, want kv.ErrClosed", err)
+	}
+}
+
+// blockedIn counts the goroutines with fn in their stack that are blocked
+// (waiting on a channel, a timer, a lock): one that has just returned from
+// fn may still be finishing, runnable, for a moment.
+func blockedIn(fn string) int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	count := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		header, _, _ := strings.Cut(g, "\n")
+		if strings.Contains(g, fn) && !strings.Contains(header, "[running]") && !strings.Contains(header, "[runnable]") {
+			count++
+		}
+	}
+	return count
+}
+
+// waitFor waits until cond holds, or fails the test after a generous
+// deadline.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		<-tick.C
 	}
 }

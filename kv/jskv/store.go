@@ -231,19 +231,26 @@ func (s *Store) Erase(ctx context.Context, key string) error {
 	return nil
 }
 
-// Close ends every watch, waits for their goroutines, and makes every later
-// call return kv.ErrClosed. It is idempotent.
+// Close ends every watch, fails the writes still awaiting their reply,
+// unsubscribes the writer's reply subject and waits for every goroutine
+// the store started (watches, the writer's timeout clock); every later
+// call returns kv.ErrClosed. It is idempotent. Whoever opened the store
+// (New, Open) closes it.
 func (s *Store) Close() {
 	s.mu.Lock()
-	if !s.closed {
+	first := !s.closed
+	if first {
 		s.closed = true
 		close(s.done)
-		if s.fast != nil {
-			s.fast.close()
-		}
 	}
 	s.mu.Unlock()
+	if first && s.fast != nil {
+		s.fast.close()
+	}
 	s.wg.Wait()
+	if s.fast != nil {
+		s.fast.reaper.Wait() // a second Close returns once the first is done
+	}
 }
 
 // check rejects calls on a closed store and invalid keys before any I/O.
