@@ -23,11 +23,9 @@ const maxDeliveriesSubject = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + pro
 // queue (where it would otherwise stay forever). One coordinator of the
 // queue group handles each advisory.
 func (c *Coordinator) watchDeadLetters() error {
-	sub, err := c.nc.QueueSubscribe(maxDeliveriesSubject, protocol.QueueGroup, c.onMaxDeliveries)
-	if err != nil {
+	if err := c.subscribe(maxDeliveriesSubject, protocol.QueueGroup, c.onMaxDeliveries); err != nil {
 		return fmt.Errorf("coordinator: subscribe dead letters: %w", err)
 	}
-	c.subs = append(c.subs, sub)
 	return nil
 }
 
