@@ -3,7 +3,7 @@
 // JetStream nats-server in the test process, run the coordinator and
 // workers as real processes over it (file result store in a temp dir), and
 // drive everything through the fsctl binary with --json, as a user would.
-// They prove every verb end to end and the invariants of DESIGN.md on the
+// They prove every verb end to end and the fleet's invariants (see README.md) on the
 // fleet: caching, single execution of concurrent runs, SIGKILLed workers
 // and coordinators, dependency failures, cancel reaching a remote worker,
 // structured errors on bad input, and SIGTERM drains.
