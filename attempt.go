@@ -36,6 +36,11 @@ type attempt struct {
 	// when taken over, errLeaseLapsed when the lease could not be kept).
 	cancel context.CancelCauseFunc
 	lease  time.Duration
+	// Of the claim, fixed: its attempt number, when it started, and the
+	// value it carried over (the one a completed outcome replaces).
+	number  int
+	started time.Time
+	prev    *Value
 
 	mu      sync.Mutex
 	rec     Materialization // as this attempt last wrote it
@@ -113,7 +118,8 @@ func (r *Records) claim(ctx context.Context, key string, v view, req claimReques
 
 // newAttempt holds the claim rec (at rev) for an execution.
 func (r *Records) newAttempt(key string, rec *Materialization, rev uint64, lease time.Duration, cancel context.CancelCauseFunc) *attempt {
-	a := &attempt{r: r, key: key, cancel: cancel, lease: lease, rec: *rec, rev: rev}
+	a := &attempt{r: r, key: key, cancel: cancel, lease: lease, rec: *rec, rev: rev,
+		number: rec.Attempt, started: *rec.StartedAt, prev: rec.Value}
 	a.renewAt = rec.StartedAt.Add(lease / 3)
 	return a
 }

@@ -230,8 +230,8 @@ func (x *Executor) Execute(ctx context.Context, p *Pipeline, t Task) (*Materiali
 		return done, err
 	}
 	defer x.leases.remove(a)
-	t.Attempt = a.rec.Attempt
-	start := *a.rec.StartedAt
+	t.Attempt = a.number
+	start := a.started
 
 	val, execErr := x.call(actx, p, n, &t, a)
 	var value *Value
@@ -240,7 +240,7 @@ func (x *Executor) Execute(ctx context.Context, p *Pipeline, t Task) (*Materiali
 	}
 	end := time.Now()
 	out := id.record(StateCompleted, t.RunID)
-	out.Worker, out.Attempt, out.StartedAt, out.CompletedAt = x.worker, a.rec.Attempt, &start, &end
+	out.Worker, out.Attempt, out.StartedAt, out.CompletedAt = x.worker, a.number, &start, &end
 	out.DurationMS = end.Sub(start).Milliseconds()
 	out.Scatter = a.scatter
 	var fe *Error
@@ -287,7 +287,7 @@ func (x *Executor) Execute(ctx context.Context, p *Pipeline, t Task) (*Materiali
 		return out, fe
 	}
 	// The record no longer points to the value it replaced: drop it.
-	x.dropObject(ctx, a.rec.Value, value)
+	x.dropObject(ctx, a.prev, value)
 	return out, nil
 }
 

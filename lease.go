@@ -20,6 +20,7 @@ type leaseKeeper struct {
 	running bool
 	stopped bool
 	quit    chan struct{}  // closed by stop
+	idle    chan struct{}  // signalled when the last live attempt goes
 	wg      sync.WaitGroup // the sweep loop and the renewals it started
 }
 
@@ -33,6 +34,7 @@ func (k *leaseKeeper) add(a *attempt) bool {
 	if k.live == nil {
 		k.live = make(map[*attempt]struct{})
 		k.quit = make(chan struct{})
+		k.idle = make(chan struct{}, 1)
 	}
 	k.live[a] = struct{}{}
 	if !k.running {
@@ -46,10 +48,19 @@ func (k *leaseKeeper) add(a *attempt) bool {
 func (k *leaseKeeper) remove(a *attempt) {
 	k.mu.Lock()
 	delete(k.live, a)
+	if len(k.live) == 0 && k.running {
+		// The sweep loop ends now, not at its next tick: an executor
+		// that runs nothing keeps no goroutine.
+		select {
+		case k.idle <- struct{}{}:
+		default:
+		}
+	}
 	k.mu.Unlock()
 }
 
-// sweep renews due leases every lease/6 until no attempt is live.
+// sweep renews due leases every lease/6 until no attempt is live (or the
+// keeper stops).
 func (k *leaseKeeper) sweep() {
 	defer k.wg.Done()
 	t := time.NewTicker(max(k.lease/6, time.Millisecond))
@@ -59,6 +70,8 @@ func (k *leaseKeeper) sweep() {
 		var now time.Time
 		select {
 		case now = <-t.C:
+		case <-k.idle:
+			now = time.Now()
 		case <-k.quit:
 			return
 		}

@@ -279,6 +279,15 @@ type statusOut struct {
 	Error       *jsonError `json:"error"`
 	Scatter     any        `json:"scatter"`
 	RunID       string     `json:"run_id"`
+	Value       *valueOut  `json:"value"`
+}
+
+// valueOut is the value part of statusOut.
+type valueOut struct {
+	RunID       string    `json:"run_id"`
+	CompletedAt time.Time `json:"completed_at"`
+	Storage     string    `json:"storage"`
+	Size        int64     `json:"size"`
 }
 
 // status returns the status of asset's partition.
