@@ -1,6 +1,7 @@
 package jsstore
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -32,8 +33,8 @@ type Store struct {
 
 var _ objectstore.Store = (*Store)(nil)
 
-// New opens the object store bucket, creating it with file storage if it is
-// missing.
+// New opens the object store bucket, creating it with file storage and the
+// options if it is missing. Options never change an existing bucket.
 func New(ctx context.Context, js jetstream.JetStream, bucket string, opts ...Option) (*Store, error) {
 	o := options{replicas: 1}
 	for _, opt := range opts {
@@ -54,9 +55,10 @@ func New(ctx context.Context, js jetstream.JetStream, bucket string, opts ...Opt
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		obs, err = js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{
 			Bucket:      bucket,
-			Description: "flowstone objects",
+			Description: cmp.Or(o.description, "flowstone objects"),
 			Storage:     jetstream.FileStorage,
 			Replicas:    o.replicas,
+			TTL:         o.ttl,
 		})
 		if errors.Is(err, jetstream.ErrBucketExists) {
 			// Created by someone else meanwhile.

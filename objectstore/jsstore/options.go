@@ -3,6 +3,7 @@ package jsstore
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // ChunkSizeDefault is the chunk size used unless WithChunkSize says
@@ -16,8 +17,10 @@ var ErrInvalidOption = errors.New("jsstore: invalid option")
 type Option func(*options) error
 
 type options struct {
-	chunkSize uint32 // 0: ChunkSizeDefault capped at max_payload
-	replicas  int
+	chunkSize   uint32 // 0: ChunkSizeDefault capped at max_payload
+	replicas    int
+	ttl         time.Duration
+	description string
 }
 
 // WithChunkSize sets the size of the messages objects are split into, at
@@ -42,6 +45,30 @@ func WithReplicas(n int) Option {
 			return fmt.Errorf("%w: WithReplicas(%d): JetStream allows 1 to 5", ErrInvalidOption, n)
 		}
 		o.replicas = n
+		return nil
+	}
+}
+
+// WithTTL makes the objects of the bucket New creates expire d after they
+// were written; an existing bucket keeps its setting. Defaults to 0:
+// objects never expire. Fit for copies that can be made again, not for
+// results.
+func WithTTL(d time.Duration) Option {
+	return func(o *options) error {
+		if d < 0 {
+			return fmt.Errorf("%w: WithTTL(%v): want 0 (no expiry) or more", ErrInvalidOption, d)
+		}
+		o.ttl = d
+		return nil
+	}
+}
+
+// WithDescription describes the bucket New creates to operators (nats
+// object ls); an existing bucket keeps its own. Defaults to "flowstone
+// objects".
+func WithDescription(text string) Option {
+	return func(o *options) error {
+		o.description = text
 		return nil
 	}
 }
