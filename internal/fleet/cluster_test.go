@@ -7,7 +7,6 @@ import (
 
 	"github.com/flowstone-go/flowstone/internal/fleet"
 	"github.com/flowstone-go/flowstone/internal/natstest"
-	"github.com/flowstone-go/flowstone/kv/jskv"
 	"github.com/flowstone-go/flowstone/protocol"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -40,11 +39,11 @@ func TestOnACluster(t *testing.T) {
 			Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage, Replicas: 3, MaxAge: 12 * time.Hour}); err != nil {
 			t.Fatal(err)
 		}
-		mats, err := jskv.New(ctx, js, protocol.MaterializationsBucket, jskv.WithReplicas(3))
-		if err != nil {
+		// nats kv add does what CreateKeyValue does: direct gets on.
+		if _, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: protocol.MaterializationsBucket, History: 1,
+			Storage: jetstream.FileStorage, Replicas: 3}); err != nil {
 			t.Fatal(err)
 		}
-		mats.Close()
 
 		var log logBuffer
 		if err := ensureAll(ctx, t, js, fleet.WithReplicas(1), fleet.WithLogger(log.logger())); err != nil {
@@ -62,8 +61,9 @@ func TestOnACluster(t *testing.T) {
 		log.wantKept(t, protocol.TaskStream, "replicas", 3, 1)
 		log.wantKept(t, protocol.TaskStream, "max_age", "12h0m0s", "unlimited")
 		log.wantKept(t, "KV_"+protocol.MaterializationsBucket, "replicas", 3, 1)
-		if n := len(log.lines(t)); n != 3 {
-			t.Errorf("%d lines logged, want 3: %v", n, log.lines(t))
+		log.wantKept(t, "KV_"+protocol.MaterializationsBucket, "allow_direct", true, false)
+		if n := len(log.lines(t)); n != 4 {
+			t.Errorf("%d lines logged, want 4: %v", n, log.lines(t))
 		}
 		deleteAll(ctx, t, js)
 	})

@@ -142,7 +142,7 @@ func Buckets(ctx context.Context, js jetstream.JetStream, opts ...Option) (mats,
 // bucketNeed is what the fleet needs of a KV bucket's stream: jskv.New's
 // settings (one value per key, file storage).
 func bucketNeed(bucket string, replicas int, ttl time.Duration) need {
-	return need{cfg: jetstream.StreamConfig{
+	return need{leaderReads: true, cfg: jetstream.StreamConfig{
 		Name:              "KV_" + bucket,
 		Subjects:          []string{"$KV." + bucket + ".>"},
 		Retention:         jetstream.LimitsPolicy,

@@ -30,7 +30,7 @@ func ObjectStore(ctx context.Context, js jetstream.JetStream, bucket, descriptio
 // objectStoreNeed is what the fleet needs of an object store's stream:
 // jsstore.New's settings (file storage).
 func objectStoreNeed(bucket string, replicas int, ttl time.Duration) need {
-	return need{cfg: jetstream.StreamConfig{
+	return need{leaderReads: true, cfg: jetstream.StreamConfig{
 		Name:      "OBJ_" + bucket,
 		Subjects:  []string{"$O." + bucket + ".C.>", "$O." + bucket + ".M.>"},
 		Retention: jetstream.LimitsPolicy,

@@ -19,6 +19,9 @@ type need struct {
 	// workQueue: an existing stream must have work-queue retention
 	// (tasks are deleted once acknowledged and go to one worker).
 	workQueue bool
+	// leaderReads: reads of a replicated stream should be answered by its
+	// leader (a bucket's; see jskv.New), not by followers that may lag.
+	leaderReads bool
 }
 
 // difference is one setting of an existing stream that is not the one the
@@ -107,6 +110,12 @@ func differences(n need, have jetstream.StreamConfig) []difference {
 	}
 	if have.Replicas != want.Replicas {
 		add("replicas", have.Replicas, want.Replicas, "")
+	}
+	if n.leaderReads && have.Replicas > 1 && have.AllowDirect {
+		// Any replica answers a direct get, from what it has applied: a
+		// read just after a write may miss it (nats stream edit NAME
+		// --no-allow-direct).
+		add("allow_direct", true, false, "")
 	}
 	if have.Storage != want.Storage {
 		add("storage", have.Storage.String(), want.Storage.String(), "")

@@ -34,7 +34,9 @@ type Store struct {
 var _ objectstore.Store = (*Store)(nil)
 
 // New opens the object store bucket, creating it with file storage and the
-// options if it is missing. Options never change an existing bucket.
+// options if it is missing. Options never change an existing bucket. A
+// bucket created with more than one replica answers reads from its leader
+// only (see leaderReads).
 func New(ctx context.Context, js jetstream.JetStream, bucket string, opts ...Option) (*Store, error) {
 	o := options{replicas: 1}
 	for _, opt := range opts {
@@ -60,6 +62,11 @@ func New(ctx context.Context, js jetstream.JetStream, bucket string, opts ...Opt
 			Replicas:    o.replicas,
 			TTL:         o.ttl,
 		})
+		if err == nil && o.replicas > 1 {
+			if err = leaderReads(ctx, js, streamName(bucket)); err == nil {
+				obs, err = js.ObjectStore(ctx, bucket)
+			}
+		}
 		if errors.Is(err, jetstream.ErrBucketExists) {
 			// Created by someone else meanwhile.
 			obs, err = js.ObjectStore(ctx, bucket)
