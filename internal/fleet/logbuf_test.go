@@ -25,6 +25,13 @@ func (b *logBuffer) Write(p []byte) (int, error) {
 
 func (b *logBuffer) logger() zerolog.Logger { return zerolog.New(b) }
 
+// text returns what was logged.
+func (b *logBuffer) text() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
 // lines decodes every line logged so far.
 func (b *logBuffer) lines(t *testing.T) []map[string]any {
 	t.Helper()
