@@ -61,6 +61,11 @@ type Config struct {
 	// KV, in case its completion was missed. Defaults to
 	// PollIntervalDefault.
 	PollInterval time.Duration
+	// Replicas is how many servers hold each stream, KV bucket and object
+	// store the coordinator creates when it is missing, 1 to 5 (3 on a
+	// cluster survives losing a server); it never changes one that
+	// exists. Defaults to 1.
+	Replicas int
 }
 
 // Coordinator serves the FlowStone API over NATS and drives runs on the
@@ -122,6 +127,9 @@ func New(cfg Config) (*Coordinator, error) {
 		cfg.ID = fmt.Sprintf("coord-%s-%d", host, os.Getpid())
 	}
 	cfg.ID = sanitizeID(cfg.ID)
+	if err := fleet.CheckReplicas("coordinator: Config.Replicas", cfg.Replicas); err != nil {
+		return nil, err
+	}
 	cfg.PollInterval = cmp.Or(cfg.PollInterval, PollIntervalDefault)
 	log := zerolog.Nop()
 	if cfg.Logger != nil {
@@ -164,13 +172,14 @@ func (c *Coordinator) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("coordinator: jetstream: %w", err)
 	}
 	c.js = js
-	c.stager = newStager(js, c.log)
+	fleetOpts := []fleet.Option{fleet.WithReplicas(c.cfg.Replicas), fleet.WithLogger(c.log)}
+	c.stager = newStager(js, c.log, fleetOpts...)
 	c.tasks = batcher.New(js, protocol.JoinTaskBatch)
 	c.tasks.Stored = c.ring
-	if err := fleet.Ensure(ctx, js); err != nil {
+	if err := fleet.Ensure(ctx, js, fleetOpts...); err != nil {
 		return fmt.Errorf("coordinator: %w", err)
 	}
-	if c.mats, c.runs, c.mfs, err = fleet.Buckets(ctx, js); err != nil {
+	if c.mats, c.runs, c.mfs, err = fleet.Buckets(ctx, js, fleetOpts...); err != nil {
 		return fmt.Errorf("coordinator: %w", err)
 	}
 	c.disp = &dispatcher{c: c, waiters: map[string]chan protocol.Completion{}, poll: make(chan struct{})}

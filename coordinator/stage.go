@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/internal/fleet"
 	"github.com/flowstone-go/flowstone/objectstore/jsstore"
 	"github.com/flowstone-go/flowstone/protocol"
 	"github.com/nats-io/nats.go/jetstream"
@@ -31,8 +32,9 @@ const stageReuseAge = protocol.StagingTTL / 2
 // and young enough is handed out again instead of copied; within one
 // coordinator, requests for the same copy wait for the one making it.
 type stager struct {
-	js  jetstream.JetStream
-	log zerolog.Logger
+	js    jetstream.JetStream
+	log   zerolog.Logger
+	fleet []fleet.Option // how the bucket is created: replicas, and who hears of a bucket that differs
 
 	openMu sync.Mutex
 	store  *jsstore.Store           // the bucket through jsstore, opened on first use
@@ -42,8 +44,8 @@ type stager struct {
 	making map[string]chan struct{} // staged names being made; closed when done
 }
 
-func newStager(js jetstream.JetStream, log zerolog.Logger) *stager {
-	return &stager{js: js, log: log, slots: make(chan struct{}, stageParallel), making: map[string]chan struct{}{}}
+func newStager(js jetstream.JetStream, log zerolog.Logger, fleetOpts ...fleet.Option) *stager {
+	return &stager{js: js, log: log, fleet: fleetOpts, slots: make(chan struct{}, stageParallel), making: map[string]chan struct{}{}}
 }
 
 // staged is the outcome of one staging.
@@ -166,34 +168,21 @@ func (s *stager) reusable(ctx context.Context, obs jetstream.ObjectStore, name s
 }
 
 // open opens the staging bucket, creating it (file storage, max age
-// protocol.StagingTTL) if it is missing.
+// protocol.StagingTTL, the fleet's replicas) if it is missing. A bucket
+// made by hand or by another release is kept as it is, its differences
+// logged: copies then live as long as it says.
 func (s *stager) open(ctx context.Context) (*jsstore.Store, jetstream.ObjectStore, error) {
 	s.openMu.Lock()
 	defer s.openMu.Unlock()
 	if s.store != nil {
 		return s.store, s.obs, nil
 	}
-	obs, err := s.js.ObjectStore(ctx, protocol.StagingBucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		obs, err = s.js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{
-			Bucket:      protocol.StagingBucket,
-			Description: "flowstone: copies of large results staged for clients; they expire",
-			TTL:         protocol.StagingTTL,
-			Storage:     jetstream.FileStorage,
-		})
-		if errors.Is(err, jetstream.ErrBucketExists) {
-			// Created by another coordinator meanwhile.
-			obs, err = s.js.ObjectStore(ctx, protocol.StagingBucket)
-		}
-	}
+	store, err := fleet.ObjectStore(ctx, s.js, protocol.StagingBucket,
+		"flowstone: copies of large results staged for clients; they expire", protocol.StagingTTL, s.fleet...)
 	if err != nil {
 		return nil, nil, err
 	}
-	if st, err := obs.Status(ctx); err == nil && st.TTL() != protocol.StagingTTL {
-		// Made by hand or by another release: copies live as long as it says.
-		s.log.Warn().Dur("ttl", st.TTL()).Dur("want_ttl", protocol.StagingTTL).Msg("staging_bucket_ttl_differs")
-	}
-	store, err := jsstore.New(ctx, s.js, protocol.StagingBucket)
+	obs, err := s.js.ObjectStore(ctx, protocol.StagingBucket)
 	if err != nil {
 		return nil, nil, err
 	}

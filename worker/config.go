@@ -77,6 +77,17 @@ type Config struct {
 	// the package documentation). Defaults to nil: metrics are kept but not
 	// registered anywhere.
 	Registerer prometheus.Registerer
+	// Replicas is how many servers hold each stream and KV bucket the
+	// worker creates when it is missing, 1 to 5 (3 on a cluster survives
+	// losing a server); it never changes one that exists. Use the
+	// coordinator's setting. Defaults to 1.
+	Replicas int
+}
+
+// fleetOptions are the settings of the streams and buckets the worker
+// creates, with log told of existing ones that differ.
+func (c Config) fleetOptions(log zerolog.Logger) []fleet.Option {
+	return []fleet.Option{fleet.WithReplicas(c.Replicas), fleet.WithLogger(log)}
 }
 
 // withDefaults returns c with the defaults filled in. It does not validate.
@@ -136,6 +147,9 @@ func (c Config) validate() error {
 	}
 	if c.AckWait > 0 && c.AckWait < 3*time.Millisecond {
 		return configError("AckWait", fmt.Sprintf("Config.AckWait is %v: too short to heartbeat within", c.AckWait))
+	}
+	if err := fleet.CheckReplicas("Config.Replicas", c.Replicas); err != nil {
+		return configError("Replicas", err.Error())
 	}
 	if c.IdlePoll < 0 {
 		return configError("IdlePoll", fmt.Sprintf("Config.IdlePoll is %v; use a positive duration (0 means %v)", c.IdlePoll, IdlePollDefault))

@@ -207,7 +207,7 @@ func (w *Worker) fetch(ctx context.Context, n, rotation int, now time.Time, trus
 func (w *Worker) rebind(ctx context.Context, s *source) {
 	ctx, cancel := context.WithTimeout(ctx, flushTimeout)
 	defer cancel()
-	if err := fleet.Ensure(ctx, w.js); err != nil {
+	if err := fleet.Ensure(ctx, w.js, w.cfg.fleetOptions(w.log)...); err != nil {
 		return
 	}
 	c, err := fleet.TaskConsumer(ctx, w.js, s.h.name, s.priority, w.cfg.AckWait)

@@ -193,10 +193,10 @@ func (w *Worker) start(ctx context.Context, undo *[]func()) error {
 	}
 	w.js = js
 	w.done = batcher.New(js, protocol.JoinCompletionBatch)
-	if err := fleet.Ensure(ctx, js); err != nil {
+	if err := fleet.Ensure(ctx, js, w.cfg.fleetOptions(w.log)...); err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
-	mats, runs, manifests, err := fleet.Buckets(ctx, js)
+	mats, runs, manifests, err := fleet.Buckets(ctx, js, w.cfg.fleetOptions(w.log)...)
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}

@@ -26,6 +26,10 @@ func RunCoordinator(args []string, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	if err := cfg.Check(); err != nil {
+		fmt.Fprintln(stderr, "coordinator:", err)
+		return 2
+	}
 	log := cfg.Logger("coordinator")
 	gc, gcEnv := TuneGC()
 	log.Info().Int("gc_percent", gc).Bool("from_env", gcEnv).Msg("gc_target")
@@ -38,12 +42,13 @@ func RunCoordinator(args []string, stderr io.Writer) int {
 		return 3
 	}
 	defer nc.Close()
-	stores, def, err := cfg.Stores(ctx, nc)
+	stores, def, err := cfg.Stores(ctx, nc, log)
 	if err != nil {
 		log.Error().Err(err).Msg("start_failed")
 		return 1
 	}
-	c, err := coordinator.New(coordinator.Config{Conn: nc, Stores: stores, DefaultStorage: def, ID: *id, Logger: &log})
+	c, err := coordinator.New(coordinator.Config{Conn: nc, Stores: stores, DefaultStorage: def, ID: *id, Logger: &log,
+		Replicas: cfg.Replicas})
 	if err != nil {
 		log.Error().Err(err).Msg("start_failed")
 		return 2

@@ -16,9 +16,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flowstone-go/flowstone/internal/fleet"
 	"github.com/flowstone-go/flowstone/objectstore"
 	"github.com/flowstone-go/flowstone/objectstore/filestore"
-	"github.com/flowstone-go/flowstone/objectstore/jsstore"
 	"github.com/flowstone-go/flowstone/objectstore/s3store"
 	"github.com/flowstone-go/flowstone/protocol"
 	"github.com/nats-io/nats.go"
@@ -66,6 +66,15 @@ type Config struct {
 	// LogLevel is zerolog's level name (FLOWSTONE_LOG_LEVEL). Defaults to
 	// "info".
 	LogLevel string
+	// Replicas is how many servers hold each stream, KV bucket and object
+	// store the daemon creates when it is missing, 1 to 5
+	// (FLOWSTONE_REPLICAS); existing ones are never changed. Give every
+	// daemon of a fleet the same. Defaults to fleet.ReplicasDefault (1).
+	Replicas int
+
+	// replicasErr is a FLOWSTONE_REPLICAS that is not a number, reported
+	// by Check unless --replicas overrides it.
+	replicasErr error
 }
 
 // Flags registers the settings on fs, with defaults from the environment.
@@ -90,6 +99,31 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.S3SSL, "s3-ssl", ssl, "use https for S3 [S3_SSL]")
 	fs.StringVar(&c.HTTPAddr, "http", env("FLOWSTONE_HTTP", ""), "address for /healthz and /metrics, e.g. :9090 [FLOWSTONE_HTTP]")
 	fs.StringVar(&c.LogLevel, "log-level", env("FLOWSTONE_LOG_LEVEL", "info"), "log level: debug, info, warn, error [FLOWSTONE_LOG_LEVEL]")
+	c.Replicas = fleet.ReplicasDefault
+	if v := os.Getenv("FLOWSTONE_REPLICAS"); v != "" {
+		c.Replicas, c.replicasErr = parseReplicas("FLOWSTONE_REPLICAS", v)
+	}
+	fs.Func("replicas", fmt.Sprintf("each stream, bucket and object store created is held by `n` servers, 1 to %d: 3 on a cluster survives losing a server; existing ones are kept as they are (default %d) [FLOWSTONE_REPLICAS]",
+		fleet.MaxReplicas, fleet.ReplicasDefault), func(v string) (err error) {
+		c.Replicas, err = parseReplicas("--replicas", v)
+		c.replicasErr = err
+		return err
+	})
+}
+
+// parseReplicas reads a replica count given as name.
+func parseReplicas(name, v string) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > fleet.MaxReplicas {
+		return fleet.ReplicasDefault, fmt.Errorf("%s=%q: want a number of replicas from 1 to %d (3 on a cluster of 3 or more servers)", name, v, fleet.MaxReplicas)
+	}
+	return n, nil
+}
+
+// Check reports a setting from the environment that Flags could not read
+// and a flag did not override. Call it after parsing the flags.
+func (c *Config) Check() error {
+	return c.replicasErr
 }
 
 // Logger returns the daemon's JSON logger on stderr.
@@ -139,16 +173,19 @@ func redact(u string) string {
 }
 
 // Stores opens the configured result stores: always the JetStream object
-// store, plus "s3" when an endpoint is set and "file" when a directory is.
-func (c *Config) Stores(ctx context.Context, nc *nats.Conn) (map[string]objectstore.Store, string, error) {
+// store (created with Replicas if missing; log hears of an existing one
+// whose settings differ), plus "s3" when an endpoint is set and "file"
+// when a directory is.
+func (c *Config) Stores(ctx context.Context, nc *nats.Conn, log zerolog.Logger) (map[string]objectstore.Store, string, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, "", err
 	}
 	stores := map[string]objectstore.Store{}
-	jstore, err := jsstore.New(ctx, js, protocol.ResultsBucket)
+	jstore, err := fleet.ObjectStore(ctx, js, protocol.ResultsBucket, "FlowStone results", 0,
+		fleet.WithReplicas(c.Replicas), fleet.WithLogger(log))
 	if err != nil {
-		return nil, "", fmt.Errorf("jetstream object store %s: %w", protocol.ResultsBucket, err)
+		return nil, "", err
 	}
 	stores["jetstream"] = jstore
 	if c.S3Endpoint != "" {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"io"
 	"os"
 	"runtime/debug"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/flowstone-go/flowstone/internal/daemon"
 	"github.com/flowstone-go/flowstone/internal/natstest"
+	"github.com/rs/zerolog"
 )
 
 func TestHelpNeverPrintsTheSecret(t *testing.T) {
@@ -50,11 +52,11 @@ func TestStoresNeedTheirSettings(t *testing.T) {
 	srv := natstest.Server(t)
 	nc := natstest.Connect(t, srv)
 	cfg := daemon.Config{Storage: "s3"}
-	if _, _, err := cfg.Stores(context.Background(), nc); err == nil || !strings.Contains(err.Error(), "--s3-endpoint") {
+	if _, _, err := cfg.Stores(context.Background(), nc, zerolog.Nop()); err == nil || !strings.Contains(err.Error(), "--s3-endpoint") {
 		t.Fatalf("s3 without endpoint: %v", err)
 	}
 	cfg = daemon.Config{Storage: "file", FileDir: t.TempDir()}
-	stores, def, err := cfg.Stores(context.Background(), nc)
+	stores, def, err := cfg.Stores(context.Background(), nc, zerolog.Nop())
 	if err != nil || def != "file" || stores["file"] == nil || stores["jetstream"] == nil {
 		t.Fatalf("file: %v %v %v", stores, def, err)
 	}
@@ -80,5 +82,48 @@ func TestTuneGC(t *testing.T) {
 	debug.SetGCPercent(100)
 	if p, env := daemon.TuneGC(); p != daemon.GCPercentDefault || env || gcPercent() != daemon.GCPercentDefault {
 		t.Fatalf("without GOGC: TuneGC = %d, %v; in effect %d", p, env, gcPercent())
+	}
+}
+
+func TestReplicasFromEnvironmentAndFlag(t *testing.T) {
+	for _, tc := range []struct {
+		env     string
+		args    []string
+		want    int
+		wantErr string // in the parse or Check error
+	}{
+		{"", nil, 1, ""},
+		{"3", nil, 3, ""},
+		{"3", []string{"--replicas", "5"}, 5, ""},
+		{"many", nil, 0, "FLOWSTONE_REPLICAS=\"many\""},
+		{"many", []string{"--replicas", "3"}, 3, ""}, // the flag wins
+		{"", []string{"--replicas", "0"}, 0, "--replicas=\"0\""},
+		{"6", nil, 0, "1 to 5"},
+	} {
+		t.Setenv("FLOWSTONE_REPLICAS", tc.env)
+		var cfg daemon.Config
+		fs := flag.NewFlagSet("x", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		cfg.Flags(fs)
+		err := fs.Parse(tc.args)
+		if err == nil {
+			err = cfg.Check()
+		}
+		switch {
+		case tc.wantErr != "":
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("env %q args %v: error %v, want it to say %s", tc.env, tc.args, err, tc.wantErr)
+			}
+		case err != nil || cfg.Replicas != tc.want:
+			t.Errorf("env %q args %v: replicas %d, %v; want %d", tc.env, tc.args, cfg.Replicas, err, tc.want)
+		}
+	}
+}
+
+func TestBadReplicasIsAUsageError(t *testing.T) {
+	t.Setenv("FLOWSTONE_REPLICAS", "three")
+	var out bytes.Buffer
+	if code := daemon.RunCoordinator(nil, &out); code != 2 || !strings.Contains(out.String(), "FLOWSTONE_REPLICAS") {
+		t.Fatalf("exit %d, stderr %q", code, out.String())
 	}
 }

@@ -1,6 +1,8 @@
-// Package fleet creates the JetStream streams, KV buckets and consumers the
-// coordinator and the workers share, with the same settings whichever of
-// them starts first. Creation is idempotent.
+// Package fleet creates the JetStream streams, KV buckets, object stores
+// and consumers the coordinator and the workers share, with the same
+// settings whichever of them starts first. Creation is idempotent, and
+// never changes what exists: an operator's settings are kept, and those
+// that differ from the fleet's are logged (see Ensure).
 package fleet
 
 import (
@@ -35,50 +37,65 @@ const (
 	ManifestRefresh = 10 * time.Second
 )
 
-// Ensure creates (or updates) the fleet's streams and KV buckets.
-func Ensure(ctx context.Context, js jetstream.JetStream) error {
-	streams := []jetstream.StreamConfig{
-		{
+// Ensure creates the fleet's streams that are missing, each with the
+// replicas WithReplicas sets. A stream that exists is never changed, so an
+// operator's settings (nats stream edit) survive every start: each of its
+// settings that differs from what Ensure would create is logged (see
+// WithLogger) and kept, and an error says what to fix if the fleet cannot
+// work with it (a tasks stream that is not a work queue, a subject
+// missing, schedules not allowed).
+func Ensure(ctx context.Context, js jetstream.JetStream, opts ...Option) error {
+	s := newSettings(opts)
+	for _, n := range streams(s.replicas) {
+		if err := ensureStream(ctx, js, s, n); err != nil {
+			return fmt.Errorf("fleet: %w", err)
+		}
+	}
+	return nil
+}
+
+// streams are the fleet's streams with replicas each.
+func streams(replicas int) []need {
+	return []need{
+		{workQueue: true, cfg: jetstream.StreamConfig{
 			Name:        protocol.TaskStream,
 			Description: "FlowStone materialization tasks (work queue)",
 			Subjects:    []string{protocol.TaskSubjects},
 			Retention:   jetstream.WorkQueuePolicy,
 			Storage:     jetstream.FileStorage,
+			Replicas:    replicas,
 			Duplicates:  2 * time.Minute,
-		},
-		{
+		}},
+		{cfg: jetstream.StreamConfig{
 			Name:        protocol.DoneStream,
 			Description: "FlowStone task completions",
 			Subjects:    []string{protocol.DoneSubjects},
 			Retention:   jetstream.LimitsPolicy,
 			Storage:     jetstream.FileStorage,
+			Replicas:    replicas,
 			MaxAge:      time.Hour,
 			Duplicates:  2 * time.Minute,
-		},
-		{
+		}},
+		{cfg: jetstream.StreamConfig{
 			Name:        protocol.EventStream,
 			Description: "FlowStone telemetry events",
 			Subjects:    []string{protocol.EventSubjects},
 			Retention:   jetstream.LimitsPolicy,
 			Storage:     jetstream.FileStorage,
+			Replicas:    replicas,
 			MaxAge:      time.Hour,
 			MaxBytes:    256 << 20,
-		},
-		{
+		}},
+		{cfg: jetstream.StreamConfig{
 			Name:              ScheduleStream,
 			Description:       "FlowStone delayed runs (scheduled_at)",
 			Subjects:          []string{protocol.ScheduleSubjects, protocol.StartSubjects},
 			Retention:         jetstream.LimitsPolicy,
 			Storage:           jetstream.FileStorage,
+			Replicas:          replicas,
 			AllowMsgSchedules: true,
-		},
+		}},
 	}
-	for _, cfg := range streams {
-		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
-			return fmt.Errorf("fleet: stream %s: %w", cfg.Name, err)
-		}
-	}
-	return nil
 }
 
 // RunRetention is how long the runs bucket keeps a record after its last
@@ -86,22 +103,54 @@ func Ensure(ctx context.Context, js jetstream.JetStream) error {
 // far ahead, or running long) before it passes.
 const RunRetention = 7 * 24 * time.Hour
 
-// Buckets opens the fleet's KV buckets, creating them if missing. The
-// caller closes them; on error none is left open.
-func Buckets(ctx context.Context, js jetstream.JetStream) (mats, runs, manifests *jskv.Store, err error) {
-	if mats, err = jskv.New(ctx, js, protocol.MaterializationsBucket); err != nil {
-		return nil, nil, nil, fmt.Errorf("fleet: bucket %s: %w", protocol.MaterializationsBucket, err)
+// Buckets opens the fleet's KV buckets, creating the missing ones with the
+// replicas WithReplicas sets. As Ensure does for streams, it never changes
+// a bucket that exists: its settings that differ are logged and kept. On
+// an error no bucket is left open.
+func Buckets(ctx context.Context, js jetstream.JetStream, opts ...Option) (mats, runs, manifests *jskv.Store, err error) {
+	s := newSettings(opts)
+	open := func(bucket string, ttl time.Duration) (*jskv.Store, error) {
+		kvOpts := []jskv.Option{jskv.WithReplicas(s.replicas)}
+		if ttl > 0 {
+			kvOpts = append(kvOpts, jskv.WithTTL(ttl))
+		}
+		store, err := jskv.New(ctx, js, bucket, kvOpts...)
+		if err != nil {
+			return nil, fmt.Errorf("fleet: bucket %s: %w", bucket, err)
+		}
+		if err := checkExisting(ctx, js, s, bucketNeed(bucket, s.replicas, ttl)); err != nil {
+			store.Close()
+			return nil, fmt.Errorf("fleet: bucket %s: %w", bucket, err)
+		}
+		return store, nil
 	}
-	if runs, err = jskv.New(ctx, js, protocol.RunsBucket, jskv.WithTTL(RunRetention)); err != nil {
+	if mats, err = open(protocol.MaterializationsBucket, 0); err != nil {
+		return nil, nil, nil, err
+	}
+	if runs, err = open(protocol.RunsBucket, RunRetention); err != nil {
 		mats.Close()
-		return nil, nil, nil, fmt.Errorf("fleet: bucket %s: %w", protocol.RunsBucket, err)
+		return nil, nil, nil, err
 	}
-	if manifests, err = jskv.New(ctx, js, protocol.ManifestsBucket, jskv.WithTTL(ManifestTTL)); err != nil {
+	if manifests, err = open(protocol.ManifestsBucket, ManifestTTL); err != nil {
 		mats.Close()
 		runs.Close()
-		return nil, nil, nil, fmt.Errorf("fleet: bucket %s: %w", protocol.ManifestsBucket, err)
+		return nil, nil, nil, err
 	}
 	return mats, runs, manifests, nil
+}
+
+// bucketNeed is what the fleet needs of a KV bucket's stream: jskv.New's
+// settings (one value per key, file storage).
+func bucketNeed(bucket string, replicas int, ttl time.Duration) need {
+	return need{leaderReads: true, cfg: jetstream.StreamConfig{
+		Name:              "KV_" + bucket,
+		Subjects:          []string{"$KV." + bucket + ".>"},
+		Retention:         jetstream.LimitsPolicy,
+		Storage:           jetstream.FileStorage,
+		Replicas:          replicas,
+		MaxAge:            ttl,
+		MaxMsgsPerSubject: 1,
+	}}
 }
 
 // ConsumerName is the durable pull consumer of a pipeline's tasks at one
@@ -111,7 +160,9 @@ func ConsumerName(pipeline string, priority int) string {
 }
 
 // TaskConsumer creates (or binds) the durable consumer of a pipeline's
-// tasks at one priority.
+// tasks at one priority. The consumer leaves its replica count to the
+// server, which gives a durable consumer its stream's: it is as available
+// as the tasks it delivers, however the stream was created or scaled.
 func TaskConsumer(ctx context.Context, js jetstream.JetStream, pipeline string, priority int, ackWait time.Duration) (jetstream.Consumer, error) {
 	if ackWait <= 0 {
 		ackWait = AckWaitDefault

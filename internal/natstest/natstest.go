@@ -22,6 +22,13 @@ func Server(t testing.TB) *server.Server {
 // server over the same data.
 func ServerIn(t testing.TB, dir string) *server.Server {
 	t.Helper()
+	return ServerWith(t, dir, nil)
+}
+
+// ServerWith is ServerIn with the options edit changes (nil: none), such as
+// SyncAlways for a server that fsyncs every write.
+func ServerWith(t testing.TB, dir string, edit func(*server.Options)) *server.Server {
+	t.Helper()
 	opts := &server.Options{
 		Host:      "127.0.0.1",
 		Port:      -1,
@@ -29,6 +36,9 @@ func ServerIn(t testing.TB, dir string) *server.Server {
 		StoreDir:  dir,
 		NoLog:     true,
 		NoSigs:    true,
+	}
+	if edit != nil {
+		edit(opts)
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {

@@ -62,6 +62,8 @@ var _ kv.Store = (*Store)(nil)
 
 // New binds to the bucket, creating it (file storage, history 1, the given
 // options) if it does not exist. Options never change an existing bucket.
+// A bucket created with more than one replica answers reads from its
+// leader only (see leaderReads).
 // Several processes may call New on the same bucket at once.
 func New(ctx context.Context, js jetstream.JetStream, bucket string, opts ...Option) (*Store, error) {
 	cfg, err := newConfig(opts)
@@ -77,6 +79,11 @@ func New(ctx context.Context, js jetstream.JetStream, bucket string, opts ...Opt
 			Replicas: cfg.replicas,
 			TTL:      cfg.ttl,
 		})
+		if err == nil && cfg.replicas > 1 {
+			if err = leaderReads(ctx, js, "KV_"+bucket); err == nil {
+				b, err = js.KeyValue(ctx, bucket)
+			}
+		}
 		if errors.Is(err, jetstream.ErrBucketExists) {
 			// Another process created it first, with its own options.
 			b, err = js.KeyValue(ctx, bucket)

@@ -1,6 +1,7 @@
 package jsstore
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -38,8 +39,10 @@ type Store struct {
 
 var _ objectstore.Store = (*Store)(nil)
 
-// New opens the object store bucket, creating it with file storage if it is
-// missing.
+// New opens the object store bucket, creating it with file storage and the
+// options if it is missing. Options never change an existing bucket. A
+// bucket created with more than one replica answers reads from its leader
+// only (see leaderReads).
 func New(ctx context.Context, js jetstream.JetStream, bucket string, opts ...Option) (*Store, error) {
 	o := options{replicas: 1, requestTimeout: RequestTimeoutDefault, stallTimeout: StallTimeoutDefault}
 	for _, opt := range opts {
@@ -60,10 +63,16 @@ func New(ctx context.Context, js jetstream.JetStream, bucket string, opts ...Opt
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		obs, err = js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{
 			Bucket:      bucket,
-			Description: "flowstone objects",
+			Description: cmp.Or(o.description, "flowstone objects"),
 			Storage:     jetstream.FileStorage,
 			Replicas:    o.replicas,
+			TTL:         o.ttl,
 		})
+		if err == nil && o.replicas > 1 {
+			if err = leaderReads(ctx, js, streamName(bucket)); err == nil {
+				obs, err = js.ObjectStore(ctx, bucket)
+			}
+		}
 		if errors.Is(err, jetstream.ErrBucketExists) {
 			// Created by someone else meanwhile.
 			obs, err = js.ObjectStore(ctx, bucket)

@@ -29,6 +29,8 @@ type options struct {
 	replicas       int
 	requestTimeout time.Duration
 	stallTimeout   time.Duration
+	ttl            time.Duration
+	description    string
 }
 
 // WithChunkSize sets the size of the messages objects are split into, at
@@ -75,6 +77,20 @@ func WithRequestTimeout(d time.Duration) Option {
 	}
 }
 
+// WithTTL makes the objects of the bucket New creates expire d after they
+// were written; an existing bucket keeps its setting. Defaults to 0:
+// objects never expire. Fit for copies that can be made again, not for
+// results.
+func WithTTL(d time.Duration) Option {
+	return func(o *options) error {
+		if d < 0 {
+			return fmt.Errorf("%w: WithTTL(%v): want 0 (no expiry) or more", ErrInvalidOption, d)
+		}
+		o.ttl = d
+		return nil
+	}
+}
+
 // WithStallTimeout sets how long a reader returned by Get waits for the
 // next chunk before its Read fails with a *transient.TimeoutError: the
 // server went away, or the stream of chunks stopped. Only time spent
@@ -86,6 +102,16 @@ func WithStallTimeout(d time.Duration) Option {
 			return fmt.Errorf("%w: WithStallTimeout(%v): want more than 0", ErrInvalidOption, d)
 		}
 		o.stallTimeout = d
+		return nil
+	}
+}
+
+// WithDescription describes the bucket New creates to operators (nats
+// object ls); an existing bucket keeps its own. Defaults to "flowstone
+// objects".
+func WithDescription(text string) Option {
+	return func(o *options) error {
+		o.description = text
 		return nil
 	}
 }

@@ -20,8 +20,9 @@ const (
 	// readAhead bounds the chunk bytes a reader buffers ahead of its caller.
 	readAhead = 8 << 20
 	// stallCheck is how long a reader waits for a chunk before it checks
-	// whether the object was replaced and its chunks purged.
-	stallCheck = time.Second
+	// whether the object was replaced and its chunks purged. Two
+	// pullHeartbeats must fit in it.
+	stallCheck = 2 * time.Second
 	// consumerIdle lets the server drop the consumer of a reader that was
 	// never closed.
 	consumerIdle = time.Minute
@@ -31,6 +32,11 @@ const (
 	// end, inside Next and beyond any context: a reader whose server is
 	// gone would block for good.
 	resetAttempts = 1
+	// pullHeartbeat is how often the server tells an idle pull it is
+	// alive (nats.go's shortest). The client counts two missed as a lost
+	// pull, and counts afresh at every wait for a chunk (stallCheck), so
+	// two must fit in one wait.
+	pullHeartbeat = 500 * time.Millisecond
 )
 
 // openChunks starts streaming the chunks of the object version oi.
@@ -49,6 +55,13 @@ func (s *Store) openChunks(ctx context.Context, key string, oi *jetstream.Object
 	it, err := cons.Messages(
 		jetstream.PullMaxBytes(max(readAhead, 2*chunkSizeOf(oi))),
 		jetstream.StopAfter(int(oi.Chunks)),
+		// The consumer just created may live on another server of a
+		// cluster, which its first pull can reach before the route has
+		// its interest: that pull is lost, and without heartbeats the
+		// reader would wait until its context ends (seen on a
+		// three-node cluster, about one read in two hundred). Missed
+		// heartbeats make the client pull again.
+		jetstream.PullHeartbeat(pullHeartbeat),
 	)
 	if err != nil {
 		return nil, err

@@ -4,9 +4,9 @@
 //
 // Every setting has a flag and an environment variable; a flag given on the
 // command line wins over the environment, which wins over the default. The
-// NATS, TLS, storage, HTTP and log settings are the ones cmd/coordinator
-// takes (see -help); the worker adds --concurrency, --id, --grace,
-// --ack-wait, --source-latency and --no-events.
+// NATS, TLS, storage, HTTP, log and replica settings are the ones
+// cmd/coordinator takes (see -help); the worker adds --concurrency, --id,
+// --grace, --ack-wait, --source-latency and --no-events.
 package workercmd
 
 import (
@@ -132,6 +132,9 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
+	if err := o.daemon.Check(); err != nil {
+		return nil, err
+	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q: the worker takes flags only (see -help)", fs.Args())
 	}
@@ -153,7 +156,7 @@ func run(ctx context.Context, o *options) int {
 		return exitUnreachable
 	}
 	defer nc.Close()
-	stores, def, err := o.daemon.Stores(ctx, nc)
+	stores, def, err := o.daemon.Stores(ctx, nc, log)
 	if err != nil {
 		log.Error().Err(err).Msg("start_failed")
 		return exitUsage
@@ -170,6 +173,7 @@ func run(ctx context.Context, o *options) int {
 		Logger:         &log,
 		NoEvents:       o.noEvents,
 		Registerer:     reg,
+		Replicas:       o.daemon.Replicas,
 	})
 	if err != nil {
 		log.Error().Err(err).Msg("start_failed")

@@ -1,0 +1,41 @@
+package fleet
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/flowstone-go/flowstone/objectstore/jsstore"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ObjectStore opens a JetStream object store bucket of the fleet (the
+// results, the copies staged for clients), creating it if it is missing
+// with the replicas WithReplicas sets, the description and ttl (0: objects
+// never expire). As Ensure does for streams, it never changes a bucket
+// that exists: its settings that differ are logged and kept.
+func ObjectStore(ctx context.Context, js jetstream.JetStream, bucket, description string, ttl time.Duration, opts ...Option) (*jsstore.Store, error) {
+	s := newSettings(opts)
+	store, err := jsstore.New(ctx, js, bucket,
+		jsstore.WithReplicas(s.replicas), jsstore.WithTTL(ttl), jsstore.WithDescription(description))
+	if err != nil {
+		return nil, fmt.Errorf("fleet: object store %s: %w", bucket, err)
+	}
+	if err := checkExisting(ctx, js, s, objectStoreNeed(bucket, s.replicas, ttl)); err != nil {
+		return nil, fmt.Errorf("fleet: object store %s: %w", bucket, err)
+	}
+	return store, nil
+}
+
+// objectStoreNeed is what the fleet needs of an object store's stream:
+// jsstore.New's settings (file storage).
+func objectStoreNeed(bucket string, replicas int, ttl time.Duration) need {
+	return need{leaderReads: true, cfg: jetstream.StreamConfig{
+		Name:      "OBJ_" + bucket,
+		Subjects:  []string{"$O." + bucket + ".C.>", "$O." + bucket + ".M.>"},
+		Retention: jetstream.LimitsPolicy,
+		Storage:   jetstream.FileStorage,
+		Replicas:  replicas,
+		MaxAge:    ttl,
+	}}
+}
