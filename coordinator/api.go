@@ -4,11 +4,13 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"runtime/debug"
 	"time"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/internal/transient"
 	"github.com/flowstone-go/flowstone/protocol"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
@@ -101,6 +103,30 @@ func handle[Req protocol.Request, Rep protocol.ReplyBody](c *Coordinator, timeou
 var errStopping = &protocol.Error{Code: protocol.CodeUnavailable,
 	Message: "this coordinator is stopping; send the request again (another coordinator, or this one restarted, takes it)"}
 
+// storeBudget bounds how long a quick verb (run, get, exists, status)
+// waits out the metadata or result store before it answers unavailable:
+// well within a client's timeout (client.TimeoutDefault is 10 s), so that a
+// cluster without quorum or a restarting nats-server is reported as such
+// instead of as the client's own timeout.
+const storeBudget = 4 * time.Second
+
+// withStoreBudget bounds ctx by storeBudget.
+func withStoreBudget(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, storeBudget)
+}
+
+// wireStore converts an error for the wire like wire, and reports a store
+// that did not answer within the verb's budget, or kept failing with
+// transient errors, as unavailable.
+func wireStore(err error) *protocol.Error {
+	pe := wire(err)
+	if pe != nil && pe.Code == protocol.CodeStorageError && (errors.Is(err, context.DeadlineExceeded) || transient.Is(err)) {
+		return &protocol.Error{Code: protocol.CodeUnavailable, Details: pe.Details,
+			Message: "the fleet's store did not answer in " + storeBudget.String() + " (NATS restarting, or a JetStream cluster without quorum): try again; " + pe.Message}
+	}
+	return pe
+}
+
 func (c *Coordinator) pipeline(name string) (*flowstone.Pipeline, *protocol.Error) {
 	return c.reg.get(name)
 }
@@ -115,10 +141,16 @@ func (c *Coordinator) apiRun(ctx context.Context, req protocol.RunRequest) (prot
 	if err := c.engine.Validate(p, req.Asset, runOptions("x", req)...); err != nil {
 		return reply, wire(err)
 	}
+	ctx, cancel := withStoreBudget(ctx)
+	defer cancel()
 	if !req.Force && !req.Async {
-		// A cached target needs no run: answer at once.
-		if st, err := c.engine.Status(ctx, p, req.Asset, flowstone.Partition(part)); err == nil && st.State == flowstone.StateCompleted {
-			reply.RunID, reply.Cached = st.RunID, true
+		// A materialized target needs no run: answer at once.
+		st, err := c.engine.Status(ctx, p, req.Asset, flowstone.Partition(part))
+		if err != nil {
+			return reply, wireStore(err)
+		}
+		if st.Value != nil {
+			reply.RunID, reply.Cached = st.Value.RunID, true
 			return reply, nil
 		}
 	}
@@ -151,17 +183,19 @@ func (c *Coordinator) apiGet(ctx context.Context, req protocol.GetRequest) (prot
 	if req.Storage != "" {
 		opts = append(opts, flowstone.Storage(req.Storage))
 	}
-	res, err := c.engine.Get(ctx, p, req.Asset, opts...)
+	qctx, cancel := withStoreBudget(ctx)
+	defer cancel()
+	res, err := c.engine.Get(qctx, p, req.Asset, opts...)
 	if err != nil {
-		return reply, wire(err)
+		return reply, wireStore(err)
 	}
 	rec := res.Record
 	reply = protocol.GetReply{Asset: res.Asset, Partition: res.Partition, RunID: res.RunID, ResultRef: protocol.ResultRef{
 		ObjectKey: rec.Value.ObjectKey, Storage: rec.Value.Storage, Size: rec.Value.Size, SHA256: rec.Value.SHA256, Encoding: protocol.Encoding(rec.Value.Encoding)}}
 	if rec.Value.Size <= protocol.InlineValueLimit {
-		b, err := res.Bytes(ctx)
+		b, err := res.Bytes(qctx)
 		if err != nil {
-			return reply, wire(err)
+			return reply, wireStore(err)
 		}
 		if rec.Value.Encoding == flowstone.EncodingRaw {
 			b, _ = json.Marshal(b) // base64 in a JSON string
@@ -188,8 +222,10 @@ func (c *Coordinator) apiExists(ctx context.Context, req protocol.ExistsRequest)
 	if perr != nil {
 		return protocol.ExistsReply{}, perr
 	}
+	ctx, cancel := withStoreBudget(ctx)
+	defer cancel()
 	ok, err := c.engine.Exists(ctx, p, req.Asset, flowstone.Partition(cmp.Or(req.Partition, flowstone.DefaultPartition)))
-	return protocol.ExistsReply{Exists: ok}, wire(err)
+	return protocol.ExistsReply{Exists: ok}, wireStore(err)
 }
 
 func (c *Coordinator) apiStatus(ctx context.Context, req protocol.StatusRequest) (protocol.StatusReply, *protocol.Error) {
@@ -197,9 +233,11 @@ func (c *Coordinator) apiStatus(ctx context.Context, req protocol.StatusRequest)
 	if perr != nil {
 		return protocol.StatusReply{}, perr
 	}
+	ctx, cancel := withStoreBudget(ctx)
+	defer cancel()
 	st, err := c.engine.Status(ctx, p, req.Asset, flowstone.Partition(cmp.Or(req.Partition, flowstone.DefaultPartition)))
 	if err != nil {
-		return protocol.StatusReply{}, wire(err)
+		return protocol.StatusReply{}, wireStore(err)
 	}
 	reply := protocol.StatusReply{State: protocol.State(st.State), Partition: st.Partition, RunID: st.RunID,
 		CompletedAt: st.CompletedAt, DurationMS: st.DurationMS, Storage: st.Storage, Error: st.Error.WireError()}
