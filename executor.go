@@ -291,6 +291,11 @@ func (x *Executor) Execute(ctx context.Context, p *Pipeline, t Task) (*Materiali
 	return out, nil
 }
 
+// StaleHolderDetail is the detail of the error of a stale task (one whose
+// record another run took after the task was queued) that names that run:
+// a dispatcher waits for its execution instead.
+const StaleHolderDetail = "holder"
+
 // superseded is the error of an execution whose record another
 // execution of the same task holds.
 func superseded(asset, runID string) *Error {
@@ -331,6 +336,7 @@ func (x *Executor) claim(ctx context.Context, key string, id ident, t *Task, can
 		// The record the coordinator queued the task with: pending for
 		// this run, no value.
 		v = view{id.record(StatePending, t.RunID), t.ExpectedRevision, true}
+
 	}
 	req := claimRequest{id: id, task: t, worker: x.worker, lease: x.leases.lease}
 	var (
@@ -355,7 +361,7 @@ func (x *Executor) claim(ctx context.Context, key string, id ident, t *Task, can
 		case finished:
 			return nil, cur, outcomeError(cur, t)
 		case stale:
-			return nil, nil, newError(TypeCancelled, map[string]any{"asset": id.asset, "run_id": t.RunID, "holder": cur.RunID},
+			return nil, nil, newError(TypeCancelled, map[string]any{"asset": id.asset, "run_id": t.RunID, StaleHolderDetail: cur.RunID},
 				"task of run %s for asset %q is stale: run %s has taken its record since it was queued", t.RunID, id.asset, cur.RunID)
 		}
 		// busy: wait for the holder to end, or for its lease to lapse.

@@ -104,7 +104,8 @@ func (d *dispatcher) Dispatch(ctx context.Context, p *flowstone.Pipeline, t flow
 			task.RecordRev = rev
 		}
 	case flowstone.Requeued:
-		rev = 0 // published before: goes alone, with its dedupe id
+		// Published before (a resumed run): it goes alone, with its dedupe
+		// id.
 	}
 	body, perr := protocol.EncodeTask(task)
 	if perr != nil {
@@ -187,6 +188,11 @@ func (d *dispatcher) settle(ctx context.Context, p *flowstone.Pipeline, t flowst
 		return rec, nil
 	}
 	fe := flowstone.FromWire(comp.Error)
+	if holder, ok := fe.Details[flowstone.StaleHolderDetail].(string); ok && holder != t.RunID {
+		// Another run took the record after this task was queued (this
+		// run looked dead to it): wait for that run's execution instead.
+		return d.share(ctx, flowstone.MaterializationKey(p.Name(), t.Asset, t.Partition), t, holder)
+	}
 	rec.State, rec.Error = flowstone.StateFailed, fe
 	if fe.Type == flowstone.TypeCancelled {
 		rec.State = flowstone.StateCancelled
