@@ -584,7 +584,7 @@ func (x *Executor) storeResult(ctx context.Context, p *Pipeline, n *node, t *Tas
 	if whole != nil {
 		// In memory, so a Put that failed on a transient fault (the store
 		// restarting) can be made again; a failed Put leaves nothing.
-		err = retry.Do(ctx, func(ctx context.Context) error {
+		err = x.retrying("store_put", name, objKey).Do(ctx, func(ctx context.Context) error {
 			var err error
 			info, err = s.Put(ctx, objKey, bytes.NewReader(whole), size)
 			return err
@@ -611,6 +611,18 @@ func (x *Executor) storeResult(ctx context.Context, p *Pipeline, n *node, t *Tas
 	return &Value{RunID: t.RunID, Storage: name, ObjectKey: objKey, Encoding: enc, Size: info.Size, SHA256: info.SHA256}, nil
 }
 
+// retrying is the retry policy of a result-store call: transient faults
+// are retried, and logged at the first retry and every tenth after it, so
+// that an operator sees a store that keeps failing.
+func (x *Executor) retrying(op, storage, key string) retry.Policy {
+	return retry.Policy{OnRetry: func(a retry.Attempt) {
+		if a.N == 1 || a.N%10 == 0 {
+			x.logger.Warn().Err(a.Err).Str("op", op).Str("storage", storage).Str("key", key).Int("attempt", a.N).
+				Dur("retry_in", a.Delay).Msg("store_call_retried")
+		}
+	}}
+}
+
 // open opens a dependency's stored value as a stream.
 func (x *Executor) open(ctx context.Context, t *Task, ref *DepRef) (io.ReadCloser, error) {
 	if len(ref.Inline) > 0 {
@@ -621,7 +633,7 @@ func (x *Executor) open(ctx context.Context, t *Task, ref *DepRef) (io.ReadClose
 		return nil, err
 	}
 	var rc io.ReadCloser
-	err = retry.Do(ctx, func(ctx context.Context) error {
+	err = x.retrying("store_get", name, ref.ObjectKey).Do(ctx, func(ctx context.Context) error {
 		var err error
 		rc, _, err = s.Get(ctx, ref.ObjectKey)
 		return err
@@ -644,7 +656,7 @@ func (x *Executor) load(ctx context.Context, t *Task, ref *DepRef) ([]byte, erro
 	// The whole value is read again if its stream breaks on a transient
 	// fault (open retries the opening itself).
 	var b []byte
-	err := retry.Do(ctx, func(ctx context.Context) error {
+	err := x.retrying("store_read", ref.Storage, ref.ObjectKey).Do(ctx, func(ctx context.Context) error {
 		rc, err := x.open(ctx, t, ref)
 		if err != nil {
 			return err

@@ -50,7 +50,7 @@ func (s *Store) Present(ctx context.Context, keys []string) (map[string]bool, er
 	if s.stream != nil {
 		info = s.stream.CachedInfo()
 	}
-	if s.fast == nil || info == nil || !info.Config.AllowDirect {
+	oneByOne := func() (map[string]bool, error) {
 		for _, k := range keys {
 			_, err := s.Get(ctx, k)
 			switch {
@@ -62,10 +62,21 @@ func (s *Store) Present(ctx context.Context, keys []string) (map[string]bool, er
 		}
 		return present, nil
 	}
+	if s.fast == nil || info == nil || !info.Config.AllowDirect {
+		return oneByOne()
+	}
 	// One request's time for all the batches: they go out at once.
 	rctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	present, err := s.presentDirect(rctx, info.Config.Name, keys, present)
+	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
+		// Direct gets were turned off since the stream was looked up
+		// (see rebind): look again, and read key by key.
+		if _, ierr := s.stream.Info(ctx); ierr == nil {
+			present = make(map[string]bool)
+			return oneByOne()
+		}
+	}
 	if err != nil {
 		return nil, s.mapError(ctx, "present", fmt.Sprintf("%d keys", len(keys)), err)
 	}

@@ -35,22 +35,25 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/flowstone-go/flowstone/internal/transient"
 	"github.com/flowstone-go/flowstone/internal/transient/natserr"
 	"github.com/flowstone-go/flowstone/kv"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Store is a kv.Store on one JetStream KV bucket. It is safe for concurrent
 // use. The NATS connection stays the caller's: Close does not close it.
 type Store struct {
-	kv      jetstream.KeyValue
-	stream  jetstream.Stream // the bucket's stream; nil if it could not be looked up
-	fast    *fastWriter      // Put, Create and Update; nil: through kv
-	pre     string           // "$KV.<bucket>."
-	timeout time.Duration    // each request's limit
+	js      jetstream.JetStream
+	handle  atomic.Pointer[jetstream.KeyValue] // see kv and rebind
+	stream  jetstream.Stream                   // the bucket's stream; nil if it could not be looked up
+	fast    *fastWriter                        // Put, Create and Update; nil: through kv
+	pre     string                             // "$KV.<bucket>."
+	timeout time.Duration                      // each request's limit
 
 	mu     sync.Mutex // guards closed against wg.Add in Watch
 	closed bool
@@ -121,7 +124,8 @@ func newConfig(opts []Option) (config, error) {
 }
 
 func newStore(ctx context.Context, js jetstream.JetStream, b jetstream.KeyValue, cfg config) *Store {
-	s := &Store{kv: b, pre: "$KV." + b.Bucket() + ".", timeout: cfg.requestTimeout, done: make(chan struct{})}
+	s := &Store{js: js, pre: "$KV." + b.Bucket() + ".", timeout: cfg.requestTimeout, done: make(chan struct{})}
+	s.handle.Store(&b)
 	if stream, err := js.Stream(ctx, "KV_"+b.Bucket()); err == nil {
 		s.stream = stream
 	}
@@ -134,8 +138,29 @@ func limited[T any](s *Store, ctx context.Context, fn func(context.Context) (T, 
 	return transient.Call(ctx, "jetstream request", s.timeout, fn)
 }
 
+// kv is the bucket's nats.go handle.
+func (s *Store) kv() jetstream.KeyValue { return *s.handle.Load() }
+
+// rebind binds the bucket again after a read found no responders, and
+// reports whether it did. A handle reads the way the stream allowed when
+// it was bound (direct gets, or the leader's): should the stream's setting
+// change since (the process that creates a replicated bucket turns direct
+// gets off just after creating it, and others may have bound it in
+// between), its reads ask a subject nobody answers any more.
+func (s *Store) rebind(ctx context.Context, err error) bool {
+	if !errors.Is(err, nats.ErrNoResponders) && !errors.Is(err, jetstream.ErrNoStreamResponse) {
+		return false
+	}
+	b, berr := s.js.KeyValue(ctx, s.kv().Bucket())
+	if berr != nil {
+		return false
+	}
+	s.handle.Store(&b)
+	return true
+}
+
 // Bucket returns the bucket name.
-func (s *Store) Bucket() string { return s.kv.Bucket() }
+func (s *Store) Bucket() string { return s.kv().Bucket() }
 
 // Get returns the current value of key, or kv.ErrNotFound (also for a
 // deleted or expired key).
@@ -143,7 +168,11 @@ func (s *Store) Get(ctx context.Context, key string) (kv.Entry, error) {
 	if err := s.check(key); err != nil {
 		return kv.Entry{}, err
 	}
-	e, err := limited(s, ctx, func(ctx context.Context) (jetstream.KeyValueEntry, error) { return s.kv.Get(ctx, key) })
+	get := func(ctx context.Context) (jetstream.KeyValueEntry, error) { return s.kv().Get(ctx, key) }
+	e, err := limited(s, ctx, get)
+	if err != nil && s.rebind(ctx, err) {
+		e, err = limited(s, ctx, get)
+	}
 	if err != nil {
 		return kv.Entry{}, s.mapError(ctx, "get", key, err)
 	}
@@ -160,7 +189,7 @@ func (s *Store) Put(ctx context.Context, key string, value []byte) (uint64, erro
 	if s.fast != nil {
 		rev, err = s.fast.put(ctx, key, value)
 	} else {
-		rev, err = limited(s, ctx, func(ctx context.Context) (uint64, error) { return s.kv.Put(ctx, key, value) })
+		rev, err = limited(s, ctx, func(ctx context.Context) (uint64, error) { return s.kv().Put(ctx, key, value) })
 	}
 	return rev, s.mapError(ctx, "put", key, err)
 }
@@ -176,7 +205,7 @@ func (s *Store) Create(ctx context.Context, key string, value []byte) (uint64, e
 	if s.fast != nil {
 		rev, err = s.fast.create(ctx, key, value)
 	} else {
-		rev, err = limited(s, ctx, func(ctx context.Context) (uint64, error) { return s.kv.Create(ctx, key, value) })
+		rev, err = limited(s, ctx, func(ctx context.Context) (uint64, error) { return s.kv().Create(ctx, key, value) })
 	}
 	return rev, s.mapError(ctx, "create", key, err)
 }
@@ -195,7 +224,7 @@ func (s *Store) Update(ctx context.Context, key string, value []byte, rev uint64
 	if s.fast != nil {
 		rev, err = s.fast.update(ctx, key, value, rev)
 	} else {
-		rev, err = limited(s, ctx, func(ctx context.Context) (uint64, error) { return s.kv.Update(ctx, key, value, rev) })
+		rev, err = limited(s, ctx, func(ctx context.Context) (uint64, error) { return s.kv().Update(ctx, key, value, rev) })
 	}
 	return rev, s.mapError(ctx, "update", key, err)
 }
@@ -211,7 +240,7 @@ func (s *Store) Delete(ctx context.Context, key string, rev uint64) error {
 	if rev > 0 {
 		opts = append(opts, jetstream.LastRevision(rev))
 	}
-	_, err := limited(s, ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, s.kv.Delete(ctx, key, opts...) })
+	_, err := limited(s, ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, s.kv().Delete(ctx, key, opts...) })
 	return s.mapError(ctx, "delete", key, err)
 }
 

@@ -39,7 +39,7 @@ func (s *Store) Keys(ctx context.Context, prefix string) ([]string, error) {
 	}
 	wctx, clock := s.stallClock(ctx, "jetstream kv listing")
 	defer clock.stop()
-	w, err := s.kv.WatchFiltered(wctx, []string{subjectFilter(prefix)}, jetstream.IgnoreDeletes(), jetstream.MetaOnly())
+	w, err := s.kv().WatchFiltered(wctx, []string{subjectFilter(prefix)}, jetstream.IgnoreDeletes(), jetstream.MetaOnly())
 	if err != nil {
 		return nil, s.mapError(ctx, "keys", prefix, stalled(wctx, err))
 	}
@@ -149,7 +149,7 @@ func (s *Store) Watch(ctx context.Context, prefix string) (<-chan kv.Entry, erro
 // watcher then lives until ctx ends or its clock is stopped.
 func (s *Store) startWatch(ctx context.Context, prefix string) (jetstream.KeyWatcher, *clock, error) {
 	wctx, clock := s.stallClock(ctx, "jetstream kv watch")
-	w, err := s.kv.WatchFiltered(wctx, []string{subjectFilter(prefix)})
+	w, err := s.kv().WatchFiltered(wctx, []string{subjectFilter(prefix)})
 	if !clock.disarm() {
 		// Set up too late: the limit has ended the watch.
 		clock.stop()

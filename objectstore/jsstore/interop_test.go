@@ -23,12 +23,12 @@ func TestInteropWithNATSClient(t *testing.T) {
 		if _, err := s.Put(ctx, "ours", bytes.NewReader(data), int64(size)); err != nil {
 			t.Fatal(err)
 		}
-		got, err := s.obs.GetBytes(ctx, "ours")
+		got, err := (*s.obs.Load()).GetBytes(ctx, "ours")
 		if err != nil || !bytes.Equal(got, data) {
 			t.Fatalf("nats.go reading %d bytes we wrote: %d bytes, %v", size, len(got), err)
 		}
 
-		if _, err := s.obs.PutBytes(ctx, "theirs", data); err != nil {
+		if _, err := (*s.obs.Load()).PutBytes(ctx, "theirs", data); err != nil {
 			t.Fatal(err)
 		}
 		got, info, err := objectstore.ReadAll(ctx, s, "theirs")

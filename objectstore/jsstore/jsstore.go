@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/flowstone-go/flowstone/internal/transient"
@@ -28,7 +30,7 @@ var ErrObjectChanged = errors.New("jsstore: object changed while being read")
 type Store struct {
 	bucket         string
 	js             jetstream.JetStream
-	obs            jetstream.ObjectStore
+	obs            atomic.Pointer[jetstream.ObjectStore] // see handle
 	stream         jetstream.Stream
 	chunkSize      uint32
 	requestTimeout time.Duration
@@ -85,8 +87,29 @@ func New(ctx context.Context, js jetstream.JetStream, bucket string, opts ...Opt
 	if err != nil {
 		return nil, fmt.Errorf("jsstore: open the stream of bucket %q: %w", bucket, natserr.Mark(err))
 	}
-	return &Store{bucket: bucket, js: js, obs: obs, stream: stream, chunkSize: chunkSize,
-		requestTimeout: o.requestTimeout, stallTimeout: o.stallTimeout}, nil
+	st := &Store{bucket: bucket, js: js, stream: stream, chunkSize: chunkSize,
+		requestTimeout: o.requestTimeout, stallTimeout: o.stallTimeout}
+	st.obs.Store(&obs)
+	return st, nil
+}
+
+// withHandle calls fn with the bucket's nats.go handle. A handle reads
+// metadata the way the stream allowed when it was bound (direct gets, or
+// the leader's): should the stream's setting change since (the process
+// that created the bucket turns direct gets off just after creating it,
+// and others may have bound it in between), its reads find no responders.
+// Then the bucket is bound again and fn called once more.
+func withHandle[T any](ctx context.Context, s *Store, fn func(jetstream.ObjectStore) (T, error)) (T, error) {
+	v, err := fn(*s.obs.Load())
+	if !errors.Is(err, nats.ErrNoResponders) && !errors.Is(err, jetstream.ErrNoStreamResponse) {
+		return v, err
+	}
+	obs, berr := s.js.ObjectStore(ctx, s.bucket)
+	if berr != nil {
+		return v, err
+	}
+	s.obs.Store(&obs)
+	return fn(obs)
 }
 
 // Name returns "jetstream".
@@ -168,7 +191,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	// Several requests (read the metadata, mark it deleted, purge the
 	// chunks), each quick: one request's time for all of them.
 	_, err := transient.Call(ctx, "jetstream request", s.requestTimeout, func(ctx context.Context) (struct{}, error) {
-		return struct{}{}, s.obs.Delete(ctx, key)
+		return withHandle(ctx, s, func(obs jetstream.ObjectStore) (struct{}, error) { return struct{}{}, obs.Delete(ctx, key) })
 	})
 	if err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
 		return s.fail(ctx, "delete", key, err)
@@ -203,7 +226,9 @@ func (s *Store) lookup(ctx context.Context, op, key string) (*jetstream.ObjectIn
 // within one request's time.
 func (s *Store) info(ctx context.Context, key string) (*jetstream.ObjectInfo, error) {
 	return transient.Call(ctx, "jetstream request", s.requestTimeout, func(ctx context.Context) (*jetstream.ObjectInfo, error) {
-		return s.obs.GetInfo(ctx, key, jetstream.GetObjectInfoShowDeleted())
+		return withHandle(ctx, s, func(obs jetstream.ObjectStore) (*jetstream.ObjectInfo, error) {
+			return obs.GetInfo(ctx, key, jetstream.GetObjectInfoShowDeleted())
+		})
 	})
 }
 

@@ -48,7 +48,7 @@ func newStore(t testing.TB, js jetstream.JetStream, opts ...Option) *Store {
 type corruptible struct{ *Store }
 
 func (c corruptible) Corrupt(ctx context.Context, key string) error {
-	oi, err := c.obs.GetInfo(ctx, key)
+	oi, err := (*c.obs.Load()).GetInfo(ctx, key)
 	if err != nil {
 		return err
 	}

@@ -92,7 +92,7 @@ func TestNoChunksOrConsumersLeftBehind(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	oi, err := s.obs.GetInfo(ctx, "contended")
+	oi, err := (*s.obs.Load()).GetInfo(ctx, "contended")
 	if err != nil {
 		t.Fatal(err)
 	}

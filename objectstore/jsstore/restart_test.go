@@ -191,7 +191,7 @@ func testPutWaitsOutServerRestart(t *testing.T, atOnce bool) {
 	}
 	// The failed attempt's chunks were purged, if not at once then by the
 	// Put that succeeded.
-	oi, err := rig.s.obs.GetInfo(ctx, "k")
+	oi, err := (*rig.s.obs.Load()).GetInfo(ctx, "k")
 	if err != nil {
 		t.Fatal(err)
 	}
