@@ -278,8 +278,14 @@ func (x *Executor) Execute(ctx context.Context, p *Pipeline, t Task) (*Materiali
 	if !wrote {
 		x.dropObject(ctx, value, valueOf(final))
 		if err != nil {
+			// The outcome could not be recorded while the claim lasted (the
+			// store was unreachable, a cluster electing a leader): the task
+			// is not over. It is handed back, so that its next delivery
+			// takes the lapsed claim over and runs it again, instead of
+			// ending the run on a fault that is waited out elsewhere.
 			x.logger.Warn().Err(err).Str("key", key).Str("run_id", t.RunID).Msg("record_write_failed")
-			return nil, err
+			return nil, wrapError(TypeStorageError, errors.Join(err, ErrHandedBack), map[string]any{"key": key, "run_id": t.RunID},
+				"the outcome of asset %q of run %s could not be recorded before its claim lapsed: %v", t.Asset, t.RunID, err)
 		}
 		return nil, superseded(t.Asset, t.RunID)
 	}

@@ -3,11 +3,13 @@ package flowstone_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/internal/transient"
 	"github.com/flowstone-go/flowstone/kv"
 	"github.com/flowstone-go/flowstone/objectstore"
 )
@@ -346,5 +348,58 @@ func TestGiveUpLeavesOtherRunsAndValuesAlone(t *testing.T) {
 	}
 	if _, err := e.Get(ctx, f.p, "numbers"); err != nil {
 		t.Fatalf("Get after a give-up: %v", err)
+	}
+}
+
+// outageKV fails every write of a completed record with a transient error
+// while down is set: a metadata store that goes away just as an
+// execution ends.
+type outageKV struct {
+	kv.Store
+	down atomic.Bool
+}
+
+func (s *outageKV) Update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error) {
+	if s.down.Load() && strings.Contains(string(value), `"completed"`) {
+		return 0, &transient.TimeoutError{Op: "test outage", After: time.Millisecond}
+	}
+	return s.Store.Update(ctx, key, value, rev)
+}
+
+// An execution whose outcome cannot be recorded before its claim lapses
+// hands its task back (the fleet redelivers it) instead of failing it:
+// the record is not failed, and the next delivery takes the lapsed claim
+// over and completes the task.
+func TestUnrecordableOutcomeHandsTheTaskBack(t *testing.T) {
+	const lease = 300 * time.Millisecond
+	store := &outageKV{Store: kv.NewMemory()}
+	stores := map[string]objectstore.Store{"memory": objectstore.NewMemory()}
+	mk := func(name string) *flowstone.Executor {
+		x, err := flowstone.NewExecutor(flowstone.ExecutorConfig{KV: store, Stores: stores, Worker: name, Lease: lease})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(x.Close)
+		return x
+	}
+	a, b := mk("worker-a"), mk("worker-b")
+	p := flowstone.MustPipeline("p", flowstone.Asset("x", func(*flowstone.Context) (any, error) { return 42, nil }))
+	task := flowstone.Task{RunID: "run-1", Asset: "x", Partition: "default", Attempt: 1}
+
+	store.down.Store(true)
+	_, err := a.Execute(ctxT(t), p, task)
+	if !errors.Is(err, flowstone.ErrHandedBack) {
+		t.Fatalf("Execute during the outage = %v; want an error wrapping ErrHandedBack", err)
+	}
+	rec, _, err := a.Records().Read(ctxT(t), flowstone.MaterializationKey("p", "x", "default"))
+	if err != nil || rec == nil || rec.State != flowstone.StateRunning {
+		t.Fatalf("record after the outage = %+v, %v; want the lapsing claim (running), not a failure", rec, err)
+	}
+
+	store.down.Store(false)
+	task.Attempt = 2
+	rec, err = b.Execute(ctxT(t), p, task)
+	if err != nil || rec.State != flowstone.StateCompleted || rec.Attempt != 2 || rec.Worker != "worker-b" {
+		t.Fatalf("redelivered Execute = %+v, %v; want completed by worker-b, attempt 2", rec, err)
 	}
 }
