@@ -44,10 +44,15 @@ func (s *Store) openChunks(ctx context.Context, key string, oi *jetstream.Object
 	if oi.Size == 0 {
 		return io.NopCloser(strings.NewReader("")), nil
 	}
-	cons, err := s.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects:    []string{chunkSubject(s.bucket, oi.NUID)},
-		InactiveThreshold: consumerIdle,
-		MaxResetAttempts:  resetAttempts,
+	// Creating the consumer is one request: within one request's time,
+	// not the caller's whole deadline (a reply lost in a cluster's
+	// election would otherwise hold the read until then).
+	cons, err := transient.Call(ctx, "jetstream request", s.requestTimeout, func(ctx context.Context) (jetstream.Consumer, error) {
+		return s.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+			FilterSubjects:    []string{chunkSubject(s.bucket, oi.NUID)},
+			InactiveThreshold: consumerIdle,
+			MaxResetAttempts:  resetAttempts,
+		})
 	})
 	if err != nil {
 		return nil, err
