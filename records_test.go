@@ -150,6 +150,14 @@ func TestCancelledRerunKeepsTheLastGoodValue(t *testing.T) {
 func sharedExecutors(t *testing.T, lease time.Duration) (a, b *flowstone.Executor, store kv.Store, objects objectstore.Store) {
 	t.Helper()
 	store, objects = kv.NewMemory(), objectstore.NewMemory()
+	a, b = executorsOn(t, store, objects, lease)
+	return a, b, store, objects
+}
+
+// executorsOn are two executors (worker-a and worker-b) over store and
+// objects, with lease.
+func executorsOn(t *testing.T, store kv.Store, objects objectstore.Store, lease time.Duration) (a, b *flowstone.Executor) {
+	t.Helper()
 	stores := map[string]objectstore.Store{"memory": objects}
 	mk := func(name string) *flowstone.Executor {
 		x, err := flowstone.NewExecutor(flowstone.ExecutorConfig{KV: store, Stores: stores, Worker: name, Lease: lease})
@@ -159,7 +167,7 @@ func sharedExecutors(t *testing.T, lease time.Duration) (a, b *flowstone.Executo
 		t.Cleanup(x.Close)
 		return x
 	}
-	return mk("worker-a"), mk("worker-b"), store, objects
+	return mk("worker-a"), mk("worker-b")
 }
 
 // gatedPipeline's asset "slow" blocks until release is closed (or its
@@ -373,16 +381,7 @@ func (s *outageKV) Update(ctx context.Context, key string, value []byte, rev uin
 func TestUnrecordableOutcomeHandsTheTaskBack(t *testing.T) {
 	const lease = 300 * time.Millisecond
 	store := &outageKV{Store: kv.NewMemory()}
-	stores := map[string]objectstore.Store{"memory": objectstore.NewMemory()}
-	mk := func(name string) *flowstone.Executor {
-		x, err := flowstone.NewExecutor(flowstone.ExecutorConfig{KV: store, Stores: stores, Worker: name, Lease: lease})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(x.Close)
-		return x
-	}
-	a, b := mk("worker-a"), mk("worker-b")
+	a, b := executorsOn(t, store, objectstore.NewMemory(), lease)
 	p := flowstone.MustPipeline("p", flowstone.Asset("x", func(*flowstone.Context) (any, error) { return 42, nil }))
 	task := flowstone.Task{RunID: "run-1", Asset: "x", Partition: "default", Attempt: 1}
 

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/flowstone-go/flowstone/internal/transient/natserr"
 	"github.com/flowstone-go/flowstone/kv"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -69,7 +70,7 @@ func (s *Store) Present(ctx context.Context, keys []string) (map[string]bool, er
 	rctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	present, err := s.presentDirect(rctx, info.Config.Name, keys, present)
-	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
+	if natserr.Unanswered(err) {
 		// Direct gets were turned off since the stream was looked up
 		// (see rebind): look again, and read key by key.
 		if _, ierr := s.stream.Info(ctx); ierr == nil {

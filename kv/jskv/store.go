@@ -41,7 +41,6 @@ import (
 	"github.com/flowstone-go/flowstone/internal/transient"
 	"github.com/flowstone-go/flowstone/internal/transient/natserr"
 	"github.com/flowstone-go/flowstone/kv"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -148,7 +147,7 @@ func (s *Store) kv() jetstream.KeyValue { return *s.handle.Load() }
 // gets off just after creating it, and others may have bound it in
 // between), its reads ask a subject nobody answers any more.
 func (s *Store) rebind(ctx context.Context, err error) bool {
-	if !errors.Is(err, nats.ErrNoResponders) && !errors.Is(err, jetstream.ErrNoStreamResponse) {
+	if !natserr.Unanswered(err) {
 		return false
 	}
 	b, berr := s.js.KeyValue(ctx, s.kv().Bucket())

@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/flowstone-go/flowstone/internal/transient"
@@ -30,7 +29,7 @@ var ErrObjectChanged = errors.New("jsstore: object changed while being read")
 type Store struct {
 	bucket         string
 	js             jetstream.JetStream
-	obs            atomic.Pointer[jetstream.ObjectStore] // see handle
+	obs            atomic.Pointer[jetstream.ObjectStore] // see withHandle
 	stream         jetstream.Stream
 	chunkSize      uint32
 	requestTimeout time.Duration
@@ -101,7 +100,7 @@ func New(ctx context.Context, js jetstream.JetStream, bucket string, opts ...Opt
 // Then the bucket is bound again and fn called once more.
 func withHandle[T any](ctx context.Context, s *Store, fn func(jetstream.ObjectStore) (T, error)) (T, error) {
 	v, err := fn(*s.obs.Load())
-	if !errors.Is(err, nats.ErrNoResponders) && !errors.Is(err, jetstream.ErrNoStreamResponse) {
+	if !natserr.Unanswered(err) {
 		return v, err
 	}
 	obs, berr := s.js.ObjectStore(ctx, s.bucket)

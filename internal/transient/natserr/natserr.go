@@ -91,3 +91,12 @@ func Mark(err error) error {
 	}
 	return err
 }
+
+// Unanswered reports whether err says nobody answered a request: nobody
+// listens on its subject (nats.ErrNoResponders), or no stream took a
+// publish (jetstream.ErrNoStreamResponse). Besides an election, this is
+// what a client bound to a way of asking the server no longer serves (a
+// bucket's direct gets turned off) keeps getting.
+func Unanswered(err error) bool {
+	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse)
+}
