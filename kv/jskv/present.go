@@ -73,7 +73,7 @@ func (s *Store) Present(ctx context.Context, keys []string) (map[string]bool, er
 	if natserr.Unanswered(err) {
 		// Direct gets were turned off since the stream was looked up
 		// (see rebind): look again, and read key by key.
-		if _, ierr := s.stream.Info(ctx); ierr == nil {
+		if _, ierr := limited(s, ctx, func(ctx context.Context) (*jetstream.StreamInfo, error) { return s.stream.Info(ctx) }); ierr == nil {
 			present = make(map[string]bool)
 			return oneByOne()
 		}

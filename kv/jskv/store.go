@@ -150,7 +150,11 @@ func (s *Store) rebind(ctx context.Context, err error) bool {
 	if !natserr.Unanswered(err) {
 		return false
 	}
-	b, berr := s.js.KeyValue(ctx, s.kv().Bucket())
+	// One request's time: a reply lost to a restart must not hold the
+	// caller for its whole deadline.
+	b, berr := limited(s, ctx, func(ctx context.Context) (jetstream.KeyValue, error) {
+		return s.js.KeyValue(ctx, s.kv().Bucket())
+	})
 	if berr != nil {
 		return false
 	}

@@ -97,7 +97,8 @@ func New(ctx context.Context, js jetstream.JetStream, bucket string, opts ...Opt
 // the leader's): should the stream's setting change since (the process
 // that created the bucket turns direct gets off just after creating it,
 // and others may have bound it in between), its reads find no responders.
-// Then the bucket is bound again and fn called once more.
+// Then the bucket is bound again and fn called once more. Callers bound
+// ctx to one request's time.
 func withHandle[T any](ctx context.Context, s *Store, fn func(jetstream.ObjectStore) (T, error)) (T, error) {
 	v, err := fn(*s.obs.Load())
 	if !natserr.Unanswered(err) {
