@@ -54,6 +54,9 @@ type Task struct {
 	planned bool
 	prev    *Materialization
 	prevRev uint64
+	// object, when set, names the result's object instead of the run
+	// and attempt (a seed's: every seed is run SeedRunID, attempt 1).
+	object string
 	// Deps says where each dependency's value is stored.
 	Deps []DepRef
 }
@@ -276,17 +279,20 @@ func (x *Executor) Execute(ctx context.Context, p *Pipeline, t Task) (*Materiali
 	defer fcancel()
 	final, wrote, err := a.finish(fctx, out)
 	if !wrote {
-		x.dropObject(ctx, value, valueOf(final))
 		if err != nil {
 			// The outcome could not be recorded while the claim lasted (the
 			// store was unreachable, a cluster electing a leader): the task
 			// is not over. It is handed back, so that its next delivery
-			// takes the lapsed claim over and runs it again, instead of
-			// ending the run on a fault that is waited out elsewhere.
+			// finds the outcome or takes the lapsed claim over and runs it
+			// again, instead of ending the run on a fault that is waited
+			// out elsewhere. The result is kept: a write whose reply was
+			// lost lands unseen, and the record may point to it.
 			x.logger.Warn().Err(err).Str("key", key).Str("run_id", t.RunID).Msg("record_write_failed")
 			return nil, wrapError(TypeStorageError, errors.Join(err, ErrHandedBack), map[string]any{"key": key, "run_id": t.RunID},
 				"the outcome of asset %q of run %s could not be recorded before its claim lapsed: %v", t.Asset, t.RunID, err)
 		}
+		// Another execution holds the record: the result is nobody's.
+		x.dropObject(ctx, value, valueOf(final))
 		return nil, superseded(t.Asset, t.RunID)
 	}
 	if fe != nil {
@@ -579,7 +585,11 @@ func (x *Executor) storeResult(ctx context.Context, p *Pipeline, n *node, t *Tas
 		// Small and no store asked for: keep it in the record.
 		return x.storeInline(p, n, t, bytes.Clone(whole), enc), nil
 	}
-	objKey := ObjectKey(p.name, n.def.name, t.Partition, t.RunID+"-"+strconv.Itoa(max(t.Attempt, 1)))
+	object := t.object
+	if object == "" {
+		object = t.RunID + "-" + strconv.Itoa(max(t.Attempt, 1))
+	}
+	objKey := ObjectKey(p.name, n.def.name, t.Partition, object)
 	ev := x.events.active()
 	start := time.Now()
 	if ev {

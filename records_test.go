@@ -374,6 +374,137 @@ func (s *outageKV) Update(ctx context.Context, key string, value []byte, rev uin
 	return s.Store.Update(ctx, key, value, rev)
 }
 
+// lostReplyKV lands the first write of a completed record while armed,
+// and then fails it and every later call with a transient error until
+// healed: the store goes away just after taking the outcome, so the
+// writer never learns that it landed.
+type lostReplyKV struct {
+	kv.Store
+	armed, down atomic.Bool
+}
+
+func (s *lostReplyKV) fault() error {
+	return &transient.TimeoutError{Op: "test outage", After: time.Millisecond}
+}
+
+func (s *lostReplyKV) Get(ctx context.Context, key string) (kv.Entry, error) {
+	if s.down.Load() {
+		return kv.Entry{}, s.fault()
+	}
+	return s.Store.Get(ctx, key)
+}
+
+func (s *lostReplyKV) Update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error) {
+	if s.down.Load() {
+		return 0, s.fault()
+	}
+	if s.armed.Load() && strings.Contains(string(value), `"completed"`) {
+		if _, err := s.Store.Update(ctx, key, value, rev); err != nil {
+			return 0, err
+		}
+		s.down.Store(true)
+		return 0, s.fault()
+	}
+	return s.Store.Update(ctx, key, value, rev)
+}
+
+// An outcome whose write landed but whose reply was lost (and the store
+// unreachable until the claim lapsed) keeps its result: the record points
+// to it, so Get reads the value once the store is back. (The result was
+// deleted as nobody's, and Get failed with "object not found".)
+func TestOutcomeWithALostReplyKeepsItsResult(t *testing.T) {
+	const lease = 300 * time.Millisecond
+	store := &lostReplyKV{Store: kv.NewMemory()}
+	objects := objectstore.NewMemory()
+	a, b := executorsOn(t, store, objects, lease)
+	p := flowstone.MustPipeline("p", flowstone.Asset("x", func(*flowstone.Context) (any, error) { return 42, nil },
+		flowstone.StorageOf("memory")))
+	task := flowstone.Task{RunID: "run-1", Asset: "x", Partition: "default", Attempt: 1}
+
+	store.armed.Store(true)
+	_, err := a.Execute(ctxT(t), p, task)
+	if !errors.Is(err, flowstone.ErrHandedBack) {
+		t.Fatalf("Execute with the reply lost = %v; want an error wrapping ErrHandedBack", err)
+	}
+	store.armed.Store(false)
+	store.down.Store(false)
+
+	rec, _, err := a.Records().Read(ctxT(t), flowstone.MaterializationKey("p", "x", "default"))
+	if err != nil || rec == nil || rec.State != flowstone.StateCompleted || rec.Value == nil || rec.Value.ObjectKey == "" {
+		t.Fatalf("record = %+v, %v; want the outcome that landed, pointing to an object", rec, err)
+	}
+	if _, err := objects.Stat(ctxT(t), rec.Value.ObjectKey); err != nil {
+		t.Fatalf("the object the completed record points to: %v", err)
+	}
+	// The redelivered task finds the outcome and runs nothing.
+	task.Attempt = 2
+	got, err := b.Execute(ctxT(t), p, task)
+	if err != nil || got.State != flowstone.StateCompleted || got.Attempt != 1 {
+		t.Fatalf("redelivered Execute = %+v, %v; want the landed outcome of attempt 1", got, err)
+	}
+}
+
+// A seed whose write landed unseen (its reply lost, the store then
+// unreachable) fails, and keeps the result the record now points to.
+func TestSeedWithALostReplyKeepsItsResult(t *testing.T) {
+	store := &lostReplyKV{Store: kv.NewMemory()}
+	objects := objectstore.NewMemory()
+	e, err := flowstone.NewEngine(flowstone.EngineConfig{KV: store, Stores: map[string]objectstore.Store{"memory": objects}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	p := flowstone.MustPipeline("p", flowstone.Asset("x", func(*flowstone.Context) (any, error) { return 0, nil }))
+	if err := e.Seed(ctxT(t), p, "x", 1, flowstone.Storage("memory")); err != nil {
+		t.Fatal(err)
+	}
+	store.armed.Store(true)
+	ctx, cancel := context.WithTimeout(ctxT(t), 300*time.Millisecond)
+	defer cancel()
+	if err := e.Seed(ctx, p, "x", 2, flowstone.Storage("memory")); err == nil {
+		t.Fatal("Seed succeeded with the store unreachable after its write")
+	}
+	store.armed.Store(false)
+	store.down.Store(false)
+	res, err := e.Get(ctxT(t), p, "x")
+	if err != nil {
+		t.Fatalf("Get after the lost reply: %v; want the seeded value the record points to", err)
+	}
+	if got := decodeInt(t, res); got != 2 {
+		t.Fatalf("Get = %d, want 2 (the seed that landed)", got)
+	}
+}
+
+// A seed that fails before writing (the store unreachable) leaves the
+// value it was to replace as it was. (Every seed wrote the same object,
+// so a failed seed overwrote the current value's bytes and deleted them.)
+func TestFailedSeedKeepsTheValueItWasToReplace(t *testing.T) {
+	store := &lostReplyKV{Store: kv.NewMemory()}
+	e, err := flowstone.NewEngine(flowstone.EngineConfig{KV: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	p := flowstone.MustPipeline("p", flowstone.Asset("x", func(*flowstone.Context) (any, error) { return 0, nil }))
+	if err := e.Seed(ctxT(t), p, "x", 1, flowstone.Storage("memory")); err != nil {
+		t.Fatal(err)
+	}
+	store.down.Store(true)
+	ctx, cancel := context.WithTimeout(ctxT(t), 300*time.Millisecond)
+	defer cancel()
+	if err := e.Seed(ctx, p, "x", 2, flowstone.Storage("memory")); err == nil {
+		t.Fatal("Seed succeeded with the store unreachable")
+	}
+	store.down.Store(false)
+	res, err := e.Get(ctxT(t), p, "x")
+	if err != nil {
+		t.Fatalf("Get after a failed seed: %v; want the value before it", err)
+	}
+	if got := decodeInt(t, res); got != 1 {
+		t.Fatalf("Get = %d, want 1", got)
+	}
+}
+
 // An execution whose outcome cannot be recorded before its claim lapses
 // hands its task back (the fleet redelivers it) instead of failing it:
 // the record is not failed, and the next delivery takes the lapsed claim

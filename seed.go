@@ -37,15 +37,22 @@ func (e *Engine) Seed(ctx context.Context, p *Pipeline, asset string, value any,
 			return err
 		}
 	}
-	t := &Task{RunID: SeedRunID, Asset: asset, Partition: cfg.partition, Storage: cfg.storage, Attempt: 1}
+	// An object of its own: a seed that fails must not touch the object
+	// of the value it was to replace.
+	t := &Task{RunID: SeedRunID, Asset: asset, Partition: cfg.partition, Storage: cfg.storage, Attempt: 1, object: SeedRunID + "-" + newRunID()}
 	v, err := e.x.storeResult(ctx, p, n, t, value)
 	if err != nil {
 		return err
 	}
 	v.CompletedAt = time.Now()
-	old, err := e.x.records.seed(ctx, MaterializationKey(p.name, asset, cfg.partition), ident{p.name, asset, cfg.partition}, v)
+	old, tried, err := e.x.records.seed(ctx, MaterializationKey(p.name, asset, cfg.partition), ident{p.name, asset, cfg.partition}, v)
 	if err != nil {
-		e.x.dropObject(ctx, v, nil)
+		if !tried {
+			// Nothing was written: no record points to the result.
+			e.x.dropObject(ctx, v, nil)
+		}
+		// Else a write whose reply was lost may have landed, and the
+		// record point to the result: it is kept (unreferenced, at worst).
 		return err
 	}
 	// The record no longer points to the old result: drop it.

@@ -308,18 +308,19 @@ func (r *Records) fail(ctx context.Context, key string, id ident, runID string, 
 }
 
 // seed records v as the completed value of the asset/partition, whatever
-// the record held, and returns the value it replaced (nil if none).
-func (r *Records) seed(ctx context.Context, key string, id ident, v *Value) (*Value, error) {
-	var old *Value
-	_, _, _, err := r.change(ctx, key, view{}, func(cur *Materialization, _ uint64) *Materialization {
-		old = valueOf(cur)
+// the record held, and returns the value it replaced (nil if none). tried
+// reports whether a write was attempted: after an error, one may have
+// landed unseen (its reply lost), so the record may point to v.
+func (r *Records) seed(ctx context.Context, key string, id ident, v *Value) (old *Value, tried bool, err error) {
+	_, _, _, err = r.change(ctx, key, view{}, func(cur *Materialization, _ uint64) *Materialization {
+		old, tried = valueOf(cur), true
 		next := id.record(StateCompleted, v.RunID)
 		next.Worker, next.Attempt = SeedRunID, 1
 		next.StartedAt, next.CompletedAt = &v.CompletedAt, &v.CompletedAt
 		next.Value = v
 		return next
 	})
-	return old, err
+	return old, tried, err
 }
 
 // invalidate deletes the record under key, whatever it holds, and returns
