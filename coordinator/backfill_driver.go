@@ -172,6 +172,11 @@ func (d *driver) onProgress(bp flowstone.BackfillProgress) {
 // countFailed counts partition i as failed with e, keeping e while the
 // record has room. Called with d.mu held.
 func (d *driver) countFailed(i int, e *protocol.Error) {
+	ev := d.c.log.Warn().Str("backfill_id", d.id()).Str("partition", d.parts[i])
+	if e != nil {
+		ev = ev.Str("code", e.Code).Str("error", e.Message)
+	}
+	ev.Msg("backfill_partition_failed")
 	d.rec.Failed++
 	d.rec.SetCounted(i)
 	d.dirty = true
