@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -58,12 +59,35 @@ type natsCluster struct {
 }
 
 // startNATS starts size nodes (1 or 3) with their stores under dataDir and
-// waits until JetStream answers.
+// waits until JetStream answers. A port picked free may be taken by
+// another process before the node binds it (tests of other packages run
+// alongside): then the nodes are stopped and started again on new ports.
 func startNATS(t *testing.T, dataDir, logDir string, size int) *natsCluster {
 	t.Helper()
+	const tries = 3
+	for try := 1; ; try++ {
+		c, err := tryStartNATS(t, filepath.Join(dataDir, fmt.Sprintf("try%d", try)), logDir, size, try)
+		if err == nil {
+			return c
+		}
+		if try == tries || !c.portTaken() {
+			t.Fatal(err)
+		}
+		t.Logf("NATS start-up, try %d: %v; again on other ports", try, err)
+		c.stop()
+	}
+}
+
+// tryStartNATS is one attempt of startNATS; its nodes' names and logs
+// carry try after the first.
+func tryStartNATS(t *testing.T, dataDir, logDir string, size, try int) (*natsCluster, error) {
 	c := &natsCluster{}
 	for i := range size {
-		n := &natsNode{name: fmt.Sprintf("nats%d", i+1), port: freePort(t), storeDir: filepath.Join(dataDir, fmt.Sprintf("nats%d", i+1))}
+		name := fmt.Sprintf("nats%d", i+1)
+		if try > 1 {
+			name = fmt.Sprintf("nats%d-try%d", i+1, try)
+		}
+		n := &natsNode{name: name, port: freePort(t), storeDir: filepath.Join(dataDir, fmt.Sprintf("nats%d", i+1))}
 		if size > 1 {
 			n.clusterPort = freePort(t)
 		}
@@ -80,13 +104,34 @@ func startNATS(t *testing.T, dataDir, logDir string, size int) *natsCluster {
 	}
 	for _, n := range c.nodes {
 		if err := n.start(t, logDir); err != nil {
-			t.Fatal(err)
+			return c, err
 		}
 	}
-	if err := c.waitJetStream(); err != nil {
-		t.Fatal(err)
+	return c, c.waitJetStream()
+}
+
+// portTaken reports whether a node exited because its port was in use.
+func (c *natsCluster) portTaken() bool {
+	for _, n := range c.nodes {
+		if n.p == nil || n.p.running() {
+			continue
+		}
+		if b, err := os.ReadFile(n.p.logPath); err == nil && strings.Contains(string(b), "address already in use") {
+			return true
+		}
 	}
-	return c
+	return false
+}
+
+// stop kills every node still running and waits for it to exit.
+func (c *natsCluster) stop() {
+	for _, n := range c.nodes {
+		if n.p != nil && n.p.running() {
+			if err := n.p.kill(); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+			}
+		}
+	}
 }
 
 // urls is the server list the fleet connects to.

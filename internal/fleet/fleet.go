@@ -38,7 +38,9 @@ const (
 )
 
 // Ensure creates the fleet's streams that are missing, each with the
-// replicas WithReplicas sets. A stream that exists is never changed, so an
+// replicas WithReplicas sets. A step that fails on a fault a wait fixes
+// (JetStream starting, a leader election, a request timing out) is
+// retried for up to StartWait. A stream that exists is never changed, so an
 // operator's settings (nats stream edit) survive every start: each of its
 // settings that differs from what Ensure would create is logged (see
 // WithLogger) and kept, and an error says what to fix if the fleet cannot
@@ -47,7 +49,10 @@ const (
 func Ensure(ctx context.Context, js jetstream.JetStream, opts ...Option) error {
 	s := newSettings(opts)
 	for _, n := range streams(s.replicas) {
-		if err := ensureStream(ctx, js, s, n); err != nil {
+		_, err := step(ctx, js, s, "stream "+n.cfg.Name, func(ctx context.Context) (struct{}, error) {
+			return struct{}{}, ensureStream(ctx, js, s, n)
+		})
+		if err != nil {
 			return fmt.Errorf("fleet: %w", err)
 		}
 	}
@@ -106,7 +111,8 @@ const RunRetention = 7 * 24 * time.Hour
 // Buckets opens the fleet's KV buckets, creating the missing ones with the
 // replicas WithReplicas sets. As Ensure does for streams, it never changes
 // a bucket that exists: its settings that differ are logged and kept. On
-// an error no bucket is left open.
+// an error no bucket is left open. Faults a wait fixes are retried, as in
+// Ensure.
 func Buckets(ctx context.Context, js jetstream.JetStream, opts ...Option) (mats, runs, manifests *jskv.Store, err error) {
 	s := newSettings(opts)
 	open := func(bucket string, ttl time.Duration) (*jskv.Store, error) {
@@ -114,12 +120,18 @@ func Buckets(ctx context.Context, js jetstream.JetStream, opts ...Option) (mats,
 		if ttl > 0 {
 			kvOpts = append(kvOpts, jskv.WithTTL(ttl))
 		}
-		store, err := jskv.New(ctx, js, bucket, kvOpts...)
+		store, err := step(ctx, js, s, "bucket "+bucket, func(ctx context.Context) (*jskv.Store, error) {
+			store, err := jskv.New(ctx, js, bucket, kvOpts...)
+			if err != nil {
+				return nil, err
+			}
+			if err := checkExisting(ctx, js, s, bucketNeed(bucket, s.replicas, ttl)); err != nil {
+				store.Close()
+				return nil, err
+			}
+			return store, nil
+		})
 		if err != nil {
-			return nil, fmt.Errorf("fleet: bucket %s: %w", bucket, err)
-		}
-		if err := checkExisting(ctx, js, s, bucketNeed(bucket, s.replicas, ttl)); err != nil {
-			store.Close()
 			return nil, fmt.Errorf("fleet: bucket %s: %w", bucket, err)
 		}
 		return store, nil

@@ -13,15 +13,22 @@ import (
 // results, the copies staged for clients), creating it if it is missing
 // with the replicas WithReplicas sets, the description and ttl (0: objects
 // never expire). As Ensure does for streams, it never changes a bucket
-// that exists: its settings that differ are logged and kept.
+// that exists: its settings that differ are logged and kept. Faults a
+// wait fixes are retried, as in Ensure.
 func ObjectStore(ctx context.Context, js jetstream.JetStream, bucket, description string, ttl time.Duration, opts ...Option) (*jsstore.Store, error) {
 	s := newSettings(opts)
-	store, err := jsstore.New(ctx, js, bucket,
-		jsstore.WithReplicas(s.replicas), jsstore.WithTTL(ttl), jsstore.WithDescription(description))
+	store, err := step(ctx, js, s, "object store "+bucket, func(ctx context.Context) (*jsstore.Store, error) {
+		store, err := jsstore.New(ctx, js, bucket,
+			jsstore.WithReplicas(s.replicas), jsstore.WithTTL(ttl), jsstore.WithDescription(description))
+		if err != nil {
+			return nil, err
+		}
+		if err := checkExisting(ctx, js, s, objectStoreNeed(bucket, s.replicas, ttl)); err != nil {
+			return nil, err
+		}
+		return store, nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("fleet: object store %s: %w", bucket, err)
-	}
-	if err := checkExisting(ctx, js, s, objectStoreNeed(bucket, s.replicas, ttl)); err != nil {
 		return nil, fmt.Errorf("fleet: object store %s: %w", bucket, err)
 	}
 	return store, nil
