@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/flowstone-go/flowstone/internal/transient"
 	"github.com/flowstone-go/flowstone/protocol"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -237,6 +238,10 @@ func (p *Publisher) publish(subject string, batch []*item) error {
 	case <-p.abort:
 		return ErrStopped
 	case <-timer.C:
-		return fmt.Errorf("batcher: no acknowledgement from JetStream within %v for a message on %s", p.ackTimeout, subject)
+		// Transient: a stream electing a leader answers late, and the
+		// message may be stored meanwhile; sending it again is safe for
+		// the fleet's messages (a task runs once whatever its copies, a
+		// completion is routed once).
+		return transient.Mark(fmt.Errorf("batcher: no acknowledgement from JetStream within %v for a message on %s", p.ackTimeout, subject))
 	}
 }

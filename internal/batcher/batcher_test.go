@@ -12,6 +12,7 @@ import (
 
 	"github.com/flowstone-go/flowstone/internal/batcher"
 	"github.com/flowstone-go/flowstone/internal/natstest"
+	"github.com/flowstone-go/flowstone/internal/transient/natserr"
 	"github.com/flowstone-go/flowstone/protocol"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -486,6 +487,11 @@ func TestLostAcksDoNotWedgeTheSubject(t *testing.T) {
 				cancel()
 				if err == nil {
 					t.Fatal("a publish nobody acknowledged returned nil")
+				}
+				// Worth a retry: callers (the coordinator's dispatcher)
+				// publish again, as a stream electing a leader acks late.
+				if !natserr.Transient(err) {
+					t.Fatalf("a publish nobody acknowledged failed with %v, which is not transient", err)
 				}
 			}
 			silent.Unsubscribe()
