@@ -422,3 +422,35 @@ func TestTwoCoordinatorsShareTheWork(t *testing.T) {
 		}
 	}
 }
+
+// A task that cannot be queued (here: the tasks stream is sealed, and
+// refuses every message) fails its run, and the record the run had marked
+// queued says why instead of staying pending for ever: no worker will
+// ever see the task to settle it.
+func TestTaskThatCannotBeQueuedLeavesNoPendingRecord(t *testing.T) {
+	e := newEnv(t)
+	e.startCoordinator("c1")
+	e.startWorker(pipelines.All(pipelines.Options{})...)
+	e.waitPipeline("example")
+	js, _ := jetstream.New(e.nc)
+	ctx, cancel := contextWithTimeout(30 * time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, protocol.TaskStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := s.CachedInfo().Config
+	cfg.Sealed = true
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+
+	rep, rec := e.run(protocol.RunRequest{Pipeline: "example", Asset: "numbers"})
+	if rec.State != protocol.StateFailed || rec.Error == nil {
+		t.Fatalf("run ended %s (%v); want failed, the task refused by its stream", rec.State, rec.Error)
+	}
+	st, perr := call[protocol.StatusReply](e, protocol.VerbStatus, protocol.StatusRequest{V: protocol.Version, Pipeline: "example", Asset: "numbers"})
+	if perr != nil || st.State != protocol.StateFailed || st.RunID != rep.RunID || st.Error == nil {
+		t.Fatalf("status = %+v, %v; want failed by run %s with its error, not pending", st, perr, rep.RunID)
+	}
+}

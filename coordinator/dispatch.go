@@ -127,10 +127,20 @@ func (d *dispatcher) Dispatch(ctx context.Context, p *flowstone.Pipeline, t flow
 		return d.publish(ctx, protocol.TaskSubject(p.Name(), t.Priority), id, body, outcome == flowstone.Requeued)
 	})
 	if err != nil {
+		var fe *flowstone.Error
 		if ctx.Err() != nil {
-			return nil, d.abandon(ctx, t)
+			err = d.abandon(ctx, t)
+		} else {
+			err = unreachable(err, "publish task")
 		}
-		return nil, unreachable(err, "publish task")
+		if errors.As(err, &fe) && d.c.ctx.Err() == nil {
+			// The task never reached the queue, so no worker will settle
+			// the record this run queued: say here why it did not run. (A
+			// coordinator that is stopping leaves it queued: the next one
+			// resumes the run.)
+			d.refuse(p, t, fe)
+		}
+		return nil, err
 	}
 
 	for {
@@ -225,6 +235,20 @@ func recordError(rec *flowstone.Materialization) error {
 	}
 	return &flowstone.Error{Type: flowstone.TypeExecutionFailed, Message: "asset " + rec.Asset + " ended " + rec.State.String()}
 }
+
+// refuse records that t did not run because of fe, if its record is
+// still queued by t's run (see flowstone.Executor.Refuse).
+func (d *dispatcher) refuse(p *flowstone.Pipeline, t flowstone.Task, fe *flowstone.Error) {
+	ctx, cancel := context.WithTimeout(context.Background(), refuseTimeout)
+	defer cancel()
+	if err := d.c.engine.Executor().Refuse(ctx, p, t, fe); err != nil {
+		d.c.log.Warn().Err(err).Str("run_id", t.RunID).Str("asset", t.Asset).Str("partition", t.Partition).Msg("record_refuse_failed")
+	}
+}
+
+// refuseTimeout bounds the write of a task's record that was never
+// published; past it the record is left queued (pending).
+const refuseTimeout = 30 * time.Second
 
 // abandon tells the workers to stop the run's tasks and explains why the
 // dispatch ended.
