@@ -7,6 +7,11 @@
 // NATS, TLS, storage, HTTP, log and replica settings are the ones
 // cmd/coordinator takes (see -help); the worker adds --concurrency, --id,
 // --grace, --ack-wait, --source-latency and --no-events.
+//
+// The /healthz and /metrics endpoint is off unless --http or
+// FLOWSTONE_HTTP gives it an address (":9091" on every interface,
+// "127.0.0.1:0" on a free loopback port, logged as http_listening), so any
+// number of workers run on one host; an empty value leaves it off.
 package workercmd
 
 import (
@@ -30,9 +35,6 @@ import (
 
 // Defaults of the worker's own settings.
 const (
-	// HTTPDefault is where /healthz and /metrics are served unless --http
-	// or FLOWSTONE_HTTP says otherwise ("" turns them off).
-	HTTPDefault = ":9091"
 	// GraceDefault is how long a stopping worker waits for its running
 	// tasks before handing them back to the queue.
 	GraceDefault = 30 * time.Second
@@ -71,7 +73,7 @@ func Main(args []string, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return run(ctx, opts)
+	return run(ctx, opts, stderr)
 }
 
 // parse reads the settings from args and the environment.
@@ -80,12 +82,6 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.SetOutput(stderr)
 	o := &options{}
 	o.daemon.Flags(fs)
-	// The worker serves its endpoint by default; the shared default is off.
-	if os.Getenv("FLOWSTONE_HTTP") == "" {
-		f := fs.Lookup("http")
-		f.DefValue = HTTPDefault
-		f.Value.Set(HTTPDefault)
-	}
 	var envErr error
 	envInt := func(name string, def int) int {
 		v := os.Getenv(name)
@@ -144,10 +140,10 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	return o, nil
 }
 
-// run connects, starts the worker and its HTTP endpoint, and drains when
-// ctx ends.
-func run(ctx context.Context, o *options) int {
-	log := o.daemon.Logger("worker")
+// run connects, serves the HTTP endpoint if one is configured, starts the
+// worker, and drains when ctx ends. Logs go to logOut.
+func run(ctx context.Context, o *options, logOut io.Writer) int {
+	log := o.daemon.Logger(logOut, "worker")
 	gc, gcEnv := daemon.TuneGC()
 	log.Info().Int("gc_percent", gc).Bool("from_env", gcEnv).Msg("gc_target")
 	nc, err := o.daemon.Connect("flowstone-worker", log)
@@ -179,17 +175,17 @@ func run(ctx context.Context, o *options) int {
 		log.Error().Err(err).Msg("start_failed")
 		return exitUsage
 	}
+	// The endpoint first: a taken address stops the worker before it has
+	// joined the fleet and taken tasks.
+	if _, err := daemon.ServeHTTP(ctx, o.daemon.HTTPAddr, reg, daemon.NATSHealthy(nc), log); err != nil {
+		log.Error().Err(err).Msg("start_failed")
+		return exitFailed
+	}
 	if err := w.Start(ctx); err != nil {
 		log.Error().Err(err).Msg("start_failed")
 		return exitFailed
 	}
-	code := exitOK
-	if _, err := daemon.ServeHTTP(ctx, o.daemon.HTTPAddr, reg, daemon.NATSHealthy(nc), log); err != nil {
-		log.Error().Err(err).Msg("start_failed")
-		code = exitFailed
-	} else {
-		<-ctx.Done()
-	}
+	<-ctx.Done()
 	log.Info().Dur("grace", o.grace).Msg("shutting_down")
 	shut, cancel := context.WithTimeout(context.Background(), o.grace)
 	defer cancel()
@@ -197,5 +193,5 @@ func run(ctx context.Context, o *options) int {
 		// Running tasks were handed back to the queue: nothing is lost.
 		log.Warn().Err(err).Msg("stop_incomplete")
 	}
-	return code
+	return exitOK
 }
