@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -76,6 +78,20 @@ func (e *env) devBanner(f *devfleet.Fleet, temp bool) {
 	if temp {
 		kept = "removed on exit; pass --dir to keep it"
 	}
+	if f.Workers() == 0 {
+		fmt.Fprintf(e.stdout, `FlowStone dev fleet on %s: a coordinator and no workers
+data in %s (%s)
+
+Start workers from another terminal (in the repository), then run their pipelines:
+  NATS_URL=%[1]s go run ./cmd/worker                                # the bundled pipelines
+  NATS_URL=%[1]s go run ./examples/ownpipeline/cmd/shop-worker      # or your own, as in the README
+  fsctl pipelines%[4]s
+  fsctl run shop daily_report --partition 2025-01-15%[4]s
+
+Interrupt (Ctrl-C) to stop.
+`, f.URL(), f.Dir(), kept, server)
+		return
+	}
 	fmt.Fprintf(e.stdout, `FlowStone dev fleet on %s: a coordinator and %d worker(s)
 data in %s (%s)
 
@@ -102,7 +118,7 @@ var demoSteps = [][]string{
 
 func demoCmd(fs *flag.FlagSet) func(*env) error {
 	port := fs.Int("port", -1, "NATS client `PORT` on 127.0.0.1 (-1: any free port)")
-	dir := fs.String("dir", "", "data `DIR` (default: a temp dir removed on exit)")
+	dir := fs.String("dir", "", "data `DIR`, kept (default: a temp dir the demo makes and removes on exit)")
 	latency := fs.Duration("source-latency", 100*time.Millisecond, "`DURATION` of simulated latency of every daily_sales.orders execution, to watch the progress")
 	logs := fs.Bool("log", false, "write the coordinator's and workers' logs to stderr (JSON)")
 	return func(e *env) error {
@@ -110,19 +126,40 @@ func demoCmd(fs *flag.FlagSet) func(*env) error {
 		if err != nil {
 			return err
 		}
-		defer stopFleet(f)
+		// A data directory the demo made is its own, and goes with the
+		// fleet; one given with --dir is the user's, and is kept. Either
+		// way the demo says which, before and after.
+		temp := *dir == ""
+		stopped := false
+		defer func() {
+			if !stopped {
+				stopFleet(f)
+			}
+		}()
 		if e.g.json {
-			e.writeJSONLine(map[string]any{"step": "start", "output": map[string]any{"url": f.URL(), "dir": f.Dir(), "workers": f.Workers()}})
+			e.writeJSONLine(map[string]any{"step": "start", "output": map[string]any{"url": f.URL(), "dir": f.Dir(), "workers": f.Workers(), "remove_dir": temp}})
 		} else {
-			fmt.Fprintf(e.stdout, "Started a local fleet on %s: a coordinator and %d workers, data in %s\n", f.URL(), f.Workers(), f.Dir())
+			fate := "kept"
+			if temp {
+				fate = "a temporary directory, removed when the demo ends; pass --dir DIR to keep the data"
+			}
+			fmt.Fprintf(e.stdout, "Started a local fleet on %s: a coordinator and %d workers, data in %s (%s)\n", f.URL(), f.Workers(), f.Dir(), fate)
 		}
 		for _, step := range demoSteps {
 			if err := e.demoStep(f, step); err != nil {
 				return err
 			}
 		}
+		stopped = true
+		stopFleet(f)
 		if !e.g.json {
-			fmt.Fprintln(e.stdout, "\nDone: the fleet stops now. Keep one running with: fsctl dev")
+			done := "its data is kept in " + f.Dir()
+			if _, err := os.Stat(f.Dir()); temp && errors.Is(err, os.ErrNotExist) {
+				done = "its data directory " + f.Dir() + " is removed"
+			} else if temp {
+				done = "its data directory " + f.Dir() + " could not be removed: remove it yourself"
+			}
+			fmt.Fprintf(e.stdout, "\nDone: the fleet has stopped and %s. Keep one running with: fsctl dev\n", done)
 		}
 		return nil
 	}

@@ -30,7 +30,7 @@ func RunCoordinator(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "coordinator:", err)
 		return 2
 	}
-	log := cfg.Logger("coordinator")
+	log := cfg.Logger(stderr, "coordinator")
 	gc, gcEnv := TuneGC()
 	log.Info().Int("gc_percent", gc).Bool("from_env", gcEnv).Msg("gc_target")
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

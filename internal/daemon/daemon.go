@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -60,8 +61,12 @@ type Config struct {
 	// enabled when S3Endpoint is set.
 	S3Endpoint, S3Bucket, S3AccessKey, S3SecretKey, S3Region string
 	S3SSL                                                    bool
-	// HTTPAddr serves /healthz and /metrics (FLOWSTONE_HTTP). Defaults to
-	// none.
+	// HTTPAddr serves /healthz and /metrics (FLOWSTONE_HTTP): host:port,
+	// such as ":9090" (every interface) or "127.0.0.1:0" (a free loopback
+	// port, logged as http_listening). Defaults to none: the endpoint is
+	// off unless asked for, in both daemons, so any number of them run on
+	// one host and nothing listens on an interface nobody chose. An empty
+	// FLOWSTONE_HTTP or --http "" is the same as none.
 	HTTPAddr string
 	// LogLevel is zerolog's level name (FLOWSTONE_LOG_LEVEL). Defaults to
 	// "info".
@@ -97,7 +102,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.S3Region, "s3-region", env("S3_REGION", ""), "S3 region [S3_REGION]")
 	ssl, _ := strconv.ParseBool(env("S3_SSL", "false"))
 	fs.BoolVar(&c.S3SSL, "s3-ssl", ssl, "use https for S3 [S3_SSL]")
-	fs.StringVar(&c.HTTPAddr, "http", env("FLOWSTONE_HTTP", ""), "address for /healthz and /metrics, e.g. :9090 [FLOWSTONE_HTTP]")
+	fs.StringVar(&c.HTTPAddr, "http", env("FLOWSTONE_HTTP", ""), "serve /healthz and /metrics on `host:port`, e.g. :9090 (every interface) or 127.0.0.1:0 (a free loopback port, logged as http_listening); empty, the default: off [FLOWSTONE_HTTP]")
 	fs.StringVar(&c.LogLevel, "log-level", env("FLOWSTONE_LOG_LEVEL", "info"), "log level: debug, info, warn, error [FLOWSTONE_LOG_LEVEL]")
 	c.Replicas = fleet.ReplicasDefault
 	if v := os.Getenv("FLOWSTONE_REPLICAS"); v != "" {
@@ -126,13 +131,14 @@ func (c *Config) Check() error {
 	return c.replicasErr
 }
 
-// Logger returns the daemon's JSON logger on stderr.
-func (c *Config) Logger(component string) zerolog.Logger {
+// Logger returns the daemon's JSON logger, writing to w (the process's
+// stderr).
+func (c *Config) Logger(w io.Writer, component string) zerolog.Logger {
 	lvl, err := zerolog.ParseLevel(c.LogLevel)
 	if err != nil || c.LogLevel == "" {
 		lvl = zerolog.InfoLevel
 	}
-	return zerolog.New(os.Stderr).Level(lvl).With().Timestamp().Str("component", component).Logger()
+	return zerolog.New(w).Level(lvl).With().Timestamp().Str("component", component).Logger()
 }
 
 // Connect dials NATS with the configured credentials and TLS, logging
@@ -217,9 +223,12 @@ func Registry() *prometheus.Registry {
 }
 
 // ServeHTTP serves /healthz (200 while healthy() is nil) and /metrics on
-// addr until ctx is done. It returns the bound address.
+// addr until ctx is done, logging http_listening with the bound address.
+// It returns that address. An empty addr serves nothing: it logs http_off,
+// so the log says why nothing answers, and returns "".
 func ServeHTTP(ctx context.Context, addr string, reg *prometheus.Registry, healthy func() error, log zerolog.Logger) (string, error) {
 	if addr == "" {
+		log.Info().Str("hint", "set --http or FLOWSTONE_HTTP, e.g. :9090, to serve /healthz and /metrics").Msg("http_off")
 		return "", nil
 	}
 	ln, err := net.Listen("tcp", addr)

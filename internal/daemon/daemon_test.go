@@ -46,6 +46,25 @@ func TestUnreachableNATSIsExitCode3(t *testing.T) {
 	if code := daemon.RunCoordinator([]string{"--nats-url", "nats://user:pw@127.0.0.1:1"}, &out); code != 3 {
 		t.Fatalf("exit = %d", code)
 	}
+	// The log goes to the stderr it is given, without the password.
+	if !strings.Contains(out.String(), `"message":"start_failed"`) || strings.Contains(out.String(), ":pw@") {
+		t.Fatalf("stderr %q: want the start_failed log line, without the password", out.String())
+	}
+}
+
+// An empty address serves nothing and says so in the log, in both
+// daemons: the endpoint is off unless asked for.
+func TestServeHTTPOff(t *testing.T) {
+	var logs bytes.Buffer
+	addr, err := daemon.ServeHTTP(t.Context(), "", daemon.Registry(), func() error { return nil }, zerolog.New(&logs))
+	if addr != "" || err != nil || !strings.Contains(logs.String(), `"message":"http_off"`) {
+		t.Fatalf("ServeHTTP(\"\") = %q, %v; log %q", addr, err, logs.String())
+	}
+	logs.Reset()
+	addr, err = daemon.ServeHTTP(t.Context(), "127.0.0.1:0", daemon.Registry(), func() error { return nil }, zerolog.New(&logs))
+	if err != nil || !strings.HasPrefix(addr, "127.0.0.1:") || !strings.Contains(logs.String(), addr) {
+		t.Fatalf("ServeHTTP(127.0.0.1:0) = %q, %v; log %q", addr, err, logs.String())
+	}
 }
 
 func TestStoresNeedTheirSettings(t *testing.T) {

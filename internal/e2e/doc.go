@@ -6,7 +6,10 @@
 // They prove every verb end to end and the fleet's invariants (see README.md) on the
 // fleet: caching, single execution of concurrent runs, SIGKILLed workers
 // and coordinators, dependency failures, cancel reaching a remote worker,
-// structured errors on bad input, and SIGTERM drains.
+// structured errors on bad input, and SIGTERM drains. They also build the
+// example of a user's own worker (examples/ownpipeline/cmd/shop-worker)
+// and run its pipeline on a fleet, as the README's "Deploy your own
+// pipelines" does.
 //
 // Run them with go test ./internal/e2e/ (with or without -race; the race
 // detector covers the test process only). There is nothing else here.

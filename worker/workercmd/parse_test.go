@@ -21,7 +21,7 @@ func TestParseDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.daemon.NATSURL != "nats://127.0.0.1:4222" || o.daemon.Storage != "jetstream" || o.daemon.HTTPAddr != HTTPDefault ||
+	if o.daemon.NATSURL != "nats://127.0.0.1:4222" || o.daemon.Storage != "jetstream" || o.daemon.HTTPAddr != "" ||
 		o.concurrency != worker.ConcurrencyDefault || o.grace != GraceDefault || o.ackWait != fleet.AckWaitDefault ||
 		o.sourceLatency != 0 || o.id != "" || o.noEvents {
 		t.Fatalf("defaults = %+v", o)

@@ -89,17 +89,31 @@ type proc struct {
 	err  error               // how it exited, once exit is closed
 }
 
-// spawn starts cmd/worker against the embedded server with the file store
-// and extra flags.
+// spawn starts cmd/worker against the embedded server with the file store,
+// no HTTP endpoint and extra flags.
 func (e *env) spawn(extra ...string) *proc {
+	e.t.Helper()
+	return e.spawnEnv(nil, append([]string{"--http", ""}, extra...)...)
+}
+
+// spawnEnv starts cmd/worker against the embedded server with the file
+// store, extra flags and the test process's environment without
+// FLOWSTONE_HTTP, plus environ ("NAME=value").
+func (e *env) spawnEnv(environ []string, extra ...string) *proc {
 	e.t.Helper()
 	path, err := binary()
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	args := append([]string{"--nats-url", e.srv.ClientURL(), "--storage", "file", "--file-dir", e.dir, "--http", "",
+	args := append([]string{"--nats-url", e.srv.ClientURL(), "--storage", "file", "--file-dir", e.dir,
 		"--ack-wait", "1s", "--log-level", "debug"}, extra...)
 	cmd := exec.Command(path, args...)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "FLOWSTONE_HTTP=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, environ...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		e.t.Fatal(err)
@@ -258,7 +272,6 @@ func TestKilledWorkerTaskCompletesOnAnother(t *testing.T) {
 func TestSIGTERMDrainsAndServesMetrics(t *testing.T) {
 	e := newEnv(t)
 	p := e.spawn("--id", "drainer", "--source-latency", "1500ms", "--http", "127.0.0.1:0", "--grace", "1m")
-	// The endpoint is served once the worker has started.
 	addr, _ := p.waitLog(t, "http_listening")["addr"].(string)
 
 	get := func(path string) (int, string) {
@@ -317,7 +330,6 @@ func TestSIGTERMDrainsAndServesMetrics(t *testing.T) {
 func TestMetricsEndpoint(t *testing.T) {
 	e := newEnv(t)
 	p := e.spawn("--id", "metered", "--http", "127.0.0.1:0")
-	// The endpoint is served once the worker has started.
 	addr, _ := p.waitLog(t, "http_listening")["addr"].(string)
 	e.publish(ordersTask("metricsrun", "2025-03-01"))
 	if c := e.completion(); !c.OK {

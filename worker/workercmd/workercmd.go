@@ -1,12 +1,30 @@
-// Package workercmd is cmd/worker: it reads the worker's settings from flags
-// and the environment, connects to NATS and the result stores, hosts the
-// bundled pipelines (pipelines.All) until SIGINT or SIGTERM, then drains.
+// Package workercmd is cmd/worker, and the worker command of your own
+// pipelines: it reads the worker's settings from flags and the environment,
+// connects to NATS and the result stores, hosts the pipelines it is given
+// (the bundled ones, pipelines.All, when none are) until SIGINT or SIGTERM,
+// then drains.
+//
+// A worker of your own pipelines is a main package of one line:
+//
+//	func main() {
+//		os.Exit(workercmd.Main(os.Args[1:], os.Stderr, shop.Pipeline()))
+//	}
+//
+// It takes every flag and environment variable cmd/worker takes, and joins
+// any fleet: the coordinators learn its pipelines from the manifest it
+// publishes, so nothing else is deployed or configured for them. See
+// examples/ownpipeline and the README's "Deploy your own pipelines".
 //
 // Every setting has a flag and an environment variable; a flag given on the
 // command line wins over the environment, which wins over the default. The
 // NATS, TLS, storage, HTTP, log and replica settings are the ones
 // cmd/coordinator takes (see -help); the worker adds --concurrency, --id,
 // --grace, --ack-wait, --source-latency and --no-events.
+//
+// The /healthz and /metrics endpoint is off unless --http or
+// FLOWSTONE_HTTP gives it an address (":9091" on every interface,
+// "127.0.0.1:0" on a free loopback port, logged as http_listening), so any
+// number of workers run on one host; an empty value leaves it off.
 package workercmd
 
 import (
@@ -22,6 +40,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/internal/daemon"
 	"github.com/flowstone-go/flowstone/internal/fleet"
 	"github.com/flowstone-go/flowstone/pipelines"
@@ -30,9 +49,6 @@ import (
 
 // Defaults of the worker's own settings.
 const (
-	// HTTPDefault is where /healthz and /metrics are served unless --http
-	// or FLOWSTONE_HTTP says otherwise ("" turns them off).
-	HTTPDefault = ":9091"
 	// GraceDefault is how long a stopping worker waits for its running
 	// tasks before handing them back to the queue.
 	GraceDefault = 30 * time.Second
@@ -57,21 +73,35 @@ type options struct {
 	noEvents      bool
 }
 
-// Main runs the worker with args (without the program name) until SIGINT
-// or SIGTERM, and returns the process exit code. Usage errors go to stderr,
-// logs go to stderr as JSON.
-func Main(args []string, stderr io.Writer) int {
+// Main runs a worker hosting hosted (the bundled pipelines, pipelines.All,
+// when none are given) with args (without the program name) until SIGINT
+// or SIGTERM, and returns the process exit code: 0 after a clean drain, 1
+// when the worker could not start or stopped on an error, 2 for bad flags,
+// environment or pipelines, 3 when NATS cannot be reached. Usage errors and
+// -help go to stderr, and so do the logs, as JSON lines.
+//
+// A pipeline's tasks go to any worker hosting it, and coordinators plan
+// from the manifest its workers publish: give every worker of a pipeline
+// the same build of it, and give your pipelines names of their own (the
+// bundled ones are example, daily_sales and bench).
+func Main(args []string, stderr io.Writer, hosted ...*flowstone.Pipeline) int {
 	opts, err := parse(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
+	}
+	if err == nil && len(hosted) > 0 && opts.sourceLatency != 0 {
+		err = errors.New("--source-latency (FLOWSTONE_SOURCE_LATENCY) slows the bundled daily_sales pipeline, and this worker hosts its own pipelines")
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "worker:", err)
 		return exitUsage
 	}
+	if len(hosted) == 0 {
+		hosted = pipelines.All(pipelines.Options{SourceLatency: opts.sourceLatency})
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return run(ctx, opts)
+	return run(ctx, opts, hosted, stderr)
 }
 
 // parse reads the settings from args and the environment.
@@ -80,12 +110,6 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.SetOutput(stderr)
 	o := &options{}
 	o.daemon.Flags(fs)
-	// The worker serves its endpoint by default; the shared default is off.
-	if os.Getenv("FLOWSTONE_HTTP") == "" {
-		f := fs.Lookup("http")
-		f.DefValue = HTTPDefault
-		f.Value.Set(HTTPDefault)
-	}
 	var envErr error
 	envInt := func(name string, def int) int {
 		v := os.Getenv(name)
@@ -124,7 +148,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.concurrency, "concurrency", envInt("FLOWSTONE_CONCURRENCY", worker.ConcurrencyDefault), "tasks executed at once [FLOWSTONE_CONCURRENCY]")
 	fs.DurationVar(&o.grace, "grace", envDuration("FLOWSTONE_GRACE", GraceDefault), "on SIGTERM, how long running tasks may finish before they are handed back [FLOWSTONE_GRACE]")
 	fs.DurationVar(&o.ackWait, "ack-wait", envDuration("FLOWSTONE_ACK_WAIT", fleet.AckWaitDefault), "how long a task of a silent worker waits before redelivery; the same on every worker [FLOWSTONE_ACK_WAIT]")
-	fs.DurationVar(&o.sourceLatency, "source-latency", envDuration("FLOWSTONE_SOURCE_LATENCY", 0), "simulated latency of daily_sales.orders, for load and fault tests [FLOWSTONE_SOURCE_LATENCY]")
+	fs.DurationVar(&o.sourceLatency, "source-latency", envDuration("FLOWSTONE_SOURCE_LATENCY", 0), "simulated latency of the bundled daily_sales.orders, for load and fault tests; only when hosting the bundled pipelines [FLOWSTONE_SOURCE_LATENCY]")
 	fs.BoolVar(&o.noEvents, "no-events", envBool("FLOWSTONE_NO_EVENTS"), "do not publish telemetry events [FLOWSTONE_NO_EVENTS]")
 	if envErr != nil {
 		return nil, envErr
@@ -144,10 +168,10 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	return o, nil
 }
 
-// run connects, starts the worker and its HTTP endpoint, and drains when
-// ctx ends.
-func run(ctx context.Context, o *options) int {
-	log := o.daemon.Logger("worker")
+// run connects, serves the HTTP endpoint if one is configured, starts the
+// worker hosting hosted, and drains when ctx ends. Logs go to logOut.
+func run(ctx context.Context, o *options, hosted []*flowstone.Pipeline, logOut io.Writer) int {
+	log := o.daemon.Logger(logOut, "worker")
 	gc, gcEnv := daemon.TuneGC()
 	log.Info().Int("gc_percent", gc).Bool("from_env", gcEnv).Msg("gc_target")
 	nc, err := o.daemon.Connect("flowstone-worker", log)
@@ -164,7 +188,7 @@ func run(ctx context.Context, o *options) int {
 	reg := daemon.Registry()
 	w, err := worker.New(worker.Config{
 		Conn:           nc,
-		Pipelines:      pipelines.All(pipelines.Options{SourceLatency: o.sourceLatency}),
+		Pipelines:      hosted,
 		Stores:         stores,
 		DefaultStorage: def,
 		Concurrency:    o.concurrency,
@@ -179,17 +203,17 @@ func run(ctx context.Context, o *options) int {
 		log.Error().Err(err).Msg("start_failed")
 		return exitUsage
 	}
+	// The endpoint first: a taken address stops the worker before it has
+	// joined the fleet and taken tasks.
+	if _, err := daemon.ServeHTTP(ctx, o.daemon.HTTPAddr, reg, daemon.NATSHealthy(nc), log); err != nil {
+		log.Error().Err(err).Msg("start_failed")
+		return exitFailed
+	}
 	if err := w.Start(ctx); err != nil {
 		log.Error().Err(err).Msg("start_failed")
 		return exitFailed
 	}
-	code := exitOK
-	if _, err := daemon.ServeHTTP(ctx, o.daemon.HTTPAddr, reg, daemon.NATSHealthy(nc), log); err != nil {
-		log.Error().Err(err).Msg("start_failed")
-		code = exitFailed
-	} else {
-		<-ctx.Done()
-	}
+	<-ctx.Done()
 	log.Info().Dur("grace", o.grace).Msg("shutting_down")
 	shut, cancel := context.WithTimeout(context.Background(), o.grace)
 	defer cancel()
@@ -197,5 +221,5 @@ func run(ctx context.Context, o *options) int {
 		// Running tasks were handed back to the queue: nothing is lost.
 		log.Warn().Err(err).Msg("stop_incomplete")
 	}
-	return code
+	return exitOK
 }
