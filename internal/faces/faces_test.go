@@ -1,0 +1,490 @@
+package faces_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/client"
+	"github.com/flowstone-go/flowstone/coordinator"
+	"github.com/flowstone-go/flowstone/internal/natstest"
+	"github.com/flowstone-go/flowstone/objectstore"
+	"github.com/flowstone-go/flowstone/objectstore/filestore"
+	"github.com/flowstone-go/flowstone/worker"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// The default embedded engine (the *Pipeline face) lives as long
+		// as the process.
+		goleak.IgnoreAnyFunction("github.com/flowstone-go/flowstone/internal/gopool.(*Pool).run"),
+	)
+}
+
+// face is one way of calling the verbs. Each takes the pipeline; the
+// fleet's client sends its name.
+type face interface {
+	Run(ctx context.Context, p *flowstone.Pipeline, asset string, opts ...flowstone.RunOption) (*flowstone.Result, error)
+	Get(ctx context.Context, p *flowstone.Pipeline, asset string, opts ...flowstone.GetOption) (*flowstone.Result, error)
+	Exists(ctx context.Context, p *flowstone.Pipeline, asset string, opts ...flowstone.GetOption) (bool, error)
+	Status(ctx context.Context, p *flowstone.Pipeline, asset string, opts ...flowstone.GetOption) (flowstone.StatusInfo, error)
+	Cancel(ctx context.Context, p *flowstone.Pipeline, asset string, opts ...flowstone.GetOption) error
+	Invalidate(ctx context.Context, p *flowstone.Pipeline, asset string, opts ...flowstone.InvalidateOption) (int, error)
+	Backfill(ctx context.Context, p *flowstone.Pipeline, asset string, opts ...flowstone.BackfillOption) (flowstone.BackfillStats, error)
+}
+
+// engineFace calls an Engine of the test's own.
+type engineFace struct{ e *flowstone.Engine }
+
+func (f engineFace) Run(ctx context.Context, p *flowstone.Pipeline, a string, o ...flowstone.RunOption) (*flowstone.Result, error) {
+	return f.e.Run(ctx, p, a, o...)
+}
+func (f engineFace) Get(ctx context.Context, p *flowstone.Pipeline, a string, o ...flowstone.GetOption) (*flowstone.Result, error) {
+	return f.e.Get(ctx, p, a, o...)
+}
+func (f engineFace) Exists(ctx context.Context, p *flowstone.Pipeline, a string, o ...flowstone.GetOption) (bool, error) {
+	return f.e.Exists(ctx, p, a, o...)
+}
+func (f engineFace) Status(ctx context.Context, p *flowstone.Pipeline, a string, o ...flowstone.GetOption) (flowstone.StatusInfo, error) {
+	return f.e.Status(ctx, p, a, o...)
+}
+func (f engineFace) Cancel(ctx context.Context, p *flowstone.Pipeline, a string, o ...flowstone.GetOption) error {
+	return f.e.Cancel(ctx, p, a, o...)
+}
+func (f engineFace) Invalidate(ctx context.Context, p *flowstone.Pipeline, a string, o ...flowstone.InvalidateOption) (int, error) {
+	return f.e.Invalidate(ctx, p, a, o...)
+}
+func (f engineFace) Backfill(ctx context.Context, p *flowstone.Pipeline, a string, o ...flowstone.BackfillOption) (flowstone.BackfillStats, error) {
+	return f.e.Backfill(ctx, p, a, o...)
+}
+
+// pipelineFace calls the *Pipeline methods (the default embedded engine).
+type pipelineFace struct{}
+
+func (pipelineFace) Run(ctx context.Context, p *flowstone.Pipeline, a string, o ...flowstone.RunOption) (*flowstone.Result, error) {
+	return p.Run(ctx, a, o...)
+}
+func (pipelineFace) Get(ctx context.Context, p *flowstone.Pipeline, a string, o ...flowstone.GetOption) (*flowstone.Result, error) {
+	return p.Get(ctx, a, o...)
+}
+func (pipelineFace) Exists(ctx context.Context, p *flowstone.Pipeline, a string, o ...flowstone.GetOption) (bool, error) {
+	return p.Exists(ctx, a, o...)
+}
+func (pipelineFace) Status(ctx context.Context, p *flowstone.Pipeline, a string, o ...flowstone.GetOption) (flowstone.StatusInfo, error) {
+	return p.Status(ctx, a, o...)
+}
+func (pipelineFace) Cancel(ctx context.Context, p *flowstone.Pipeline, a string, o ...flowstone.GetOption) error {
+	return p.Cancel(ctx, a, o...)
+}
+func (pipelineFace) Invalidate(ctx context.Context, p *flowstone.Pipeline, a string, o ...flowstone.InvalidateOption) (int, error) {
+	return p.Invalidate(ctx, a, o...)
+}
+func (pipelineFace) Backfill(ctx context.Context, p *flowstone.Pipeline, a string, o ...flowstone.BackfillOption) (flowstone.BackfillStats, error) {
+	return p.Backfill(ctx, a, o...)
+}
+
+// clientFace calls a fleet through client.Client.
+type clientFace struct{ c *client.Client }
+
+func (f clientFace) Run(ctx context.Context, p *flowstone.Pipeline, a string, o ...flowstone.RunOption) (*flowstone.Result, error) {
+	return f.c.Run(ctx, p.Name(), a, o...)
+}
+func (f clientFace) Get(ctx context.Context, p *flowstone.Pipeline, a string, o ...flowstone.GetOption) (*flowstone.Result, error) {
+	return f.c.Get(ctx, p.Name(), a, o...)
+}
+func (f clientFace) Exists(ctx context.Context, p *flowstone.Pipeline, a string, o ...flowstone.GetOption) (bool, error) {
+	return f.c.Exists(ctx, p.Name(), a, o...)
+}
+func (f clientFace) Status(ctx context.Context, p *flowstone.Pipeline, a string, o ...flowstone.GetOption) (flowstone.StatusInfo, error) {
+	return f.c.Status(ctx, p.Name(), a, o...)
+}
+func (f clientFace) Cancel(ctx context.Context, p *flowstone.Pipeline, a string, o ...flowstone.GetOption) error {
+	return f.c.Cancel(ctx, p.Name(), a, o...)
+}
+func (f clientFace) Invalidate(ctx context.Context, p *flowstone.Pipeline, a string, o ...flowstone.InvalidateOption) (int, error) {
+	return f.c.Invalidate(ctx, p.Name(), a, o...)
+}
+func (f clientFace) Backfill(ctx context.Context, p *flowstone.Pipeline, a string, o ...flowstone.BackfillOption) (flowstone.BackfillStats, error) {
+	return f.c.Backfill(ctx, p.Name(), a, o...)
+}
+
+// counts counts the executions of each asset of one pipeline instance, and
+// lets a case steer its assets.
+type counts struct {
+	mu    sync.Mutex
+	execs map[string]int
+	fail  atomic.Bool   // the asset "flaky" fails while set
+	gate  chan struct{} // the asset "slow" waits for it (or its context)
+	start chan struct{} // "slow" reports each start here
+}
+
+func newCounts() *counts {
+	return &counts{execs: map[string]int{}, gate: make(chan struct{}), start: make(chan struct{}, 16)}
+}
+
+func (c *counts) add(asset string) {
+	c.mu.Lock()
+	c.execs[asset]++
+	c.mu.Unlock()
+}
+
+func (c *counts) of(asset string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.execs[asset]
+}
+
+// pipeline is the table's pipeline, named name: the proposal's example
+// (numbers → doubled → sum = 30), a daily asset, one that fails on
+// demand and its dependent, and one that waits.
+func pipeline(name string, c *counts) *flowstone.Pipeline {
+	counted := func(asset string, fn flowstone.AssetFunc) flowstone.AssetFunc {
+		return func(ctx *flowstone.Context) (any, error) {
+			c.add(asset)
+			return fn(ctx)
+		}
+	}
+	return flowstone.MustPipeline(name,
+		flowstone.Asset("numbers", counted("numbers", func(*flowstone.Context) (any, error) { return []int{1, 2, 3, 4, 5}, nil })),
+		flowstone.Asset("doubled", counted("doubled", func(ctx *flowstone.Context) (any, error) {
+			nums, err := flowstone.Dep[[]int](ctx, "numbers")
+			out := make([]int, len(nums))
+			for i, n := range nums {
+				out[i] = 2 * n
+			}
+			return out, err
+		}), flowstone.DependsOn("numbers")),
+		flowstone.Asset("sum", counted("sum", func(ctx *flowstone.Context) (any, error) {
+			nums, err := flowstone.Dep[[]int](ctx, "doubled")
+			s := 0
+			for _, n := range nums {
+				s += n
+			}
+			return s, err
+		}), flowstone.DependsOn("doubled")),
+		flowstone.Asset("daily", counted("daily", func(ctx *flowstone.Context) (any, error) {
+			return "day " + ctx.Partition(), nil
+		}), flowstone.PartitionedBy(flowstone.Daily)),
+		flowstone.Asset("flaky", counted("flaky", func(*flowstone.Context) (any, error) {
+			if c.fail.Load() {
+				return nil, errors.New("flaky failed on purpose")
+			}
+			return 7, nil
+		})),
+		flowstone.Asset("after_flaky", counted("after_flaky", func(ctx *flowstone.Context) (any, error) {
+			n, err := flowstone.Dep[int](ctx, "flaky")
+			return n + 1, err
+		}), flowstone.DependsOn("flaky")),
+		flowstone.Asset("slow", counted("slow", func(ctx *flowstone.Context) (any, error) {
+			c.start <- struct{}{}
+			select {
+			case <-c.gate:
+				return "done", nil
+			case <-ctx.Context().Done():
+				return nil, ctx.Context().Err()
+			}
+		})),
+	)
+}
+
+// row is one behaviour, checked on every face with a pipeline of its own.
+type row struct {
+	name  string
+	check func(t *testing.T, ctx context.Context, f face, p *flowstone.Pipeline, c *counts)
+}
+
+func decode[T any](t *testing.T, r *flowstone.Result) T {
+	t.Helper()
+	var v T
+	if err := r.Decode(&v); err != nil {
+		t.Fatalf("decode %s: %v", r.Asset, err)
+	}
+	return v
+}
+
+func wantErr(t *testing.T, what string, err, target error) {
+	t.Helper()
+	if !errors.Is(err, target) {
+		t.Fatalf("%s = %v, want an error matching %v", what, err, target)
+	}
+}
+
+var rows = []row{
+	{"run materializes the target and its dependencies, once", func(t *testing.T, ctx context.Context, f face, p *flowstone.Pipeline, c *counts) {
+		res, err := f.Run(ctx, p, "sum")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := decode[int](t, res); got != 30 || res.Cached {
+			t.Fatalf("sum = %d (cached %v), want 30 computed now", got, res.Cached)
+		}
+		again, err := f.Run(ctx, p, "sum")
+		if err != nil || !again.Cached || again.RunID != res.RunID {
+			t.Fatalf("second run = %+v, %v; want the first run's value, cached", again, err)
+		}
+		if c.of("numbers") != 1 || c.of("doubled") != 1 || c.of("sum") != 1 {
+			t.Fatalf("executions %v, want each asset once", c.execs)
+		}
+	}},
+	{"get, exists and status before and after a run", func(t *testing.T, ctx context.Context, f face, p *flowstone.Pipeline, c *counts) {
+		_, err := f.Get(ctx, p, "doubled")
+		wantErr(t, "get before any run", err, flowstone.ErrNotFound)
+		if ok, err := f.Exists(ctx, p, "doubled"); ok || err != nil {
+			t.Fatalf("exists before any run = %v, %v", ok, err)
+		}
+		st, err := f.Status(ctx, p, "doubled")
+		if err != nil || st.State != flowstone.StateNotFound || st.Value != nil {
+			t.Fatalf("status before any run = %+v, %v", st, err)
+		}
+		if _, err := f.Run(ctx, p, "doubled"); err != nil {
+			t.Fatal(err)
+		}
+		res, err := f.Get(ctx, p, "doubled")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := decode[[]int](t, res); len(got) != 5 || got[4] != 10 {
+			t.Fatalf("get doubled = %v", got)
+		}
+		if ok, err := f.Exists(ctx, p, "numbers"); !ok || err != nil {
+			t.Fatalf("exists numbers after the run = %v, %v", ok, err)
+		}
+		st, err = f.Status(ctx, p, "doubled")
+		if err != nil || st.State != flowstone.StateCompleted || st.CompletedAt == nil || st.Value == nil || st.RunID != res.RunID {
+			t.Fatalf("status after the run = %+v, %v", st, err)
+		}
+	}},
+	{"an unknown asset is asset_not_found on every verb", func(t *testing.T, ctx context.Context, f face, p *flowstone.Pipeline, c *counts) {
+		_, err := f.Run(ctx, p, "nope")
+		wantErr(t, "run", err, flowstone.ErrAssetNotFound)
+		_, err = f.Get(ctx, p, "nope")
+		wantErr(t, "get", err, flowstone.ErrAssetNotFound)
+		_, err = f.Exists(ctx, p, "nope")
+		wantErr(t, "exists", err, flowstone.ErrAssetNotFound)
+		_, err = f.Status(ctx, p, "nope")
+		wantErr(t, "status", err, flowstone.ErrAssetNotFound)
+		_, err = f.Invalidate(ctx, p, "nope")
+		wantErr(t, "invalidate", err, flowstone.ErrAssetNotFound)
+		_, err = f.Backfill(ctx, p, "nope", flowstone.Partitions("2025-01-01"))
+		wantErr(t, "backfill", err, flowstone.ErrAssetNotFound)
+	}},
+	{"a failure fails its dependents and keeps the last good value", func(t *testing.T, ctx context.Context, f face, p *flowstone.Pipeline, c *counts) {
+		if _, err := f.Run(ctx, p, "flaky"); err != nil {
+			t.Fatal(err)
+		}
+		c.fail.Store(true)
+		_, err := f.Run(ctx, p, "flaky", flowstone.Force())
+		wantErr(t, "forced run that fails", err, flowstone.ErrExecutionFailed)
+		st, err := f.Status(ctx, p, "flaky")
+		if err != nil || st.State != flowstone.StateFailed || st.Error == nil || st.Value == nil {
+			t.Fatalf("status after the failed re-run = %+v, %v; want failed, with the last good value", st, err)
+		}
+		res, err := f.Get(ctx, p, "flaky")
+		if err != nil || decode[int](t, res) != 7 {
+			t.Fatalf("get after the failed re-run = %v; want the last good value 7", err)
+		}
+		// The dependent uses the good value.
+		res, err = f.Run(ctx, p, "after_flaky")
+		if err != nil || decode[int](t, res) != 8 {
+			t.Fatalf("after_flaky = %v; want 8 from the good value", err)
+		}
+		// Without a good value, the dependent fails as dependency_failed.
+		if _, err := f.Invalidate(ctx, p, "flaky", flowstone.Cascade()); err != nil {
+			t.Fatal(err)
+		}
+		_, err = f.Run(ctx, p, "after_flaky")
+		wantErr(t, "after_flaky over a failing flaky", err, flowstone.ErrDependencyFailed)
+	}},
+	{"invalidate with cascade removes the values downstream", func(t *testing.T, ctx context.Context, f face, p *flowstone.Pipeline, c *counts) {
+		if _, err := f.Run(ctx, p, "sum"); err != nil {
+			t.Fatal(err)
+		}
+		n, err := f.Invalidate(ctx, p, "numbers", flowstone.Cascade())
+		if err != nil || n != 3 {
+			t.Fatalf("invalidate numbers --cascade = %d, %v; want 3", n, err)
+		}
+		_, err = f.Get(ctx, p, "sum")
+		wantErr(t, "get sum after the invalidate", err, flowstone.ErrNotFound)
+		if _, err := f.Run(ctx, p, "sum"); err != nil || c.of("numbers") != 2 {
+			t.Fatalf("run after the invalidate: %v, numbers ran %d times; want 2", err, c.of("numbers"))
+		}
+	}},
+	{"partitions: a run per day, a bad key refused", func(t *testing.T, ctx context.Context, f face, p *flowstone.Pipeline, c *counts) {
+		res, err := f.Run(ctx, p, "daily", flowstone.Partition("2025-01-15"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := decode[string](t, res); got != "day 2025-01-15" || res.Partition != "2025-01-15" {
+			t.Fatalf("daily 2025-01-15 = %q (partition %q)", got, res.Partition)
+		}
+		if ok, err := f.Exists(ctx, p, "daily", flowstone.Partition("2025-01-16")); ok || err != nil {
+			t.Fatalf("exists of another day = %v, %v", ok, err)
+		}
+		_, err = f.Run(ctx, p, "daily", flowstone.Partition("15/01/2025"))
+		wantErr(t, "run with a key that is not a day", err, flowstone.ErrBadRequest)
+	}},
+	{"backfill runs every partition of a range", func(t *testing.T, ctx context.Context, f face, p *flowstone.Pipeline, c *counts) {
+		day := func(d int) time.Time { return time.Date(2025, 3, d, 0, 0, 0, 0, time.UTC) }
+		st, err := f.Backfill(ctx, p, "daily", flowstone.DateRange(day(1), day(5)), flowstone.Parallel(2))
+		if err != nil || st.Succeeded != 5 || st.Failed != 0 {
+			t.Fatalf("backfill of 5 days = %+v, %v", st, err)
+		}
+		st, err = f.Backfill(ctx, p, "daily", flowstone.DateRange(day(4), day(6)))
+		if err != nil || st.Succeeded+st.Skipped != 3 || c.of("daily") != 6 {
+			t.Fatalf("overlapping backfill = %+v, %v, %d executions; want the new day only executed", st, err, c.of("daily"))
+		}
+		_, err = f.Backfill(ctx, p, "daily")
+		wantErr(t, "backfill without partitions", err, flowstone.ErrBadRequest)
+	}},
+	{"a run past its timeout ends timeout, and the asset's context ends", func(t *testing.T, ctx context.Context, f face, p *flowstone.Pipeline, c *counts) {
+		_, err := f.Run(ctx, p, "slow", flowstone.Timeout(300*time.Millisecond))
+		wantErr(t, "run of slow with a timeout", err, flowstone.ErrTimeout)
+		st, err := f.Status(ctx, p, "slow")
+		if err != nil || st.State != flowstone.StateFailed || st.Error == nil || !errors.Is(st.Error, flowstone.ErrTimeout) {
+			t.Fatalf("status after the timeout = %+v, %v; want failed with a timeout error", st, err)
+		}
+	}},
+	{"cancel ends a running asset; with nothing running it is not_found", func(t *testing.T, ctx context.Context, f face, p *flowstone.Pipeline, c *counts) {
+		err := f.Cancel(ctx, p, "sum")
+		wantErr(t, "cancel with nothing running", err, flowstone.ErrNotFound)
+		done := make(chan error, 1)
+		go func() {
+			_, err := f.Run(ctx, p, "slow")
+			done <- err
+		}()
+		select {
+		case <-c.start:
+		case <-ctx.Done():
+			t.Fatal("slow never started")
+		}
+		// The run is under way; cancel until it is seen (the fleet's
+		// record says running a moment after the asset starts).
+		for {
+			err := f.Cancel(ctx, p, "slow")
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, flowstone.ErrNotFound) || ctx.Err() != nil {
+				t.Fatalf("cancel of the running asset: %v", err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		wantErr(t, "the cancelled run", <-done, flowstone.ErrCancelled)
+		st, err := f.Status(ctx, p, "slow")
+		if err != nil || st.State != flowstone.StateCancelled {
+			t.Fatalf("status after the cancel = %+v, %v; want cancelled", st, err)
+		}
+	}},
+}
+
+func TestEveryFaceBehavesTheSame(t *testing.T) {
+	faces := []string{"engine", "pipeline", "client"}
+	type inst struct {
+		p *flowstone.Pipeline
+		c *counts
+	}
+	// Every row gets a pipeline of its own on every face; the fleet's
+	// worker hosts the client face's.
+	insts := map[string]inst{}
+	var hosted []*flowstone.Pipeline
+	for i := range rows {
+		for _, fc := range faces {
+			c := newCounts()
+			p := pipeline(fmt.Sprintf("r%d_%s", i, fc), c)
+			insts[fmt.Sprint(i, fc)] = inst{p, c}
+			if fc == "client" {
+				hosted = append(hosted, p)
+			}
+		}
+	}
+	cl := startFleet(t, hosted)
+	for i, r := range rows {
+		t.Run(r.name, func(t *testing.T) {
+			for _, fc := range faces {
+				t.Run(fc, func(t *testing.T) {
+					in := insts[fmt.Sprint(i, fc)]
+					ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+					defer cancel()
+					var f face
+					switch fc {
+					case "engine":
+						e, err := flowstone.NewEngine(flowstone.EngineConfig{})
+						if err != nil {
+							t.Fatal(err)
+						}
+						defer e.Close()
+						f = engineFace{e}
+					case "pipeline":
+						f = pipelineFace{}
+					case "client":
+						f = clientFace{cl}
+					}
+					defer close(in.c.gate) // release a "slow" left waiting
+					r.check(t, ctx, f, in.p, in.c)
+				})
+			}
+		})
+	}
+}
+
+// startFleet starts a coordinator and a worker hosting ps on an embedded
+// nats-server, and returns a client of it once the coordinator knows
+// every pipeline.
+func startFleet(t *testing.T, ps []*flowstone.Pipeline) *client.Client {
+	t.Helper()
+	srv := natstest.Server(t)
+	fs, err := filestore.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stores := map[string]objectstore.Store{"file": fs}
+	c, err := coordinator.New(coordinator.Config{ID: "c1", Conn: natstest.Connect(t, srv), Stores: stores, PollInterval: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	w, err := worker.New(worker.Config{Conn: natstest.Connect(t, srv), Pipelines: ps, Stores: stores, Concurrency: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := w.Stop(ctx); err != nil {
+			t.Errorf("worker stop: %v", err)
+		}
+		if err := c.Stop(ctx); err != nil {
+			t.Errorf("coordinator stop: %v", err)
+		}
+	})
+	cl, err := client.New(natstest.Connect(t, srv), client.WithStore("file", fs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	for {
+		got, err := cl.Pipelines(ctx)
+		if err == nil && len(got) == len(ps) {
+			return cl
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the coordinator knows %d pipelines, want %d: %v", len(got), len(ps), err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
