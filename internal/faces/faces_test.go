@@ -384,7 +384,11 @@ var rows = []row{
 	}},
 }
 
+// runs counts the runs of TestEveryFaceBehavesTheSame in this process.
+var runs atomic.Int32
+
 func TestEveryFaceBehavesTheSame(t *testing.T) {
+	runs.Add(1)
 	faces := []string{"engine", "pipeline", "client"}
 	type inst struct {
 		p *flowstone.Pipeline
@@ -397,7 +401,9 @@ func TestEveryFaceBehavesTheSame(t *testing.T) {
 	for i := range rows {
 		for _, fc := range faces {
 			c := newCounts()
-			p := pipeline(fmt.Sprintf("r%d_%s", i, fc), c)
+			// Named apart from earlier runs of the test in this process
+			// (-count): the default engine keeps their records.
+			p := pipeline(fmt.Sprintf("t%d_r%d_%s", runs.Load(), i, fc), c)
 			insts[fmt.Sprint(i, fc)] = inst{p, c}
 			if fc == "client" {
 				hosted = append(hosted, p)
