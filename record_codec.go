@@ -82,6 +82,8 @@ func appendRecord(dst []byte, m *Materialization) ([]byte, bool) {
 		dst = strconv.AppendInt(dst, int64(s.Completed), 10)
 		dst = append(dst, `,"failed":`...)
 		dst = strconv.AppendInt(dst, int64(s.Failed), 10)
+		dst = append(dst, `,"cancelled":`...)
+		dst = strconv.AppendInt(dst, int64(s.Cancelled), 10)
 		dst = append(dst, `,"pending":`...)
 		dst = strconv.AppendInt(dst, int64(s.Pending), 10)
 		dst = append(dst, '}')
@@ -162,7 +164,7 @@ func recordSizeHint(m *Materialization) int {
 		n += 64 + len(m.Error.Type) + len(m.Error.Message)
 	}
 	if m.Scatter != nil {
-		n += 96
+		n += 128
 	}
 	if v := m.Value; v != nil {
 		n += 160 + len(v.RunID) + len(v.Storage) + len(v.ObjectKey) + len(v.Encoding) + len(v.SHA256) +

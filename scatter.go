@@ -40,11 +40,15 @@ func Scatter(list ScatterFunc, cfg ScatterConfig) AssetOption {
 	return assetOptionFunc(func(a *AssetDef) { a.scatter = &scatterSpec{fn: list, cfg: cfg} })
 }
 
-// ScatterStatus counts a scatter asset's items.
+// ScatterStatus counts a scatter asset's items: Completed + Failed +
+// Cancelled + Pending is Total. Items stopped by the end of the asset's
+// run (a cancel, a timeout) are Cancelled, not Failed, and so are those it
+// never started: a finished record has no Pending items.
 type ScatterStatus struct {
 	Total     int `json:"total"`
 	Completed int `json:"completed"`
 	Failed    int `json:"failed"`
+	Cancelled int `json:"cancelled"`
 	Pending   int `json:"pending"`
 }
 
@@ -115,11 +119,16 @@ func (x *Executor) scatter(c *Context, a *attempt) (any, error) {
 			var fe *Error
 			mu.Lock()
 			st.Pending--
-			if err != nil {
+			switch {
+			case err != nil && c.ctx.Err() != nil:
+				// Stopped by the run's end, not a failure of its own.
+				fe = AsError(err)
+				st.Cancelled++
+			case err != nil:
 				fe = AsError(err)
 				st.Failed++
 				errs = append(errs, item+": "+fe.Message)
-			} else {
+			default:
 				st.Completed++
 				values[item] = b
 			}
@@ -129,6 +138,9 @@ func (x *Executor) scatter(c *Context, a *attempt) (any, error) {
 		}()
 	}
 	wg.Wait()
+	// The items never started when the run ended are cancelled too.
+	st.Cancelled += st.Pending
+	st.Pending = 0
 	a.scatter = st
 	emit(EventScatterStop, "", time.Since(start), nil)
 	if c.ctx.Err() != nil {

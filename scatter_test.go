@@ -241,7 +241,7 @@ func TestScatterStatusWhileRunning(t *testing.T) {
 		t.Fatalf("final status = %+v (scatter %+v)", st, st.Scatter)
 	}
 	b, _ := jsonMarshal(st)
-	if !strings.Contains(b, `"scatter":{"total":6,"completed":5,"failed":1,"pending":0}`) {
+	if !strings.Contains(b, `"scatter":{"total":6,"completed":5,"failed":1,"cancelled":0,"pending":0}`) {
 		t.Fatalf("status JSON %s lacks the proposal's scatter keys", b)
 	}
 }
@@ -288,6 +288,15 @@ func TestScatterCancelStopsItems(t *testing.T) {
 	waitFor(t, scatterDone, "the scatter to stop")
 	if n := len(started); n != 0 {
 		t.Fatalf("%d more items started after cancel", n)
+	}
+	// The counts add up, and nothing is left pending: the two items
+	// stopped and the three never started are cancelled, not failed.
+	st, err := e.Status(ctx, p, "slow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (flowstone.ScatterStatus{Total: 5, Cancelled: 5}); st.State != flowstone.StateCancelled || st.Scatter == nil || *st.Scatter != want {
+		t.Fatalf("status after the cancel = %s, scatter %+v; want cancelled, %+v", st.State, st.Scatter, want)
 	}
 }
 

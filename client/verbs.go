@@ -21,7 +21,7 @@ func (c *Client) Status(ctx context.Context, pipeline, asset string, opts ...flo
 	info := flowstone.StatusInfo{State: flowstone.State(r.State), Partition: r.Partition, CompletedAt: r.CompletedAt,
 		DurationMS: r.DurationMS, Storage: r.Storage, Error: flowstone.FromWire(r.Error), RunID: r.RunID}
 	if r.Scatter != nil {
-		info.Scatter = &flowstone.ScatterStatus{Total: r.Scatter.Total, Completed: r.Scatter.Completed, Failed: r.Scatter.Failed, Pending: r.Scatter.Pending}
+		info.Scatter = &flowstone.ScatterStatus{Total: r.Scatter.Total, Completed: r.Scatter.Completed, Failed: r.Scatter.Failed, Cancelled: r.Scatter.Cancelled, Pending: r.Scatter.Pending}
 	}
 	if v := r.Value; v != nil {
 		info.Value = &flowstone.ValueInfo{RunID: v.RunID, CompletedAt: v.CompletedAt, Storage: v.Storage, Size: v.Size}

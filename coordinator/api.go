@@ -242,7 +242,7 @@ func (c *Coordinator) apiStatus(ctx context.Context, req protocol.StatusRequest)
 	reply := protocol.StatusReply{State: protocol.State(st.State), Partition: st.Partition, RunID: st.RunID,
 		CompletedAt: st.CompletedAt, DurationMS: st.DurationMS, Storage: st.Storage, Error: st.Error.WireError()}
 	if st.Scatter != nil {
-		reply.Scatter = &protocol.ScatterStatus{Total: st.Scatter.Total, Completed: st.Scatter.Completed, Failed: st.Scatter.Failed, Pending: st.Scatter.Pending}
+		reply.Scatter = &protocol.ScatterStatus{Total: st.Scatter.Total, Completed: st.Scatter.Completed, Failed: st.Scatter.Failed, Cancelled: st.Scatter.Cancelled, Pending: st.Scatter.Pending}
 	}
 	if v := st.Value; v != nil {
 		reply.Value = &protocol.ValueStatus{RunID: v.RunID, CompletedAt: v.CompletedAt, Storage: v.Storage, Size: v.Size}

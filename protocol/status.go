@@ -144,6 +144,9 @@ type ScatterStatus struct {
 	Completed int `json:"completed"`
 	// Failed is the number of items that failed.
 	Failed int `json:"failed"`
+	// Cancelled is the number of items stopped, or never started, because
+	// the run ended (a cancel, a timeout).
+	Cancelled int `json:"cancelled"`
 	// Pending is the number of items not yet finished.
 	Pending int `json:"pending"`
 }
@@ -152,7 +155,7 @@ func (s *ScatterStatus) validate(field string) *Error {
 	for _, c := range []struct {
 		name string
 		n    int
-	}{{"total", s.Total}, {"completed", s.Completed}, {"failed", s.Failed}, {"pending", s.Pending}} {
+	}{{"total", s.Total}, {"completed", s.Completed}, {"failed", s.Failed}, {"cancelled", s.Cancelled}, {"pending", s.Pending}} {
 		if err := checkNonNegative(field+"."+c.name, c.n); err != nil {
 			return err
 		}

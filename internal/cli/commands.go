@@ -203,7 +203,7 @@ func statusCmd(fs *flag.FlagSet) func(*env) error {
 			fmt.Fprintf(tw, "error:\t%s\n", oneLine(st.Error.Error()))
 		}
 		if s := st.Scatter; s != nil {
-			fmt.Fprintf(tw, "scatter:\t%d total, %d completed, %d failed, %d pending\n", s.Total, s.Completed, s.Failed, s.Pending)
+			fmt.Fprintf(tw, "scatter:\t%d total, %d completed, %d failed, %d cancelled, %d pending\n", s.Total, s.Completed, s.Failed, s.Cancelled, s.Pending)
 		}
 		if v := st.Value; v != nil && (st.State != flowstone.StateCompleted || v.RunID != st.RunID) {
 			// The value get returns is not the latest attempt's.
