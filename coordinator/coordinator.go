@@ -66,6 +66,12 @@ type Config struct {
 	// cluster survives losing a server); it never changes one that
 	// exists. Defaults to 1.
 	Replicas int
+	// ScheduleHorizon is how far ahead a run may be scheduled
+	// (scheduled_at); a run scheduled later is refused as a bad request.
+	// The schedules stream keeps its messages a day longer; start-up fails
+	// if an existing one keeps them for less than the horizon. Defaults to
+	// 366 days.
+	ScheduleHorizon time.Duration
 }
 
 // Coordinator serves the FlowStone API over NATS and drives runs on the
@@ -131,6 +137,10 @@ func New(cfg Config) (*Coordinator, error) {
 		return nil, err
 	}
 	cfg.PollInterval = cmp.Or(cfg.PollInterval, PollIntervalDefault)
+	if cfg.ScheduleHorizon < 0 {
+		return nil, fmt.Errorf("coordinator: Config.ScheduleHorizon is negative (%v); 0 means the default, %v", cfg.ScheduleHorizon, fleet.ScheduleHorizonDefault)
+	}
+	cfg.ScheduleHorizon = cmp.Or(cfg.ScheduleHorizon, fleet.ScheduleHorizonDefault)
 	log := zerolog.Nop()
 	if cfg.Logger != nil {
 		log = cfg.Logger.With().Str("coordinator", cfg.ID).Logger()
@@ -172,7 +182,8 @@ func (c *Coordinator) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("coordinator: jetstream: %w", err)
 	}
 	c.js = js
-	fleetOpts := []fleet.Option{fleet.WithReplicas(c.cfg.Replicas), fleet.WithLogger(c.log)}
+	fleetOpts := []fleet.Option{fleet.WithReplicas(c.cfg.Replicas), fleet.WithLogger(c.log),
+		fleet.WithLimits(fleet.Limits{ScheduleHorizon: c.cfg.ScheduleHorizon})}
 	c.stager = newStager(js, c.log, fleetOpts...)
 	c.tasks = batcher.New(js, protocol.JoinTaskBatch)
 	c.tasks.Stored = c.ring

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/coordinator"
 	"github.com/flowstone-go/flowstone/internal/fleet"
 	"github.com/flowstone-go/flowstone/pipelines"
 	"github.com/flowstone-go/flowstone/protocol"
@@ -452,5 +453,30 @@ func TestTaskThatCannotBeQueuedLeavesNoPendingRecord(t *testing.T) {
 	st, perr := call[protocol.StatusReply](e, protocol.VerbStatus, protocol.StatusRequest{V: protocol.Version, Pipeline: "example", Asset: "numbers"})
 	if perr != nil || st.State != protocol.StateFailed || st.RunID != rep.RunID || st.Error == nil {
 		t.Fatalf("status = %+v, %v; want failed by run %s with its error, not pending", st, perr, rep.RunID)
+	}
+}
+
+// A run scheduled past the coordinator's horizon is refused (the
+// schedules stream would not keep it that long), and nothing is recorded;
+// within the horizon it is accepted.
+func TestRunScheduledPastTheHorizonIsRefused(t *testing.T) {
+	e := newEnv(t)
+	e.startCoordinatorWith(coordinator.Config{ID: "c1", ScheduleHorizon: time.Hour})
+	e.startWorker(pipelines.All(pipelines.Options{})...)
+	e.waitPipeline("example")
+	far := time.Now().Add(2 * time.Hour).UTC()
+	_, perr := call[protocol.RunReply](e, protocol.VerbRun, protocol.RunRequest{V: protocol.Version, Pipeline: "example", Asset: "sum", Async: true, ScheduledAt: &far})
+	wantCode(t, perr, protocol.CodeBadRequest)
+	if !strings.Contains(perr.Message, "1h0m0s ahead") {
+		t.Errorf("refusal = %q; want it to name the horizon", perr.Message)
+	}
+	st, serr := call[protocol.StatusReply](e, protocol.VerbStatus, protocol.StatusRequest{V: protocol.Version, Pipeline: "example", Asset: "sum"})
+	if serr != nil || st.State != protocol.StateNotFound {
+		t.Fatalf("status after the refusal = %+v, %v; want nothing recorded", st, serr)
+	}
+	near := time.Now().Add(30 * time.Minute).UTC()
+	rep, perr := call[protocol.RunReply](e, protocol.VerbRun, protocol.RunRequest{V: protocol.Version, Pipeline: "example", Asset: "sum", Async: true, ScheduledAt: &near})
+	if perr != nil || rep.Job == nil || rep.Job.State != protocol.StateScheduled {
+		t.Fatalf("run within the horizon = %+v, %v; want scheduled", rep.Job, perr)
 	}
 }

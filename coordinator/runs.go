@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -57,6 +58,12 @@ func (c *Coordinator) accept(ctx context.Context, req protocol.RunRequest) (prot
 	rec := protocol.RunRecord{V: protocol.Version, RunID: nuid.Next(), Request: req, State: protocol.StatePending,
 		CreatedAt: now, UpdatedAt: now, Coordinator: c.cfg.ID}
 	if req.ScheduledAt != nil && req.ScheduledAt.After(now) {
+		if limit := now.Add(c.cfg.ScheduleHorizon); req.ScheduledAt.After(limit) {
+			return rec, &protocol.Error{Code: protocol.CodeBadRequest,
+				Message: fmt.Sprintf("scheduled_at %s is more than %v ahead (after %s): the fleet schedules runs at most that far ahead (a coordinator's schedule horizon)",
+					req.ScheduledAt.Format(time.RFC3339), c.cfg.ScheduleHorizon, limit.Format(time.RFC3339)),
+				Details: map[string]any{"field": "scheduled_at", "horizon_ms": c.cfg.ScheduleHorizon.Milliseconds()}}
+		}
 		rec.State = protocol.StateScheduled
 	}
 	// The index key first: a run whose record exists is always found by

@@ -59,11 +59,16 @@ func TestOnACluster(t *testing.T) {
 			t.Errorf("done stream created with %d replicas, want 1", got.Replicas)
 		}
 		log.wantKept(t, protocol.TaskStream, "replicas", 3, 1)
-		log.wantKept(t, protocol.TaskStream, "max_age", "12h0m0s", "unlimited")
+		// The operator's stream has none of the fleet's bounds but the age:
+		// each is logged, none changed.
+		log.wantKept(t, protocol.TaskStream, "max_age", "12h0m0s", "168h0m0s")
+		log.wantKept(t, protocol.TaskStream, "discard", "DiscardOld", "DiscardNew")
+		log.wantKept(t, protocol.TaskStream, "max_bytes", "unlimited", fleet.TaskMaxBytesDefault)
+		log.wantKept(t, protocol.TaskStream, "max_msgs", "unlimited", fleet.TaskMaxMsgsDefault)
 		log.wantKept(t, "KV_"+protocol.MaterializationsBucket, "replicas", 3, 1)
 		log.wantKept(t, "KV_"+protocol.MaterializationsBucket, "allow_direct", true, false)
-		if n := len(log.lines(t)); n != 4 {
-			t.Errorf("%d lines logged, want 4: %v", n, log.lines(t))
+		if n := len(log.lines(t)); n != 7 {
+			t.Errorf("%d lines logged, want 7: %v", n, log.lines(t))
 		}
 		deleteAll(ctx, t, js)
 	})

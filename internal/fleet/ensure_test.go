@@ -104,7 +104,7 @@ func TestStartingKeepsAnOperatorsSettings(t *testing.T) {
 	if got := streamConfig(ctx, t, js, protocol.EventStream); got.MaxBytes != 1<<30 || got.MaxAge != 0 {
 		t.Errorf("events stream after start-up: max bytes %d, max age %v; want the operator's 1 GiB and none", got.MaxBytes, got.MaxAge)
 	}
-	log.wantKept(t, protocol.TaskStream, "max_age", "24h0m0s", "unlimited")
+	log.wantKept(t, protocol.TaskStream, "max_age", "24h0m0s", "168h0m0s")
 	log.wantKept(t, protocol.TaskStream, "duplicate_window", "5m0s", "2m0s")
 	log.wantKept(t, protocol.EventStream, "max_bytes", 1<<30, 256<<20)
 	log.wantKept(t, protocol.EventStream, "max_age", "unlimited", "1h0m0s")

@@ -48,7 +48,7 @@ const (
 // missing, schedules not allowed).
 func Ensure(ctx context.Context, js jetstream.JetStream, opts ...Option) error {
 	s := newSettings(opts)
-	for _, n := range streams(s.replicas) {
+	for _, n := range streams(s.replicas, s.limits, s.horizon) {
 		_, err := step(ctx, js, s, "stream "+n.cfg.Name, func(ctx context.Context) (struct{}, error) {
 			return struct{}{}, ensureStream(ctx, js, s, n)
 		})
@@ -59,8 +59,14 @@ func Ensure(ctx context.Context, js jetstream.JetStream, opts ...Option) error {
 	return nil
 }
 
-// streams are the fleet's streams with replicas each.
-func streams(replicas int) []need {
+// streams are the fleet's streams with replicas each, bounded by l (its
+// defaults filled in); horizon: an existing schedules stream must keep
+// messages for l.ScheduleHorizon.
+func streams(replicas int, l Limits, horizon bool) []need {
+	var horizonNeed time.Duration
+	if horizon {
+		horizonNeed = l.ScheduleHorizon
+	}
 	return []need{
 		{workQueue: true, cfg: jetstream.StreamConfig{
 			Name:        protocol.TaskStream,
@@ -70,6 +76,10 @@ func streams(replicas int) []need {
 			Storage:     jetstream.FileStorage,
 			Replicas:    replicas,
 			Duplicates:  2 * time.Minute,
+			MaxAge:      l.TaskMaxAge,
+			MaxBytes:    l.TaskMaxBytes,
+			MaxMsgs:     l.TaskMaxMsgs,
+			Discard:     jetstream.DiscardNew,
 		}},
 		{cfg: jetstream.StreamConfig{
 			Name:        protocol.DoneStream,
@@ -79,6 +89,7 @@ func streams(replicas int) []need {
 			Storage:     jetstream.FileStorage,
 			Replicas:    replicas,
 			MaxAge:      time.Hour,
+			MaxBytes:    l.CompletionMaxBytes,
 			Duplicates:  2 * time.Minute,
 		}},
 		{cfg: jetstream.StreamConfig{
@@ -91,7 +102,7 @@ func streams(replicas int) []need {
 			MaxAge:      time.Hour,
 			MaxBytes:    256 << 20,
 		}},
-		{cfg: jetstream.StreamConfig{
+		{scheduleHorizon: horizonNeed, cfg: jetstream.StreamConfig{
 			Name:              ScheduleStream,
 			Description:       "FlowStone delayed runs (scheduled_at)",
 			Subjects:          []string{protocol.ScheduleSubjects, protocol.StartSubjects},
@@ -99,6 +110,9 @@ func streams(replicas int) []need {
 			Storage:           jetstream.FileStorage,
 			Replicas:          replicas,
 			AllowMsgSchedules: true,
+			// Bounded by age only: message scheduling needs discard-old,
+			// and a full stream would drop the oldest schedules unseen.
+			MaxAge: l.ScheduleHorizon + scheduleAgeMargin,
 		}},
 	}
 }

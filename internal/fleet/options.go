@@ -22,6 +22,10 @@ type Option func(*settings)
 type settings struct {
 	replicas int
 	log      zerolog.Logger
+	limits   Limits
+	// horizon: the caller schedules runs up to limits.ScheduleHorizon
+	// ahead, so an existing schedules stream must keep them that long.
+	horizon bool
 }
 
 func newSettings(opts []Option) settings {
@@ -29,6 +33,7 @@ func newSettings(opts []Option) settings {
 	for _, opt := range opts {
 		opt(&s)
 	}
+	s.limits = s.limits.WithDefaults()
 	return s
 }
 

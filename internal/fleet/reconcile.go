@@ -22,6 +22,9 @@ type need struct {
 	// leaderReads: reads of a replicated stream should be answered by its
 	// leader (a bucket's; see jskv.New), not by followers that may lag.
 	leaderReads bool
+	// scheduleHorizon, when set, is how far ahead runs are scheduled: an
+	// existing stream must keep its messages that long.
+	scheduleHorizon time.Duration
 }
 
 // difference is one setting of an existing stream that is not the one the
@@ -120,8 +123,16 @@ func differences(n need, have jetstream.StreamConfig) []difference {
 	if have.Storage != want.Storage {
 		add("storage", have.Storage.String(), want.Storage.String(), "")
 	}
-	if have.MaxAge != want.MaxAge {
+	switch {
+	case n.scheduleHorizon > 0 && have.MaxAge > 0 && have.MaxAge < n.scheduleHorizon:
+		add("max_age", age(have.MaxAge), age(want.MaxAge), fmt.Sprintf(
+			"runs scheduled up to %s ahead would expire before they fire: raise it (nats stream edit %s --max-age %s) or lower the schedule horizon",
+			age(n.scheduleHorizon), name, age(want.MaxAge)))
+	case have.MaxAge != want.MaxAge:
 		add("max_age", age(have.MaxAge), age(want.MaxAge), "")
+	}
+	if want.Discard == jetstream.DiscardNew && have.Discard != want.Discard {
+		add("discard", have.Discard.String(), want.Discard.String(), "")
 	}
 	if limit(have.MaxBytes) != limit(want.MaxBytes) {
 		add("max_bytes", limit(have.MaxBytes), limit(want.MaxBytes), "")
