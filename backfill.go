@@ -193,7 +193,7 @@ func (e *Engine) absentPartitions(ctx context.Context, p *Pipeline, target *node
 		}
 		return absent
 	}
-	prefix := "mat." + p.name + "." + target.def.name + "."
+	prefix := recordPrefix(p.name, target.def.name)
 	keys, err := e.kv.Keys(lctx, prefix)
 	if err != nil {
 		return nil

@@ -80,8 +80,9 @@ The other verbs are the API proposal's: [Get] and [Exists] read without
 running anything; [Status] tells where an asset stands (pending, running,
 completed, failed, cancelled, not_found, with scatter counts); [Cancel]
 cancels the running functions' contexts and keeps pending steps from
-starting; [Invalidate] deletes results, and with [Cascade] everything
-downstream in the same partition; [Backfill] runs an asset over
+starting; [Invalidate] deletes results of one [Partition], of
+[Partitions] or a [DateRange], or of [AllPartitions], and with [Cascade]
+everything downstream of each; [Backfill] runs an asset over
 [Partitions] or a [DateRange], [Parallel] at a time, with [OnError](Halt) to
 stop at the first failure. [Graph] draws the DAG as an ASCII tree, Mermaid or
 DOT; [Assets] and [AssetInfo] describe it.

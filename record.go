@@ -120,7 +120,14 @@ type Lineage struct {
 // MaterializationKey is the kv key of an asset/partition's record:
 // "mat.<pipeline>.<asset>.<PartitionToken(partition)>".
 func MaterializationKey(pipeline, asset, partition string) string {
-	return "mat." + pipeline + "." + asset + "." + PartitionToken(partition)
+	return recordPrefix(pipeline, asset) + PartitionToken(partition)
+}
+
+// recordPrefix begins the key of every record of an asset: its
+// MaterializationKey without the partition's token. Names have no dots and
+// tokens none either, so the prefix lists that asset's records only.
+func recordPrefix(pipeline, asset string) string {
+	return "mat." + pipeline + "." + asset + "."
 }
 
 // ObjectKey is where a run's result is stored:

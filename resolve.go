@@ -30,19 +30,34 @@ func ResolveGet(opts ...GetOption) GetRequest {
 	return GetRequest{Partition: c.partition, Storage: c.storage}
 }
 
-// InvalidateRequest is what Invalidate's options describe.
+// InvalidateRequest is what Invalidate's options describe. At most one of
+// Partition, Partitions and All is set; none means DefaultPartition.
 type InvalidateRequest struct {
+	// Partition is the one partition named ("" when none or several are).
 	Partition string
-	Cascade   bool
+	// Partitions lists the partitions named when there are several, each
+	// once, in order.
+	Partitions []string
+	// All is AllPartitions.
+	All     bool
+	Cascade bool
 }
 
-// ResolveInvalidate returns what Invalidate's options describe.
-func ResolveInvalidate(opts ...InvalidateOption) InvalidateRequest {
-	c := invalidateConfig{partition: DefaultPartition}
-	for _, o := range opts {
-		o.applyInvalidate(&c)
+// ResolveInvalidate returns what Invalidate's options describe, or the
+// BadRequest error of a bad option or combination.
+func ResolveInvalidate(opts ...InvalidateOption) (InvalidateRequest, error) {
+	c := newInvalidateConfig(opts)
+	r := InvalidateRequest{All: c.all, Cascade: c.cascade}
+	keys, err := c.keys()
+	if err != nil || !c.named() || c.all {
+		return r, err
 	}
-	return InvalidateRequest{Partition: c.partition, Cascade: c.cascade}
+	if len(keys) == 1 {
+		r.Partition = keys[0]
+	} else {
+		r.Partitions = keys
+	}
+	return r, nil
 }
 
 // BackfillRequest is what Backfill's options describe.

@@ -49,6 +49,11 @@ func testPipelines(o pipelines.Options) []*flowstone.Pipeline {
 			n, err := flowstone.Dep[int](c, "flaky")
 			return n * 10, err
 		}, flowstone.DependsOn("flaky")),
+		// days -> after_days, partitioned by day, are TestInvalidateMany's.
+		flowstone.Asset("days", func(c *flowstone.Context) (any, error) { return c.Partition(), nil }, flowstone.PartitionedBy(flowstone.Daily)),
+		flowstone.Asset("after_days", func(c *flowstone.Context) (any, error) {
+			return flowstone.Dep[string](c, "days")
+		}, flowstone.DependsOn("days"), flowstone.PartitionedBy(flowstone.Daily)),
 		// changing stores other bytes at every execution.
 		flowstone.Asset("changing", func(*flowstone.Context) (any, error) {
 			b := bytes.Repeat([]byte{'.'}, bigSize)
@@ -291,6 +296,56 @@ func TestInvalidate(t *testing.T) {
 	}
 	if ok, _ := c.Exists(ctx, "example", "doubled", part); ok {
 		t.Error("doubled exists after a cascade from numbers")
+	}
+}
+
+func TestInvalidateMany(t *testing.T) {
+	c, ctx := connect(t, fleet(t)), testCtx(t)
+	day := func(d int) time.Time { return time.Date(2025, 3, d, 0, 0, 0, 0, time.UTC) }
+	key := func(d int) string { return flowstone.DatePartition(day(d)) }
+	exist := func(asset string) string {
+		t.Helper()
+		var out []string
+		for d := 1; d <= 4; d++ {
+			ok, err := c.Exists(ctx, "clienttest", asset, flowstone.Partition(key(d)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok {
+				out = append(out, strconv.Itoa(d))
+			}
+		}
+		return strings.Join(out, " ")
+	}
+	if _, err := c.Backfill(ctx, "clienttest", "after_days", flowstone.DateRange(day(1), day(4)), flowstone.Parallel(4)); err != nil {
+		t.Fatal(err)
+	}
+	// Unnamed: refused, as embedded, and nothing deleted.
+	n, err := c.Invalidate(ctx, "clienttest", "days", flowstone.Cascade())
+	var fe *flowstone.Error
+	if !errors.As(err, &fe) || fe.Type != flowstone.TypeBadRequest || fe.Details["missing"] != "partitions" || n != 0 {
+		t.Fatalf("invalidate of a partitioned asset without partitions = %d, %v", n, err)
+	}
+	if n, err := c.Invalidate(ctx, "clienttest", "days", flowstone.Partitions(key(1), "tomorrow")); !errors.Is(err, flowstone.ErrBadRequest) || n != 0 {
+		t.Fatalf("invalidate with a bad key = %d, %v", n, err)
+	}
+	if got := exist("days") + "|" + exist("after_days"); got != "1 2 3 4|1 2 3 4" {
+		t.Fatalf("refused invalidates deleted records: %q left", got)
+	}
+	if n, err := c.Invalidate(ctx, "clienttest", "days", flowstone.Partitions(key(1), key(2))); n != 2 || err != nil {
+		t.Fatalf("invalidate days 1 and 2 = %d, %v; want 2", n, err)
+	}
+	if n, err := c.Invalidate(ctx, "clienttest", "days", flowstone.DateRange(day(1), day(3)), flowstone.Cascade()); n != 4 || err != nil {
+		t.Fatalf("invalidate days 1-3 with cascade = %d, %v; want 4", n, err)
+	}
+	if got := exist("days") + "|" + exist("after_days"); got != "4|4" {
+		t.Fatalf("after invalidating days 1-3: %q left", got)
+	}
+	if n, err := c.Invalidate(ctx, "clienttest", "days", flowstone.AllPartitions(), flowstone.Cascade()); n != 2 || err != nil {
+		t.Fatalf("invalidate every partition with cascade = %d, %v; want 2", n, err)
+	}
+	if got := exist("days") + "|" + exist("after_days"); got != "|" {
+		t.Fatalf("after invalidating every partition: %q left", got)
 	}
 }
 

@@ -48,16 +48,23 @@ func (c *Client) Cancel(ctx context.Context, pipeline, asset string, opts ...flo
 	return nil
 }
 
-// Invalidate deletes the result of asset for the partition (with
-// flowstone.Cascade, of everything downstream too) so the next Run
-// recomputes it, and returns how many results it deleted.
+// Invalidate deletes the records and results of asset on the fleet so
+// the next Run recomputes them, with the options of flowstone.Invalidate:
+// one partition (flowstone.Partition; the default partition when none is
+// named), several (flowstone.Partitions, flowstone.DateRange) or every
+// partition that has a record (flowstone.AllPartitions), and with
+// flowstone.Cascade everything downstream of each. It returns how many
+// records it deleted, counted as flowstone.Engine.Invalidate counts them.
+// A large set takes the coordinator a round trip to its store per record:
+// allow it time (a context deadline or WithTimeout).
 func (c *Client) Invalidate(ctx context.Context, pipeline, asset string, opts ...flowstone.InvalidateOption) (int, error) {
-	i := flowstone.ResolveInvalidate(opts...)
-	if err := checkPartition(i.Partition); err != nil {
+	i, err := flowstone.ResolveInvalidate(opts...)
+	if err != nil {
 		return 0, err
 	}
-	r, err := call[protocol.InvalidateReply](ctx, c, protocol.InvalidateRequest{V: protocol.Version, Pipeline: pipeline, Asset: asset,
-		Partition: i.Partition, Cascade: i.Cascade})
+	req := protocol.InvalidateRequest{V: protocol.Version, Pipeline: pipeline, Asset: asset,
+		Partition: i.Partition, Partitions: i.Partitions, All: i.All, Cascade: i.Cascade}
+	r, err := call[protocol.InvalidateReply](ctx, c, req)
 	return r.Count, err
 }
 

@@ -340,7 +340,17 @@ func (c *Coordinator) apiInvalidate(ctx context.Context, req protocol.Invalidate
 	if perr != nil {
 		return protocol.InvalidateReply{}, perr
 	}
-	opts := []flowstone.InvalidateOption{flowstone.Partition(cmp.Or(req.Partition, flowstone.DefaultPartition))}
+	// No partition named stays unnamed, so that a partitioned asset's
+	// refusal says which options name partitions.
+	var opts []flowstone.InvalidateOption
+	switch {
+	case req.All:
+		opts = append(opts, flowstone.AllPartitions())
+	case req.Partitions != nil:
+		opts = append(opts, flowstone.Partitions(req.Partitions...))
+	case req.Partition != "":
+		opts = append(opts, flowstone.Partition(req.Partition))
+	}
 	if req.Cascade {
 		opts = append(opts, flowstone.Cascade())
 	}

@@ -56,24 +56,11 @@ func (r BackfillRequest) Validate() *Error {
 	if err := checkTarget(r.V, r.Pipeline, r.Asset, ""); err != nil {
 		return err
 	}
-	switch n := len(r.Partitions); {
-	case n == 0:
+	if len(r.Partitions) == 0 {
 		return fieldErrorf("partitions", "partitions is empty: name at least one partition to backfill")
-	case n > MaxBackfillPartitions:
-		return fieldErrorf("partitions", "partitions has %d entries; the limit is %d: split the backfill", n, MaxBackfillPartitions)
 	}
-	seen := make(map[string]int, len(r.Partitions))
-	for i, p := range r.Partitions {
-		// Field names are built for errors only: a backfill has up to
-		// MaxBackfillPartitions of them.
-		if checkPartition("partitions", p, false) != nil {
-			return checkPartition(indexed("partitions", i), p, false)
-		}
-		if j, dup := seen[p]; dup {
-			field := indexed("partitions", i)
-			return fieldErrorf(field, "%s repeats %s", field, indexed("partitions", j))
-		}
-		seen[p] = i
+	if err := checkPartitionList("partitions", r.Partitions, "backfill"); err != nil {
+		return err
 	}
 	if err := checkNonNegative("parallel", r.Parallel); err != nil {
 		return err
@@ -122,4 +109,27 @@ func (r BackfillReply) Validate() *Error {
 		return err
 	}
 	return checkID("run_id", r.RunID)
+}
+
+// checkPartitionList checks a request's list of partitions: at most
+// MaxBackfillPartitions of them, each a partition, none repeated. what
+// names the request in the error that says to split it.
+func checkPartitionList(field string, parts []string, what string) *Error {
+	if n := len(parts); n > MaxBackfillPartitions {
+		return fieldErrorf(field, "%s has %d entries; the limit is %d: split the %s", field, n, MaxBackfillPartitions, what)
+	}
+	seen := make(map[string]int, len(parts))
+	for i, p := range parts {
+		// Field names are built for errors only: a list has up to
+		// MaxBackfillPartitions of them.
+		if checkPartition(field, p, false) != nil {
+			return checkPartition(indexed(field, i), p, false)
+		}
+		if j, dup := seen[p]; dup {
+			f := indexed(field, i)
+			return fieldErrorf(f, "%s repeats %s", f, indexed(field, j))
+		}
+		seen[p] = i
+	}
+	return nil
 }

@@ -212,6 +212,36 @@ func TestBackfillRequestValidation(t *testing.T) {
 	})
 }
 
+func TestInvalidateRequestValidation(t *testing.T) {
+	valid := func() protocol.InvalidateRequest {
+		return protocol.InvalidateRequest{V: protocol.Version, Pipeline: "sales", Asset: "sum", Cascade: true}
+	}
+	checkRequestCases(t, valid, []reqCase[protocol.InvalidateRequest]{
+		{name: "default partition", mutate: func(*protocol.InvalidateRequest) {}},
+		{name: "one partition", mutate: func(r *protocol.InvalidateRequest) { r.Partition = "2025-01-01" }},
+		{name: "partitions", mutate: func(r *protocol.InvalidateRequest) { r.Partitions = []string{"2025-01-01", "2025-01-02"} }},
+		{name: "all", mutate: func(r *protocol.InvalidateRequest) { r.All = true }},
+		{name: "partition and partitions", mutate: func(r *protocol.InvalidateRequest) {
+			r.Partition, r.Partitions = "a", []string{"b"}
+		}, code: protocol.CodeBadRequest, field: "partitions"},
+		{name: "partitions and all", mutate: func(r *protocol.InvalidateRequest) {
+			r.Partitions, r.All = []string{"b"}, true
+		}, code: protocol.CodeBadRequest, field: "partitions"},
+		{name: "partition and all", mutate: func(r *protocol.InvalidateRequest) {
+			r.Partition, r.All = "a", true
+		}, code: protocol.CodeBadRequest, field: "partitions"},
+		{name: "empty partitions", mutate: func(r *protocol.InvalidateRequest) { r.Partitions = []string{} }, code: protocol.CodeBadRequest, field: "partitions", goOnly: true},
+		{name: "empty partition in the list", mutate: func(r *protocol.InvalidateRequest) { r.Partitions = []string{"a", ""} }, code: protocol.CodeBadRequest, field: "partitions[1]"},
+		{name: "repeated partition", mutate: func(r *protocol.InvalidateRequest) { r.Partitions = []string{"a", "b", "a"} }, code: protocol.CodeBadRequest, field: "partitions[2]"},
+		{name: "too many partitions", mutate: func(r *protocol.InvalidateRequest) {
+			r.Partitions = make([]string, protocol.MaxBackfillPartitions+1)
+			for i := range r.Partitions {
+				r.Partitions[i] = strconv.Itoa(i)
+			}
+		}, code: protocol.CodeBadRequest, field: "partitions"},
+	})
+}
+
 func TestInspectRequestValidation(t *testing.T) {
 	t.Run("graph", func(t *testing.T) {
 		valid := func() protocol.GraphRequest { return protocol.GraphRequest{V: protocol.Version, Pipeline: "sales"} }

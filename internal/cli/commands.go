@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -27,8 +28,8 @@ func init() {
 			summary: "Show where an asset's partition stands: state, run, completion time, duration, storage, error."},
 		{name: "cancel", short: "cancel running and scheduled runs of an asset's partition", args: []string{"PIPELINE", "ASSET"}, minArgs: 2, maxArgs: 2, setup: cancelCmd,
 			summary: "Cancel the running, pending and scheduled runs of an asset's partition\n(exit 1 if nothing was running)."},
-		{name: "invalidate", short: "delete a materialized value (--cascade: and downstream)", args: []string{"PIPELINE", "ASSET"}, minArgs: 2, maxArgs: 2, setup: invalidateCmd,
-			summary: "Delete a materialized result (with --cascade, also every downstream result of the\npartition) so the next run recomputes it; print how many were deleted."},
+		{name: "invalidate", short: "delete materialized values (--cascade: and downstream)", args: []string{"PIPELINE", "ASSET"}, minArgs: 2, maxArgs: 2, setup: invalidateCmd,
+			summary: "Delete an asset's materialized results so the next run recomputes them: one\npartition (--partition), several (--partitions FROM..TO or a,b,c) or every one\nthat has a record (--all); with --cascade also every downstream result of each.\nA partitioned asset needs one of those flags. Prints how many records were deleted\n(one per asset and partition that had one; 0 when there was nothing to delete)."},
 		{name: "backfill", short: "run an asset over many partitions, with a progress bar", args: []string{"PIPELINE", "ASSET"}, minArgs: 0, maxArgs: 2, setup: backfillCmd,
 			summary:    "Run an asset over many partitions with a progress bar; print the counts and each\nfailed partition's error (exit 1 if any failed). The fleet keeps the backfill by\nid and finishes it even if fsctl or a coordinator stops; --follow ID re-attaches\n(PIPELINE and ASSET are then left out), --async prints the id and returns.",
 			timeoutDoc: "`DURATION` bounding the wait (default: none; fsctl waits as long as the backfill makes progress)"},
@@ -235,20 +236,46 @@ func cancelCmd(fs *flag.FlagSet) func(*env) error {
 
 func invalidateCmd(fs *flag.FlagSet) func(*env) error {
 	part := partitionFlag(fs)
-	cascade := fs.Bool("cascade", false, "also invalidate everything downstream, for the same partition")
+	parts := fs.String("partitions", "", "the partitions: an inclusive date range `FROM..TO` (2025-01-01..2025-01-31) or a list a,b,c")
+	all := fs.Bool("all", false, "every partition of the asset that has a record (with --cascade: of the asset or anything downstream)")
+	cascade := fs.Bool("cascade", false, "also invalidate everything downstream, for each partition invalidated")
 	return func(e *env) error {
-		c, err := e.client()
-		if err != nil {
-			return err
+		named := 0
+		for _, on := range []bool{part.set, *parts != "", *all} {
+			if on {
+				named++
+			}
+		}
+		if named > 1 {
+			return usageErr(e.cmd, "--partition, --partitions and --all are exclusive: give one")
 		}
 		var opts []flowstone.InvalidateOption
 		for _, o := range part.partition() {
 			opts = append(opts, o)
 		}
+		if *parts != "" {
+			keys, err := partitionsFlag(e.cmd, *parts)
+			if err != nil {
+				return err
+			}
+			opts = append(opts, flowstone.Partitions(keys...))
+		}
+		if *all {
+			opts = append(opts, flowstone.AllPartitions())
+		}
 		if *cascade {
 			opts = append(opts, flowstone.Cascade())
 		}
+		c, err := e.client()
+		if err != nil {
+			return err
+		}
 		n, err := c.Invalidate(e.ctx, e.args[0], e.args[1], opts...)
+		if fe := flowstone.AsError(err); named == 0 && fe != nil && fe.Type == flowstone.TypeBadRequest && fe.Details["missing"] == "partitions" {
+			// A partitioned asset: the default partition is none of its.
+			return usageErr(e.cmd, "%s is partitioned (by %v): name the partitions with --partition KEY, --partitions FROM..TO or a,b,c, or --all",
+				e.args[1], cmp.Or(fe.Details["partitioned_by"], any("its scheme")))
+		}
 		if err != nil {
 			return err
 		}
@@ -258,6 +285,24 @@ func invalidateCmd(fs *flag.FlagSet) func(*env) error {
 		fmt.Fprintf(e.stdout, "invalidated %d result(s)\n", n)
 		return nil
 	}
+}
+
+// partitionsFlag reads --partitions: an inclusive date range FROM..TO
+// (refused past flowstone.MaxDateRangeDays before a key is built) or a
+// comma-separated list.
+func partitionsFlag(cmd *command, s string) ([]string, error) {
+	if strings.Contains(s, "..") {
+		days, err := flowstone.ParseDateRange(s)
+		if err != nil {
+			return nil, usageErr(cmd, "--partitions: %s", flowstone.AsError(err).Message)
+		}
+		return days, nil
+	}
+	list, ok := listFlag(s)
+	if !ok {
+		return nil, usageErr(cmd, "--partitions %q has an empty item", s)
+	}
+	return list, nil
 }
 
 func backfillCmd(fs *flag.FlagSet) func(*env) error {
@@ -277,22 +322,12 @@ func backfillCmd(fs *flag.FlagSet) func(*env) error {
 		if len(e.args) != 2 {
 			return usageErr(e.cmd, "backfill takes PIPELINE ASSET (or --follow ID), got %d argument(s)", len(e.args))
 		}
-		var keys []string
-		switch {
-		case *parts == "":
+		if *parts == "" {
 			return usageErr(e.cmd, "backfill needs --partitions FROM..TO or --partitions a,b,c")
-		case strings.Contains(*parts, ".."):
-			days, err := flowstone.ParseDateRange(*parts)
-			if err != nil {
-				return usageErr(e.cmd, "--partitions: %s", flowstone.AsError(err).Message)
-			}
-			keys = days
-		default:
-			list, ok := listFlag(*parts)
-			if !ok {
-				return usageErr(e.cmd, "--partitions %q has an empty item", *parts)
-			}
-			keys = list
+		}
+		keys, err := partitionsFlag(e.cmd, *parts)
+		if err != nil {
+			return err
 		}
 		if *parallel < 1 {
 			return usageErr(e.cmd, "--parallel must be at least 1, got %d", *parallel)

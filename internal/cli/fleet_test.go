@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,6 +51,11 @@ func server(t *testing.T) []string {
 			flowstone.Asset("broken", func(c *flowstone.Context) (any, error) {
 				return nil, errors.New("partition " + c.Partition() + " is broken")
 			}),
+			// days -> after_days, by day, are TestInvalidateMany's.
+			flowstone.Asset("days", func(c *flowstone.Context) (any, error) { return c.Partition(), nil }, flowstone.PartitionedBy(flowstone.Daily)),
+			flowstone.Asset("after_days", func(c *flowstone.Context) (any, error) {
+				return flowstone.Dep[string](c, "days")
+			}, flowstone.DependsOn("days"), flowstone.PartitionedBy(flowstone.Daily)),
 		)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -164,6 +170,61 @@ func TestRunGetExistsStatusInvalidate(t *testing.T) {
 	details := fails(t, cli.ExitFailed, "not_found", "get", "example", "sum", "--partition", part)
 	if details["partition"] != part {
 		t.Errorf("not_found details = %v", details)
+	}
+}
+
+func TestInvalidateMany(t *testing.T) {
+	srv := server(t)
+	var stats flowstone.BackfillStats
+	ok(t, &stats, "backfill", "clitest", "after_days", "--partitions", "2025-04-01..2025-04-04")
+	if stats.Succeeded != 4 {
+		t.Fatalf("backfill = %+v", stats)
+	}
+	left := func() string {
+		t.Helper()
+		var out []string
+		for _, a := range []string{"days", "after_days"} {
+			for d := 1; d <= 4; d++ {
+				r := fsctl(t, append([]string{"exists", "clitest", a, "--partition", fmt.Sprintf("2025-04-%02d", d)}, srv...)...)
+				if r.stdout == "true\n" {
+					out = append(out, fmt.Sprintf("%s/%d", a, d))
+				}
+			}
+		}
+		return strings.Join(out, " ")
+	}
+	// Bare: a usage error naming the flags, and nothing deleted.
+	r := fsctl(t, append([]string{"invalidate", "clitest", "days", "--cascade"}, srv...)...)
+	if r.code != cli.ExitUsage || r.stdout != "" || !strings.Contains(r.stderr, "--partitions") || !strings.Contains(r.stderr, "--all") ||
+		!strings.Contains(r.stderr, "Usage") {
+		t.Fatalf("bare invalidate of a partitioned asset: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if typ, msg, _ := errorJSON(t, fsctl(t, append([]string{"invalidate", "clitest", "days", "--json"}, srv...)...)); typ != "usage" || !strings.Contains(msg, "--partition") {
+		t.Errorf("bare invalidate --json: %s %q", typ, msg)
+	}
+	fails(t, cli.ExitFailed, "bad_request", "invalidate", "clitest", "days", "--partitions", "2025-04-01,soon")
+	if got := left(); got != "days/1 days/2 days/3 days/4 after_days/1 after_days/2 after_days/3 after_days/4" {
+		t.Fatalf("refused invalidates deleted records: left %s", got)
+	}
+
+	var inv struct{ Invalidated int }
+	ok(t, &inv, "invalidate", "clitest", "days", "--partitions", "2025-04-01,2025-04-02")
+	if inv.Invalidated != 2 {
+		t.Errorf("--partitions a,b invalidated %d, want 2", inv.Invalidated)
+	}
+	ok(t, &inv, "invalidate", "clitest", "days", "--partitions", "2025-04-01..2025-04-03", "--cascade")
+	if inv.Invalidated != 4 {
+		t.Errorf("--partitions FROM..TO --cascade invalidated %d, want 4", inv.Invalidated)
+	}
+	if got := left(); got != "days/4 after_days/4" {
+		t.Fatalf("after invalidating days 1-3: left %s", got)
+	}
+	r = fsctl(t, append([]string{"invalidate", "clitest", "days", "--all", "--cascade"}, srv...)...)
+	if r.code != 0 || r.stdout != "invalidated 2 result(s)\n" {
+		t.Errorf("--all --cascade: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if got := left(); got != "" {
+		t.Fatalf("after --all --cascade: left %s", got)
 	}
 }
 
