@@ -3,7 +3,7 @@ Package flowstone is asset-first data orchestration. An asset is a named
 piece of data (a table, a file, a report) with a function that computes it
 and the assets it depends on. You ask for an asset; FlowStone works out the
 graph, materializes what is missing, keeps each result per partition (a
-date, a region, any key), and lets you get, inspect, invalidate, backfill
+date, a region, any key you declare), and lets you get, inspect, invalidate, backfill
 and cancel materializations.
 
 The same API runs embedded in one process with no configuration, which is
@@ -102,10 +102,17 @@ A partition is a key with a stable text form: "2025-01-15", "us",
 "us_east|2025-01-15" ([JoinPartition]). Without [Partition] calls use
 [DefaultPartition]. [Dates], [Hours] and [ParseDateRange] list keys,
 [DatePartition] and [HourPartition] build them, and [PartitionedBy] with
-[Daily], [Hourly] or [Static] makes runs with a foreign key fail before
-anything executes. Any text is a valid key, up to [MaxPartitionLen] bytes of
-UTF-8: keys are encoded with [PartitionToken] before they reach kv keys,
-subjects, object keys or file names. An empty key is an error.
+[Daily], [Hourly], [Static] or [AnyKey] says which keys an asset takes: every
+verb (run, get, exists, status, cancel, invalidate, backfill, seed), embedded
+or on the fleet, refuses a foreign key with a BadRequest error before
+anything executes or is read. An asset takes the keys of every scheme
+declared on it and upstream of it; an asset with no partitioned asset
+upstream or downstream is unpartitioned: its one partition is
+[DefaultPartition], and any other key is refused, so a caller cannot make
+copies of it under made-up keys. A key is any text up to [MaxPartitionLen]
+bytes of UTF-8 that its schemes accept: keys are encoded with
+[PartitionToken] before they reach kv keys, subjects, object keys or file
+names. An empty key is an error.
 
 # Errors
 

@@ -187,8 +187,9 @@ func (o partitionOption) applyInvalidate(c *invalidateConfig) {
 }
 
 // Partition selects the partition key (a date "2025-01-15", a region "us",
-// any text). Without it calls use DefaultPartition. An empty key is a
-// BadRequest error.
+// any text the asset's partitioning accepts: see PartitionedBy). Without it
+// calls use DefaultPartition, the one partition of an unpartitioned asset.
+// An empty key, or one the asset does not take, is a BadRequest error.
 func Partition(key string) PartitionOption { return partitionOption(key) }
 
 type forceOption struct{}

@@ -51,6 +51,19 @@ var (
 	Hourly Partitioning = timePartitioning{"hour", HourLayout, "2025-01-15T09"}
 )
 
+type anyKeyPartitioning struct{}
+
+func (anyKeyPartitioning) Kind() string          { return "any" }
+func (anyKeyPartitioning) Validate(string) error { return nil }
+
+// AnyKey partitions by any key (customer ids, tenants, file names): every
+// partition text is accepted, so every caller can create a partition.
+// Declare it on an asset that needs keys not known in advance; an asset
+// declared without PartitionedBy (and with no partitioned asset upstream
+// or downstream of it) has the one partition DefaultPartition and refuses
+// any other key.
+var AnyKey Partitioning = anyKeyPartitioning{}
+
 type staticPartitioning []string
 
 func (p staticPartitioning) Kind() string { return "static" }

@@ -77,19 +77,36 @@ func (e *Engine) enqueue(ctx context.Context, p *Pipeline, asset string, cfg run
 	return &Result{Asset: asset, Partition: cfg.partition, RunID: job.ID, Job: job}, nil
 }
 
-// checkPartitionFor validates the key against every partition scheme of the
-// target's upstream closure.
+// checkPartitionFor is the one check of a partition every verb makes,
+// embedded and on the fleet's coordinator alike: the key must be partition
+// text; an unpartitioned asset (see node.partitioned) takes
+// DefaultPartition only; a partitioned one takes the keys every partition
+// scheme of its upstream closure accepts.
 func (e *Engine) checkPartitionFor(p *Pipeline, target *node, partition string) error {
 	if err := validPartitionText(partition); err != nil {
 		return err
 	}
+	if !target.partitioned {
+		if partition == DefaultPartition {
+			return nil
+		}
+		return newError(TypeBadRequest, map[string]any{"pipeline": p.name, "asset": target.def.name, "partition": partition, "partitioned_by": ""},
+			"asset %q is not partitioned: leave the partition out (its one partition is %q), or declare PartitionedBy on it (Daily, Hourly, Static, AnyKey)",
+			target.def.name, DefaultPartition)
+	}
+	return checkSchemes(target, partition)
+}
+
+// checkSchemes validates the key against every partition scheme of the
+// target's upstream closure.
+func checkSchemes(target *node, partition string) error {
 	if target.def.partitions != nil {
 		if err := target.def.partitions.Validate(partition); err != nil {
 			return err
 		}
 	}
 	for _, in := range target.inputs {
-		if err := e.checkPartitionFor(p, in, partition); err != nil {
+		if err := checkSchemes(in, partition); err != nil {
 			return err
 		}
 	}

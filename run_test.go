@@ -32,7 +32,7 @@ func TestRunExampleSumIs30(t *testing.T) {
 func TestRunCachesPerAssetAndPartition(t *testing.T) {
 	e := newEngine(t)
 	var n, d, s int
-	p := examplePipeline(t, map[string]*int{"numbers": &n, "doubled": &d, "sum": &s})
+	p := keyedPipeline(t, map[string]*int{"numbers": &n, "doubled": &d, "sum": &s})
 	ctx := ctxT(t)
 	for i := 0; i < 3; i++ {
 		res, err := e.Run(ctx, p, "sum")
@@ -440,7 +440,7 @@ func TestContextAccessors(t *testing.T) {
 		c.Logger().Info().Msg("hello") // goes nowhere by default, must not panic
 		got <- c.Pipeline() + "|" + c.Asset() + "|" + c.Partition() + "|" + fmt.Sprint(c.RunID() != "") + "|" + fmt.Sprint(c.Attempt())
 		return nil, nil
-	}))
+	}, flowstone.PartitionedBy(flowstone.Static("us", "eu"))))
 	if _, err := e.Run(ctxT(t), p, "who", flowstone.Partition("eu")); err != nil {
 		t.Fatal(err)
 	}
@@ -525,7 +525,7 @@ func TestPartitionSchemeRejectsForeignKeys(t *testing.T) {
 
 func TestHostilePartitionTextRoundTrips(t *testing.T) {
 	e := newEngine(t)
-	p := flowstone.MustPipeline("p", flowstone.Asset("echo", func(c *flowstone.Context) (any, error) { return c.Partition(), nil }))
+	p := flowstone.MustPipeline("p", flowstone.Asset("echo", func(c *flowstone.Context) (any, error) { return c.Partition(), nil }, flowstone.PartitionedBy(flowstone.AnyKey)))
 	ctx := ctxT(t)
 	keys := []string{"a/b/../../etc/passwd", "..", "*", ">", "flowstone.api.>", "with space", "ünïcödé ✓", strings.Repeat("é", 500), "us_east|2025-01-15", ".", "a.b.c", "%2F"}
 	for _, k := range keys {

@@ -91,7 +91,7 @@ func (e *Engine) getArgs(p *Pipeline, asset string, opts []GetOption) (*node, ge
 	if err != nil {
 		return nil, cfg, err
 	}
-	return n, cfg, validPartitionText(cfg.partition)
+	return n, cfg, e.checkPartitionFor(p, n, cfg.partition)
 }
 
 // Exists reports whether asset is materialized for the partition, without

@@ -87,7 +87,7 @@ func TestStatusJSONKeysAreTheProposals(t *testing.T) {
 func TestInvalidate(t *testing.T) {
 	e := newEngine(t)
 	var n, d, s int
-	p := examplePipeline(t, map[string]*int{"numbers": &n, "doubled": &d, "sum": &s})
+	p := keyedPipeline(t, map[string]*int{"numbers": &n, "doubled": &d, "sum": &s})
 	ctx := ctxT(t)
 	if _, err := e.Run(ctx, p, "sum"); err != nil {
 		t.Fatal(err)
@@ -193,7 +193,7 @@ func TestBackfillBoundsParallelism(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 		cur.Add(-1)
 		return nil, nil
-	}))
+	}, flowstone.PartitionedBy(flowstone.AnyKey)))
 	keys := make([]string, 24)
 	for i := range keys {
 		keys[i] = string(rune('a' + i))
@@ -214,7 +214,7 @@ func TestBackfillOnError(t *testing.T) {
 			return nil, errors.New("bad partition data")
 		}
 		return 1, nil
-	}))
+	}, flowstone.PartitionedBy(flowstone.AnyKey)))
 	ctx := ctxT(t)
 	stats, err := e.Backfill(ctx, p, "a", flowstone.Partitions("x1", "bad", "x2", "x3"))
 	if err != nil || stats.Succeeded != 3 || stats.Failed != 1 || stats.Errors["bad"] == nil {
@@ -231,7 +231,7 @@ func TestBackfillOnError(t *testing.T) {
 
 func TestConcurrentVerbsAreSafe(t *testing.T) {
 	e := newEngine(t)
-	p := examplePipeline(t, nil)
+	p := keyedPipeline(t, nil)
 	ctx := ctxT(t)
 	var wg sync.WaitGroup
 	for i := 0; i < 8; i++ {
@@ -267,7 +267,7 @@ func TestLargeBackfillSkipsWhatIsMaterialized(t *testing.T) {
 		runs[c.Partition()]++
 		mu.Unlock()
 		return c.Partition(), nil
-	}))
+	}, flowstone.PartitionedBy(flowstone.AnyKey)))
 	ctx := ctxT(t)
 	keys := make([]string, 300)
 	for i := range keys {
@@ -330,7 +330,7 @@ func TestLargeBackfillPlansFromOneListing(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.Close)
-	p := flowstone.MustPipeline("p", flowstone.Asset("a", func(c *flowstone.Context) (any, error) { return 1, nil }))
+	p := flowstone.MustPipeline("p", flowstone.Asset("a", func(c *flowstone.Context) (any, error) { return 1, nil }, flowstone.PartitionedBy(flowstone.AnyKey)))
 	keys := make([]string, 200)
 	for i := range keys {
 		keys[i] = fmt.Sprintf("k%03d", i)
@@ -373,7 +373,7 @@ func TestLargeBackfillChecksTheNamedPartitions(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.Close)
-	p := flowstone.MustPipeline("p", flowstone.Asset("a", func(c *flowstone.Context) (any, error) { return 1, nil }))
+	p := flowstone.MustPipeline("p", flowstone.Asset("a", func(c *flowstone.Context) (any, error) { return 1, nil }, flowstone.PartitionedBy(flowstone.AnyKey)))
 	ctx := ctxT(t)
 	keys := make([]string, 200)
 	for i := range keys {

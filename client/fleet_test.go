@@ -15,6 +15,7 @@ import (
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/client"
 	"github.com/flowstone-go/flowstone/internal/devfleet"
+	"github.com/flowstone-go/flowstone/internal/fleettest"
 	"github.com/flowstone-go/flowstone/objectstore/filestore"
 	"github.com/flowstone-go/flowstone/pipelines"
 	"github.com/flowstone-go/flowstone/protocol"
@@ -32,10 +33,10 @@ func testPipelines(o pipelines.Options) []*flowstone.Pipeline {
 	extra := flowstone.MustPipeline("clienttest",
 		flowstone.Asset("big", func(*flowstone.Context) (any, error) {
 			return bytes.Repeat([]byte("0123456789abcdef"), bigSize/16), nil
-		}),
+		}, flowstone.PartitionedBy(flowstone.AnyKey)),
 		flowstone.Asset("broken", func(*flowstone.Context) (any, error) {
 			return nil, errors.New("the source is down")
-		}),
+		}, flowstone.PartitionedBy(flowstone.AnyKey)),
 		flowstone.Asset("downstream", func(c *flowstone.Context) (any, error) { return 1, nil }, flowstone.DependsOn("broken")),
 		// flaky fails for the partitions in failing, else counts its
 		// executions.
@@ -44,7 +45,7 @@ func testPipelines(o pipelines.Options) []*flowstone.Pipeline {
 				return nil, errors.New("the source is down for " + c.Partition())
 			}
 			return flakyRuns.Add(1), nil
-		}),
+		}, flowstone.PartitionedBy(flowstone.AnyKey)),
 		flowstone.Asset("after_flaky", func(c *flowstone.Context) (any, error) {
 			n, err := flowstone.Dep[int](c, "flaky")
 			return n * 10, err
@@ -59,9 +60,9 @@ func testPipelines(o pipelines.Options) []*flowstone.Pipeline {
 			b := bytes.Repeat([]byte{'.'}, bigSize)
 			copy(b, strconv.FormatInt(changes.Add(1), 10))
 			return b, nil
-		}),
+		}, flowstone.PartitionedBy(flowstone.AnyKey)),
 	)
-	return append(pipelines.All(o), extra)
+	return append(pipelines.All(o), extra, fleettest.Keyed())
 }
 
 // changes counts the executions of clienttest.changing.
@@ -163,17 +164,17 @@ func TestRunGetExistsStatus(t *testing.T) {
 	key := uniq(t, "run-get")
 	part := flowstone.Partition(key)
 
-	if ok, err := c.Exists(ctx, "example", "sum", part); err != nil || ok {
+	if ok, err := c.Exists(ctx, "keyed", "sum", part); err != nil || ok {
 		t.Fatalf("exists before run = %v, %v", ok, err)
 	}
-	if st, err := c.Status(ctx, "example", "sum", part); err != nil || st.State != flowstone.StateNotFound {
+	if st, err := c.Status(ctx, "keyed", "sum", part); err != nil || st.State != flowstone.StateNotFound {
 		t.Fatalf("status before run = %+v, %v", st, err)
 	}
-	if _, err := c.Get(ctx, "example", "sum", part); !errors.Is(err, flowstone.ErrNotFound) {
+	if _, err := c.Get(ctx, "keyed", "sum", part); !errors.Is(err, flowstone.ErrNotFound) {
 		t.Fatalf("get before run: err = %v, want not_found", err)
 	}
 
-	res, err := c.Run(ctx, "example", "sum", part)
+	res, err := c.Run(ctx, "keyed", "sum", part)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,11 +184,11 @@ func TestRunGetExistsStatus(t *testing.T) {
 	if res.Cached || res.RunID == "" || res.Asset != "sum" || res.Partition != key {
 		t.Errorf("result = %+v", res)
 	}
-	if res.Record == nil || res.Record.Value.Storage != flowstone.InlineStorage || res.Record.Value.SHA256 == "" || res.Record.Pipeline != "example" {
+	if res.Record == nil || res.Record.Value.Storage != flowstone.InlineStorage || res.Record.Value.SHA256 == "" || res.Record.Pipeline != "keyed" {
 		t.Errorf("record = %+v", res.Record)
 	}
 
-	again, err := c.Run(ctx, "example", "sum", part)
+	again, err := c.Run(ctx, "keyed", "sum", part)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +196,7 @@ func TestRunGetExistsStatus(t *testing.T) {
 		t.Errorf("second run: cached=%v run=%s, want cached run %s", again.Cached, again.RunID, res.RunID)
 	}
 
-	got, err := c.Get(ctx, "example", "doubled", part)
+	got, err := c.Get(ctx, "keyed", "doubled", part)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,10 +204,10 @@ func TestRunGetExistsStatus(t *testing.T) {
 	if err := got.Decode(&doubled); err != nil || len(doubled) != 5 || doubled[4] != 10 {
 		t.Errorf("doubled = %v, %v", doubled, err)
 	}
-	if ok, err := c.Exists(ctx, "example", "numbers", part); err != nil || !ok {
+	if ok, err := c.Exists(ctx, "keyed", "numbers", part); err != nil || !ok {
 		t.Errorf("exists numbers = %v, %v", ok, err)
 	}
-	st, err := c.Status(ctx, "example", "sum", part)
+	st, err := c.Status(ctx, "keyed", "sum", part)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +215,7 @@ func TestRunGetExistsStatus(t *testing.T) {
 		t.Errorf("status = %+v", st)
 	}
 
-	forced, err := c.Run(ctx, "example", "sum", part, flowstone.Force())
+	forced, err := c.Run(ctx, "keyed", "sum", part, flowstone.Force())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,14 +227,14 @@ func TestRunGetExistsStatus(t *testing.T) {
 func TestHostilePartitionsRoundTrip(t *testing.T) {
 	c, ctx := connect(t, fleet(t)), testCtx(t)
 	for _, key := range []string{"a.b.*.>", "with space/and/slashes", "ünïcødé ✓", "$JS.API.>", "..", "tab\there", strings.Repeat("long", 300)} {
-		res, err := c.Run(ctx, "example", "sum", flowstone.Partition(key))
+		res, err := c.Run(ctx, "keyed", "sum", flowstone.Partition(key))
 		if err != nil {
 			t.Fatalf("%q: %v", key, err)
 		}
 		if res.Partition != key || decodeInt(t, res) != 30 {
 			t.Errorf("%q: partition %q", key, res.Partition)
 		}
-		st, err := c.Status(ctx, "example", "sum", flowstone.Partition(key))
+		st, err := c.Status(ctx, "keyed", "sum", flowstone.Partition(key))
 		if err != nil || st.Partition != key || st.State != flowstone.StateCompleted {
 			t.Errorf("%q: status %+v, %v", key, st, err)
 		}
@@ -243,7 +244,7 @@ func TestHostilePartitionsRoundTrip(t *testing.T) {
 func TestRemoteErrors(t *testing.T) {
 	c, ctx := connect(t, fleet(t)), testCtx(t)
 
-	_, err := c.Run(ctx, "example", "nope")
+	_, err := c.Run(ctx, "keyed", "nope")
 	if !errors.Is(err, flowstone.ErrAssetNotFound) {
 		t.Fatalf("unknown asset: err = %v", err)
 	}
@@ -266,10 +267,10 @@ func TestRemoteErrors(t *testing.T) {
 	if st, err := c.Status(ctx, "clienttest", "broken"); err != nil || st.State != flowstone.StateFailed || st.Error == nil {
 		t.Errorf("status of failed asset = %+v, %v", st, err)
 	}
-	if _, err := c.Run(ctx, "example", "sum", flowstone.Partition(uniq(t, "nodeps")), flowstone.WithDeps(false)); !errors.Is(err, flowstone.ErrDependencyFailed) {
+	if _, err := c.Run(ctx, "keyed", "sum", flowstone.Partition(uniq(t, "nodeps")), flowstone.WithDeps(false)); !errors.Is(err, flowstone.ErrDependencyFailed) {
 		t.Errorf("WithDeps(false) without deps: err = %v", err)
 	}
-	if err := c.Cancel(ctx, "example", "sum", flowstone.Partition(uniq(t, "idle"))); !errors.Is(err, flowstone.ErrNotFound) {
+	if err := c.Cancel(ctx, "keyed", "sum", flowstone.Partition(uniq(t, "idle"))); !errors.Is(err, flowstone.ErrNotFound) {
 		t.Errorf("cancel with nothing running: err = %v", err)
 	}
 }
@@ -277,24 +278,24 @@ func TestRemoteErrors(t *testing.T) {
 func TestInvalidate(t *testing.T) {
 	c, ctx := connect(t, fleet(t)), testCtx(t)
 	part := flowstone.Partition(uniq(t, "inv"))
-	if _, err := c.Run(ctx, "example", "sum", part); err != nil {
+	if _, err := c.Run(ctx, "keyed", "sum", part); err != nil {
 		t.Fatal(err)
 	}
-	n, err := c.Invalidate(ctx, "example", "sum", part)
+	n, err := c.Invalidate(ctx, "keyed", "sum", part)
 	if err != nil || n != 1 {
 		t.Fatalf("invalidate sum = %d, %v; want 1", n, err)
 	}
-	if ok, _ := c.Exists(ctx, "example", "sum", part); ok {
+	if ok, _ := c.Exists(ctx, "keyed", "sum", part); ok {
 		t.Error("sum exists after invalidate")
 	}
-	if _, err := c.Run(ctx, "example", "sum", part); err != nil {
+	if _, err := c.Run(ctx, "keyed", "sum", part); err != nil {
 		t.Fatal(err)
 	}
-	n, err = c.Invalidate(ctx, "example", "numbers", part, flowstone.Cascade())
+	n, err = c.Invalidate(ctx, "keyed", "numbers", part, flowstone.Cascade())
 	if err != nil || n != 3 {
 		t.Fatalf("invalidate numbers with cascade = %d, %v; want 3", n, err)
 	}
-	if ok, _ := c.Exists(ctx, "example", "doubled", part); ok {
+	if ok, _ := c.Exists(ctx, "keyed", "doubled", part); ok {
 		t.Error("doubled exists after a cascade from numbers")
 	}
 }
@@ -482,7 +483,7 @@ func checkProgress(t *testing.T, seen []flowstone.BackfillProgress, parts []stri
 func TestAsyncRunAndEnqueue(t *testing.T) {
 	c, ctx := connect(t, fleet(t)), testCtx(t)
 	part := uniq(t, "async")
-	res, err := c.Run(ctx, "example", "sum", flowstone.Partition(part), flowstone.Async(), flowstone.Priority(2))
+	res, err := c.Run(ctx, "keyed", "sum", flowstone.Partition(part), flowstone.Async(), flowstone.Priority(2))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -492,7 +493,7 @@ func TestAsyncRunAndEnqueue(t *testing.T) {
 	if _, err := res.Bytes(ctx); !errors.Is(err, flowstone.ErrNotFound) {
 		t.Errorf("reading an async result: err = %v, want not_found", err)
 	}
-	if got := decodeInt(t, awaitResult(t, c, "example", "sum", part)); got != 30 {
+	if got := decodeInt(t, awaitResult(t, c, "keyed", "sum", part)); got != 30 {
 		t.Errorf("async sum = %d", got)
 	}
 
@@ -503,14 +504,14 @@ func TestAsyncRunAndEnqueue(t *testing.T) {
 	}
 	part = uniq(t, "enqueue")
 	at := time.Now().Add(300 * time.Millisecond)
-	res, err = engine.Run(ctx, pipelines.Example(), "doubled", flowstone.Partition(part), flowstone.Async(), flowstone.ScheduledAt(at))
+	res, err = engine.Run(ctx, fleettest.Keyed(), "doubled", flowstone.Partition(part), flowstone.Async(), flowstone.ScheduledAt(at))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Job == nil || res.Job.Pipeline != "example" || res.Job.State != "scheduled" || !res.Job.ScheduledAt.Equal(at) {
+	if res.Job == nil || res.Job.Pipeline != "keyed" || res.Job.State != "scheduled" || !res.Job.ScheduledAt.Equal(at) {
 		t.Fatalf("enqueued job = %+v", res.Job)
 	}
-	awaitResult(t, c, "example", "doubled", part)
+	awaitResult(t, c, "keyed", "doubled", part)
 	if time.Now().Before(at) {
 		t.Error("a scheduled run finished before its time")
 	}
@@ -545,7 +546,7 @@ func TestWatchReceivesRunEvents(t *testing.T) {
 	events := make(chan protocol.Event, 1024)
 	done := make(chan error, 1)
 	go func() {
-		done <- c.Watch(wctx, "example", func(e protocol.Event) {
+		done <- c.Watch(wctx, "keyed", func(e protocol.Event) {
 			select {
 			case events <- e:
 			default:
@@ -556,14 +557,14 @@ func TestWatchReceivesRunEvents(t *testing.T) {
 	// until one's events arrive.
 	want := map[protocol.EventKind]bool{protocol.EventRunStart: false, protocol.EventRunStop: false}
 	for !want[protocol.EventRunStart] || !want[protocol.EventRunStop] {
-		if _, err := c.Run(ctx, "example", "sum", flowstone.Partition(part), flowstone.Force()); err != nil {
+		if _, err := c.Run(ctx, "keyed", "sum", flowstone.Partition(part), flowstone.Force()); err != nil {
 			t.Fatal(err)
 		}
 	drain:
 		for {
 			select {
 			case e := <-events:
-				if e.Pipeline != "example" {
+				if e.Pipeline != "keyed" {
 					t.Errorf("event of pipeline %q", e.Pipeline)
 				}
 				if e.Asset == "sum" && e.Partition == part {
@@ -798,5 +799,36 @@ func TestFailedRerunKeepsTheValueOnTheFleet(t *testing.T) {
 	after, err := c.Run(ctx, "clienttest", "after_flaky", flowstone.Partition(part))
 	if err != nil || decodeInt(t, after) != want*10 || flakyRuns.Load() != runs {
 		t.Fatalf("after_flaky = %v, %v (%d new flaky runs); want %d from the kept value", after, err, flakyRuns.Load()-runs, want*10)
+	}
+}
+
+// An unpartitioned asset refuses a partition on every verb of the client,
+// and a daily asset a key that is no date, as embedded: bad_request, and
+// nothing runs.
+func TestPartitionsAreCheckedOnEveryVerb(t *testing.T) {
+	c, ctx := connect(t, fleet(t)), testCtx(t)
+	for _, target := range [][3]string{{"example", "sum", "../../etc/passwd"}, {"daily_sales", "revenue", "eu"}} {
+		pipeline, asset, part := target[0], target[1], flowstone.Partition(target[2])
+		errs := map[string]error{}
+		_, errs["run"] = c.Run(ctx, pipeline, asset, part)
+		_, errs["async run"] = c.Run(ctx, pipeline, asset, part, flowstone.Async())
+		_, errs["get"] = c.Get(ctx, pipeline, asset, part)
+		_, errs["exists"] = c.Exists(ctx, pipeline, asset, part)
+		_, errs["status"] = c.Status(ctx, pipeline, asset, part)
+		errs["cancel"] = c.Cancel(ctx, pipeline, asset, part)
+		_, errs["invalidate"] = c.Invalidate(ctx, pipeline, asset, part)
+		_, errs["backfill"] = c.Backfill(ctx, pipeline, asset, flowstone.Partitions(target[2]))
+		for verb, err := range errs {
+			var fe *flowstone.Error
+			if !errors.As(err, &fe) || fe.Type != flowstone.TypeBadRequest || fe.Details["asset"] != asset && fe.Details["partitioned_by"] == nil {
+				t.Errorf("%s of %s/%s partition %q: %v, want bad_request", verb, pipeline, asset, target[2], err)
+			}
+		}
+	}
+	if st, err := c.Status(ctx, "example", "sum", flowstone.Partition("../../etc/passwd")); err == nil || st.State != "" {
+		t.Errorf("status = %+v, %v", st, err)
+	}
+	if _, err := c.Status(ctx, "example", "sum"); err != nil {
+		t.Errorf("status without a partition: %v", err)
 	}
 }

@@ -256,7 +256,8 @@ func (c *Coordinator) apiCancel(ctx context.Context, req protocol.CancelRequest)
 		return protocol.CancelReply{}, perr
 	}
 	part := cmp.Or(req.Partition, flowstone.DefaultPartition)
-	if _, err := p.AssetInfo(req.Asset); err != nil {
+	// The asset and the partition, checked as every verb checks them.
+	if err := c.engine.Validate(p, req.Asset, flowstone.Partition(part)); err != nil {
 		return protocol.CancelReply{}, wire(err)
 	}
 	n := c.cancelLocal(ctx, p, req.Asset, part)

@@ -119,14 +119,49 @@ func TestBadRequestsGetStructuredErrorsAndChangeNothing(t *testing.T) {
 			t.Fatalf("%s is %s after bad requests", a, st.State)
 		}
 	}
-	// Hostile partition text is data, not a subject or a path.
+	// An unpartitioned asset has one partition: every verb refuses
+	// another, as the embedded engine does, and nothing runs.
+	for _, part := range []string{"../../etc/passwd", "eu"} {
+		for verb, req := range map[string]protocol.Request{
+			protocol.VerbRun:        protocol.RunRequest{V: protocol.Version, Pipeline: "example", Asset: "sum", Partition: part},
+			protocol.VerbGet:        protocol.GetRequest{V: protocol.Version, Pipeline: "example", Asset: "sum", Partition: part},
+			protocol.VerbExists:     protocol.ExistsRequest{V: protocol.Version, Pipeline: "example", Asset: "sum", Partition: part},
+			protocol.VerbStatus:     protocol.StatusRequest{V: protocol.Version, Pipeline: "example", Asset: "sum", Partition: part},
+			protocol.VerbCancel:     protocol.CancelRequest{V: protocol.Version, Pipeline: "example", Asset: "sum", Partition: part},
+			protocol.VerbInvalidate: protocol.InvalidateRequest{V: protocol.Version, Pipeline: "example", Asset: "sum", Partition: part},
+			protocol.VerbBackfill:   protocol.BackfillRequest{V: protocol.Version, Pipeline: "example", Asset: "sum", Partitions: []string{part}},
+		} {
+			_, perr := call[protocol.StatusReply](e, verb, req)
+			if perr == nil || perr.Code != protocol.CodeBadRequest || perr.Details["asset"] != "sum" {
+				t.Errorf("%s of example/sum partition %q: %v, want bad_request", verb, part, perr)
+			}
+		}
+	}
+	// So does a partitioned asset a key of another scheme, on status as
+	// on run.
+	for _, verb := range []string{protocol.VerbStatus, protocol.VerbGet, protocol.VerbExists, protocol.VerbRun} {
+		_, perr := callRaw[protocol.StatusReply](e, verb, []byte(`{"v":1,"pipeline":"daily_sales","asset":"revenue","partition":"eu"}`))
+		wantCode(t, perr, protocol.CodeBadRequest)
+	}
+	for _, a := range []string{"numbers", "doubled", "sum"} {
+		st, _ := call[protocol.StatusReply](e, protocol.VerbStatus, protocol.StatusRequest{V: protocol.Version, Pipeline: "example", Asset: a})
+		if st.State != protocol.StateNotFound {
+			t.Fatalf("%s is %s after refused partitions", a, st.State)
+		}
+	}
+	// Hostile partition text of an asset that takes any key is data, not
+	// a subject or a path.
+	e.startWorker(flowstone.MustPipeline("keyed", flowstone.Asset("echo", func(c *flowstone.Context) (any, error) {
+		return c.Partition(), nil
+	}, flowstone.PartitionedBy(flowstone.AnyKey))))
+	e.waitPipeline("keyed")
 	for _, part := range []string{"flowstone.api.>", "../../x", "a b*c", "ünï"} {
-		_, rec := e.run(protocol.RunRequest{Pipeline: "example", Asset: "sum", Partition: part})
+		_, rec := e.run(protocol.RunRequest{Pipeline: "keyed", Asset: "echo", Partition: part})
 		if rec.State != protocol.StateCompleted {
 			t.Fatalf("partition %q: %s %v", part, rec.State, rec.Error)
 		}
-		got, perr := call[protocol.GetReply](e, protocol.VerbGet, protocol.GetRequest{V: protocol.Version, Pipeline: "example", Asset: "sum", Partition: part})
-		if perr != nil || got.Partition != part || string(got.Value) != "30" {
+		got, perr := call[protocol.GetReply](e, protocol.VerbGet, protocol.GetRequest{V: protocol.Version, Pipeline: "keyed", Asset: "echo", Partition: part})
+		if want, _ := json.Marshal(part); perr != nil || got.Partition != part || string(got.Value) != string(want) {
 			t.Fatalf("get %q = %+v %v", part, got, perr)
 		}
 	}
@@ -138,7 +173,7 @@ func counting(name string, execs *atomic.Int32, hold <-chan struct{}, started ch
 		flowstone.Asset("base", func(c *flowstone.Context) (any, error) {
 			execs.Add(1)
 			return 1, nil
-		}),
+		}, flowstone.PartitionedBy(flowstone.AnyKey)),
 		flowstone.Asset("slow", func(c *flowstone.Context) (any, error) {
 			execs.Add(1)
 			if started != nil {

@@ -55,7 +55,7 @@ func init() {
 // partitionFlag defines --partition.
 func partitionFlag(fs *flag.FlagSet) *optString {
 	p := new(optString)
-	fs.Var(p, "partition", "the `PARTITION` key (a date 2025-01-15, a region, any text; default \"default\")")
+	fs.Var(p, "partition", "the `PARTITION` key (a date 2025-01-15, a region, a key the asset takes; default \"default\", the one partition of an unpartitioned asset)")
 	return p
 }
 
@@ -501,7 +501,7 @@ func infoCmd(fs *flag.FlagSet) func(*env) error {
 		}
 		partitioned := info.PartitionedBy
 		if partitioned == "" {
-			partitioned = "(none: any key)"
+			partitioned = "(none: its dependencies' partitions, or only \"default\")"
 		}
 		fmt.Fprintf(tw, "partitioned_by:\t%s\n", partitioned)
 		fmt.Fprintf(tw, "scatter:\t%v\n", info.Scatter)
