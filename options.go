@@ -1,6 +1,10 @@
 package flowstone
 
-import "time"
+import (
+	"time"
+
+	"github.com/flowstone-go/flowstone/protocol"
+)
 
 // The option interfaces. One option value can serve several verbs (Partition
 // works for Run, Get, Status, Invalidate, ...), so each verb takes its own
@@ -341,13 +345,22 @@ func AllPartitions() InvalidateOption { return allPartitionsOption{} }
 type parallelOption int
 
 func (o parallelOption) applyBackfill(c *backfillConfig) {
-	if o < 1 {
+	switch {
+	case o < 1:
 		c.err = newError(TypeBadRequest, map[string]any{"parallel": int(o)}, "parallel must be at least 1, got %d", int(o))
+	case o > MaxParallel:
+		c.err = newError(TypeBadRequest, map[string]any{"parallel": int(o), "limit": MaxParallel},
+			"parallel %d is over the limit of %d partitions at once", int(o), MaxParallel)
 	}
 	c.parallel = int(o)
 }
 
-// Parallel sets how many partitions a Backfill runs at once. Defaults to 1.
+// MaxParallel is the highest Parallel: protocol.MaxBackfillParallel, far
+// more than a fleet has slots for.
+const MaxParallel = protocol.MaxBackfillParallel
+
+// Parallel sets how many partitions a Backfill runs at once, 1 to
+// MaxParallel. Defaults to 1.
 func Parallel(n int) BackfillOption { return parallelOption(n) }
 
 // ErrorPolicy says what a Backfill does when a partition fails.

@@ -319,3 +319,33 @@ func checkEveryVerbRefuses(t *testing.T, e *flowstone.Engine, p *flowstone.Pipel
 	_, err = p.Status(ctx, asset, part)
 	wantType(t, err, flowstone.TypeBadRequest)
 }
+
+func TestDateRangeDays(t *testing.T) {
+	for _, tc := range []struct {
+		from, to time.Time
+		want     int64
+	}{
+		{day(2025, 1, 1), day(2025, 1, 1), 1},
+		{day(2025, 1, 1), day(2025, 12, 31), 365},
+		{day(2024, 1, 1), day(2024, 12, 31), 366},
+		{day(2025, 1, 2), day(2025, 1, 1), 0},
+		{time.Date(2025, 3, 30, 23, 0, 0, 0, time.FixedZone("CEST", 2*3600)), day(2025, 3, 31), 2},
+		{day(1, 1, 1), day(9999, 12, 31), 3652059},
+	} {
+		if got := flowstone.DateRangeDays(tc.from, tc.to); got != tc.want {
+			t.Errorf("DateRangeDays(%v, %v) = %d, want %d", tc.from, tc.to, got, tc.want)
+		}
+		if tc.want > 0 && tc.want <= flowstone.MaxDateRangeDays {
+			if n := len(flowstone.Dates(tc.from, tc.to)); int64(n) != tc.want {
+				t.Errorf("Dates(%v, %v) has %d days, DateRangeDays says %d", tc.from, tc.to, n, tc.want)
+			}
+		}
+	}
+	_, err := flowstone.ParseDateRange("0001-01-01..9999-12-31")
+	if fe := wantType(t, err, flowstone.TypeBadRequest); !strings.Contains(fe.Message, "3652059 days") {
+		t.Errorf("ParseDateRange of ten thousand years: %v", fe)
+	}
+	if days, err := flowstone.ParseDateRange("2025-01-01..2025-01-03"); err != nil || len(days) != 3 {
+		t.Errorf("ParseDateRange of three days = %v, %v", days, err)
+	}
+}

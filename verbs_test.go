@@ -174,6 +174,13 @@ func TestBackfill(t *testing.T) {
 	wantType(t, err, flowstone.TypeBadRequest)
 	_, err = e.Backfill(ctx, p, "orders", flowstone.Partitions("2025-02-01"), flowstone.Parallel(0))
 	wantType(t, err, flowstone.TypeBadRequest)
+	_, err = e.Backfill(ctx, p, "orders", flowstone.Partitions("2025-02-01"), flowstone.Parallel(flowstone.MaxParallel+1))
+	wantType(t, err, flowstone.TypeBadRequest)
+	// Ten thousand years: refused from the range's ends, never expanded.
+	_, err = e.Backfill(ctx, p, "orders", flowstone.DateRange(from, from.AddDate(10000, 0, 0)))
+	if fe := wantType(t, err, flowstone.TypeBadRequest); fe.Details["days"] != int64(3652426) {
+		t.Fatalf("details of a range of ten thousand years: %v", fe.Details)
+	}
 	if execs.Load() != before {
 		t.Fatal("a rejected backfill executed something")
 	}
@@ -226,6 +233,19 @@ func TestBackfillOnError(t *testing.T) {
 	}
 	if ok, _ := e.Exists(ctx, p, "a", flowstone.Partition("y1")); ok {
 		t.Fatal("halt still ran a later partition")
+	}
+	if got := strings.Join(stats.NotStartedPartitions, ","); got != "y1,y2,y3" {
+		t.Fatalf("halt: not started partitions %q, want y1,y2,y3", got)
+	}
+	// The list is bounded; the count is not.
+	many := make([]string, flowstone.MaxListedNotStarted+50)
+	for i := range many {
+		many[i] = fmt.Sprintf("z%03d", i)
+	}
+	many[0] = "bad"
+	stats, err = e.Backfill(ctx, p, "a", flowstone.Partitions(many...), flowstone.OnError(flowstone.Halt), flowstone.Force())
+	if err != nil || stats.NotStarted != len(many)-1 || len(stats.NotStartedPartitions) != flowstone.MaxListedNotStarted || stats.NotStartedPartitions[0] != "z001" {
+		t.Fatalf("halt of many: not started %d, listed %d (first %v), %v", stats.NotStarted, len(stats.NotStartedPartitions), stats.NotStartedPartitions[:1], err)
 	}
 }
 

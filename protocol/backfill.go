@@ -22,7 +22,8 @@ type BackfillRequest struct {
 	// Partitions lists the partitions, 1 to MaxBackfillPartitions of them,
 	// none empty or repeated.
 	Partitions []string `json:"partitions"`
-	// Parallel is how many partitions run at once; 0 means 1.
+	// Parallel is how many partitions run at once, at most
+	// MaxBackfillParallel; 0 means 1.
 	Parallel int `json:"parallel,omitempty"`
 	// Force recomputes partitions that are materialized.
 	Force bool `json:"force,omitempty"`
@@ -50,8 +51,8 @@ type BackfillRequest struct {
 func (BackfillRequest) Verb() string { return VerbBackfill }
 func (BackfillRequest) isRequest()   {}
 
-// Validate checks the version, names, every partition, Parallel >= 0 and
-// OnError.
+// Validate checks the version, names, every partition, Parallel (0 to
+// MaxBackfillParallel) and OnError.
 func (r BackfillRequest) Validate() *Error {
 	if err := checkTarget(r.V, r.Pipeline, r.Asset, ""); err != nil {
 		return err
@@ -64,6 +65,9 @@ func (r BackfillRequest) Validate() *Error {
 	}
 	if err := checkNonNegative("parallel", r.Parallel); err != nil {
 		return err
+	}
+	if r.Parallel > MaxBackfillParallel {
+		return fieldErrorf("parallel", "parallel is %d; the limit is %d", r.Parallel, MaxBackfillParallel)
 	}
 	if err := checkNonNegative("timeout_ms", r.TimeoutMS); err != nil {
 		return err

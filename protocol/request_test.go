@@ -208,6 +208,8 @@ func TestBackfillRequestValidation(t *testing.T) {
 		{name: "partition too long", mutate: func(r *protocol.BackfillRequest) { r.Partitions[0] = strings.Repeat("x", protocol.MaxPartitionBytes+1) }, code: protocol.CodeBadRequest, field: "partitions[0]"},
 		{name: "partition not UTF-8", mutate: func(r *protocol.BackfillRequest) { r.Partitions[0] = "\xc3" }, code: protocol.CodeBadRequest, field: "partitions[0]", goOnly: true},
 		{name: "negative parallel", mutate: func(r *protocol.BackfillRequest) { r.Parallel = -1 }, code: protocol.CodeBadRequest, field: "parallel"},
+		{name: "the most parallel", mutate: func(r *protocol.BackfillRequest) { r.Parallel = protocol.MaxBackfillParallel }},
+		{name: "parallel over the limit", mutate: func(r *protocol.BackfillRequest) { r.Parallel = protocol.MaxBackfillParallel + 1 }, code: protocol.CodeBadRequest, field: "parallel"},
 		{name: "unknown on_error", mutate: func(r *protocol.BackfillRequest) { r.OnError = "stop" }, code: protocol.CodeBadRequest, field: "on_error"},
 	})
 }
