@@ -92,6 +92,10 @@ func (e *Engine) Backfill(ctx context.Context, p *Pipeline, asset string, opts .
 			return BackfillStats{}, err
 		}
 	}
+	if cfg.async && e.async == nil {
+		// As Run does, up front: not a failure per partition.
+		return BackfillStats{}, noFleet(p, asset, "Backfill")
+	}
 	var absent map[string]bool
 	if !cfg.async {
 		absent = e.absentPartitions(ctx, p, target, cfg.partitions)

@@ -133,7 +133,7 @@ asset where the failure started; a panic becomes an ExecutionFailed error
 with the stack in its details. The types are the proposal's
 (asset_not_found, dependency_failed, config_error, storage_error, timeout,
 cancelled, scatter_threshold) and a few more (execution_failed, not_found,
-bad_request, pipeline_not_found, unavailable); they cross the fleet's wire
+bad_request, pipeline_not_found, unavailable, internal); they cross the fleet's wire
 unchanged.
 
 # Telemetry

@@ -222,10 +222,11 @@ type asyncOption struct{}
 func (asyncOption) applyRun(c *runConfig)           { c.async = true }
 func (asyncOption) applyBackfill(c *backfillConfig) { c.async = true }
 
-// Async enqueues the run on the fleet and returns at once with Result.Job
-// set; fetch the value later with Get. It needs an engine with an
-// AsyncRunner (a fleet client); the embedded engine answers with a
-// ConfigError that says how to connect one.
+// Async enqueues the run (each partition of a Backfill) on the fleet and
+// returns at once with Result.Job set; fetch the value later with Get. It
+// needs an engine with an AsyncRunner (a fleet client); the embedded
+// engine answers Run and Backfill alike with a ConfigError that says how
+// to connect one, before anything is enqueued.
 func Async() RunBackfillOption { return asyncOption{} }
 
 type storageOption string
@@ -272,8 +273,12 @@ type runIDOption string
 func (o runIDOption) applyRun(c *runConfig) { c.runID = string(o) }
 
 // WithRunID gives the run its id instead of a generated one: the fleet's
-// coordinator uses it so the id it replied with is the one in the records.
-// The id must be unique.
+// coordinator uses it so the id it replied with is the one in the records,
+// and the fleet client sends it with the run. The id must be unique; on
+// the fleet it is 1 to protocol.MaxIDBytes letters, digits, '_' or '-', and
+// an id another run has is a BadRequest error. A run whose target is
+// already materialized runs nothing and returns the id of the run that
+// materialized it, as without the option.
 func WithRunID(id string) RunOption { return runIDOption(id) }
 
 type scheduledAtOption time.Time

@@ -13,7 +13,7 @@ import (
 // Asset set, or the BadRequest error an option carries.
 func ResolveRun(pipeline, asset string, opts ...RunOption) (RunRequest, error) {
 	c := newRunConfig(opts)
-	return RunRequest{Pipeline: pipeline, Asset: asset, Partition: c.partition, Force: c.force, WithDeps: c.withDeps,
+	return RunRequest{RunID: c.runID, Pipeline: pipeline, Asset: asset, Partition: c.partition, Force: c.force, WithDeps: c.withDeps,
 		Async: c.async, Storage: c.storage, Timeout: c.timeout, Priority: c.priority, ScheduledAt: c.scheduledAt}, c.err
 }
 
@@ -116,7 +116,10 @@ func (e *Error) WireError() *protocol.Error {
 }
 
 // FromWire converts a wire error into an *Error of the same type and
-// details, so callers branch the same way on both sides of the fleet.
+// details, so callers branch the same way on both sides of the fleet: a
+// protocol.CodeInternal error is TypeInternal (never a storage error: the
+// store is not at fault), an unsupported version or an oversized payload
+// is TypeBadRequest with the wire's code in Details["code"].
 func FromWire(w *protocol.Error) *Error {
 	if w == nil {
 		return nil
@@ -125,8 +128,6 @@ func FromWire(w *protocol.Error) *Error {
 	switch w.Code {
 	case protocol.CodeUnsupportedVersion, protocol.CodePayloadTooLarge:
 		t = TypeBadRequest
-	case protocol.CodeInternal:
-		t = TypeStorageError
 	}
 	d := w.Details
 	if string(t) != w.Code {

@@ -64,12 +64,18 @@ func (e *Engine) Run(ctx context.Context, p *Pipeline, asset string, opts ...Run
 	return e.run(ctx, p, target, cfg)
 }
 
+// noFleet is the ConfigError of an Async call on an engine without an
+// AsyncRunner; verb is the client's method that does it ("Run").
+func noFleet(p *Pipeline, asset, verb string) error {
+	return newError(TypeConfigError, map[string]any{"missing": "fleet", "required_for": "async"},
+		"Async execution requires a fleet. Connect one:\n\n  c, err := client.Connect(\"nats://127.0.0.1:4222\")\n  c.%s(ctx, %q, %q, flowstone.Async())\n\nor start one with `fsctl dev`. Or run synchronously (the default).", verb, p.name, asset)
+}
+
 func (e *Engine) enqueue(ctx context.Context, p *Pipeline, asset string, cfg runConfig) (*Result, error) {
 	if e.async == nil {
-		return nil, newError(TypeConfigError, map[string]any{"missing": "fleet", "required_for": "async"},
-			"Async execution requires a fleet. Connect one:\n\n  c, err := client.Connect(\"nats://127.0.0.1:4222\")\n  c.Run(ctx, %q, %q, flowstone.Async())\n\nor start one with `fsctl dev`. Or run synchronously (the default).", p.name, asset)
+		return nil, noFleet(p, asset, "Run")
 	}
-	job, err := e.async.Enqueue(ctx, RunRequest{Pipeline: p.name, Asset: asset, Partition: cfg.partition, Force: cfg.force,
+	job, err := e.async.Enqueue(ctx, RunRequest{RunID: cfg.runID, Pipeline: p.name, Asset: asset, Partition: cfg.partition, Force: cfg.force,
 		WithDeps: cfg.withDeps, Async: true, Storage: cfg.storage, Timeout: cfg.timeout, Priority: cfg.priority, ScheduledAt: cfg.scheduledAt})
 	if err != nil {
 		return nil, err

@@ -368,7 +368,9 @@ func TestIndependentBranchesRunInParallel(t *testing.T) {
 func TestRetry(t *testing.T) {
 	e := newEngine(t)
 	var calls atomic.Int32
+	var attempts []int // Context.Attempt of each call
 	p := flowstone.MustPipeline("p", flowstone.Asset("flaky", func(c *flowstone.Context) (any, error) {
+		attempts = append(attempts, c.Attempt())
 		if calls.Add(1) < 3 {
 			return nil, errors.New("transient")
 		}
@@ -379,6 +381,9 @@ func TestRetry(t *testing.T) {
 	}
 	if calls.Load() != 3 {
 		t.Fatalf("calls = %d", calls.Load())
+	}
+	if fmt.Sprint(attempts) != "[1 2 3]" {
+		t.Fatalf("Context.Attempt across retries = %v, want [1 2 3]", attempts)
 	}
 }
 
@@ -552,6 +557,13 @@ func TestAsyncWithoutFleetIsConfigError(t *testing.T) {
 	fe := wantType(t, err, flowstone.TypeConfigError)
 	if !strings.Contains(fe.Message, "client.Connect") || fe.Details["required_for"] != "async" {
 		t.Fatalf("config error does not say how to connect a fleet: %q %v", fe.Message, fe.Details)
+	}
+	// A backfill fails the same way, up front: no partition counted failed.
+	kp := keyedPipeline(t, nil)
+	stats, err := e.Backfill(ctxT(t), kp, "sum", flowstone.Partitions("a", "b"), flowstone.Async())
+	fe = wantType(t, err, flowstone.TypeConfigError)
+	if !strings.Contains(fe.Message, "c.Backfill(") || fe.Details["required_for"] != "async" || stats.Failed != 0 || stats.Errors != nil {
+		t.Fatalf("async backfill without a fleet = %+v, %v", stats, fe)
 	}
 }
 

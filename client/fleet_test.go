@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -830,5 +831,74 @@ func TestPartitionsAreCheckedOnEveryVerb(t *testing.T) {
 	}
 	if _, err := c.Status(ctx, "example", "sum"); err != nil {
 		t.Errorf("status without a partition: %v", err)
+	}
+}
+
+// WithRunID names the run on the fleet as embedded: the reply, the records
+// and the job carry it, and an id another run has is refused.
+func TestRunHonoursWithRunID(t *testing.T) {
+	c, ctx := connect(t, fleet(t)), testCtx(t)
+	id := "mine-" + nuid.Next()
+	part := flowstone.Partition(uniq(t, "runid"))
+	res, err := c.Run(ctx, "keyed", "sum", part, flowstone.WithRunID(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.RunID != id || res.Record.RunID != id {
+		t.Fatalf("run with WithRunID(%q) = run %s (record %s)", id, res.RunID, res.Record.RunID)
+	}
+	if st, err := c.Status(ctx, "keyed", "numbers", part); err != nil || st.RunID != id {
+		t.Fatalf("status of a dependency = %+v, %v; want run %s", st, err, id)
+	}
+	_, err = c.Run(ctx, "keyed", "sum", flowstone.Partition(uniq(t, "runid again")), flowstone.WithRunID(id))
+	var fe *flowstone.Error
+	if !errors.As(err, &fe) || fe.Type != flowstone.TypeBadRequest || fe.Details["run_id"] != id {
+		t.Fatalf("a second run with the same id: %v, want bad_request", err)
+	}
+	for _, bad := range []string{"has space", strings.Repeat("x", protocol.MaxIDBytes+1), "bf-0123456789abcdef0123456789abcdef"} {
+		if _, err := c.Run(ctx, "keyed", "sum", part, flowstone.WithRunID(bad), flowstone.Force()); !errors.Is(err, flowstone.ErrBadRequest) {
+			t.Errorf("run id %q: %v, want bad_request", bad, err)
+		}
+	}
+	async := "mine-async-" + nuid.Next()
+	res, err = c.Run(ctx, "keyed", "sum", flowstone.Partition(uniq(t, "runid async")), flowstone.WithRunID(async), flowstone.Async())
+	if err != nil || res.Job == nil || res.Job.ID != async {
+		t.Fatalf("async run with WithRunID = %+v, %v", res, err)
+	}
+}
+
+// A result read through the client names the dependency values it was
+// computed from, with the runs that computed them, as its record does.
+func TestResultsCarryTheirLineage(t *testing.T) {
+	c, ctx := connect(t, fleet(t)), testCtx(t)
+	key := uniq(t, "lineage")
+	part := flowstone.Partition(key)
+	first, err := c.Run(ctx, "keyed", "doubled", part)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := c.Run(ctx, "keyed", "sum", part)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.RunID == first.RunID {
+		t.Fatalf("the second run has the first one's id %s", first.RunID)
+	}
+	want := []flowstone.Lineage{{Asset: "doubled", Partition: key, RunID: first.RunID}}
+	got, err := c.Get(ctx, "keyed", "sum", part)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, res := range map[string]*flowstone.Result{"run": second, "get": got} {
+		if fmt.Sprint(res.Record.Value.Upstream) != fmt.Sprint(want) {
+			t.Errorf("%s: upstream %+v, want %+v", name, res.Record.Value.Upstream, want)
+		}
+	}
+	doubled, err := c.Get(ctx, "keyed", "doubled", part)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if up := doubled.Record.Value.Upstream; len(up) != 1 || up[0].Asset != "numbers" || up[0].RunID != first.RunID {
+		t.Errorf("doubled's upstream = %+v", up)
 	}
 }

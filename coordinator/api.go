@@ -192,6 +192,12 @@ func (c *Coordinator) apiGet(ctx context.Context, req protocol.GetRequest) (prot
 	rec := res.Record
 	reply = protocol.GetReply{Asset: res.Asset, Partition: res.Partition, RunID: res.RunID, ResultRef: protocol.ResultRef{
 		ObjectKey: rec.Value.ObjectKey, Storage: rec.Value.Storage, Size: rec.Value.Size, SHA256: rec.Value.SHA256, Encoding: protocol.Encoding(rec.Value.Encoding)}}
+	for _, l := range rec.Value.Upstream {
+		if protocol.ValidID(l.RunID) != nil {
+			continue // a record of an older release, without the run
+		}
+		reply.Upstream = append(reply.Upstream, protocol.Lineage{Asset: l.Asset, Partition: l.Partition, RunID: l.RunID})
+	}
 	if rec.Value.Size <= protocol.InlineValueLimit {
 		b, err := res.Bytes(qctx)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -54,21 +55,66 @@ func runOptions(runID string, req protocol.RunRequest) []flowstone.RunOption {
 // accept records a validated run; it does not start it.
 func (c *Coordinator) accept(ctx context.Context, req protocol.RunRequest) (protocol.RunRecord, *protocol.Error) {
 	now := time.Now().UTC()
-	rec := protocol.RunRecord{V: protocol.Version, RunID: nuid.Next(), Request: req, State: protocol.StatePending,
+	rec := protocol.RunRecord{V: protocol.Version, RunID: cmp.Or(req.RunID, nuid.Next()), Request: req, State: protocol.StatePending,
 		CreatedAt: now, UpdatedAt: now, Coordinator: c.cfg.ID}
 	if req.ScheduledAt != nil && req.ScheduledAt.After(now) {
 		rec.State = protocol.StateScheduled
+	}
+	if req.RunID != "" {
+		// The caller's id: refused if another run has it, before its
+		// live-run key is touched.
+		if _, _, err := c.loadRun(ctx, req.RunID); err == nil {
+			return rec, runIDTaken(req.RunID)
+		} else if !errors.Is(err, kv.ErrNotFound) {
+			return rec, wire(unreachable(err, "read run"))
+		}
 	}
 	// The index key first: a run whose record exists is always found by
 	// adoptOrphans.
 	if err := c.markLive(ctx, rec.RunID); err != nil {
 		return rec, wire(unreachable(err, "index run"))
 	}
+	if req.RunID != "" {
+		return rec, c.createRun(ctx, &rec)
+	}
 	if err := c.saveRun(ctx, &rec); err != nil {
 		c.runs.Erase(context.WithoutCancel(ctx), protocol.LiveRunKey(rec.RunID))
 		return rec, err
 	}
 	return rec, nil
+}
+
+// createRun writes the first record of a run whose id the caller chose,
+// by compare-and-set: of two requests with the same id, one gets it.
+func (c *Coordinator) createRun(ctx context.Context, rec *protocol.RunRecord) *protocol.Error {
+	b, perr := protocol.EncodeRunRecord(*rec)
+	if perr != nil {
+		return perr
+	}
+	err := natsRetry.Do(ctx, func(ctx context.Context) error {
+		_, err := c.runs.Create(ctx, protocol.RunKey(rec.RunID), b)
+		if errors.Is(err, kv.ErrConflict) {
+			// Ours, if an earlier try was stored but its answer lost.
+			if cur, _, lerr := c.loadRun(ctx, rec.RunID); lerr == nil && cur.Coordinator == rec.Coordinator && cur.CreatedAt.Equal(rec.CreatedAt) {
+				return nil
+			}
+		}
+		return err
+	})
+	switch {
+	case errors.Is(err, kv.ErrConflict):
+		// The other request's run has the live-run key too: leave it.
+		return runIDTaken(rec.RunID)
+	case err != nil:
+		c.runs.Erase(context.WithoutCancel(ctx), protocol.LiveRunKey(rec.RunID))
+		return wire(unreachable(err, "record run"))
+	}
+	return nil
+}
+
+func runIDTaken(id string) *protocol.Error {
+	return &protocol.Error{Code: protocol.CodeBadRequest, Details: map[string]any{"field": "run_id", "run_id": id},
+		Message: fmt.Sprintf("run id %q is another run's: a run id must be unique (leave it out for a new one)", id)}
 }
 
 // markLive writes (or rewrites) a run's key in the live-run index.

@@ -156,6 +156,11 @@ func TestRunRequestValidation(t *testing.T) {
 		{name: "priority above the highest", mutate: func(r *protocol.RunRequest) { r.Priority = protocol.MaxPriority + 1 }, code: protocol.CodeBadRequest, field: "priority"},
 		{name: "storage not a name", mutate: func(r *protocol.RunRequest) { r.Storage = "s3/eu" }, code: protocol.CodeBadRequest, field: "storage"},
 		{name: "scheduled without async", mutate: func(r *protocol.RunRequest) { r.ScheduledAt = &at }, code: protocol.CodeBadRequest, field: "scheduled_at"},
+		{name: "the caller's run id", mutate: func(r *protocol.RunRequest) { r.RunID = "my-run_1" }},
+		{name: "run id not a token", mutate: func(r *protocol.RunRequest) { r.RunID = "my run" }, code: protocol.CodeBadRequest, field: "run_id"},
+		{name: "run id of a backfill's shape", mutate: func(r *protocol.RunRequest) {
+			r.RunID = protocol.BackfillRunID("bf", "2025-01-01")
+		}, code: protocol.CodeBadRequest, field: "run_id"},
 		{name: "scheduled at the zero time", mutate: func(r *protocol.RunRequest) {
 			r.Async, r.ScheduledAt = true, &time.Time{}
 		}, code: protocol.CodeBadRequest, field: "scheduled_at"},
