@@ -12,6 +12,9 @@ type State string
 // The states of a materialization.
 const (
 	StateNotFound  State = "not_found"
+	// StateScheduled: a run of it waits for its time on the fleet
+	// (ScheduledAt); Status reports it, no record holds it.
+	StateScheduled State = "scheduled"
 	StatePending   State = "pending"
 	StateRunning   State = "running"
 	StateCompleted State = "completed"

@@ -28,6 +28,11 @@ type StatusInfo struct {
 	RunID       string         `json:"run_id,omitempty"`
 	// Value describes the value Get returns; nil when there is none.
 	Value *ValueInfo `json:"value,omitempty"`
+	// ScheduledAt is when the earliest run of it scheduled on the fleet
+	// (Async with ScheduledAt) starts; nil when none is. Unless an attempt
+	// is pending or running, State is then StateScheduled and RunID the
+	// scheduled run's; the embedded engine schedules nothing.
+	ScheduledAt *time.Time `json:"scheduled_at,omitempty"`
 }
 
 // ValueInfo describes a materialized value in a StatusInfo.

@@ -8,7 +8,8 @@ import (
 )
 
 // Status tells where asset stands for the partition: StateNotFound when it
-// never ran, "scheduled" for a run waiting for its time.
+// never ran, StateScheduled (with ScheduledAt, the time, and RunID, the
+// run) for a run waiting for its time, unless an attempt is under way.
 func (c *Client) Status(ctx context.Context, pipeline, asset string, opts ...flowstone.GetOption) (flowstone.StatusInfo, error) {
 	g := flowstone.ResolveGet(opts...)
 	if err := checkPartition(g.Partition); err != nil {
@@ -19,7 +20,7 @@ func (c *Client) Status(ctx context.Context, pipeline, asset string, opts ...flo
 		return flowstone.StatusInfo{}, err
 	}
 	info := flowstone.StatusInfo{State: flowstone.State(r.State), Partition: r.Partition, CompletedAt: r.CompletedAt,
-		DurationMS: r.DurationMS, Storage: r.Storage, Error: flowstone.FromWire(r.Error), RunID: r.RunID}
+		DurationMS: r.DurationMS, Storage: r.Storage, Error: flowstone.FromWire(r.Error), RunID: r.RunID, ScheduledAt: r.ScheduledAt}
 	if r.Scatter != nil {
 		info.Scatter = &flowstone.ScatterStatus{Total: r.Scatter.Total, Completed: r.Scatter.Completed, Failed: r.Scatter.Failed, Pending: r.Scatter.Pending}
 	}

@@ -253,6 +253,20 @@ func (c *Coordinator) apiStatus(ctx context.Context, req protocol.StatusRequest)
 	if v := st.Value; v != nil {
 		reply.Value = &protocol.ValueStatus{RunID: v.RunID, CompletedAt: v.CompletedAt, Storage: v.Storage, Size: v.Size}
 	}
+	// A run scheduled for later is the next attempt: unless one is under
+	// way, it is where the partition stands.
+	next, err := c.nextScheduled(ctx, schedTarget(req.Pipeline, req.Asset, req.Partition))
+	if err != nil {
+		return protocol.StatusReply{}, wireStore(unreachable(err, "read scheduled runs"))
+	}
+	if next != nil {
+		at := next.At
+		reply.ScheduledAt = &at
+		if st.State != flowstone.StatePending && st.State != flowstone.StateRunning {
+			reply.State, reply.RunID = protocol.StateScheduled, next.RunID
+			reply.CompletedAt, reply.DurationMS, reply.Error, reply.Scatter = nil, 0, nil, nil
+		}
+	}
 	return reply, nil
 }
 

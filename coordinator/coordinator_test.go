@@ -2,6 +2,7 @@ package coordinator_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/internal/fleet"
+	"github.com/flowstone-go/flowstone/kv"
 	"github.com/flowstone-go/flowstone/pipelines"
 	"github.com/flowstone-go/flowstone/protocol"
 	"github.com/nats-io/nats.go/jetstream"
@@ -318,6 +320,89 @@ func TestCancelScheduledRun(t *testing.T) {
 	}
 	if execs.Load() != 0 {
 		t.Fatal("a cancelled scheduled run executed")
+	}
+}
+
+// Status of a partition with a run scheduled for later says so, with the
+// time and the run, whichever coordinator is asked; once the run is
+// cancelled it says not_found again. A scheduled run of a materialized
+// partition is the next attempt; the value stays readable.
+func TestStatusOfAScheduledRun(t *testing.T) {
+	e := newEnv(t)
+	e.startCoordinator("c1")
+	var execs atomic.Int32
+	e.startWorker(counting("count", &execs, nil, nil))
+	e.waitPipeline("count")
+	status := func(part string) protocol.StatusReply {
+		t.Helper()
+		st, perr := call[protocol.StatusReply](e, protocol.VerbStatus, protocol.StatusRequest{V: protocol.Version, Pipeline: "count", Asset: "base", Partition: part})
+		if perr != nil {
+			t.Fatal(perr)
+		}
+		return st
+	}
+	schedule := func(part string, at time.Time, force bool) string {
+		t.Helper()
+		rep, perr := call[protocol.RunReply](e, protocol.VerbRun, protocol.RunRequest{V: protocol.Version, Pipeline: "count", Asset: "base",
+			Partition: part, Async: true, ScheduledAt: &at, Force: force})
+		if perr != nil {
+			t.Fatal(perr)
+		}
+		return rep.RunID
+	}
+	later, latest := time.Now().Add(time.Hour).UTC(), time.Now().Add(2*time.Hour).UTC()
+	second := schedule("s1", latest, false)
+	first := schedule("s1", later, false)
+	// Another coordinator answers too: the index is the fleet's.
+	e.startCoordinator("c2")
+	for range 4 {
+		st := status("s1")
+		if st.State != protocol.StateScheduled || st.RunID != first || st.ScheduledAt == nil || !st.ScheduledAt.Equal(later) {
+			t.Fatalf("status of a scheduled partition = %+v (runs %s, %s)", st, first, second)
+		}
+	}
+	c, perr := call[protocol.CancelReply](e, protocol.VerbCancel, protocol.CancelRequest{V: protocol.Version, Pipeline: "count", Asset: "base", Partition: "s1"})
+	if perr != nil || c.Cancelled != 2 {
+		t.Fatalf("cancel = %+v %v", c, perr)
+	}
+	if st := status("s1"); st.State != protocol.StateNotFound || st.ScheduledAt != nil {
+		t.Fatalf("status after cancelling its scheduled runs = %+v", st)
+	}
+
+	_, done := e.run(protocol.RunRequest{Pipeline: "count", Asset: "base", Partition: "s2"})
+	if done.State != protocol.StateCompleted {
+		t.Fatalf("run = %+v", done)
+	}
+	again := schedule("s2", later, true)
+	if st := status("s2"); st.State != protocol.StateScheduled || st.RunID != again || st.Value == nil || st.Value.RunID != done.RunID || st.CompletedAt != nil {
+		t.Fatalf("status of a materialized partition with a scheduled run = %+v", st)
+	}
+	if execs.Load() != 1 {
+		t.Fatalf("executions = %d, want 1", execs.Load())
+	}
+}
+
+// An index entry whose run is no longer scheduled (its coordinator died
+// before removing it) is not reported, and is dropped.
+func TestStaleScheduleIndexEntry(t *testing.T) {
+	e := newEnv(t)
+	e.startCoordinator("c1")
+	var execs atomic.Int32
+	e.startWorker(counting("count", &execs, nil, nil))
+	e.waitPipeline("count")
+	// The index's key: "sched." and the materialization key without "mat.".
+	key := "sched." + strings.TrimPrefix(flowstone.MaterializationKey("count", "base", "stale"), "mat.")
+	runs := e.runsBucket()
+	at := time.Now().Add(time.Hour).UTC().Format(time.RFC3339Nano)
+	if _, err := runs.Put(t.Context(), key, []byte(`[{"run_id":"gone","at":"`+at+`"}]`)); err != nil {
+		t.Fatal(err)
+	}
+	st, perr := call[protocol.StatusReply](e, protocol.VerbStatus, protocol.StatusRequest{V: protocol.Version, Pipeline: "count", Asset: "base", Partition: "stale"})
+	if perr != nil || st.State != protocol.StateNotFound || st.ScheduledAt != nil {
+		t.Fatalf("status with a stale index entry = %+v, %v", st, perr)
+	}
+	if _, err := runs.Get(t.Context(), key); !errors.Is(err, kv.ErrNotFound) {
+		t.Fatalf("the stale entry's key is still there: %v", err)
 	}
 }
 

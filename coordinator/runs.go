@@ -206,9 +206,15 @@ func (c *Coordinator) schedule(ctx context.Context, rec protocol.RunRecord) *pro
 	if perr != nil {
 		return perr
 	}
+	// Indexed first, so that status finds every scheduled run.
+	target := schedTarget(rec.Request.Pipeline, rec.Request.Asset, rec.Request.Partition)
+	if err := c.indexSchedule(ctx, target, &schedEntry{RunID: rec.RunID, At: rec.Request.ScheduledAt.UTC()}, ""); err != nil {
+		return wire(unreachable(err, "index scheduled run"))
+	}
 	_, err := c.js.Publish(ctx, protocol.ScheduleSubject(rec.RunID), body,
 		jetstream.WithScheduleAt(*rec.Request.ScheduledAt), jetstream.WithScheduleTarget(protocol.StartSubject(rec.Request.Pipeline)))
 	if err != nil {
+		c.unindexSchedule(context.WithoutCancel(ctx), rec.Request, rec.RunID)
 		return wire(unreachable(err, "schedule run"))
 	}
 	c.trackScheduled(rec)
@@ -279,6 +285,9 @@ func (c *Coordinator) onStart(m jetstream.Msg) {
 	}
 	rec, rev, err := c.loadRun(c.ctx, sr.RunID)
 	if err != nil || rec.State != protocol.StateScheduled {
+		if err == nil || errors.Is(err, kv.ErrNotFound) {
+			c.unindexSchedule(c.ctx, sr.Request, sr.RunID)
+		}
 		m.Ack() // cancelled, or already started elsewhere
 		return
 	}
@@ -301,6 +310,7 @@ func (c *Coordinator) onStart(m jetstream.Msg) {
 	c.mu.Lock()
 	delete(c.scheduled, rec.RunID)
 	c.mu.Unlock()
+	c.unindexSchedule(c.ctx, rec.Request, rec.RunID)
 	c.drive(p, rec)
 	m.Ack()
 }
@@ -442,6 +452,7 @@ func (c *Coordinator) cancelScheduled(ctx context.Context, targetKey string) int
 			continue
 		}
 		c.ended(ctx, id)
+		c.unindexSchedule(ctx, rec.Request, id)
 		if s, err := c.js.Stream(ctx, fleet.ScheduleStream); err == nil {
 			s.Purge(ctx, jetstream.WithPurgeSubject(protocol.ScheduleSubject(id)))
 		}

@@ -25,7 +25,7 @@ func init() {
 		{name: "exists", short: "tell whether a value is materialized (exit 1 if not)", args: []string{"PIPELINE", "ASSET"}, minArgs: 2, maxArgs: 2, setup: existsCmd,
 			summary: "Print true if the partition is materialized, else false and exit 1."},
 		{name: "status", short: "show where an asset's partition stands", args: []string{"PIPELINE", "ASSET"}, minArgs: 2, maxArgs: 2, setup: statusCmd,
-			summary: "Show where an asset's partition stands: state, run, completion time, duration, storage, error."},
+			summary: "Show where an asset's partition stands: state, run, completion time, duration, storage, error;\nfor a run scheduled with run --at, state scheduled and the time it starts."},
 		{name: "cancel", short: "cancel running and scheduled runs of an asset's partition", args: []string{"PIPELINE", "ASSET"}, minArgs: 2, maxArgs: 2, setup: cancelCmd,
 			summary: "Cancel the running, pending and scheduled runs of an asset's partition\n(exit 1 if nothing was running)."},
 		{name: "invalidate", short: "delete materialized values (--cascade: and downstream)", args: []string{"PIPELINE", "ASSET"}, minArgs: 2, maxArgs: 2, setup: invalidateCmd,
@@ -190,6 +190,9 @@ func statusCmd(fs *flag.FlagSet) func(*env) error {
 		fmt.Fprintf(tw, "partition:\t%s\n", safe(st.Partition))
 		if st.RunID != "" {
 			fmt.Fprintf(tw, "run_id:\t%s\n", st.RunID)
+		}
+		if st.ScheduledAt != nil {
+			fmt.Fprintf(tw, "scheduled_at:\t%s\n", st.ScheduledAt.Format(time.RFC3339Nano))
 		}
 		if st.CompletedAt != nil {
 			fmt.Fprintf(tw, "completed_at:\t%s\n", st.CompletedAt.Format(time.RFC3339Nano))

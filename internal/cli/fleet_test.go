@@ -443,6 +443,31 @@ func TestAsyncRun(t *testing.T) {
 	}
 }
 
+// status of a partition whose run is scheduled says so, with the time,
+// instead of not_found.
+func TestStatusOfAScheduledRun(t *testing.T) {
+	part := uniq("cli scheduled")
+	at := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
+	var res runJSON
+	ok(t, &res, "run", "keyed", "sum", "--partition", part, "--at", at.Format(time.RFC3339))
+	var st flowstone.StatusInfo
+	ok(t, &st, "status", "keyed", "sum", "--partition", part)
+	if st.State != flowstone.StateScheduled || st.RunID != res.RunID || st.ScheduledAt == nil || !st.ScheduledAt.Equal(at) {
+		t.Errorf("status --json of a scheduled run = %+v", st)
+	}
+	r := fsctl(t, append([]string{"status", "keyed", "sum", "--partition", part}, server(t)...)...)
+	if r.code != 0 || !strings.Contains(r.stdout, "scheduled\n") || !strings.Contains(r.stdout, "scheduled_at:  "+at.Format(time.RFC3339Nano)) {
+		t.Errorf("status of a scheduled run: exit %d, stdout %q", r.code, r.stdout)
+	}
+	var cancelled struct{ Cancelled bool }
+	ok(t, &cancelled, "cancel", "keyed", "sum", "--partition", part)
+	var after flowstone.StatusInfo
+	ok(t, &after, "status", "keyed", "sum", "--partition", part)
+	if after.State != flowstone.StateNotFound || after.ScheduledAt != nil {
+		t.Errorf("status after the cancel = %+v", after)
+	}
+}
+
 func TestWatch(t *testing.T) {
 	srv := server(t)
 	ctx, cancel := context.WithCancel(context.Background())
