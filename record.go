@@ -11,7 +11,7 @@ type State string
 
 // The states of a materialization.
 const (
-	StateNotFound  State = "not_found"
+	StateNotFound State = "not_found"
 	// StateScheduled: a run of it waits for its time on the fleet
 	// (ScheduledAt); Status reports it, no record holds it.
 	StateScheduled State = "scheduled"
