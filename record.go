@@ -9,11 +9,11 @@ import (
 // proposal's name ("completed", "running", ...).
 type State string
 
-// The states of a materialization.
+// The states of a materialization. StateScheduled is Status's only: a
+// run of the asset waits for its time on the fleet (ScheduledAt); no
+// record holds it.
 const (
-	StateNotFound State = "not_found"
-	// StateScheduled: a run of it waits for its time on the fleet
-	// (ScheduledAt); Status reports it, no record holds it.
+	StateNotFound  State = "not_found"
 	StateScheduled State = "scheduled"
 	StatePending   State = "pending"
 	StateRunning   State = "running"
