@@ -56,6 +56,16 @@ func testPipelines(o pipelines.Options) []*flowstone.Pipeline {
 		flowstone.Asset("after_days", func(c *flowstone.Context) (any, error) {
 			return flowstone.Dep[string](c, "days")
 		}, flowstone.DependsOn("days"), flowstone.PartitionedBy(flowstone.Daily)),
+		// retried fails its first two calls of every partition, then
+		// succeeds: a run of it emits start, exception, start, exception,
+		// start, stop, of three kinds, within moments.
+		flowstone.Asset("retried", func(c *flowstone.Context) (any, error) {
+			n, _ := retriedCalls.LoadOrStore(c.Partition(), new(atomic.Int32))
+			if n.(*atomic.Int32).Add(1) <= 2 {
+				return nil, errors.New("not yet")
+			}
+			return c.Attempt(), nil
+		}, flowstone.PartitionedBy(flowstone.AnyKey), flowstone.Retry(3, 0)),
 		// changing stores other bytes at every execution.
 		flowstone.Asset("changing", func(*flowstone.Context) (any, error) {
 			b := bytes.Repeat([]byte{'.'}, bigSize)
@@ -65,6 +75,9 @@ func testPipelines(o pipelines.Options) []*flowstone.Pipeline {
 	)
 	return append(pipelines.All(o), extra, fleettest.Keyed())
 }
+
+// retriedCalls counts the calls of clienttest.retried by partition.
+var retriedCalls sync.Map
 
 // changes counts the executions of clienttest.changing.
 var changes atomic.Int64
@@ -900,5 +913,77 @@ func TestResultsCarryTheirLineage(t *testing.T) {
 	}
 	if up := doubled.Record.Value.Upstream; len(up) != 1 || up[0].Asset != "numbers" || up[0].RunID != first.RunID {
 		t.Errorf("doubled's upstream = %+v", up)
+	}
+}
+
+// Watch delivers the events of one worker in the order they happened,
+// though the worker publishes them in batches of one kind: a run that
+// retries shows start, exception, start, exception, start, stop.
+func TestWatchKeepsEachRunsEventsInOrder(t *testing.T) {
+	c, ctx := connect(t, fleet(t)), testCtx(t)
+	var (
+		mu  sync.Mutex
+		got = map[string][]string{} // partition -> kinds of run events, as delivered
+	)
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	done := make(chan error, 1)
+	go func() {
+		done <- c.Watch(wctx, "clienttest", func(e protocol.Event) {
+			if e.Asset == "retried" && strings.HasPrefix(string(e.Kind), "run.") {
+				mu.Lock()
+				got[e.Partition] = append(got[e.Partition], string(e.Kind))
+				mu.Unlock()
+			}
+		})
+	}()
+	// The subscription may not be in place for the first run: run a
+	// partition of its own until its events arrive.
+	warm := uniq(t, "warm up")
+	for seen := false; !seen; {
+		if _, err := c.Run(ctx, "clienttest", "retried", flowstone.Partition(warm), flowstone.Force()); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("the watch saw no event")
+		case <-time.After(20 * time.Millisecond):
+		}
+		mu.Lock()
+		seen = len(got[warm]) > 0
+		mu.Unlock()
+	}
+	parts := make([]string, 12)
+	for i := range parts {
+		parts[i] = uniq(t, "ordered "+strconv.Itoa(i))
+	}
+	if _, err := c.Backfill(ctx, "clienttest", "retried", flowstone.Partitions(parts...), flowstone.Parallel(len(parts))); err != nil {
+		t.Fatal(err)
+	}
+	want := "run.start run.exception run.start run.exception run.start run.stop"
+	for {
+		mu.Lock()
+		complete := 0
+		for _, p := range parts {
+			if kinds := got[p]; len(kinds) > 0 && kinds[len(kinds)-1] == "run.stop" || len(kinds) >= 6 {
+				complete++
+			}
+		}
+		mu.Unlock()
+		if complete == len(parts) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the watch did not see every run end: %v", got)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, p := range parts {
+		if kinds := strings.Join(got[p], " "); kinds != want {
+			t.Errorf("events of %q: %s, want %s", p, kinds, want)
+		}
 	}
 }
