@@ -133,6 +133,11 @@ func TestScheduledRunSurvivesRestart(t *testing.T) {
 	coord.kill(t)
 	f.coordinator("c1")
 	f.waitReady(1)
+	// Status says a scheduled run is scheduled, and for when, across the
+	// restart.
+	if st := f.status("daily_sales", "revenue", schedB); time.Now().Before(t2) && (st.State != "scheduled" || st.ScheduledAt == nil || !st.ScheduledAt.Equal(t2)) {
+		t.Errorf("status of a scheduled run = %+v", st)
+	}
 	var cancelled cancelOut
 	f.ok(&cancelled, "cancel", "daily_sales", "revenue", "--partition", schedC)
 	if !cancelled.Cancelled || cancelled.Partition != schedC {
