@@ -39,7 +39,8 @@ type InvalidateRequest struct {
 	// once, in order.
 	Partitions []string
 	// All is AllPartitions.
-	All     bool
+	All bool
+	// Cascade is Cascade.
 	Cascade bool
 }
 
