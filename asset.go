@@ -62,8 +62,13 @@ func Description(s string) AssetOption {
 }
 
 // PartitionedBy declares how the asset is partitioned (Daily, Hourly,
-// Static(...)): runs with a partition key the scheme rejects fail with a
-// BadRequest error before anything executes.
+// Static(...), AnyKey): every verb given a partition key the scheme
+// rejects fails with a BadRequest error before anything executes or is
+// read. An asset without it takes the partitions of the partitioned
+// assets upstream of it (their schemes all apply); an asset with no
+// partitioned asset upstream or downstream is unpartitioned: it has the
+// one partition DefaultPartition, which calls that name no partition use,
+// and any other key is a BadRequest error.
 func PartitionedBy(p Partitioning) AssetOption {
 	return assetOptionFunc(func(a *AssetDef) { a.partitions = p })
 }

@@ -2,6 +2,7 @@ package flowstone
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -21,8 +22,14 @@ type BackfillStats struct {
 	Failed int `json:"failed"`
 	// Skipped: already materialized, so nothing ran.
 	Skipped int `json:"skipped"`
-	// NotStarted: left out because OnError(Halt) stopped the backfill.
+	// NotStarted: left out because OnError(Halt) stopped the backfill (or
+	// its context ended).
 	NotStarted int `json:"not_started,omitempty"`
+	// NotStartedPartitions names the partitions NotStarted counts, in the
+	// order they were given: the first MaxListedNotStarted of them. On
+	// the fleet the client reads them from the backfill's record; a client
+	// that may not read it gets the count only.
+	NotStartedPartitions []string `json:"not_started_partitions,omitempty"`
 	// Errors holds each failed partition's error. On the fleet it holds
 	// the first protocol.MaxBackfillErrors of them; Failed counts them all.
 	Errors map[string]*Error `json:"errors,omitempty"`
@@ -41,6 +48,11 @@ func (o backfillIDOption) applyBackfill(c *backfillConfig) { c.id = string(o) }
 // died runs it again under its id. The id is 1 to
 // protocol.MaxBackfillIDBytes letters, digits, '_' or '-'.
 func BackfillID(id string) BackfillOption { return backfillIDOption(id) }
+
+// MaxListedNotStarted is the most partitions BackfillStats names in
+// NotStartedPartitions: as many as the errors it keeps on the fleet
+// (protocol.MaxBackfillErrors).
+const MaxListedNotStarted = protocol.MaxBackfillErrors
 
 // BackfillProgress is what OnProgress receives after each partition.
 type BackfillProgress struct {
@@ -80,6 +92,10 @@ func (e *Engine) Backfill(ctx context.Context, p *Pipeline, asset string, opts .
 			return BackfillStats{}, err
 		}
 	}
+	if cfg.async && e.async == nil {
+		// As Run does, up front: not a failure per partition.
+		return BackfillStats{}, noFleet(p, asset, "Backfill")
+	}
 	var absent map[string]bool
 	if !cfg.async {
 		absent = e.absentPartitions(ctx, p, target, cfg.partitions)
@@ -109,7 +125,9 @@ func (e *Engine) Backfill(ctx context.Context, p *Pipeline, asset string, opts .
 		mu.Lock()
 		stop := halted || ctx.Err() != nil
 		if stop {
-			stats.NotStarted += len(cfg.partitions) - i
+			rest := cfg.partitions[i:]
+			stats.NotStarted += len(rest)
+			stats.NotStartedPartitions = slices.Clone(rest[:min(len(rest), MaxListedNotStarted)])
 		}
 		mu.Unlock()
 		if stop {
@@ -193,7 +211,7 @@ func (e *Engine) absentPartitions(ctx context.Context, p *Pipeline, target *node
 		}
 		return absent
 	}
-	prefix := "mat." + p.name + "." + target.def.name + "."
+	prefix := recordPrefix(p.name, target.def.name)
 	keys, err := e.kv.Keys(lctx, prefix)
 	if err != nil {
 		return nil

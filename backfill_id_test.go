@@ -17,7 +17,7 @@ func TestBackfillIDNamesThePartitionRuns(t *testing.T) {
 	p := flowstone.MustPipeline("named", flowstone.Asset("a", func(c *flowstone.Context) (any, error) {
 		execs++
 		return c.Partition(), nil
-	}))
+	}, flowstone.PartitionedBy(flowstone.AnyKey)))
 	ctx := ctxT(t)
 	parts := []string{"x", "y", "z.>*"}
 	stats, err := e.Backfill(ctx, p, "a", flowstone.Partitions(parts...), flowstone.BackfillID("bf-1"))

@@ -19,6 +19,7 @@ type Context struct {
 	p      *Pipeline
 	n      *node
 	task   *Task
+	try    int // the call's place among a Retry policy's, 1 for the first
 	item   string
 	logger *zerolog.Logger
 
@@ -42,8 +43,12 @@ func (c *Context) Asset() string { return c.n.def.name }
 // Pipeline returns the pipeline's name.
 func (c *Context) Pipeline() string { return c.p.name }
 
-// Attempt returns the execution attempt, 1 for the first.
-func (c *Context) Attempt() int { return max(c.task.Attempt, 1) }
+// Attempt returns which execution of the asset this is, 1 for the first:
+// it counts the retries of the asset's Retry policy in this process, on
+// top of the task's attempt (on the fleet, a task delivered again after
+// its worker died starts at its delivery's number). An asset retried
+// twice sees 1, 2, then 3.
+func (c *Context) Attempt() int { return max(c.task.Attempt, 1) + max(c.try, 1) - 1 }
 
 // ScatterItem returns the item this call handles, in a scatter asset's
 // function; "" elsewhere.

@@ -3,7 +3,7 @@ Package flowstone is asset-first data orchestration. An asset is a named
 piece of data (a table, a file, a report) with a function that computes it
 and the assets it depends on. You ask for an asset; FlowStone works out the
 graph, materializes what is missing, keeps each result per partition (a
-date, a region, any key), and lets you get, inspect, invalidate, backfill
+date, a region, any key you declare), and lets you get, inspect, invalidate, backfill
 and cancel materializations.
 
 The same API runs embedded in one process with no configuration, which is
@@ -80,8 +80,9 @@ The other verbs are the API proposal's: [Get] and [Exists] read without
 running anything; [Status] tells where an asset stands (pending, running,
 completed, failed, cancelled, not_found, with scatter counts); [Cancel]
 cancels the running functions' contexts and keeps pending steps from
-starting; [Invalidate] deletes results, and with [Cascade] everything
-downstream in the same partition; [Backfill] runs an asset over
+starting; [Invalidate] deletes results of one [Partition], of
+[Partitions] or a [DateRange], or of [AllPartitions], and with [Cascade]
+everything downstream of each; [Backfill] runs an asset over
 [Partitions] or a [DateRange], [Parallel] at a time, with [OnError](Halt) to
 stop at the first failure. [Graph] draws the DAG as an ASCII tree, Mermaid or
 DOT; [Assets] and [AssetInfo] describe it.
@@ -101,10 +102,17 @@ A partition is a key with a stable text form: "2025-01-15", "us",
 "us_east|2025-01-15" ([JoinPartition]). Without [Partition] calls use
 [DefaultPartition]. [Dates], [Hours] and [ParseDateRange] list keys,
 [DatePartition] and [HourPartition] build them, and [PartitionedBy] with
-[Daily], [Hourly] or [Static] makes runs with a foreign key fail before
-anything executes. Any text is a valid key, up to [MaxPartitionLen] bytes of
-UTF-8: keys are encoded with [PartitionToken] before they reach kv keys,
-subjects, object keys or file names. An empty key is an error.
+[Daily], [Hourly], [Static] or [AnyKey] says which keys an asset takes: every
+verb (run, get, exists, status, cancel, invalidate, backfill, seed), embedded
+or on the fleet, refuses a foreign key with a BadRequest error before
+anything executes or is read. An asset takes the keys of every scheme
+declared on it and upstream of it; an asset with no partitioned asset
+upstream or downstream is unpartitioned: its one partition is
+[DefaultPartition], and any other key is refused, so a caller cannot make
+copies of it under made-up keys. A key is any text up to [MaxPartitionLen]
+bytes of UTF-8 that its schemes accept: keys are encoded with
+[PartitionToken] before they reach kv keys, subjects, object keys or file
+names. An empty key is an error.
 
 # Errors
 
@@ -125,7 +133,7 @@ asset where the failure started; a panic becomes an ExecutionFailed error
 with the stack in its details. The types are the proposal's
 (asset_not_found, dependency_failed, config_error, storage_error, timeout,
 cancelled, scatter_threshold) and a few more (execution_failed, not_found,
-bad_request, pipeline_not_found, unavailable); they cross the fleet's wire
+bad_request, pipeline_not_found, unavailable, internal); they cross the fleet's wire
 unchanged.
 
 # Telemetry

@@ -45,6 +45,8 @@ type AsyncRunner interface {
 // RunRequest is a run with its options spelled out: what an AsyncRunner
 // receives.
 type RunRequest struct {
+	// RunID is WithRunID's id; "" for one the fleet picks.
+	RunID       string
 	Pipeline    string
 	Asset       string
 	Partition   string

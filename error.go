@@ -40,6 +40,11 @@ const (
 	TypeBadRequest ErrorType = "bad_request"
 	// TypeUnavailable: the fleet cannot be reached.
 	TypeUnavailable ErrorType = "unavailable"
+	// TypeInternal: the fleet failed in a way the caller cannot fix: a
+	// coordinator's own failure (a bug it recovered from), or a reply that
+	// is not a FlowStone reply. Nothing the request named is at fault;
+	// report it with the details.
+	TypeInternal ErrorType = "internal"
 )
 
 // String returns the type's wire name.
@@ -91,6 +96,7 @@ var (
 	ErrPipelineNotFound = &Error{Type: TypePipelineNotFound}
 	ErrBadRequest       = &Error{Type: TypeBadRequest}
 	ErrUnavailable      = &Error{Type: TypeUnavailable}
+	ErrInternal         = &Error{Type: TypeInternal}
 )
 
 // newError builds an *Error with a formatted message.

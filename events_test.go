@@ -80,7 +80,7 @@ func asInt64(t testing.TB, v any) int64 {
 func TestEventsOfARun(t *testing.T) {
 	e := newEngine(t)
 	log := subscribe(t, e)
-	p := examplePipeline(t, nil)
+	p := keyedPipeline(t, nil)
 	res, err := e.Run(ctxT(t), p, "sum", flowstone.Partition("2025-01-15"))
 	if err != nil {
 		t.Fatal(err)

@@ -53,7 +53,7 @@ func ExampleGet() {
 	p := flowstone.MustPipeline("example_get",
 		flowstone.Asset("greeting", func(c *flowstone.Context) (any, error) {
 			return "hello from " + c.Partition(), nil
-		}),
+		}, flowstone.PartitionedBy(flowstone.Static("eu", "us"))),
 	)
 	if _, err := flowstone.Run(ctx, p, "greeting", flowstone.Partition("eu")); err != nil {
 		fmt.Println(err)

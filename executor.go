@@ -446,7 +446,7 @@ func (x *Executor) call(ctx context.Context, p *Pipeline, n *node, t *Task, a *a
 	attempts := max(n.def.retry.Attempts, 1)
 	backoff := n.def.retry.Backoff
 	for i := 1; ; i++ {
-		val, err := x.callOnce(ctx, p, n, t, a)
+		val, err := x.callOnce(ctx, p, n, t, a, i)
 		if err == nil || i >= attempts {
 			return val, err
 		}
@@ -466,7 +466,7 @@ func (x *Executor) call(ctx context.Context, p *Pipeline, n *node, t *Task, a *a
 	}
 }
 
-func (x *Executor) callOnce(ctx context.Context, p *Pipeline, n *node, t *Task, a *attempt) (val any, err error) {
+func (x *Executor) callOnce(ctx context.Context, p *Pipeline, n *node, t *Task, a *attempt, try int) (val any, err error) {
 	if n.def.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeoutCause(ctx, n.def.timeout, &timeoutCause{what: "asset", asset: n.def.name, limit: n.def.timeout})
@@ -475,7 +475,7 @@ func (x *Executor) callOnce(ctx context.Context, p *Pipeline, n *node, t *Task, 
 	if err := ctx.Err(); err != nil {
 		return nil, ctxError(ctx, p.name, n.def.name)
 	}
-	c := &Context{ctx: ctx, x: x, p: p, n: n, task: t}
+	c := &Context{ctx: ctx, x: x, p: p, n: n, task: t, try: try}
 	defer c.closeReaders()
 	if n.def.fn == nil {
 		return nil, newError(TypeConfigError, map[string]any{"pipeline": p.name, "asset": n.def.name},

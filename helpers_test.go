@@ -22,9 +22,21 @@ func newEngine(t testing.TB) *flowstone.Engine {
 	return e
 }
 
-// examplePipeline is the proposal's example: numbers -> doubled -> sum = 30.
+// examplePipeline is the proposal's example: numbers -> doubled -> sum = 30,
+// unpartitioned.
 func examplePipeline(t testing.TB, counts map[string]*int) *flowstone.Pipeline {
 	t.Helper()
+	return exampleOf(counts)
+}
+
+// keyedPipeline is examplePipeline with numbers partitioned by AnyKey, so
+// all three take any partition key.
+func keyedPipeline(t testing.TB, counts map[string]*int) *flowstone.Pipeline {
+	t.Helper()
+	return exampleOf(counts, flowstone.PartitionedBy(flowstone.AnyKey))
+}
+
+func exampleOf(counts map[string]*int, numbersOpts ...flowstone.AssetOption) *flowstone.Pipeline {
 	inc := func(name string) {
 		if counts != nil && counts[name] != nil {
 			*counts[name]++
@@ -34,7 +46,7 @@ func examplePipeline(t testing.TB, counts map[string]*int) *flowstone.Pipeline {
 		flowstone.Asset("numbers", func(c *flowstone.Context) (any, error) {
 			inc("numbers")
 			return []int{1, 2, 3, 4, 5}, nil
-		}),
+		}, numbersOpts...),
 		flowstone.Asset("doubled", func(c *flowstone.Context) (any, error) {
 			inc("doubled")
 			nums, err := flowstone.Dep[[]int](c, "numbers")

@@ -49,6 +49,8 @@ func PipelineFromManifest(m protocol.Manifest) (*Pipeline, error) {
 			d.partitions = Daily
 		case "hour":
 			d.partitions = Hourly
+		case "any":
+			d.partitions = AnyKey
 		default:
 			// The key set lives with the workers; they validate.
 			d.partitions = anyPartitioning(a.PartitionedBy)

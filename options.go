@@ -1,6 +1,10 @@
 package flowstone
 
-import "time"
+import (
+	"time"
+
+	"github.com/flowstone-go/flowstone/protocol"
+)
 
 // The option interfaces. One option value can serve several verbs (Partition
 // works for Run, Get, Status, Invalidate, ...), so each verb takes its own
@@ -22,6 +26,12 @@ type (
 	PartitionOption interface {
 		RunOption
 		GetOption
+		InvalidateOption
+	}
+	// PartitionsOption is Partitions and DateRange: they serve Backfill
+	// and Invalidate.
+	PartitionsOption interface {
+		BackfillOption
 		InvalidateOption
 	}
 	// StorageOption is Storage: it serves Run and the Get family.
@@ -89,8 +99,68 @@ func newGetConfig(opts []GetOption) getConfig {
 }
 
 type invalidateConfig struct {
-	partition string
-	cascade   bool
+	partition    string // Partition's key, if partitionSet
+	partitionSet bool
+	partitions   []string // Partitions and DateRange, in order
+	ranged       bool     // Partitions or DateRange was given
+	all          bool     // AllPartitions
+	cascade      bool
+	err          error
+}
+
+func newInvalidateConfig(opts []InvalidateOption) invalidateConfig {
+	var c invalidateConfig
+	for _, o := range opts {
+		o.applyInvalidate(&c)
+	}
+	return c
+}
+
+// named reports whether the options name partitions (Partition,
+// Partitions, DateRange or AllPartitions): without, Invalidate targets
+// DefaultPartition.
+func (c *invalidateConfig) named() bool { return c.partitionSet || c.ranged || c.all }
+
+// keys returns the partitions the options name, each once, in the order
+// given (DefaultPartition when none is named), or the BadRequest error of
+// a bad combination or of a key that is no partition text. With AllPartitions it returns none: the store knows
+// them.
+func (c *invalidateConfig) keys() ([]string, error) {
+	if c.err != nil {
+		return nil, c.err
+	}
+	if c.all {
+		if c.partitionSet || c.ranged {
+			return nil, newError(TypeBadRequest, map[string]any{"option": "all_partitions"},
+				"AllPartitions names every partition: do not combine it with Partition, Partitions or DateRange")
+		}
+		return nil, nil
+	}
+	if c.ranged && len(c.partitions) == 0 && !c.partitionSet {
+		return nil, newError(TypeBadRequest, map[string]any{"option": "partitions"},
+			"Partitions names no partition: name at least one, or use AllPartitions")
+	}
+	if !c.named() {
+		return []string{DefaultPartition}, nil
+	}
+	keys := c.partitions
+	if c.partitionSet {
+		keys = append([]string{c.partition}, keys...)
+	}
+	seen := make(map[string]struct{}, len(keys))
+	out := make([]string, 0, len(keys))
+	for _, k := range keys {
+		// The empty key first of all: on the wire it would mean the
+		// default partition.
+		if err := validPartitionText(k); err != nil {
+			return nil, err
+		}
+		if _, dup := seen[k]; !dup {
+			seen[k] = struct{}{}
+			out = append(out, k)
+		}
+	}
+	return out, nil
 }
 
 type backfillConfig struct {
@@ -114,13 +184,16 @@ type graphConfig struct {
 // partitionOption serves Run, Get/Exists/Status/Cancel and Invalidate.
 type partitionOption string
 
-func (o partitionOption) applyRun(c *runConfig)               { c.partition = string(o) }
-func (o partitionOption) applyGet(c *getConfig)               { c.partition = string(o) }
-func (o partitionOption) applyInvalidate(c *invalidateConfig) { c.partition = string(o) }
+func (o partitionOption) applyRun(c *runConfig) { c.partition = string(o) }
+func (o partitionOption) applyGet(c *getConfig) { c.partition = string(o) }
+func (o partitionOption) applyInvalidate(c *invalidateConfig) {
+	c.partition, c.partitionSet = string(o), true
+}
 
 // Partition selects the partition key (a date "2025-01-15", a region "us",
-// any text). Without it calls use DefaultPartition. An empty key is a
-// BadRequest error.
+// any text the asset's partitioning accepts: see PartitionedBy). Without it
+// calls use DefaultPartition, the one partition of an unpartitioned asset.
+// An empty key, or one the asset does not take, is a BadRequest error.
 func Partition(key string) PartitionOption { return partitionOption(key) }
 
 type forceOption struct{}
@@ -149,10 +222,11 @@ type asyncOption struct{}
 func (asyncOption) applyRun(c *runConfig)           { c.async = true }
 func (asyncOption) applyBackfill(c *backfillConfig) { c.async = true }
 
-// Async enqueues the run on the fleet and returns at once with Result.Job
-// set; fetch the value later with Get. It needs an engine with an
-// AsyncRunner (a fleet client); the embedded engine answers with a
-// ConfigError that says how to connect one.
+// Async enqueues the run (each partition of a Backfill) on the fleet and
+// returns at once with Result.Job set; fetch the value later with Get. It
+// needs an engine with an AsyncRunner (a fleet client); the embedded
+// engine answers Run and Backfill alike with a ConfigError that says how
+// to connect one, before anything is enqueued.
 func Async() RunBackfillOption { return asyncOption{} }
 
 type storageOption string
@@ -199,8 +273,12 @@ type runIDOption string
 func (o runIDOption) applyRun(c *runConfig) { c.runID = string(o) }
 
 // WithRunID gives the run its id instead of a generated one: the fleet's
-// coordinator uses it so the id it replied with is the one in the records.
-// The id must be unique.
+// coordinator uses it so the id it replied with is the one in the records,
+// and the fleet client sends it with the run. The id must be unique; on
+// the fleet it is 1 to protocol.MaxIDBytes letters, digits, '_' or '-', and
+// an id another run has is a BadRequest error. A run whose target is
+// already materialized runs nothing and returns the id of the run that
+// materialized it, as without the option.
 func WithRunID(id string) RunOption { return runIDOption(id) }
 
 type scheduledAtOption time.Time
@@ -216,34 +294,78 @@ func (o partitionsOption) applyBackfill(c *backfillConfig) {
 	c.partitions = append(c.partitions, o...)
 }
 
-// Partitions lists the partitions a Backfill runs over.
-func Partitions(keys ...string) BackfillOption { return partitionsOption(keys) }
+func (o partitionsOption) applyInvalidate(c *invalidateConfig) {
+	c.partitions, c.ranged = append(c.partitions, o...), true
+}
+
+// Partitions lists the partitions a Backfill runs over, or that
+// Invalidate deletes.
+func Partitions(keys ...string) PartitionsOption { return partitionsOption(keys) }
 
 type dateRangeOption struct{ from, to time.Time }
 
-func (o dateRangeOption) applyBackfill(c *backfillConfig) {
-	if o.to.Before(o.from) {
-		c.err = newError(TypeBadRequest, map[string]any{"from": DatePartition(o.from), "to": DatePartition(o.to)},
-			"date range ends (%s) before it starts (%s)", DatePartition(o.to), DatePartition(o.from))
-		return
-	}
-	c.partitions = append(c.partitions, Dates(o.from, o.to)...)
+// days returns the range's day keys, or the BadRequest error of a range
+// that ends before it starts or has more than MaxDateRangeDays days,
+// counted before any key is built.
+func (o dateRangeOption) days() ([]string, error) {
+	return dateKeys(o.from, o.to)
 }
 
-// DateRange backfills every day from from to to, both included, as
-// "2006-01-02" partitions.
-func DateRange(from, to time.Time) BackfillOption { return dateRangeOption{from, to} }
+func (o dateRangeOption) applyBackfill(c *backfillConfig) {
+	days, err := o.days()
+	if err != nil {
+		c.err = err
+		return
+	}
+	c.partitions = append(c.partitions, days...)
+}
+
+func (o dateRangeOption) applyInvalidate(c *invalidateConfig) {
+	c.ranged = true
+	days, err := o.days()
+	if err != nil {
+		c.err = err
+		return
+	}
+	c.partitions = append(c.partitions, days...)
+}
+
+// DateRange names every day from from to to, both included, as
+// "2006-01-02" partitions: those a Backfill runs over, or that Invalidate
+// deletes. A range that ends before it starts, or spans more than
+// MaxDateRangeDays days, is a BadRequest error (refused before a key is
+// built).
+func DateRange(from, to time.Time) PartitionsOption { return dateRangeOption{from, to} }
+
+type allPartitionsOption struct{}
+
+func (allPartitionsOption) applyInvalidate(c *invalidateConfig) { c.all = true }
+
+// AllPartitions makes Invalidate delete every partition of the asset that
+// has a record (with Cascade, of the asset or of any asset downstream of
+// it), as the store lists them when the call runs. It cannot be combined
+// with Partition, Partitions or DateRange.
+func AllPartitions() InvalidateOption { return allPartitionsOption{} }
 
 type parallelOption int
 
 func (o parallelOption) applyBackfill(c *backfillConfig) {
-	if o < 1 {
+	switch {
+	case o < 1:
 		c.err = newError(TypeBadRequest, map[string]any{"parallel": int(o)}, "parallel must be at least 1, got %d", int(o))
+	case o > MaxParallel:
+		c.err = newError(TypeBadRequest, map[string]any{"parallel": int(o), "limit": MaxParallel},
+			"parallel %d is over the limit of %d partitions at once", int(o), MaxParallel)
 	}
 	c.parallel = int(o)
 }
 
-// Parallel sets how many partitions a Backfill runs at once. Defaults to 1.
+// MaxParallel is the highest Parallel: protocol.MaxBackfillParallel, far
+// more than a fleet has slots for.
+const MaxParallel = protocol.MaxBackfillParallel
+
+// Parallel sets how many partitions a Backfill runs at once, 1 to
+// MaxParallel. Defaults to 1.
 func Parallel(n int) BackfillOption { return parallelOption(n) }
 
 // ErrorPolicy says what a Backfill does when a partition fails.
@@ -283,8 +405,8 @@ type cascadeOption struct{}
 
 func (cascadeOption) applyInvalidate(c *invalidateConfig) { c.cascade = true }
 
-// Cascade makes Invalidate also delete every downstream asset of the same
-// partition.
+// Cascade makes Invalidate also delete every downstream asset of each
+// partition it deletes.
 func Cascade() InvalidateOption { return cascadeOption{} }
 
 // GraphFormat selects Graph's output.

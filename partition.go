@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/flowstone-go/flowstone/protocol"
 )
 
 // MaxPartitionLen is the longest partition key accepted, in bytes.
@@ -48,6 +50,19 @@ var (
 	// Hourly partitions by hour: keys like "2025-01-15T09".
 	Hourly Partitioning = timePartitioning{"hour", HourLayout, "2025-01-15T09"}
 )
+
+type anyKeyPartitioning struct{}
+
+func (anyKeyPartitioning) Kind() string          { return "any" }
+func (anyKeyPartitioning) Validate(string) error { return nil }
+
+// AnyKey partitions by any key (customer ids, tenants, file names): every
+// partition text is accepted, so every caller can create a partition.
+// Declare it on an asset that needs keys not known in advance; an asset
+// declared without PartitionedBy (and with no partitioned asset upstream
+// or downstream of it) has the one partition DefaultPartition and refuses
+// any other key.
+var AnyKey Partitioning = anyKeyPartitioning{}
 
 type staticPartitioning []string
 
@@ -93,8 +108,43 @@ func Hours(from, to time.Time) []string {
 	return out
 }
 
+// MaxDateRangeDays is the most days a date range (DateRange,
+// ParseDateRange) may span: protocol.MaxBackfillPartitions, the most
+// partitions a backfill or invalidate request to the fleet may name
+// (about 273 years). A longer range is refused from its two ends alone,
+// before any key is built.
+const MaxDateRangeDays = protocol.MaxBackfillPartitions
+
+// DateRangeDays counts the days from from to to, both included (0 if to is
+// before from), from their calendar dates, without building a key.
+func DateRangeDays(from, to time.Time) int64 {
+	f := time.Date(from.Year(), from.Month(), from.Day(), 0, 0, 0, 0, time.UTC)
+	t := time.Date(to.Year(), to.Month(), to.Day(), 0, 0, 0, 0, time.UTC)
+	if t.Before(f) {
+		return 0
+	}
+	return (t.Unix()-f.Unix())/(24*60*60) + 1
+}
+
+// dateKeys is Dates for a range checked first: it must not end before it
+// starts, nor span more than MaxDateRangeDays days.
+func dateKeys(from, to time.Time) ([]string, error) {
+	fk, tk := DatePartition(from), DatePartition(to)
+	details := map[string]any{"from": fk, "to": tk}
+	n := DateRangeDays(from, to)
+	if n == 0 {
+		return nil, newError(TypeBadRequest, details, "date range ends (%s) before it starts (%s)", tk, fk)
+	}
+	if n > MaxDateRangeDays {
+		details["days"], details["limit"] = n, MaxDateRangeDays
+		return nil, newError(TypeBadRequest, details, "date range %s..%s spans %d days; the limit is %d: split it", fk, tk, n, MaxDateRangeDays)
+	}
+	return Dates(from, to), nil
+}
+
 // ParseDateRange reads "2025-01-01..2025-01-31" (both ends included) into
-// day keys.
+// day keys. A range over MaxDateRangeDays days is a BadRequest error,
+// found before any key is built.
 func ParseDateRange(s string) ([]string, error) {
 	from, to, ok := strings.Cut(s, "..")
 	if !ok {
@@ -107,6 +157,10 @@ func ParseDateRange(s string) ([]string, error) {
 	}
 	if t.Before(f) {
 		return nil, newError(TypeBadRequest, map[string]any{"range": s}, "date range %q ends before it starts", s)
+	}
+	if n := DateRangeDays(f, t); n > MaxDateRangeDays {
+		return nil, newError(TypeBadRequest, map[string]any{"range": s, "days": n, "limit": MaxDateRangeDays},
+			"date range %q spans %d days; the limit is %d: split it", s, n, MaxDateRangeDays)
 	}
 	return Dates(f, t), nil
 }

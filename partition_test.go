@@ -3,6 +3,7 @@ package flowstone_test
 import (
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -233,4 +234,118 @@ func TestEmptyPartitionIsAnError(t *testing.T) {
 	wantType(t, err, flowstone.TypeBadRequest)
 	_, err = e.Run(ctx, p, "sum", flowstone.Partition("\xff"))
 	wantType(t, err, flowstone.TypeBadRequest)
+}
+
+// An unpartitioned asset has one partition, DefaultPartition: every verb
+// refuses another key with bad_request before anything runs or is read,
+// and calls that name no partition (or the default by name) work.
+func TestUnpartitionedAssetRefusesPartitions(t *testing.T) {
+	e := newEngine(t)
+	var n, d, s int
+	p := examplePipeline(t, map[string]*int{"numbers": &n, "doubled": &d, "sum": &s})
+	ctx := ctxT(t)
+	checkEveryVerbRefuses(t, e, p, "sum", "../../etc/passwd")
+	checkEveryVerbRefuses(t, e, p, "numbers", "eu")
+	if n+d+s != 0 {
+		t.Fatalf("refused calls executed assets: %d %d %d", n, d, s)
+	}
+	if _, err := e.Run(ctx, p, "sum"); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := e.Run(ctx, p, "sum", flowstone.Partition(flowstone.DefaultPartition)); err != nil || !res.Cached {
+		t.Fatalf("run of the default partition by name = %+v, %v; want the cached value", res, err)
+	}
+	if st, err := e.Status(ctx, p, "sum"); err != nil || st.State != flowstone.StateCompleted {
+		t.Fatalf("status = %+v, %v", st, err)
+	}
+	if c, err := e.Invalidate(ctx, p, "numbers", flowstone.AllPartitions(), flowstone.Cascade()); c != 3 || err != nil {
+		t.Fatalf("invalidate of every partition = %d, %v; want 3", c, err)
+	}
+}
+
+// A partitioned asset's verbs all refuse a key its scheme rejects, as Run
+// does: status of a non-date partition of a daily asset is bad_request,
+// not not_found.
+func TestEveryVerbChecksThePartitionScheme(t *testing.T) {
+	e := newEngine(t)
+	var ran atomic.Bool
+	p := flowstone.MustPipeline("p",
+		flowstone.Asset("lookup", func(*flowstone.Context) (any, error) { ran.Store(true); return 1, nil }),
+		flowstone.Asset("daily", func(*flowstone.Context) (any, error) { ran.Store(true); return 1, nil },
+			flowstone.DependsOn("lookup"), flowstone.PartitionedBy(flowstone.Daily)),
+		flowstone.Asset("report", func(*flowstone.Context) (any, error) { ran.Store(true); return 1, nil }, flowstone.DependsOn("daily")),
+	)
+	checkEveryVerbRefuses(t, e, p, "daily", "us")
+	checkEveryVerbRefuses(t, e, p, "report", "2025-02-30")
+	checkEveryVerbRefuses(t, e, p, "report", flowstone.DefaultPartition)
+	if ran.Load() {
+		t.Fatal("an asset ran for a refused partition")
+	}
+	// lookup has a partitioned asset downstream: it is materialized per
+	// partition of it, and takes those keys.
+	ctx := ctxT(t)
+	if _, err := e.Run(ctx, p, "report", flowstone.Partition("2025-01-15")); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := e.Exists(ctx, p, "lookup", flowstone.Partition("2025-01-15")); !ok || err != nil {
+		t.Fatalf("exists lookup of the run's partition = %v, %v", ok, err)
+	}
+}
+
+// checkEveryVerbRefuses wants bad_request from every verb given key for
+// asset.
+func checkEveryVerbRefuses(t *testing.T, e *flowstone.Engine, p *flowstone.Pipeline, asset, key string) {
+	t.Helper()
+	ctx := ctxT(t)
+	part := flowstone.Partition(key)
+	_, err := e.Run(ctx, p, asset, part)
+	wantType(t, err, flowstone.TypeBadRequest)
+	wantType(t, e.Validate(p, asset, part), flowstone.TypeBadRequest)
+	_, err = e.Get(ctx, p, asset, part)
+	wantType(t, err, flowstone.TypeBadRequest)
+	_, err = e.Exists(ctx, p, asset, part)
+	wantType(t, err, flowstone.TypeBadRequest)
+	_, err = e.Status(ctx, p, asset, part)
+	wantType(t, err, flowstone.TypeBadRequest)
+	wantType(t, e.Cancel(ctx, p, asset, part), flowstone.TypeBadRequest)
+	_, err = e.Invalidate(ctx, p, asset, part)
+	wantType(t, err, flowstone.TypeBadRequest)
+	_, err = e.Invalidate(ctx, p, asset, flowstone.Partitions(key))
+	wantType(t, err, flowstone.TypeBadRequest)
+	_, err = e.Backfill(ctx, p, asset, flowstone.Partitions(key))
+	wantType(t, err, flowstone.TypeBadRequest)
+	wantType(t, e.Seed(ctx, p, asset, 1, part), flowstone.TypeBadRequest)
+	// The pipeline's methods use the default engine: the same check.
+	_, err = p.Status(ctx, asset, part)
+	wantType(t, err, flowstone.TypeBadRequest)
+}
+
+func TestDateRangeDays(t *testing.T) {
+	for _, tc := range []struct {
+		from, to time.Time
+		want     int64
+	}{
+		{day(2025, 1, 1), day(2025, 1, 1), 1},
+		{day(2025, 1, 1), day(2025, 12, 31), 365},
+		{day(2024, 1, 1), day(2024, 12, 31), 366},
+		{day(2025, 1, 2), day(2025, 1, 1), 0},
+		{time.Date(2025, 3, 30, 23, 0, 0, 0, time.FixedZone("CEST", 2*3600)), day(2025, 3, 31), 2},
+		{day(1, 1, 1), day(9999, 12, 31), 3652059},
+	} {
+		if got := flowstone.DateRangeDays(tc.from, tc.to); got != tc.want {
+			t.Errorf("DateRangeDays(%v, %v) = %d, want %d", tc.from, tc.to, got, tc.want)
+		}
+		if tc.want > 0 && tc.want <= flowstone.MaxDateRangeDays {
+			if n := len(flowstone.Dates(tc.from, tc.to)); int64(n) != tc.want {
+				t.Errorf("Dates(%v, %v) has %d days, DateRangeDays says %d", tc.from, tc.to, n, tc.want)
+			}
+		}
+	}
+	_, err := flowstone.ParseDateRange("0001-01-01..9999-12-31")
+	if fe := wantType(t, err, flowstone.TypeBadRequest); !strings.Contains(fe.Message, "3652059 days") {
+		t.Errorf("ParseDateRange of ten thousand years: %v", fe)
+	}
+	if days, err := flowstone.ParseDateRange("2025-01-01..2025-01-03"); err != nil || len(days) != 3 {
+		t.Errorf("ParseDateRange of three days = %v, %v", days, err)
+	}
 }

@@ -20,6 +20,10 @@ type node struct {
 	inputs     []*node // required then optional deps, as declared
 	required   []bool  // parallel to inputs: is the dep required
 	dependents []*node // direct downstream assets, in topological order
+	// partitioned: the asset, or an asset upstream or downstream of it,
+	// declares a partitioning. An asset that is not has one partition,
+	// DefaultPartition.
+	partitioned bool
 }
 
 // Name returns the pipeline's name.
@@ -111,7 +115,28 @@ func NewPipeline(name string, assets ...AssetDef) (*Pipeline, error) {
 			in.dependents = append(in.dependents, n)
 		}
 	}
+	markPartitioned(order)
 	return p, nil
+}
+
+// markPartitioned sets node.partitioned: a scheme reaches an asset from
+// upstream (itself included) or from downstream.
+func markPartitioned(order []*node) {
+	up := make([]bool, len(order))
+	for _, n := range order {
+		up[n.index] = n.def.partitions != nil
+		for _, in := range n.inputs {
+			up[n.index] = up[n.index] || up[in.index]
+		}
+	}
+	down := make([]bool, len(order))
+	for i := len(order) - 1; i >= 0; i-- {
+		n := order[i]
+		for _, d := range n.dependents {
+			down[n.index] = down[n.index] || down[d.index] || d.def.partitions != nil
+		}
+		n.partitioned = up[n.index] || down[n.index]
+	}
 }
 
 // topoSort orders nodes so every dependency comes before its dependents;

@@ -9,9 +9,12 @@ import (
 // proposal's name ("completed", "running", ...).
 type State string
 
-// The states of a materialization.
+// The states of a materialization. StateScheduled is Status's only: a
+// run of the asset waits for its time on the fleet (ScheduledAt); no
+// record holds it.
 const (
 	StateNotFound  State = "not_found"
+	StateScheduled State = "scheduled"
 	StatePending   State = "pending"
 	StateRunning   State = "running"
 	StateCompleted State = "completed"
@@ -120,7 +123,14 @@ type Lineage struct {
 // MaterializationKey is the kv key of an asset/partition's record:
 // "mat.<pipeline>.<asset>.<PartitionToken(partition)>".
 func MaterializationKey(pipeline, asset, partition string) string {
-	return "mat." + pipeline + "." + asset + "." + PartitionToken(partition)
+	return recordPrefix(pipeline, asset) + PartitionToken(partition)
+}
+
+// recordPrefix begins the key of every record of an asset: its
+// MaterializationKey without the partition's token. Names have no dots and
+// tokens none either, so the prefix lists that asset's records only.
+func recordPrefix(pipeline, asset string) string {
+	return "mat." + pipeline + "." + asset + "."
 }
 
 // ObjectKey is where a run's result is stored:

@@ -13,7 +13,7 @@ import (
 // Asset set, or the BadRequest error an option carries.
 func ResolveRun(pipeline, asset string, opts ...RunOption) (RunRequest, error) {
 	c := newRunConfig(opts)
-	return RunRequest{Pipeline: pipeline, Asset: asset, Partition: c.partition, Force: c.force, WithDeps: c.withDeps,
+	return RunRequest{RunID: c.runID, Pipeline: pipeline, Asset: asset, Partition: c.partition, Force: c.force, WithDeps: c.withDeps,
 		Async: c.async, Storage: c.storage, Timeout: c.timeout, Priority: c.priority, ScheduledAt: c.scheduledAt}, c.err
 }
 
@@ -30,19 +30,35 @@ func ResolveGet(opts ...GetOption) GetRequest {
 	return GetRequest{Partition: c.partition, Storage: c.storage}
 }
 
-// InvalidateRequest is what Invalidate's options describe.
+// InvalidateRequest is what Invalidate's options describe. At most one of
+// Partition, Partitions and All is set; none means DefaultPartition.
 type InvalidateRequest struct {
+	// Partition is the one partition named ("" when none or several are).
 	Partition string
-	Cascade   bool
+	// Partitions lists the partitions named when there are several, each
+	// once, in order.
+	Partitions []string
+	// All is AllPartitions.
+	All bool
+	// Cascade is Cascade.
+	Cascade bool
 }
 
-// ResolveInvalidate returns what Invalidate's options describe.
-func ResolveInvalidate(opts ...InvalidateOption) InvalidateRequest {
-	c := invalidateConfig{partition: DefaultPartition}
-	for _, o := range opts {
-		o.applyInvalidate(&c)
+// ResolveInvalidate returns what Invalidate's options describe, or the
+// BadRequest error of a bad option or combination.
+func ResolveInvalidate(opts ...InvalidateOption) (InvalidateRequest, error) {
+	c := newInvalidateConfig(opts)
+	r := InvalidateRequest{All: c.all, Cascade: c.cascade}
+	keys, err := c.keys()
+	if err != nil || !c.named() || c.all {
+		return r, err
 	}
-	return InvalidateRequest{Partition: c.partition, Cascade: c.cascade}
+	if len(keys) == 1 {
+		r.Partition = keys[0]
+	} else {
+		r.Partitions = keys
+	}
+	return r, nil
 }
 
 // BackfillRequest is what Backfill's options describe.
@@ -101,7 +117,10 @@ func (e *Error) WireError() *protocol.Error {
 }
 
 // FromWire converts a wire error into an *Error of the same type and
-// details, so callers branch the same way on both sides of the fleet.
+// details, so callers branch the same way on both sides of the fleet: a
+// protocol.CodeInternal error is TypeInternal (never a storage error: the
+// store is not at fault), an unsupported version or an oversized payload
+// is TypeBadRequest with the wire's code in Details["code"].
 func FromWire(w *protocol.Error) *Error {
 	if w == nil {
 		return nil
@@ -110,8 +129,6 @@ func FromWire(w *protocol.Error) *Error {
 	switch w.Code {
 	case protocol.CodeUnsupportedVersion, protocol.CodePayloadTooLarge:
 		t = TypeBadRequest
-	case protocol.CodeInternal:
-		t = TypeStorageError
 	}
 	d := w.Details
 	if string(t) != w.Code {

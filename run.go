@@ -64,12 +64,18 @@ func (e *Engine) Run(ctx context.Context, p *Pipeline, asset string, opts ...Run
 	return e.run(ctx, p, target, cfg)
 }
 
+// noFleet is the ConfigError of an Async call on an engine without an
+// AsyncRunner; verb is the client's method that does it ("Run").
+func noFleet(p *Pipeline, asset, verb string) error {
+	return newError(TypeConfigError, map[string]any{"missing": "fleet", "required_for": "async"},
+		"Async execution requires a fleet. Connect one:\n\n  c, err := client.Connect(\"nats://127.0.0.1:4222\")\n  c.%s(ctx, %q, %q, flowstone.Async())\n\nor start one with `fsctl dev`. Or run synchronously (the default).", verb, p.name, asset)
+}
+
 func (e *Engine) enqueue(ctx context.Context, p *Pipeline, asset string, cfg runConfig) (*Result, error) {
 	if e.async == nil {
-		return nil, newError(TypeConfigError, map[string]any{"missing": "fleet", "required_for": "async"},
-			"Async execution requires a fleet. Connect one:\n\n  c, err := client.Connect(\"nats://127.0.0.1:4222\")\n  c.Run(ctx, %q, %q, flowstone.Async())\n\nor start one with `fsctl dev`. Or run synchronously (the default).", p.name, asset)
+		return nil, noFleet(p, asset, "Run")
 	}
-	job, err := e.async.Enqueue(ctx, RunRequest{Pipeline: p.name, Asset: asset, Partition: cfg.partition, Force: cfg.force,
+	job, err := e.async.Enqueue(ctx, RunRequest{RunID: cfg.runID, Pipeline: p.name, Asset: asset, Partition: cfg.partition, Force: cfg.force,
 		WithDeps: cfg.withDeps, Async: true, Storage: cfg.storage, Timeout: cfg.timeout, Priority: cfg.priority, ScheduledAt: cfg.scheduledAt})
 	if err != nil {
 		return nil, err
@@ -77,19 +83,36 @@ func (e *Engine) enqueue(ctx context.Context, p *Pipeline, asset string, cfg run
 	return &Result{Asset: asset, Partition: cfg.partition, RunID: job.ID, Job: job}, nil
 }
 
-// checkPartitionFor validates the key against every partition scheme of the
-// target's upstream closure.
+// checkPartitionFor is the one check of a partition every verb makes,
+// embedded and on the fleet's coordinator alike: the key must be partition
+// text; an unpartitioned asset (see node.partitioned) takes
+// DefaultPartition only; a partitioned one takes the keys every partition
+// scheme of its upstream closure accepts.
 func (e *Engine) checkPartitionFor(p *Pipeline, target *node, partition string) error {
 	if err := validPartitionText(partition); err != nil {
 		return err
 	}
+	if !target.partitioned {
+		if partition == DefaultPartition {
+			return nil
+		}
+		return newError(TypeBadRequest, map[string]any{"pipeline": p.name, "asset": target.def.name, "partition": partition, "partitioned_by": ""},
+			"asset %q is not partitioned: leave the partition out (its one partition is %q), or declare PartitionedBy on it (Daily, Hourly, Static, AnyKey)",
+			target.def.name, DefaultPartition)
+	}
+	return checkSchemes(target, partition)
+}
+
+// checkSchemes validates the key against every partition scheme of the
+// target's upstream closure.
+func checkSchemes(target *node, partition string) error {
 	if target.def.partitions != nil {
 		if err := target.def.partitions.Validate(partition); err != nil {
 			return err
 		}
 	}
 	for _, in := range target.inputs {
-		if err := e.checkPartitionFor(p, in, partition); err != nil {
+		if err := checkSchemes(in, partition); err != nil {
 			return err
 		}
 	}

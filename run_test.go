@@ -32,7 +32,7 @@ func TestRunExampleSumIs30(t *testing.T) {
 func TestRunCachesPerAssetAndPartition(t *testing.T) {
 	e := newEngine(t)
 	var n, d, s int
-	p := examplePipeline(t, map[string]*int{"numbers": &n, "doubled": &d, "sum": &s})
+	p := keyedPipeline(t, map[string]*int{"numbers": &n, "doubled": &d, "sum": &s})
 	ctx := ctxT(t)
 	for i := 0; i < 3; i++ {
 		res, err := e.Run(ctx, p, "sum")
@@ -368,7 +368,9 @@ func TestIndependentBranchesRunInParallel(t *testing.T) {
 func TestRetry(t *testing.T) {
 	e := newEngine(t)
 	var calls atomic.Int32
+	var attempts []int // Context.Attempt of each call
 	p := flowstone.MustPipeline("p", flowstone.Asset("flaky", func(c *flowstone.Context) (any, error) {
+		attempts = append(attempts, c.Attempt())
 		if calls.Add(1) < 3 {
 			return nil, errors.New("transient")
 		}
@@ -379,6 +381,9 @@ func TestRetry(t *testing.T) {
 	}
 	if calls.Load() != 3 {
 		t.Fatalf("calls = %d", calls.Load())
+	}
+	if fmt.Sprint(attempts) != "[1 2 3]" {
+		t.Fatalf("Context.Attempt across retries = %v, want [1 2 3]", attempts)
 	}
 }
 
@@ -440,7 +445,7 @@ func TestContextAccessors(t *testing.T) {
 		c.Logger().Info().Msg("hello") // goes nowhere by default, must not panic
 		got <- c.Pipeline() + "|" + c.Asset() + "|" + c.Partition() + "|" + fmt.Sprint(c.RunID() != "") + "|" + fmt.Sprint(c.Attempt())
 		return nil, nil
-	}))
+	}, flowstone.PartitionedBy(flowstone.Static("us", "eu"))))
 	if _, err := e.Run(ctxT(t), p, "who", flowstone.Partition("eu")); err != nil {
 		t.Fatal(err)
 	}
@@ -525,7 +530,7 @@ func TestPartitionSchemeRejectsForeignKeys(t *testing.T) {
 
 func TestHostilePartitionTextRoundTrips(t *testing.T) {
 	e := newEngine(t)
-	p := flowstone.MustPipeline("p", flowstone.Asset("echo", func(c *flowstone.Context) (any, error) { return c.Partition(), nil }))
+	p := flowstone.MustPipeline("p", flowstone.Asset("echo", func(c *flowstone.Context) (any, error) { return c.Partition(), nil }, flowstone.PartitionedBy(flowstone.AnyKey)))
 	ctx := ctxT(t)
 	keys := []string{"a/b/../../etc/passwd", "..", "*", ">", "flowstone.api.>", "with space", "ünïcödé ✓", strings.Repeat("é", 500), "us_east|2025-01-15", ".", "a.b.c", "%2F"}
 	for _, k := range keys {
@@ -552,6 +557,13 @@ func TestAsyncWithoutFleetIsConfigError(t *testing.T) {
 	fe := wantType(t, err, flowstone.TypeConfigError)
 	if !strings.Contains(fe.Message, "client.Connect") || fe.Details["required_for"] != "async" {
 		t.Fatalf("config error does not say how to connect a fleet: %q %v", fe.Message, fe.Details)
+	}
+	// A backfill fails the same way, up front: no partition counted failed.
+	kp := keyedPipeline(t, nil)
+	stats, err := e.Backfill(ctxT(t), kp, "sum", flowstone.Partitions("a", "b"), flowstone.Async())
+	fe = wantType(t, err, flowstone.TypeConfigError)
+	if !strings.Contains(fe.Message, "c.Backfill(") || fe.Details["required_for"] != "async" || stats.Failed != 0 || stats.Errors != nil {
+		t.Fatalf("async backfill without a fleet = %+v, %v", stats, fe)
 	}
 }
 

@@ -105,7 +105,7 @@ func (x *Executor) scatter(c *Context, a *attempt) (any, error) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			ic := &Context{ctx: c.ctx, x: x, p: c.p, n: c.n, task: c.task, item: item}
+			ic := &Context{ctx: c.ctx, x: x, p: c.p, n: c.n, task: c.task, try: c.try, item: item}
 			defer ic.closeReaders()
 			t0 := time.Now()
 			emit(EventScatterItemStart, item, 0, nil)

@@ -29,13 +29,8 @@ func (e *Engine) Seed(ctx context.Context, p *Pipeline, asset string, value any,
 	if err != nil {
 		return err
 	}
-	if err := validPartitionText(cfg.partition); err != nil {
+	if err := e.checkPartitionFor(p, n, cfg.partition); err != nil {
 		return err
-	}
-	if n.def.partitions != nil {
-		if err := n.def.partitions.Validate(cfg.partition); err != nil {
-			return err
-		}
 	}
 	// An object of its own: a seed that fails must not touch the object
 	// of the value it was to replace.

@@ -12,7 +12,7 @@ import (
 func TestSeedActsAsAMaterializedResult(t *testing.T) {
 	e := newEngine(t)
 	var n, d, s int
-	p := examplePipeline(t, map[string]*int{"numbers": &n, "doubled": &d, "sum": &s})
+	p := keyedPipeline(t, map[string]*int{"numbers": &n, "doubled": &d, "sum": &s})
 	ctx := ctxT(t)
 	if err := e.Seed(ctx, p, "doubled", []int{100, 200}, flowstone.Partition("seeded")); err != nil {
 		t.Fatal(err)

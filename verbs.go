@@ -3,6 +3,10 @@ package flowstone
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/flowstone-go/flowstone/objectstore"
@@ -24,6 +28,11 @@ type StatusInfo struct {
 	RunID       string         `json:"run_id,omitempty"`
 	// Value describes the value Get returns; nil when there is none.
 	Value *ValueInfo `json:"value,omitempty"`
+	// ScheduledAt is when the earliest run of it scheduled on the fleet
+	// (Async with ScheduledAt) starts; nil when none is. Unless an attempt
+	// is pending or running, State is then StateScheduled and RunID the
+	// scheduled run's; the embedded engine schedules nothing.
+	ScheduledAt *time.Time `json:"scheduled_at,omitempty"`
 }
 
 // ValueInfo describes a materialized value in a StatusInfo.
@@ -87,7 +96,7 @@ func (e *Engine) getArgs(p *Pipeline, asset string, opts []GetOption) (*node, ge
 	if err != nil {
 		return nil, cfg, err
 	}
-	return n, cfg, validPartitionText(cfg.partition)
+	return n, cfg, e.checkPartitionFor(p, n, cfg.partition)
 }
 
 // Exists reports whether asset is materialized for the partition, without
@@ -168,44 +177,171 @@ func (e *Engine) Cancel(ctx context.Context, p *Pipeline, asset string, opts ...
 	return nil
 }
 
-// Invalidate deletes the result and metadata of asset for the partition (and,
-// with Cascade, of every downstream asset of that partition) so the next Run
-// recomputes them. It returns how many materializations it deleted.
+// Invalidate deletes the records and results of asset for a set of
+// partitions so the next Run recomputes them: the partition of Partition
+// (DefaultPartition when no partition option is given), the partitions of
+// Partitions and DateRange, or, with AllPartitions, every partition that
+// has a record. With Cascade it deletes, for each of those partitions, the
+// records of every asset downstream of asset too.
+//
+// Every named partition is checked against the asset's partitioning
+// before anything is deleted: one bad key, or no partition option for a
+// partitioned asset, is a BadRequest error and deletes nothing.
+//
+// It returns how many records it deleted: one per asset and partition
+// that had a record, whatever the record held (a value, or a failed or
+// running attempt); a partition without a record counts nothing, so
+// invalidating the same set twice returns 0 the second time. On a store
+// error it returns the count so far with the error.
 func (e *Engine) Invalidate(ctx context.Context, p *Pipeline, asset string, opts ...InvalidateOption) (int, error) {
-	cfg := invalidateConfig{partition: DefaultPartition}
-	for _, o := range opts {
-		o.applyInvalidate(&cfg)
-	}
-	n, err := p.lookup(asset)
+	cfg := newInvalidateConfig(opts)
+	target, err := p.lookup(asset)
 	if err != nil {
 		return 0, err
 	}
-	if err := validPartitionText(cfg.partition); err != nil {
+	keys, err := cfg.keys()
+	if err != nil {
 		return 0, err
 	}
-	nodes := []*node{n}
-	if cfg.cascade {
-		nodes = append(nodes, p.downstream(n)...)
+	for _, key := range keys {
+		if err := e.checkPartitionFor(p, target, key); err != nil {
+			if !cfg.named() {
+				return 0, unnamedPartitionError(p, target, err)
+			}
+			return 0, err
+		}
 	}
-	count := 0
+	nodes := []*node{target}
+	if cfg.cascade {
+		nodes = append(nodes, p.downstream(target)...)
+	}
+	var tokens []string
+	if cfg.all {
+		if tokens, err = e.recordTokens(ctx, p, nodes); err != nil {
+			return 0, err
+		}
+	} else {
+		tokens = make([]string, len(keys))
+		for i, key := range keys {
+			tokens[i] = PartitionToken(key)
+		}
+	}
+	return e.invalidateTokens(ctx, p, nodes, tokens)
+}
+
+// unnamedPartitionError explains a partitioned asset's refusal of the
+// default partition to an Invalidate that named no partition.
+func unnamedPartitionError(p *Pipeline, target *node, err error) error {
+	fe := AsError(err)
+	d := map[string]any{"pipeline": p.name, "asset": target.def.name, "partition": DefaultPartition, "missing": "partitions"}
+	if kind, ok := fe.Details["partitioned_by"]; ok {
+		d["partitioned_by"] = kind
+	}
+	return wrapError(TypeBadRequest, err, d,
+		"asset %q is partitioned, so invalidate needs its partitions: pass Partition, Partitions, DateRange or AllPartitions (%s)",
+		target.def.name, fe.Message)
+}
+
+// recordTokens lists the partition tokens of every record of the nodes,
+// each once, in order.
+func (e *Engine) recordTokens(ctx context.Context, p *Pipeline, nodes []*node) ([]string, error) {
+	seen := map[string]struct{}{}
+	var out []string
 	for _, n := range nodes {
-		rec, err := e.x.records.invalidate(ctx, MaterializationKey(p.name, n.def.name, cfg.partition))
+		prefix := recordPrefix(p.name, n.def.name)
+		keys, err := e.kv.Keys(ctx, prefix)
 		if err != nil {
-			return count, err
+			return nil, wrapError(TypeStorageError, err, map[string]any{"asset": n.def.name, "prefix": prefix},
+				"list the records of %q: %v", n.def.name, err)
 		}
-		if rec == nil {
-			continue
+		for _, k := range keys {
+			tok := strings.TrimPrefix(k, prefix)
+			if tok == "" || strings.Contains(tok, ".") {
+				continue // not a record of this asset
+			}
+			if _, dup := seen[tok]; !dup {
+				seen[tok] = struct{}{}
+				out = append(out, tok)
+			}
 		}
-		if v := rec.Value; v != nil && v.ObjectKey != "" {
-			if s, _, err := e.x.store(v.Storage); err == nil {
-				if err := s.Delete(ctx, v.ObjectKey); err != nil {
-					return count, wrapError(TypeStorageError, err, map[string]any{"asset": n.def.name, "key": v.ObjectKey}, "delete result of %q: %v", n.def.name, err)
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// invalidateParallel is how many partitions an Invalidate deletes at
+// once: a set of many partitions on the fleet's store costs round trips,
+// not work.
+const invalidateParallel = 16
+
+// invalidateTokens deletes the records (and objects) of the nodes for the
+// partitions of the tokens, partitions in parallel, each partition's nodes
+// in order, and returns how many records it deleted. The first error stops
+// it from starting more partitions.
+func (e *Engine) invalidateTokens(ctx context.Context, p *Pipeline, nodes []*node, tokens []string) (int, error) {
+	if len(tokens) == 0 {
+		return 0, nil
+	}
+	var (
+		count    atomic.Int64
+		mu       sync.Mutex
+		firstErr error
+		next     atomic.Int64
+		wg       sync.WaitGroup
+	)
+	failed := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return firstErr != nil
+	}
+	work := func() {
+		defer wg.Done()
+		for {
+			i := int(next.Add(1)) - 1
+			if i >= len(tokens) || failed() {
+				return
+			}
+			for _, n := range nodes {
+				deleted, err := e.invalidateRecord(ctx, p, n, recordPrefix(p.name, n.def.name)+tokens[i])
+				if deleted {
+					count.Add(1)
+				}
+				if err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+					return
 				}
 			}
 		}
-		count++
 	}
-	return count, nil
+	workers := min(invalidateParallel, len(tokens))
+	wg.Add(workers)
+	for range workers - 1 {
+		go work()
+	}
+	work()
+	wg.Wait()
+	return int(count.Load()), firstErr
+}
+
+// invalidateRecord deletes the record under key and the object its value
+// points to, and reports whether there was a record.
+func (e *Engine) invalidateRecord(ctx context.Context, p *Pipeline, n *node, key string) (bool, error) {
+	rec, err := e.x.records.invalidate(ctx, key)
+	if err != nil || rec == nil {
+		return false, err
+	}
+	if v := rec.Value; v != nil && v.ObjectKey != "" {
+		if s, _, err := e.x.store(v.Storage); err == nil {
+			if err := s.Delete(ctx, v.ObjectKey); err != nil {
+				return true, wrapError(TypeStorageError, err, map[string]any{"asset": n.def.name, "key": v.ObjectKey}, "delete result of %q: %v", n.def.name, err)
+			}
+		}
+	}
+	return true, nil
 }
 
 // Validate checks a run before it is accepted: the asset exists, the

@@ -87,7 +87,7 @@ func TestStatusJSONKeysAreTheProposals(t *testing.T) {
 func TestInvalidate(t *testing.T) {
 	e := newEngine(t)
 	var n, d, s int
-	p := examplePipeline(t, map[string]*int{"numbers": &n, "doubled": &d, "sum": &s})
+	p := keyedPipeline(t, map[string]*int{"numbers": &n, "doubled": &d, "sum": &s})
 	ctx := ctxT(t)
 	if _, err := e.Run(ctx, p, "sum"); err != nil {
 		t.Fatal(err)
@@ -174,6 +174,13 @@ func TestBackfill(t *testing.T) {
 	wantType(t, err, flowstone.TypeBadRequest)
 	_, err = e.Backfill(ctx, p, "orders", flowstone.Partitions("2025-02-01"), flowstone.Parallel(0))
 	wantType(t, err, flowstone.TypeBadRequest)
+	_, err = e.Backfill(ctx, p, "orders", flowstone.Partitions("2025-02-01"), flowstone.Parallel(flowstone.MaxParallel+1))
+	wantType(t, err, flowstone.TypeBadRequest)
+	// Ten thousand years: refused from the range's ends, never expanded.
+	_, err = e.Backfill(ctx, p, "orders", flowstone.DateRange(from, from.AddDate(10000, 0, 0)))
+	if fe := wantType(t, err, flowstone.TypeBadRequest); fe.Details["days"] != int64(3652426) {
+		t.Fatalf("details of a range of ten thousand years: %v", fe.Details)
+	}
 	if execs.Load() != before {
 		t.Fatal("a rejected backfill executed something")
 	}
@@ -193,7 +200,7 @@ func TestBackfillBoundsParallelism(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 		cur.Add(-1)
 		return nil, nil
-	}))
+	}, flowstone.PartitionedBy(flowstone.AnyKey)))
 	keys := make([]string, 24)
 	for i := range keys {
 		keys[i] = string(rune('a' + i))
@@ -214,7 +221,7 @@ func TestBackfillOnError(t *testing.T) {
 			return nil, errors.New("bad partition data")
 		}
 		return 1, nil
-	}))
+	}, flowstone.PartitionedBy(flowstone.AnyKey)))
 	ctx := ctxT(t)
 	stats, err := e.Backfill(ctx, p, "a", flowstone.Partitions("x1", "bad", "x2", "x3"))
 	if err != nil || stats.Succeeded != 3 || stats.Failed != 1 || stats.Errors["bad"] == nil {
@@ -227,11 +234,24 @@ func TestBackfillOnError(t *testing.T) {
 	if ok, _ := e.Exists(ctx, p, "a", flowstone.Partition("y1")); ok {
 		t.Fatal("halt still ran a later partition")
 	}
+	if got := strings.Join(stats.NotStartedPartitions, ","); got != "y1,y2,y3" {
+		t.Fatalf("halt: not started partitions %q, want y1,y2,y3", got)
+	}
+	// The list is bounded; the count is not.
+	many := make([]string, flowstone.MaxListedNotStarted+50)
+	for i := range many {
+		many[i] = fmt.Sprintf("z%03d", i)
+	}
+	many[0] = "bad"
+	stats, err = e.Backfill(ctx, p, "a", flowstone.Partitions(many...), flowstone.OnError(flowstone.Halt), flowstone.Force())
+	if err != nil || stats.NotStarted != len(many)-1 || len(stats.NotStartedPartitions) != flowstone.MaxListedNotStarted || stats.NotStartedPartitions[0] != "z001" {
+		t.Fatalf("halt of many: not started %d, listed %d (first %v), %v", stats.NotStarted, len(stats.NotStartedPartitions), stats.NotStartedPartitions[:1], err)
+	}
 }
 
 func TestConcurrentVerbsAreSafe(t *testing.T) {
 	e := newEngine(t)
-	p := examplePipeline(t, nil)
+	p := keyedPipeline(t, nil)
 	ctx := ctxT(t)
 	var wg sync.WaitGroup
 	for i := 0; i < 8; i++ {
@@ -267,7 +287,7 @@ func TestLargeBackfillSkipsWhatIsMaterialized(t *testing.T) {
 		runs[c.Partition()]++
 		mu.Unlock()
 		return c.Partition(), nil
-	}))
+	}, flowstone.PartitionedBy(flowstone.AnyKey)))
 	ctx := ctxT(t)
 	keys := make([]string, 300)
 	for i := range keys {
@@ -330,7 +350,7 @@ func TestLargeBackfillPlansFromOneListing(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.Close)
-	p := flowstone.MustPipeline("p", flowstone.Asset("a", func(c *flowstone.Context) (any, error) { return 1, nil }))
+	p := flowstone.MustPipeline("p", flowstone.Asset("a", func(c *flowstone.Context) (any, error) { return 1, nil }, flowstone.PartitionedBy(flowstone.AnyKey)))
 	keys := make([]string, 200)
 	for i := range keys {
 		keys[i] = fmt.Sprintf("k%03d", i)
@@ -373,7 +393,7 @@ func TestLargeBackfillChecksTheNamedPartitions(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.Close)
-	p := flowstone.MustPipeline("p", flowstone.Asset("a", func(c *flowstone.Context) (any, error) { return 1, nil }))
+	p := flowstone.MustPipeline("p", flowstone.Asset("a", func(c *flowstone.Context) (any, error) { return 1, nil }, flowstone.PartitionedBy(flowstone.AnyKey)))
 	ctx := ctxT(t)
 	keys := make([]string, 200)
 	for i := range keys {

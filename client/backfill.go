@@ -88,6 +88,7 @@ func (c *Client) Backfill(ctx context.Context, pipeline, asset string, opts ...f
 		return flowstone.BackfillStats{ID: id}, err
 	}
 	stats := statsOf(rep)
+	stats.NotStartedPartitions = c.notStarted(ctx, rep, b.Partitions)
 	if tr != nil && tr.kv != nil {
 		tr.finish(ctx)
 	}

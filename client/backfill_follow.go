@@ -59,7 +59,60 @@ func (c *Client) FollowBackfill(ctx context.Context, id string, opts ...flowston
 	if err != nil {
 		return flowstone.BackfillStats{ID: id}, err
 	}
-	return statsOf(rep), backfillError(rep)
+	stats := statsOf(rep)
+	stats.NotStartedPartitions = c.notStarted(ctx, rep, nil)
+	return stats, backfillError(rep)
+}
+
+// notStarted names the partitions an ended backfill left out (the first
+// flowstone.MaxListedNotStarted, in the order asked): those its record
+// does not mark as counted. parts is the backfill's partition list, if
+// the caller has it; otherwise it is read from the record's chunks. It
+// returns nil when nothing was left out, or when the record cannot be
+// read (a client without access to the runs bucket gets the count only).
+func (c *Client) notStarted(ctx context.Context, rep protocol.BackfillStatusReply, parts []string) []string {
+	if rep.NotStarted == 0 || !rep.State.Terminal() {
+		return nil
+	}
+	runs, err := c.bucket(ctx, protocol.RunsBucket, &c.runs)
+	if err != nil {
+		return nil
+	}
+	e, err := runs.Get(ctx, protocol.BackfillKey(rep.ID))
+	if err != nil {
+		return nil
+	}
+	rec, perr := protocol.DecodeBackfillRecord(e.Value())
+	if perr != nil {
+		return nil
+	}
+	if len(parts) != rec.Total {
+		parts = make([]string, 0, rec.Total)
+		for i := range rec.Chunks {
+			e, err := runs.Get(ctx, protocol.BackfillPartsKey(rec.ID, i))
+			if err != nil {
+				return nil
+			}
+			chunk, perr := protocol.DecodeBackfillPartitions(e.Value())
+			if perr != nil || chunk.ID != rec.ID || chunk.Index != i {
+				return nil
+			}
+			parts = append(parts, chunk.Partitions...)
+		}
+		if len(parts) != rec.Total {
+			return nil
+		}
+	}
+	var out []string
+	for i, p := range parts {
+		if len(out) == flowstone.MaxListedNotStarted {
+			break
+		}
+		if !rec.CountedBit(i) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // followBackfill asks for the backfill's record until it is terminal,

@@ -40,7 +40,7 @@ func TestFollowBackfillAcrossACoordinatorRestart(t *testing.T) {
 		case <-c.Context().Done():
 			return nil, c.Context().Err()
 		}
-	}))
+	}, flowstone.PartitionedBy(flowstone.AnyKey)))
 	startCoordinator := func() *coordinator.Coordinator {
 		co, err := coordinator.New(coordinator.Config{ID: "follow-c", Conn: natstest.Connect(t, srv), Stores: stores})
 		if err != nil {

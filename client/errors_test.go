@@ -161,13 +161,39 @@ func TestMalformedReplies(t *testing.T) {
 			if !errors.As(err, &fe) {
 				t.Fatalf("err = %v (%T), want a *flowstone.Error", err, err)
 			}
-			if fe.Details["code"] != tc.code {
+			switch {
+			case tc.code == protocol.CodeInternal && fe.Type != flowstone.TypeInternal:
+				t.Errorf("type = %s, want internal (%v)", fe.Type, err)
+			case tc.code != protocol.CodeInternal && fe.Details["code"] != tc.code:
 				t.Errorf("details code = %v, want %s (%v)", fe.Details["code"], tc.code, err)
 			}
 			if !strings.Contains(fe.Message, "graph") {
 				t.Errorf("message does not name the verb: %v", fe.Message)
 			}
 		})
+	}
+}
+
+// A coordinator's own failure (here, the error a handler that panicked
+// answers with) reaches the caller as internal: not as a storage error,
+// which would send them looking at the stores.
+func TestCoordinatorInternalErrorIsInternal(t *testing.T) {
+	s := natstest.Server(t)
+	peer := natstest.Connect(t, s)
+	c, err := client.Connect(s.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	answer(t, peer, protocol.APISubject(protocol.VerbStatus), func([]byte) []byte {
+		return protocol.EncodeError(protocol.Errorf(protocol.CodeInternal, "the coordinator failed on this request: runtime error: index out of range"))
+	})
+	_, err = c.Status(context.Background(), "example", "sum")
+	if !errors.Is(err, flowstone.ErrInternal) || errors.Is(err, flowstone.ErrStorage) {
+		t.Fatalf("err = %v, want internal", err)
+	}
+	if fe := flowstone.AsError(err); !strings.Contains(fe.Message, "failed on this request") {
+		t.Errorf("message = %q", fe.Message)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/client"
 	"github.com/flowstone-go/flowstone/internal/devfleet"
+	"github.com/flowstone-go/flowstone/internal/fleettest"
 	"github.com/flowstone-go/flowstone/objectstore/filestore"
 	"github.com/flowstone-go/flowstone/pipelines"
 	"github.com/flowstone-go/flowstone/protocol"
@@ -32,10 +34,10 @@ func testPipelines(o pipelines.Options) []*flowstone.Pipeline {
 	extra := flowstone.MustPipeline("clienttest",
 		flowstone.Asset("big", func(*flowstone.Context) (any, error) {
 			return bytes.Repeat([]byte("0123456789abcdef"), bigSize/16), nil
-		}),
+		}, flowstone.PartitionedBy(flowstone.AnyKey)),
 		flowstone.Asset("broken", func(*flowstone.Context) (any, error) {
 			return nil, errors.New("the source is down")
-		}),
+		}, flowstone.PartitionedBy(flowstone.AnyKey)),
 		flowstone.Asset("downstream", func(c *flowstone.Context) (any, error) { return 1, nil }, flowstone.DependsOn("broken")),
 		// flaky fails for the partitions in failing, else counts its
 		// executions.
@@ -44,20 +46,38 @@ func testPipelines(o pipelines.Options) []*flowstone.Pipeline {
 				return nil, errors.New("the source is down for " + c.Partition())
 			}
 			return flakyRuns.Add(1), nil
-		}),
+		}, flowstone.PartitionedBy(flowstone.AnyKey)),
 		flowstone.Asset("after_flaky", func(c *flowstone.Context) (any, error) {
 			n, err := flowstone.Dep[int](c, "flaky")
 			return n * 10, err
 		}, flowstone.DependsOn("flaky")),
+		// days -> after_days, partitioned by day, are TestInvalidateMany's.
+		flowstone.Asset("days", func(c *flowstone.Context) (any, error) { return c.Partition(), nil }, flowstone.PartitionedBy(flowstone.Daily)),
+		flowstone.Asset("after_days", func(c *flowstone.Context) (any, error) {
+			return flowstone.Dep[string](c, "days")
+		}, flowstone.DependsOn("days"), flowstone.PartitionedBy(flowstone.Daily)),
+		// retried fails its first two calls of every partition, then
+		// succeeds: a run of it emits start, exception, start, exception,
+		// start, stop, of three kinds, within moments.
+		flowstone.Asset("retried", func(c *flowstone.Context) (any, error) {
+			n, _ := retriedCalls.LoadOrStore(c.Partition(), new(atomic.Int32))
+			if n.(*atomic.Int32).Add(1) <= 2 {
+				return nil, errors.New("not yet")
+			}
+			return c.Attempt(), nil
+		}, flowstone.PartitionedBy(flowstone.AnyKey), flowstone.Retry(3, 0)),
 		// changing stores other bytes at every execution.
 		flowstone.Asset("changing", func(*flowstone.Context) (any, error) {
 			b := bytes.Repeat([]byte{'.'}, bigSize)
 			copy(b, strconv.FormatInt(changes.Add(1), 10))
 			return b, nil
-		}),
+		}, flowstone.PartitionedBy(flowstone.AnyKey)),
 	)
-	return append(pipelines.All(o), extra)
+	return append(pipelines.All(o), extra, fleettest.Keyed())
 }
+
+// retriedCalls counts the calls of clienttest.retried by partition.
+var retriedCalls sync.Map
 
 // changes counts the executions of clienttest.changing.
 var changes atomic.Int64
@@ -158,17 +178,17 @@ func TestRunGetExistsStatus(t *testing.T) {
 	key := uniq(t, "run-get")
 	part := flowstone.Partition(key)
 
-	if ok, err := c.Exists(ctx, "example", "sum", part); err != nil || ok {
+	if ok, err := c.Exists(ctx, "keyed", "sum", part); err != nil || ok {
 		t.Fatalf("exists before run = %v, %v", ok, err)
 	}
-	if st, err := c.Status(ctx, "example", "sum", part); err != nil || st.State != flowstone.StateNotFound {
+	if st, err := c.Status(ctx, "keyed", "sum", part); err != nil || st.State != flowstone.StateNotFound {
 		t.Fatalf("status before run = %+v, %v", st, err)
 	}
-	if _, err := c.Get(ctx, "example", "sum", part); !errors.Is(err, flowstone.ErrNotFound) {
+	if _, err := c.Get(ctx, "keyed", "sum", part); !errors.Is(err, flowstone.ErrNotFound) {
 		t.Fatalf("get before run: err = %v, want not_found", err)
 	}
 
-	res, err := c.Run(ctx, "example", "sum", part)
+	res, err := c.Run(ctx, "keyed", "sum", part)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,11 +198,11 @@ func TestRunGetExistsStatus(t *testing.T) {
 	if res.Cached || res.RunID == "" || res.Asset != "sum" || res.Partition != key {
 		t.Errorf("result = %+v", res)
 	}
-	if res.Record == nil || res.Record.Value.Storage != flowstone.InlineStorage || res.Record.Value.SHA256 == "" || res.Record.Pipeline != "example" {
+	if res.Record == nil || res.Record.Value.Storage != flowstone.InlineStorage || res.Record.Value.SHA256 == "" || res.Record.Pipeline != "keyed" {
 		t.Errorf("record = %+v", res.Record)
 	}
 
-	again, err := c.Run(ctx, "example", "sum", part)
+	again, err := c.Run(ctx, "keyed", "sum", part)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +210,7 @@ func TestRunGetExistsStatus(t *testing.T) {
 		t.Errorf("second run: cached=%v run=%s, want cached run %s", again.Cached, again.RunID, res.RunID)
 	}
 
-	got, err := c.Get(ctx, "example", "doubled", part)
+	got, err := c.Get(ctx, "keyed", "doubled", part)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,10 +218,10 @@ func TestRunGetExistsStatus(t *testing.T) {
 	if err := got.Decode(&doubled); err != nil || len(doubled) != 5 || doubled[4] != 10 {
 		t.Errorf("doubled = %v, %v", doubled, err)
 	}
-	if ok, err := c.Exists(ctx, "example", "numbers", part); err != nil || !ok {
+	if ok, err := c.Exists(ctx, "keyed", "numbers", part); err != nil || !ok {
 		t.Errorf("exists numbers = %v, %v", ok, err)
 	}
-	st, err := c.Status(ctx, "example", "sum", part)
+	st, err := c.Status(ctx, "keyed", "sum", part)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +229,7 @@ func TestRunGetExistsStatus(t *testing.T) {
 		t.Errorf("status = %+v", st)
 	}
 
-	forced, err := c.Run(ctx, "example", "sum", part, flowstone.Force())
+	forced, err := c.Run(ctx, "keyed", "sum", part, flowstone.Force())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,14 +241,14 @@ func TestRunGetExistsStatus(t *testing.T) {
 func TestHostilePartitionsRoundTrip(t *testing.T) {
 	c, ctx := connect(t, fleet(t)), testCtx(t)
 	for _, key := range []string{"a.b.*.>", "with space/and/slashes", "ünïcødé ✓", "$JS.API.>", "..", "tab\there", strings.Repeat("long", 300)} {
-		res, err := c.Run(ctx, "example", "sum", flowstone.Partition(key))
+		res, err := c.Run(ctx, "keyed", "sum", flowstone.Partition(key))
 		if err != nil {
 			t.Fatalf("%q: %v", key, err)
 		}
 		if res.Partition != key || decodeInt(t, res) != 30 {
 			t.Errorf("%q: partition %q", key, res.Partition)
 		}
-		st, err := c.Status(ctx, "example", "sum", flowstone.Partition(key))
+		st, err := c.Status(ctx, "keyed", "sum", flowstone.Partition(key))
 		if err != nil || st.Partition != key || st.State != flowstone.StateCompleted {
 			t.Errorf("%q: status %+v, %v", key, st, err)
 		}
@@ -238,7 +258,7 @@ func TestHostilePartitionsRoundTrip(t *testing.T) {
 func TestRemoteErrors(t *testing.T) {
 	c, ctx := connect(t, fleet(t)), testCtx(t)
 
-	_, err := c.Run(ctx, "example", "nope")
+	_, err := c.Run(ctx, "keyed", "nope")
 	if !errors.Is(err, flowstone.ErrAssetNotFound) {
 		t.Fatalf("unknown asset: err = %v", err)
 	}
@@ -261,10 +281,10 @@ func TestRemoteErrors(t *testing.T) {
 	if st, err := c.Status(ctx, "clienttest", "broken"); err != nil || st.State != flowstone.StateFailed || st.Error == nil {
 		t.Errorf("status of failed asset = %+v, %v", st, err)
 	}
-	if _, err := c.Run(ctx, "example", "sum", flowstone.Partition(uniq(t, "nodeps")), flowstone.WithDeps(false)); !errors.Is(err, flowstone.ErrDependencyFailed) {
+	if _, err := c.Run(ctx, "keyed", "sum", flowstone.Partition(uniq(t, "nodeps")), flowstone.WithDeps(false)); !errors.Is(err, flowstone.ErrDependencyFailed) {
 		t.Errorf("WithDeps(false) without deps: err = %v", err)
 	}
-	if err := c.Cancel(ctx, "example", "sum", flowstone.Partition(uniq(t, "idle"))); !errors.Is(err, flowstone.ErrNotFound) {
+	if err := c.Cancel(ctx, "keyed", "sum", flowstone.Partition(uniq(t, "idle"))); !errors.Is(err, flowstone.ErrNotFound) {
 		t.Errorf("cancel with nothing running: err = %v", err)
 	}
 }
@@ -272,25 +292,75 @@ func TestRemoteErrors(t *testing.T) {
 func TestInvalidate(t *testing.T) {
 	c, ctx := connect(t, fleet(t)), testCtx(t)
 	part := flowstone.Partition(uniq(t, "inv"))
-	if _, err := c.Run(ctx, "example", "sum", part); err != nil {
+	if _, err := c.Run(ctx, "keyed", "sum", part); err != nil {
 		t.Fatal(err)
 	}
-	n, err := c.Invalidate(ctx, "example", "sum", part)
+	n, err := c.Invalidate(ctx, "keyed", "sum", part)
 	if err != nil || n != 1 {
 		t.Fatalf("invalidate sum = %d, %v; want 1", n, err)
 	}
-	if ok, _ := c.Exists(ctx, "example", "sum", part); ok {
+	if ok, _ := c.Exists(ctx, "keyed", "sum", part); ok {
 		t.Error("sum exists after invalidate")
 	}
-	if _, err := c.Run(ctx, "example", "sum", part); err != nil {
+	if _, err := c.Run(ctx, "keyed", "sum", part); err != nil {
 		t.Fatal(err)
 	}
-	n, err = c.Invalidate(ctx, "example", "numbers", part, flowstone.Cascade())
+	n, err = c.Invalidate(ctx, "keyed", "numbers", part, flowstone.Cascade())
 	if err != nil || n != 3 {
 		t.Fatalf("invalidate numbers with cascade = %d, %v; want 3", n, err)
 	}
-	if ok, _ := c.Exists(ctx, "example", "doubled", part); ok {
+	if ok, _ := c.Exists(ctx, "keyed", "doubled", part); ok {
 		t.Error("doubled exists after a cascade from numbers")
+	}
+}
+
+func TestInvalidateMany(t *testing.T) {
+	c, ctx := connect(t, fleet(t)), testCtx(t)
+	day := func(d int) time.Time { return time.Date(2025, 3, d, 0, 0, 0, 0, time.UTC) }
+	key := func(d int) string { return flowstone.DatePartition(day(d)) }
+	exist := func(asset string) string {
+		t.Helper()
+		var out []string
+		for d := 1; d <= 4; d++ {
+			ok, err := c.Exists(ctx, "clienttest", asset, flowstone.Partition(key(d)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok {
+				out = append(out, strconv.Itoa(d))
+			}
+		}
+		return strings.Join(out, " ")
+	}
+	if _, err := c.Backfill(ctx, "clienttest", "after_days", flowstone.DateRange(day(1), day(4)), flowstone.Parallel(4)); err != nil {
+		t.Fatal(err)
+	}
+	// Unnamed: refused, as embedded, and nothing deleted.
+	n, err := c.Invalidate(ctx, "clienttest", "days", flowstone.Cascade())
+	var fe *flowstone.Error
+	if !errors.As(err, &fe) || fe.Type != flowstone.TypeBadRequest || fe.Details["missing"] != "partitions" || n != 0 {
+		t.Fatalf("invalidate of a partitioned asset without partitions = %d, %v", n, err)
+	}
+	if n, err := c.Invalidate(ctx, "clienttest", "days", flowstone.Partitions(key(1), "tomorrow")); !errors.Is(err, flowstone.ErrBadRequest) || n != 0 {
+		t.Fatalf("invalidate with a bad key = %d, %v", n, err)
+	}
+	if got := exist("days") + "|" + exist("after_days"); got != "1 2 3 4|1 2 3 4" {
+		t.Fatalf("refused invalidates deleted records: %q left", got)
+	}
+	if n, err := c.Invalidate(ctx, "clienttest", "days", flowstone.Partitions(key(1), key(2))); n != 2 || err != nil {
+		t.Fatalf("invalidate days 1 and 2 = %d, %v; want 2", n, err)
+	}
+	if n, err := c.Invalidate(ctx, "clienttest", "days", flowstone.DateRange(day(1), day(3)), flowstone.Cascade()); n != 4 || err != nil {
+		t.Fatalf("invalidate days 1-3 with cascade = %d, %v; want 4", n, err)
+	}
+	if got := exist("days") + "|" + exist("after_days"); got != "4|4" {
+		t.Fatalf("after invalidating days 1-3: %q left", got)
+	}
+	if n, err := c.Invalidate(ctx, "clienttest", "days", flowstone.AllPartitions(), flowstone.Cascade()); n != 2 || err != nil {
+		t.Fatalf("invalidate every partition with cascade = %d, %v; want 2", n, err)
+	}
+	if got := exist("days") + "|" + exist("after_days"); got != "|" {
+		t.Fatalf("after invalidating every partition: %q left", got)
 	}
 }
 
@@ -427,7 +497,7 @@ func checkProgress(t *testing.T, seen []flowstone.BackfillProgress, parts []stri
 func TestAsyncRunAndEnqueue(t *testing.T) {
 	c, ctx := connect(t, fleet(t)), testCtx(t)
 	part := uniq(t, "async")
-	res, err := c.Run(ctx, "example", "sum", flowstone.Partition(part), flowstone.Async(), flowstone.Priority(2))
+	res, err := c.Run(ctx, "keyed", "sum", flowstone.Partition(part), flowstone.Async(), flowstone.Priority(2))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -437,7 +507,7 @@ func TestAsyncRunAndEnqueue(t *testing.T) {
 	if _, err := res.Bytes(ctx); !errors.Is(err, flowstone.ErrNotFound) {
 		t.Errorf("reading an async result: err = %v, want not_found", err)
 	}
-	if got := decodeInt(t, awaitResult(t, c, "example", "sum", part)); got != 30 {
+	if got := decodeInt(t, awaitResult(t, c, "keyed", "sum", part)); got != 30 {
 		t.Errorf("async sum = %d", got)
 	}
 
@@ -448,14 +518,14 @@ func TestAsyncRunAndEnqueue(t *testing.T) {
 	}
 	part = uniq(t, "enqueue")
 	at := time.Now().Add(300 * time.Millisecond)
-	res, err = engine.Run(ctx, pipelines.Example(), "doubled", flowstone.Partition(part), flowstone.Async(), flowstone.ScheduledAt(at))
+	res, err = engine.Run(ctx, fleettest.Keyed(), "doubled", flowstone.Partition(part), flowstone.Async(), flowstone.ScheduledAt(at))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Job == nil || res.Job.Pipeline != "example" || res.Job.State != "scheduled" || !res.Job.ScheduledAt.Equal(at) {
+	if res.Job == nil || res.Job.Pipeline != "keyed" || res.Job.State != "scheduled" || !res.Job.ScheduledAt.Equal(at) {
 		t.Fatalf("enqueued job = %+v", res.Job)
 	}
-	awaitResult(t, c, "example", "doubled", part)
+	awaitResult(t, c, "keyed", "doubled", part)
 	if time.Now().Before(at) {
 		t.Error("a scheduled run finished before its time")
 	}
@@ -490,7 +560,7 @@ func TestWatchReceivesRunEvents(t *testing.T) {
 	events := make(chan protocol.Event, 1024)
 	done := make(chan error, 1)
 	go func() {
-		done <- c.Watch(wctx, "example", func(e protocol.Event) {
+		done <- c.Watch(wctx, "keyed", func(e protocol.Event) {
 			select {
 			case events <- e:
 			default:
@@ -501,14 +571,14 @@ func TestWatchReceivesRunEvents(t *testing.T) {
 	// until one's events arrive.
 	want := map[protocol.EventKind]bool{protocol.EventRunStart: false, protocol.EventRunStop: false}
 	for !want[protocol.EventRunStart] || !want[protocol.EventRunStop] {
-		if _, err := c.Run(ctx, "example", "sum", flowstone.Partition(part), flowstone.Force()); err != nil {
+		if _, err := c.Run(ctx, "keyed", "sum", flowstone.Partition(part), flowstone.Force()); err != nil {
 			t.Fatal(err)
 		}
 	drain:
 		for {
 			select {
 			case e := <-events:
-				if e.Pipeline != "example" {
+				if e.Pipeline != "keyed" {
 					t.Errorf("event of pipeline %q", e.Pipeline)
 				}
 				if e.Asset == "sum" && e.Partition == part {
@@ -743,5 +813,177 @@ func TestFailedRerunKeepsTheValueOnTheFleet(t *testing.T) {
 	after, err := c.Run(ctx, "clienttest", "after_flaky", flowstone.Partition(part))
 	if err != nil || decodeInt(t, after) != want*10 || flakyRuns.Load() != runs {
 		t.Fatalf("after_flaky = %v, %v (%d new flaky runs); want %d from the kept value", after, err, flakyRuns.Load()-runs, want*10)
+	}
+}
+
+// An unpartitioned asset refuses a partition on every verb of the client,
+// and a daily asset a key that is no date, as embedded: bad_request, and
+// nothing runs.
+func TestPartitionsAreCheckedOnEveryVerb(t *testing.T) {
+	c, ctx := connect(t, fleet(t)), testCtx(t)
+	for _, target := range [][3]string{{"example", "sum", "../../etc/passwd"}, {"daily_sales", "revenue", "eu"}} {
+		pipeline, asset, part := target[0], target[1], flowstone.Partition(target[2])
+		errs := map[string]error{}
+		_, errs["run"] = c.Run(ctx, pipeline, asset, part)
+		_, errs["async run"] = c.Run(ctx, pipeline, asset, part, flowstone.Async())
+		_, errs["get"] = c.Get(ctx, pipeline, asset, part)
+		_, errs["exists"] = c.Exists(ctx, pipeline, asset, part)
+		_, errs["status"] = c.Status(ctx, pipeline, asset, part)
+		errs["cancel"] = c.Cancel(ctx, pipeline, asset, part)
+		_, errs["invalidate"] = c.Invalidate(ctx, pipeline, asset, part)
+		_, errs["backfill"] = c.Backfill(ctx, pipeline, asset, flowstone.Partitions(target[2]))
+		for verb, err := range errs {
+			var fe *flowstone.Error
+			if !errors.As(err, &fe) || fe.Type != flowstone.TypeBadRequest || fe.Details["asset"] != asset && fe.Details["partitioned_by"] == nil {
+				t.Errorf("%s of %s/%s partition %q: %v, want bad_request", verb, pipeline, asset, target[2], err)
+			}
+		}
+	}
+	if st, err := c.Status(ctx, "example", "sum", flowstone.Partition("../../etc/passwd")); err == nil || st.State != "" {
+		t.Errorf("status = %+v, %v", st, err)
+	}
+	if _, err := c.Status(ctx, "example", "sum"); err != nil {
+		t.Errorf("status without a partition: %v", err)
+	}
+}
+
+// WithRunID names the run on the fleet as embedded: the reply, the records
+// and the job carry it, and an id another run has is refused.
+func TestRunHonoursWithRunID(t *testing.T) {
+	c, ctx := connect(t, fleet(t)), testCtx(t)
+	id := "mine-" + nuid.Next()
+	part := flowstone.Partition(uniq(t, "runid"))
+	res, err := c.Run(ctx, "keyed", "sum", part, flowstone.WithRunID(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.RunID != id || res.Record.RunID != id {
+		t.Fatalf("run with WithRunID(%q) = run %s (record %s)", id, res.RunID, res.Record.RunID)
+	}
+	if st, err := c.Status(ctx, "keyed", "numbers", part); err != nil || st.RunID != id {
+		t.Fatalf("status of a dependency = %+v, %v; want run %s", st, err, id)
+	}
+	_, err = c.Run(ctx, "keyed", "sum", flowstone.Partition(uniq(t, "runid again")), flowstone.WithRunID(id))
+	var fe *flowstone.Error
+	if !errors.As(err, &fe) || fe.Type != flowstone.TypeBadRequest || fe.Details["run_id"] != id {
+		t.Fatalf("a second run with the same id: %v, want bad_request", err)
+	}
+	for _, bad := range []string{"has space", strings.Repeat("x", protocol.MaxIDBytes+1), "bf-0123456789abcdef0123456789abcdef"} {
+		if _, err := c.Run(ctx, "keyed", "sum", part, flowstone.WithRunID(bad), flowstone.Force()); !errors.Is(err, flowstone.ErrBadRequest) {
+			t.Errorf("run id %q: %v, want bad_request", bad, err)
+		}
+	}
+	async := "mine-async-" + nuid.Next()
+	res, err = c.Run(ctx, "keyed", "sum", flowstone.Partition(uniq(t, "runid async")), flowstone.WithRunID(async), flowstone.Async())
+	if err != nil || res.Job == nil || res.Job.ID != async {
+		t.Fatalf("async run with WithRunID = %+v, %v", res, err)
+	}
+}
+
+// A result read through the client names the dependency values it was
+// computed from, with the runs that computed them, as its record does.
+func TestResultsCarryTheirLineage(t *testing.T) {
+	c, ctx := connect(t, fleet(t)), testCtx(t)
+	key := uniq(t, "lineage")
+	part := flowstone.Partition(key)
+	first, err := c.Run(ctx, "keyed", "doubled", part)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := c.Run(ctx, "keyed", "sum", part)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.RunID == first.RunID {
+		t.Fatalf("the second run has the first one's id %s", first.RunID)
+	}
+	want := []flowstone.Lineage{{Asset: "doubled", Partition: key, RunID: first.RunID}}
+	got, err := c.Get(ctx, "keyed", "sum", part)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, res := range map[string]*flowstone.Result{"run": second, "get": got} {
+		if fmt.Sprint(res.Record.Value.Upstream) != fmt.Sprint(want) {
+			t.Errorf("%s: upstream %+v, want %+v", name, res.Record.Value.Upstream, want)
+		}
+	}
+	doubled, err := c.Get(ctx, "keyed", "doubled", part)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if up := doubled.Record.Value.Upstream; len(up) != 1 || up[0].Asset != "numbers" || up[0].RunID != first.RunID {
+		t.Errorf("doubled's upstream = %+v", up)
+	}
+}
+
+// Watch delivers the events of one worker in the order they happened,
+// though the worker publishes them in batches of one kind: a run that
+// retries shows start, exception, start, exception, start, stop.
+func TestWatchKeepsEachRunsEventsInOrder(t *testing.T) {
+	c, ctx := connect(t, fleet(t)), testCtx(t)
+	var (
+		mu  sync.Mutex
+		got = map[string][]string{} // partition -> kinds of run events, as delivered
+	)
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	done := make(chan error, 1)
+	go func() {
+		done <- c.Watch(wctx, "clienttest", func(e protocol.Event) {
+			if e.Asset == "retried" && strings.HasPrefix(string(e.Kind), "run.") {
+				mu.Lock()
+				got[e.Partition] = append(got[e.Partition], string(e.Kind))
+				mu.Unlock()
+			}
+		})
+	}()
+	// The subscription may not be in place for the first run: run a
+	// partition of its own until its events arrive.
+	warm := uniq(t, "warm up")
+	for seen := false; !seen; {
+		if _, err := c.Run(ctx, "clienttest", "retried", flowstone.Partition(warm), flowstone.Force()); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("the watch saw no event")
+		case <-time.After(20 * time.Millisecond):
+		}
+		mu.Lock()
+		seen = len(got[warm]) > 0
+		mu.Unlock()
+	}
+	parts := make([]string, 12)
+	for i := range parts {
+		parts[i] = uniq(t, "ordered "+strconv.Itoa(i))
+	}
+	if _, err := c.Backfill(ctx, "clienttest", "retried", flowstone.Partitions(parts...), flowstone.Parallel(len(parts))); err != nil {
+		t.Fatal(err)
+	}
+	want := "run.start run.exception run.start run.exception run.start run.stop"
+	for {
+		mu.Lock()
+		complete := 0
+		for _, p := range parts {
+			if kinds := got[p]; len(kinds) > 0 && kinds[len(kinds)-1] == "run.stop" || len(kinds) >= 6 {
+				complete++
+			}
+		}
+		mu.Unlock()
+		if complete == len(parts) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the watch did not see every run end: %v", got)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, p := range parts {
+		if kinds := strings.Join(got[p], " "); kinds != want {
+			t.Errorf("events of %q: %s, want %s", p, kinds, want)
+		}
 	}
 }

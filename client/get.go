@@ -54,6 +54,9 @@ func (c *Client) Get(ctx context.Context, pipeline, asset string, opts ...flowst
 func (c *Client) result(req protocol.GetRequest, r protocol.GetReply) (*flowstone.Result, error) {
 	rec := &flowstone.Materialization{Pipeline: req.Pipeline, Asset: r.Asset, Partition: r.Partition, State: flowstone.StateCompleted,
 		RunID: r.RunID, Value: &flowstone.Value{RunID: r.RunID, Storage: r.Storage, ObjectKey: r.ObjectKey, Encoding: string(r.Encoding), Size: r.Size, SHA256: r.SHA256}}
+	for _, l := range r.Upstream {
+		rec.Value.Upstream = append(rec.Value.Upstream, flowstone.Lineage{Asset: l.Asset, Partition: l.Partition, RunID: l.RunID})
+	}
 	if r.Inline() {
 		value := []byte(r.Value)
 		if r.Encoding == protocol.EncodingRaw {

@@ -168,7 +168,7 @@ func runDetails(runID string, req flowstone.RunRequest) map[string]any {
 // wireRun converts a resolved run for the wire.
 func wireRun(r flowstone.RunRequest) protocol.RunRequest {
 	w := protocol.RunRequest{V: protocol.Version, Pipeline: r.Pipeline, Asset: r.Asset, Partition: r.Partition, Force: r.Force,
-		Async: r.Async, Storage: r.Storage, Priority: r.Priority}
+		Async: r.Async, Storage: r.Storage, Priority: r.Priority, RunID: r.RunID}
 	if !r.WithDeps {
 		f := false
 		w.WithDeps = &f

@@ -8,7 +8,8 @@ import (
 )
 
 // Status tells where asset stands for the partition: StateNotFound when it
-// never ran, "scheduled" for a run waiting for its time.
+// never ran, StateScheduled (with ScheduledAt, the time, and RunID, the
+// run) for a run waiting for its time, unless an attempt is under way.
 func (c *Client) Status(ctx context.Context, pipeline, asset string, opts ...flowstone.GetOption) (flowstone.StatusInfo, error) {
 	g := flowstone.ResolveGet(opts...)
 	if err := checkPartition(g.Partition); err != nil {
@@ -19,7 +20,7 @@ func (c *Client) Status(ctx context.Context, pipeline, asset string, opts ...flo
 		return flowstone.StatusInfo{}, err
 	}
 	info := flowstone.StatusInfo{State: flowstone.State(r.State), Partition: r.Partition, CompletedAt: r.CompletedAt,
-		DurationMS: r.DurationMS, Storage: r.Storage, Error: flowstone.FromWire(r.Error), RunID: r.RunID}
+		DurationMS: r.DurationMS, Storage: r.Storage, Error: flowstone.FromWire(r.Error), RunID: r.RunID, ScheduledAt: r.ScheduledAt}
 	if r.Scatter != nil {
 		info.Scatter = &flowstone.ScatterStatus{Total: r.Scatter.Total, Completed: r.Scatter.Completed, Failed: r.Scatter.Failed, Cancelled: r.Scatter.Cancelled, Pending: r.Scatter.Pending}
 	}
@@ -48,16 +49,23 @@ func (c *Client) Cancel(ctx context.Context, pipeline, asset string, opts ...flo
 	return nil
 }
 
-// Invalidate deletes the result of asset for the partition (with
-// flowstone.Cascade, of everything downstream too) so the next Run
-// recomputes it, and returns how many results it deleted.
+// Invalidate deletes the records and results of asset on the fleet so
+// the next Run recomputes them, with the options of flowstone.Invalidate:
+// one partition (flowstone.Partition; the default partition when none is
+// named), several (flowstone.Partitions, flowstone.DateRange) or every
+// partition that has a record (flowstone.AllPartitions), and with
+// flowstone.Cascade everything downstream of each. It returns how many
+// records it deleted, counted as flowstone.Engine.Invalidate counts them.
+// A large set takes the coordinator a round trip to its store per record:
+// allow it time (a context deadline or WithTimeout).
 func (c *Client) Invalidate(ctx context.Context, pipeline, asset string, opts ...flowstone.InvalidateOption) (int, error) {
-	i := flowstone.ResolveInvalidate(opts...)
-	if err := checkPartition(i.Partition); err != nil {
+	i, err := flowstone.ResolveInvalidate(opts...)
+	if err != nil {
 		return 0, err
 	}
-	r, err := call[protocol.InvalidateReply](ctx, c, protocol.InvalidateRequest{V: protocol.Version, Pipeline: pipeline, Asset: asset,
-		Partition: i.Partition, Cascade: i.Cascade})
+	req := protocol.InvalidateRequest{V: protocol.Version, Pipeline: pipeline, Asset: asset,
+		Partition: i.Partition, Partitions: i.Partitions, All: i.All, Cascade: i.Cascade}
+	r, err := call[protocol.InvalidateReply](ctx, c, req)
 	return r.Count, err
 }
 

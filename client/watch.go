@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/protocol"
@@ -10,12 +11,16 @@ import (
 
 // Watch calls fn with every telemetry event the fleet publishes for the
 // pipeline (run, storage and scatter events of every asset) from now until
-// ctx is done, one call at a time, in the order received. Workers publish
-// events in batches of one kind (protocol.EventBatch), so events of one kind
-// arrive in the order they happened, while events of different kinds may
-// arrive out of order, up to the batching delay apart. It returns nil when
-// ctx is done, and an error if the pipeline name is invalid or the
-// subscription fails or is lost. Batches that do not decode are skipped.
+// ctx is done, one call at a time. The events of each worker come in the
+// order they happened: workers publish them in batches of one kind
+// (protocol.EventBatch), so they arrive out of that order, and Watch puts
+// them back by the numbers workers stamp on them (protocol.EventSeqKey),
+// holding an event until those before it have arrived (a few
+// milliseconds; after a message lost on the way, at most a couple of
+// seconds). Events of different workers come in the order they arrive.
+// It returns nil when ctx is done, and an error if the pipeline name is
+// invalid or the subscription fails or is lost. Batches that do not decode
+// are skipped.
 func (c *Client) Watch(ctx context.Context, pipeline string, fn func(protocol.Event)) error {
 	if err := protocol.ValidName(pipeline); err != nil {
 		var pe *protocol.Error
@@ -45,12 +50,23 @@ func (c *Client) Watch(ctx context.Context, pipeline string, fn func(protocol.Ev
 		}
 		return c.transportError(fctx, "watch "+pipeline, err)
 	}
+	order := newEventOrder()
 	for {
-		msg, err := sub.NextMsgWithContext(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
+		// While events are held, wait no longer than they may be.
+		mctx, cancel := ctx, context.CancelFunc(func() {})
+		if at, ok := order.due(); ok {
+			mctx, cancel = context.WithDeadline(ctx, at)
+		}
+		msg, err := sub.NextMsgWithContext(mctx)
+		held := mctx.Err() != nil // the wait for held events ended
+		cancel()
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return nil
+		case err != nil && held:
+			order.expire(time.Now(), fn)
+			continue
+		case err != nil:
 			return c.transportError(ctx, "watch "+pipeline, err)
 		}
 		// Each message is a batch of events of one kind, oldest first.
@@ -58,8 +74,8 @@ func (c *Client) Watch(ctx context.Context, pipeline string, fn func(protocol.Ev
 		if perr != nil || batch.Pipeline != pipeline {
 			continue
 		}
-		for _, ev := range batch.Events {
-			fn(ev)
-		}
+		now := time.Now()
+		order.add(msg, batch.Events, now, fn)
+		order.expire(now, fn)
 	}
 }

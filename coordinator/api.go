@@ -192,6 +192,12 @@ func (c *Coordinator) apiGet(ctx context.Context, req protocol.GetRequest) (prot
 	rec := res.Record
 	reply = protocol.GetReply{Asset: res.Asset, Partition: res.Partition, RunID: res.RunID, ResultRef: protocol.ResultRef{
 		ObjectKey: rec.Value.ObjectKey, Storage: rec.Value.Storage, Size: rec.Value.Size, SHA256: rec.Value.SHA256, Encoding: protocol.Encoding(rec.Value.Encoding)}}
+	for _, l := range rec.Value.Upstream {
+		if protocol.ValidID(l.RunID) != nil {
+			continue // a record of an older release, without the run
+		}
+		reply.Upstream = append(reply.Upstream, protocol.Lineage{Asset: l.Asset, Partition: l.Partition, RunID: l.RunID})
+	}
 	if rec.Value.Size <= protocol.InlineValueLimit {
 		b, err := res.Bytes(qctx)
 		if err != nil {
@@ -247,6 +253,20 @@ func (c *Coordinator) apiStatus(ctx context.Context, req protocol.StatusRequest)
 	if v := st.Value; v != nil {
 		reply.Value = &protocol.ValueStatus{RunID: v.RunID, CompletedAt: v.CompletedAt, Storage: v.Storage, Size: v.Size}
 	}
+	// A run scheduled for later is the next attempt: unless one is under
+	// way, it is where the partition stands.
+	next, err := c.nextScheduled(ctx, schedTarget(req.Pipeline, req.Asset, req.Partition))
+	if err != nil {
+		return protocol.StatusReply{}, wireStore(unreachable(err, "read scheduled runs"))
+	}
+	if next != nil {
+		at := next.At
+		reply.ScheduledAt = &at
+		if st.State != flowstone.StatePending && st.State != flowstone.StateRunning {
+			reply.State, reply.RunID = protocol.StateScheduled, next.RunID
+			reply.CompletedAt, reply.DurationMS, reply.Error, reply.Scatter = nil, 0, nil, nil
+		}
+	}
 	return reply, nil
 }
 
@@ -256,7 +276,8 @@ func (c *Coordinator) apiCancel(ctx context.Context, req protocol.CancelRequest)
 		return protocol.CancelReply{}, perr
 	}
 	part := cmp.Or(req.Partition, flowstone.DefaultPartition)
-	if _, err := p.AssetInfo(req.Asset); err != nil {
+	// The asset and the partition, checked as every verb checks them.
+	if err := c.engine.Validate(p, req.Asset, flowstone.Partition(part)); err != nil {
 		return protocol.CancelReply{}, wire(err)
 	}
 	n := c.cancelLocal(ctx, p, req.Asset, part)
@@ -340,7 +361,17 @@ func (c *Coordinator) apiInvalidate(ctx context.Context, req protocol.Invalidate
 	if perr != nil {
 		return protocol.InvalidateReply{}, perr
 	}
-	opts := []flowstone.InvalidateOption{flowstone.Partition(cmp.Or(req.Partition, flowstone.DefaultPartition))}
+	// No partition named stays unnamed, so that a partitioned asset's
+	// refusal says which options name partitions.
+	var opts []flowstone.InvalidateOption
+	switch {
+	case req.All:
+		opts = append(opts, flowstone.AllPartitions())
+	case req.Partitions != nil:
+		opts = append(opts, flowstone.Partitions(req.Partitions...))
+	case req.Partition != "":
+		opts = append(opts, flowstone.Partition(req.Partition))
+	}
 	if req.Cascade {
 		opts = append(opts, flowstone.Cascade())
 	}

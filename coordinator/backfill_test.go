@@ -94,7 +94,7 @@ func (b *backfillPlan) pipeline() *flowstone.Pipeline {
 		case <-c.Context().Done():
 			return nil, c.Context().Err()
 		}
-	}))
+	}, flowstone.PartitionedBy(flowstone.AnyKey)))
 }
 
 func (b *backfillPlan) executions() map[string]int {
@@ -309,7 +309,7 @@ func TestLargeBackfillIsRecordedInChunks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mf := flowstone.MustPipeline("nowhere", flowstone.Asset("a", func(*flowstone.Context) (any, error) { return 1, nil })).Manifest("w1")
+	mf := flowstone.MustPipeline("nowhere", flowstone.Asset("a", func(*flowstone.Context) (any, error) { return 1, nil }, flowstone.PartitionedBy(flowstone.AnyKey))).Manifest("w1")
 	body, perr := protocol.EncodeManifest(mf)
 	if perr != nil {
 		t.Fatal(perr)

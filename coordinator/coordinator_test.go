@@ -2,6 +2,7 @@ package coordinator_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/coordinator"
 	"github.com/flowstone-go/flowstone/internal/fleet"
+	"github.com/flowstone-go/flowstone/kv"
 	"github.com/flowstone-go/flowstone/pipelines"
 	"github.com/flowstone-go/flowstone/protocol"
 	"github.com/nats-io/nats.go/jetstream"
@@ -120,14 +122,49 @@ func TestBadRequestsGetStructuredErrorsAndChangeNothing(t *testing.T) {
 			t.Fatalf("%s is %s after bad requests", a, st.State)
 		}
 	}
-	// Hostile partition text is data, not a subject or a path.
+	// An unpartitioned asset has one partition: every verb refuses
+	// another, as the embedded engine does, and nothing runs.
+	for _, part := range []string{"../../etc/passwd", "eu"} {
+		for verb, req := range map[string]protocol.Request{
+			protocol.VerbRun:        protocol.RunRequest{V: protocol.Version, Pipeline: "example", Asset: "sum", Partition: part},
+			protocol.VerbGet:        protocol.GetRequest{V: protocol.Version, Pipeline: "example", Asset: "sum", Partition: part},
+			protocol.VerbExists:     protocol.ExistsRequest{V: protocol.Version, Pipeline: "example", Asset: "sum", Partition: part},
+			protocol.VerbStatus:     protocol.StatusRequest{V: protocol.Version, Pipeline: "example", Asset: "sum", Partition: part},
+			protocol.VerbCancel:     protocol.CancelRequest{V: protocol.Version, Pipeline: "example", Asset: "sum", Partition: part},
+			protocol.VerbInvalidate: protocol.InvalidateRequest{V: protocol.Version, Pipeline: "example", Asset: "sum", Partition: part},
+			protocol.VerbBackfill:   protocol.BackfillRequest{V: protocol.Version, Pipeline: "example", Asset: "sum", Partitions: []string{part}},
+		} {
+			_, perr := call[protocol.StatusReply](e, verb, req)
+			if perr == nil || perr.Code != protocol.CodeBadRequest || perr.Details["asset"] != "sum" {
+				t.Errorf("%s of example/sum partition %q: %v, want bad_request", verb, part, perr)
+			}
+		}
+	}
+	// So does a partitioned asset a key of another scheme, on status as
+	// on run.
+	for _, verb := range []string{protocol.VerbStatus, protocol.VerbGet, protocol.VerbExists, protocol.VerbRun} {
+		_, perr := callRaw[protocol.StatusReply](e, verb, []byte(`{"v":1,"pipeline":"daily_sales","asset":"revenue","partition":"eu"}`))
+		wantCode(t, perr, protocol.CodeBadRequest)
+	}
+	for _, a := range []string{"numbers", "doubled", "sum"} {
+		st, _ := call[protocol.StatusReply](e, protocol.VerbStatus, protocol.StatusRequest{V: protocol.Version, Pipeline: "example", Asset: a})
+		if st.State != protocol.StateNotFound {
+			t.Fatalf("%s is %s after refused partitions", a, st.State)
+		}
+	}
+	// Hostile partition text of an asset that takes any key is data, not
+	// a subject or a path.
+	e.startWorker(flowstone.MustPipeline("keyed", flowstone.Asset("echo", func(c *flowstone.Context) (any, error) {
+		return c.Partition(), nil
+	}, flowstone.PartitionedBy(flowstone.AnyKey))))
+	e.waitPipeline("keyed")
 	for _, part := range []string{"flowstone.api.>", "../../x", "a b*c", "ünï"} {
-		_, rec := e.run(protocol.RunRequest{Pipeline: "example", Asset: "sum", Partition: part})
+		_, rec := e.run(protocol.RunRequest{Pipeline: "keyed", Asset: "echo", Partition: part})
 		if rec.State != protocol.StateCompleted {
 			t.Fatalf("partition %q: %s %v", part, rec.State, rec.Error)
 		}
-		got, perr := call[protocol.GetReply](e, protocol.VerbGet, protocol.GetRequest{V: protocol.Version, Pipeline: "example", Asset: "sum", Partition: part})
-		if perr != nil || got.Partition != part || string(got.Value) != "30" {
+		got, perr := call[protocol.GetReply](e, protocol.VerbGet, protocol.GetRequest{V: protocol.Version, Pipeline: "keyed", Asset: "echo", Partition: part})
+		if want, _ := json.Marshal(part); perr != nil || got.Partition != part || string(got.Value) != string(want) {
 			t.Fatalf("get %q = %+v %v", part, got, perr)
 		}
 	}
@@ -139,7 +176,7 @@ func counting(name string, execs *atomic.Int32, hold <-chan struct{}, started ch
 		flowstone.Asset("base", func(c *flowstone.Context) (any, error) {
 			execs.Add(1)
 			return 1, nil
-		}),
+		}, flowstone.PartitionedBy(flowstone.AnyKey)),
 		flowstone.Asset("slow", func(c *flowstone.Context) (any, error) {
 			execs.Add(1)
 			if started != nil {
@@ -284,6 +321,89 @@ func TestCancelScheduledRun(t *testing.T) {
 	}
 	if execs.Load() != 0 {
 		t.Fatal("a cancelled scheduled run executed")
+	}
+}
+
+// Status of a partition with a run scheduled for later says so, with the
+// time and the run, whichever coordinator is asked; once the run is
+// cancelled it says not_found again. A scheduled run of a materialized
+// partition is the next attempt; the value stays readable.
+func TestStatusOfAScheduledRun(t *testing.T) {
+	e := newEnv(t)
+	e.startCoordinator("c1")
+	var execs atomic.Int32
+	e.startWorker(counting("count", &execs, nil, nil))
+	e.waitPipeline("count")
+	status := func(part string) protocol.StatusReply {
+		t.Helper()
+		st, perr := call[protocol.StatusReply](e, protocol.VerbStatus, protocol.StatusRequest{V: protocol.Version, Pipeline: "count", Asset: "base", Partition: part})
+		if perr != nil {
+			t.Fatal(perr)
+		}
+		return st
+	}
+	schedule := func(part string, at time.Time, force bool) string {
+		t.Helper()
+		rep, perr := call[protocol.RunReply](e, protocol.VerbRun, protocol.RunRequest{V: protocol.Version, Pipeline: "count", Asset: "base",
+			Partition: part, Async: true, ScheduledAt: &at, Force: force})
+		if perr != nil {
+			t.Fatal(perr)
+		}
+		return rep.RunID
+	}
+	later, latest := time.Now().Add(time.Hour).UTC(), time.Now().Add(2*time.Hour).UTC()
+	second := schedule("s1", latest, false)
+	first := schedule("s1", later, false)
+	// Another coordinator answers too: the index is the fleet's.
+	e.startCoordinator("c2")
+	for range 4 {
+		st := status("s1")
+		if st.State != protocol.StateScheduled || st.RunID != first || st.ScheduledAt == nil || !st.ScheduledAt.Equal(later) {
+			t.Fatalf("status of a scheduled partition = %+v (runs %s, %s)", st, first, second)
+		}
+	}
+	c, perr := call[protocol.CancelReply](e, protocol.VerbCancel, protocol.CancelRequest{V: protocol.Version, Pipeline: "count", Asset: "base", Partition: "s1"})
+	if perr != nil || c.Cancelled != 2 {
+		t.Fatalf("cancel = %+v %v", c, perr)
+	}
+	if st := status("s1"); st.State != protocol.StateNotFound || st.ScheduledAt != nil {
+		t.Fatalf("status after cancelling its scheduled runs = %+v", st)
+	}
+
+	_, done := e.run(protocol.RunRequest{Pipeline: "count", Asset: "base", Partition: "s2"})
+	if done.State != protocol.StateCompleted {
+		t.Fatalf("run = %+v", done)
+	}
+	again := schedule("s2", later, true)
+	if st := status("s2"); st.State != protocol.StateScheduled || st.RunID != again || st.Value == nil || st.Value.RunID != done.RunID || st.CompletedAt != nil {
+		t.Fatalf("status of a materialized partition with a scheduled run = %+v", st)
+	}
+	if execs.Load() != 1 {
+		t.Fatalf("executions = %d, want 1", execs.Load())
+	}
+}
+
+// An index entry whose run is no longer scheduled (its coordinator died
+// before removing it) is not reported, and is dropped.
+func TestStaleScheduleIndexEntry(t *testing.T) {
+	e := newEnv(t)
+	e.startCoordinator("c1")
+	var execs atomic.Int32
+	e.startWorker(counting("count", &execs, nil, nil))
+	e.waitPipeline("count")
+	// The index's key: "sched." and the materialization key without "mat.".
+	key := "sched." + strings.TrimPrefix(flowstone.MaterializationKey("count", "base", "stale"), "mat.")
+	runs := e.runsBucket()
+	at := time.Now().Add(time.Hour).UTC().Format(time.RFC3339Nano)
+	if _, err := runs.Put(t.Context(), key, []byte(`[{"run_id":"gone","at":"`+at+`"}]`)); err != nil {
+		t.Fatal(err)
+	}
+	st, perr := call[protocol.StatusReply](e, protocol.VerbStatus, protocol.StatusRequest{V: protocol.Version, Pipeline: "count", Asset: "base", Partition: "stale"})
+	if perr != nil || st.State != protocol.StateNotFound || st.ScheduledAt != nil {
+		t.Fatalf("status with a stale index entry = %+v, %v", st, perr)
+	}
+	if _, err := runs.Get(t.Context(), key); !errors.Is(err, kv.ErrNotFound) {
+		t.Fatalf("the stale entry's key is still there: %v", err)
 	}
 }
 

@@ -195,6 +195,15 @@ func (d *dispatcher) settle(ctx context.Context, p *flowstone.Pipeline, t flowst
 		}
 		rec.Value = &flowstone.Value{RunID: cmp.Or(comp.ValueRunID, t.RunID), Storage: comp.Storage, ObjectKey: comp.ObjectKey,
 			Encoding: string(comp.Encoding), Size: comp.Size, SHA256: comp.SHA256, Inline: comp.Inline, CompletedAt: end, DurationMS: comp.DurationMS}
+		if comp.ValueRunID == "" {
+			// Computed by this task, from the dependencies it was sent:
+			// the lineage the worker wrote in the record.
+			for _, d := range t.Deps {
+				if !d.Missing {
+					rec.Value.Upstream = append(rec.Value.Upstream, flowstone.Lineage{Asset: d.Asset, Partition: d.Partition, RunID: d.RunID})
+				}
+			}
+		}
 		return rec, nil
 	}
 	fe := flowstone.FromWire(comp.Error)

@@ -55,7 +55,7 @@ func runOptions(runID string, req protocol.RunRequest) []flowstone.RunOption {
 // accept records a validated run; it does not start it.
 func (c *Coordinator) accept(ctx context.Context, req protocol.RunRequest) (protocol.RunRecord, *protocol.Error) {
 	now := time.Now().UTC()
-	rec := protocol.RunRecord{V: protocol.Version, RunID: nuid.Next(), Request: req, State: protocol.StatePending,
+	rec := protocol.RunRecord{V: protocol.Version, RunID: cmp.Or(req.RunID, nuid.Next()), Request: req, State: protocol.StatePending,
 		CreatedAt: now, UpdatedAt: now, Coordinator: c.cfg.ID}
 	if req.ScheduledAt != nil && req.ScheduledAt.After(now) {
 		if limit := now.Add(c.cfg.ScheduleHorizon); req.ScheduledAt.After(limit) {
@@ -66,16 +66,61 @@ func (c *Coordinator) accept(ctx context.Context, req protocol.RunRequest) (prot
 		}
 		rec.State = protocol.StateScheduled
 	}
+	if req.RunID != "" {
+		// The caller's id: refused if another run has it, before its
+		// live-run key is touched.
+		if _, _, err := c.loadRun(ctx, req.RunID); err == nil {
+			return rec, runIDTaken(req.RunID)
+		} else if !errors.Is(err, kv.ErrNotFound) {
+			return rec, wire(unreachable(err, "read run"))
+		}
+	}
 	// The index key first: a run whose record exists is always found by
 	// adoptOrphans.
 	if err := c.markLive(ctx, rec.RunID); err != nil {
 		return rec, wire(unreachable(err, "index run"))
+	}
+	if req.RunID != "" {
+		return rec, c.createRun(ctx, &rec)
 	}
 	if err := c.saveRun(ctx, &rec); err != nil {
 		c.runs.Erase(context.WithoutCancel(ctx), protocol.LiveRunKey(rec.RunID))
 		return rec, err
 	}
 	return rec, nil
+}
+
+// createRun writes the first record of a run whose id the caller chose,
+// by compare-and-set: of two requests with the same id, one gets it.
+func (c *Coordinator) createRun(ctx context.Context, rec *protocol.RunRecord) *protocol.Error {
+	b, perr := protocol.EncodeRunRecord(*rec)
+	if perr != nil {
+		return perr
+	}
+	err := natsRetry.Do(ctx, func(ctx context.Context) error {
+		_, err := c.runs.Create(ctx, protocol.RunKey(rec.RunID), b)
+		if errors.Is(err, kv.ErrConflict) {
+			// Ours, if an earlier try was stored but its answer lost.
+			if cur, _, lerr := c.loadRun(ctx, rec.RunID); lerr == nil && cur.Coordinator == rec.Coordinator && cur.CreatedAt.Equal(rec.CreatedAt) {
+				return nil
+			}
+		}
+		return err
+	})
+	switch {
+	case errors.Is(err, kv.ErrConflict):
+		// The other request's run has the live-run key too: leave it.
+		return runIDTaken(rec.RunID)
+	case err != nil:
+		c.runs.Erase(context.WithoutCancel(ctx), protocol.LiveRunKey(rec.RunID))
+		return wire(unreachable(err, "record run"))
+	}
+	return nil
+}
+
+func runIDTaken(id string) *protocol.Error {
+	return &protocol.Error{Code: protocol.CodeBadRequest, Details: map[string]any{"field": "run_id", "run_id": id},
+		Message: fmt.Sprintf("run id %q is another run's: a run id must be unique (leave it out for a new one)", id)}
 }
 
 // markLive writes (or rewrites) a run's key in the live-run index.
@@ -167,9 +212,15 @@ func (c *Coordinator) schedule(ctx context.Context, rec protocol.RunRecord) *pro
 	if perr != nil {
 		return perr
 	}
+	// Indexed first, so that status finds every scheduled run.
+	target := schedTarget(rec.Request.Pipeline, rec.Request.Asset, rec.Request.Partition)
+	if err := c.indexSchedule(ctx, target, &schedEntry{RunID: rec.RunID, At: rec.Request.ScheduledAt.UTC()}, ""); err != nil {
+		return wire(unreachable(err, "index scheduled run"))
+	}
 	_, err := c.js.Publish(ctx, protocol.ScheduleSubject(rec.RunID), body,
 		jetstream.WithScheduleAt(*rec.Request.ScheduledAt), jetstream.WithScheduleTarget(protocol.StartSubject(rec.Request.Pipeline)))
 	if err != nil {
+		c.unindexSchedule(context.WithoutCancel(ctx), rec.Request, rec.RunID)
 		return wire(unreachable(err, "schedule run"))
 	}
 	c.trackScheduled(rec)
@@ -240,6 +291,9 @@ func (c *Coordinator) onStart(m jetstream.Msg) {
 	}
 	rec, rev, err := c.loadRun(c.ctx, sr.RunID)
 	if err != nil || rec.State != protocol.StateScheduled {
+		if err == nil || errors.Is(err, kv.ErrNotFound) {
+			c.unindexSchedule(c.ctx, sr.Request, sr.RunID)
+		}
 		m.Ack() // cancelled, or already started elsewhere
 		return
 	}
@@ -262,6 +316,7 @@ func (c *Coordinator) onStart(m jetstream.Msg) {
 	c.mu.Lock()
 	delete(c.scheduled, rec.RunID)
 	c.mu.Unlock()
+	c.unindexSchedule(c.ctx, rec.Request, rec.RunID)
 	c.drive(p, rec)
 	m.Ack()
 }
@@ -403,6 +458,7 @@ func (c *Coordinator) cancelScheduled(ctx context.Context, targetKey string) int
 			continue
 		}
 		c.ended(ctx, id)
+		c.unindexSchedule(ctx, rec.Request, id)
 		if s, err := c.js.Stream(ctx, fleet.ScheduleStream); err == nil {
 			s.Purge(ctx, jetstream.WithPurgeSubject(protocol.ScheduleSubject(id)))
 		}

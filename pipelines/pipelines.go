@@ -5,7 +5,8 @@
 //   - example: numbers → doubled → sum (= 30), the API proposal's example.
 //   - daily_sales: orders → cleaned → revenue, partitioned by day, over
 //     deterministic generated orders, with optional simulated source latency.
-//   - bench: noop, a single no-op asset for throughput measurements.
+//   - bench: noop, a single no-op asset for throughput measurements, that
+//     takes any partition key.
 package pipelines
 
 import (
@@ -58,10 +59,11 @@ func Example() *flowstone.Pipeline {
 }
 
 // Bench is one no-op asset, "noop", for measuring the engine's and the
-// fleet's own overhead.
+// fleet's own overhead. It takes any partition key (flowstone.AnyKey), so
+// that a benchmark can run it as often as it likes.
 func Bench() *flowstone.Pipeline {
 	return flowstone.MustPipeline("bench",
 		flowstone.Asset("noop", func(*flowstone.Context) (any, error) { return nil, nil },
-			flowstone.Description("Does nothing: measures overhead")),
+			flowstone.PartitionedBy(flowstone.AnyKey), flowstone.Description("Does nothing: measures overhead")),
 	)
 }

@@ -22,7 +22,8 @@ type BackfillRequest struct {
 	// Partitions lists the partitions, 1 to MaxBackfillPartitions of them,
 	// none empty or repeated.
 	Partitions []string `json:"partitions"`
-	// Parallel is how many partitions run at once; 0 means 1.
+	// Parallel is how many partitions run at once, at most
+	// MaxBackfillParallel; 0 means 1.
 	Parallel int `json:"parallel,omitempty"`
 	// Force recomputes partitions that are materialized.
 	Force bool `json:"force,omitempty"`
@@ -50,33 +51,23 @@ type BackfillRequest struct {
 func (BackfillRequest) Verb() string { return VerbBackfill }
 func (BackfillRequest) isRequest()   {}
 
-// Validate checks the version, names, every partition, Parallel >= 0 and
-// OnError.
+// Validate checks the version, names, every partition, Parallel (0 to
+// MaxBackfillParallel) and OnError.
 func (r BackfillRequest) Validate() *Error {
 	if err := checkTarget(r.V, r.Pipeline, r.Asset, ""); err != nil {
 		return err
 	}
-	switch n := len(r.Partitions); {
-	case n == 0:
+	if len(r.Partitions) == 0 {
 		return fieldErrorf("partitions", "partitions is empty: name at least one partition to backfill")
-	case n > MaxBackfillPartitions:
-		return fieldErrorf("partitions", "partitions has %d entries; the limit is %d: split the backfill", n, MaxBackfillPartitions)
 	}
-	seen := make(map[string]int, len(r.Partitions))
-	for i, p := range r.Partitions {
-		// Field names are built for errors only: a backfill has up to
-		// MaxBackfillPartitions of them.
-		if checkPartition("partitions", p, false) != nil {
-			return checkPartition(indexed("partitions", i), p, false)
-		}
-		if j, dup := seen[p]; dup {
-			field := indexed("partitions", i)
-			return fieldErrorf(field, "%s repeats %s", field, indexed("partitions", j))
-		}
-		seen[p] = i
+	if err := checkPartitionList("partitions", r.Partitions, "backfill"); err != nil {
+		return err
 	}
 	if err := checkNonNegative("parallel", r.Parallel); err != nil {
 		return err
+	}
+	if r.Parallel > MaxBackfillParallel {
+		return fieldErrorf("parallel", "parallel is %d; the limit is %d", r.Parallel, MaxBackfillParallel)
 	}
 	if err := checkNonNegative("timeout_ms", r.TimeoutMS); err != nil {
 		return err
@@ -122,4 +113,27 @@ func (r BackfillReply) Validate() *Error {
 		return err
 	}
 	return checkID("run_id", r.RunID)
+}
+
+// checkPartitionList checks a request's list of partitions: at most
+// MaxBackfillPartitions of them, each a partition, none repeated. what
+// names the request in the error that says to split it.
+func checkPartitionList(field string, parts []string, what string) *Error {
+	if n := len(parts); n > MaxBackfillPartitions {
+		return fieldErrorf(field, "%s has %d entries; the limit is %d: split the %s", field, n, MaxBackfillPartitions, what)
+	}
+	seen := make(map[string]int, len(parts))
+	for i, p := range parts {
+		// Field names are built for errors only: a list has up to
+		// MaxBackfillPartitions of them.
+		if checkPartition(field, p, false) != nil {
+			return checkPartition(indexed(field, i), p, false)
+		}
+		if j, dup := seen[p]; dup {
+			f := indexed(field, i)
+			return fieldErrorf(f, "%s repeats %s", f, indexed(field, j))
+		}
+		seen[p] = i
+	}
+	return nil
 }

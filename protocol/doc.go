@@ -39,6 +39,10 @@
 // [MaxEventBatch] events of that pipeline and kind, oldest first. Build it
 // with [EncodeEventBatch], or event by event with an [EventBatchBuilder];
 // decode it with [DecodeEventBatch]. A lone [Event] is never published.
+// Batches of different kinds arrive out of the order their events
+// happened; the stamps a worker puts on each event and message
+// ([EventSeqKey], [EventEpochHeader], [EventFloorHeader]) let a subscriber
+// restore it.
 //
 // # Task and completion batches
 //

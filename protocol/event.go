@@ -139,6 +139,50 @@ func (e *Event) check(prefix string) *Error {
 	return nil
 }
 
+// The metadata a worker stamps on every event it publishes
+// (EventBatchBuilder.AddStamped), and the headers of its event messages.
+//
+// A worker batches its events by kind, so a subscriber receives one
+// worker's events of different kinds out of the order they happened (a
+// run.exception before its run.start). The stamps restore it exactly: an
+// event's EventSeqKey numbers it among the events of its pipeline that its
+// worker process published, from 1, in the order they happened; every
+// message carries EventEpochHeader, the process's id for those numbers,
+// and EventFloorHeader, the lowest number that process had not yet
+// published when it sent the message. Every event numbered below a
+// message's floor was in an earlier message; every event numbered from the
+// floor up to one of the message's events is in this message or in one
+// sent after it (within the worker's batching delay). A subscriber holds an
+// event until every lower number from the floor has arrived, and after a
+// gap that does not fill (a message lost) gives up waiting.
+const (
+	// EventWorkerKey is the metadata key of the worker's id.
+	EventWorkerKey = "worker"
+	// EventSeqKey is the metadata key of the event's number (a JSON
+	// number; read it with EventSeq).
+	EventSeqKey = "seq"
+	// EventEpochHeader is the header of an event message naming the
+	// worker process whose numbers its events carry.
+	EventEpochHeader = "Flowstone-Event-Epoch"
+	// EventFloorHeader is the header of an event message holding its
+	// floor, in decimal.
+	EventFloorHeader = "Flowstone-Event-Floor"
+)
+
+// EventSeq returns the number a worker stamped on e (EventSeqKey), and
+// false if it has none.
+func EventSeq(e Event) (uint64, bool) {
+	switch v := e.Metadata[EventSeqKey].(type) {
+	case float64: // as encoding/json decodes a number
+		if v >= 1 && v <= 1<<53 && v == float64(uint64(v)) {
+			return uint64(v), true
+		}
+	case uint64:
+		return v, v > 0
+	}
+	return 0, false
+}
+
 // EventBatch is the message published to EventSubject(pipeline, kind): one
 // or more events of one pipeline and one kind, in the order they happened,
 // so that subscribers filtering by subject ("flowstone.event.sales.run.>")
@@ -224,18 +268,30 @@ type EventBatchBuilder struct {
 // hold more than MaxEventBatch events or encode to more than
 // min(limit, MaxMessageBytes) bytes (CodePayloadTooLarge).
 func (b *EventBatchBuilder) Add(e Event, limit int) *Error {
-	return b.add(&e, metaEntry{}, limit)
+	return b.add(&e, metaExtras{}, limit)
 }
 
 // AddWithMetadata is Add for e with Metadata[key] = value (replacing any
 // value e.Metadata has for key), without touching or copying e.Metadata:
 // the bytes are those Add writes for the event with that entry added to a
-// copy of its metadata. A worker stamps its id on every event this way.
+// copy of its metadata.
 func (b *EventBatchBuilder) AddWithMetadata(e Event, key, value string, limit int) *Error {
-	return b.add(&e, metaEntry{key: key, value: value, ok: true}, limit)
+	var x metaExtras
+	x.add(metaEntry{key: key, value: value})
+	return b.add(&e, x, limit)
 }
 
-func (b *EventBatchBuilder) add(e *Event, extra metaEntry, limit int) *Error {
+// AddStamped is Add for e with the worker's stamps in its metadata, as
+// AddWithMetadata adds one entry: EventWorkerKey = worker and EventSeqKey
+// = seq (a JSON number). A worker stamps every event it publishes so.
+func (b *EventBatchBuilder) AddStamped(e Event, worker string, seq uint64, limit int) *Error {
+	var x metaExtras
+	x.add(metaEntry{key: EventWorkerKey, value: worker})
+	x.add(metaEntry{key: EventSeqKey, num: seq, isNum: true})
+	return b.add(&e, x, limit)
+}
+
+func (b *EventBatchBuilder) add(e *Event, extra metaExtras, limit int) *Error {
 	if err := e.validate(""); err != nil {
 		return err
 	}
@@ -334,21 +390,65 @@ func (b *EventBatchBuilder) Reset() {
 // same output.
 
 // metaEntry is one metadata entry merged into an event's metadata as it is
-// encoded, when ok.
+// encoded: the string value, or num when isNum.
 type metaEntry struct {
 	key, value string
-	ok         bool
+	num        uint64
+	isNum      bool
+}
+
+// any returns the entry's value as the map would hold it.
+func (m metaEntry) any() any {
+	if m.isNum {
+		return m.num
+	}
+	return m.value
+}
+
+// metaExtras are the (up to two) entries merged into an event's metadata,
+// sorted by key, each replacing the metadata's own value for its key.
+type metaExtras struct {
+	n int
+	e [2]metaEntry
+}
+
+// add puts m among the entries, in key order; a second entry of a key
+// replaces the first.
+func (x *metaExtras) add(m metaEntry) {
+	for i := range x.n {
+		if x.e[i].key == m.key {
+			x.e[i] = m
+			return
+		}
+	}
+	x.e[x.n] = m
+	x.n++
+	if x.n == 2 && x.e[1].key < x.e[0].key {
+		x.e[0], x.e[1] = x.e[1], x.e[0]
+	}
+}
+
+// has reports whether key is one of the entries.
+func (x *metaExtras) has(key string) bool {
+	for i := range x.n {
+		if x.e[i].key == key {
+			return true
+		}
+	}
+	return false
 }
 
 // withMetadata returns e with extra in (a copy of) its metadata.
-func (e *Event) withMetadata(extra metaEntry) Event {
+func (e *Event) withMetadata(extra metaExtras) Event {
 	ev := *e
-	if extra.ok {
-		md := make(map[string]any, len(e.Metadata)+1)
+	if extra.n > 0 {
+		md := make(map[string]any, len(e.Metadata)+extra.n)
 		for k, v := range e.Metadata {
 			md[k] = v
 		}
-		md[extra.key] = extra.value
+		for i := range extra.n {
+			md[extra.e[i].key] = extra.e[i].any()
+		}
 		ev.Metadata = md
 	}
 	return ev
@@ -358,7 +458,7 @@ func (e *Event) withMetadata(extra metaEntry) Event {
 // it. It reports false, having appended part of the event, where
 // encoding/json would fail: a metadata value it cannot encode, or a time
 // RFC 3339 cannot write.
-func appendEvent(dst []byte, e *Event, extra metaEntry) ([]byte, bool) {
+func appendEvent(dst []byte, e *Event, extra metaExtras) ([]byte, bool) {
 	dst = append(dst, `{"v":`...)
 	dst = strconv.AppendInt(dst, int64(e.V), 10)
 	dst = append(dst, `,"kind":`...)
@@ -380,7 +480,7 @@ func appendEvent(dst []byte, e *Event, extra metaEntry) ([]byte, bool) {
 		dst = append(dst, `,"duration_ns":`...)
 		dst = strconv.AppendInt(dst, e.DurationNS, 10)
 	}
-	if len(e.Metadata) > 0 || extra.ok {
+	if len(e.Metadata) > 0 || extra.n > 0 {
 		dst = append(dst, `,"metadata":`...)
 		if dst, ok = appendJSONObject(dst, e.Metadata, extra, 0); !ok {
 			return dst, false
@@ -393,7 +493,7 @@ func appendEvent(dst []byte, e *Event, extra metaEntry) ([]byte, bool) {
 		dst = jsonw.String(dst, e.Error.Message)
 		if len(e.Error.Details) > 0 {
 			dst = append(dst, `,"details":`...)
-			if dst, ok = appendJSONObject(dst, e.Error.Details, metaEntry{}, 0); !ok {
+			if dst, ok = appendJSONObject(dst, e.Error.Details, metaExtras{}, 0); !ok {
 				return dst, false
 			}
 		}
@@ -408,8 +508,8 @@ const maxJSONDepth = 32
 
 // appendJSONObject appends m, with extra in it, as encoding/json writes a
 // map[string]any: entries sorted by key. A nil m without extra is null.
-func appendJSONObject(dst []byte, m map[string]any, extra metaEntry, depth int) ([]byte, bool) {
-	if m == nil && !extra.ok {
+func appendJSONObject(dst []byte, m map[string]any, extra metaExtras, depth int) ([]byte, bool) {
+	if m == nil && extra.n == 0 {
 		return append(dst, "null"...), true
 	}
 	type entry struct {
@@ -419,7 +519,7 @@ func appendJSONObject(dst []byte, m map[string]any, extra metaEntry, depth int) 
 	var stack [16]entry
 	entries := stack[:0]
 	for k, v := range m {
-		if extra.ok && k == extra.key {
+		if extra.n > 0 && extra.has(k) {
 			continue // extra replaces it
 		}
 		entries = append(entries, entry{k, v})
@@ -437,10 +537,11 @@ func appendJSONObject(dst []byte, m map[string]any, extra metaEntry, depth int) 
 	dst = append(dst, '{')
 	first := true
 	ok := true
+	next := 0 // the first extra not written yet
 	for _, en := range entries {
-		if extra.ok && extra.key < en.key {
-			dst = appendJSONEntryString(dst, first, extra.key, extra.value)
-			extra.ok, first = false, false
+		for ; next < extra.n && extra.e[next].key < en.key; next++ {
+			dst = appendJSONEntry(dst, first, extra.e[next])
+			first = false
 		}
 		if !first {
 			dst = append(dst, ',')
@@ -452,19 +553,23 @@ func appendJSONObject(dst []byte, m map[string]any, extra metaEntry, depth int) 
 			return dst, false
 		}
 	}
-	if extra.ok {
-		dst = appendJSONEntryString(dst, first, extra.key, extra.value)
+	for ; next < extra.n; next++ {
+		dst = appendJSONEntry(dst, first, extra.e[next])
+		first = false
 	}
 	return append(dst, '}'), true
 }
 
-func appendJSONEntryString(dst []byte, first bool, key, value string) []byte {
+func appendJSONEntry(dst []byte, first bool, m metaEntry) []byte {
 	if !first {
 		dst = append(dst, ',')
 	}
-	dst = jsonw.String(dst, key)
+	dst = jsonw.String(dst, m.key)
 	dst = append(dst, ':')
-	return jsonw.String(dst, value)
+	if m.isNum {
+		return strconv.AppendUint(dst, m.num, 10)
+	}
+	return jsonw.String(dst, m.value)
 }
 
 // appendJSONValue appends v as encoding/json writes it, reporting false
@@ -493,7 +598,7 @@ func appendJSONValue(dst []byte, v any, depth int) ([]byte, bool) {
 		return appendJSONFloat(dst, float64(v), 32)
 	case map[string]any:
 		if depth < maxJSONDepth {
-			return appendJSONObject(dst, v, metaEntry{}, depth)
+			return appendJSONObject(dst, v, metaExtras{}, depth)
 		}
 	case []any:
 		if depth < maxJSONDepth {

@@ -18,7 +18,7 @@ import (
 
 // referenceEncodeEvent is the event as encoding/json encodes it, extra
 // merged into a copy of its metadata.
-func referenceEncodeEvent(e Event, extra metaEntry) ([]byte, *Error) {
+func referenceEncodeEvent(e Event, extra metaExtras) ([]byte, *Error) {
 	return encodeJSON(e.withMetadata(extra), 2*MaxMessageBytes)
 }
 
@@ -75,7 +75,7 @@ func referenceAdd(b *EventBatchBuilder, e Event, limit int) *Error {
 
 // checkEventEncoding fails t unless appendEvent and encoding/json agree on
 // e with extra: the same bytes, or both refusing it.
-func checkEventEncoding(t *testing.T, e Event, extra metaEntry) {
+func checkEventEncoding(t *testing.T, e Event, extra metaExtras) {
 	t.Helper()
 	if valid, err := e.valid(), e.check(""); valid != (err == nil) {
 		t.Fatalf("event %#v: valid() = %v, check says %v", e, valid, err)
@@ -101,9 +101,12 @@ func checkEventEncoding(t *testing.T, e Event, extra metaEntry) {
 	// The builder, which validates, writes the same and errs alike.
 	var b, ref EventBatchBuilder
 	var berr *Error
-	if extra.ok {
-		berr = b.AddWithMetadata(e, extra.key, extra.value, MaxMessageBytes)
-	} else {
+	switch {
+	case extra.n == 2:
+		berr = b.AddStamped(e, extra.e[1].value, extra.e[0].num, MaxMessageBytes)
+	case extra.n == 1:
+		berr = b.AddWithMetadata(e, extra.e[0].key, extra.e[0].value, MaxMessageBytes)
+	default:
 		berr = b.Add(e, MaxMessageBytes)
 	}
 	rerr := referenceAdd(&ref, e.withMetadata(extra), MaxMessageBytes)
@@ -113,6 +116,21 @@ func checkEventEncoding(t *testing.T, e Event, extra metaEntry) {
 	if !bytes.Equal(b.Bytes(), ref.Bytes()) {
 		t.Fatalf("event %#v:\nAdd:           %s\nencoding/json: %s", e, b.Bytes(), ref.Bytes())
 	}
+}
+
+// oneExtra is one string entry to merge into the metadata.
+func oneExtra(key, value string) metaExtras {
+	var x metaExtras
+	x.add(metaEntry{key: key, value: value})
+	return x
+}
+
+// stamped is what AddStamped merges into the metadata.
+func stamped(worker string, seq uint64) metaExtras {
+	var x metaExtras
+	x.add(metaEntry{key: EventWorkerKey, value: worker})
+	x.add(metaEntry{key: EventSeqKey, num: seq, isNum: true})
+	return x
 }
 
 type jsonText string
@@ -207,9 +225,8 @@ func TestAppendEventMatchesEncodingJSON(t *testing.T) {
 	cyclic["self"] = cyclic
 	cases["cycle"] = func(e *Event) { e.Metadata = map[string]any{"c": cyclic} }
 
-	extras := []metaEntry{{}, {key: "worker", value: "w1", ok: true}, {key: "", value: "", ok: true},
-		{key: "a", value: "first", ok: true}, {key: "zzz", value: "last", ok: true}, {key: "storage", value: "replaced", ok: true},
-		{key: odd, value: odd, ok: true}}
+	extras := []metaExtras{{}, oneExtra("worker", "w1"), oneExtra("", ""), oneExtra("a", "first"), oneExtra("zzz", "last"),
+		oneExtra("storage", "replaced"), oneExtra(odd, odd), stamped("w1", 1), stamped(odd, math.MaxUint64), stamped("", 0)}
 	for name, mutate := range cases {
 		t.Run(name, func(t *testing.T) {
 			for _, extra := range extras {
@@ -304,7 +321,13 @@ func FuzzEventEncoding(f *testing.F) {
 				e.Error.Code = "execution_failed"
 			}
 		}
-		extra := metaEntry{key: extraKey, value: extraValue, ok: shape&64 != 0}
+		var extra metaExtras
+		switch {
+		case shape&128 != 0:
+			extra = stamped(extraValue, uint64(n))
+		case shape&64 != 0:
+			extra = oneExtra(extraKey, extraValue)
+		}
 		checkEventEncoding(t, e, extra)
 	})
 }

@@ -165,7 +165,7 @@ func appendCompletion(dst []byte, c *Completion) ([]byte, bool) {
 		dst = jsonw.String(dst, c.Error.Message)
 		if len(c.Error.Details) > 0 {
 			dst = append(dst, `,"details":`...)
-			if dst, ok = appendJSONObject(dst, c.Error.Details, metaEntry{}, 0); !ok {
+			if dst, ok = appendJSONObject(dst, c.Error.Details, metaExtras{}, 0); !ok {
 				return dst, false
 			}
 		}

@@ -78,6 +78,30 @@ type GetReply struct {
 	// the result is not inline. The copy's SHA-256 is SHA256; it expires
 	// with the bucket's StagingTTL.
 	Staged string `json:"staged,omitempty"`
+	// Upstream is the result's lineage: the dependency values it was
+	// computed from, as its record names them. (Added within Version 1: a
+	// client that predates it refuses a reply that has it as malformed.)
+	Upstream []Lineage `json:"upstream,omitempty"`
+}
+
+// Lineage names one dependency value a result was computed from.
+type Lineage struct {
+	// Asset names the dependency.
+	Asset string `json:"asset"`
+	// Partition is the dependency's partition.
+	Partition string `json:"partition"`
+	// RunID is the run that computed the dependency's value.
+	RunID string `json:"run_id"`
+}
+
+func (l Lineage) validate(prefix string) *Error {
+	if err := checkName(prefix+"asset", l.Asset); err != nil {
+		return err
+	}
+	if err := checkPartition(prefix+"partition", l.Partition, false); err != nil {
+		return err
+	}
+	return checkID(prefix+"run_id", l.RunID)
 }
 
 func (GetReply) isReply() {}
@@ -99,6 +123,11 @@ func (r GetReply) Validate() *Error {
 	}
 	if err := r.ResultRef.validate(""); err != nil {
 		return err
+	}
+	for i, l := range r.Upstream {
+		if err := l.validate(indexed("upstream", i) + "."); err != nil {
+			return err
+		}
 	}
 	if r.Staged != "" {
 		if err := checkObjectKey("staged", r.Staged); err != nil {

@@ -36,6 +36,11 @@ const (
 	// dates allows about 80,000.
 	MaxBackfillPartitions = 100_000
 
+	// MaxBackfillParallel is the most partitions a backfill may run at
+	// once (BackfillRequest.Parallel): far more than a fleet has slots
+	// for (a worker has 64 by default); beyond its slots more only queue.
+	MaxBackfillParallel = 1024
+
 	// MaxNameBytes is the longest pipeline, asset or storage name.
 	MaxNameBytes = 128
 

@@ -118,6 +118,12 @@ func TestReplyValidation(t *testing.T) {
 		{name: "job bad id", reply: job(func(j *protocol.Job) { j.ID = "" }), code: protocol.CodeBadRequest, field: "job.id"},
 		{name: "job bad priority", reply: job(func(j *protocol.Job) { j.Priority = 5 }), code: protocol.CodeBadRequest, field: "job.priority"},
 		{name: "get inline", reply: get(func(*protocol.GetReply) {})},
+		{name: "get with lineage", reply: get(func(r *protocol.GetReply) {
+			r.Upstream = []protocol.Lineage{{Asset: "doubled", Partition: "default", RunID: "r0"}}
+		})},
+		{name: "get lineage without a run", reply: get(func(r *protocol.GetReply) {
+			r.Upstream = []protocol.Lineage{{Asset: "doubled", Partition: "default", RunID: "r0"}, {Asset: "numbers", Partition: "default"}}
+		}), code: protocol.CodeBadRequest, field: "upstream[1].run_id"},
 		{name: "get by reference", reply: get(func(r *protocol.GetReply) { r.Value, r.Size = nil, 10<<20 })},
 		{name: "get raw inline", reply: get(func(r *protocol.GetReply) {
 			r.Encoding, r.Value, r.Size = protocol.EncodingRaw, json.RawMessage(` "AAEC"`), 3

@@ -156,6 +156,11 @@ func TestRunRequestValidation(t *testing.T) {
 		{name: "priority above the highest", mutate: func(r *protocol.RunRequest) { r.Priority = protocol.MaxPriority + 1 }, code: protocol.CodeBadRequest, field: "priority"},
 		{name: "storage not a name", mutate: func(r *protocol.RunRequest) { r.Storage = "s3/eu" }, code: protocol.CodeBadRequest, field: "storage"},
 		{name: "scheduled without async", mutate: func(r *protocol.RunRequest) { r.ScheduledAt = &at }, code: protocol.CodeBadRequest, field: "scheduled_at"},
+		{name: "the caller's run id", mutate: func(r *protocol.RunRequest) { r.RunID = "my-run_1" }},
+		{name: "run id not a token", mutate: func(r *protocol.RunRequest) { r.RunID = "my run" }, code: protocol.CodeBadRequest, field: "run_id"},
+		{name: "run id of a backfill's shape", mutate: func(r *protocol.RunRequest) {
+			r.RunID = protocol.BackfillRunID("bf", "2025-01-01")
+		}, code: protocol.CodeBadRequest, field: "run_id"},
 		{name: "scheduled at the zero time", mutate: func(r *protocol.RunRequest) {
 			r.Async, r.ScheduledAt = true, &time.Time{}
 		}, code: protocol.CodeBadRequest, field: "scheduled_at"},
@@ -208,7 +213,39 @@ func TestBackfillRequestValidation(t *testing.T) {
 		{name: "partition too long", mutate: func(r *protocol.BackfillRequest) { r.Partitions[0] = strings.Repeat("x", protocol.MaxPartitionBytes+1) }, code: protocol.CodeBadRequest, field: "partitions[0]"},
 		{name: "partition not UTF-8", mutate: func(r *protocol.BackfillRequest) { r.Partitions[0] = "\xc3" }, code: protocol.CodeBadRequest, field: "partitions[0]", goOnly: true},
 		{name: "negative parallel", mutate: func(r *protocol.BackfillRequest) { r.Parallel = -1 }, code: protocol.CodeBadRequest, field: "parallel"},
+		{name: "the most parallel", mutate: func(r *protocol.BackfillRequest) { r.Parallel = protocol.MaxBackfillParallel }},
+		{name: "parallel over the limit", mutate: func(r *protocol.BackfillRequest) { r.Parallel = protocol.MaxBackfillParallel + 1 }, code: protocol.CodeBadRequest, field: "parallel"},
 		{name: "unknown on_error", mutate: func(r *protocol.BackfillRequest) { r.OnError = "stop" }, code: protocol.CodeBadRequest, field: "on_error"},
+	})
+}
+
+func TestInvalidateRequestValidation(t *testing.T) {
+	valid := func() protocol.InvalidateRequest {
+		return protocol.InvalidateRequest{V: protocol.Version, Pipeline: "sales", Asset: "sum", Cascade: true}
+	}
+	checkRequestCases(t, valid, []reqCase[protocol.InvalidateRequest]{
+		{name: "default partition", mutate: func(*protocol.InvalidateRequest) {}},
+		{name: "one partition", mutate: func(r *protocol.InvalidateRequest) { r.Partition = "2025-01-01" }},
+		{name: "partitions", mutate: func(r *protocol.InvalidateRequest) { r.Partitions = []string{"2025-01-01", "2025-01-02"} }},
+		{name: "all", mutate: func(r *protocol.InvalidateRequest) { r.All = true }},
+		{name: "partition and partitions", mutate: func(r *protocol.InvalidateRequest) {
+			r.Partition, r.Partitions = "a", []string{"b"}
+		}, code: protocol.CodeBadRequest, field: "partitions"},
+		{name: "partitions and all", mutate: func(r *protocol.InvalidateRequest) {
+			r.Partitions, r.All = []string{"b"}, true
+		}, code: protocol.CodeBadRequest, field: "partitions"},
+		{name: "partition and all", mutate: func(r *protocol.InvalidateRequest) {
+			r.Partition, r.All = "a", true
+		}, code: protocol.CodeBadRequest, field: "partitions"},
+		{name: "empty partitions", mutate: func(r *protocol.InvalidateRequest) { r.Partitions = []string{} }, code: protocol.CodeBadRequest, field: "partitions", goOnly: true},
+		{name: "empty partition in the list", mutate: func(r *protocol.InvalidateRequest) { r.Partitions = []string{"a", ""} }, code: protocol.CodeBadRequest, field: "partitions[1]"},
+		{name: "repeated partition", mutate: func(r *protocol.InvalidateRequest) { r.Partitions = []string{"a", "b", "a"} }, code: protocol.CodeBadRequest, field: "partitions[2]"},
+		{name: "too many partitions", mutate: func(r *protocol.InvalidateRequest) {
+			r.Partitions = make([]string, protocol.MaxBackfillPartitions+1)
+			for i := range r.Partitions {
+				r.Partitions[i] = strconv.Itoa(i)
+			}
+		}, code: protocol.CodeBadRequest, field: "partitions"},
 	})
 }
 

@@ -38,6 +38,11 @@ type RunRequest struct {
 	// ScheduledAt delays the run until then; it needs Async. A time in the
 	// past runs at once.
 	ScheduledAt *time.Time `json:"scheduled_at,omitempty"`
+	// RunID is the id the caller gives the run (a ValidID, not one of the
+	// shape BackfillRunID builds); "" lets the coordinator pick one. An id
+	// another run has is refused with CodeBadRequest. (Added within
+	// Version 1: a coordinator that predates it refuses it as unknown.)
+	RunID string `json:"run_id,omitempty"`
 }
 
 // Verb returns VerbRun.
@@ -59,6 +64,14 @@ func (r RunRequest) Validate() *Error {
 	}
 	if err := checkPriority("priority", r.Priority); err != nil {
 		return err
+	}
+	if r.RunID != "" {
+		if err := checkID("run_id", r.RunID); err != nil {
+			return err
+		}
+		if _, ok := BackfillOfRun(r.RunID); ok {
+			return fieldErrorf("run_id", "run_id %s has the shape of a backfill partition's run id (an id, a dash and 32 hex digits): choose another", quote(r.RunID))
+		}
 	}
 	if r.ScheduledAt != nil {
 		if !r.Async {

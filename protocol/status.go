@@ -67,6 +67,11 @@ type StatusReply struct {
 	// Value describes the value get returns, which a failed later
 	// attempt leaves in place; absent when there is none.
 	Value *ValueStatus `json:"value,omitempty"`
+	// ScheduledAt is when the earliest scheduled run of the partition
+	// starts, if one is scheduled. State is then StateScheduled and RunID
+	// that run's, unless an attempt is pending or running. (Added within
+	// Version 1: a client that predates it refuses a reply that has it.)
+	ScheduledAt *time.Time `json:"scheduled_at,omitempty"`
 }
 
 // ValueStatus describes a materialized value in a StatusReply.
@@ -111,6 +116,11 @@ func (r StatusReply) Validate() *Error {
 	}
 	if r.CompletedAt != nil {
 		if err := checkTime("completed_at", *r.CompletedAt); err != nil {
+			return err
+		}
+	}
+	if r.ScheduledAt != nil {
+		if err := checkTime("scheduled_at", *r.ScheduledAt); err != nil {
 			return err
 		}
 	}

@@ -93,7 +93,11 @@
 // in batches (protocol.EventBatch), one per pipeline and kind: a batch goes
 // out when it holds protocol.MaxEventBatch events or 256 KiB, and at the
 // latest 10ms after its first event, so a materialization's four events
-// cost the server far fewer than four messages. Stop publishes whatever is
+// cost the server far fewer than four messages. Batches of different kinds
+// do not keep the order events happened in, so each event is numbered
+// (metadata "seq") and each message says its process and the lowest number
+// not yet sent (protocol.EventEpochHeader, protocol.EventFloorHeader):
+// client.Watch puts them back in order. Stop publishes whatever is
 // buffered; the events buffered when a worker process dies are lost, which
 // for telemetry is acceptable (records and completions are never lost:
 // a batch of completions is stored before any of its tasks is acked).

@@ -1,12 +1,16 @@
 package worker
 
 import (
+	"cmp"
+	"slices"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/protocol"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nuid"
 	"github.com/rs/zerolog"
 )
 
@@ -42,6 +46,12 @@ func (w *Worker) forwardEvent(ev flowstone.Event) {
 		Error: ev.Err.WireError()}, w.cfg.ID)
 }
 
+// The batcher numbers the events of each pipeline as it takes them
+// (protocol.EventSeqKey), and sends each batch with its process's epoch
+// and the lowest number not yet sent (protocol.EventFloorHeader), so
+// that a subscriber puts the events of different kinds back in the order
+// they happened: a batch per kind cannot keep that order by itself.
+
 // eventKey is what the events of one batch share.
 type eventKey struct {
 	pipeline string
@@ -59,9 +69,13 @@ type eventBatcher struct {
 	log   zerolog.Logger
 	delay time.Duration
 
+	epoch string // protocol.EventEpochHeader of this batcher's messages
+
 	mu      sync.Mutex
 	batches map[eventKey]*protocol.EventBatchBuilder
-	armed   bool // the goroutine was woken for the events buffered now
+	first   map[eventKey]uint64 // number of each buffered batch's first event
+	seqs    map[string]uint64   // last number given, by pipeline
+	armed   bool                // the goroutine was woken for the events buffered now
 	closed  bool
 
 	// pub orders publishes: it is taken while mu is held, before a batch
@@ -77,8 +91,10 @@ type eventBatcher struct {
 // newEventBatcher returns a batcher and starts its goroutine; close stops it.
 func newEventBatcher(conn *nats.Conn, log zerolog.Logger, delay time.Duration) *eventBatcher {
 	b := &eventBatcher{
-		conn: conn, log: log, delay: delay,
+		conn: conn, log: log, delay: delay, epoch: nuid.Next(),
 		batches: map[eventKey]*protocol.EventBatchBuilder{},
+		first:   map[eventKey]uint64{},
+		seqs:    map[string]uint64{},
 		wake:    make(chan struct{}, 1),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
@@ -87,42 +103,49 @@ func newEventBatcher(conn *nats.Conn, log zerolog.Logger, delay time.Duration) *
 	return b
 }
 
-// add buffers ev with worker as its metadata's "worker", publishing its
-// batch if that fills it. An event added after close is published at once,
-// alone.
+// add buffers ev with worker as its metadata's "worker" and its number
+// (protocol.EventSeqKey), publishing its batch if that fills it. An event
+// added after close is published at once, alone. A dropped event takes
+// no number, so that subscribers do not wait for it.
 func (b *eventBatcher) add(ev protocol.Event, worker string) {
 	key := eventKey{ev.Pipeline, ev.Kind}
 	b.mu.Lock()
+	seq := b.seqs[ev.Pipeline] + 1
 	batch := b.batches[key]
 	if batch == nil {
 		batch = new(protocol.EventBatchBuilder)
 	}
 	limit := eventBatchBytes
 	if batch.Len() == 0 {
-		limit = protocol.MaxMessageBytes
+		limit = protocol.MaxMessageBytes - protocol.MaxHeaderBytes // room for the headers
 	}
-	perr := batch.AddWithMetadata(ev, "worker", worker, limit)
+	perr := batch.AddStamped(ev, worker, seq, limit)
 	if perr != nil && perr.Code == protocol.CodePayloadTooLarge && batch.Len() > 0 {
 		// No room left: send the batch and start the next with ev.
-		b.publishLocked(batch) // unlocks mu
+		b.publishLocked(key, batch) // unlocks mu
 		b.mu.Lock()
+		seq = b.seqs[ev.Pipeline] + 1
 		if batch = b.batches[key]; batch == nil {
 			batch = new(protocol.EventBatchBuilder)
 		}
 		limit = eventBatchBytes
 		if batch.Len() == 0 {
-			limit = protocol.MaxMessageBytes
+			limit = protocol.MaxMessageBytes - protocol.MaxHeaderBytes // room for the headers
 		}
-		perr = batch.AddWithMetadata(ev, "worker", worker, limit)
+		perr = batch.AddStamped(ev, worker, seq, limit)
 	}
 	if perr != nil {
 		b.mu.Unlock()
 		b.log.Debug().Str("kind", string(ev.Kind)).Str("error", perr.Message).Msg("event_dropped")
 		return
 	}
+	b.seqs[ev.Pipeline] = seq
+	if batch.Len() == 1 {
+		b.first[key] = seq
+	}
 	b.batches[key] = batch
 	if b.closed || batch.Len() == protocol.MaxEventBatch {
-		b.publishLocked(batch) // unlocks mu
+		b.publishLocked(key, batch) // unlocks mu
 		return
 	}
 	if !b.armed {
@@ -135,21 +158,44 @@ func (b *eventBatcher) add(ev protocol.Event, worker string) {
 	b.mu.Unlock()
 }
 
-// publishLocked takes batch's events, unlocks mu, and publishes them. mu
-// must be held.
-func (b *eventBatcher) publishLocked(batch *protocol.EventBatchBuilder) {
-	b.sendLocked([]eventMsg{take(batch)})
+// publishLocked takes the events of key's batch, unlocks mu, and publishes
+// them. mu must be held.
+func (b *eventBatcher) publishLocked(key eventKey, batch *protocol.EventBatchBuilder) {
+	floor := b.floorLocked(key.pipeline)
+	b.sendLocked([]eventMsg{b.take(key, batch, floor)})
 }
 
-// flush publishes every batch that holds events.
+// floorLocked returns the lowest number among the buffered events of the
+// pipeline: every lower one was sent before. mu must be held.
+func (b *eventBatcher) floorLocked(pipeline string) uint64 {
+	floor := b.seqs[pipeline] + 1
+	for key, batch := range b.batches {
+		if key.pipeline == pipeline && batch.Len() > 0 {
+			floor = min(floor, b.first[key])
+		}
+	}
+	return floor
+}
+
+// flush publishes every batch that holds events, oldest first.
 func (b *eventBatcher) flush() {
 	b.mu.Lock()
 	b.armed = false
-	var msgs []eventMsg
-	for _, batch := range b.batches {
+	floors := map[string]uint64{}
+	var keys []eventKey
+	for key, batch := range b.batches {
 		if batch.Len() > 0 {
-			msgs = append(msgs, take(batch))
+			keys = append(keys, key)
+			if _, ok := floors[key.pipeline]; !ok {
+				floors[key.pipeline] = b.floorLocked(key.pipeline)
+			}
 		}
+	}
+	// Oldest first: subscribers then hold fewer events for the others.
+	slices.SortFunc(keys, func(x, y eventKey) int { return cmp.Compare(b.first[x], b.first[y]) })
+	msgs := make([]eventMsg, 0, len(keys))
+	for _, key := range keys {
+		msgs = append(msgs, b.take(key, b.batches[key], floors[key.pipeline]))
 	}
 	b.sendLocked(msgs)
 }
@@ -159,12 +205,15 @@ type eventMsg struct {
 	subject string
 	events  int
 	data    []byte
+	floor   uint64
 }
 
-// take encodes batch and empties it. batch must not be empty.
-func take(batch *protocol.EventBatchBuilder) eventMsg {
-	m := eventMsg{protocol.EventSubject(batch.Pipeline(), batch.Kind()), batch.Len(), batch.Bytes()}
+// take encodes key's batch and empties it. The batch must not be empty;
+// mu must be held.
+func (b *eventBatcher) take(key eventKey, batch *protocol.EventBatchBuilder, floor uint64) eventMsg {
+	m := eventMsg{protocol.EventSubject(batch.Pipeline(), batch.Kind()), batch.Len(), batch.Bytes(), floor}
 	batch.Reset()
+	delete(b.first, key)
 	return m
 }
 
@@ -175,7 +224,11 @@ func (b *eventBatcher) sendLocked(msgs []eventMsg) {
 	b.mu.Unlock()
 	defer b.pub.Unlock()
 	for _, m := range msgs {
-		if err := b.conn.Publish(m.subject, m.data); err != nil {
+		msg := &nats.Msg{Subject: m.subject, Data: m.data, Header: nats.Header{
+			protocol.EventEpochHeader: []string{b.epoch},
+			protocol.EventFloorHeader: []string{strconv.FormatUint(m.floor, 10)},
+		}}
+		if err := b.conn.PublishMsg(msg); err != nil {
 			b.log.Debug().Err(err).Str("subject", m.subject).Int("events", m.events).Msg("event_batch_dropped")
 		}
 	}

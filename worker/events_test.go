@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
@@ -105,6 +106,74 @@ func TestEventsAreBatched(t *testing.T) {
 	t.Logf("%d events in %d messages", 4*n, msgs)
 	if m, err := sub.NextMsg(100 * time.Millisecond); err == nil {
 		t.Fatalf("unexpected message on %s: %s", m.Subject, m.Data)
+	}
+}
+
+// TestEventsAreNumberedForOrder: a worker numbers the events of each
+// pipeline 1, 2, 3... in the order it took them, and every message says
+// its process (epoch) and a floor no higher than any number it carries,
+// below which every number came in an earlier message: what a subscriber
+// needs to put the batches of different kinds back in order.
+func TestEventsAreNumberedForOrder(t *testing.T) {
+	e := newFleet(t)
+	sub, err := e.nc.SubscribeSync(protocol.EventSubjects)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.nc.Flush()
+	const n = 30
+	for i := range n {
+		e.publish(task("example", "numbers", fmt.Sprintf("p%02d", i), 0))
+	}
+	e.start(worker.Config{Pipelines: []*flowstone.Pipeline{pipelines.Example()}})
+	for range n {
+		if c := e.completion(); !c.OK {
+			t.Fatalf("completion = %+v", c)
+		}
+	}
+	seen := map[uint64]protocol.Event{}
+	epoch := ""
+	for len(seen) < 4*n {
+		m, err := sub.NextMsg(wait)
+		if err != nil {
+			t.Fatalf("after %d events: %v", len(seen), err)
+		}
+		if epoch == "" {
+			epoch = m.Header.Get(protocol.EventEpochHeader)
+		}
+		floor, err := strconv.ParseUint(m.Header.Get(protocol.EventFloorHeader), 10, 64)
+		if err != nil || m.Header.Get(protocol.EventEpochHeader) != epoch || epoch == "" {
+			t.Fatalf("message headers %v", m.Header)
+		}
+		for seq := uint64(1); seq < floor; seq++ {
+			if _, ok := seen[seq]; !ok {
+				t.Fatalf("floor %d, but event %d came in no earlier message", floor, seq)
+			}
+		}
+		b, perr := protocol.DecodeEventBatch(m.Data)
+		if perr != nil {
+			t.Fatal(perr)
+		}
+		for _, ev := range b.Events {
+			seq, ok := protocol.EventSeq(ev)
+			if _, dup := seen[seq]; !ok || dup || seq < floor || ev.Metadata[protocol.EventWorkerKey] == nil {
+				t.Fatalf("event %+v in a message of floor %d", ev, floor)
+			}
+			seen[seq] = ev
+		}
+	}
+	// Numbered 1 to 4n, each partition's events in the order they
+	// happened.
+	last := map[string]protocol.Event{}
+	for seq := uint64(1); seq <= 4*n; seq++ {
+		ev, ok := seen[seq]
+		if !ok {
+			t.Fatalf("no event numbered %d", seq)
+		}
+		if prev, ok := last[ev.Partition]; ok && ev.Time.Before(prev.Time) {
+			t.Errorf("%s of %s (number %d) happened before the %s numbered before it", ev.Kind, ev.Partition, seq, prev.Kind)
+		}
+		last[ev.Partition] = ev
 	}
 }
 

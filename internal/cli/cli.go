@@ -113,6 +113,10 @@ func (e *env) dispatch(args []string) error {
 	if len(pos) < cmd.minArgs || len(pos) > cmd.maxArgs {
 		return usageErr(cmd, "%s takes %s, got %d argument(s)", verb, cmd.argsText(), len(pos))
 	}
+	if e.g.timeout <= 0 && (flagSet(top, "timeout") || flagSet(e.fs, "timeout")) {
+		// Zero would silently mean the default (or no bound at all).
+		return usageErr(cmd, "--timeout must be a positive duration, got %v: leave it out for the default", e.g.timeout)
+	}
 	e.args = pos
 	return action(e)
 }
@@ -131,6 +135,13 @@ func (e *env) help(args []string) error {
 	e.g.define(fs, cmd)
 	fmt.Fprint(e.stdout, cmd.usage(fs))
 	return nil
+}
+
+// flagSet reports whether the flag name was given on fs's command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // wantsJSON spots --json before parsing, so that even an unparsable command

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -24,11 +25,11 @@ func init() {
 		{name: "exists", short: "tell whether a value is materialized (exit 1 if not)", args: []string{"PIPELINE", "ASSET"}, minArgs: 2, maxArgs: 2, setup: existsCmd,
 			summary: "Print true if the partition is materialized, else false and exit 1."},
 		{name: "status", short: "show where an asset's partition stands", args: []string{"PIPELINE", "ASSET"}, minArgs: 2, maxArgs: 2, setup: statusCmd,
-			summary: "Show where an asset's partition stands: state, run, completion time, duration, storage, error."},
+			summary: "Show where an asset's partition stands: state, run, completion time, duration, storage, error;\nfor a run scheduled with run --at, state scheduled and the time it starts."},
 		{name: "cancel", short: "cancel running and scheduled runs of an asset's partition", args: []string{"PIPELINE", "ASSET"}, minArgs: 2, maxArgs: 2, setup: cancelCmd,
 			summary: "Cancel the running, pending and scheduled runs of an asset's partition\n(exit 1 if nothing was running)."},
-		{name: "invalidate", short: "delete a materialized value (--cascade: and downstream)", args: []string{"PIPELINE", "ASSET"}, minArgs: 2, maxArgs: 2, setup: invalidateCmd,
-			summary: "Delete a materialized result (with --cascade, also every downstream result of the\npartition) so the next run recomputes it; print how many were deleted."},
+		{name: "invalidate", short: "delete materialized values (--cascade: and downstream)", args: []string{"PIPELINE", "ASSET"}, minArgs: 2, maxArgs: 2, setup: invalidateCmd,
+			summary: "Delete an asset's materialized results so the next run recomputes them: one\npartition (--partition), several (--partitions FROM..TO or a,b,c) or every one\nthat has a record (--all); with --cascade also every downstream result of each.\nA partitioned asset needs one of those flags. Prints how many records were deleted\n(one per asset and partition that had one; 0 when there was nothing to delete)."},
 		{name: "backfill", short: "run an asset over many partitions, with a progress bar", args: []string{"PIPELINE", "ASSET"}, minArgs: 0, maxArgs: 2, setup: backfillCmd,
 			summary:    "Run an asset over many partitions with a progress bar; print the counts and each\nfailed partition's error (exit 1 if any failed). The fleet keeps the backfill by\nid and finishes it even if fsctl or a coordinator stops; --follow ID re-attaches\n(PIPELINE and ASSET are then left out), --async prints the id and returns.",
 			timeoutDoc: "`DURATION` bounding the wait (default: none; fsctl waits as long as the backfill makes progress)"},
@@ -54,7 +55,7 @@ func init() {
 // partitionFlag defines --partition.
 func partitionFlag(fs *flag.FlagSet) *optString {
 	p := new(optString)
-	fs.Var(p, "partition", "the `PARTITION` key (a date 2025-01-15, a region, any text; default \"default\")")
+	fs.Var(p, "partition", "the `PARTITION` key (a date 2025-01-15, a region, a key the asset takes; default \"default\", the one partition of an unpartitioned asset)")
 	return p
 }
 
@@ -190,6 +191,9 @@ func statusCmd(fs *flag.FlagSet) func(*env) error {
 		if st.RunID != "" {
 			fmt.Fprintf(tw, "run_id:\t%s\n", st.RunID)
 		}
+		if st.ScheduledAt != nil {
+			fmt.Fprintf(tw, "scheduled_at:\t%s\n", st.ScheduledAt.Format(time.RFC3339Nano))
+		}
 		if st.CompletedAt != nil {
 			fmt.Fprintf(tw, "completed_at:\t%s\n", st.CompletedAt.Format(time.RFC3339Nano))
 		}
@@ -235,20 +239,46 @@ func cancelCmd(fs *flag.FlagSet) func(*env) error {
 
 func invalidateCmd(fs *flag.FlagSet) func(*env) error {
 	part := partitionFlag(fs)
-	cascade := fs.Bool("cascade", false, "also invalidate everything downstream, for the same partition")
+	parts := fs.String("partitions", "", "the partitions: an inclusive date range `FROM..TO` (2025-01-01..2025-01-31) or a list a,b,c")
+	all := fs.Bool("all", false, "every partition of the asset that has a record (with --cascade: of the asset or anything downstream)")
+	cascade := fs.Bool("cascade", false, "also invalidate everything downstream, for each partition invalidated")
 	return func(e *env) error {
-		c, err := e.client()
-		if err != nil {
-			return err
+		named := 0
+		for _, on := range []bool{part.set, *parts != "", *all} {
+			if on {
+				named++
+			}
+		}
+		if named > 1 {
+			return usageErr(e.cmd, "--partition, --partitions and --all are exclusive: give one")
 		}
 		var opts []flowstone.InvalidateOption
 		for _, o := range part.partition() {
 			opts = append(opts, o)
 		}
+		if *parts != "" {
+			keys, err := partitionsFlag(e.cmd, *parts)
+			if err != nil {
+				return err
+			}
+			opts = append(opts, flowstone.Partitions(keys...))
+		}
+		if *all {
+			opts = append(opts, flowstone.AllPartitions())
+		}
 		if *cascade {
 			opts = append(opts, flowstone.Cascade())
 		}
+		c, err := e.client()
+		if err != nil {
+			return err
+		}
 		n, err := c.Invalidate(e.ctx, e.args[0], e.args[1], opts...)
+		if fe := flowstone.AsError(err); named == 0 && fe != nil && fe.Type == flowstone.TypeBadRequest && fe.Details["missing"] == "partitions" {
+			// A partitioned asset: the default partition is none of its.
+			return usageErr(e.cmd, "%s is partitioned (by %v): name the partitions with --partition KEY, --partitions FROM..TO or a,b,c, or --all",
+				e.args[1], cmp.Or(fe.Details["partitioned_by"], any("its scheme")))
+		}
 		if err != nil {
 			return err
 		}
@@ -260,9 +290,27 @@ func invalidateCmd(fs *flag.FlagSet) func(*env) error {
 	}
 }
 
+// partitionsFlag reads --partitions: an inclusive date range FROM..TO
+// (refused past flowstone.MaxDateRangeDays before a key is built) or a
+// comma-separated list.
+func partitionsFlag(cmd *command, s string) ([]string, error) {
+	if strings.Contains(s, "..") {
+		days, err := flowstone.ParseDateRange(s)
+		if err != nil {
+			return nil, usageErr(cmd, "--partitions: %s", flowstone.AsError(err).Message)
+		}
+		return days, nil
+	}
+	list, ok := listFlag(s)
+	if !ok {
+		return nil, usageErr(cmd, "--partitions %q has an empty item", s)
+	}
+	return list, nil
+}
+
 func backfillCmd(fs *flag.FlagSet) func(*env) error {
 	parts := fs.String("partitions", "", "the partitions: an inclusive date range `FROM..TO` (2025-01-01..2025-01-31) or a list a,b,c (required)")
-	parallel := fs.Int("parallel", 1, "`N` partitions run at once")
+	parallel := fs.Int("parallel", defaultBackfillParallel, fmt.Sprintf("`N` partitions run at once, 1 to %d; the default, %d, keeps one worker's slots (its default --concurrency) busy, and the fleet queues what its workers cannot take yet", flowstone.MaxParallel, defaultBackfillParallel))
 	onError := fs.String("on-error", "continue", "`POLICY` on a failed partition: continue with the others, or halt (start no more)")
 	force := fs.Bool("force", false, "re-run partitions that are materialized")
 	async := fs.Bool("async", false, "print the backfill's id and return; follow it later with --follow")
@@ -277,25 +325,15 @@ func backfillCmd(fs *flag.FlagSet) func(*env) error {
 		if len(e.args) != 2 {
 			return usageErr(e.cmd, "backfill takes PIPELINE ASSET (or --follow ID), got %d argument(s)", len(e.args))
 		}
-		var keys []string
-		switch {
-		case *parts == "":
+		if *parts == "" {
 			return usageErr(e.cmd, "backfill needs --partitions FROM..TO or --partitions a,b,c")
-		case strings.Contains(*parts, ".."):
-			days, err := flowstone.ParseDateRange(*parts)
-			if err != nil {
-				return usageErr(e.cmd, "--partitions: %s", flowstone.AsError(err).Message)
-			}
-			keys = days
-		default:
-			list, ok := listFlag(*parts)
-			if !ok {
-				return usageErr(e.cmd, "--partitions %q has an empty item", *parts)
-			}
-			keys = list
 		}
-		if *parallel < 1 {
-			return usageErr(e.cmd, "--parallel must be at least 1, got %d", *parallel)
+		keys, err := partitionsFlag(e.cmd, *parts)
+		if err != nil {
+			return err
+		}
+		if *parallel < 1 || *parallel > flowstone.MaxParallel {
+			return usageErr(e.cmd, "--parallel must be 1 to %d, got %d", flowstone.MaxParallel, *parallel)
 		}
 		opts := []flowstone.BackfillOption{flowstone.Partitions(keys...), flowstone.Parallel(*parallel)}
 		switch *onError {
@@ -337,6 +375,12 @@ func backfillCmd(fs *flag.FlagSet) func(*env) error {
 		return e.printBackfill(stats)
 	}
 }
+
+// defaultBackfillParallel is --parallel's default: a worker's slots at its
+// default concurrency. One at a time (the library's default) left a
+// year of daily_sales taking seconds on a fleet that does it in a fraction
+// of one.
+const defaultBackfillParallel = 64
 
 // followBackfill is backfill --follow: the same bar and output as the
 // backfill itself.
@@ -380,6 +424,17 @@ func (e *env) printBackfill(stats flowstone.BackfillStats) error {
 			fmt.Fprintf(e.stdout, ", %d not started", stats.NotStarted)
 		}
 		fmt.Fprintf(e.stdout, " (of %d partitions; backfill %s)\n", total, stats.ID)
+		if n := len(stats.NotStartedPartitions); n > 0 {
+			names := make([]string, n)
+			for i, p := range stats.NotStartedPartitions {
+				names[i] = safe(p)
+			}
+			fmt.Fprintf(e.stdout, "  not started: %s", strings.Join(names, ", "))
+			if more := stats.NotStarted - n; more > 0 {
+				fmt.Fprintf(e.stdout, " and %d more", more)
+			}
+			fmt.Fprintln(e.stdout)
+		}
 		failed := make([]string, 0, len(stats.Errors))
 		for p := range stats.Errors {
 			failed = append(failed, p)
@@ -466,7 +521,7 @@ func infoCmd(fs *flag.FlagSet) func(*env) error {
 		}
 		partitioned := info.PartitionedBy
 		if partitioned == "" {
-			partitioned = "(none: any key)"
+			partitioned = "(none: its dependencies' partitions, or only \"default\")"
 		}
 		fmt.Fprintf(tw, "partitioned_by:\t%s\n", partitioned)
 		fmt.Fprintf(tw, "scatter:\t%v\n", info.Scatter)

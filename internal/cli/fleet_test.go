@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/internal/cli"
 	"github.com/flowstone-go/flowstone/internal/devfleet"
+	"github.com/flowstone-go/flowstone/internal/fleettest"
 	"github.com/flowstone-go/flowstone/pipelines"
 	"github.com/flowstone-go/flowstone/protocol"
 	"github.com/nats-io/nuid"
@@ -49,12 +51,17 @@ func server(t *testing.T) []string {
 			flowstone.Asset("bigblob", func(*flowstone.Context) (any, error) { return bigBlob, nil }),
 			flowstone.Asset("broken", func(c *flowstone.Context) (any, error) {
 				return nil, errors.New("partition " + c.Partition() + " is broken")
-			}),
+			}, flowstone.PartitionedBy(flowstone.AnyKey)),
+			// days -> after_days, by day, are TestInvalidateMany's.
+			flowstone.Asset("days", func(c *flowstone.Context) (any, error) { return c.Partition(), nil }, flowstone.PartitionedBy(flowstone.Daily)),
+			flowstone.Asset("after_days", func(c *flowstone.Context) (any, error) {
+				return flowstone.Dep[string](c, "days")
+			}, flowstone.DependsOn("days"), flowstone.PartitionedBy(flowstone.Daily)),
 		)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		shared.fleet, shared.err = devfleet.Start(ctx, devfleet.Config{Port: -1, Workers: 2,
-			Pipelines: append(pipelines.All(pipelines.Options{}), extra)})
+			Pipelines: append(pipelines.All(pipelines.Options{}), extra, fleettest.Keyed())})
 	})
 	if shared.err != nil {
 		t.Fatalf("start fleet: %v", shared.err)
@@ -118,71 +125,126 @@ func uniq(what string) string { return what + "-" + nuid.Next() }
 func TestRunGetExistsStatusInvalidate(t *testing.T) {
 	part := uniq("cli run")
 	var first runJSON
-	ok(t, &first, "run", "example", "sum", "--partition", part)
+	ok(t, &first, "run", "keyed", "sum", "--partition", part)
 	if string(first.Value) != "30" || first.Cached || first.Partition != part || first.RunID == "" || first.SHA256 == "" {
 		t.Fatalf("run = %+v value %s", first, first.Value)
 	}
 	var again runJSON
-	ok(t, &again, "run", "example", "sum", "--partition", part)
+	ok(t, &again, "run", "keyed", "sum", "--partition", part)
 	if !again.Cached || again.RunID != first.RunID {
 		t.Errorf("second run = %+v, want cached %s", again, first.RunID)
 	}
 
 	var got runJSON
-	ok(t, &got, "get", "example", "doubled", "--partition", part)
+	ok(t, &got, "get", "keyed", "doubled", "--partition", part)
 	if compact(got.Value) != "[2,4,6,8,10]" {
 		t.Errorf("get doubled = %s", got.Value)
 	}
 
 	var exists struct{ Exists bool }
-	ok(t, &exists, "exists", "example", "sum", "--partition", part)
+	ok(t, &exists, "exists", "keyed", "sum", "--partition", part)
 	if !exists.Exists {
 		t.Error("exists = false after run")
 	}
 
 	var st flowstone.StatusInfo
-	ok(t, &st, "status", "example", "sum", "--partition", part)
+	ok(t, &st, "status", "keyed", "sum", "--partition", part)
 	if st.State != flowstone.StateCompleted || st.RunID != first.RunID || st.Partition != part || st.CompletedAt == nil {
 		t.Errorf("status = %+v", st)
 	}
 
 	var inv struct{ Invalidated int }
-	ok(t, &inv, "invalidate", "example", "numbers", "--partition", part, "--cascade")
+	ok(t, &inv, "invalidate", "keyed", "numbers", "--partition", part, "--cascade")
 	if inv.Invalidated != 3 {
 		t.Errorf("invalidated %d, want 3", inv.Invalidated)
 	}
-	r := fsctl(t, append([]string{"exists", "example", "sum", "--partition", part, "--json"}, server(t)...)...)
+	r := fsctl(t, append([]string{"exists", "keyed", "sum", "--partition", part, "--json"}, server(t)...)...)
 	if r.code != cli.ExitFailed || strings.TrimSpace(r.stdout) != `{
   "exists": false
 }` {
 		t.Errorf("exists after invalidate: exit %d, %q", r.code, r.stdout)
 	}
-	ok(t, &st, "status", "example", "sum", "--partition", part)
+	ok(t, &st, "status", "keyed", "sum", "--partition", part)
 	if st.State != flowstone.StateNotFound {
 		t.Errorf("status after invalidate = %s", st.State)
 	}
-	details := fails(t, cli.ExitFailed, "not_found", "get", "example", "sum", "--partition", part)
+	details := fails(t, cli.ExitFailed, "not_found", "get", "keyed", "sum", "--partition", part)
 	if details["partition"] != part {
 		t.Errorf("not_found details = %v", details)
+	}
+}
+
+func TestInvalidateMany(t *testing.T) {
+	srv := server(t)
+	var stats flowstone.BackfillStats
+	ok(t, &stats, "backfill", "clitest", "after_days", "--partitions", "2025-04-01..2025-04-04")
+	if stats.Succeeded != 4 {
+		t.Fatalf("backfill = %+v", stats)
+	}
+	left := func() string {
+		t.Helper()
+		var out []string
+		for _, a := range []string{"days", "after_days"} {
+			for d := 1; d <= 4; d++ {
+				r := fsctl(t, append([]string{"exists", "clitest", a, "--partition", fmt.Sprintf("2025-04-%02d", d)}, srv...)...)
+				if r.stdout == "true\n" {
+					out = append(out, fmt.Sprintf("%s/%d", a, d))
+				}
+			}
+		}
+		return strings.Join(out, " ")
+	}
+	// Bare: a usage error naming the flags, and nothing deleted.
+	r := fsctl(t, append([]string{"invalidate", "clitest", "days", "--cascade"}, srv...)...)
+	if r.code != cli.ExitUsage || r.stdout != "" || !strings.Contains(r.stderr, "--partitions") || !strings.Contains(r.stderr, "--all") ||
+		!strings.Contains(r.stderr, "Usage") {
+		t.Fatalf("bare invalidate of a partitioned asset: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if typ, msg, _ := errorJSON(t, fsctl(t, append([]string{"invalidate", "clitest", "days", "--json"}, srv...)...)); typ != "usage" || !strings.Contains(msg, "--partition") {
+		t.Errorf("bare invalidate --json: %s %q", typ, msg)
+	}
+	fails(t, cli.ExitFailed, "bad_request", "invalidate", "clitest", "days", "--partitions", "2025-04-01,soon")
+	if got := left(); got != "days/1 days/2 days/3 days/4 after_days/1 after_days/2 after_days/3 after_days/4" {
+		t.Fatalf("refused invalidates deleted records: left %s", got)
+	}
+
+	var inv struct{ Invalidated int }
+	ok(t, &inv, "invalidate", "clitest", "days", "--partitions", "2025-04-01,2025-04-02")
+	if inv.Invalidated != 2 {
+		t.Errorf("--partitions a,b invalidated %d, want 2", inv.Invalidated)
+	}
+	ok(t, &inv, "invalidate", "clitest", "days", "--partitions", "2025-04-01..2025-04-03", "--cascade")
+	if inv.Invalidated != 4 {
+		t.Errorf("--partitions FROM..TO --cascade invalidated %d, want 4", inv.Invalidated)
+	}
+	if got := left(); got != "days/4 after_days/4" {
+		t.Fatalf("after invalidating days 1-3: left %s", got)
+	}
+	r = fsctl(t, append([]string{"invalidate", "clitest", "days", "--all", "--cascade"}, srv...)...)
+	if r.code != 0 || r.stdout != "invalidated 2 result(s)\n" {
+		t.Errorf("--all --cascade: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if got := left(); got != "" {
+		t.Fatalf("after --all --cascade: left %s", got)
 	}
 }
 
 func TestHumanOutput(t *testing.T) {
 	part := uniq("cli human")
 	srv := server(t)
-	r := fsctl(t, append([]string{"run", "example", "sum", "--partition", part}, srv...)...)
+	r := fsctl(t, append([]string{"run", "keyed", "sum", "--partition", part}, srv...)...)
 	if r.code != 0 || r.stdout != "30\n" {
 		t.Errorf("run: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
-	r = fsctl(t, append([]string{"get", "example", "doubled", "--partition", part}, srv...)...)
+	r = fsctl(t, append([]string{"get", "keyed", "doubled", "--partition", part}, srv...)...)
 	if r.code != 0 || r.stdout != "[\n  2,\n  4,\n  6,\n  8,\n  10\n]\n" {
 		t.Errorf("get: stdout %q", r.stdout)
 	}
-	r = fsctl(t, append([]string{"status", "example", "sum", "--partition", part}, srv...)...)
+	r = fsctl(t, append([]string{"status", "keyed", "sum", "--partition", part}, srv...)...)
 	if r.code != 0 || !strings.Contains(r.stdout, "state:") || !strings.Contains(r.stdout, "completed") {
 		t.Errorf("status: stdout %q", r.stdout)
 	}
-	r = fsctl(t, append([]string{"exists", "example", "sum", "--partition", uniq("nothing")}, srv...)...)
+	r = fsctl(t, append([]string{"exists", "keyed", "sum", "--partition", uniq("nothing")}, srv...)...)
 	if r.code != cli.ExitFailed || r.stdout != "false\n" || r.stderr != "" {
 		t.Errorf("exists on nothing: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
@@ -208,26 +270,48 @@ func TestBadInput(t *testing.T) {
 	fails(t, cli.ExitFailed, "asset_not_found", "info", "example", "nope")
 	fails(t, cli.ExitFailed, "pipeline_not_found", "assets", "nosuch")
 	fails(t, cli.ExitFailed, "bad_request", "run", "daily_sales", "revenue", "--partition", "not-a-date")
-	fails(t, cli.ExitFailed, "bad_request", "run", "example", "sum", "--partition", "")
+	fails(t, cli.ExitFailed, "bad_request", "run", "keyed", "sum", "--partition", "")
 	fails(t, cli.ExitFailed, "bad_request", "run", "example", "sum", "--priority", "9")
 	fails(t, cli.ExitFailed, "bad_request", "get", "example", "no such asset")
-	fails(t, cli.ExitFailed, "not_found", "cancel", "example", "sum", "--partition", uniq("idle"))
+	fails(t, cli.ExitFailed, "not_found", "cancel", "keyed", "sum", "--partition", uniq("idle"))
 	details = fails(t, cli.ExitFailed, "execution_failed", "run", "clitest", "broken", "--partition", "p1")
 	if details == nil {
 		t.Log("execution_failed has no details")
 	}
-	fails(t, cli.ExitFailed, "dependency_failed", "run", "example", "sum", "--partition", uniq("nodeps"), "--no-deps")
+	fails(t, cli.ExitFailed, "dependency_failed", "run", "keyed", "sum", "--partition", uniq("nodeps"), "--no-deps")
+}
+
+// An unpartitioned asset refuses a partition on every verb (it made a new
+// copy per key), and a daily asset a key that is no date on every verb
+// (status and get said not_found); nothing runs.
+func TestPartitionsAreCheckedOnEveryVerb(t *testing.T) {
+	for _, verb := range []string{"run", "get", "exists", "status", "cancel", "invalidate"} {
+		details := fails(t, cli.ExitFailed, "bad_request", verb, "example", "sum", "--partition", "../../etc/passwd")
+		if details["asset"] != "sum" || details["partition"] != "../../etc/passwd" {
+			t.Errorf("%s: details = %v", verb, details)
+		}
+		details = fails(t, cli.ExitFailed, "bad_request", verb, "daily_sales", "revenue", "--partition", "eu")
+		if details["partitioned_by"] != "date" {
+			t.Errorf("%s of a daily asset: details = %v", verb, details)
+		}
+	}
+	fails(t, cli.ExitFailed, "bad_request", "backfill", "example", "sum", "--partitions", "a,b")
+	var st flowstone.StatusInfo
+	ok(t, &st, "status", "example", "sum", "--partition", "default")
+	if st.Partition != "default" {
+		t.Errorf("status of the default partition by name = %+v", st)
+	}
 }
 
 func TestHostilePartitionRoundTrips(t *testing.T) {
 	for _, key := range []string{"a b/../*.>", "$JS.API.>", "ünï ✓ \"quoted\"", "--not-a-flag", "line\nbreak"} {
 		var res runJSON
-		ok(t, &res, "run", "example", "sum", "--partition="+key)
+		ok(t, &res, "run", "keyed", "sum", "--partition="+key)
 		if res.Partition != key || string(res.Value) != "30" {
 			t.Errorf("%q: run = %+v", key, res)
 		}
 		var st flowstone.StatusInfo
-		ok(t, &st, "status", "example", "sum", "--partition", key)
+		ok(t, &st, "status", "keyed", "sum", "--partition", key)
 		if st.Partition != key || st.State != flowstone.StateCompleted {
 			t.Errorf("%q: status = %+v", key, st)
 		}
@@ -343,19 +427,44 @@ func TestInspection(t *testing.T) {
 func TestAsyncRun(t *testing.T) {
 	part := uniq("cli async")
 	var res runJSON
-	ok(t, &res, "run", "example", "sum", "--partition", part, "--async", "--priority", "3")
+	ok(t, &res, "run", "keyed", "sum", "--partition", part, "--async", "--priority", "3")
 	if res.Job == nil || res.Job.ID != res.RunID || res.Job.Priority != 3 || res.Value != nil {
 		t.Fatalf("async run = %+v", res)
 	}
 	at := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
-	ok(t, &res, "run", "example", "doubled", "--partition", part, "--at", at)
+	ok(t, &res, "run", "keyed", "doubled", "--partition", part, "--at", at)
 	if res.Job == nil || res.Job.State != "scheduled" {
 		t.Fatalf("scheduled run = %+v", res)
 	}
 	var cancelled struct{ Cancelled bool }
-	ok(t, &cancelled, "cancel", "example", "doubled", "--partition", part)
+	ok(t, &cancelled, "cancel", "keyed", "doubled", "--partition", part)
 	if !cancelled.Cancelled {
 		t.Error("cancel of a scheduled run did not say so")
+	}
+}
+
+// status of a partition whose run is scheduled says so, with the time,
+// instead of not_found.
+func TestStatusOfAScheduledRun(t *testing.T) {
+	part := uniq("cli scheduled")
+	at := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
+	var res runJSON
+	ok(t, &res, "run", "keyed", "sum", "--partition", part, "--at", at.Format(time.RFC3339))
+	var st flowstone.StatusInfo
+	ok(t, &st, "status", "keyed", "sum", "--partition", part)
+	if st.State != flowstone.StateScheduled || st.RunID != res.RunID || st.ScheduledAt == nil || !st.ScheduledAt.Equal(at) {
+		t.Errorf("status --json of a scheduled run = %+v", st)
+	}
+	r := fsctl(t, append([]string{"status", "keyed", "sum", "--partition", part}, server(t)...)...)
+	if r.code != 0 || !strings.Contains(r.stdout, "scheduled\n") || !strings.Contains(r.stdout, "scheduled_at:  "+at.Format(time.RFC3339Nano)) {
+		t.Errorf("status of a scheduled run: exit %d, stdout %q", r.code, r.stdout)
+	}
+	var cancelled struct{ Cancelled bool }
+	ok(t, &cancelled, "cancel", "keyed", "sum", "--partition", part)
+	var after flowstone.StatusInfo
+	ok(t, &after, "status", "keyed", "sum", "--partition", part)
+	if after.State != flowstone.StateNotFound || after.ScheduledAt != nil {
+		t.Errorf("status after the cancel = %+v", after)
 	}
 }
 
@@ -366,14 +475,14 @@ func TestWatch(t *testing.T) {
 	out, errOut := newSyncBuffer(), newSyncBuffer()
 	done := make(chan int, 1)
 	go func() {
-		done <- cli.Run(ctx, append([]string{"watch", "example", "sum", "--json"}, srv...), out, errOut)
+		done <- cli.Run(ctx, append([]string{"watch", "keyed", "sum", "--json"}, srv...), out, errOut)
 	}()
 	part := uniq("cli watch")
 	deadline := time.After(30 * time.Second)
 	// The subscription may come after the first run: force runs until an
 	// event of ours shows.
 	for !strings.Contains(out.String(), `"partition":"`+part+`"`) {
-		fsctl(t, append([]string{"run", "example", "sum", "--partition", part, "--force"}, srv...)...)
+		fsctl(t, append([]string{"run", "keyed", "sum", "--partition", part, "--force"}, srv...)...)
 		select {
 		case <-out.Written():
 		case <-time.After(200 * time.Millisecond):

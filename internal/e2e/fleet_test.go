@@ -114,16 +114,18 @@ func TestScheduledRunSurvivesRestart(t *testing.T) {
 	coord := f.coordinator("c1")
 	f.worker("w1")
 	f.waitReady(1)
-	w := f.watch("example")
+	w := f.watch("daily_sales")
 
+	// Three days of daily_sales: a, b and c.
+	const schedA, schedB, schedC = "2031-01-01", "2031-01-02", "2031-01-03"
 	t1 := time.Now().Add(3 * time.Second).UTC()
 	t2 := t1.Add(time.Second)
 	for _, s := range []struct {
 		part string
 		at   time.Time
-	}{{"sched-a", t1}, {"sched-b", t2}, {"sched-c", t2}} {
+	}{{schedA, t1}, {schedB, t2}, {schedC, t2}} {
 		var run runOut
-		f.ok(&run, "run", "example", "sum", "--partition", s.part, "--at", s.at.Format(time.RFC3339Nano))
+		f.ok(&run, "run", "daily_sales", "revenue", "--partition", s.part, "--at", s.at.Format(time.RFC3339Nano))
 		if run.Job == nil || run.Job.State != "scheduled" || run.Job.ScheduledAt == nil || !run.Job.ScheduledAt.Equal(s.at) {
 			t.Fatalf("run --at %s = %+v (job %+v), want a scheduled job", s.at, run, run.Job)
 		}
@@ -131,36 +133,41 @@ func TestScheduledRunSurvivesRestart(t *testing.T) {
 	coord.kill(t)
 	f.coordinator("c1")
 	f.waitReady(1)
+	// Status says a scheduled run is scheduled, and for when, across the
+	// restart.
+	if st := f.status("daily_sales", "revenue", schedB); time.Now().Before(t2) && (st.State != "scheduled" || st.ScheduledAt == nil || !st.ScheduledAt.Equal(t2)) {
+		t.Errorf("status of a scheduled run = %+v", st)
+	}
 	var cancelled cancelOut
-	f.ok(&cancelled, "cancel", "example", "sum", "--partition", "sched-c")
-	if !cancelled.Cancelled || cancelled.Partition != "sched-c" {
+	f.ok(&cancelled, "cancel", "daily_sales", "revenue", "--partition", schedC)
+	if !cancelled.Cancelled || cancelled.Partition != schedC {
 		t.Errorf("cancel of a scheduled run = %+v", cancelled)
 	}
 	if time.Now().After(t1) {
 		t.Fatalf("the restart took until after the first schedule (slow machine?)")
 	}
-	if r := f.fsctl("exists", "example", "sum", "--partition", "sched-a"); r.code != 1 {
-		t.Errorf("sched-a exists before its time: %s", r)
+	if r := f.fsctl("exists", "daily_sales", "revenue", "--partition", schedA); r.code != 1 {
+		t.Errorf("%s exists before its time: %s", schedA, r)
 	}
 
 	for _, s := range []struct {
 		part string
 		at   time.Time
-	}{{"sched-a", t1}, {"sched-b", t2}} {
-		st := f.waitStatus("example", "sum", s.part, "completed", stateIs("completed", "failed", "cancelled"))
+	}{{schedA, t1}, {schedB, t2}} {
+		st := f.waitStatus("daily_sales", "revenue", s.part, "completed", stateIs("completed", "failed", "cancelled"))
 		if st.State != "completed" {
-			t.Errorf("sum [%s] = %+v, want completed", s.part, st)
+			t.Errorf("revenue [%s] = %+v, want completed", s.part, st)
 		}
-		if ev := w.waitEvent(protocol.EventRunStart, "numbers", s.part); ev.Time.Before(s.at) {
-			t.Errorf("numbers [%s] started at %v, before its schedule %v", s.part, ev.Time, s.at)
+		if ev := w.waitEvent(protocol.EventRunStart, "orders", s.part); ev.Time.Before(s.at) {
+			t.Errorf("orders [%s] started at %v, before its schedule %v", s.part, ev.Time, s.at)
 		}
 	}
-	// sched-c fired with sched-b; it must have stayed cancelled.
-	if n := w.count(protocol.EventRunStart, "numbers", "sched-c"); n != 0 {
+	// c fired with b; it must have stayed cancelled.
+	if n := w.count(protocol.EventRunStart, "orders", schedC); n != 0 {
 		t.Errorf("the cancelled scheduled run started (%d run.start events)", n)
 	}
-	if st := f.status("example", "sum", "sched-c"); st.State == "completed" {
-		t.Errorf("sum [sched-c] = %+v after its schedule was cancelled", st)
+	if st := f.status("daily_sales", "revenue", schedC); st.State == "completed" {
+		t.Errorf("revenue [%s] = %+v after its schedule was cancelled", schedC, st)
 	}
 }
 
@@ -172,19 +179,20 @@ func TestPriorityUnderSaturation(t *testing.T) {
 	f.coordinator("c1")
 	f.worker("w1", "--concurrency", "1", "--source-latency", "2s")
 	f.waitReady(1)
-	w := f.watch("example")
 	ds := f.watch("daily_sales")
 
 	// The blocker holds the worker's only slot.
 	f.ok(nil, "run", "daily_sales", "orders", "--partition", "2025-11-01", "--async")
 	ds.waitEvent(protocol.EventRunStart, "orders", "2025-11-01")
+	// The runs at priority N are of day 2025-11-1N.
+	day := func(prio int) string { return "2025-11-1" + strconv.Itoa(prio) }
 	for prio := range 4 {
-		f.ok(nil, "run", "example", "sum", "--partition", "prio-"+strconv.Itoa(prio), "--priority", strconv.Itoa(prio), "--async")
+		f.ok(nil, "run", "daily_sales", "orders", "--partition", day(prio), "--priority", strconv.Itoa(prio), "--async")
 	}
 	f.eventually("the prioritized runs to be enqueued before the blocker ends", func() (bool, string) {
 		n := 0
 		for prio := range 4 {
-			n += len(f.runRecords("example", "sum", "prio-"+strconv.Itoa(prio)))
+			n += len(f.runRecords("daily_sales", "orders", day(prio)))
 		}
 		return n == 4, strconv.Itoa(n)
 	})
@@ -192,15 +200,15 @@ func TestPriorityUnderSaturation(t *testing.T) {
 		t.Fatalf("the blocker ended before the runs were enqueued (slow machine?)")
 	}
 	for prio := range 4 {
-		f.waitStatus("example", "sum", "prio-"+strconv.Itoa(prio), "completed", stateIs("completed"))
+		f.waitStatus("daily_sales", "orders", day(prio), "completed", stateIs("completed"))
 	}
 	var order []string
-	for _, ev := range w.events() {
-		if ev.Kind == protocol.EventRunStart && ev.Asset == "numbers" {
+	for _, ev := range ds.events() {
+		if ev.Kind == protocol.EventRunStart && ev.Asset == "orders" && ev.Partition != "2025-11-01" {
 			order = append(order, ev.Partition)
 		}
 	}
-	want := []string{"prio-3", "prio-2", "prio-1", "prio-0"}
+	want := []string{day(3), day(2), day(1), day(0)}
 	if fmt.Sprint(order) != fmt.Sprint(want) {
 		t.Errorf("numbers started in the order %v, want %v", order, want)
 	}

@@ -280,6 +280,7 @@ type statusOut struct {
 	Scatter     any        `json:"scatter"`
 	RunID       string     `json:"run_id"`
 	Value       *valueOut  `json:"value"`
+	ScheduledAt *time.Time `json:"scheduled_at"`
 }
 
 // valueOut is the value part of statusOut.
