@@ -4,13 +4,14 @@ import (
 	"context"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/internal/bridge"
 	"github.com/flowstone-go/flowstone/protocol"
 )
 
 // Status tells where asset stands for the partition: StateNotFound when it
 // never ran, "scheduled" for a run waiting for its time.
 func (c *Client) Status(ctx context.Context, pipeline, asset string, opts ...flowstone.GetOption) (flowstone.StatusInfo, error) {
-	g := flowstone.ResolveGet(opts...)
+	g := bridge.ResolveGet(opts...)
 	if err := checkPartition(g.Partition); err != nil {
 		return flowstone.StatusInfo{}, err
 	}
@@ -19,7 +20,7 @@ func (c *Client) Status(ctx context.Context, pipeline, asset string, opts ...flo
 		return flowstone.StatusInfo{}, err
 	}
 	info := flowstone.StatusInfo{State: flowstone.State(r.State), Partition: r.Partition, CompletedAt: r.CompletedAt,
-		DurationMS: r.DurationMS, Storage: r.Storage, Error: flowstone.FromWire(r.Error), RunID: r.RunID}
+		DurationMS: r.DurationMS, Storage: r.Storage, Error: bridge.FromWire(r.Error), RunID: r.RunID}
 	if r.Scatter != nil {
 		info.Scatter = &flowstone.ScatterStatus{Total: r.Scatter.Total, Completed: r.Scatter.Completed, Failed: r.Scatter.Failed, Pending: r.Scatter.Pending}
 	}
@@ -33,7 +34,7 @@ func (c *Client) Status(ctx context.Context, pipeline, asset string, opts ...flo
 // executions have their context cancelled, pending and scheduled ones never
 // start. It returns a NotFound error if nothing was running or scheduled.
 func (c *Client) Cancel(ctx context.Context, pipeline, asset string, opts ...flowstone.GetOption) error {
-	g := flowstone.ResolveGet(opts...)
+	g := bridge.ResolveGet(opts...)
 	if err := checkPartition(g.Partition); err != nil {
 		return err
 	}
@@ -52,7 +53,7 @@ func (c *Client) Cancel(ctx context.Context, pipeline, asset string, opts ...flo
 // flowstone.Cascade, of everything downstream too) so the next Run
 // recomputes it, and returns how many results it deleted.
 func (c *Client) Invalidate(ctx context.Context, pipeline, asset string, opts ...flowstone.InvalidateOption) (int, error) {
-	i := flowstone.ResolveInvalidate(opts...)
+	i := bridge.ResolveInvalidate(opts...)
 	if err := checkPartition(i.Partition); err != nil {
 		return 0, err
 	}
@@ -63,7 +64,7 @@ func (c *Client) Invalidate(ctx context.Context, pipeline, asset string, opts ..
 
 // Graph draws the pipeline's DAG (flowstone.Format: ASCII, Mermaid or DOT).
 func (c *Client) Graph(ctx context.Context, pipeline string, opts ...flowstone.GraphOption) (string, error) {
-	format := protocol.GraphFormat(flowstone.ResolveGraph(opts...).String())
+	format := protocol.GraphFormat(bridge.ResolveGraph(opts...).String())
 	r, err := call[protocol.GraphReply](ctx, c, protocol.GraphRequest{V: protocol.Version, Pipeline: pipeline, Format: format})
 	return r.Graph, err
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/internal/bridge"
 	"github.com/flowstone-go/flowstone/internal/fleet"
 	"github.com/flowstone-go/flowstone/pipelines"
 	"github.com/flowstone-go/flowstone/protocol"
@@ -359,7 +360,7 @@ func TestTaskThatNeverFinishesIsGivenUp(t *testing.T) {
 	}
 	defer cc.Stop()
 	// The pipeline is known from a manifest, as if a worker hosted it.
-	mf := flowstone.MustPipeline("ghost", flowstone.Asset("a", func(*flowstone.Context) (any, error) { return 1, nil })).Manifest("w1")
+	mf := bridge.Manifest(flowstone.MustPipeline("ghost", flowstone.Asset("a", func(*flowstone.Context) (any, error) { return 1, nil })), "w1")
 	body, _ := protocol.EncodeManifest(mf)
 	kvs, _ := js.KeyValue(ctx, protocol.ManifestsBucket)
 	if _, err := kvs.Put(ctx, protocol.ManifestKey("ghost", "w1"), body); err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/internal/bridge"
 	"github.com/flowstone-go/flowstone/internal/fleet"
 	"github.com/flowstone-go/flowstone/kv"
 	"github.com/flowstone-go/flowstone/protocol"
@@ -171,7 +172,7 @@ func (c *Coordinator) schedule(ctx context.Context, rec protocol.RunRecord) *pro
 
 func (c *Coordinator) trackScheduled(rec protocol.RunRecord) {
 	c.mu.Lock()
-	c.scheduled[rec.RunID] = flowstone.MaterializationKey(rec.Request.Pipeline, rec.Request.Asset, cmp.Or(rec.Request.Partition, flowstone.DefaultPartition))
+	c.scheduled[rec.RunID] = bridge.MaterializationKey(rec.Request.Pipeline, rec.Request.Asset, cmp.Or(rec.Request.Partition, flowstone.DefaultPartition))
 	c.mu.Unlock()
 }
 
@@ -416,7 +417,7 @@ func wire(err error) *protocol.Error {
 	if errors.As(err, &pe) {
 		return pe
 	}
-	return flowstone.AsError(err).WireError()
+	return bridge.WireError(flowstone.AsError(err))
 }
 
 // runAlive reports whether a run is still going: its record exists and is
