@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/internal/bridge"
 )
 
