@@ -55,8 +55,8 @@ func (c *Client) Run(ctx context.Context, pipeline, asset string, opts ...flowst
 
 // Enqueue sends req as an async run and returns its job, making a Client a
 // flowstone.AsyncRunner: an engine built with EngineConfig{Async: c} sends
-// its Async runs to the fleet by pipeline name. req reads as
-// bridge.ResolveRun spells a run out: an empty Partition is the
+// its Async runs to the fleet by pipeline name. req reads as the
+// engine spells a run out: an empty Partition is the
 // default partition, a zero Timeout the default, and WithDeps false runs
 // no dependencies.
 func (c *Client) Enqueue(ctx context.Context, req flowstone.RunRequest) (*flowstone.Job, error) {
