@@ -5,6 +5,8 @@ import (
 	"errors"
 	"sync"
 	"time"
+
+	"github.com/flowstone-go/flowstone/internal/bridge/hook"
 )
 
 // startOutcome says what a claim found.
@@ -30,9 +32,9 @@ const (
 // the attempt has been taken over: it stops writing and its execution is
 // cancelled.
 type attempt struct {
-	r   *Records
+	r   *records
 	key string
-	// cancel ends the execution's context (with the cause ErrSuperseded
+	// cancel ends the execution's context (with the cause hook.ErrSuperseded
 	// when taken over, errLeaseLapsed when the lease could not be kept).
 	cancel context.CancelCauseFunc
 	lease  time.Duration
@@ -56,12 +58,12 @@ type attempt struct {
 // could not be renewed in time (the metadata store was unreachable): past
 // its end another process may take the task over, so this one must stop.
 // The task is handed back.
-var errLeaseLapsed = errors.Join(errors.New("flowstone: the record's lease lapsed before it could be renewed"), ErrHandedBack)
+var errLeaseLapsed = errors.Join(errors.New("flowstone: the record's lease lapsed before it could be renewed"), hook.ErrHandedBack)
 
 // claimRequest is what a claim needs to know of its execution.
 type claimRequest struct {
 	id     ident
-	task   *Task
+	task   *task
 	worker string
 	lease  time.Duration
 	// stall, when set, is the revision of a running record whose lease
@@ -72,7 +74,7 @@ type claimRequest struct {
 
 // claim decides, from the record, whether the task runs here, and if so
 // marks the record running with this execution's lease.
-func (r *Records) claim(ctx context.Context, key string, v view, req claimRequest) (startOutcome, *Materialization, uint64, error) {
+func (r *records) claim(ctx context.Context, key string, v view, req claimRequest) (startOutcome, *Materialization, uint64, error) {
 	t := req.task
 	out := claimed
 	var tried *Materialization // the claim last written, maybe landed unseen
@@ -117,7 +119,7 @@ func (r *Records) claim(ctx context.Context, key string, v view, req claimReques
 }
 
 // newAttempt holds the claim rec (at rev) for an execution.
-func (r *Records) newAttempt(key string, rec *Materialization, rev uint64, lease time.Duration, cancel context.CancelCauseFunc) *attempt {
+func (r *records) newAttempt(key string, rec *Materialization, rev uint64, lease time.Duration, cancel context.CancelCauseFunc) *attempt {
 	a := &attempt{r: r, key: key, cancel: cancel, lease: lease, rec: *rec, rev: rev,
 		number: rec.Attempt, started: *rec.StartedAt, prev: rec.Value}
 	a.renewAt = rec.StartedAt.Add(lease / 3)
@@ -133,7 +135,7 @@ func (a *attempt) mine(cur *Materialization) bool {
 
 // rewrite writes the claim again with change applied, if the record is
 // still this attempt's; otherwise the attempt is over and its execution
-// is cancelled with ErrSuperseded. a.mu is held.
+// is cancelled with hook.ErrSuperseded. a.mu is held.
 func (a *attempt) rewrite(ctx context.Context, change func(m *Materialization)) error {
 	if a.over {
 		return nil
@@ -156,8 +158,8 @@ func (a *attempt) rewrite(ctx context.Context, change func(m *Materialization)) 
 		a.rec, a.rev = next, rev
 	case took:
 		a.over = true
-		a.cancel(ErrSuperseded)
-		return ErrSuperseded
+		a.cancel(hook.ErrSuperseded)
+		return hook.ErrSuperseded
 	}
 	return nil
 }
@@ -181,7 +183,7 @@ func (a *attempt) renew(ctx context.Context, now time.Time) {
 		a.renewAt = now.Add(a.lease / 3)
 		return
 	}
-	if errors.Is(err, ErrSuperseded) {
+	if errors.Is(err, hook.ErrSuperseded) {
 		return
 	}
 	// Try again at the next tick, unless the lease ends before it could.

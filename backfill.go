@@ -197,7 +197,7 @@ func (e *Engine) absentPartitions(ctx context.Context, p *Pipeline, target *node
 	if pc, ok := e.kv.(kv.PresenceChecker); ok {
 		keys := make([]string, len(partitions))
 		for i, part := range partitions {
-			keys[i] = MaterializationKey(p.name, target.def.name, part)
+			keys[i] = materializationKey(p.name, target.def.name, part)
 		}
 		present, err := pc.Present(lctx, keys)
 		if err != nil {
@@ -222,7 +222,7 @@ func (e *Engine) absentPartitions(ctx context.Context, p *Pipeline, target *node
 	}
 	absent := make(map[string]bool, len(partitions))
 	for _, part := range partitions {
-		if _, ok := present[MaterializationKey(p.name, target.def.name, part)]; !ok {
+		if _, ok := present[materializationKey(p.name, target.def.name, part)]; !ok {
 			absent[part] = true
 		}
 	}

@@ -15,10 +15,10 @@ import (
 // A Context is valid only during the call it was passed to.
 type Context struct {
 	ctx    context.Context
-	x      *Executor
+	x      *executor
 	p      *Pipeline
 	n      *node
-	task   *Task
+	task   *task
 	try    int // the call's place among a Retry policy's, 1 for the first
 	item   string
 	logger *zerolog.Logger
@@ -74,7 +74,7 @@ func (c *Context) HasDep(name string) bool {
 	return ref != nil && !ref.Missing
 }
 
-func (c *Context) dep(name string) *DepRef {
+func (c *Context) dep(name string) *depRef {
 	for i := range c.task.Deps {
 		if c.task.Deps[i].Asset == name {
 			return &c.task.Deps[i]

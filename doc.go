@@ -169,7 +169,7 @@ dependents read the value; [Status] reports the attempt and, in
 StatusInfo.Value, the value it left. A failed, timed-out or cancelled
 attempt never removes a value; only [Invalidate] does.
 
-Records change only through the transitions of [Records], each a
+Records change only through the transitions of one writer, each a
 compare-and-set on the revision the writer last saw. On a conflict the
 writer reads the record again and decides again from what it holds now:
 nothing is written blindly. The states and who moves them:
@@ -193,7 +193,7 @@ The transitions:
     since it was queued is stale and does not run.
   - renew, scatter progress: writes of the running attempt, only while the
     record is still its claim. An execution that finds another claim has
-    been taken over: its context is cancelled with [ErrSuperseded] and it
+    been taken over: its context is cancelled as superseded and it
     records nothing. One that cannot renew before its lease ends cancels
     itself and hands the task back.
   - finish: the outcome, written over the attempt's own claim. Over
@@ -209,12 +209,12 @@ The transitions:
 
 # The fleet
 
-An [Engine] decides what to run; its [Dispatcher] runs it. Embedded, the
-dispatcher is the engine's own [Executor] and the stores are in memory. On
+An [Engine] decides what to run; its dispatcher runs it. Embedded, the
+dispatcher is the engine's own executor and the stores are in memory. On
 the fleet, package coordinator runs the same engine as a NATS service that
-plans runs from the manifests workers publish ([Pipeline.Manifest]) and
+plans runs from the manifests workers publish (a pipeline's shape) and
 publishes tasks on a JetStream work queue; package worker pulls them and
-runs the same Executor, with results in S3, a JetStream object store or
+runs the same executor, with results in S3, a JetStream object store or
 files and records in JetStream KV. Package client speaks the same verbs to
 the fleet, with pipelines named instead of passed, and returns the same
 [*Result] and [*Error] values; a client is also an [AsyncRunner], which

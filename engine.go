@@ -14,23 +14,23 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// Dispatcher runs a materialization task somewhere and returns its final
-// record. The embedded engine's dispatcher is its own Executor; the fleet's
+// dispatcher runs a materialization task somewhere and returns its final
+// record. The embedded engine's dispatcher is its own executor; the fleet's
 // coordinator publishes the task on JetStream and waits for a worker's
-// completion.
-type Dispatcher interface {
+// completion (it builds its engine with bridge.NewEngine).
+type dispatcher interface {
 	// Dispatch materializes t.Asset of p and returns the record the executor
 	// left. It must return when ctx is done, with ctx's cause.
-	Dispatch(ctx context.Context, p *Pipeline, t Task) (*Materialization, error)
+	Dispatch(ctx context.Context, p *Pipeline, t task) (*Materialization, error)
 }
 
-// StorageChecker is implemented by a Dispatcher that can tell, before a
+// storageChecker is implemented by a dispatcher that can tell, before a
 // run starts, whether the executors of a pipeline's tasks have a store of a
 // given name. The engine asks it for the Storage option of every run, so a
 // misspelt storage is refused up front and changes nothing, instead of
 // failing the target's execution and leaving a failed record over a good
-// one. A Dispatcher without it gets no such check.
-type StorageChecker interface {
+// one. A dispatcher without it gets no such check.
+type storageChecker interface {
 	// CheckStorage returns a TypeConfigError naming the stores there are
 	// if the executors of p's tasks have no store named name.
 	CheckStorage(p *Pipeline, name string) error
@@ -86,8 +86,6 @@ type EngineConfig struct {
 	// Concurrency bounds how many assets execute at once. Defaults to
 	// 4 × GOMAXPROCS, at least 8.
 	Concurrency int
-	// Dispatcher runs tasks. Defaults to the engine's own Executor.
-	Dispatcher Dispatcher
 	// Async accepts Async runs. Defaults to none: Async is a ConfigError.
 	Async AsyncRunner
 	// Logger receives asset logs. Defaults to no logging.
@@ -101,9 +99,9 @@ type EngineConfig struct {
 //
 // An Engine is safe for concurrent use.
 type Engine struct {
-	x        *Executor
+	x        *executor
 	kv       kv.Store
-	dispatch Dispatcher
+	dispatch dispatcher
 	async    AsyncRunner
 	sem      chan struct{}
 	pool     gopool.Pool // goroutines for flights, steps and backfill partitions
@@ -114,14 +112,18 @@ type Engine struct {
 }
 
 // NewEngine returns an engine for cfg (see EngineConfig for defaults).
-func NewEngine(cfg EngineConfig) (*Engine, error) {
+func NewEngine(cfg EngineConfig) (*Engine, error) { return newEngine(cfg, nil) }
+
+// newEngine returns an engine for cfg whose tasks d runs (nil: the
+// engine's own executor).
+func newEngine(cfg EngineConfig, d dispatcher) (*Engine, error) {
 	if cfg.KV == nil {
 		cfg.KV = kv.NewMemory()
 	}
 	if len(cfg.Stores) == 0 {
 		cfg.Stores = map[string]objectstore.Store{"memory": objectstore.NewMemory()}
 	}
-	x, err := NewExecutor(ExecutorConfig{KV: cfg.KV, Stores: cfg.Stores, DefaultStorage: cfg.DefaultStorage, Codec: cfg.Codec, Logger: cfg.Logger})
+	x, err := newExecutor(executorConfig{KV: cfg.KV, Stores: cfg.Stores, DefaultStorage: cfg.DefaultStorage, Codec: cfg.Codec, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +133,7 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	e := &Engine{
 		x:        x,
 		kv:       cfg.KV,
-		dispatch: cfg.Dispatcher,
+		dispatch: d,
 		async:    cfg.Async,
 		sem:      make(chan struct{}, cfg.Concurrency),
 		flights:  map[string]*flight{},
@@ -210,12 +212,8 @@ func (e *Engine) Close() { _ = e.Stop(context.Background()) }
 // never block. With no subscriber, events cost nothing.
 func (e *Engine) Subscribe(fn func(Event)) (unsubscribe func()) { return e.x.Subscribe(fn) }
 
-// Executor returns the engine's executor (the fleet's workers build their
-// own with NewExecutor).
-func (e *Engine) Executor() *Executor { return e.x }
-
 // localDispatcher runs tasks in this process.
-type localDispatcher struct{ x *Executor }
+type localDispatcher struct{ x *executor }
 
 // CheckStorage looks the name up among the executor's stores.
 func (d localDispatcher) CheckStorage(_ *Pipeline, name string) error {
@@ -229,13 +227,13 @@ func (e *Engine) checkStorage(p *Pipeline, name string) error {
 	if name == "" {
 		return nil
 	}
-	if c, ok := e.dispatch.(StorageChecker); ok {
+	if c, ok := e.dispatch.(storageChecker); ok {
 		return c.CheckStorage(p, name)
 	}
 	return nil
 }
 
-func (d localDispatcher) Dispatch(ctx context.Context, p *Pipeline, t Task) (*Materialization, error) {
+func (d localDispatcher) Dispatch(ctx context.Context, p *Pipeline, t task) (*Materialization, error) {
 	return d.x.Execute(ctx, p, t)
 }
 

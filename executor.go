@@ -15,112 +15,37 @@ import (
 
 	"time"
 
+	"github.com/flowstone-go/flowstone/internal/bridge/hook"
 	"github.com/flowstone-go/flowstone/internal/retry"
 	"github.com/flowstone-go/flowstone/kv"
 	"github.com/flowstone-go/flowstone/objectstore"
 	"github.com/rs/zerolog"
 )
 
-// Task asks an Executor to materialize one asset/partition for a run. The
-// engine builds tasks; on the fleet they travel to workers on JetStream.
-type Task struct {
-	RunID     string
-	Asset     string
-	Partition string
-	// Force re-runs even if the asset/partition is already materialized.
-	Force bool
-	// Storage names the object store for the result ("" = the asset's or the
-	// executor's default).
-	Storage string
-	// Attempt counts deliveries of this task, 1 for the first.
-	Attempt int
-	// Priority is the run's priority, 0..3 (3 first); the fleet publishes
-	// the task at this priority.
-	Priority int
-	// Deadline is when the run times out (zero: none).
-	Deadline time.Time
-	// ExpectedRevision is the revision of the record the fleet's
-	// coordinator wrote when it queued the task, or 0. It is set only when
-	// that record held no value, so that the execution can claim the record
-	// by compare-and-set without reading it first; if the record changed
-	// since, it is read and the claim decided from what it holds. A task
-	// whose record another run has written since it was queued is stale and
-	// does not run.
-	ExpectedRevision uint64
+// task asks an executor to materialize one asset/partition for a run
+// (see hook.Task).
+type task = hook.Task[Materialization]
 
-	// Set by the engine for its own executor: the key, and the record (and
-	// revision) it read while planning, so execution need not read it again.
-	key     string
-	planned bool
-	prev    *Materialization
-	prevRev uint64
-	// object, when set, names the result's object instead of the run
-	// and attempt (a seed's: every seed is run SeedRunID, attempt 1).
-	object string
-	// Deps says where each dependency's value is stored.
-	Deps []DepRef
-}
+// depRef locates a dependency's stored value (see hook.DepRef).
+type depRef = hook.DepRef
 
-// Planned returns the record the engine read for t's asset/partition while
-// planning the run (nil if there was none) and its revision; ok is false
-// for a task the engine did not plan. A Dispatcher can compare-and-set
-// against it instead of reading the record again.
-func (t *Task) Planned() (rec *Materialization, rev uint64, ok bool) {
-	return t.prev, t.prevRev, t.planned
-}
-
-// DepRef locates a dependency's stored value.
-type DepRef struct {
-	Asset     string `json:"asset"`
-	Partition string `json:"partition"`
-	RunID     string `json:"run_id,omitempty"`
-	Storage   string `json:"storage,omitempty"`
-	ObjectKey string `json:"object_key,omitempty"`
-	Encoding  string `json:"encoding,omitempty"`
-	SHA256    string `json:"sha256,omitempty"`
-	Size      int64  `json:"size,omitempty"`
-	// Inline holds a small result's bytes (Storage is InlineStorage).
-	Inline []byte `json:"inline,omitempty"`
-	// Missing marks an optional dependency that has no value.
-	Missing bool `json:"missing,omitempty"`
-}
-
-// refOf is the DepRef of a materialized record's value.
-func refOf(m *Materialization) DepRef {
+// refOf is the depRef of a materialized record's value.
+func refOf(m *Materialization) depRef {
 	v := m.Value
-	return DepRef{Asset: m.Asset, Partition: m.Partition, RunID: v.RunID, Storage: v.Storage,
+	return depRef{Asset: m.Asset, Partition: m.Partition, RunID: v.RunID, Storage: v.Storage,
 		ObjectKey: v.ObjectKey, Encoding: v.Encoding, SHA256: v.SHA256, Size: v.Size, Inline: v.Inline}
 }
 
-// ExecutorConfig configures an Executor.
-type ExecutorConfig struct {
-	// KV holds the materialization records. Required.
-	KV kv.Store
-	// Stores are the object stores by name. Required: at least one.
-	Stores map[string]objectstore.Store
-	// DefaultStorage names the store used when neither the asset nor the
-	// run names one. Defaults to the only store, or "memory".
-	DefaultStorage string
-	// Codec encodes values. Defaults to JSONCodec.
-	Codec Codec
-	// Worker names this process in records. Defaults to "embedded".
-	Worker string
-	// Logger receives asset logs (Context.Logger). Defaults to no logging.
-	Logger *zerolog.Logger
-	// Lease is how long an execution's claim on its record lasts without
-	// a renewal; the executor renews it every third of that while the
-	// asset runs. Fleet workers pass their AckWait. Defaults to
-	// LeaseDefault.
-	Lease time.Duration
-}
+// executorConfig configures an executor (see hook.ExecutorConfig).
+type executorConfig = hook.ExecutorConfig
 
-// Executor materializes one asset at a time: it loads the dependencies,
+// executor materializes one asset at a time: it loads the dependencies,
 // calls the function, stores the result and records the metadata, emitting
 // telemetry events on the way. The embedded engine and the fleet's workers
 // run this same code.
 //
-// An Executor is safe for concurrent use.
-type Executor struct {
+// An executor is safe for concurrent use.
+type executor struct {
 	kv             kv.Store
 	stores         map[string]objectstore.Store
 	defaultStorage string
@@ -128,12 +53,12 @@ type Executor struct {
 	worker         string
 	logger         zerolog.Logger
 	events         *eventBus
-	records        *Records
+	records        *records
 	leases         leaseKeeper
 }
 
-// NewExecutor checks cfg and returns an Executor.
-func NewExecutor(cfg ExecutorConfig) (*Executor, error) {
+// newExecutor checks cfg and returns an executor.
+func newExecutor(cfg executorConfig) (*executor, error) {
 	if cfg.KV == nil {
 		return nil, newError(TypeConfigError, map[string]any{"missing": "KV"}, "executor needs a kv store: set ExecutorConfig.KV (kv.NewMemory() for one process)")
 	}
@@ -153,7 +78,7 @@ func NewExecutor(cfg ExecutorConfig) (*Executor, error) {
 		return nil, newError(TypeConfigError, map[string]any{"storage": cfg.DefaultStorage},
 			"default storage %q is not among the configured stores %v", cfg.DefaultStorage, storeNames(cfg.Stores))
 	}
-	x := &Executor{
+	x := &executor{
 		kv:             cfg.KV,
 		stores:         cfg.Stores,
 		defaultStorage: cfg.DefaultStorage,
@@ -161,8 +86,8 @@ func NewExecutor(cfg ExecutorConfig) (*Executor, error) {
 		worker:         cfg.Worker,
 		logger:         zerolog.Nop(),
 		events:         &eventBus{},
-		records:        NewRecords(cfg.KV),
-		leases:         leaseKeeper{lease: cmp.Or(cfg.Lease, LeaseDefault)},
+		records:        newRecords(cfg.KV),
+		leases:         leaseKeeper{lease: cmp.Or(cfg.Lease, leaseDefault)},
 	}
 	if x.codec == nil {
 		x.codec = JSONCodec{}
@@ -179,7 +104,7 @@ func NewExecutor(cfg ExecutorConfig) (*Executor, error) {
 // Subscribe registers fn for every telemetry event this executor emits and
 // returns a function that unregisters it. fn runs on the executing goroutine:
 // keep it fast and never block.
-func (x *Executor) Subscribe(fn func(Event)) (unsubscribe func()) { return x.events.subscribe(fn) }
+func (x *executor) Subscribe(fn func(Event)) (unsubscribe func()) { return x.events.subscribe(fn) }
 
 func storeNames(m map[string]objectstore.Store) []string {
 	out := make([]string, 0, len(m))
@@ -190,7 +115,7 @@ func storeNames(m map[string]objectstore.Store) []string {
 }
 
 // store returns the named object store, or the default for "".
-func (x *Executor) store(name string) (objectstore.Store, string, error) {
+func (x *executor) store(name string) (objectstore.Store, string, error) {
 	if name == "" {
 		name = x.defaultStorage
 	}
@@ -212,18 +137,18 @@ func (x *Executor) store(name string) (objectstore.Store, string, error) {
 // lapse.
 //
 // An execution that loses its claim (another execution took the record
-// over) is cancelled and returns an error wrapping ErrSuperseded; one whose
-// context was cancelled with the cause ErrHandedBack leaves the record
+// over) is cancelled and returns an error wrapping hook.ErrSuperseded; one whose
+// context was cancelled with the cause hook.ErrHandedBack leaves the record
 // pending for the next delivery. A failed, timed-out or cancelled execution
 // leaves the record's last good value in place.
-func (x *Executor) Execute(ctx context.Context, p *Pipeline, t Task) (*Materialization, error) {
+func (x *executor) Execute(ctx context.Context, p *Pipeline, t task) (*Materialization, error) {
 	n, err := p.lookup(t.Asset)
 	if err != nil {
 		return nil, err
 	}
-	key := t.key
+	key := t.Key
 	if key == "" {
-		key = MaterializationKey(p.name, t.Asset, t.Partition)
+		key = materializationKey(p.name, t.Asset, t.Partition)
 	}
 	id := ident{p.name, t.Asset, t.Partition}
 	actx, cancel := context.WithCancelCause(ctx)
@@ -251,9 +176,9 @@ func (x *Executor) Execute(ctx context.Context, p *Pipeline, t Task) (*Materiali
 		fe = AsError(execErr)
 		cause := context.Cause(actx)
 		switch {
-		case errors.Is(cause, ErrSuperseded):
+		case errors.Is(cause, hook.ErrSuperseded):
 			return nil, superseded(t.Asset, t.RunID)
-		case errors.Is(cause, ErrHandedBack):
+		case errors.Is(cause, hook.ErrHandedBack):
 			// Not over: the next delivery of the task runs it again.
 			out.State, out.QueuedBy = StatePending, x.worker
 			out.CompletedAt, out.DurationMS = nil, 0
@@ -288,7 +213,7 @@ func (x *Executor) Execute(ctx context.Context, p *Pipeline, t Task) (*Materiali
 			// out elsewhere. The result is kept: a write whose reply was
 			// lost lands unseen, and the record may point to it.
 			x.logger.Warn().Err(err).Str("key", key).Str("run_id", t.RunID).Msg("record_write_failed")
-			return nil, wrapError(TypeStorageError, errors.Join(err, ErrHandedBack), map[string]any{"key": key, "run_id": t.RunID},
+			return nil, wrapError(TypeStorageError, errors.Join(err, hook.ErrHandedBack), map[string]any{"key": key, "run_id": t.RunID},
 				"the outcome of asset %q of run %s could not be recorded before its claim lapsed: %v", t.Asset, t.RunID, err)
 		}
 		// Another execution holds the record: the result is nobody's.
@@ -303,21 +228,16 @@ func (x *Executor) Execute(ctx context.Context, p *Pipeline, t Task) (*Materiali
 	return out, nil
 }
 
-// StaleHolderDetail is the detail of the error of a stale task (one whose
-// record another run took after the task was queued) that names that run:
-// a dispatcher waits for its execution instead.
-const StaleHolderDetail = "holder"
-
 // superseded is the error of an execution whose record another
 // execution of the same task holds.
 func superseded(asset, runID string) *Error {
-	return wrapError(TypeCancelled, ErrSuperseded, map[string]any{"asset": asset, "run_id": runID},
+	return wrapError(TypeCancelled, hook.ErrSuperseded, map[string]any{"asset": asset, "run_id": runID},
 		"asset %q of run %s: another execution of the task holds its record; that one reports the outcome", asset, runID)
 }
 
 // dropObject deletes v's object unless keep points to the same one:
 // a result no record points to, or one a new value replaced.
-func (x *Executor) dropObject(ctx context.Context, v, keep *Value) {
+func (x *executor) dropObject(ctx context.Context, v, keep *Value) {
 	if v == nil || v.ObjectKey == "" || keep != nil && keep.ObjectKey == v.ObjectKey && keep.Storage == v.Storage {
 		return
 	}
@@ -337,13 +257,13 @@ const busyPoll = time.Second
 // record that makes the execution unnecessary (with its outcome's error),
 // or the error of a stale task. It waits while another execution's live
 // claim holds the record.
-func (x *Executor) claim(ctx context.Context, key string, id ident, t *Task, cancel context.CancelCauseFunc) (*attempt, *Materialization, error) {
+func (x *executor) claim(ctx context.Context, key string, id ident, t *task, cancel context.CancelCauseFunc) (*attempt, *Materialization, error) {
 	var v view
 	switch {
-	case t.planned:
+	case t.PrevKnown:
 		// Read by the engine moments ago in this process; the write's
 		// compare-and-set catches any change since.
-		v = view{t.prev, t.prevRev, true}
+		v = view{t.Prev, t.PrevRev, true}
 	case t.ExpectedRevision > 0 && t.Attempt <= 1:
 		// The record the coordinator queued the task with: pending for
 		// this run, no value.
@@ -373,7 +293,7 @@ func (x *Executor) claim(ctx context.Context, key string, id ident, t *Task, can
 		case finished:
 			return nil, cur, outcomeError(cur, t)
 		case stale:
-			return nil, nil, newError(TypeCancelled, map[string]any{"asset": id.asset, "run_id": t.RunID, StaleHolderDetail: cur.RunID},
+			return nil, nil, newError(TypeCancelled, map[string]any{"asset": id.asset, "run_id": t.RunID, hook.StaleHolderDetail: cur.RunID},
 				"task of run %s for asset %q is stale: run %s has taken its record since it was queued", t.RunID, id.asset, cur.RunID)
 		}
 		// busy: wait for the holder to end, or for its lease to lapse.
@@ -382,10 +302,10 @@ func (x *Executor) claim(ctx context.Context, key string, id ident, t *Task, can
 		now := time.Now()
 		if rev != seenRev {
 			seenRev, seenAt = rev, now
-		} else if now.Sub(seenAt) > x.leases.lease+LeaseSkew {
+		} else if now.Sub(seenAt) > x.leases.lease+leaseSkew {
 			req.stall = rev
 		}
-		wait := min(busyPoll, max(cur.LeaseUntil.Add(LeaseSkew).Sub(now), 10*time.Millisecond))
+		wait := min(busyPoll, max(cur.LeaseUntil.Add(leaseSkew).Sub(now), 10*time.Millisecond))
 		timer := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -400,7 +320,7 @@ func (x *Executor) claim(ctx context.Context, key string, id ident, t *Task, can
 // outcomeError is the error of a record that ended a task without an
 // execution: nil for a value the task can use, else the error its run's
 // end recorded.
-func outcomeError(m *Materialization, t *Task) error {
+func outcomeError(m *Materialization, t *task) error {
 	if m.Materialized() && (m.Value.RunID == t.RunID || !t.Force) {
 		return nil
 	}
@@ -414,23 +334,14 @@ func outcomeError(m *Materialization, t *Task) error {
 // cancelled, or reached its deadline, before the task started): a record
 // this run queued says so, with the last good value kept. A record another
 // run holds or completed is left alone.
-func (x *Executor) Refuse(ctx context.Context, p *Pipeline, t Task, fe *Error) error {
-	return x.records.fail(ctx, MaterializationKey(p.name, t.Asset, t.Partition), ident{p.name, t.Asset, t.Partition}, t.RunID, fe)
+func (x *executor) Refuse(ctx context.Context, p *Pipeline, t task, fe *Error) error {
+	return x.records.fail(ctx, materializationKey(p.name, t.Asset, t.Partition), ident{p.name, t.Asset, t.Partition}, t.RunID, fe)
 }
-
-// Records returns the executor's record writer.
-func (x *Executor) Records() *Records { return x.records }
 
 // Close stops renewing leases and waits for the renewals in flight. The
 // executions still running lose their claims when their leases lapse,
 // as a dead process's would; close an executor once it executes nothing.
-func (x *Executor) Close() { x.leases.stop() }
-
-// ErrHandedBack, as the cause of the context an execution runs under, says
-// that the process gives the task back to its queue (a fleet worker that
-// stops before the task ends): the execution is not over, so Execute records
-// the asset/partition pending, not cancelled, and returns a Cancelled error.
-var ErrHandedBack = errors.New("flowstone: task handed back to its queue")
+func (x *executor) Close() { x.leases.stop() }
 
 // stateOf maps an error to the record state it leaves.
 func stateOf(e *Error) State {
@@ -442,7 +353,7 @@ func stateOf(e *Error) State {
 
 // call runs the asset function (or its scatter) with retries, timeout and
 // panic recovery.
-func (x *Executor) call(ctx context.Context, p *Pipeline, n *node, t *Task, a *attempt) (any, error) {
+func (x *executor) call(ctx context.Context, p *Pipeline, n *node, t *task, a *attempt) (any, error) {
 	attempts := max(n.def.retry.Attempts, 1)
 	backoff := n.def.retry.Backoff
 	for i := 1; ; i++ {
@@ -466,7 +377,7 @@ func (x *Executor) call(ctx context.Context, p *Pipeline, n *node, t *Task, a *a
 	}
 }
 
-func (x *Executor) callOnce(ctx context.Context, p *Pipeline, n *node, t *Task, a *attempt, try int) (val any, err error) {
+func (x *executor) callOnce(ctx context.Context, p *Pipeline, n *node, t *task, a *attempt, try int) (val any, err error) {
 	if n.def.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeoutCause(ctx, n.def.timeout, &timeoutCause{what: "asset", asset: n.def.name, limit: n.def.timeout})
@@ -509,7 +420,7 @@ func (x *Executor) callOnce(ctx context.Context, p *Pipeline, n *node, t *Task, 
 
 // invoke calls fn, turning a panic into an ExecutionFailed error with the
 // stack in its details.
-func (x *Executor) invoke(c *Context, fn AssetFunc) (val any, err error) {
+func (x *executor) invoke(c *Context, fn AssetFunc) (val any, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = newError(TypeExecutionFailed,
@@ -548,7 +459,7 @@ func ctxError(ctx context.Context, pipeline, asset string) *Error {
 // storeResult encodes val and writes it to the object store (or keeps a
 // small one inline) and returns where it is: a Value with its RunID and
 // location set (the caller sets the rest).
-func (x *Executor) storeResult(ctx context.Context, p *Pipeline, n *node, t *Task, val any) (*Value, error) {
+func (x *executor) storeResult(ctx context.Context, p *Pipeline, n *node, t *task, val any) (*Value, error) {
 	storage := t.Storage
 	if storage == "" {
 		storage = n.def.storage
@@ -585,11 +496,11 @@ func (x *Executor) storeResult(ctx context.Context, p *Pipeline, n *node, t *Tas
 		// Small and no store asked for: keep it in the record.
 		return x.storeInline(p, n, t, bytes.Clone(whole), enc), nil
 	}
-	object := t.object
+	object := t.Object
 	if object == "" {
 		object = t.RunID + "-" + strconv.Itoa(max(t.Attempt, 1))
 	}
-	objKey := ObjectKey(p.name, n.def.name, t.Partition, object)
+	objKey := objectKey(p.name, n.def.name, t.Partition, object)
 	ev := x.events.active()
 	start := time.Now()
 	if ev {
@@ -630,7 +541,7 @@ func (x *Executor) storeResult(ctx context.Context, p *Pipeline, n *node, t *Tas
 // retrying is the retry policy of a result-store call: transient faults
 // are retried, and logged at the first retry and every tenth after it, so
 // that an operator sees a store that keeps failing.
-func (x *Executor) retrying(op, storage, key string) retry.Policy {
+func (x *executor) retrying(op, storage, key string) retry.Policy {
 	return retry.Policy{OnRetry: func(a retry.Attempt) {
 		if a.N == 1 || a.N%10 == 0 {
 			x.logger.Warn().Err(a.Err).Str("op", op).Str("storage", storage).Str("key", key).Int("attempt", a.N).
@@ -640,7 +551,7 @@ func (x *Executor) retrying(op, storage, key string) retry.Policy {
 }
 
 // open opens a dependency's stored value as a stream.
-func (x *Executor) open(ctx context.Context, t *Task, ref *DepRef) (io.ReadCloser, error) {
+func (x *executor) open(ctx context.Context, t *task, ref *depRef) (io.ReadCloser, error) {
 	if len(ref.Inline) > 0 {
 		return io.NopCloser(bytes.NewReader(ref.Inline)), nil
 	}
@@ -662,7 +573,7 @@ func (x *Executor) open(ctx context.Context, t *Task, ref *DepRef) (io.ReadClose
 }
 
 // load reads a dependency's whole stored value.
-func (x *Executor) load(ctx context.Context, t *Task, ref *DepRef) ([]byte, error) {
+func (x *executor) load(ctx context.Context, t *task, ref *depRef) ([]byte, error) {
 	ev := x.events.active()
 	start := time.Now()
 	if ev {
@@ -692,7 +603,7 @@ func (x *Executor) load(ctx context.Context, t *Task, ref *DepRef) ([]byte, erro
 }
 
 // decode decodes a dependency's bytes into target.
-func (x *Executor) decode(b []byte, ref *DepRef, target any) error {
+func (x *executor) decode(b []byte, ref *depRef, target any) error {
 	if err := x.codec.Decode(b, target); err != nil {
 		return wrapError(TypeStorageError, err, map[string]any{"dependency": ref.Asset, "type": fmt.Sprintf("%T", target)},
 			"dependency %q cannot be decoded into %T: %v", ref.Asset, target, err)
@@ -715,7 +626,7 @@ func (c *timeoutCause) error() *Error {
 }
 
 // storeInline keeps a small result inside its record.
-func (x *Executor) storeInline(p *Pipeline, n *node, t *Task, b []byte, enc string) *Value {
+func (x *executor) storeInline(p *Pipeline, n *node, t *task, b []byte, enc string) *Value {
 	start := time.Now()
 	sum := sha256.Sum256(b)
 	v := &Value{RunID: t.RunID, Storage: InlineStorage, Encoding: enc, Size: int64(len(b)), SHA256: hex.EncodeToString(sum[:]), Inline: b}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/internal/bridge"
 	"github.com/flowstone-go/flowstone/kv"
 	"github.com/flowstone-go/flowstone/objectstore"
 )
@@ -15,20 +16,20 @@ import (
 // stale revision says.
 func TestExecutorExpectedRevisionIsIdempotent(t *testing.T) {
 	store := kv.NewMemory()
-	x, err := flowstone.NewExecutor(flowstone.ExecutorConfig{KV: store, Stores: map[string]objectstore.Store{"memory": objectstore.NewMemory()}})
+	x, err := bridge.NewExecutor(bridge.ExecutorConfig{KV: store, Stores: map[string]objectstore.Store{"memory": objectstore.NewMemory()}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var execs atomic.Int32
 	p := flowstone.MustPipeline("p", flowstone.Asset("a", func(*flowstone.Context) (any, error) { execs.Add(1); return 7, nil }))
 	ctx := context.Background()
-	key := flowstone.MaterializationKey("p", "a", "default")
-	pending, _ := flowstone.MarshalRecord(&flowstone.Materialization{Pipeline: "p", Asset: "a", Partition: "default", State: flowstone.StatePending, RunID: "r1"})
+	key := bridge.MaterializationKey("p", "a", "default")
+	pending, _ := bridge.MarshalRecord(&flowstone.Materialization{Pipeline: "p", Asset: "a", Partition: "default", State: flowstone.StatePending, RunID: "r1"})
 	rev, err := store.Create(ctx, key, pending)
 	if err != nil {
 		t.Fatal(err)
 	}
-	task := flowstone.Task{RunID: "r1", Asset: "a", Partition: "default", Attempt: 1, ExpectedRevision: rev}
+	task := bridge.Task{RunID: "r1", Asset: "a", Partition: "default", Attempt: 1, ExpectedRevision: rev}
 	rec, err := x.Execute(ctx, p, task)
 	if err != nil || rec.State != flowstone.StateCompleted || execs.Load() != 1 {
 		t.Fatalf("first delivery: %+v %v (execs %d)", rec, err, execs.Load())

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/internal/bridge"
 	"github.com/flowstone-go/flowstone/objectstore"
 	"github.com/flowstone-go/flowstone/objectstore/filestore"
 )
@@ -53,7 +54,7 @@ func TestFileStoreIsReadByANewProcess(t *testing.T) {
 		}
 		pid, js, _ := strings.Cut(line, " ")
 		childPID, _ = strconv.Atoi(pid)
-		if rec, err = flowstone.UnmarshalRecord([]byte(js)); err != nil {
+		if rec, err = bridge.UnmarshalRecord([]byte(js)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -87,7 +88,7 @@ func TestFileStoreIsReadByANewProcess(t *testing.T) {
 	}
 
 	// The same bytes through a Result, as a fleet client reads them.
-	res := flowstone.NewResult(rec, true, nil, func(ctx context.Context) (io.ReadCloser, error) {
+	res := bridge.NewResult(rec, true, nil, func(ctx context.Context) (io.ReadCloser, error) {
 		rc, _, err := store.Get(ctx, rec.Value.ObjectKey)
 		return rc, err
 	})
@@ -118,7 +119,7 @@ func TestHelperProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := flowstone.MarshalRecord(res.Record)
+	b, err := bridge.MarshalRecord(res.Record)
 	if err != nil {
 		t.Fatal(err)
 	}

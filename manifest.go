@@ -6,10 +6,10 @@ import (
 	"github.com/flowstone-go/flowstone/protocol"
 )
 
-// Manifest describes the pipeline for the fleet: the asset specs a
+// manifest describes the pipeline for the fleet: the asset specs a
 // coordinator plans from without the Go functions. worker names the process
 // that hosts it.
-func (p *Pipeline) Manifest(worker string) protocol.Manifest {
+func (p *Pipeline) manifest(worker string) protocol.Manifest {
 	m := protocol.Manifest{V: protocol.Version, Pipeline: p.name, Worker: worker, UpdatedAt: time.Now().UTC()}
 	for _, n := range p.nodes {
 		d := n.def
@@ -32,10 +32,10 @@ func (p *Pipeline) Manifest(worker string) protocol.Manifest {
 	return m
 }
 
-// PipelineFromManifest rebuilds a pipeline's shape from its manifest, with
+// pipelineFromManifest rebuilds a pipeline's shape from its manifest, with
 // no functions: the coordinator plans and answers graph, assets and info from
 // it, and its executions happen on workers. It validates like NewPipeline.
-func PipelineFromManifest(m protocol.Manifest) (*Pipeline, error) {
+func pipelineFromManifest(m protocol.Manifest) (*Pipeline, error) {
 	defs := make([]AssetDef, 0, len(m.Assets))
 	for _, a := range m.Assets {
 		d := AssetDef{name: a.Name, fn: remoteOnly, deps: a.DependsOn, optional: a.OptionalDeps, description: a.Description,

@@ -115,9 +115,9 @@ func Hours(from, to time.Time) []string {
 // before any key is built.
 const MaxDateRangeDays = protocol.MaxBackfillPartitions
 
-// DateRangeDays counts the days from from to to, both included (0 if to is
+// dateRangeDays counts the days from from to to, both included (0 if to is
 // before from), from their calendar dates, without building a key.
-func DateRangeDays(from, to time.Time) int64 {
+func dateRangeDays(from, to time.Time) int64 {
 	f := time.Date(from.Year(), from.Month(), from.Day(), 0, 0, 0, 0, time.UTC)
 	t := time.Date(to.Year(), to.Month(), to.Day(), 0, 0, 0, 0, time.UTC)
 	if t.Before(f) {
@@ -131,7 +131,7 @@ func DateRangeDays(from, to time.Time) int64 {
 func dateKeys(from, to time.Time) ([]string, error) {
 	fk, tk := DatePartition(from), DatePartition(to)
 	details := map[string]any{"from": fk, "to": tk}
-	n := DateRangeDays(from, to)
+	n := dateRangeDays(from, to)
 	if n == 0 {
 		return nil, newError(TypeBadRequest, details, "date range ends (%s) before it starts (%s)", tk, fk)
 	}
@@ -158,7 +158,7 @@ func ParseDateRange(s string) ([]string, error) {
 	if t.Before(f) {
 		return nil, newError(TypeBadRequest, map[string]any{"range": s}, "date range %q ends before it starts", s)
 	}
-	if n := DateRangeDays(f, t); n > MaxDateRangeDays {
+	if n := dateRangeDays(f, t); n > MaxDateRangeDays {
 		return nil, newError(TypeBadRequest, map[string]any{"range": s, "days": n, "limit": MaxDateRangeDays},
 			"date range %q spans %d days; the limit is %d: split it", s, n, MaxDateRangeDays)
 	}

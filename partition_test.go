@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/internal/bridge"
 	"github.com/flowstone-go/flowstone/kv"
 	"github.com/flowstone-go/flowstone/objectstore"
 )
@@ -159,13 +160,13 @@ func checkToken(t testing.TB, key, tok string) {
 	if err := kv.ValidKey("x." + tok); err != nil {
 		t.Fatalf("PartitionToken(%q) = %q is not a kv key token: %v", key, tok, err)
 	}
-	if err := kv.ValidKey(flowstone.MaterializationKey("p", "a", key)); err != nil {
+	if err := kv.ValidKey(bridge.MaterializationKey("p", "a", key)); err != nil {
 		t.Fatalf("MaterializationKey for %q is not a kv key: %v", key, err)
 	}
 	if err := objectstore.ValidKey("a/" + tok + "/b"); err != nil {
 		t.Fatalf("PartitionToken(%q) = %q is not an object key segment: %v", key, tok, err)
 	}
-	if err := objectstore.ValidKey(flowstone.ObjectKey("p", "a", key, "run-1")); err != nil {
+	if err := objectstore.ValidKey(bridge.ObjectKey("p", "a", key, "run-1")); err != nil {
 		t.Fatalf("ObjectKey for %q is not an object key: %v", key, err)
 	}
 	if len(tok) == 0 || len(tok) > 128 {

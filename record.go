@@ -45,11 +45,11 @@ const (
 )
 
 // Materialization is the metadata record of one asset/partition, kept in
-// the kv store under MaterializationKey. It tells two things apart: the
+// the kv store by pipeline, asset and partition. It tells two things apart: the
 // latest attempt to materialize it (State, RunID, Attempt, Error, ...) and
 // the last good value (Value), which a failed, timed-out or cancelled
 // attempt leaves in place. Records change only through the transitions of
-// Records (see the package documentation, "Records"), by compare-and-set;
+// one writer (see the package documentation, "Records"), by compare-and-set;
 // the object a value points to is written before the record that points to
 // it.
 type Materialization struct {
@@ -120,29 +120,29 @@ type Lineage struct {
 	RunID     string `json:"run_id"`
 }
 
-// MaterializationKey is the kv key of an asset/partition's record:
+// materializationKey is the kv key of an asset/partition's record:
 // "mat.<pipeline>.<asset>.<PartitionToken(partition)>".
-func MaterializationKey(pipeline, asset, partition string) string {
+func materializationKey(pipeline, asset, partition string) string {
 	return recordPrefix(pipeline, asset) + PartitionToken(partition)
 }
 
 // recordPrefix begins the key of every record of an asset: its
-// MaterializationKey without the partition's token. Names have no dots and
+// materializationKey without the partition's token. Names have no dots and
 // tokens none either, so the prefix lists that asset's records only.
 func recordPrefix(pipeline, asset string) string {
 	return "mat." + pipeline + "." + asset + "."
 }
 
-// ObjectKey is where a run's result is stored:
+// objectKey is where a run's result is stored:
 // "<pipeline>/<asset>/<PartitionToken(partition)>/<runID>".
-func ObjectKey(pipeline, asset, partition, runID string) string {
+func objectKey(pipeline, asset, partition, runID string) string {
 	return pipeline + "/" + asset + "/" + PartitionToken(partition) + "/" + runID
 }
 
-// MarshalRecord encodes a record for the kv store. Its output, and its
+// marshalRecord encodes a record for the kv store. Its output, and its
 // errors, are json.Marshal's: appendRecord writes the common case without
 // reflection and anything it is unsure of goes to json.Marshal.
-func MarshalRecord(m *Materialization) ([]byte, error) {
+func marshalRecord(m *Materialization) ([]byte, error) {
 	if m != nil {
 		if b, ok := appendRecord(make([]byte, 0, recordSizeHint(m)), m); ok {
 			return b, nil
@@ -151,8 +151,8 @@ func MarshalRecord(m *Materialization) ([]byte, error) {
 	return json.Marshal(m)
 }
 
-// UnmarshalRecord decodes a record read from the kv store.
-func UnmarshalRecord(b []byte) (*Materialization, error) {
+// unmarshalRecord decodes a record read from the kv store.
+func unmarshalRecord(b []byte) (*Materialization, error) {
 	var m Materialization
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, wrapError(TypeStorageError, err, nil, "corrupt materialization record: %v", err)

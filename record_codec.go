@@ -10,7 +10,7 @@ import (
 )
 
 // appendRecord appends m as json.Marshal writes it, field by field, without
-// reflection: MarshalRecord runs for every transition of every
+// reflection: marshalRecord runs for every transition of every
 // materialization. It reports false where it cannot be sure of matching
 // json.Marshal (a time MarshalJSON rejects, error details that fail to
 // encode); the caller then uses json.Marshal, so the bytes and the errors

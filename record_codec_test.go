@@ -15,7 +15,7 @@ import (
 func checkRecordCodec(t testing.TB, m *Materialization) {
 	t.Helper()
 	want, wantErr := json.Marshal(m)
-	got, err := MarshalRecord(m)
+	got, err := marshalRecord(m)
 	if (err == nil) != (wantErr == nil) || err != nil && err.Error() != wantErr.Error() {
 		t.Fatalf("MarshalRecord error = %v, json.Marshal error = %v", err, wantErr)
 	}
@@ -288,7 +288,7 @@ func BenchmarkMarshalRecord(b *testing.B) {
 		b.Run(name+"/fast", func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := MarshalRecord(m); err != nil {
+				if _, err := marshalRecord(m); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/internal/bridge"
 	"github.com/flowstone-go/flowstone/internal/transient"
 	"github.com/flowstone-go/flowstone/kv"
 	"github.com/flowstone-go/flowstone/objectstore"
@@ -147,7 +148,7 @@ func TestCancelledRerunKeepsTheLastGoodValue(t *testing.T) {
 
 // sharedExecutors are two executors (two workers) over one metadata store
 // and one object store, with a short lease.
-func sharedExecutors(t *testing.T, lease time.Duration) (a, b *flowstone.Executor, store kv.Store, objects objectstore.Store) {
+func sharedExecutors(t *testing.T, lease time.Duration) (a, b *bridge.Executor, store kv.Store, objects objectstore.Store) {
 	t.Helper()
 	store, objects = kv.NewMemory(), objectstore.NewMemory()
 	a, b = executorsOn(t, store, objects, lease)
@@ -156,11 +157,11 @@ func sharedExecutors(t *testing.T, lease time.Duration) (a, b *flowstone.Executo
 
 // executorsOn are two executors (worker-a and worker-b) over store and
 // objects, with lease.
-func executorsOn(t *testing.T, store kv.Store, objects objectstore.Store, lease time.Duration) (a, b *flowstone.Executor) {
+func executorsOn(t *testing.T, store kv.Store, objects objectstore.Store, lease time.Duration) (a, b *bridge.Executor) {
 	t.Helper()
 	stores := map[string]objectstore.Store{"memory": objects}
-	mk := func(name string) *flowstone.Executor {
-		x, err := flowstone.NewExecutor(flowstone.ExecutorConfig{KV: store, Stores: stores, Worker: name, Lease: lease})
+	mk := func(name string) *bridge.Executor {
+		x, err := bridge.NewExecutor(bridge.ExecutorConfig{KV: store, Stores: stores, Worker: name, Lease: lease})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -194,7 +195,7 @@ func TestSecondDeliveryWaitsForTheLiveFirst(t *testing.T) {
 	started, release := make(chan string, 4), make(chan struct{})
 	var execs atomic.Int32
 	p := gatedPipeline(started, release, &execs)
-	task := flowstone.Task{RunID: "run-1", Asset: "slow", Partition: flowstone.DefaultPartition, Attempt: 1}
+	task := bridge.Task{RunID: "run-1", Asset: "slow", Partition: flowstone.DefaultPartition, Attempt: 1}
 
 	first := make(chan error, 1)
 	go func() { _, err := a.Execute(ctx, p, task); first <- err }()
@@ -236,7 +237,7 @@ func TestTakenOverExecutionRecordsNothing(t *testing.T) {
 	started, releaseA := make(chan string, 4), make(chan struct{})
 	var execs atomic.Int32
 	p := gatedPipeline(started, releaseA, &execs)
-	task := flowstone.Task{RunID: "run-1", Asset: "slow", Partition: flowstone.DefaultPartition, Attempt: 1, Storage: "memory"}
+	task := bridge.Task{RunID: "run-1", Asset: "slow", Partition: flowstone.DefaultPartition, Attempt: 1, Storage: "memory"}
 
 	first := make(chan error, 1)
 	go func() { _, err := a.Execute(context.WithoutCancel(ctx), p, task); first <- err }()
@@ -265,14 +266,14 @@ func TestTakenOverExecutionRecordsNothing(t *testing.T) {
 		t.Fatalf("second delivery recorded %+v; want worker-b's attempt 2 completed", rec)
 	}
 	err := <-first
-	if !errors.Is(err, flowstone.ErrSuperseded) {
+	if !errors.Is(err, bridge.ErrSuperseded) {
 		t.Fatalf("taken-over execution returned %v; want ErrSuperseded", err)
 	}
-	e, err := store.Get(ctx, flowstone.MaterializationKey("gated", "slow", flowstone.DefaultPartition))
+	e, err := store.Get(ctx, bridge.MaterializationKey("gated", "slow", flowstone.DefaultPartition))
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := flowstone.UnmarshalRecord(e.Value)
+	got, err := bridge.UnmarshalRecord(e.Value)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,7 +282,7 @@ func TestTakenOverExecutionRecordsNothing(t *testing.T) {
 	}
 	// Attempt 1's result object (stored before it found itself taken
 	// over) is gone; attempt 2's is there.
-	if _, err := objects.Stat(ctx, flowstone.ObjectKey("gated", "slow", flowstone.DefaultPartition, "run-1-1")); !errors.Is(err, objectstore.ErrNotFound) {
+	if _, err := objects.Stat(ctx, bridge.ObjectKey("gated", "slow", flowstone.DefaultPartition, "run-1-1")); !errors.Is(err, objectstore.ErrNotFound) {
 		t.Fatalf("the taken-over attempt's object: %v; want it deleted", err)
 	}
 	if _, err := objects.Stat(ctx, rec.Value.ObjectKey); err != nil {
@@ -295,27 +296,27 @@ func TestTakenOverExecutionRecordsNothing(t *testing.T) {
 func TestStaleTaskOfAnotherRunDoesNotRun(t *testing.T) {
 	ctx := ctxT(t)
 	store := kv.NewMemory()
-	x, err := flowstone.NewExecutor(flowstone.ExecutorConfig{KV: store, Stores: map[string]objectstore.Store{"memory": objectstore.NewMemory()}})
+	x, err := bridge.NewExecutor(bridge.ExecutorConfig{KV: store, Stores: map[string]objectstore.Store{"memory": objectstore.NewMemory()}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer x.Close()
 	var execs atomic.Int32
 	p := flowstone.MustPipeline("stale", flowstone.Asset("a", func(c *flowstone.Context) (any, error) { return int(execs.Add(1)), nil }))
-	key := flowstone.MaterializationKey("stale", "a", flowstone.DefaultPartition)
+	key := bridge.MaterializationKey("stale", "a", flowstone.DefaultPartition)
 	alive := func(string) bool { return false }
-	out, _, rev1, err := x.Records().Queue(ctx, key, nil, 0, flowstone.QueueRequest{Pipeline: "stale", Asset: "a",
+	out, _, rev1, err := x.Records().Queue(ctx, key, nil, 0, bridge.QueueRequest{Pipeline: "stale", Asset: "a",
 		Partition: flowstone.DefaultPartition, RunID: "run-old", By: "c1", Alive: alive})
-	if err != nil || out != flowstone.Queued {
+	if err != nil || out != bridge.Queued {
 		t.Fatalf("queue old = %v, %v", out, err)
 	}
 	// The old run is gone; a new run takes the record.
 	cur, _, _ := x.Records().Read(ctx, key)
-	if out, _, _, err := x.Records().Queue(ctx, key, cur, rev1, flowstone.QueueRequest{Pipeline: "stale", Asset: "a",
-		Partition: flowstone.DefaultPartition, RunID: "run-new", Force: true, By: "c2", Alive: alive}); err != nil || out != flowstone.Queued {
+	if out, _, _, err := x.Records().Queue(ctx, key, cur, rev1, bridge.QueueRequest{Pipeline: "stale", Asset: "a",
+		Partition: flowstone.DefaultPartition, RunID: "run-new", Force: true, By: "c2", Alive: alive}); err != nil || out != bridge.Queued {
 		t.Fatalf("queue new = %v, %v", out, err)
 	}
-	_, err = x.Execute(ctx, p, flowstone.Task{RunID: "run-old", Asset: "a", Partition: flowstone.DefaultPartition, Attempt: 1, ExpectedRevision: rev1})
+	_, err = x.Execute(ctx, p, bridge.Task{RunID: "run-old", Asset: "a", Partition: flowstone.DefaultPartition, Attempt: 1, ExpectedRevision: rev1})
 	wantType(t, err, flowstone.TypeCancelled)
 	if execs.Load() != 0 {
 		t.Fatalf("the stale task executed the asset %d times", execs.Load())
@@ -336,7 +337,7 @@ func TestGiveUpLeavesOtherRunsAndValuesAlone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := e.Executor().Records()
+	r := bridge.EngineExecutor(e).Records()
 	fe := &flowstone.Error{Type: flowstone.TypeExecutionFailed, Message: "given up"}
 	// Another run's give-up: the completed record is not its to fail.
 	if cur, wrote, err := r.GiveUp(ctx, "flaky", "numbers", flowstone.DefaultPartition, "other-run", 5, fe); err != nil || wrote || cur.State != flowstone.StateCompleted {
@@ -344,10 +345,10 @@ func TestGiveUpLeavesOtherRunsAndValuesAlone(t *testing.T) {
 	}
 	// Its own run queued it again (a forced re-run): the give-up fails it,
 	// the value stays.
-	key := flowstone.MaterializationKey("flaky", "numbers", flowstone.DefaultPartition)
+	key := bridge.MaterializationKey("flaky", "numbers", flowstone.DefaultPartition)
 	cur, rev, _ := r.Read(ctx, key)
-	if out, _, _, err := r.Queue(ctx, key, cur, rev, flowstone.QueueRequest{Pipeline: "flaky", Asset: "numbers",
-		Partition: flowstone.DefaultPartition, RunID: "rerun", Force: true, By: "c1", Alive: func(string) bool { return true }}); err != nil || out != flowstone.Queued {
+	if out, _, _, err := r.Queue(ctx, key, cur, rev, bridge.QueueRequest{Pipeline: "flaky", Asset: "numbers",
+		Partition: flowstone.DefaultPartition, RunID: "rerun", Force: true, By: "c1", Alive: func(string) bool { return true }}); err != nil || out != bridge.Queued {
 		t.Fatalf("Queue = %v, %v", out, err)
 	}
 	cur, wrote, err := r.GiveUp(ctx, "flaky", "numbers", flowstone.DefaultPartition, "rerun", 5, fe)
@@ -419,17 +420,17 @@ func TestOutcomeWithALostReplyKeepsItsResult(t *testing.T) {
 	a, b := executorsOn(t, store, objects, lease)
 	p := flowstone.MustPipeline("p", flowstone.Asset("x", func(*flowstone.Context) (any, error) { return 42, nil },
 		flowstone.StorageOf("memory")))
-	task := flowstone.Task{RunID: "run-1", Asset: "x", Partition: "default", Attempt: 1}
+	task := bridge.Task{RunID: "run-1", Asset: "x", Partition: "default", Attempt: 1}
 
 	store.armed.Store(true)
 	_, err := a.Execute(ctxT(t), p, task)
-	if !errors.Is(err, flowstone.ErrHandedBack) {
+	if !errors.Is(err, bridge.ErrHandedBack) {
 		t.Fatalf("Execute with the reply lost = %v; want an error wrapping ErrHandedBack", err)
 	}
 	store.armed.Store(false)
 	store.down.Store(false)
 
-	rec, _, err := a.Records().Read(ctxT(t), flowstone.MaterializationKey("p", "x", "default"))
+	rec, _, err := a.Records().Read(ctxT(t), bridge.MaterializationKey("p", "x", "default"))
 	if err != nil || rec == nil || rec.State != flowstone.StateCompleted || rec.Value == nil || rec.Value.ObjectKey == "" {
 		t.Fatalf("record = %+v, %v; want the outcome that landed, pointing to an object", rec, err)
 	}
@@ -514,14 +515,14 @@ func TestUnrecordableOutcomeHandsTheTaskBack(t *testing.T) {
 	store := &outageKV{Store: kv.NewMemory()}
 	a, b := executorsOn(t, store, objectstore.NewMemory(), lease)
 	p := flowstone.MustPipeline("p", flowstone.Asset("x", func(*flowstone.Context) (any, error) { return 42, nil }))
-	task := flowstone.Task{RunID: "run-1", Asset: "x", Partition: "default", Attempt: 1}
+	task := bridge.Task{RunID: "run-1", Asset: "x", Partition: "default", Attempt: 1}
 
 	store.down.Store(true)
 	_, err := a.Execute(ctxT(t), p, task)
-	if !errors.Is(err, flowstone.ErrHandedBack) {
+	if !errors.Is(err, bridge.ErrHandedBack) {
 		t.Fatalf("Execute during the outage = %v; want an error wrapping ErrHandedBack", err)
 	}
-	rec, _, err := a.Records().Read(ctxT(t), flowstone.MaterializationKey("p", "x", "default"))
+	rec, _, err := a.Records().Read(ctxT(t), bridge.MaterializationKey("p", "x", "default"))
 	if err != nil || rec == nil || rec.State != flowstone.StateRunning {
 		t.Fatalf("record after the outage = %+v, %v; want the lapsing claim (running), not a failure", rec, err)
 	}

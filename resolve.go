@@ -1,54 +1,34 @@
 package flowstone
 
 import (
-	"time"
-
+	"github.com/flowstone-go/flowstone/internal/bridge/hook"
 	"github.com/flowstone-go/flowstone/protocol"
 )
 
 // The resolvers below spell out what a list of options means, for code that
-// sends the call elsewhere (the fleet client) instead of running it.
+// sends the call elsewhere (the fleet client) instead of running it; they
+// reach it through internal/bridge.
 
-// ResolveRun returns the RunRequest the options describe, with Pipeline and
+// resolveRun returns the RunRequest the options describe, with Pipeline and
 // Asset set, or the BadRequest error an option carries.
-func ResolveRun(pipeline, asset string, opts ...RunOption) (RunRequest, error) {
+func resolveRun(pipeline, asset string, opts ...RunOption) (RunRequest, error) {
 	c := newRunConfig(opts)
 	return RunRequest{RunID: c.runID, Pipeline: pipeline, Asset: asset, Partition: c.partition, Force: c.force, WithDeps: c.withDeps,
 		Async: c.async, Storage: c.storage, Timeout: c.timeout, Priority: c.priority, ScheduledAt: c.scheduledAt}, c.err
 }
 
-// GetRequest is what the Get-family options describe.
-type GetRequest struct {
-	Partition string
-	Storage   string
-}
-
-// ResolveGet returns what the options of Get, Exists, Status or Cancel
+// resolveGet returns what the options of Get, Exists, Status or Cancel
 // describe.
-func ResolveGet(opts ...GetOption) GetRequest {
+func resolveGet(opts ...GetOption) hook.GetRequest {
 	c := newGetConfig(opts)
-	return GetRequest{Partition: c.partition, Storage: c.storage}
+	return hook.GetRequest{Partition: c.partition, Storage: c.storage}
 }
 
-// InvalidateRequest is what Invalidate's options describe. At most one of
-// Partition, Partitions and All is set; none means DefaultPartition.
-type InvalidateRequest struct {
-	// Partition is the one partition named ("" when none or several are).
-	Partition string
-	// Partitions lists the partitions named when there are several, each
-	// once, in order.
-	Partitions []string
-	// All is AllPartitions.
-	All bool
-	// Cascade is Cascade.
-	Cascade bool
-}
-
-// ResolveInvalidate returns what Invalidate's options describe, or the
+// resolveInvalidate returns what Invalidate's options describe, or the
 // BadRequest error of a bad option or combination.
-func ResolveInvalidate(opts ...InvalidateOption) (InvalidateRequest, error) {
+func resolveInvalidate(opts ...InvalidateOption) (hook.InvalidateRequest, error) {
 	c := newInvalidateConfig(opts)
-	r := InvalidateRequest{All: c.all, Cascade: c.cascade}
+	r := hook.InvalidateRequest{All: c.all, Cascade: c.cascade}
 	keys, err := c.keys()
 	if err != nil || !c.named() || c.all {
 		return r, err
@@ -61,27 +41,17 @@ func ResolveInvalidate(opts ...InvalidateOption) (InvalidateRequest, error) {
 	return r, nil
 }
 
-// BackfillRequest is what Backfill's options describe.
-type BackfillRequest struct {
-	Partitions []string
-	Parallel   int
-	Force      bool
-	WithDeps   bool
-	Async      bool
-	OnError    ErrorPolicy
-	Timeout    time.Duration
-	Priority   int
-	Progress   func(BackfillProgress)
-}
+// backfillRequest is what Backfill's options describe.
+type backfillRequest = hook.BackfillRequest[ErrorPolicy, BackfillProgress]
 
-// ResolveBackfill returns what Backfill's options describe, or the
+// resolveBackfill returns what Backfill's options describe, or the
 // BadRequest error an option carries.
-func ResolveBackfill(opts ...BackfillOption) (BackfillRequest, error) {
+func resolveBackfill(opts ...BackfillOption) (backfillRequest, error) {
 	c := backfillConfig{parallel: 1, withDeps: true, timeout: DefaultRunTimeout}
 	for _, o := range opts {
 		o.applyBackfill(&c)
 	}
-	r := BackfillRequest{Partitions: c.partitions, Parallel: c.parallel, Force: c.force, WithDeps: c.withDeps, Async: c.async,
+	r := backfillRequest{Partitions: c.partitions, Parallel: c.parallel, Force: c.force, WithDeps: c.withDeps, Async: c.async,
 		Timeout: c.timeout, Priority: c.priority, Progress: c.progress}
 	if c.halt {
 		r.OnError = Halt
@@ -89,8 +59,8 @@ func ResolveBackfill(opts ...BackfillOption) (BackfillRequest, error) {
 	return r, c.err
 }
 
-// ResolveGraph returns the format Graph's options select.
-func ResolveGraph(opts ...GraphOption) GraphFormat {
+// resolveGraph returns the format Graph's options select.
+func resolveGraph(opts ...GraphOption) GraphFormat {
 	var c graphConfig
 	for _, o := range opts {
 		o.applyGraph(&c)
@@ -98,15 +68,15 @@ func ResolveGraph(opts ...GraphOption) GraphFormat {
 	return c.format
 }
 
-// WireError converts e for the fleet's wire.
-func (e *Error) WireError() *protocol.Error {
+// wireError converts e for the fleet's wire.
+func (e *Error) wireError() *protocol.Error {
 	if e == nil {
 		return nil
 	}
 	d := make(map[string]any, len(e.Details))
 	for k, v := range e.Details {
 		if inner, ok := v.(*Error); ok {
-			v = inner.WireError()
+			v = inner.wireError()
 		}
 		d[k] = v
 	}
@@ -116,12 +86,12 @@ func (e *Error) WireError() *protocol.Error {
 	return &protocol.Error{Code: string(e.Type), Message: e.Message, Details: d}
 }
 
-// FromWire converts a wire error into an *Error of the same type and
+// fromWire converts a wire error into an *Error of the same type and
 // details, so callers branch the same way on both sides of the fleet: a
 // protocol.CodeInternal error is TypeInternal (never a storage error: the
 // store is not at fault), an unsupported version or an oversized payload
 // is TypeBadRequest with the wire's code in Details["code"].
-func FromWire(w *protocol.Error) *Error {
+func fromWire(w *protocol.Error) *Error {
 	if w == nil {
 		return nil
 	}

@@ -25,13 +25,13 @@ type Result struct {
 
 	codec Codec
 	open  func(ctx context.Context) (io.ReadCloser, error)
-	x     *Executor // reads the value when open is nil (embedded results)
+	x     *executor // reads the value when open is nil (embedded results)
 }
 
-// NewResult builds a Result whose value is read through open and decoded
+// newResult builds a Result whose value is read through open and decoded
 // with codec (JSONCodec if nil). The fleet client uses it to give its
 // results the same shape as the embedded engine's.
-func NewResult(rec *Materialization, cached bool, codec Codec, open func(ctx context.Context) (io.ReadCloser, error)) *Result {
+func newResult(rec *Materialization, cached bool, codec Codec, open func(ctx context.Context) (io.ReadCloser, error)) *Result {
 	if codec == nil {
 		codec = JSONCodec{}
 	}
@@ -49,7 +49,7 @@ func (e *Engine) result(rec *Materialization, cached bool) *Result {
 func (r *Result) Open(ctx context.Context) (io.ReadCloser, error) {
 	if r.open == nil && r.x != nil && r.Record.Materialized() {
 		ref := refOf(r.Record)
-		return r.x.open(ctx, &Task{RunID: r.RunID}, &ref)
+		return r.x.open(ctx, &task{RunID: r.RunID}, &ref)
 	}
 	if r.open == nil {
 		return nil, newError(TypeNotFound, map[string]any{"asset": r.Asset}, "result of %q has no value yet (async job %v): read it later with Get", r.Asset, r.RunID)

@@ -3,11 +3,13 @@ package flowstone
 import (
 	"context"
 	"errors"
+
+	"github.com/flowstone-go/flowstone/internal/bridge/hook"
 )
 
 // activeRun is a Run in progress, registered so Cancel can reach it.
 type activeRun struct {
-	key    string // the target's MaterializationKey
+	key    string // the target's materializationKey
 	cancel context.CancelCauseFunc
 }
 
@@ -25,7 +27,7 @@ type flight struct {
 // step is one asset of a run's plan.
 type step struct {
 	n       *node
-	key     string           // MaterializationKey
+	key     string           // materializationKey
 	prev    *Materialization // the record when the run was planned (nil: none)
 	prevRev uint64
 	done    chan struct{}
@@ -120,7 +122,7 @@ func checkSchemes(target *node, partition string) error {
 }
 
 func (e *Engine) run(ctx context.Context, p *Pipeline, target *node, cfg runConfig) (*Result, error) {
-	targetKey := MaterializationKey(p.name, target.def.name, cfg.partition)
+	targetKey := materializationKey(p.name, target.def.name, cfg.partition)
 	ctx, cancelTimeout := context.WithTimeoutCause(ctx, cfg.timeout, &timeoutCause{what: "run of", asset: target.def.name, limit: cfg.timeout})
 	defer cancelTimeout()
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -137,7 +139,7 @@ func (e *Engine) run(ctx context.Context, p *Pipeline, target *node, cfg runConf
 	// reaches it. Indexing by position avoids a map per run, at the cost
 	// of a slot for every earlier asset, used or not (about 80 bytes each).
 	steps := make([]step, target.index+1)
-	var deps []DepRef
+	var deps []depRef
 	if !cfg.withDeps {
 		var err error
 		if deps, err = e.materializedInputs(ctx, p, target, cfg.partition); err != nil {
@@ -158,7 +160,7 @@ func (e *Engine) run(ctx context.Context, p *Pipeline, target *node, cfg runConf
 		if n == target {
 			s.key = targetKey
 		} else {
-			s.key = MaterializationKey(p.name, n.def.name, cfg.partition)
+			s.key = materializationKey(p.name, n.def.name, cfg.partition)
 		}
 		var (
 			rec *Materialization
@@ -222,9 +224,9 @@ func (e *Engine) run(ctx context.Context, p *Pipeline, target *node, cfg runConf
 
 // runStep waits for the step's inputs, then materializes it (or fails it
 // because an input failed or the run ended).
-func (e *Engine) runStep(ctx context.Context, p *Pipeline, s *step, steps []step, deps []DepRef, runID string, cfg runConfig, isTarget bool) (*Materialization, *Error) {
+func (e *Engine) runStep(ctx context.Context, p *Pipeline, s *step, steps []step, deps []depRef, runID string, cfg runConfig, isTarget bool) (*Materialization, *Error) {
 	if deps == nil {
-		deps = make([]DepRef, 0, len(s.n.inputs))
+		deps = make([]depRef, 0, len(s.n.inputs))
 		for i, in := range s.n.inputs {
 			is := &steps[in.index]
 			if is.done != nil {
@@ -236,7 +238,7 @@ func (e *Engine) runStep(ctx context.Context, p *Pipeline, s *step, steps []step
 			}
 			if is.err != nil {
 				if !s.n.required[i] {
-					deps = append(deps, DepRef{Asset: in.def.name, Partition: cfg.partition, Missing: true})
+					deps = append(deps, depRef{Asset: in.def.name, Partition: cfg.partition, Missing: true})
 					continue
 				}
 				return e.failStep(p, s.n, cfg.partition, runID, dependencyError(p, s.n, in, is.err))
@@ -249,8 +251,8 @@ func (e *Engine) runStep(ctx context.Context, p *Pipeline, s *step, steps []step
 		return e.stepEnded(ctx, p, s.n, cfg.partition, runID)
 	default:
 	}
-	t := Task{RunID: runID, Asset: s.n.def.name, Partition: cfg.partition, Force: cfg.force && isTarget, Storage: cfg.storage, Attempt: 1, Priority: cfg.priority, Deps: deps,
-		key: s.key, prev: s.prev, prevRev: s.prevRev, planned: true}
+	t := task{RunID: runID, Asset: s.n.def.name, Partition: cfg.partition, Force: cfg.force && isTarget, Storage: cfg.storage, Attempt: 1, Priority: cfg.priority, Deps: deps,
+		Key: s.key, Prev: s.prev, PrevRev: s.prevRev, PrevKnown: true}
 	t.Deadline, _ = ctx.Deadline()
 	rec, fresh, err := e.materialize(ctx, p, t)
 	s.fresh = fresh
@@ -283,7 +285,7 @@ func dependencyError(p *Pipeline, n, input *node, inErr *Error) *Error {
 // not over then, and its record must not say it is.
 func (e *Engine) stepEnded(ctx context.Context, p *Pipeline, n *node, partition, runID string) (*Materialization, *Error) {
 	fe := ctxError(ctx, p.name, n.def.name)
-	if errors.Is(context.Cause(ctx), ErrHandedBack) {
+	if errors.Is(context.Cause(ctx), hook.ErrHandedBack) {
 		return nil, fe
 	}
 	return e.failStep(p, n, partition, runID, fe)
@@ -293,7 +295,7 @@ func (e *Engine) stepEnded(ctx context.Context, p *Pipeline, n *node, partition,
 // record another run holds or completed is left alone). A record that
 // cannot be written is logged: the run's error is what the caller needs.
 func (e *Engine) failStep(p *Pipeline, n *node, partition, runID string, fe *Error) (*Materialization, *Error) {
-	key := MaterializationKey(p.name, n.def.name, partition)
+	key := materializationKey(p.name, n.def.name, partition)
 	if err := e.x.records.fail(context.Background(), key, ident{p.name, n.def.name, partition}, runID, fe); err != nil {
 		e.x.logger.Warn().Err(err).Str("key", key).Str("run_id", runID).Msg("record_write_failed")
 	}
@@ -309,8 +311,8 @@ func (e *Engine) markPending(ctx context.Context, key string, p *Pipeline, n *no
 
 // materializedInputs returns the refs of the target's inputs for a
 // WithDeps(false) run, failing if a required one is not materialized.
-func (e *Engine) materializedInputs(ctx context.Context, p *Pipeline, target *node, partition string) ([]DepRef, error) {
-	deps := make([]DepRef, 0, len(target.inputs))
+func (e *Engine) materializedInputs(ctx context.Context, p *Pipeline, target *node, partition string) ([]depRef, error) {
+	deps := make([]depRef, 0, len(target.inputs))
 	for i, in := range target.inputs {
 		rec, _, err := e.record(ctx, p.name, in.def.name, partition)
 		if err != nil {
@@ -318,7 +320,7 @@ func (e *Engine) materializedInputs(ctx context.Context, p *Pipeline, target *no
 		}
 		if !rec.Materialized() {
 			if !target.required[i] {
-				deps = append(deps, DepRef{Asset: in.def.name, Partition: partition, Missing: true})
+				deps = append(deps, depRef{Asset: in.def.name, Partition: partition, Missing: true})
 				continue
 			}
 			return nil, newError(TypeDependencyFailed,
@@ -333,15 +335,15 @@ func (e *Engine) materializedInputs(ctx context.Context, p *Pipeline, target *no
 
 // record reads an asset/partition's record; nil if there is none.
 func (e *Engine) record(ctx context.Context, pipeline, asset, partition string) (*Materialization, uint64, error) {
-	return e.x.records.Read(ctx, MaterializationKey(pipeline, asset, partition))
+	return e.x.records.Read(ctx, materializationKey(pipeline, asset, partition))
 }
 
 // materialize executes t through the single-flight table: if the same
 // asset/partition is already executing in this engine, it waits for that
 // execution instead. fresh reports whether the record came from an execution
 // (this run's or a concurrent one's) rather than an earlier cache.
-func (e *Engine) materialize(ctx context.Context, p *Pipeline, t Task) (rec *Materialization, fresh bool, err error) {
-	key := t.key
+func (e *Engine) materialize(ctx context.Context, p *Pipeline, t task) (rec *Materialization, fresh bool, err error) {
+	key := t.Key
 	e.mu.Lock()
 	f := e.flights[key]
 	if f == nil {
@@ -379,7 +381,7 @@ func (e *Engine) materialize(ctx context.Context, p *Pipeline, t Task) (rec *Mat
 }
 
 // fly executes a flight under the engine's concurrency bound.
-func (e *Engine) fly(ctx context.Context, p *Pipeline, t Task, key string, f *flight) {
+func (e *Engine) fly(ctx context.Context, p *Pipeline, t task, key string, f *flight) {
 	defer func() {
 		e.mu.Lock()
 		delete(e.flights, key)

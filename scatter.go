@@ -55,7 +55,7 @@ type ScatterStatus struct {
 // scatter runs a scatter asset: list the items, run the function per item
 // with bounded parallelism, record the counts as they change, and gather the
 // values into one JSON object.
-func (x *Executor) scatter(c *Context, a *attempt) (any, error) {
+func (x *executor) scatter(c *Context, a *attempt) (any, error) {
 	spec := c.n.def.scatter
 	base := Event{Pipeline: c.p.name, Asset: c.n.def.name, Partition: c.task.Partition, RunID: c.task.RunID}
 	items, err := x.invoke(c, func(c *Context) (any, error) { return spec.fn(c) })

@@ -34,13 +34,13 @@ func (e *Engine) Seed(ctx context.Context, p *Pipeline, asset string, value any,
 	}
 	// An object of its own: a seed that fails must not touch the object
 	// of the value it was to replace.
-	t := &Task{RunID: SeedRunID, Asset: asset, Partition: cfg.partition, Storage: cfg.storage, Attempt: 1, object: SeedRunID + "-" + newRunID()}
+	t := &task{RunID: SeedRunID, Asset: asset, Partition: cfg.partition, Storage: cfg.storage, Attempt: 1, Object: SeedRunID + "-" + newRunID()}
 	v, err := e.x.storeResult(ctx, p, n, t, value)
 	if err != nil {
 		return err
 	}
 	v.CompletedAt = time.Now()
-	old, tried, err := e.x.records.seed(ctx, MaterializationKey(p.name, asset, cfg.partition), ident{p.name, asset, cfg.partition}, v)
+	old, tried, err := e.x.records.seed(ctx, materializationKey(p.name, asset, cfg.partition), ident{p.name, asset, cfg.partition}, v)
 	if err != nil {
 		if !tried {
 			// Nothing was written: no record points to the result.

@@ -5,45 +5,40 @@ import (
 	"errors"
 	"time"
 
+	"github.com/flowstone-go/flowstone/internal/bridge/hook"
 	"github.com/flowstone-go/flowstone/internal/retry"
 	"github.com/flowstone-go/flowstone/kv"
 )
 
 // Lease timing of running records (see Materialization.LeaseUntil).
 const (
-	// LeaseDefault is how long a running attempt's claim lasts without a
+	// leaseDefault is how long a running attempt's claim lasts without a
 	// renewal: the fleet's workers use their AckWait, so that a record's
 	// lease and its task's redelivery lapse together.
-	LeaseDefault = 30 * time.Second
-	// LeaseSkew is how far past a lease's end another process waits before
+	leaseDefault = 30 * time.Second
+	// leaseSkew is how far past a lease's end another process waits before
 	// it takes the record over: the lease was written with the holder's
 	// clock, and the two clocks may disagree by this much.
-	LeaseSkew = 2 * time.Second
+	leaseSkew = 2 * time.Second
 )
 
-// ErrSuperseded means another execution of the same task holds the
-// record, or took it over: the execution that gets it must neither record
-// an outcome nor report one (the other execution will), and leaves the
-// task's message to the other delivery.
-var ErrSuperseded = errors.New("flowstone: another execution of this task holds its record")
-
-// Records is the one writer of materialization records. Every change of a
+// records is the one writer of materialization records. Every change of a
 // record is one of its transitions (see the package documentation,
 // "Records"), made by compare-and-set on the revision the writer last saw;
 // on a conflict the record is read again and the transition decided again
 // from what it holds now, so that a stale attempt never replaces a newer
 // outcome, and a failure never replaces a value.
 //
-// Records is safe for concurrent use.
-type Records struct {
+// records is safe for concurrent use.
+type records struct {
 	kv    kv.Store
 	cache recordCache
 	now   func() time.Time
 }
 
-// NewRecords returns the record writer over store.
-func NewRecords(store kv.Store) *Records {
-	return &Records{kv: store, now: time.Now}
+// newRecords returns the record writer over store.
+func newRecords(store kv.Store) *records {
+	return &records{kv: store, now: time.Now}
 }
 
 // ident is the identity part of a record: what every transition writes
@@ -68,7 +63,7 @@ type view struct {
 // Transient store errors (a NATS restart, a timeout) are retried with
 // backoff until ctx ends, here and in every transition: faults are waited
 // out, not turned into failures.
-func (r *Records) Read(ctx context.Context, key string) (*Materialization, uint64, error) {
+func (r *records) Read(ctx context.Context, key string) (*Materialization, uint64, error) {
 	var e kv.Entry
 	err := retry.Do(ctx, func(ctx context.Context) error {
 		var err error
@@ -87,7 +82,7 @@ func (r *Records) Read(ctx context.Context, key string) (*Materialization, uint6
 			return &rec, e.Revision, nil
 		}
 	}
-	rec, err := UnmarshalRecord(e.Value)
+	rec, err := unmarshalRecord(e.Value)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -102,7 +97,7 @@ func (r *Records) Read(ctx context.Context, key string) (*Materialization, uint6
 // again and decided again: nothing is ever written blindly. It returns the
 // record as it stands after the transition, its revision, and whether this
 // call wrote it.
-func (r *Records) change(ctx context.Context, key string, v view, decide func(cur *Materialization, rev uint64) *Materialization) (*Materialization, uint64, bool, error) {
+func (r *records) change(ctx context.Context, key string, v view, decide func(cur *Materialization, rev uint64) *Materialization) (*Materialization, uint64, bool, error) {
 	cur, rev := v.rec, v.rev
 	if !v.known {
 		var err error
@@ -129,8 +124,8 @@ func (r *Records) change(ctx context.Context, key string, v view, decide func(cu
 }
 
 // put writes rec over revision rev of key (0: only if key has no record).
-func (r *Records) put(ctx context.Context, key string, rec *Materialization, rev uint64) (uint64, error) {
-	b, err := MarshalRecord(rec)
+func (r *records) put(ctx context.Context, key string, rec *Materialization, rev uint64) (uint64, error) {
+	b, err := marshalRecord(rec)
 	if err != nil {
 		return 0, wrapError(TypeStorageError, err, map[string]any{"key": key}, "encode record %s: %v", key, err)
 	}
@@ -173,7 +168,7 @@ func held(m *Materialization) bool {
 
 // leaseLive reports whether a running record's claim still holds at now.
 func leaseLive(m *Materialization, now time.Time) bool {
-	return m.State == StateRunning && m.LeaseUntil != nil && now.Before(m.LeaseUntil.Add(LeaseSkew))
+	return m.State == StateRunning && m.LeaseUntil != nil && now.Before(m.LeaseUntil.Add(leaseSkew))
 }
 
 // valueOf is the value a record keeps (nil when there is no record).
@@ -188,7 +183,7 @@ func valueOf(m *Materialization) *Value {
 // runs the asset: pending, with the last good value kept. A record held by
 // a run (queued or running) says more and is left alone, as is one this
 // run already ended.
-func (r *Records) Pend(ctx context.Context, key string, id ident, runID string) error {
+func (r *records) Pend(ctx context.Context, key string, id ident, runID string) error {
 	_, _, _, err := r.change(ctx, key, view{}, func(cur *Materialization, _ uint64) *Materialization {
 		if cur != nil && (held(cur) || cur.RunID == runID) {
 			return nil
@@ -200,58 +195,26 @@ func (r *Records) Pend(ctx context.Context, key string, id ident, runID string) 
 	return err
 }
 
-// QueueOutcome says what Queue found.
-type QueueOutcome int
-
-// The outcomes of Queue.
-const (
-	// Queued: the record now says the task is queued by this run; publish
-	// it.
-	Queued QueueOutcome = iota
-	// Requeued: this run had queued (or is running) the task already, a
-	// run resumed after its coordinator stopped; publish it again with its
-	// dedupe id.
-	Requeued
-	// HeldBy: another live run holds the record; wait for that run's
-	// execution instead (single flight across coordinators).
-	HeldBy
-	// Materialized: the record has a value the task may use; nothing to
-	// run.
-	Materialized
-)
-
-// QueueRequest is a task a coordinator is about to publish.
-type QueueRequest struct {
-	Pipeline, Asset, Partition string
-	RunID                      string
-	Force                      bool
-	// By names the coordinator (Materialization.QueuedBy).
-	By string
-	// Alive reports whether the run that holds a record is still going;
-	// a record held by a run that ended may be taken over.
-	Alive func(runID string) bool
-}
-
 // Queue marks the asset/partition queued by req's run before its task is
 // published. It starts from the record and revision read while planning
 // (rec nil and rev 0: there was none) and reads again only on a conflict.
 // It returns the outcome, the record as it stands, and its revision.
-func (r *Records) Queue(ctx context.Context, key string, rec *Materialization, rev uint64, req QueueRequest) (QueueOutcome, *Materialization, uint64, error) {
+func (r *records) Queue(ctx context.Context, key string, rec *Materialization, rev uint64, req hook.QueueRequest) (hook.QueueOutcome, *Materialization, uint64, error) {
 	id := ident{req.Pipeline, req.Asset, req.Partition}
-	outcome := Queued
+	outcome := hook.Queued
 	cur, nrev, _, err := r.change(ctx, key, view{rec, rev, true}, func(cur *Materialization, _ uint64) *Materialization {
 		switch {
 		case cur != nil && cur.RunID != req.RunID && held(cur) && req.Alive(cur.RunID):
-			outcome = HeldBy
+			outcome = hook.HeldBy
 			return nil
 		case cur.Materialized() && (!req.Force || cur.Value.RunID == req.RunID):
-			outcome = Materialized
+			outcome = hook.Materialized
 			return nil
 		case cur != nil && cur.RunID == req.RunID && held(cur):
-			outcome = Requeued
+			outcome = hook.Requeued
 			return nil
 		}
-		outcome = Queued
+		outcome = hook.Queued
 		next := id.record(StatePending, req.RunID)
 		next.QueuedBy = req.By
 		next.Value = valueOf(cur)
@@ -265,9 +228,9 @@ func (r *Records) Queue(ctx context.Context, key string, rec *Materialization, r
 // another run has moved the record on. The last good value is kept.
 // attempts is how many deliveries the task had. It returns the record as
 // it stands and whether GiveUp wrote it.
-func (r *Records) GiveUp(ctx context.Context, pipeline, asset, partition, runID string, attempts int, fe *Error) (*Materialization, bool, error) {
+func (r *records) GiveUp(ctx context.Context, pipeline, asset, partition, runID string, attempts int, fe *Error) (*Materialization, bool, error) {
 	id := ident{pipeline, asset, partition}
-	cur, _, wrote, err := r.change(ctx, MaterializationKey(pipeline, asset, partition), view{}, func(cur *Materialization, _ uint64) *Materialization {
+	cur, _, wrote, err := r.change(ctx, materializationKey(pipeline, asset, partition), view{}, func(cur *Materialization, _ uint64) *Materialization {
 		if cur != nil && (cur.RunID != runID || cur.State.Terminal()) {
 			return nil
 		}
@@ -288,7 +251,7 @@ func (r *Records) GiveUp(ctx context.Context, pipeline, asset, partition, runID 
 // its dependency failed, or the run was cancelled or timed out first. A
 // record that another run holds or completed is left alone, as is one this
 // run already ended.
-func (r *Records) fail(ctx context.Context, key string, id ident, runID string, fe *Error) error {
+func (r *records) fail(ctx context.Context, key string, id ident, runID string, fe *Error) error {
 	_, _, _, err := r.change(ctx, key, view{}, func(cur *Materialization, _ uint64) *Materialization {
 		if cur != nil {
 			switch {
@@ -311,7 +274,7 @@ func (r *Records) fail(ctx context.Context, key string, id ident, runID string, 
 // the record held, and returns the value it replaced (nil if none). tried
 // reports whether a write was attempted: after an error, one may have
 // landed unseen (its reply lost), so the record may point to v.
-func (r *Records) seed(ctx context.Context, key string, id ident, v *Value) (old *Value, tried bool, err error) {
+func (r *records) seed(ctx context.Context, key string, id ident, v *Value) (old *Value, tried bool, err error) {
 	_, _, _, err = r.change(ctx, key, view{}, func(cur *Materialization, _ uint64) *Materialization {
 		old, tried = valueOf(cur), true
 		next := id.record(StateCompleted, v.RunID)
@@ -325,7 +288,7 @@ func (r *Records) seed(ctx context.Context, key string, id ident, v *Value) (old
 
 // invalidate deletes the record under key, whatever it holds, and returns
 // what it deleted (nil: there was no record).
-func (r *Records) invalidate(ctx context.Context, key string) (*Materialization, error) {
+func (r *records) invalidate(ctx context.Context, key string) (*Materialization, error) {
 	for {
 		cur, rev, err := r.Read(ctx, key)
 		if err != nil || cur == nil {

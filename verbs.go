@@ -124,11 +124,11 @@ func (e *Engine) Status(ctx context.Context, p *Pipeline, asset string, opts ...
 	if err != nil {
 		return StatusInfo{}, err
 	}
-	return StatusOf(rec, cfg.partition), nil
+	return statusOf(rec, cfg.partition), nil
 }
 
-// StatusOf turns a record (nil: none) into a StatusInfo.
-func StatusOf(rec *Materialization, partition string) StatusInfo {
+// statusOf turns a record (nil: none) into a StatusInfo.
+func statusOf(rec *Materialization, partition string) StatusInfo {
 	if rec == nil {
 		return StatusInfo{State: StateNotFound, Partition: partition}
 	}
@@ -154,7 +154,7 @@ func (e *Engine) Cancel(ctx context.Context, p *Pipeline, asset string, opts ...
 	if err != nil {
 		return err
 	}
-	key := MaterializationKey(p.name, asset, cfg.partition)
+	key := materializationKey(p.name, asset, cfg.partition)
 	cause := newError(TypeCancelled, map[string]any{"asset": asset, "partition": cfg.partition},
 		"run of %q (partition %q) was cancelled", asset, cfg.partition)
 	e.mu.Lock()
@@ -346,8 +346,8 @@ func (e *Engine) invalidateRecord(ctx context.Context, p *Pipeline, n *node, key
 
 // Validate checks a run before it is accepted: the asset exists, the
 // partition suits every asset it touches, the options are valid, and a
-// Storage option names a store the executors have (if the Dispatcher can
-// tell: see StorageChecker). It is
+// Storage option names a store the executors have (if the engine can
+// tell: the embedded one can, and so can the fleet's coordinator). It is
 // what Run checks first; the fleet's coordinator calls it before replying.
 func (e *Engine) Validate(p *Pipeline, asset string, opts ...RunOption) error {
 	cfg := newRunConfig(opts)

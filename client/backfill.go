@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/internal/bridge"
 	"github.com/flowstone-go/flowstone/protocol"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -36,7 +37,7 @@ import (
 // With flowstone.Async Backfill returns at once, with zero counts and the
 // backfill's id in Stats.ID: follow it later with FollowBackfill.
 func (c *Client) Backfill(ctx context.Context, pipeline, asset string, opts ...flowstone.BackfillOption) (flowstone.BackfillStats, error) {
-	b, err := flowstone.ResolveBackfill(opts...)
+	b, err := bridge.ResolveBackfill(opts...)
 	if err != nil {
 		return flowstone.BackfillStats{}, err
 	}
@@ -58,7 +59,7 @@ func (c *Client) Backfill(ctx context.Context, pipeline, asset string, opts ...f
 		req.TimeoutMS = b.Timeout.Milliseconds()
 	}
 	if perr := req.Validate(); perr != nil {
-		return flowstone.BackfillStats{}, flowstone.FromWire(perr)
+		return flowstone.BackfillStats{}, bridge.FromWire(perr)
 	}
 
 	var tr *progressTracker
@@ -97,7 +98,7 @@ func (c *Client) Backfill(ctx context.Context, pipeline, asset string, opts ...f
 
 // progressTracker reports a backfill's partitions as their records end.
 type progressTracker struct {
-	b      flowstone.BackfillRequest
+	b      bridge.BackfillRequest
 	kv     jetstream.KeyValue
 	filter string
 	byTok  map[string]string // partition token -> partition
@@ -112,7 +113,7 @@ type progressTracker struct {
 // records as they were are read, so that every later change is the
 // backfill's. If the watch cannot be set up (a client without access to
 // the bucket, say), the tracker reports every partition at the end.
-func (c *Client) trackProgress(ctx context.Context, pipeline, asset string, b flowstone.BackfillRequest) *progressTracker {
+func (c *Client) trackProgress(ctx context.Context, pipeline, asset string, b bridge.BackfillRequest) *progressTracker {
 	t := &progressTracker{b: b, byTok: make(map[string]string, len(b.Partitions)), before: map[string]string{},
 		done: make(map[string]bool, len(b.Partitions)), exited: make(chan struct{})}
 	for _, p := range b.Partitions {

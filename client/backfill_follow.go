@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/internal/bridge"
 	"github.com/flowstone-go/flowstone/protocol"
 )
 
@@ -43,13 +44,13 @@ const FollowStallGrace = 2 * time.Minute
 // gives up with a TypeTimeout error only after a partition's run timeout
 // plus FollowStallGrace without any. An unknown id is TypeNotFound.
 func (c *Client) FollowBackfill(ctx context.Context, id string, opts ...flowstone.BackfillOption) (flowstone.BackfillStats, error) {
-	b, err := flowstone.ResolveBackfill(opts...)
+	b, err := bridge.ResolveBackfill(opts...)
 	if err != nil {
 		return flowstone.BackfillStats{}, err
 	}
 	req := protocol.BackfillStatusRequest{V: protocol.Version, ID: id}
 	if perr := req.Validate(); perr != nil {
-		return flowstone.BackfillStats{}, flowstone.FromWire(perr)
+		return flowstone.BackfillStats{}, bridge.FromWire(perr)
 	}
 	var progress func(protocol.BackfillStatusReply)
 	if b.Progress != nil {
@@ -212,7 +213,7 @@ func statsOf(rep protocol.BackfillStatusReply) flowstone.BackfillStats {
 		if stats.Errors == nil {
 			stats.Errors = make(map[string]*flowstone.Error, len(rep.Errors))
 		}
-		stats.Errors[part] = flowstone.FromWire(perr)
+		stats.Errors[part] = bridge.FromWire(perr)
 	}
 	return stats
 }
@@ -224,7 +225,7 @@ func backfillError(rep protocol.BackfillStatusReply) error {
 	if rep.Error == nil {
 		return nil
 	}
-	return flowstone.FromWire(rep.Error)
+	return bridge.FromWire(rep.Error)
 }
 
 // recordProgress turns versions of a backfill's record into OnProgress

@@ -10,6 +10,7 @@ import (
 	"strconv"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/internal/bridge"
 	"github.com/flowstone-go/flowstone/objectstore"
 	"github.com/flowstone-go/flowstone/objectstore/jsstore"
 	"github.com/flowstone-go/flowstone/protocol"
@@ -38,7 +39,7 @@ import (
 // without one, for the client's timeout plus
 // protocol.StagingAllowance(size).
 func (c *Client) Get(ctx context.Context, pipeline, asset string, opts ...flowstone.GetOption) (*flowstone.Result, error) {
-	g := flowstone.ResolveGet(opts...)
+	g := bridge.ResolveGet(opts...)
 	if err := checkPartition(g.Partition); err != nil {
 		return nil, err
 	}
@@ -63,17 +64,17 @@ func (c *Client) result(req protocol.GetRequest, r protocol.GetReply) (*flowston
 			// DecodeReply checked that it is a base64 JSON string of Size bytes.
 			var raw []byte
 			if err := json.Unmarshal(r.Value, &raw); err != nil {
-				return nil, flowstone.FromWire(&protocol.Error{Code: protocol.CodeInternal, Message: "raw value of " + r.Asset + " is not base64: " + err.Error()})
+				return nil, bridge.FromWire(&protocol.Error{Code: protocol.CodeInternal, Message: "raw value of " + r.Asset + " is not base64: " + err.Error()})
 			}
 			value = raw
 		}
-		return flowstone.NewResult(rec, true, nil, func(context.Context) (io.ReadCloser, error) {
+		return bridge.NewResult(rec, true, nil, func(context.Context) (io.ReadCloser, error) {
 			return io.NopCloser(bytes.NewReader(value)), nil
 		}), nil
 	}
 	// A staged read asks again for the partition the fleet resolved.
 	req.Partition = r.Partition
-	return flowstone.NewResult(rec, true, nil, func(ctx context.Context) (io.ReadCloser, error) {
+	return bridge.NewResult(rec, true, nil, func(ctx context.Context) (io.ReadCloser, error) {
 		return c.openObject(ctx, req, rec)
 	}), nil
 }
@@ -187,7 +188,7 @@ func (c *Client) stageFailed(rec *flowstone.Materialization, details map[string]
 // Exists reports whether asset is materialized for the partition, without
 // loading the value.
 func (c *Client) Exists(ctx context.Context, pipeline, asset string, opts ...flowstone.GetOption) (bool, error) {
-	g := flowstone.ResolveGet(opts...)
+	g := bridge.ResolveGet(opts...)
 	if err := checkPartition(g.Partition); err != nil {
 		return false, err
 	}

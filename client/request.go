@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/internal/bridge"
 	"github.com/flowstone-go/flowstone/protocol"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
@@ -22,7 +23,7 @@ func call[T protocol.ReplyBody](ctx context.Context, c *Client, req protocol.Req
 	var zero T
 	body, perr := protocol.EncodeRequest(req)
 	if perr != nil {
-		return zero, flowstone.FromWire(perr)
+		return zero, bridge.FromWire(perr)
 	}
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
@@ -34,7 +35,7 @@ func call[T protocol.ReplyBody](ctx context.Context, c *Client, req protocol.Req
 	out, perr := protocol.DecodeReply[T](msg.Data)
 	if perr != nil {
 		if sentByPeer(msg.Data, perr) {
-			return zero, flowstone.FromWire(perr)
+			return zero, bridge.FromWire(perr)
 		}
 		return zero, c.badReply(verb, msg, perr)
 	}
@@ -70,14 +71,14 @@ func (c *Client) badReply(verb string, msg *nats.Msg, perr *protocol.Error) erro
 		// A micro service error (a handler that failed outside the protocol).
 		details["service_error"] = desc
 		details["service_error_code"] = msg.Header.Get(micro.ErrorCodeHeader)
-		return flowstone.FromWire(&protocol.Error{Code: protocol.CodeInternal, Details: details,
+		return bridge.FromWire(&protocol.Error{Code: protocol.CodeInternal, Details: details,
 			Message: "the coordinator failed to answer " + verb + ": " + desc})
 	}
 	if perr.Code == protocol.CodeUnsupportedVersion {
-		return flowstone.FromWire(&protocol.Error{Code: perr.Code, Details: details,
+		return bridge.FromWire(&protocol.Error{Code: perr.Code, Details: details,
 			Message: "the coordinator answered " + verb + " in another protocol version (" + perr.Message + "): run a client and a fleet of the same FlowStone release"})
 	}
-	return flowstone.FromWire(&protocol.Error{Code: protocol.CodeInternal, Details: details,
+	return bridge.FromWire(&protocol.Error{Code: protocol.CodeInternal, Details: details,
 		Message: "the reply to " + verb + " from " + c.url() + " is not a FlowStone reply (" + perr.Message +
 			"): is something else answering on " + protocol.APISubject(verb) + ", or a coordinator of another release?"})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/internal/bridge"
 	"github.com/flowstone-go/flowstone/protocol"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -16,7 +17,7 @@ import (
 //
 // Cancelling ctx stops the waiting, not the run; see the package doc.
 func (c *Client) Run(ctx context.Context, pipeline, asset string, opts ...flowstone.RunOption) (*flowstone.Result, error) {
-	req, err := flowstone.ResolveRun(pipeline, asset, opts...)
+	req, err := bridge.ResolveRun(pipeline, asset, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -54,8 +55,8 @@ func (c *Client) Run(ctx context.Context, pipeline, asset string, opts ...flowst
 
 // Enqueue sends req as an async run and returns its job, making a Client a
 // flowstone.AsyncRunner: an engine built with EngineConfig{Async: c} sends
-// its Async runs to the fleet by pipeline name. req reads as
-// flowstone.ResolveRun spells a run out: an empty Partition is the
+// its Async runs to the fleet by pipeline name. req reads as the
+// engine spells a run out: an empty Partition is the
 // default partition, a zero Timeout the default, and WithDeps false runs
 // no dependencies.
 func (c *Client) Enqueue(ctx context.Context, req flowstone.RunRequest) (*flowstone.Job, error) {
@@ -121,7 +122,7 @@ func (c *Client) waitRun(ctx context.Context, runID string, req flowstone.RunReq
 			}
 			rec, perr := protocol.DecodeRunRecord(e.Value())
 			if perr != nil {
-				return protocol.RunRecord{}, flowstone.FromWire(&protocol.Error{Code: protocol.CodeInternal, Details: runDetails(runID, req),
+				return protocol.RunRecord{}, bridge.FromWire(&protocol.Error{Code: protocol.CodeInternal, Details: runDetails(runID, req),
 					Message: "the record of run " + runID + " is unreadable (" + perr.Message + "): a coordinator of another release?"})
 			}
 			if !rec.State.Terminal() {
@@ -139,7 +140,7 @@ func (c *Client) waitRun(ctx context.Context, runID string, req flowstone.RunReq
 					rec.Error = &protocol.Error{Code: protocol.CodeExecutionFailed, Message: "run " + runID + " failed without saying why"}
 				}
 			}
-			return rec, flowstone.FromWire(rec.Error)
+			return rec, bridge.FromWire(rec.Error)
 		case <-ctx.Done():
 			return protocol.RunRecord{}, c.waitError(ctx, runID, req, ctx.Err())
 		}

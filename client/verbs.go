@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/internal/bridge"
 	"github.com/flowstone-go/flowstone/protocol"
 )
 
@@ -11,7 +12,7 @@ import (
 // never ran, StateScheduled (with ScheduledAt, the time, and RunID, the
 // run) for a run waiting for its time, unless an attempt is under way.
 func (c *Client) Status(ctx context.Context, pipeline, asset string, opts ...flowstone.GetOption) (flowstone.StatusInfo, error) {
-	g := flowstone.ResolveGet(opts...)
+	g := bridge.ResolveGet(opts...)
 	if err := checkPartition(g.Partition); err != nil {
 		return flowstone.StatusInfo{}, err
 	}
@@ -20,7 +21,7 @@ func (c *Client) Status(ctx context.Context, pipeline, asset string, opts ...flo
 		return flowstone.StatusInfo{}, err
 	}
 	info := flowstone.StatusInfo{State: flowstone.State(r.State), Partition: r.Partition, CompletedAt: r.CompletedAt,
-		DurationMS: r.DurationMS, Storage: r.Storage, Error: flowstone.FromWire(r.Error), RunID: r.RunID, ScheduledAt: r.ScheduledAt}
+		DurationMS: r.DurationMS, Storage: r.Storage, Error: bridge.FromWire(r.Error), RunID: r.RunID, ScheduledAt: r.ScheduledAt}
 	if r.Scatter != nil {
 		info.Scatter = &flowstone.ScatterStatus{Total: r.Scatter.Total, Completed: r.Scatter.Completed, Failed: r.Scatter.Failed, Cancelled: r.Scatter.Cancelled, Pending: r.Scatter.Pending}
 	}
@@ -34,7 +35,7 @@ func (c *Client) Status(ctx context.Context, pipeline, asset string, opts ...flo
 // executions have their context cancelled, pending and scheduled ones never
 // start. It returns a NotFound error if nothing was running or scheduled.
 func (c *Client) Cancel(ctx context.Context, pipeline, asset string, opts ...flowstone.GetOption) error {
-	g := flowstone.ResolveGet(opts...)
+	g := bridge.ResolveGet(opts...)
 	if err := checkPartition(g.Partition); err != nil {
 		return err
 	}
@@ -59,7 +60,7 @@ func (c *Client) Cancel(ctx context.Context, pipeline, asset string, opts ...flo
 // A large set takes the coordinator a round trip to its store per record:
 // allow it time (a context deadline or WithTimeout).
 func (c *Client) Invalidate(ctx context.Context, pipeline, asset string, opts ...flowstone.InvalidateOption) (int, error) {
-	i, err := flowstone.ResolveInvalidate(opts...)
+	i, err := bridge.ResolveInvalidate(opts...)
 	if err != nil {
 		return 0, err
 	}
@@ -71,7 +72,7 @@ func (c *Client) Invalidate(ctx context.Context, pipeline, asset string, opts ..
 
 // Graph draws the pipeline's DAG (flowstone.Format: ASCII, Mermaid or DOT).
 func (c *Client) Graph(ctx context.Context, pipeline string, opts ...flowstone.GraphOption) (string, error) {
-	format := protocol.GraphFormat(flowstone.ResolveGraph(opts...).String())
+	format := protocol.GraphFormat(bridge.ResolveGraph(opts...).String())
 	r, err := call[protocol.GraphReply](ctx, c, protocol.GraphRequest{V: protocol.Version, Pipeline: pipeline, Format: format})
 	return r.Graph, err
 }

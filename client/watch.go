@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/internal/bridge"
 	"github.com/flowstone-go/flowstone/protocol"
 )
 
@@ -25,7 +26,7 @@ func (c *Client) Watch(ctx context.Context, pipeline string, fn func(protocol.Ev
 	if err := protocol.ValidName(pipeline); err != nil {
 		var pe *protocol.Error
 		if errors.As(err, &pe) {
-			return flowstone.FromWire(pe)
+			return bridge.FromWire(pe)
 		}
 		return &flowstone.Error{Type: flowstone.TypeBadRequest, Message: err.Error()}
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/internal/bridge"
 	"github.com/flowstone-go/flowstone/internal/transient"
 	"github.com/flowstone-go/flowstone/protocol"
 	"github.com/nats-io/nats.go"
@@ -246,7 +247,7 @@ func (c *Coordinator) apiStatus(ctx context.Context, req protocol.StatusRequest)
 		return protocol.StatusReply{}, wireStore(err)
 	}
 	reply := protocol.StatusReply{State: protocol.State(st.State), Partition: st.Partition, RunID: st.RunID,
-		CompletedAt: st.CompletedAt, DurationMS: st.DurationMS, Storage: st.Storage, Error: st.Error.WireError()}
+		CompletedAt: st.CompletedAt, DurationMS: st.DurationMS, Storage: st.Storage, Error: bridge.WireError(st.Error)}
 	if st.Scatter != nil {
 		reply.Scatter = &protocol.ScatterStatus{Total: st.Scatter.Total, Completed: st.Scatter.Completed, Failed: st.Scatter.Failed, Cancelled: st.Scatter.Cancelled, Pending: st.Scatter.Pending}
 	}
@@ -294,7 +295,7 @@ func (c *Coordinator) apiCancel(ctx context.Context, req protocol.CancelRequest)
 
 // cancelLocal cancels this coordinator's runs and schedules of a target.
 func (c *Coordinator) cancelLocal(ctx context.Context, p *flowstone.Pipeline, asset, part string) int {
-	n := c.cancelScheduled(ctx, flowstone.MaterializationKey(p.Name(), asset, part))
+	n := c.cancelScheduled(ctx, bridge.MaterializationKey(p.Name(), asset, part))
 	if err := c.engine.Cancel(ctx, p, asset, flowstone.Partition(part)); err == nil {
 		n++
 	}
@@ -442,7 +443,7 @@ func (c *Coordinator) apiInfo(ctx context.Context, req protocol.InfoRequest) (pr
 	if err != nil {
 		return protocol.InfoReply{}, wire(err)
 	}
-	for _, a := range p.Manifest("").Assets {
+	for _, a := range bridge.Manifest(p, "").Assets {
 		if a.Name == info.Name {
 			return protocol.InfoReply{AssetSpec: a}, nil
 		}

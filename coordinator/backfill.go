@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/internal/bridge"
 	"github.com/flowstone-go/flowstone/internal/fleet"
 	"github.com/flowstone-go/flowstone/kv"
 	"github.com/flowstone-go/flowstone/protocol"
@@ -49,7 +50,7 @@ func backfillOptions(id string, s protocol.BackfillSpec) []flowstone.BackfillOpt
 // anything: a bad option, or a partition the asset's scheme rejects.
 func (c *Coordinator) validateBackfill(p *flowstone.Pipeline, req protocol.BackfillRequest) *protocol.Error {
 	opts := append(backfillOptions("x", specOf(req)), flowstone.Partitions(req.Partitions...))
-	if _, err := flowstone.ResolveBackfill(opts...); err != nil {
+	if _, err := bridge.ResolveBackfill(opts...); err != nil {
 		return wire(err)
 	}
 	for _, part := range req.Partitions {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/internal/bridge"
 	"github.com/flowstone-go/flowstone/kv"
 	"github.com/flowstone-go/flowstone/protocol"
 )
@@ -154,7 +155,7 @@ func (d *driver) onProgress(bp flowstone.BackfillProgress) {
 	}
 	switch {
 	case bp.Err != nil:
-		d.countFailed(i, bp.Err.WireError())
+		d.countFailed(i, bridge.WireError(bp.Err))
 	case skipped && d.resumed[i]:
 		// Materialized before the engine planned it: by this backfill's
 		// run (likely) or by another one. Its record tells which.
@@ -305,7 +306,7 @@ func (d *driver) survey() (resume, fresh []string, ok bool) {
 			d.rec.SetCounted(i)
 			d.dirty = true
 		case v.st.RunID == ours && v.st.State.Terminal():
-			d.countFailed(i, v.st.Error.WireError())
+			d.countFailed(i, bridge.WireError(v.st.Error))
 		case v.st.Value != nil && !force:
 			// Materialized by another run (whatever its latest attempt).
 			d.rec.Skipped++
@@ -331,7 +332,7 @@ func (d *driver) survey() (resume, fresh []string, ok bool) {
 func (d *driver) present(todo []int) map[int]bool {
 	keys := make([]string, len(todo))
 	for j, i := range todo {
-		keys[j] = flowstone.MaterializationKey(d.p.Name(), d.rec.Request.Asset, d.parts[i])
+		keys[j] = bridge.MaterializationKey(d.p.Name(), d.rec.Request.Asset, d.parts[i])
 	}
 	found, err := d.c.mats.Present(d.ctx, keys)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/coordinator"
+	"github.com/flowstone-go/flowstone/internal/bridge"
 	"github.com/flowstone-go/flowstone/kv"
 	"github.com/flowstone-go/flowstone/protocol"
 	"github.com/flowstone-go/flowstone/worker"
@@ -309,7 +310,7 @@ func TestLargeBackfillIsRecordedInChunks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mf := flowstone.MustPipeline("nowhere", flowstone.Asset("a", func(*flowstone.Context) (any, error) { return 1, nil }, flowstone.PartitionedBy(flowstone.AnyKey))).Manifest("w1")
+	mf := bridge.Manifest(flowstone.MustPipeline("nowhere", flowstone.Asset("a", func(*flowstone.Context) (any, error) { return 1, nil }, flowstone.PartitionedBy(flowstone.AnyKey))), "w1")
 	body, perr := protocol.EncodeManifest(mf)
 	if perr != nil {
 		t.Fatal(perr)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/internal/batcher"
+	"github.com/flowstone-go/flowstone/internal/bridge"
 	"github.com/flowstone-go/flowstone/internal/fleet"
 	"github.com/flowstone-go/flowstone/internal/startstop"
 	"github.com/flowstone-go/flowstone/kv/jskv"
@@ -96,7 +97,7 @@ type Coordinator struct {
 	engine *flowstone.Engine
 	// records writes materialization records (the engine's writer: one
 	// cache of decoded records for planning and dispatch).
-	records *flowstone.Records
+	records *bridge.Records
 	disp    *dispatcher
 	reg     *registry
 
@@ -199,14 +200,14 @@ func (c *Coordinator) Start(ctx context.Context) (err error) {
 		defer c.loops.Done()
 		c.disp.pollTicks(c.ctx)
 	}()
-	c.engine, err = flowstone.NewEngine(flowstone.EngineConfig{
+	c.engine, err = bridge.NewEngine(flowstone.EngineConfig{
 		KV: c.mats, Stores: c.cfg.Stores, DefaultStorage: c.cfg.DefaultStorage,
-		Concurrency: DispatchConcurrencyDefault, Dispatcher: c.disp, Logger: &c.log,
-	})
+		Concurrency: DispatchConcurrencyDefault, Logger: &c.log,
+	}, c.disp)
 	if err != nil {
 		return fmt.Errorf("coordinator: %w", err)
 	}
-	c.records = c.engine.Executor().Records()
+	c.records = bridge.EngineExecutor(c.engine).Records()
 	c.reg = newRegistry(c.mfs, c.log)
 	if err := c.reg.start(c.ctx, &c.loops); err != nil {
 		return fmt.Errorf("coordinator: manifests: %w", err)
@@ -350,7 +351,7 @@ func (c *Coordinator) handBack() {
 
 // errHandedBack is the cause of a coordinator's hard stop: its runs are not
 // over, they are handed to the next coordinator.
-var errHandedBack = fmt.Errorf("%w: %w", startstop.ErrStopped, flowstone.ErrHandedBack)
+var errHandedBack = fmt.Errorf("%w: %w", startstop.ErrStopped, bridge.ErrHandedBack)
 
 // sanitizeID keeps an id within protocol.ValidID.
 func sanitizeID(s string) string {

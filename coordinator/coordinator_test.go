@@ -12,6 +12,7 @@ import (
 
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/coordinator"
+	"github.com/flowstone-go/flowstone/internal/bridge"
 	"github.com/flowstone-go/flowstone/internal/fleet"
 	"github.com/flowstone-go/flowstone/kv"
 	"github.com/flowstone-go/flowstone/pipelines"
@@ -392,7 +393,7 @@ func TestStaleScheduleIndexEntry(t *testing.T) {
 	e.startWorker(counting("count", &execs, nil, nil))
 	e.waitPipeline("count")
 	// The index's key: "sched." and the materialization key without "mat.".
-	key := "sched." + strings.TrimPrefix(flowstone.MaterializationKey("count", "base", "stale"), "mat.")
+	key := "sched." + strings.TrimPrefix(bridge.MaterializationKey("count", "base", "stale"), "mat.")
 	runs := e.runsBucket()
 	at := time.Now().Add(time.Hour).UTC().Format(time.RFC3339Nano)
 	if _, err := runs.Put(t.Context(), key, []byte(`[{"run_id":"gone","at":"`+at+`"}]`)); err != nil {
@@ -480,7 +481,7 @@ func TestTaskThatNeverFinishesIsGivenUp(t *testing.T) {
 	}
 	defer cc.Stop()
 	// The pipeline is known from a manifest, as if a worker hosted it.
-	mf := flowstone.MustPipeline("ghost", flowstone.Asset("a", func(*flowstone.Context) (any, error) { return 1, nil })).Manifest("w1")
+	mf := bridge.Manifest(flowstone.MustPipeline("ghost", flowstone.Asset("a", func(*flowstone.Context) (any, error) { return 1, nil })), "w1")
 	body, _ := protocol.EncodeManifest(mf)
 	kvs, _ := js.KeyValue(ctx, protocol.ManifestsBucket)
 	if _, err := kvs.Put(ctx, protocol.ManifestKey("ghost", "w1"), body); err != nil {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/internal/bridge"
 	"github.com/flowstone-go/flowstone/protocol"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -69,7 +70,7 @@ func (c *Coordinator) giveUp(ctx context.Context, task protocol.Task, deliveries
 		Message: fmt.Sprintf("asset %q (partition %q) was delivered %d times and never finished: each worker that took it died or missed its heartbeats; giving up. Check the workers' logs, then run it again",
 			task.Asset, task.Partition, deliveries),
 		Details: map[string]any{"asset": task.Asset, "partition": task.Partition, "deliveries": deliveries, "run_id": task.RunID}}
-	key := flowstone.MaterializationKey(task.Pipeline, task.Asset, task.Partition)
+	key := bridge.MaterializationKey(task.Pipeline, task.Asset, task.Partition)
 	cur, wrote, err := c.records.GiveUp(ctx, task.Pipeline, task.Asset, task.Partition, task.RunID, deliveries, fe)
 	switch {
 	case err != nil:
@@ -81,7 +82,7 @@ func (c *Coordinator) giveUp(ctx context.Context, task protocol.Task, deliveries
 	}
 	now := time.Now().UTC()
 	comp := protocol.Completion{V: protocol.Version, TaskID: task.ID, RunID: task.RunID, Pipeline: task.Pipeline, Asset: task.Asset,
-		Partition: task.Partition, Error: fe.WireError(), Worker: c.cfg.ID, Attempt: max(deliveries, 1), StartedAt: now, FinishedAt: now}
+		Partition: task.Partition, Error: bridge.WireError(fe), Worker: c.cfg.ID, Attempt: max(deliveries, 1), StartedAt: now, FinishedAt: now}
 	if body, perr := protocol.EncodeCompletion(comp); perr == nil {
 		c.js.Publish(ctx, protocol.DoneSubject(task.Pipeline), body, jetstream.WithMsgID(task.ID+".dead"))
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/internal/bridge"
 	"github.com/flowstone-go/flowstone/internal/retry"
 	"github.com/flowstone-go/flowstone/internal/transient/natserr"
 	"github.com/flowstone-go/flowstone/protocol"
@@ -55,14 +56,15 @@ func (d *dispatcher) pollTicks(ctx context.Context) {
 	}
 }
 
-// CheckStorage implements flowstone.StorageChecker from the stores the
-// pipeline's workers tell in their manifests.
+// CheckStorage tells the engine whether the pipeline's workers have a
+// store of that name (see bridge.Dispatcher), from the stores they tell in
+// their manifests.
 func (d *dispatcher) CheckStorage(p *flowstone.Pipeline, name string) error {
 	return d.c.reg.checkStorage(p.Name(), name)
 }
 
-// Dispatch implements flowstone.Dispatcher.
-func (d *dispatcher) Dispatch(ctx context.Context, p *flowstone.Pipeline, t flowstone.Task) (*flowstone.Materialization, error) {
+// Dispatch implements bridge.Dispatcher.
+func (d *dispatcher) Dispatch(ctx context.Context, p *flowstone.Pipeline, t bridge.Task) (*flowstone.Materialization, error) {
 	id := protocol.TaskID(t.RunID, t.Asset, t.Partition, 1)
 	task := protocol.Task{V: protocol.Version, ID: id, RunID: t.RunID, Pipeline: p.Name(), Asset: t.Asset, Partition: t.Partition,
 		Priority: t.Priority, Force: t.Force, Storage: t.Storage, Attempt: 1, EnqueuedAt: time.Now().UTC()}
@@ -87,29 +89,29 @@ func (d *dispatcher) Dispatch(ctx context.Context, p *flowstone.Pipeline, t flow
 	// Mark the asset/partition queued by this run, across coordinators: if
 	// another run is materializing it right now, share that execution
 	// instead.
-	key := flowstone.MaterializationKey(p.Name(), t.Asset, t.Partition)
+	key := bridge.MaterializationKey(p.Name(), t.Asset, t.Partition)
 	outcome, cur, rev, err := d.queue(ctx, key, p, t)
 	if err != nil {
 		return nil, err
 	}
 	switch outcome {
-	case flowstone.Materialized:
+	case bridge.Materialized:
 		return cur, nil
-	case flowstone.HeldBy:
+	case bridge.HeldBy:
 		return d.share(ctx, key, t, cur.RunID)
-	case flowstone.Queued:
+	case bridge.Queued:
 		if cur.Value == nil {
 			// The worker may claim the record at this revision without
 			// reading it: it knows what it holds.
 			task.RecordRev = rev
 		}
-	case flowstone.Requeued:
+	case bridge.Requeued:
 		// Published before (a resumed run): it goes alone, with its dedupe
 		// id.
 	}
 	body, perr := protocol.EncodeTask(task)
 	if perr != nil {
-		return nil, flowstone.FromWire(perr)
+		return nil, bridge.FromWire(perr)
 	}
 	ch := make(chan protocol.Completion, 1)
 	d.mu.Lock()
@@ -124,7 +126,7 @@ func (d *dispatcher) Dispatch(ctx context.Context, p *flowstone.Pipeline, t flow
 	// A publish that fails on a NATS fault (a restart, an election) is made
 	// again until the run's time is up: the task carries its dedupe id.
 	err = natsRetry.Do(ctx, func(ctx context.Context) error {
-		return d.publish(ctx, protocol.TaskSubject(p.Name(), t.Priority), id, body, outcome == flowstone.Requeued)
+		return d.publish(ctx, protocol.TaskSubject(p.Name(), t.Priority), id, body, outcome == bridge.Requeued)
 	})
 	if err != nil {
 		var fe *flowstone.Error
@@ -181,7 +183,7 @@ func (d *dispatcher) publish(ctx context.Context, subject, id string, body []byt
 }
 
 // settle turns a completion into the record the engine continues with.
-func (d *dispatcher) settle(ctx context.Context, p *flowstone.Pipeline, t flowstone.Task, comp *protocol.Completion) (*flowstone.Materialization, error) {
+func (d *dispatcher) settle(ctx context.Context, p *flowstone.Pipeline, t bridge.Task, comp *protocol.Completion) (*flowstone.Materialization, error) {
 	start, end := comp.StartedAt, comp.FinishedAt
 	rec := &flowstone.Materialization{Pipeline: p.Name(), Asset: t.Asset, Partition: t.Partition, RunID: t.RunID,
 		Worker: comp.Worker, Attempt: comp.Attempt, StartedAt: &start, CompletedAt: &end, DurationMS: comp.DurationMS}
@@ -206,11 +208,11 @@ func (d *dispatcher) settle(ctx context.Context, p *flowstone.Pipeline, t flowst
 		}
 		return rec, nil
 	}
-	fe := flowstone.FromWire(comp.Error)
-	if holder, ok := fe.Details[flowstone.StaleHolderDetail].(string); ok && holder != t.RunID {
+	fe := bridge.FromWire(comp.Error)
+	if holder, ok := fe.Details[bridge.StaleHolderDetail].(string); ok && holder != t.RunID {
 		// Another run took the record after this task was queued (this
 		// run looked dead to it): wait for that run's execution instead.
-		return d.share(ctx, flowstone.MaterializationKey(p.Name(), t.Asset, t.Partition), t, holder)
+		return d.share(ctx, bridge.MaterializationKey(p.Name(), t.Asset, t.Partition), t, holder)
 	}
 	rec.State, rec.Error = flowstone.StateFailed, fe
 	if fe.Type == flowstone.TypeCancelled {
@@ -221,8 +223,8 @@ func (d *dispatcher) settle(ctx context.Context, p *flowstone.Pipeline, t flowst
 
 // recordIfDone reads the task's record: it returns it if it holds a value
 // the task can use, or its run's end; else nil.
-func (d *dispatcher) recordIfDone(ctx context.Context, p *flowstone.Pipeline, t flowstone.Task) *flowstone.Materialization {
-	rec, _, err := d.c.records.Read(ctx, flowstone.MaterializationKey(p.Name(), t.Asset, t.Partition))
+func (d *dispatcher) recordIfDone(ctx context.Context, p *flowstone.Pipeline, t bridge.Task) *flowstone.Materialization {
+	rec, _, err := d.c.records.Read(ctx, bridge.MaterializationKey(p.Name(), t.Asset, t.Partition))
 	if err != nil || rec == nil {
 		return nil
 	}
@@ -246,11 +248,11 @@ func recordError(rec *flowstone.Materialization) error {
 }
 
 // refuse records that t did not run because of fe, if its record is
-// still queued by t's run (see flowstone.Executor.Refuse).
-func (d *dispatcher) refuse(p *flowstone.Pipeline, t flowstone.Task, fe *flowstone.Error) {
+// still queued by t's run (see bridge.Executor.Refuse).
+func (d *dispatcher) refuse(p *flowstone.Pipeline, t bridge.Task, fe *flowstone.Error) {
 	ctx, cancel := context.WithTimeout(context.Background(), refuseTimeout)
 	defer cancel()
-	if err := d.c.engine.Executor().Refuse(ctx, p, t, fe); err != nil {
+	if err := bridge.EngineExecutor(d.c.engine).Refuse(ctx, p, t, fe); err != nil {
 		d.c.log.Warn().Err(err).Str("run_id", t.RunID).Str("asset", t.Asset).Str("partition", t.Partition).Msg("record_refuse_failed")
 	}
 }
@@ -261,7 +263,7 @@ const refuseTimeout = 30 * time.Second
 
 // abandon tells the workers to stop the run's tasks and explains why the
 // dispatch ended.
-func (d *dispatcher) abandon(ctx context.Context, t flowstone.Task) error {
+func (d *dispatcher) abandon(ctx context.Context, t bridge.Task) error {
 	// A coordinator that is stopping leaves the task running: the run is
 	// resumed from its record by the next coordinator.
 	if d.c.ctx.Err() == nil {
@@ -319,9 +321,9 @@ func unreachable(err error, what string) error {
 }
 
 // queue marks the task's record queued by its run (see
-// flowstone.Records.Queue), starting from the record the engine read while
+// bridge.Records.Queue), starting from the record the engine read while
 // planning.
-func (d *dispatcher) queue(ctx context.Context, key string, p *flowstone.Pipeline, t flowstone.Task) (flowstone.QueueOutcome, *flowstone.Materialization, uint64, error) {
+func (d *dispatcher) queue(ctx context.Context, key string, p *flowstone.Pipeline, t bridge.Task) (bridge.QueueOutcome, *flowstone.Materialization, uint64, error) {
 	rec, rev, planned := t.Planned()
 	if !planned {
 		var err error
@@ -329,7 +331,7 @@ func (d *dispatcher) queue(ctx context.Context, key string, p *flowstone.Pipelin
 			return 0, nil, 0, unreachable(err, "read record")
 		}
 	}
-	outcome, cur, nrev, err := d.c.records.Queue(ctx, key, rec, rev, flowstone.QueueRequest{
+	outcome, cur, nrev, err := d.c.records.Queue(ctx, key, rec, rev, bridge.QueueRequest{
 		Pipeline: p.Name(), Asset: t.Asset, Partition: t.Partition, RunID: t.RunID, Force: t.Force, By: d.c.cfg.ID,
 		Alive: func(runID string) bool { return d.c.runAlive(ctx, runID) }})
 	if err != nil {
@@ -343,7 +345,7 @@ func (d *dispatcher) queue(ctx context.Context, key string, p *flowstone.Pipelin
 const claimWait = 100 * time.Millisecond
 
 // share waits for another run's execution of the record to end.
-func (d *dispatcher) share(ctx context.Context, key string, t flowstone.Task, owner string) (*flowstone.Materialization, error) {
+func (d *dispatcher) share(ctx context.Context, key string, t bridge.Task, owner string) (*flowstone.Materialization, error) {
 	tick := time.NewTicker(claimWait)
 	defer tick.Stop()
 	for {

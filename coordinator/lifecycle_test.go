@@ -10,6 +10,7 @@ import (
 
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/coordinator"
+	"github.com/flowstone-go/flowstone/internal/bridge"
 	"github.com/flowstone-go/flowstone/internal/fleet"
 	"github.com/flowstone-go/flowstone/internal/natstest"
 	"github.com/flowstone-go/flowstone/protocol"
@@ -179,14 +180,14 @@ func (e *env) matRecord(pipeline, asset string) *flowstone.Materialization {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	ent, err := kv.Get(ctx, flowstone.MaterializationKey(pipeline, asset, flowstone.DefaultPartition))
+	ent, err := kv.Get(ctx, bridge.MaterializationKey(pipeline, asset, flowstone.DefaultPartition))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil
 	}
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	m, err := flowstone.UnmarshalRecord(ent.Value())
+	m, err := bridge.UnmarshalRecord(ent.Value())
 	if err != nil {
 		e.t.Fatal(err)
 	}

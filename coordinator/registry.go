@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/internal/bridge"
 	"github.com/flowstone-go/flowstone/kv"
 	"github.com/flowstone-go/flowstone/protocol"
 	"github.com/rs/zerolog"
@@ -91,7 +92,7 @@ func (r *registry) apply(e kv.Entry) {
 	if h.p != nil && string(h.manifest) == shape {
 		return
 	}
-	p, err := flowstone.PipelineFromManifest(m)
+	p, err := bridge.PipelineFromManifest(m)
 	if err != nil {
 		r.log.Warn().Str("pipeline", pipeline).Err(err).Msg("manifest_invalid")
 		return

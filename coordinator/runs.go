@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/internal/bridge"
 	"github.com/flowstone-go/flowstone/internal/fleet"
 	"github.com/flowstone-go/flowstone/kv"
 	"github.com/flowstone-go/flowstone/protocol"
@@ -229,7 +230,7 @@ func (c *Coordinator) schedule(ctx context.Context, rec protocol.RunRecord) *pro
 
 func (c *Coordinator) trackScheduled(rec protocol.RunRecord) {
 	c.mu.Lock()
-	c.scheduled[rec.RunID] = flowstone.MaterializationKey(rec.Request.Pipeline, rec.Request.Asset, cmp.Or(rec.Request.Partition, flowstone.DefaultPartition))
+	c.scheduled[rec.RunID] = bridge.MaterializationKey(rec.Request.Pipeline, rec.Request.Asset, cmp.Or(rec.Request.Partition, flowstone.DefaultPartition))
 	c.mu.Unlock()
 }
 
@@ -479,7 +480,7 @@ func wire(err error) *protocol.Error {
 	if errors.As(err, &pe) {
 		return pe
 	}
-	return flowstone.AsError(err).WireError()
+	return bridge.WireError(flowstone.AsError(err))
 }
 
 // runAlive reports whether a run is still going: its record exists and is

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/internal/bridge"
 	"github.com/flowstone-go/flowstone/kv"
 	"github.com/flowstone-go/flowstone/protocol"
 )
@@ -31,7 +32,7 @@ type schedEntry struct {
 // schedTarget names an asset's partition in the index: its
 // materialization key without "mat.".
 func schedTarget(pipeline, asset, partition string) string {
-	return strings.TrimPrefix(flowstone.MaterializationKey(pipeline, asset, cmp.Or(partition, flowstone.DefaultPartition)), "mat.")
+	return strings.TrimPrefix(bridge.MaterializationKey(pipeline, asset, cmp.Or(partition, flowstone.DefaultPartition)), "mat.")
 }
 
 func schedKey(target string) string { return "sched." + target }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/internal/bridge"
 	"github.com/flowstone-go/flowstone/kv"
 	"github.com/flowstone-go/flowstone/pipelines"
 	"github.com/flowstone-go/flowstone/protocol"
@@ -53,7 +54,7 @@ func mustMarshal(t testing.TB, v any) []byte {
 // noRecord fails the test if the asset/partition has a record.
 func (e *fleetEnv) noRecord(pipeline, asset, partition string) {
 	e.t.Helper()
-	_, err := e.mats.Get(context.Background(), flowstone.MaterializationKey(pipeline, asset, partition))
+	_, err := e.mats.Get(context.Background(), bridge.MaterializationKey(pipeline, asset, partition))
 	if !errors.Is(err, kv.ErrNotFound) {
 		e.t.Errorf("record of %s/%s/%s: err = %v, want none", pipeline, asset, partition, err)
 	}

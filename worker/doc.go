@@ -47,7 +47,7 @@
 //
 // # Execution and acknowledgement
 //
-// A task becomes a flowstone.Task (its attempt is the message's delivery
+// A task becomes an executor's task (its attempt is the message's delivery
 // count) and runs under a context bounded by the task's timeout and its
 // run's deadline. While it runs the worker sends an in-progress heartbeat
 // every AckWait/3, so JetStream redelivers it only if the worker dies. When
@@ -75,7 +75,7 @@
 // # Stopping
 //
 // Stop stops taking tasks and waits for the running ones. If its context
-// ends first, it cancels them with the cause flowstone.ErrHandedBack (the
+// ends first, it cancels them with a cause that hands them back (the
 // executor then records them pending, not cancelled: they are not over) and
 // naks their messages so that another worker takes them at once. It deletes
 // the worker's manifests and closes the stores it opened, and returns once

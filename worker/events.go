@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/internal/bridge"
 	"github.com/flowstone-go/flowstone/protocol"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
@@ -43,7 +44,7 @@ func (w *Worker) forwardEvent(ev flowstone.Event) {
 	// the entry in place, sparing a copy of the map.
 	w.events.add(protocol.Event{V: protocol.Version, Kind: protocol.EventKind(ev.Kind), Pipeline: pipeline, Asset: ev.Asset,
 		Partition: ev.Partition, RunID: ev.RunID, Time: ev.Time.UTC(), DurationNS: int64(ev.Duration), Metadata: ev.Metadata,
-		Error: ev.Err.WireError()}, w.cfg.ID)
+		Error: bridge.WireError(ev.Err)}, w.cfg.ID)
 }
 
 // The batcher numbers the events of each pipeline as it takes them

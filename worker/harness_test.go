@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/internal/bridge"
 	"github.com/flowstone-go/flowstone/internal/fleet"
 	"github.com/flowstone-go/flowstone/internal/fleettest"
 	"github.com/flowstone-go/flowstone/internal/natstest"
@@ -146,11 +147,11 @@ func (e *fleetEnv) completion() protocol.Completion {
 // record reads the materialization record of an asset/partition.
 func (e *fleetEnv) record(pipeline, asset, partition string) *flowstone.Materialization {
 	e.t.Helper()
-	ent, err := e.mats.Get(context.Background(), flowstone.MaterializationKey(pipeline, asset, partition))
+	ent, err := e.mats.Get(context.Background(), bridge.MaterializationKey(pipeline, asset, partition))
 	if err != nil {
 		e.t.Fatalf("record of %s/%s/%s: %v", pipeline, asset, partition, err)
 	}
-	m, err := flowstone.UnmarshalRecord(ent.Value)
+	m, err := bridge.UnmarshalRecord(ent.Value)
 	if err != nil {
 		e.t.Fatal(err)
 	}

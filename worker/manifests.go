@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/flowstone-go/flowstone/internal/bridge"
 	"github.com/flowstone-go/flowstone/internal/fleet"
 	"github.com/flowstone-go/flowstone/protocol"
 )
@@ -15,7 +16,7 @@ import (
 // after its last write, so a worker that dies leaves the fleet by itself.
 func (w *Worker) putManifests(ctx context.Context) error {
 	for _, h := range w.hosted {
-		m := h.p.Manifest(w.cfg.ID)
+		m := bridge.Manifest(h.p, w.cfg.ID)
 		m.Storages = w.toldStorages()
 		body, perr := protocol.EncodeManifest(m)
 		if perr != nil {

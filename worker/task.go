@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/internal/bridge"
 	"github.com/flowstone-go/flowstone/protocol"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -35,7 +36,7 @@ const (
 // errStopping is the cause of a task context cancelled because the worker
 // is stopping: such a task is handed back to the queue, not completed, and
 // the executor records it pending.
-var errStopping = fmt.Errorf("worker: stopping: %w", flowstone.ErrHandedBack)
+var errStopping = fmt.Errorf("worker: stopping: %w", bridge.ErrHandedBack)
 
 // run executes the tasks of one delivered message (a task or a batch,
 // holding k slots) and settles it: a Completion per task once the executor
@@ -133,11 +134,11 @@ func (w *Worker) attempt(tk *task) (rec *flowstone.Materialization, settle bool,
 		return nil, false, nil // Stop handed it back already
 	}
 	switch {
-	case errors.Is(err, flowstone.ErrSuperseded):
+	case errors.Is(err, bridge.ErrSuperseded):
 		w.log.Info().Str("task_id", t.ID).Str("run_id", t.RunID).Msg("task_superseded")
 		tk.d.yield()
 		return nil, false, nil
-	case errors.Is(err, flowstone.ErrHandedBack):
+	case errors.Is(err, bridge.ErrHandedBack):
 		// The worker is stopping, or could not keep the record's lease:
 		// the task runs again on its next delivery.
 		w.log.Info().Str("task_id", t.ID).Str("run_id", t.RunID).Err(err).Msg("task_handed_back")
@@ -224,16 +225,16 @@ func deadlineError(t *protocol.Task) *flowstone.Error {
 // flowTask is the executor's view of a task. Optional dependencies the
 // coordinator left out (they have no value) are marked missing, so the
 // asset sees them the way it would embedded.
-func (w *Worker) flowTask(tk *task) flowstone.Task {
+func (w *Worker) flowTask(tk *task) bridge.Task {
 	t := &tk.t
-	ft := flowstone.Task{RunID: t.RunID, Asset: t.Asset, Partition: t.Partition, Force: t.Force, Storage: t.Storage,
-		Attempt: tk.attempt, Priority: t.Priority, Deps: make([]flowstone.DepRef, 0, len(t.Deps))}
+	ft := bridge.Task{RunID: t.RunID, Asset: t.Asset, Partition: t.Partition, Force: t.Force, Storage: t.Storage,
+		Attempt: tk.attempt, Priority: t.Priority, Deps: make([]bridge.DepRef, 0, len(t.Deps))}
 	if t.Deadline != nil {
 		ft.Deadline = *t.Deadline
 	}
 	ft.ExpectedRevision = t.RecordRev
 	for _, d := range t.Deps {
-		ft.Deps = append(ft.Deps, flowstone.DepRef{Asset: d.Asset, Partition: d.Partition, RunID: d.ValueRunID, Storage: d.Storage,
+		ft.Deps = append(ft.Deps, bridge.DepRef{Asset: d.Asset, Partition: d.Partition, RunID: d.ValueRunID, Storage: d.Storage,
 			ObjectKey: d.ObjectKey, Encoding: string(d.Encoding), SHA256: d.SHA256, Size: d.Size, Inline: d.Inline})
 	}
 outer:
@@ -243,7 +244,7 @@ outer:
 				continue outer
 			}
 		}
-		ft.Deps = append(ft.Deps, flowstone.DepRef{Asset: name, Partition: t.Partition, Missing: true})
+		ft.Deps = append(ft.Deps, bridge.DepRef{Asset: name, Partition: t.Partition, Missing: true})
 	}
 	return ft
 }
@@ -270,7 +271,7 @@ func (w *Worker) complete(tk *task, start time.Time, rec *flowstone.Materializat
 			c.ValueRunID = v.RunID // materialized by another run
 		}
 	} else {
-		c.Error = flowstone.AsError(err).WireError()
+		c.Error = bridge.WireError(flowstone.AsError(err))
 	}
 	body, perr := protocol.EncodeCompletion(c)
 	if perr != nil {

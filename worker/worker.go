@@ -9,6 +9,7 @@ import (
 
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/internal/batcher"
+	"github.com/flowstone-go/flowstone/internal/bridge"
 	"github.com/flowstone-go/flowstone/internal/fleet"
 	"github.com/flowstone-go/flowstone/internal/gopool"
 	"github.com/flowstone-go/flowstone/kv"
@@ -44,7 +45,7 @@ type Worker struct {
 	cfg     Config
 	log     zerolog.Logger
 	js      jetstream.JetStream
-	x       *flowstone.Executor
+	x       *bridge.Executor
 	hosted  []*hosted
 	metrics *metrics
 	stats   counters
@@ -135,7 +136,7 @@ func New(cfg Config) (*Worker, error) {
 	}
 	for _, p := range cfg.Pipelines {
 		h := &hosted{p: p, name: p.Name(), optional: map[string][]string{}}
-		for _, a := range p.Manifest(cfg.ID).Assets {
+		for _, a := range bridge.Manifest(p, cfg.ID).Assets {
 			if len(a.OptionalDeps) > 0 {
 				h.optional[a.Name] = a.OptionalDeps
 			}
@@ -207,7 +208,7 @@ func (w *Worker) start(ctx context.Context, undo *[]func()) error {
 	if store == nil {
 		store = mats
 	}
-	w.x, err = flowstone.NewExecutor(flowstone.ExecutorConfig{
+	w.x, err = bridge.NewExecutor(bridge.ExecutorConfig{
 		KV: store, Stores: w.cfg.Stores, DefaultStorage: w.cfg.DefaultStorage, Worker: w.cfg.ID, Logger: w.cfg.Logger,
 		// A record's claim lapses when the task's delivery does.
 		Lease: w.cfg.AckWait,

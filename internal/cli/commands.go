@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/internal/bridge"
 	"github.com/flowstone-go/flowstone/protocol"
 )
 
@@ -228,7 +229,7 @@ func cancelCmd(fs *flag.FlagSet) func(*env) error {
 		if err := c.Cancel(e.ctx, e.args[0], e.args[1], opts...); err != nil {
 			return err
 		}
-		p := flowstone.ResolveGet(opts...).Partition
+		p := bridge.ResolveGet(opts...).Partition
 		if e.g.json {
 			return e.writeJSON(map[string]any{"cancelled": true, "asset": e.args[1], "partition": p})
 		}

@@ -4,72 +4,101 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/flowstone-go/flowstone/coordinator"
 )
 
-// RunCoordinator is cmd/coordinator: it parses args, connects, serves
-// until SIGINT or SIGTERM, then drains. It returns the process exit code.
+// coordinatorOptions are the coordinator's parsed settings.
+type coordinatorOptions struct {
+	daemon Config
+	id     string
+	grace  time.Duration
+}
+
+// RunCoordinator is cmd/coordinator, started as workercmd.Main starts a
+// worker (see Main): it reads the settings from args (without the program
+// name) and the environment, connects to NATS and the result stores,
+// serves the API until SIGINT or SIGTERM, then drains. It returns the
+// process exit code: ExitOK after a stop (runs a grace period cut short
+// are resumed by the next coordinator) or -help, ExitFailed when the
+// coordinator could not start or stopped on an error, ExitUsage for bad
+// flags, environment or configuration, ExitUnreachable when NATS cannot be
+// reached. Usage errors and -help go to stderr, and so do the logs, as
+// JSON lines.
 func RunCoordinator(args []string, stderr io.Writer) int {
+	return Main("coordinator", args, stderr, parseCoordinator, func(ctx context.Context, o *coordinatorOptions) int {
+		return runCoordinator(ctx, o, stderr)
+	})
+}
+
+// parseCoordinator reads the coordinator's settings from args and the
+// environment.
+func parseCoordinator(args []string, stderr io.Writer) (*coordinatorOptions, error) {
 	fs := flag.NewFlagSet("coordinator", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var cfg Config
-	cfg.Flags(fs)
-	id := fs.String("id", os.Getenv("FLOWSTONE_ID"), "coordinator id; a restarted coordinator with the same id resumes its runs at once [FLOWSTONE_ID]")
-	grace := fs.Duration("grace", 30*time.Second, "how long to wait for runs to finish on shutdown")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	o := &coordinatorOptions{}
+	o.daemon.Flags(fs)
+	var env Env
+	fs.StringVar(&o.id, "id", os.Getenv("FLOWSTONE_ID"), "coordinator id; a restarted coordinator with the same id resumes its runs at once [FLOWSTONE_ID]")
+	fs.DurationVar(&o.grace, "grace", env.Duration("FLOWSTONE_GRACE", GraceDefault), "how long to wait for runs to finish on shutdown [FLOWSTONE_GRACE]")
+	if err := o.daemon.Parse(fs, args, &env); err != nil {
+		return nil, err
 	}
-	if err := cfg.Check(); err != nil {
-		fmt.Fprintln(stderr, "coordinator:", err)
-		return 2
+	if o.grace < 0 {
+		return nil, errors.New("--grace must not be negative")
 	}
-	log := cfg.Logger(stderr, "coordinator")
+	return o, nil
+}
+
+// runCoordinator connects, serves the HTTP endpoint if one is configured,
+// starts the coordinator, and drains when ctx ends. Logs go to logOut.
+func runCoordinator(ctx context.Context, o *coordinatorOptions, logOut io.Writer) int {
+	log := o.daemon.Logger(logOut, "coordinator")
 	gc, gcEnv := TuneGC()
 	log.Info().Int("gc_percent", gc).Bool("from_env", gcEnv).Msg("gc_target")
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
-	nc, err := cfg.Connect("flowstone-coordinator", log)
+	nc, err := o.daemon.Connect("flowstone-coordinator", log)
 	if err != nil {
 		log.Error().Err(err).Msg("start_failed")
-		return 3
+		return ExitUnreachable
 	}
 	defer nc.Close()
-	stores, def, err := cfg.Stores(ctx, nc, log)
+	stores, def, err := o.daemon.Stores(ctx, nc, log)
 	if err != nil {
 		log.Error().Err(err).Msg("start_failed")
-		return 1
+		return ExitUsage
 	}
-	c, err := coordinator.New(coordinator.Config{Conn: nc, Stores: stores, DefaultStorage: def, ID: *id, Logger: &log,
-		Replicas: cfg.Replicas})
+	c, err := coordinator.New(coordinator.Config{Conn: nc, Stores: stores, DefaultStorage: def, ID: o.id, Logger: &log,
+		Replicas: o.daemon.Replicas})
 	if err != nil {
 		log.Error().Err(err).Msg("start_failed")
-		return 2
+		return ExitUsage
+	}
+	// The endpoint first, as the worker's: a taken address stops the
+	// coordinator before it serves the API and adopts runs.
+	reg := Registry()
+	if _, err := ServeHTTP(ctx, o.daemon.HTTPAddr, reg, NATSHealthy(nc), log); err != nil {
+		log.Error().Err(err).Msg("start_failed")
+		return ExitFailed
 	}
 	if err := c.Start(ctx); err != nil {
 		log.Error().Err(err).Msg("start_failed")
-		return 1
+		return ExitFailed
 	}
-	reg := Registry()
-	c.RegisterMetrics(reg)
-	if _, err := ServeHTTP(ctx, cfg.HTTPAddr, reg, NATSHealthy(nc), log); err != nil {
-		log.Error().Err(err).Msg("start_failed")
-		return 1
-	}
+	c.RegisterMetrics(reg) // they read what Start sets up
 	<-ctx.Done()
-	log.Info().Dur("grace", *grace).Msg("shutting_down")
-	shut, cancel := context.WithTimeout(context.Background(), *grace)
+	log.Info().Dur("grace", o.grace).Msg("shutting_down")
+	shut, cancel := context.WithTimeout(context.Background(), o.grace)
 	defer cancel()
-	if err := c.Stop(shut); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		fmt.Fprintln(stderr, err)
-		return 1
+	if err := c.Stop(shut); err != nil {
+		if !errors.Is(err, context.DeadlineExceeded) {
+			log.Error().Err(err).Msg("stop_failed")
+			return ExitFailed
+		}
+		// The runs cut short are resumed by the next coordinator.
+		log.Warn().Err(err).Msg("stop_incomplete")
 	}
-	return 0
+	return ExitOK
 }

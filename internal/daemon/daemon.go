@@ -1,6 +1,7 @@
-// Package daemon is what cmd/coordinator and cmd/worker share: the NATS and
-// storage settings read from flags and the environment, the JSON logger, the
-// health and metrics endpoint, and signal handling.
+// Package daemon is what cmd/coordinator and cmd/worker share: how they
+// start (Main: settings, signals, exit codes), the NATS and storage
+// settings read from flags and the environment (Config, Env), the JSON
+// logger, and the health and metrics endpoint.
 package daemon
 
 import (

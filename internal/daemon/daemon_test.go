@@ -18,11 +18,39 @@ import (
 func TestHelpNeverPrintsTheSecret(t *testing.T) {
 	t.Setenv("S3_SECRET_KEY", "hunter2-secret")
 	var out bytes.Buffer
-	if code := daemon.RunCoordinator([]string{"-help"}, &out); code != 2 {
-		t.Fatalf("-help exit = %d", code)
+	if code := daemon.RunCoordinator([]string{"-help"}, &out); code != daemon.ExitOK {
+		t.Fatalf("-help exit = %d, want 0 as the worker's", code)
 	}
 	if strings.Contains(out.String(), "hunter2") || !strings.Contains(out.String(), "-s3-secret-key") {
 		t.Fatalf("-help output:\n%s", out.String())
+	}
+}
+
+// The coordinator reads its settings as the worker does: stray arguments
+// and values of the environment it cannot read are usage errors, said on
+// stderr, before anything connects.
+func TestCoordinatorUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		env, value string
+		args       []string
+		want       string
+	}{
+		{"", "", []string{"stray"}, "unexpected arguments"},
+		{"", "", []string{"--grace", "-1s"}, "--grace"},
+		{"", "", []string{"--no-such-flag"}, "not defined"},
+		{"FLOWSTONE_GRACE", "soon", nil, "FLOWSTONE_GRACE"},
+		{"FLOWSTONE_REPLICAS", "many", nil, "FLOWSTONE_REPLICAS"},
+	} {
+		t.Run(strings.Join(append([]string{tc.env}, tc.args...), " "), func(t *testing.T) {
+			if tc.env != "" {
+				t.Setenv(tc.env, tc.value)
+			}
+			var out bytes.Buffer
+			if code := daemon.RunCoordinator(append(tc.args, "--nats-url", "nats://127.0.0.1:1"), &out); code != daemon.ExitUsage ||
+				!strings.Contains(out.String(), tc.want) {
+				t.Fatalf("exit %d, stderr %q: want %d and a word on %s", code, out.String(), daemon.ExitUsage, tc.want)
+			}
+		})
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/internal/bridge"
 	"github.com/flowstone-go/flowstone/protocol"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -148,7 +149,7 @@ func materializations(t *testing.T, mats jetstream.KeyValue, pipeline string) []
 	t.Helper()
 	var out []*flowstone.Materialization
 	for _, e := range entries(t, mats, "mat."+pipeline+".") {
-		m, err := flowstone.UnmarshalRecord(e.Value())
+		m, err := bridge.UnmarshalRecord(e.Value())
 		if err != nil {
 			t.Fatalf("record %s: %v", e.Key(), err)
 		}

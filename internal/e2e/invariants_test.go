@@ -113,8 +113,8 @@ func TestKilledWorkerTaskCompletesOnAnother(t *testing.T) {
 	}
 	f.worker("survivor", "--source-latency", "200ms", "--ack-wait", "2s")
 	f.waitReady(2)
-	// The running record appears once the asset has run for
-	// flowstone.RunningRecordDelay; until then the record shows it queued.
+	// The running record appears once a worker claims the task; until
+	// then the record shows it queued.
 	if st := f.waitStatus("daily_sales", "orders", day, "running", stateIs("running", "completed", "failed", "cancelled")); st.State != "running" {
 		t.Fatalf("orders before the kill: %+v, want running", st)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/internal/bridge"
 )
 
 // outcome is what one run measured.
@@ -68,7 +69,7 @@ func (r *run) check(reason string, base *outcome) *outcome {
 	}
 	for _, day := range r.days {
 		for _, a := range assets {
-			k := flowstone.MaterializationKey("daily_sales", a, day)
+			k := bridge.MaterializationKey("daily_sales", a, day)
 			rec := recs[k]
 			switch {
 			case errs[k] != nil:

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/internal/bridge"
 	"github.com/flowstone-go/flowstone/protocol"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -88,7 +89,7 @@ func (r *recorder) add(m jetstream.Msg) {
 	case "DEL", "PURGE":
 		rv.deleted = true
 	default:
-		if rec, err := flowstone.UnmarshalRecord(m.Data()); err == nil {
+		if rec, err := bridge.UnmarshalRecord(m.Data()); err == nil {
 			rv.rec = rec
 			rv.queuedBy = queuedBy(rec, m.Data())
 		}

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/internal/bridge"
 )
 
 // size is a variant's scale.
@@ -63,9 +63,9 @@ func execute(t *testing.T, sc scenario, sz size, base *outcome) *outcome {
 		day := firstDay.AddDate(0, 0, i).Format(time.DateOnly)
 		r.days = append(r.days, day)
 		for _, a := range assets {
-			r.keys = append(r.keys, flowstone.MaterializationKey("daily_sales", a, day))
+			r.keys = append(r.keys, bridge.MaterializationKey("daily_sales", a, day))
 		}
-		r.revenue = append(r.revenue, flowstone.MaterializationKey("daily_sales", "revenue", day))
+		r.revenue = append(r.revenue, bridge.MaterializationKey("daily_sales", "revenue", day))
 	}
 	r.expected = 2 * time.Minute // a guess, for the baseline only
 	if base != nil {

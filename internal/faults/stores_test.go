@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/internal/bridge"
 	"github.com/flowstone-go/flowstone/protocol"
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
@@ -47,7 +48,7 @@ func readRecords(js jetstream.JetStream, keys []string) (map[string]*flowstone.M
 				return recs, errs, fmt.Errorf("bucket %s unreadable: %w", protocol.MaterializationsBucket, err)
 			}
 		default:
-			rec, err := flowstone.UnmarshalRecord(e.Value())
+			rec, err := bridge.UnmarshalRecord(e.Value())
 			if err != nil {
 				errs[k] = err
 				continue

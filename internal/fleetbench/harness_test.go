@@ -14,6 +14,7 @@ import (
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/client"
 	"github.com/flowstone-go/flowstone/coordinator"
+	"github.com/flowstone-go/flowstone/internal/bridge"
 	"github.com/flowstone-go/flowstone/internal/natstest"
 	"github.com/flowstone-go/flowstone/objectstore"
 	"github.com/flowstone-go/flowstone/objectstore/filestore"
@@ -232,7 +233,7 @@ func (f *benchFleet) completedRecords(b *testing.B, pipeline, asset string) int 
 	if err != nil {
 		b.Fatal(err)
 	}
-	key := flowstone.MaterializationKey(pipeline, asset, "x")
+	key := bridge.MaterializationKey(pipeline, asset, "x")
 	w, err := mats.Watch(ctx, key[:strings.LastIndexByte(key, '.')]+".*", jetstream.IgnoreDeletes())
 	if err != nil {
 		b.Fatal(err)
@@ -243,7 +244,7 @@ func (f *benchFleet) completedRecords(b *testing.B, pipeline, asset string) int 
 		if e == nil {
 			return n
 		}
-		rec, err := flowstone.UnmarshalRecord(e.Value())
+		rec, err := bridge.UnmarshalRecord(e.Value())
 		if err != nil {
 			b.Fatalf("record %s: %v", e.Key(), err)
 		}

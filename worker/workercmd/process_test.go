@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/internal/bridge"
 	"github.com/flowstone-go/flowstone/internal/fleet"
 	"github.com/flowstone-go/flowstone/internal/fleettest"
 	"github.com/flowstone-go/flowstone/internal/natstest"
@@ -200,7 +201,7 @@ func (e *env) waitRecord(day string, ok func(*flowstone.Materialization) bool) *
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	ch, err := e.mats.Watch(ctx, flowstone.MaterializationKey("daily_sales", "orders", day))
+	ch, err := e.mats.Watch(ctx, bridge.MaterializationKey("daily_sales", "orders", day))
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -208,7 +209,7 @@ func (e *env) waitRecord(day string, ok func(*flowstone.Materialization) bool) *
 		if ent.Value == nil {
 			continue
 		}
-		m, err := flowstone.UnmarshalRecord(ent.Value)
+		m, err := bridge.UnmarshalRecord(ent.Value)
 		if err != nil {
 			e.t.Fatal(err)
 		}

@@ -28,16 +28,11 @@
 package workercmd
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/flowstone-go/flowstone"
@@ -51,15 +46,15 @@ import (
 const (
 	// GraceDefault is how long a stopping worker waits for its running
 	// tasks before handing them back to the queue.
-	GraceDefault = 30 * time.Second
+	GraceDefault = daemon.GraceDefault
 )
 
-// Exit codes.
+// Exit codes, the coordinator's (daemon.ExitOK, ...).
 const (
-	exitOK          = 0
-	exitFailed      = 1 // the worker could not start or stopped on an error
-	exitUsage       = 2 // bad flags, environment or configuration
-	exitUnreachable = 3 // NATS cannot be reached
+	exitOK          = daemon.ExitOK
+	exitFailed      = daemon.ExitFailed      // the worker could not start or stopped on an error
+	exitUsage       = daemon.ExitUsage       // bad flags, environment or configuration
+	exitUnreachable = daemon.ExitUnreachable // NATS cannot be reached
 )
 
 // options are the parsed settings.
@@ -84,24 +79,22 @@ type options struct {
 // from the manifest its workers publish: give every worker of a pipeline
 // the same build of it, and give your pipelines names of their own (the
 // bundled ones are example, daily_sales and bench).
+//
+// It starts the way the coordinator does (daemon.Main): settings, then
+// signals, then the run.
 func Main(args []string, stderr io.Writer, hosted ...*flowstone.Pipeline) int {
-	opts, err := parse(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return exitOK
-	}
-	if err == nil && len(hosted) > 0 && opts.sourceLatency != 0 {
-		err = errors.New("--source-latency (FLOWSTONE_SOURCE_LATENCY) slows the bundled daily_sales pipeline, and this worker hosts its own pipelines")
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "worker:", err)
-		return exitUsage
-	}
-	if len(hosted) == 0 {
-		hosted = pipelines.All(pipelines.Options{SourceLatency: opts.sourceLatency})
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return run(ctx, opts, hosted, stderr)
+	return daemon.Main("worker", args, stderr, func(args []string, stderr io.Writer) (*options, error) {
+		opts, err := parse(args, stderr)
+		if err == nil && len(hosted) > 0 && opts.sourceLatency != 0 {
+			err = errors.New("--source-latency (FLOWSTONE_SOURCE_LATENCY) slows the bundled daily_sales pipeline, and this worker hosts its own pipelines")
+		}
+		return opts, err
+	}, func(ctx context.Context, opts *options) int {
+		if len(hosted) == 0 {
+			hosted = pipelines.All(pipelines.Options{SourceLatency: opts.sourceLatency})
+		}
+		return run(ctx, opts, hosted, stderr)
+	})
 }
 
 // parse reads the settings from args and the environment.
@@ -110,57 +103,15 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.SetOutput(stderr)
 	o := &options{}
 	o.daemon.Flags(fs)
-	var envErr error
-	envInt := func(name string, def int) int {
-		v := os.Getenv(name)
-		if v == "" {
-			return def
-		}
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			envErr = cmp.Or(envErr, fmt.Errorf("%s=%q is not a number", name, v))
-		}
-		return n
-	}
-	envDuration := func(name string, def time.Duration) time.Duration {
-		v := os.Getenv(name)
-		if v == "" {
-			return def
-		}
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			envErr = cmp.Or(envErr, fmt.Errorf("%s=%q is not a duration such as 30s", name, v))
-		}
-		return d
-	}
-	envBool := func(name string) bool {
-		v := os.Getenv(name)
-		if v == "" {
-			return false
-		}
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			envErr = cmp.Or(envErr, fmt.Errorf("%s=%q is not true or false", name, v))
-		}
-		return b
-	}
+	var env daemon.Env
 	fs.StringVar(&o.id, "id", os.Getenv("FLOWSTONE_ID"), "worker id, letters, digits, _ and - (default <hostname>-<pid>-<random>) [FLOWSTONE_ID]")
-	fs.IntVar(&o.concurrency, "concurrency", envInt("FLOWSTONE_CONCURRENCY", worker.ConcurrencyDefault), "tasks executed at once [FLOWSTONE_CONCURRENCY]")
-	fs.DurationVar(&o.grace, "grace", envDuration("FLOWSTONE_GRACE", GraceDefault), "on SIGTERM, how long running tasks may finish before they are handed back [FLOWSTONE_GRACE]")
-	fs.DurationVar(&o.ackWait, "ack-wait", envDuration("FLOWSTONE_ACK_WAIT", fleet.AckWaitDefault), "how long a task of a silent worker waits before redelivery; the same on every worker [FLOWSTONE_ACK_WAIT]")
-	fs.DurationVar(&o.sourceLatency, "source-latency", envDuration("FLOWSTONE_SOURCE_LATENCY", 0), "simulated latency of the bundled daily_sales.orders, for load and fault tests; only when hosting the bundled pipelines [FLOWSTONE_SOURCE_LATENCY]")
-	fs.BoolVar(&o.noEvents, "no-events", envBool("FLOWSTONE_NO_EVENTS"), "do not publish telemetry events [FLOWSTONE_NO_EVENTS]")
-	if envErr != nil {
-		return nil, envErr
-	}
-	if err := fs.Parse(args); err != nil {
+	fs.IntVar(&o.concurrency, "concurrency", env.Int("FLOWSTONE_CONCURRENCY", worker.ConcurrencyDefault), "tasks executed at once [FLOWSTONE_CONCURRENCY]")
+	fs.DurationVar(&o.grace, "grace", env.Duration("FLOWSTONE_GRACE", GraceDefault), "on SIGTERM, how long running tasks may finish before they are handed back [FLOWSTONE_GRACE]")
+	fs.DurationVar(&o.ackWait, "ack-wait", env.Duration("FLOWSTONE_ACK_WAIT", fleet.AckWaitDefault), "how long a task of a silent worker waits before redelivery; the same on every worker [FLOWSTONE_ACK_WAIT]")
+	fs.DurationVar(&o.sourceLatency, "source-latency", env.Duration("FLOWSTONE_SOURCE_LATENCY", 0), "simulated latency of the bundled daily_sales.orders, for load and fault tests; only when hosting the bundled pipelines [FLOWSTONE_SOURCE_LATENCY]")
+	fs.BoolVar(&o.noEvents, "no-events", env.Bool("FLOWSTONE_NO_EVENTS"), "do not publish telemetry events [FLOWSTONE_NO_EVENTS]")
+	if err := o.daemon.Parse(fs, args, &env); err != nil {
 		return nil, err
-	}
-	if err := o.daemon.Check(); err != nil {
-		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments %q: the worker takes flags only (see -help)", fs.Args())
 	}
 	if o.grace < 0 || o.ackWait <= 0 || o.sourceLatency < 0 || o.concurrency <= 0 {
 		return nil, errors.New("--grace and --source-latency must not be negative, --ack-wait and --concurrency must be positive")

@@ -1,0 +1,503 @@
+package flowstone_test
+
+import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestAPISurface pins the root package's API: every exported name of its
+// source (functions, types, methods, struct fields, interface methods,
+// constants and variables) must be in apiNames, and every name there must
+// exist. Adding to the API is a promise: add the name to apiNames on
+// purpose. Machinery that only the fleet's packages need belongs in
+// internal/bridge (see docs/ARCHITECTURE.md, "The API and the bridge").
+func TestAPISurface(t *testing.T) {
+	got := exportedNames(t, ".")
+	for _, name := range got {
+		if slices.Contains(plumbingNames, name) {
+			t.Errorf("%s is exported again: it is the fleet's plumbing, reached through internal/bridge, not the user's API", name)
+		}
+	}
+	want := slices.Sorted(slices.Values(apiNames))
+	if added, removed := diffSorted(got, want); len(added)+len(removed) > 0 {
+		t.Errorf("the root package's exported names changed:\n  new, not in apiNames: %v\n  in apiNames, gone: %v\n"+
+			"add a new name to apiNames only if it is meant for users (and keep it out of plumbingNames)", added, removed)
+	}
+}
+
+// exportedNames lists the exported names of the non-test Go files in dir:
+// "Name" for a top-level name, "Type.Name" for a method or a field of an
+// exported type. It is sorted.
+func exportedNames(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	fset := token.NewFileSet()
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".go") || strings.HasSuffix(e.Name(), "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, dir+"/"+e.Name(), nil, parser.SkipObjectResolution)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range f.Decls {
+			switch d := d.(type) {
+			case *ast.FuncDecl:
+				if !d.Name.IsExported() {
+					continue
+				}
+				if d.Recv == nil {
+					names = append(names, d.Name.Name)
+				} else if recv := receiverName(d.Recv.List[0].Type); ast.IsExported(recv) {
+					names = append(names, recv+"."+d.Name.Name)
+				}
+			case *ast.GenDecl:
+				for _, s := range d.Specs {
+					switch s := s.(type) {
+					case *ast.TypeSpec:
+						if s.Name.IsExported() {
+							names = append(names, s.Name.Name)
+							names = append(names, memberNames(s.Name.Name, s.Type)...)
+						}
+					case *ast.ValueSpec:
+						for _, n := range s.Names {
+							if n.IsExported() {
+								names = append(names, n.Name)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// receiverName is the type name of a method's receiver.
+func receiverName(x ast.Expr) string {
+	for {
+		switch e := x.(type) {
+		case *ast.StarExpr:
+			x = e.X
+		case *ast.IndexExpr:
+			x = e.X
+		case *ast.IndexListExpr:
+			x = e.X
+		case *ast.ParenExpr:
+			x = e.X
+		case *ast.Ident:
+			return e.Name
+		default:
+			return ""
+		}
+	}
+}
+
+// memberNames lists the exported fields of a struct type and the exported
+// methods of an interface type, as "Type.Name".
+func memberNames(typ string, x ast.Expr) []string {
+	var fields *ast.FieldList
+	switch e := x.(type) {
+	case *ast.StructType:
+		fields = e.Fields
+	case *ast.InterfaceType:
+		fields = e.Methods
+	default:
+		return nil
+	}
+	var names []string
+	for _, f := range fields.List {
+		for _, n := range f.Names {
+			if n.IsExported() {
+				names = append(names, typ+"."+n.Name)
+			}
+		}
+		if len(f.Names) == 0 { // embedded
+			if n := receiverName(f.Type); ast.IsExported(n) {
+				names = append(names, typ+"."+n)
+			}
+		}
+	}
+	return names
+}
+
+// diffSorted returns the names of got missing from want, and of want
+// missing from got.
+func diffSorted(got, want []string) (added, removed []string) {
+	for _, n := range got {
+		if _, ok := slices.BinarySearch(want, n); !ok {
+			added = append(added, n)
+		}
+	}
+	for _, n := range want {
+		if _, ok := slices.BinarySearch(got, n); !ok {
+			removed = append(removed, n)
+		}
+	}
+	return added, removed
+}
+
+// plumbingNames were exported by the root package for the fleet's
+// packages only; they live in internal/bridge now and must not come back.
+var plumbingNames = []string{
+	"BackfillRequest", "DepRef", "Dispatcher", "Engine.Executor", "EngineConfig.Dispatcher",
+	"ErrHandedBack", "ErrSuperseded", "Error.WireError", "Executor", "ExecutorConfig", "FromWire",
+	"GetRequest", "HeldBy", "InvalidateRequest", "LeaseDefault", "LeaseSkew", "MarshalRecord",
+	"MaterializationKey", "Materialized", "NewExecutor", "NewRecords", "NewResult", "ObjectKey",
+	"Pipeline.Manifest", "PipelineFromManifest", "QueueOutcome", "QueueRequest", "Queued", "Records",
+	"Requeued", "ResolveBackfill", "ResolveGet", "ResolveGraph", "ResolveInvalidate", "ResolveRun",
+	"RunningRecordDelay", "StaleHolderDetail", "StatusOf", "StorageChecker", "Task", "Task.Planned",
+	"UnmarshalRecord",
+}
+
+// apiNames is the root package's API, one exported name a line.
+var apiNames = []string{
+	"ASCII",
+	"AllPartitions",
+	"AnyKey",
+	"AsError",
+	"Asset",
+	"AssetDef",
+	"AssetDef.Name",
+	"AssetFunc",
+	"AssetInfo",
+	"AssetOption",
+	"Assets",
+	"Async",
+	"AsyncRunner",
+	"AsyncRunner.Enqueue",
+	"Backfill",
+	"BackfillID",
+	"BackfillOption",
+	"BackfillProgress",
+	"BackfillProgress.Done",
+	"BackfillProgress.Err",
+	"BackfillProgress.Partition",
+	"BackfillProgress.Stats",
+	"BackfillProgress.Total",
+	"BackfillStats",
+	"BackfillStats.Errors",
+	"BackfillStats.Failed",
+	"BackfillStats.ID",
+	"BackfillStats.NotStarted",
+	"BackfillStats.NotStartedPartitions",
+	"BackfillStats.Skipped",
+	"BackfillStats.Succeeded",
+	"Cancel",
+	"Cascade",
+	"Codec",
+	"Codec.Decode",
+	"Codec.Encode",
+	"Context",
+	"Context.Asset",
+	"Context.Attempt",
+	"Context.Context",
+	"Context.HasDep",
+	"Context.Logger",
+	"Context.Partition",
+	"Context.Pipeline",
+	"Context.RunID",
+	"Context.ScatterItem",
+	"Continue",
+	"DOT",
+	"Daily",
+	"DateLayout",
+	"DatePartition",
+	"DateRange",
+	"Dates",
+	"Default",
+	"DefaultPartition",
+	"DefaultRunTimeout",
+	"Dep",
+	"DependsOn",
+	"Description",
+	"EncodingJSON",
+	"EncodingRaw",
+	"Engine",
+	"Engine.Backfill",
+	"Engine.Cancel",
+	"Engine.Close",
+	"Engine.Exists",
+	"Engine.Get",
+	"Engine.Invalidate",
+	"Engine.Run",
+	"Engine.Seed",
+	"Engine.Status",
+	"Engine.Stop",
+	"Engine.Subscribe",
+	"Engine.Validate",
+	"EngineConfig",
+	"EngineConfig.Async",
+	"EngineConfig.Codec",
+	"EngineConfig.Concurrency",
+	"EngineConfig.DefaultStorage",
+	"EngineConfig.KV",
+	"EngineConfig.Logger",
+	"EngineConfig.Stores",
+	"ErrAssetNotFound",
+	"ErrBadRequest",
+	"ErrCancelled",
+	"ErrConfig",
+	"ErrDependencyFailed",
+	"ErrExecutionFailed",
+	"ErrInternal",
+	"ErrNotFound",
+	"ErrPipelineNotFound",
+	"ErrScatterThreshold",
+	"ErrStorage",
+	"ErrTimeout",
+	"ErrUnavailable",
+	"Error",
+	"Error.Details",
+	"Error.Error",
+	"Error.Is",
+	"Error.Message",
+	"Error.Type",
+	"Error.Unwrap",
+	"ErrorPolicy",
+	"ErrorPolicy.String",
+	"ErrorType",
+	"ErrorType.String",
+	"Event",
+	"Event.Asset",
+	"Event.Duration",
+	"Event.Err",
+	"Event.Kind",
+	"Event.Metadata",
+	"Event.Partition",
+	"Event.Pipeline",
+	"Event.RunID",
+	"Event.Time",
+	"EventKind",
+	"EventRunException",
+	"EventRunStart",
+	"EventRunStop",
+	"EventScatterItemStart",
+	"EventScatterItemStop",
+	"EventScatterStart",
+	"EventScatterStop",
+	"EventStorageLoadStart",
+	"EventStorageLoadStop",
+	"EventStoreStart",
+	"EventStoreStop",
+	"Exists",
+	"Force",
+	"Format",
+	"Get",
+	"GetOption",
+	"Graph",
+	"GraphFormat",
+	"GraphFormat.String",
+	"GraphOption",
+	"Halt",
+	"HourLayout",
+	"HourPartition",
+	"Hourly",
+	"Hours",
+	"Info",
+	"Info.DependsOn",
+	"Info.Description",
+	"Info.HasApproval",
+	"Info.Name",
+	"Info.OptionalDeps",
+	"Info.Parallel",
+	"Info.PartitionedBy",
+	"Info.Scatter",
+	"InlineLimit",
+	"InlineStorage",
+	"Invalidate",
+	"InvalidateOption",
+	"JSONCodec",
+	"JSONCodec.Decode",
+	"JSONCodec.Encode",
+	"Job",
+	"Job.Asset",
+	"Job.ID",
+	"Job.Partition",
+	"Job.Pipeline",
+	"Job.Priority",
+	"Job.ScheduledAt",
+	"Job.State",
+	"JoinPartition",
+	"Lineage",
+	"Lineage.Asset",
+	"Lineage.Partition",
+	"Lineage.RunID",
+	"Materialization",
+	"Materialization.Asset",
+	"Materialization.Attempt",
+	"Materialization.CompletedAt",
+	"Materialization.DurationMS",
+	"Materialization.Error",
+	"Materialization.LeaseUntil",
+	"Materialization.Materialized",
+	"Materialization.Partition",
+	"Materialization.Pipeline",
+	"Materialization.QueuedBy",
+	"Materialization.RunID",
+	"Materialization.Scatter",
+	"Materialization.StartedAt",
+	"Materialization.State",
+	"Materialization.Value",
+	"Materialization.Worker",
+	"MaxDateRangeDays",
+	"MaxListedNotStarted",
+	"MaxParallel",
+	"MaxPartitionLen",
+	"Mermaid",
+	"MustEngine",
+	"MustPipeline",
+	"NewEngine",
+	"NewPipeline",
+	"OnError",
+	"OnProgress",
+	"OptionalDeps",
+	"Parallel",
+	"ParseDateRange",
+	"ParseGraphFormat",
+	"Partition",
+	"PartitionOption",
+	"PartitionOption.GetOption",
+	"PartitionOption.InvalidateOption",
+	"PartitionOption.RunOption",
+	"PartitionToken",
+	"PartitionedBy",
+	"Partitioning",
+	"Partitioning.Kind",
+	"Partitioning.Validate",
+	"Partitions",
+	"PartitionsOption",
+	"PartitionsOption.BackfillOption",
+	"PartitionsOption.InvalidateOption",
+	"Pipeline",
+	"Pipeline.AssetInfo",
+	"Pipeline.Assets",
+	"Pipeline.Backfill",
+	"Pipeline.Cancel",
+	"Pipeline.Exists",
+	"Pipeline.Get",
+	"Pipeline.Graph",
+	"Pipeline.Invalidate",
+	"Pipeline.Name",
+	"Pipeline.Run",
+	"Pipeline.Status",
+	"Priority",
+	"Result",
+	"Result.Asset",
+	"Result.Bytes",
+	"Result.Cached",
+	"Result.Decode",
+	"Result.Job",
+	"Result.Open",
+	"Result.Partition",
+	"Result.Record",
+	"Result.RunID",
+	"Retry",
+	"RetryPolicy",
+	"RetryPolicy.Attempts",
+	"RetryPolicy.Backoff",
+	"Run",
+	"RunBackfillOption",
+	"RunBackfillOption.BackfillOption",
+	"RunBackfillOption.RunOption",
+	"RunOption",
+	"RunRequest",
+	"RunRequest.Asset",
+	"RunRequest.Async",
+	"RunRequest.Force",
+	"RunRequest.Partition",
+	"RunRequest.Pipeline",
+	"RunRequest.Priority",
+	"RunRequest.RunID",
+	"RunRequest.ScheduledAt",
+	"RunRequest.Storage",
+	"RunRequest.Timeout",
+	"RunRequest.WithDeps",
+	"Scatter",
+	"ScatterConfig",
+	"ScatterConfig.MaxFailures",
+	"ScatterConfig.Parallel",
+	"ScatterFunc",
+	"ScatterStatus",
+	"ScatterStatus.Cancelled",
+	"ScatterStatus.Completed",
+	"ScatterStatus.Failed",
+	"ScatterStatus.Pending",
+	"ScatterStatus.Total",
+	"ScheduledAt",
+	"SeedRunID",
+	"State",
+	"State.String",
+	"State.Terminal",
+	"StateCancelled",
+	"StateCompleted",
+	"StateFailed",
+	"StateNotFound",
+	"StatePending",
+	"StateRunning",
+	"StateScheduled",
+	"Static",
+	"Status",
+	"StatusInfo",
+	"StatusInfo.CompletedAt",
+	"StatusInfo.DurationMS",
+	"StatusInfo.Error",
+	"StatusInfo.Partition",
+	"StatusInfo.RunID",
+	"StatusInfo.Scatter",
+	"StatusInfo.ScheduledAt",
+	"StatusInfo.State",
+	"StatusInfo.Storage",
+	"StatusInfo.Value",
+	"Storage",
+	"StorageOf",
+	"StorageOption",
+	"StorageOption.GetOption",
+	"StorageOption.RunOption",
+	"Timeout",
+	"TimeoutOption",
+	"TimeoutOption.AssetOption",
+	"TimeoutOption.BackfillOption",
+	"TimeoutOption.RunOption",
+	"TypeAssetNotFound",
+	"TypeBadRequest",
+	"TypeCancelled",
+	"TypeConfigError",
+	"TypeDependencyFailed",
+	"TypeExecutionFailed",
+	"TypeInternal",
+	"TypeNotFound",
+	"TypePipelineNotFound",
+	"TypeScatterThreshold",
+	"TypeStorageError",
+	"TypeTimeout",
+	"TypeUnavailable",
+	"Value",
+	"Value.CompletedAt",
+	"Value.DurationMS",
+	"Value.Encoding",
+	"Value.Inline",
+	"Value.ObjectKey",
+	"Value.RunID",
+	"Value.SHA256",
+	"Value.Size",
+	"Value.Storage",
+	"Value.Upstream",
+	"ValueInfo",
+	"ValueInfo.CompletedAt",
+	"ValueInfo.RunID",
+	"ValueInfo.Size",
+	"ValueInfo.Storage",
+	"WithDeps",
+	"WithRunID",
+}

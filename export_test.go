@@ -1,0 +1,4 @@
+package flowstone
+
+// DateRangeDays exposes dateRangeDays to the tests.
+var DateRangeDays = dateRangeDays
