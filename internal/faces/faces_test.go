@@ -351,6 +351,58 @@ var rows = []row{
 			t.Fatalf("status after the timeout = %+v, %v; want failed with a timeout error", st, err)
 		}
 	}},
+	{"a run id given is the run's, and values name the runs they came from", func(t *testing.T, ctx context.Context, f face, p *flowstone.Pipeline, c *counts) {
+		res, err := f.Run(ctx, p, "sum", flowstone.WithRunID("my-run-1"))
+		if err != nil || res.RunID != "my-run-1" {
+			t.Fatalf("run with WithRunID = %+v, %v; want run id my-run-1", res, err)
+		}
+		got, err := f.Get(ctx, p, "sum")
+		if err != nil || got.Record == nil || got.Record.Value == nil {
+			t.Fatalf("get sum = %+v, %v", got, err)
+		}
+		up := got.Record.Value.Upstream
+		if len(up) != 1 || up[0].Asset != "doubled" || up[0].RunID != "my-run-1" {
+			t.Fatalf("lineage of sum = %+v; want doubled of run my-run-1", up)
+		}
+	}},
+	{"an unpartitioned asset refuses a partition; a daily one a key that is not a day, on every verb", func(t *testing.T, ctx context.Context, f face, p *flowstone.Pipeline, c *counts) {
+		_, err := f.Run(ctx, p, "sum", flowstone.Partition("../../etc/passwd"))
+		wantErr(t, "run of an unpartitioned asset with a partition", err, flowstone.ErrBadRequest)
+		_, err = f.Status(ctx, p, "sum", flowstone.Partition("2025-01-15"))
+		wantErr(t, "status of an unpartitioned asset with a partition", err, flowstone.ErrBadRequest)
+		_, err = f.Get(ctx, p, "daily", flowstone.Partition("someday"))
+		wantErr(t, "get of a daily asset with a key that is not a day", err, flowstone.ErrBadRequest)
+		_, err = f.Status(ctx, p, "daily", flowstone.Partition("someday"))
+		wantErr(t, "status of a daily asset with a key that is not a day", err, flowstone.ErrBadRequest)
+		_, err = f.Exists(ctx, p, "daily", flowstone.Partition("someday"))
+		wantErr(t, "exists of a daily asset with a key that is not a day", err, flowstone.ErrBadRequest)
+		if c.of("sum") != 0 {
+			t.Fatalf("sum executed %d times", c.of("sum"))
+		}
+	}},
+	{"invalidate many partitions, or all of them; a bare one of a partitioned asset is refused", func(t *testing.T, ctx context.Context, f face, p *flowstone.Pipeline, c *counts) {
+		day := func(d int) time.Time { return time.Date(2025, 4, d, 0, 0, 0, 0, time.UTC) }
+		if st, err := f.Backfill(ctx, p, "daily", flowstone.DateRange(day(1), day(6)), flowstone.Parallel(3)); err != nil || st.Succeeded != 6 {
+			t.Fatalf("backfill = %+v, %v", st, err)
+		}
+		_, err := f.Invalidate(ctx, p, "daily")
+		wantErr(t, "invalidate of a partitioned asset naming no partition", err, flowstone.ErrBadRequest)
+		n, err := f.Invalidate(ctx, p, "daily", flowstone.DateRange(day(1), day(2)))
+		if err != nil || n != 2 {
+			t.Fatalf("invalidate of 2 days = %d, %v", n, err)
+		}
+		n, err = f.Invalidate(ctx, p, "daily", flowstone.Partitions("2025-04-03", "2025-04-20"))
+		if err != nil || n != 1 {
+			t.Fatalf("invalidate of a day with a value and one without = %d, %v; want 1", n, err)
+		}
+		n, err = f.Invalidate(ctx, p, "daily", flowstone.AllPartitions())
+		if err != nil || n != 3 {
+			t.Fatalf("invalidate of all partitions = %d, %v; want the 3 left", n, err)
+		}
+		if ok, err := f.Exists(ctx, p, "daily", flowstone.Partition("2025-04-06")); ok || err != nil {
+			t.Fatalf("exists after invalidating all = %v, %v", ok, err)
+		}
+	}},
 	{"cancel ends a running asset; with nothing running it is not_found", func(t *testing.T, ctx context.Context, f face, p *flowstone.Pipeline, c *counts) {
 		err := f.Cancel(ctx, p, "sum")
 		wantErr(t, "cancel with nothing running", err, flowstone.ErrNotFound)
