@@ -9,13 +9,15 @@ import (
 	"time"
 
 	"github.com/flowstone-go/flowstone/coordinator"
+	"github.com/flowstone-go/flowstone/internal/fleet"
 )
 
 // coordinatorOptions are the coordinator's parsed settings.
 type coordinatorOptions struct {
-	daemon Config
-	id     string
-	grace  time.Duration
+	daemon  Config
+	id      string
+	grace   time.Duration
+	horizon time.Duration
 }
 
 // RunCoordinator is cmd/coordinator, started as workercmd.Main starts a
@@ -44,11 +46,16 @@ func parseCoordinator(args []string, stderr io.Writer) (*coordinatorOptions, err
 	var env Env
 	fs.StringVar(&o.id, "id", os.Getenv("FLOWSTONE_ID"), "coordinator id; a restarted coordinator with the same id resumes its runs at once [FLOWSTONE_ID]")
 	fs.DurationVar(&o.grace, "grace", env.Duration("FLOWSTONE_GRACE", GraceDefault), "how long to wait for runs to finish on shutdown [FLOWSTONE_GRACE]")
+	fs.DurationVar(&o.horizon, "schedule-horizon", env.Duration("FLOWSTONE_SCHEDULE_HORIZON", fleet.ScheduleHorizonDefault),
+		"how far ahead a run may be scheduled (scheduled_at); the schedules stream keeps messages a day longer [FLOWSTONE_SCHEDULE_HORIZON]")
 	if err := o.daemon.Parse(fs, args, &env); err != nil {
 		return nil, err
 	}
 	if o.grace < 0 {
 		return nil, errors.New("--grace must not be negative")
+	}
+	if o.horizon <= 0 {
+		return nil, errors.New("--schedule-horizon must be positive")
 	}
 	return o, nil
 }
@@ -71,7 +78,7 @@ func runCoordinator(ctx context.Context, o *coordinatorOptions, logOut io.Writer
 		return ExitUsage
 	}
 	c, err := coordinator.New(coordinator.Config{Conn: nc, Stores: stores, DefaultStorage: def, ID: o.id, Logger: &log,
-		Replicas: o.daemon.Replicas})
+		Replicas: o.daemon.Replicas, ScheduleHorizon: o.horizon})
 	if err != nil {
 		log.Error().Err(err).Msg("start_failed")
 		return ExitUsage

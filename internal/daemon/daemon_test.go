@@ -40,6 +40,8 @@ func TestCoordinatorUsageErrors(t *testing.T) {
 		{"", "", []string{"--no-such-flag"}, "not defined"},
 		{"FLOWSTONE_GRACE", "soon", nil, "FLOWSTONE_GRACE"},
 		{"FLOWSTONE_REPLICAS", "many", nil, "FLOWSTONE_REPLICAS"},
+		{"", "", []string{"--schedule-horizon", "0s"}, "--schedule-horizon"},
+		{"FLOWSTONE_SCHEDULE_HORIZON", "a year", nil, "FLOWSTONE_SCHEDULE_HORIZON"},
 	} {
 		t.Run(strings.Join(append([]string{tc.env}, tc.args...), " "), func(t *testing.T) {
 			if tc.env != "" {

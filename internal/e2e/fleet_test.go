@@ -143,11 +143,13 @@ func TestScheduledRunSurvivesRestart(t *testing.T) {
 	if !cancelled.Cancelled || cancelled.Partition != schedC {
 		t.Errorf("cancel of a scheduled run = %+v", cancelled)
 	}
-	if time.Now().After(t1) {
-		t.Fatalf("the restart took until after the first schedule (slow machine?)")
-	}
-	if r := f.fsctl("exists", "daily_sales", "revenue", "--partition", schedA); r.code != 1 {
-		t.Errorf("%s exists before its time: %s", schedA, r)
+	// The cancel was in time only if it returned before c's schedule; on a
+	// machine slow enough that it did not, c may have fired first, and its
+	// checks below say nothing. (That no run started early is checked from
+	// the runs' own start events, whenever the checks happen.)
+	cancelledInTime := time.Now().Before(t2)
+	if !cancelledInTime {
+		t.Logf("the restart and the cancel took until after c's schedule %v: c's checks skipped", t2)
 	}
 
 	for _, s := range []struct {
@@ -162,7 +164,10 @@ func TestScheduledRunSurvivesRestart(t *testing.T) {
 			t.Errorf("orders [%s] started at %v, before its schedule %v", s.part, ev.Time, s.at)
 		}
 	}
-	// c fired with b; it must have stayed cancelled.
+	// c would have fired with b; it must have stayed cancelled.
+	if !cancelledInTime {
+		return
+	}
 	if n := w.count(protocol.EventRunStart, "orders", schedC); n != 0 {
 		t.Errorf("the cancelled scheduled run started (%d run.start events)", n)
 	}
