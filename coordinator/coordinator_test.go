@@ -601,3 +601,59 @@ func TestRunScheduledPastTheHorizonIsRefused(t *testing.T) {
 		t.Fatalf("run within the horizon = %+v, %v; want scheduled", rep.Job, perr)
 	}
 }
+
+// A run scheduled further ahead than the runs bucket keeps a key: when its
+// record is refreshed, so is its entry in the scheduled-run index, and
+// status keeps saying scheduled. (Here the entry has expired and the
+// record is two days old when a coordinator starts.)
+func TestRefreshKeepsAScheduledRunIndexed(t *testing.T) {
+	e := newEnv(t)
+	c1 := e.startCoordinator("c1")
+	e.startWorker(pipelines.All(pipelines.Options{})...)
+	e.waitPipeline("example")
+	at := time.Now().Add(30 * 24 * time.Hour).UTC()
+	rep, perr := call[protocol.RunReply](e, protocol.VerbRun, protocol.RunRequest{V: protocol.Version, Pipeline: "example", Asset: "sum", Async: true, ScheduledAt: &at})
+	if perr != nil {
+		t.Fatal(perr)
+	}
+	ctx, cancel := contextWithTimeout(30 * time.Second)
+	defer cancel()
+	if err := c1.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	js, _ := jetstream.New(e.nc)
+	runs, err := js.KeyValue(ctx, protocol.RunsBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ent, err := runs.Get(ctx, protocol.RunKey(rep.RunID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, derr := protocol.DecodeRunRecord(ent.Value())
+	if derr != nil {
+		t.Fatal(derr)
+	}
+	rec.UpdatedAt = time.Now().Add(-48 * time.Hour).UTC()
+	b, _ := protocol.EncodeRunRecord(rec)
+	if _, err := runs.Update(ctx, protocol.RunKey(rep.RunID), b, ent.Revision()); err != nil {
+		t.Fatal(err)
+	}
+	schedKey := "sched." + strings.TrimPrefix(bridge.MaterializationKey("example", "sum", flowstone.DefaultPartition), "mat.")
+	if err := runs.Purge(ctx, schedKey); err != nil {
+		t.Fatal(err)
+	}
+
+	e.startCoordinator("c2")
+	for {
+		st, perr := call[protocol.StatusReply](e, protocol.VerbStatus, protocol.StatusRequest{V: protocol.Version, Pipeline: "example", Asset: "sum"})
+		if perr == nil && st.State == protocol.StateScheduled && st.RunID == rep.RunID {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("status after the refresh = %+v, %v; want the run scheduled again", st, perr)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}

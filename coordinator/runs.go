@@ -408,6 +408,15 @@ func (c *Coordinator) refresh(ctx context.Context, rec *protocol.RunRecord, rev 
 	if err := c.markLive(ctx, rec.RunID); err != nil {
 		return 0, err
 	}
+	if rec.State == protocol.StateScheduled && rec.Request.ScheduledAt != nil {
+		// Its entry in the scheduled-run index lives in the same bucket,
+		// under the same TTL: written again with it, status keeps finding
+		// a run scheduled further ahead than the bucket keeps a key.
+		target := schedTarget(rec.Request.Pipeline, rec.Request.Asset, rec.Request.Partition)
+		if err := c.indexSchedule(ctx, target, &schedEntry{RunID: rec.RunID, At: rec.Request.ScheduledAt.UTC()}, ""); err != nil {
+			return 0, err
+		}
+	}
 	c.log.Info().Str("run_id", rec.RunID).Str("state", string(rec.State)).Msg("run_record_refreshed")
 	return nrev, nil
 }
