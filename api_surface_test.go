@@ -354,6 +354,8 @@ var apiNames = []string{
 	"MaxListedNotStarted",
 	"MaxParallel",
 	"MaxPartitionLen",
+	"MaxScatterItemLen",
+	"MaxScatterItems",
 	"Mermaid",
 	"MustEngine",
 	"MustPipeline",

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // ScatterFunc lists the items a scatter asset fans out over. It runs once
@@ -20,6 +21,40 @@ type ScatterConfig struct {
 	MaxFailures int
 }
 
+// Limits of a scatter's item list (see Scatter).
+const (
+	// MaxScatterItems is the most items one materialization of a scatter
+	// asset fans out over.
+	MaxScatterItems = 1_000_000
+	// MaxScatterItemLen is the longest item key, in bytes.
+	MaxScatterItemLen = 1024
+)
+
+// scatterItems checks the keys list returned and drops repeated ones,
+// keeping the first of each in order: an item runs once, and counts once.
+// Too many items, or an empty, overlong or non-UTF-8 key, fail the asset
+// with an ExecutionFailed error that says which.
+func scatterItems(asset string, list []string) ([]string, error) {
+	if len(list) > MaxScatterItems {
+		return nil, newError(TypeExecutionFailed, map[string]any{"asset": asset, "items": len(list), "limit": MaxScatterItems},
+			"scatter asset %q listed %d items; at most %d may run in one materialization: split the asset or its partitions", asset, len(list), MaxScatterItems)
+	}
+	seen := make(map[string]struct{}, len(list))
+	out := list[:0:0]
+	for i, it := range list {
+		if it == "" || len(it) > MaxScatterItemLen || !utf8.ValidString(it) {
+			return nil, newError(TypeExecutionFailed, map[string]any{"asset": asset, "index": i, "bytes": len(it), "limit": MaxScatterItemLen},
+				"scatter asset %q listed an item (#%d, %d bytes) that is empty, longer than %d bytes or not UTF-8", asset, i, len(it), MaxScatterItemLen)
+		}
+		if _, dup := seen[it]; dup {
+			continue
+		}
+		seen[it] = struct{}{}
+		out = append(out, it)
+	}
+	return out, nil
+}
+
 type scatterSpec struct {
 	fn  ScatterFunc
 	cfg ScatterConfig
@@ -27,8 +62,10 @@ type scatterSpec struct {
 
 // Scatter makes the asset fan out: list returns the items, and the asset's
 // function runs once per item (Context.ScatterItem tells which), up to
-// cfg.Parallel at a time. The asset's value is a JSON object from item to
-// that item's value; failed items are left out. Status reports the counts
+// cfg.Parallel at a time; a key listed twice runs once. The asset's value
+// is a JSON object from item to that item's value; failed items are left
+// out. At most MaxScatterItems items, each a non-empty UTF-8 key of up to
+// MaxScatterItemLen bytes. Status reports the counts
 // while it runs, and the scatter telemetry events mark each item.
 //
 // All items of one materialization run in the process (or on the worker)
@@ -62,7 +99,10 @@ func (x *executor) scatter(c *Context, a *attempt) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	list, _ := items.([]string)
+	list, err := scatterItems(c.n.def.name, items.([]string))
+	if err != nil {
+		return nil, err
+	}
 	st := &ScatterStatus{Total: len(list), Pending: len(list)}
 	emit := func(kind EventKind, item string, d time.Duration, fe *Error) {
 		if x.events.active() {

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -312,5 +314,68 @@ func TestScatterListFailureFailsTheAsset(t *testing.T) {
 	}
 	if itemRan.Load() {
 		t.Fatal("an item ran although listing failed")
+	}
+}
+
+// A key listed twice runs once and counts once; the value has it once.
+func TestScatterRunsARepeatedItemOnce(t *testing.T) {
+	e := newEngine(t)
+	var runs sync.Map
+	p := flowstone.MustPipeline("p", flowstone.Asset("s", func(c *flowstone.Context) (any, error) {
+		n, _ := runs.LoadOrStore(c.ScatterItem(), new(atomic.Int32))
+		n.(*atomic.Int32).Add(1)
+		return c.ScatterItem(), nil
+	}, flowstone.Scatter(listOf("a", "b", "a", "c", "b"), flowstone.ScatterConfig{Parallel: 2})))
+	ctx := ctxT(t)
+	res, err := e.Run(ctx, p, "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]string
+	if err := res.Decode(&got); err != nil || len(got) != 3 {
+		t.Fatalf("value = %v, %v; want a, b and c once", got, err)
+	}
+	runs.Range(func(k, v any) bool {
+		if n := v.(*atomic.Int32).Load(); n != 1 {
+			t.Errorf("item %v ran %d times", k, n)
+		}
+		return true
+	})
+	st, err := e.Status(ctx, p, "s")
+	if err != nil || st.Scatter == nil || *st.Scatter != (flowstone.ScatterStatus{Total: 3, Completed: 3}) {
+		t.Fatalf("status = %+v (scatter %+v), %v; want 3 of 3", st, st.Scatter, err)
+	}
+}
+
+// Item lists past the limits fail the asset with an error that says which
+// limit, before any item runs.
+func TestScatterItemLimits(t *testing.T) {
+	many := make([]string, flowstone.MaxScatterItems+1)
+	for i := range many {
+		many[i] = strconv.Itoa(i)
+	}
+	for _, tc := range []struct {
+		name  string
+		items []string
+		want  string
+	}{
+		{"too many", many, "at most"},
+		{"empty key", []string{"a", ""}, "empty"},
+		{"long key", []string{strings.Repeat("x", flowstone.MaxScatterItemLen+1)}, "longer than"},
+		{"not UTF-8", []string{"a\xff"}, "UTF-8"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEngine(t)
+			var ran atomic.Int32
+			p := flowstone.MustPipeline("p", flowstone.Asset("s", func(c *flowstone.Context) (any, error) {
+				ran.Add(1)
+				return 1, nil
+			}, flowstone.Scatter(listOf(tc.items...), flowstone.ScatterConfig{Parallel: 4})))
+			_, err := e.Run(ctxT(t), p, "s")
+			wantType(t, err, flowstone.TypeExecutionFailed)
+			if !strings.Contains(err.Error(), tc.want) || ran.Load() != 0 {
+				t.Fatalf("error %v, %d items ran; want it to say %q and nothing run", err, ran.Load(), tc.want)
+			}
+		})
 	}
 }

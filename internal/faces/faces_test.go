@@ -182,6 +182,11 @@ func pipeline(name string, c *counts) *flowstone.Pipeline {
 			n, err := flowstone.Dep[int](ctx, "flaky")
 			return n + 1, err
 		}), flowstone.DependsOn("flaky")),
+		flowstone.Asset("fan", counted("fan", func(ctx *flowstone.Context) (any, error) {
+			return "item " + ctx.ScatterItem(), nil
+		}), flowstone.Scatter(func(*flowstone.Context) ([]string, error) {
+			return []string{"a", "b", "a", "c"}, nil
+		}, flowstone.ScatterConfig{Parallel: 2})),
 		flowstone.Asset("slow", counted("slow", func(ctx *flowstone.Context) (any, error) {
 			c.start <- struct{}{}
 			select {
@@ -401,6 +406,20 @@ var rows = []row{
 		}
 		if ok, err := f.Exists(ctx, p, "daily", flowstone.Partition("2025-04-06")); ok || err != nil {
 			t.Fatalf("exists after invalidating all = %v, %v", ok, err)
+		}
+	}},
+	{"a scatter runs each item once and gathers them; its status counts them", func(t *testing.T, ctx context.Context, f face, p *flowstone.Pipeline, c *counts) {
+		res, err := f.Run(ctx, p, "fan")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := decode[map[string]string](t, res)
+		if len(got) != 3 || got["a"] != "item a" || got["c"] != "item c" || c.of("fan") != 3 {
+			t.Fatalf("fan = %v after %d executions; want a, b and c once each", got, c.of("fan"))
+		}
+		st, err := f.Status(ctx, p, "fan")
+		if err != nil || st.Scatter == nil || *st.Scatter != (flowstone.ScatterStatus{Total: 3, Completed: 3}) {
+			t.Fatalf("status = %+v (scatter %+v), %v; want 3 of 3 completed", st, st.Scatter, err)
 		}
 	}},
 	{"cancel ends a running asset; with nothing running it is not_found", func(t *testing.T, ctx context.Context, f face, p *flowstone.Pipeline, c *counts) {
