@@ -427,6 +427,7 @@ var apiNames = []string{
 	"RunRequest.WithDeps",
 	"Scatter",
 	"ScatterConfig",
+	"ScatterConfig.MaxFailureRate",
 	"ScatterConfig.MaxFailures",
 	"ScatterConfig.Parallel",
 	"ScatterFunc",

@@ -3,6 +3,7 @@ package flowstone
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -19,6 +20,15 @@ type ScatterConfig struct {
 	// MaxFailures is how many items may fail before the asset fails with a
 	// ScatterThreshold error. Defaults to 0: any failed item fails the asset.
 	MaxFailures int
+	// MaxFailureRate, from 0 to 1, allows that fraction of the items to
+	// fail (rounded down): 0.02 lets 200 of 10,000 fail. The larger of
+	// the two allowances applies. Defaults to 0.
+	MaxFailureRate float64
+}
+
+// allowedFailures is how many of total items may fail.
+func (c ScatterConfig) allowedFailures(total int) int {
+	return max(c.MaxFailures, int(math.Floor(c.MaxFailureRate*float64(total))))
 }
 
 // Limits of a scatter's item list (see Scatter).
@@ -74,6 +84,7 @@ func Scatter(list ScatterFunc, cfg ScatterConfig) AssetOption {
 	if cfg.Parallel < 1 {
 		cfg.Parallel = 1
 	}
+	cfg.MaxFailureRate = min(max(cfg.MaxFailureRate, 0), 1)
 	return assetOptionFunc(func(a *AssetDef) { a.scatter = &scatterSpec{fn: list, cfg: cfg} })
 }
 
@@ -186,10 +197,10 @@ func (x *executor) scatter(c *Context, a *attempt) (any, error) {
 	if c.ctx.Err() != nil {
 		return nil, ctxError(c.ctx, c.p.name, c.n.def.name)
 	}
-	if st.Failed > spec.cfg.MaxFailures {
+	if allowed := spec.cfg.allowedFailures(st.Total); st.Failed > allowed {
 		return nil, newError(TypeScatterThreshold,
-			map[string]any{"asset": c.n.def.name, "failed": st.Failed, "total": st.Total, "max_failures": spec.cfg.MaxFailures, "errors": errs},
-			"scatter asset %q: %d of %d items failed (at most %d allowed); first: %s", c.n.def.name, st.Failed, st.Total, spec.cfg.MaxFailures, errs[0])
+			map[string]any{"asset": c.n.def.name, "failed": st.Failed, "total": st.Total, "max_failures": allowed, "errors": errs},
+			"scatter asset %q: %d of %d items failed (at most %d allowed); first: %s", c.n.def.name, st.Failed, st.Total, allowed, errs[0])
 	}
 	return values, nil
 }

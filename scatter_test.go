@@ -379,3 +379,43 @@ func TestScatterItemLimits(t *testing.T) {
 		})
 	}
 }
+
+// MaxFailureRate allows a fraction of the items to fail: with 100 items
+// of which 3 fail, 5 % succeeds (the failed ones left out of the value)
+// and 2 % fails with scatter_threshold, naming the allowance.
+func TestScatterFailureRate(t *testing.T) {
+	items := make([]string, 100)
+	for i := range items {
+		items[i] = fmt.Sprintf("i%03d", i)
+	}
+	for _, tc := range []struct {
+		rate    float64
+		allowed int
+		ok      bool
+	}{{0.05, 5, true}, {0.02, 2, false}} {
+		t.Run(fmt.Sprint(tc.rate), func(t *testing.T) {
+			e := newEngine(t)
+			p := flowstone.MustPipeline("p", flowstone.Asset("fetch", func(c *flowstone.Context) (any, error) {
+				if n, _ := strconv.Atoi(c.ScatterItem()[1:]); n%40 == 7 {
+					return nil, fmt.Errorf("%s failed on purpose", c.ScatterItem())
+				}
+				return 1, nil
+			}, flowstone.Scatter(listOf(items...), flowstone.ScatterConfig{Parallel: 8, MaxFailureRate: tc.rate})))
+			res, err := e.Run(ctxT(t), p, "fetch")
+			if !tc.ok {
+				fe := wantType(t, err, flowstone.TypeScatterThreshold)
+				if fe.Details["failed"] != 3 || fe.Details["max_failures"] != tc.allowed {
+					t.Fatalf("threshold error details %v; want 3 failed, %d allowed", fe.Details, tc.allowed)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got map[string]int
+			if err := res.Decode(&got); err != nil || len(got) != 97 {
+				t.Fatalf("value has %d items, %v; want the 97 that succeeded", len(got), err)
+			}
+		})
+	}
+}
