@@ -16,7 +16,6 @@ import (
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/client"
 	"github.com/flowstone-go/flowstone/internal/devfleet"
-	"github.com/flowstone-go/flowstone/internal/fleettest"
 	"github.com/flowstone-go/flowstone/objectstore/filestore"
 	"github.com/flowstone-go/flowstone/pipelines"
 	"github.com/flowstone-go/flowstone/protocol"
@@ -73,7 +72,7 @@ func testPipelines(o pipelines.Options) []*flowstone.Pipeline {
 			return b, nil
 		}, flowstone.PartitionedBy(flowstone.AnyKey)),
 	)
-	return append(pipelines.All(o), extra, fleettest.Keyed())
+	return append(pipelines.All(o), extra, pipelines.KeyedExample())
 }
 
 // retriedCalls counts the calls of clienttest.retried by partition.
@@ -518,7 +517,7 @@ func TestAsyncRunAndEnqueue(t *testing.T) {
 	}
 	part = uniq(t, "enqueue")
 	at := time.Now().Add(300 * time.Millisecond)
-	res, err = engine.Run(ctx, fleettest.Keyed(), "doubled", flowstone.Partition(part), flowstone.Async(), flowstone.ScheduledAt(at))
+	res, err = engine.Run(ctx, pipelines.KeyedExample(), "doubled", flowstone.Partition(part), flowstone.Async(), flowstone.ScheduledAt(at))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,11 +28,23 @@ func All(o Options) []*flowstone.Pipeline {
 }
 
 // Example is the proposal's example: numbers → doubled → sum, sum = 30.
-func Example() *flowstone.Pipeline {
-	return flowstone.MustPipeline("example",
+func Example() *flowstone.Pipeline { return example("example") }
+
+// KeyedExample is Example named "keyed", with numbers partitioned by
+// flowstone.AnyKey so that all three assets take any partition key: runs
+// that share a fleet keep apart by partition with it (Example is
+// unpartitioned: its one partition is "default"). It is not in All.
+func KeyedExample() *flowstone.Pipeline {
+	return example("keyed", flowstone.PartitionedBy(flowstone.AnyKey))
+}
+
+// example builds the example pipeline named name, with numbers' options
+// added.
+func example(name string, numbers ...flowstone.AssetOption) *flowstone.Pipeline {
+	return flowstone.MustPipeline(name,
 		flowstone.Asset("numbers", func(*flowstone.Context) (any, error) {
 			return []int{1, 2, 3, 4, 5}, nil
-		}, flowstone.Description("The numbers 1 to 5")),
+		}, append([]flowstone.AssetOption{flowstone.Description("The numbers 1 to 5")}, numbers...)...),
 		flowstone.Asset("doubled", func(c *flowstone.Context) (any, error) {
 			nums, err := flowstone.Dep[[]int](c, "numbers")
 			if err != nil {

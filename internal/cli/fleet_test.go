@@ -16,7 +16,6 @@ import (
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/internal/cli"
 	"github.com/flowstone-go/flowstone/internal/devfleet"
-	"github.com/flowstone-go/flowstone/internal/fleettest"
 	"github.com/flowstone-go/flowstone/pipelines"
 	"github.com/flowstone-go/flowstone/protocol"
 	"github.com/nats-io/nuid"
@@ -61,7 +60,7 @@ func server(t *testing.T) []string {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		shared.fleet, shared.err = devfleet.Start(ctx, devfleet.Config{Port: -1, Workers: 2,
-			Pipelines: append(pipelines.All(pipelines.Options{}), extra, fleettest.Keyed())})
+			Pipelines: append(pipelines.All(pipelines.Options{}), extra, pipelines.KeyedExample())})
 	})
 	if shared.err != nil {
 		t.Fatalf("start fleet: %v", shared.err)
