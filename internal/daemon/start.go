@@ -54,41 +54,32 @@ type Env struct{ Err error }
 
 // Int reads the variable name as a number.
 func (e *Env) Int(name string, def int) int {
-	v := os.Getenv(name)
-	if v == "" {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil {
-		e.Err = cmp.Or(e.Err, fmt.Errorf("%s=%q is not a number", name, v))
-	}
-	return n
+	return read(e, name, def, strconv.Atoi, "a number")
 }
 
 // Duration reads the variable name as a duration.
 func (e *Env) Duration(name string, def time.Duration) time.Duration {
-	v := os.Getenv(name)
-	if v == "" {
-		return def
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil {
-		e.Err = cmp.Or(e.Err, fmt.Errorf("%s=%q is not a duration such as 30s", name, v))
-	}
-	return d
+	return read(e, name, def, time.ParseDuration, "a duration such as 30s")
 }
 
 // Bool reads the variable name as true or false (false when unset).
 func (e *Env) Bool(name string) bool {
+	return read(e, name, false, strconv.ParseBool, "true or false")
+}
+
+// read reads the variable name with parse; def when it is unset or empty.
+// A value parse refuses is kept in e.Err (the first one), saying it is not
+// what.
+func read[T any](e *Env, name string, def T, parse func(string) (T, error), what string) T {
 	v := os.Getenv(name)
 	if v == "" {
-		return false
+		return def
 	}
-	b, err := strconv.ParseBool(v)
+	x, err := parse(v)
 	if err != nil {
-		e.Err = cmp.Or(e.Err, fmt.Errorf("%s=%q is not true or false", name, v))
+		e.Err = cmp.Or(e.Err, fmt.Errorf("%s=%q is not %s", name, v, what))
 	}
-	return b
+	return x
 }
 
 // Parse parses args with fs, on which c's flags (Config.Flags) and the
