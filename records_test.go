@@ -445,64 +445,48 @@ func TestOutcomeWithALostReplyKeepsItsResult(t *testing.T) {
 	}
 }
 
-// A seed whose write landed unseen (its reply lost, the store then
-// unreachable) fails, and keeps the result the record now points to.
-func TestSeedWithALostReplyKeepsItsResult(t *testing.T) {
-	store := &lostReplyKV{Store: kv.NewMemory()}
-	objects := objectstore.NewMemory()
-	e, err := flowstone.NewEngine(flowstone.EngineConfig{KV: store, Stores: map[string]objectstore.Store{"memory": objects}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
-	p := flowstone.MustPipeline("p", flowstone.Asset("x", func(*flowstone.Context) (any, error) { return 0, nil }))
-	if err := e.Seed(ctxT(t), p, "x", 1, flowstone.Storage("memory")); err != nil {
-		t.Fatal(err)
-	}
-	store.armed.Store(true)
-	ctx, cancel := context.WithTimeout(ctxT(t), 300*time.Millisecond)
-	defer cancel()
-	if err := e.Seed(ctx, p, "x", 2, flowstone.Storage("memory")); err == nil {
-		t.Fatal("Seed succeeded with the store unreachable after its write")
-	}
-	store.armed.Store(false)
-	store.down.Store(false)
-	res, err := e.Get(ctxT(t), p, "x")
-	if err != nil {
-		t.Fatalf("Get after the lost reply: %v; want the seeded value the record points to", err)
-	}
-	if got := decodeInt(t, res); got != 2 {
-		t.Fatalf("Get = %d, want 2 (the seed that landed)", got)
-	}
-}
-
-// A seed that fails before writing (the store unreachable) leaves the
-// value it was to replace as it was. (Every seed wrote the same object,
-// so a failed seed overwrote the current value's bytes and deleted them.)
-func TestFailedSeedKeepsTheValueItWasToReplace(t *testing.T) {
-	store := &lostReplyKV{Store: kv.NewMemory()}
-	e, err := flowstone.NewEngine(flowstone.EngineConfig{KV: store})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
-	p := flowstone.MustPipeline("p", flowstone.Asset("x", func(*flowstone.Context) (any, error) { return 0, nil }))
-	if err := e.Seed(ctxT(t), p, "x", 1, flowstone.Storage("memory")); err != nil {
-		t.Fatal(err)
-	}
-	store.down.Store(true)
-	ctx, cancel := context.WithTimeout(ctxT(t), 300*time.Millisecond)
-	defer cancel()
-	if err := e.Seed(ctx, p, "x", 2, flowstone.Storage("memory")); err == nil {
-		t.Fatal("Seed succeeded with the store unreachable")
-	}
-	store.down.Store(false)
-	res, err := e.Get(ctxT(t), p, "x")
-	if err != nil {
-		t.Fatalf("Get after a failed seed: %v; want the value before it", err)
-	}
-	if got := decodeInt(t, res); got != 1 {
-		t.Fatalf("Get = %d, want 1", got)
+// A seed that fails leaves the record and its value together: one whose
+// write landed unseen (its reply lost, the store then unreachable) keeps
+// the result the record now points to; one that fails before writing
+// leaves the value it was to replace as it was. (The first result was
+// deleted as nobody's; and every seed wrote the same object, so a failed
+// seed overwrote the current value's bytes and deleted them.)
+func TestFailedSeedLeavesRecordAndValueTogether(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		fault func(*lostReplyKV)
+		want  int
+	}{
+		{"reply lost after the write", func(s *lostReplyKV) { s.armed.Store(true) }, 2},
+		{"store down before the write", func(s *lostReplyKV) { s.down.Store(true) }, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			store := &lostReplyKV{Store: kv.NewMemory()}
+			e, err := flowstone.NewEngine(flowstone.EngineConfig{KV: store})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(e.Close)
+			p := flowstone.MustPipeline("p", flowstone.Asset("x", func(*flowstone.Context) (any, error) { return 0, nil }))
+			if err := e.Seed(ctxT(t), p, "x", 1, flowstone.Storage("memory")); err != nil {
+				t.Fatal(err)
+			}
+			tc.fault(store)
+			ctx, cancel := context.WithTimeout(ctxT(t), 300*time.Millisecond)
+			defer cancel()
+			if err := e.Seed(ctx, p, "x", 2, flowstone.Storage("memory")); err == nil {
+				t.Fatal("Seed succeeded with the store unreachable")
+			}
+			store.armed.Store(false)
+			store.down.Store(false)
+			res, err := e.Get(ctxT(t), p, "x")
+			if err != nil {
+				t.Fatalf("Get after the failed seed: %v; want the value the record points to", err)
+			}
+			if got := decodeInt(t, res); got != tc.want {
+				t.Fatalf("Get = %d, want %d", got, tc.want)
+			}
+		})
 	}
 }
 
