@@ -128,13 +128,7 @@ func answer(t *testing.T, nc *nats.Conn, subject string, reply func([]byte) []by
 }
 
 func TestMalformedReplies(t *testing.T) {
-	s := natstest.Server(t)
-	peer := natstest.Connect(t, s)
-	c, err := client.Connect(s.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c, peer := connected(t)
 	ctx := context.Background()
 
 	for _, tc := range []struct {
@@ -178,17 +172,11 @@ func TestMalformedReplies(t *testing.T) {
 // answers with) reaches the caller as internal: not as a storage error,
 // which would send them looking at the stores.
 func TestCoordinatorInternalErrorIsInternal(t *testing.T) {
-	s := natstest.Server(t)
-	peer := natstest.Connect(t, s)
-	c, err := client.Connect(s.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c, peer := connected(t)
 	answer(t, peer, protocol.APISubject(protocol.VerbStatus), func([]byte) []byte {
 		return protocol.EncodeError(protocol.Errorf(protocol.CodeInternal, "the coordinator failed on this request: runtime error: index out of range"))
 	})
-	_, err = c.Status(context.Background(), "example", "sum")
+	_, err := c.Status(context.Background(), "example", "sum")
 	if !errors.Is(err, flowstone.ErrInternal) || errors.Is(err, flowstone.ErrStorage) {
 		t.Fatalf("err = %v, want internal", err)
 	}
@@ -198,13 +186,7 @@ func TestCoordinatorInternalErrorIsInternal(t *testing.T) {
 }
 
 func TestRemoteErrorsKeepTheirType(t *testing.T) {
-	s := natstest.Server(t)
-	peer := natstest.Connect(t, s)
-	c, err := client.Connect(s.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c, peer := connected(t)
 	answer(t, peer, protocol.APISubject(protocol.VerbInfo), func(data []byte) []byte {
 		req, perr := protocol.DecodeRequest[protocol.InfoRequest](data)
 		if perr != nil {
@@ -213,7 +195,7 @@ func TestRemoteErrorsKeepTheirType(t *testing.T) {
 		return protocol.EncodeError(&protocol.Error{Code: protocol.CodeAssetNotFound, Message: "Asset \"" + req.Asset + "\" not found in example",
 			Details: map[string]any{"asset": req.Asset, "available": []string{"numbers", "doubled", "sum"}}})
 	})
-	_, err = c.AssetInfo(context.Background(), "example", "nope")
+	_, err := c.AssetInfo(context.Background(), "example", "nope")
 	if !errors.Is(err, flowstone.ErrAssetNotFound) {
 		t.Fatalf("err = %v, want asset_not_found", err)
 	}
@@ -277,15 +259,9 @@ func TestBadArgumentsFailBeforeSending(t *testing.T) {
 }
 
 func TestNoReplyTimesOut(t *testing.T) {
-	s := natstest.Server(t)
-	peer := natstest.Connect(t, s)
-	c, err := client.Connect(s.ClientURL(), client.WithTimeout(200*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c, peer := connected(t, client.WithTimeout(200*time.Millisecond))
 	answer(t, peer, protocol.APISubject(protocol.VerbAssets), func([]byte) []byte { return nil }) // never answers
-	_, err = c.Assets(context.Background(), "example")
+	_, err := c.Assets(context.Background(), "example")
 	if !errors.Is(err, flowstone.ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want timeout matching context.DeadlineExceeded", err)
 	}
@@ -328,4 +304,19 @@ func TestOptions(t *testing.T) {
 	if nc.IsClosed() {
 		t.Error("Close closed a connection New was given")
 	}
+}
+
+// connected starts a server and returns a client of it (with opts) and a
+// peer connection that plays the coordinator; both close when the test
+// ends.
+func connected(t *testing.T, opts ...client.Option) (*client.Client, *nats.Conn) {
+	t.Helper()
+	s := natstest.Server(t)
+	peer := natstest.Connect(t, s)
+	c, err := client.Connect(s.ClientURL(), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c, peer
 }

@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flowstone-go/flowstone/client"
-	"github.com/flowstone-go/flowstone/internal/natstest"
 	"github.com/flowstone-go/flowstone/protocol"
 	"github.com/nats-io/nats.go"
 )
@@ -17,13 +15,7 @@ import (
 // order, and skips messages that are not batches and batches of another
 // pipeline.
 func TestWatchUnpacksBatches(t *testing.T) {
-	s := natstest.Server(t)
-	peer := natstest.Connect(t, s)
-	c, err := client.Connect(s.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c, peer := connected(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
@@ -118,13 +110,7 @@ func TestWatchUnpacksBatches(t *testing.T) {
 // still to come), past a number lost on the way (a later floor, or after
 // a while, says to stop waiting), and unstamped events at once.
 func TestWatchOrdersEachWorkersEvents(t *testing.T) {
-	s := natstest.Server(t)
-	peer := natstest.Connect(t, s)
-	c, err := client.Connect(s.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c, peer := connected(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
