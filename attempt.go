@@ -193,17 +193,17 @@ func (a *attempt) renew(ctx context.Context, now time.Time) {
 	}
 }
 
-// progress records a scatter asset's counts once an item has ended, before
-// the item gives its slot back, so that Status is up to date when the next
-// item starts. Items that end together share a write: one whose counts a
-// write of later counts has covered writes nothing.
+// progress records a scatter asset's counts while it runs (its driver
+// calls it as batches end, at most every scatterProgressEvery), so that
+// Status shows them. Counts already recorded write nothing.
 func (a *attempt) progress(ctx context.Context, st ScatterStatus) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	ended := st.Completed + st.Failed
-	if a.rec.Scatter != nil && a.rec.Scatter.Completed+a.rec.Scatter.Failed >= ended && a.rec.Scatter.Total == st.Total {
+	if p := a.rec.Scatter; p != nil && p.Total == st.Total && p.Completed == st.Completed &&
+		p.Failed == st.Failed && p.Cancelled == st.Cancelled && p.Pending == st.Pending {
 		return
 	}
+	st.FailedItems = nil
 	a.rewrite(ctx, func(m *Materialization) { m.Scatter = &st })
 }
 

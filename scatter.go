@@ -1,22 +1,41 @@
 package flowstone
 
 import (
-	"context"
-	"encoding/json"
 	"math"
-	"sync"
 	"time"
 	"unicode/utf8"
 )
 
 // ScatterFunc lists the items a scatter asset fans out over. It runs once
 // per materialization, with the asset's dependencies available through Dep.
+// On a fleet, a materialization whose worker died lists its items again:
+// a list that comes out the same finds the items already recorded.
 type ScatterFunc func(c *Context) ([]string, error)
 
 // ScatterConfig tunes a scatter asset.
 type ScatterConfig struct {
-	// Parallel is how many items run at once. Defaults to 1.
+	// Parallel is how many items run at once: in this process when
+	// embedded, across every worker on a fleet. Defaults to
+	// ScatterParallelDefault.
 	Parallel int
+	// BatchSize is how many items go out together: on a fleet, one task
+	// message and one recorded outcome carry them, and one worker runs
+	// them side by side. Defaults to a quarter of Parallel (so that at
+	// least four batches share the fleet), at most MaxScatterBatch; with
+	// a Rate, at most a tenth of the Rate.
+	BatchSize int
+	// Rate, when above 0, is how many items may start per second, across
+	// the fleet: batches go out as the rate allows, and a batch spreads its
+	// items' starts over its share of the second.
+	Rate float64
+	// ItemRetries is how many more times a failed item runs before it
+	// counts as failed. A timeout or a cancel is not retried. Defaults to 0.
+	ItemRetries int
+	// ItemBackoff is the wait before an item's first retry; each retry
+	// doubles it, up to ItemMaxBackoff, and each wait is jittered (between
+	// half and all of it). Default to 100 ms and 10 s.
+	ItemBackoff    time.Duration
+	ItemMaxBackoff time.Duration
 	// MaxFailures is how many items may fail before the asset fails with a
 	// ScatterThreshold error. Defaults to 0: any failed item fails the asset.
 	MaxFailures int
@@ -26,9 +45,34 @@ type ScatterConfig struct {
 	MaxFailureRate float64
 }
 
+// Defaults and limits of ScatterConfig.
+const (
+	// ScatterParallelDefault is ScatterConfig.Parallel's default.
+	ScatterParallelDefault = 16
+	// MaxScatterBatch is the most items in one batch.
+	MaxScatterBatch = 256
+	// ItemBackoffDefault and ItemMaxBackoffDefault are the defaults of
+	// ScatterConfig.ItemBackoff and ItemMaxBackoff.
+	ItemBackoffDefault    = 100 * time.Millisecond
+	ItemMaxBackoffDefault = 10 * time.Second
+)
+
 // allowedFailures is how many of total items may fail.
 func (c ScatterConfig) allowedFailures(total int) int {
 	return max(c.MaxFailures, int(math.Floor(c.MaxFailureRate*float64(total))))
+}
+
+// batchSize is how many items each batch holds.
+func (c ScatterConfig) batchSize() int {
+	n := c.BatchSize
+	if n <= 0 {
+		n = (c.Parallel + 3) / 4
+	}
+	n = min(n, c.Parallel, MaxScatterBatch)
+	if c.Rate > 0 {
+		n = min(n, int(c.Rate/10))
+	}
+	return max(n, 1)
 }
 
 // Limits of a scatter's item list (see Scatter).
@@ -38,6 +82,9 @@ const (
 	MaxScatterItems = 1_000_000
 	// MaxScatterItemLen is the longest item key, in bytes.
 	MaxScatterItemLen = 1024
+	// MaxListedFailures is how many failed items ScatterStatus.FailedItems
+	// lists, the first ones in item order.
+	MaxListedFailures = 100
 )
 
 // scatterItems checks the keys list returned and drops repeated ones,
@@ -74,17 +121,29 @@ type scatterSpec struct {
 // function runs once per item (Context.ScatterItem tells which), up to
 // cfg.Parallel at a time; a key listed twice runs once. The asset's value
 // is a JSON object from item to that item's value; failed items are left
-// out. At most MaxScatterItems items, each a non-empty UTF-8 key of up to
-// MaxScatterItemLen bytes. Status reports the counts
-// while it runs, and the scatter telemetry events mark each item.
+// out, and listed in the status (ScatterStatus.FailedItems). At most
+// MaxScatterItems items, each a non-empty UTF-8 key of up to
+// MaxScatterItemLen bytes. Status reports the counts while it runs, and
+// the scatter telemetry events mark each item.
 //
-// All items of one materialization run in the process (or on the worker)
-// that executes the asset.
+// Embedded, the items run in the calling process. On a fleet they go out
+// in batches (cfg.BatchSize) to every worker that hosts the pipeline, and
+// each batch's outcome is recorded once it ends: a worker that dies loses
+// only the batches it was running, which run again elsewhere, and a
+// materialization whose worker died resumes with the batches recorded.
 func Scatter(list ScatterFunc, cfg ScatterConfig) AssetOption {
 	if cfg.Parallel < 1 {
-		cfg.Parallel = 1
+		cfg.Parallel = ScatterParallelDefault
 	}
 	cfg.MaxFailureRate = min(max(cfg.MaxFailureRate, 0), 1)
+	cfg.ItemRetries = max(cfg.ItemRetries, 0)
+	if cfg.ItemBackoff <= 0 {
+		cfg.ItemBackoff = ItemBackoffDefault
+	}
+	if cfg.ItemMaxBackoff <= 0 {
+		cfg.ItemMaxBackoff = ItemMaxBackoffDefault
+	}
+	cfg.ItemMaxBackoff = max(cfg.ItemMaxBackoff, cfg.ItemBackoff)
 	return assetOptionFunc(func(a *AssetDef) { a.scatter = &scatterSpec{fn: list, cfg: cfg} })
 }
 
@@ -98,109 +157,13 @@ type ScatterStatus struct {
 	Failed    int `json:"failed"`
 	Cancelled int `json:"cancelled"`
 	Pending   int `json:"pending"`
+	// FailedItems lists the first MaxListedFailures failed items, in
+	// item order, once the asset has ended.
+	FailedItems []ScatterFailure `json:"failed_items,omitempty"`
 }
 
-// scatter runs a scatter asset: list the items, run the function per item
-// with bounded parallelism, record the counts as they change, and gather the
-// values into one JSON object.
-func (x *executor) scatter(c *Context, a *attempt) (any, error) {
-	spec := c.n.def.scatter
-	base := Event{Pipeline: c.p.name, Asset: c.n.def.name, Partition: c.task.Partition, RunID: c.task.RunID}
-	items, err := x.invoke(c, func(c *Context) (any, error) { return spec.fn(c) })
-	if err != nil {
-		return nil, err
-	}
-	list, err := scatterItems(c.n.def.name, items.([]string))
-	if err != nil {
-		return nil, err
-	}
-	st := &ScatterStatus{Total: len(list), Pending: len(list)}
-	emit := func(kind EventKind, item string, d time.Duration, fe *Error) {
-		if x.events.active() {
-			ev := base
-			ev.Kind, ev.Duration, ev.Err = kind, d, fe
-			if item != "" {
-				ev.Metadata = map[string]any{"item": item}
-			}
-			x.events.emit(ev)
-		}
-	}
-	start := time.Now()
-	emit(EventScatterStart, "", 0, nil)
-
-	var (
-		mu     sync.Mutex
-		values = make(map[string]json.RawMessage, len(list))
-		errs   []string
-		sem    = make(chan struct{}, spec.cfg.Parallel)
-		wg     sync.WaitGroup
-		// persist records the counts through the execution's claim; the
-		// final counts go with the outcome.
-		persist = func() {
-			mu.Lock()
-			s := *st
-			mu.Unlock()
-			a.progress(context.WithoutCancel(c.ctx), s)
-		}
-	)
-	persist()
-	for _, item := range list {
-		select {
-		case sem <- struct{}{}:
-		case <-c.ctx.Done():
-		}
-		if c.ctx.Err() != nil {
-			break
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			ic := &Context{ctx: c.ctx, x: x, p: c.p, n: c.n, task: c.task, try: c.try, item: item}
-			defer ic.closeReaders()
-			t0 := time.Now()
-			emit(EventScatterItemStart, item, 0, nil)
-			v, err := x.invoke(ic, c.n.def.fn)
-			var b []byte
-			if err == nil {
-				if b, err = x.codec.Encode(v); err != nil {
-					err = newError(TypeExecutionFailed, map[string]any{"item": item}, "scatter item %q: value cannot be encoded: %v", item, err)
-				}
-			}
-			var fe *Error
-			mu.Lock()
-			st.Pending--
-			switch {
-			case err != nil && c.ctx.Err() != nil:
-				// Stopped by the run's end, not a failure of its own.
-				fe = AsError(err)
-				st.Cancelled++
-			case err != nil:
-				fe = AsError(err)
-				st.Failed++
-				errs = append(errs, item+": "+fe.Message)
-			default:
-				st.Completed++
-				values[item] = b
-			}
-			mu.Unlock()
-			emit(EventScatterItemStop, item, time.Since(t0), fe)
-			persist()
-		}()
-	}
-	wg.Wait()
-	// The items never started when the run ended are cancelled too.
-	st.Cancelled += st.Pending
-	st.Pending = 0
-	a.scatter = st
-	emit(EventScatterStop, "", time.Since(start), nil)
-	if c.ctx.Err() != nil {
-		return nil, ctxError(c.ctx, c.p.name, c.n.def.name)
-	}
-	if allowed := spec.cfg.allowedFailures(st.Total); st.Failed > allowed {
-		return nil, newError(TypeScatterThreshold,
-			map[string]any{"asset": c.n.def.name, "failed": st.Failed, "total": st.Total, "max_failures": allowed, "errors": errs},
-			"scatter asset %q: %d of %d items failed (at most %d allowed); first: %s", c.n.def.name, st.Failed, st.Total, allowed, errs[0])
-	}
-	return values, nil
+// ScatterFailure is a failed item of a scatter and why it failed.
+type ScatterFailure struct {
+	Item  string `json:"item"`
+	Error *Error `json:"error"`
 }

@@ -67,6 +67,9 @@ type Task[M any] struct {
 	Object string
 	// Deps says where each dependency's value is stored.
 	Deps []DepRef
+	// Items, for a scatter asset, carries its item batches to where they
+	// run; nil runs them in this process.
+	Items ItemQueue
 }
 
 // Planned returns the record the engine read for t's asset/partition while

@@ -1,0 +1,400 @@
+package flowstone
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/flowstone-go/flowstone/internal/bridge/hook"
+)
+
+// Timing of a scatter's driver.
+const (
+	// scatterProgressEvery is the least time between two writes of a
+	// scatter's counts to its record while it runs.
+	scatterProgressEvery = 200 * time.Millisecond
+	// scatterDrainWait bounds the wait, once the asset's run has ended,
+	// for the outcomes of the batches still out: they are told of the end
+	// too (a cancel reaches every worker), and their items are counted
+	// cancelled when they do not answer in time.
+	scatterDrainWait = 5 * time.Second
+)
+
+// scatterRun drives one materialization of a scatter asset: it lists the
+// items, hands them out in batches through the task's item queue (this
+// process's goroutines, or the fleet), keeps at most Parallel items out at
+// once and the start rate under Rate, counts the outcomes as they are
+// recorded, writes the counts to the asset's record, and gathers the
+// values. Its methods run on the execution's goroutine.
+type scatterRun struct {
+	x    *executor
+	c    *Context
+	a    *attempt
+	cfg  ScatterConfig
+	base Event
+
+	id    string
+	list  []string
+	size  int
+	count int // batches
+
+	st       ScatterStatus
+	outcomes [][]hook.ItemOutcome // by batch; nil until recorded
+	out      map[int]int          // batches out and not recorded: index → items
+	next     int                  // the first batch not yet handed out
+	stopping bool                 // too many items failed: hand out no more
+
+	dirty     bool
+	persisted time.Time
+}
+
+// scatter runs a scatter asset (see Scatter) and returns its value: a map
+// from item to the item's encoded value.
+func (x *executor) scatter(c *Context, a *attempt) (any, error) {
+	spec := c.n.def.scatter
+	listed, err := x.invoke(c, func(c *Context) (any, error) { return spec.fn(c) })
+	if err != nil {
+		return nil, err
+	}
+	list, err := scatterItems(c.n.def.name, listed.([]string))
+	if err != nil {
+		return nil, err
+	}
+	r := &scatterRun{x: x, c: c, a: a, cfg: spec.cfg, list: list, size: spec.cfg.batchSize(), out: map[int]int{},
+		base: Event{Pipeline: c.p.name, Asset: c.n.def.name, Partition: c.task.Partition, RunID: c.task.RunID}}
+	r.count = (len(list) + r.size - 1) / r.size
+	r.outcomes = make([][]hook.ItemOutcome, r.count)
+	r.id = scatterID(c.p.name, c.n.def.name, c.task.Partition, c.task.RunID, r.size, list)
+	r.st = ScatterStatus{Total: len(list), Pending: len(list)}
+	return r.run()
+}
+
+// scatterID names a scatter: the same task listing the same items in
+// batches of the same size gets the same id, so that an execution that
+// takes over a dead one's task finds the batches recorded.
+func scatterID(pipeline, asset, partition, runID string, size int, items []string) string {
+	h := sha256.New()
+	var n [8]byte
+	for _, s := range []string{pipeline, asset, partition, runID} {
+		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
+		h.Write(n[:])
+		h.Write([]byte(s))
+	}
+	binary.BigEndian.PutUint64(n[:], uint64(size))
+	h.Write(n[:])
+	for _, it := range items {
+		binary.BigEndian.PutUint64(n[:], uint64(len(it)))
+		h.Write(n[:])
+		h.Write([]byte(it))
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+func (r *scatterRun) run() (any, error) {
+	ctx := r.c.ctx
+	q := r.c.task.Items
+	if q == nil {
+		q = &localItems{x: r.x, c: r.c}
+	}
+	start := time.Now()
+	r.emit(EventScatterStart, 0)
+	sess, err := r.open(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	r.persist(true)
+	lim := newItemLimiter(r.cfg.Rate, r.size)
+	var rateC <-chan time.Time
+	tick := time.NewTicker(scatterProgressEvery)
+	defer tick.Stop()
+loop:
+	for {
+		if !r.stopping && ctx.Err() == nil && rateC == nil {
+			wait, err := r.handOut(ctx, sess, lim)
+			if err != nil && ctx.Err() == nil {
+				sess.Close(context.WithoutCancel(ctx), false)
+				return nil, err
+			}
+			if wait > 0 {
+				rateC = time.After(wait)
+			}
+		}
+		if len(r.out) == 0 && (r.stopping || r.next >= r.count) {
+			break
+		}
+		select {
+		case o, ok := <-sess.Outcomes():
+			if !ok {
+				// Following the outcomes failed (a connection lost):
+				// follow them again, from what is recorded.
+				if sess, err = r.open(ctx, q); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			r.record(o)
+		case <-rateC:
+			rateC = nil
+		case <-tick.C:
+			r.persist(false)
+		case <-ctx.Done():
+			cause := context.Cause(ctx)
+			if errors.Is(cause, hook.ErrHandedBack) || errors.Is(cause, hook.ErrSuperseded) {
+				// Not over: the task's next execution resumes from the
+				// batches recorded, which stay.
+				sess.Close(context.WithoutCancel(ctx), false)
+				return nil, ctxError(ctx, r.c.p.name, r.c.n.def.name)
+			}
+			r.drain(sess)
+			break loop
+		}
+	}
+	// What was never recorded was stopped, or never started, by the run's
+	// end (or by the failures past the threshold).
+	for i, o := range r.outcomes {
+		if o == nil {
+			n := len(r.batch(i))
+			r.st.Cancelled += n
+			r.st.Pending -= n
+		}
+	}
+	r.listFailures()
+	r.a.scatter = &r.st
+	// The asset's outcome holds what it needs of the batches' outcomes.
+	sess.Close(context.WithoutCancel(ctx), true)
+	r.emit(EventScatterStop, time.Since(start))
+	if ctx.Err() != nil {
+		return nil, ctxError(ctx, r.c.p.name, r.c.n.def.name)
+	}
+	if allowed := r.cfg.allowedFailures(r.st.Total); r.st.Failed > allowed {
+		return nil, r.thresholdError(allowed)
+	}
+	return r.gather(), nil
+}
+
+// open follows the scatter's outcomes, waiting out transient faults, and
+// counts those recorded already.
+func (r *scatterRun) open(ctx context.Context, q hook.ItemQueue) (hook.ItemSession, error) {
+	var (
+		sess hook.ItemSession
+		done []hook.BatchOutcome
+	)
+	err := r.x.retrying("scatter_open", "", r.id).Do(ctx, func(ctx context.Context) error {
+		var err error
+		sess, done, err = q.Open(ctx, r.id)
+		return err
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctxError(ctx, r.c.p.name, r.c.n.def.name)
+		}
+		return nil, wrapError(TypeStorageError, err, map[string]any{"asset": r.c.n.def.name, "scatter": r.id},
+			"scatter asset %q: its batches' outcomes cannot be read: %v", r.c.n.def.name, err)
+	}
+	for _, o := range done {
+		r.record(o)
+	}
+	return sess, nil
+}
+
+// handOut hands out batches while Parallel and Rate allow, and returns how
+// long to wait before the rate allows the next.
+func (r *scatterRun) handOut(ctx context.Context, sess hook.ItemSession, lim *itemLimiter) (time.Duration, error) {
+	deadline, _ := ctx.Deadline()
+	for ; r.next < r.count; r.next++ {
+		i := r.next
+		if r.outcomes[i] != nil {
+			continue // recorded before this execution began
+		}
+		items := r.batch(i)
+		if out := r.itemsOut(); out > 0 && out+len(items) > r.cfg.Parallel {
+			return 0, nil
+		}
+		if wait := lim.take(len(items), time.Now()); wait > 0 {
+			return wait, nil
+		}
+		b := hook.ItemBatch{Scatter: r.id, Index: i, Count: r.count, Items: items, Deadline: deadline}
+		err := r.x.retrying("scatter_publish", "", r.id).Do(ctx, func(ctx context.Context) error { return sess.Publish(ctx, b) })
+		if err != nil {
+			return 0, wrapError(TypeStorageError, err, map[string]any{"asset": r.c.n.def.name, "batch": i},
+				"scatter asset %q: batch %d of %d could not be handed out: %v", r.c.n.def.name, i, r.count, err)
+		}
+		r.out[i] = len(items)
+	}
+	return 0, nil
+}
+
+// drain waits a while, once the run has ended, for the batches still out.
+func (r *scatterRun) drain(sess hook.ItemSession) {
+	timer := time.NewTimer(scatterDrainWait)
+	defer timer.Stop()
+	for len(r.out) > 0 {
+		select {
+		case o, ok := <-sess.Outcomes():
+			if !ok {
+				return
+			}
+			r.record(o)
+		case <-timer.C:
+			return
+		}
+	}
+}
+
+// record counts a batch's outcome, the first one only.
+func (r *scatterRun) record(o hook.BatchOutcome) {
+	if o.Index < 0 || o.Index >= r.count || r.outcomes[o.Index] != nil {
+		return
+	}
+	items := r.batch(o.Index)
+	if len(o.Items) != len(items) {
+		// Not this scatter's batch as listed now: ignore it, the batch
+		// runs again.
+		r.x.logger.Warn().Str("scatter", r.id).Int("batch", o.Index).Msg("scatter_outcome_mismatched")
+		return
+	}
+	r.outcomes[o.Index] = o.Items
+	delete(r.out, o.Index)
+	for _, it := range o.Items {
+		switch it.State {
+		case hook.ItemCompleted:
+			r.st.Completed++
+		case hook.ItemFailed:
+			r.st.Failed++
+		default:
+			r.st.Cancelled++
+		}
+	}
+	r.st.Pending -= len(items)
+	if r.st.Failed > r.cfg.allowedFailures(r.st.Total) {
+		r.stopping = true
+	}
+	r.dirty = true
+	r.persist(false)
+}
+
+// persist writes the counts to the asset's record if they changed, at
+// most every scatterProgressEvery unless forced.
+func (r *scatterRun) persist(force bool) {
+	now := time.Now()
+	if !force && (!r.dirty || now.Sub(r.persisted) < scatterProgressEvery) {
+		return
+	}
+	r.dirty, r.persisted = false, now
+	r.a.progress(context.WithoutCancel(r.c.ctx), r.st)
+}
+
+// itemsOut counts the items handed out and not recorded.
+func (r *scatterRun) itemsOut() int {
+	n := 0
+	for _, k := range r.out {
+		n += k
+	}
+	return n
+}
+
+// batch returns the items of batch i.
+func (r *scatterRun) batch(i int) []string {
+	return r.list[i*r.size : min((i+1)*r.size, len(r.list))]
+}
+
+// listFailures lists the first failed items, in item order.
+func (r *scatterRun) listFailures() {
+	r.st.FailedItems = nil
+	for i, o := range r.outcomes {
+		for k, it := range o {
+			if it.State != hook.ItemFailed {
+				continue
+			}
+			if len(r.st.FailedItems) == MaxListedFailures {
+				return
+			}
+			r.st.FailedItems = append(r.st.FailedItems, ScatterFailure{Item: r.batch(i)[k], Error: itemError(it)})
+		}
+	}
+}
+
+// itemError is a failed item's error.
+func itemError(it hook.ItemOutcome) *Error {
+	return &Error{Type: cmpType(ErrorType(it.ErrType)), Message: it.Error}
+}
+
+func cmpType(t ErrorType) ErrorType {
+	if t == "" {
+		return TypeExecutionFailed
+	}
+	return t
+}
+
+// thresholdError is the error of a scatter with more failed items than
+// allowed.
+func (r *scatterRun) thresholdError(allowed int) *Error {
+	errs := make([]string, 0, len(r.st.FailedItems))
+	for _, f := range r.st.FailedItems {
+		errs = append(errs, f.Item+": "+f.Error.Message)
+	}
+	asset := r.c.n.def.name
+	first := ""
+	if len(errs) > 0 {
+		first = errs[0]
+	}
+	return newError(TypeScatterThreshold,
+		map[string]any{"asset": asset, "failed": r.st.Failed, "total": r.st.Total, "max_failures": allowed, "errors": errs},
+		"scatter asset %q: %d of %d items failed (at most %d allowed); first: %s", asset, r.st.Failed, r.st.Total, allowed, first)
+}
+
+// gather is the asset's value: each completed item's value by item.
+func (r *scatterRun) gather() map[string]json.RawMessage {
+	values := make(map[string]json.RawMessage, r.st.Completed)
+	for i, o := range r.outcomes {
+		items := r.batch(i)
+		for k, it := range o {
+			if it.State == hook.ItemCompleted {
+				values[items[k]] = it.Value
+			}
+		}
+	}
+	return values
+}
+
+func (r *scatterRun) emit(kind EventKind, d time.Duration) {
+	if r.x.events.active() {
+		ev := r.base
+		ev.Kind, ev.Duration = kind, d
+		r.x.events.emit(ev)
+	}
+}
+
+// itemLimiter holds a scatter's items to Rate starts per second: a token
+// bucket holding at most one batch.
+type itemLimiter struct {
+	rate   float64
+	burst  float64
+	tokens float64
+	last   time.Time
+}
+
+func newItemLimiter(rate float64, burst int) *itemLimiter {
+	return &itemLimiter{rate: rate, burst: float64(burst), tokens: float64(burst)}
+}
+
+// take takes n tokens if there are, and returns 0; otherwise it takes
+// none and returns how long until there are.
+func (l *itemLimiter) take(n int, now time.Time) time.Duration {
+	if l.rate <= 0 {
+		return 0
+	}
+	if !l.last.IsZero() {
+		l.tokens = min(l.burst, l.tokens+now.Sub(l.last).Seconds()*l.rate)
+	}
+	l.last = now
+	if l.tokens >= float64(n) {
+		l.tokens -= float64(n)
+		return 0
+	}
+	return max(time.Duration((float64(n)-l.tokens)/l.rate*float64(time.Second)), time.Millisecond)
+}
