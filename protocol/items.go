@@ -49,7 +49,9 @@ func ScatterKey(scatter string, index int) string { return scatter + "." + strco
 // ItemMsgID is the dedupe id (Nats-Msg-Id) of a batch's message: a batch
 // handed out again by a later execution of its scatter, within the
 // stream's duplicate window, is stored once.
-func ItemMsgID(scatter string, index int) string { return "items." + scatter + "." + strconv.Itoa(index) }
+func ItemMsgID(scatter string, index int) string {
+	return "items." + scatter + "." + strconv.Itoa(index)
+}
 
 // ItemBatch is one batch of a scatter's items, to run on a worker that
 // hosts Task.Pipeline.
