@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -282,4 +283,47 @@ func (e *fleetEnv) waitSettled(pipeline string, priority int) *jetstream.Consume
 		return info.NumAckPending == 0 && info.NumPending == 0
 	})
 	return info
+}
+
+// scatterKeys lists the keys of the scatter bucket.
+func (e *fleetEnv) scatterKeys() ([]string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	kvb, err := e.js.KeyValue(ctx, protocol.ScatterBucket)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := kvb.ListKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for k := range keys.Keys() {
+		out = append(out, k)
+	}
+	return out, nil
+}
+
+// value reads a completed record's value.
+func (e *fleetEnv) value(rec *flowstone.Materialization) []byte {
+	e.t.Helper()
+	v := rec.Value
+	if v == nil {
+		e.t.Fatalf("record %s/%s has no value", rec.Asset, rec.Partition)
+	}
+	if len(v.Inline) > 0 {
+		return v.Inline
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	rc, _, err := e.stores[v.Storage].Get(ctx, v.ObjectKey)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return b
 }
