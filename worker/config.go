@@ -57,9 +57,10 @@ type Config struct {
 	// Concurrency is how many tasks execute at once. Defaults to
 	// ConcurrencyDefault.
 	Concurrency int
-	// ScatterBatches is how many batches of scatter items this worker
-	// runs at once, beside its tasks (each batch runs its items side by
-	// side; the scatter's Parallel bounds them across the fleet).
+	// ScatterBatches is how many batches of scatter items of each hosted
+	// pipeline this worker runs at once, beside its tasks (each batch runs
+	// its items side by side; the scatter's Parallel bounds them across
+	// the fleet).
 	// Defaults to ScatterBatchesDefault.
 	ScatterBatches int
 	// ID names this worker in records, completions and manifests; it must

@@ -35,7 +35,9 @@ type itemSource struct {
 }
 
 // takeItems takes batches from s while the worker runs, holding one of the
-// worker's batch slots (Config.ScatterBatches) per batch.
+// pipeline's batch slots (Config.ScatterBatches) per batch. A pull asks
+// for as many batches as there are free slots, and runs each as it
+// arrives.
 func (w *Worker) takeItems(ctx context.Context, s *itemSource, slots chan struct{}) {
 	defer w.fetchLoop.Done()
 	for {

@@ -286,10 +286,9 @@ func (w *Worker) start(ctx context.Context, undo *[]func()) error {
 	w.stopFetch = stopFetch
 	w.fetchLoop.Add(1)
 	go w.dispatch(fetch)
-	slots := make(chan struct{}, w.cfg.ScatterBatches)
 	for _, s := range w.itemSrcs {
 		w.fetchLoop.Add(1)
-		go w.takeItems(fetch, s, slots)
+		go w.takeItems(fetch, s, make(chan struct{}, w.cfg.ScatterBatches))
 	}
 	return nil
 }
