@@ -2,6 +2,7 @@ package worker_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -149,6 +150,24 @@ func (e *fleetEnv) completion() protocol.Completion {
 func (e *fleetEnv) record(pipeline, asset, partition string) *flowstone.Materialization {
 	e.t.Helper()
 	ent, err := e.mats.Get(context.Background(), bridge.MaterializationKey(pipeline, asset, partition))
+	if err != nil {
+		e.t.Fatalf("record of %s/%s/%s: %v", pipeline, asset, partition, err)
+	}
+	m, err := bridge.UnmarshalRecord(ent.Value)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return m
+}
+
+// recordIfAny reads the materialization record of an asset/partition, or
+// returns nil if it has none yet.
+func (e *fleetEnv) recordIfAny(pipeline, asset, partition string) *flowstone.Materialization {
+	e.t.Helper()
+	ent, err := e.mats.Get(context.Background(), bridge.MaterializationKey(pipeline, asset, partition))
+	if errors.Is(err, kv.ErrNotFound) {
+		return nil
+	}
 	if err != nil {
 		e.t.Fatalf("record of %s/%s/%s: %v", pipeline, asset, partition, err)
 	}

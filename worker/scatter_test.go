@@ -92,3 +92,59 @@ func TestScatterSpreadsItemsOverTheFleet(t *testing.T) {
 		})
 	}
 }
+
+// A scatter's counts move while it runs; cancelled, its items stop on
+// every worker and the counts add up, with nothing pending.
+func TestScatterCountsMoveAndAddUpAfterACancel(t *testing.T) {
+	e := newFleet(t)
+	const n = 400
+	list := make([]string, n)
+	for i := range list {
+		list[i] = fmt.Sprintf("i%03d", i)
+	}
+	var started atomic.Int64
+	release := make(chan struct{})
+	p := func() *flowstone.Pipeline {
+		return flowstone.MustPipeline("fan",
+			flowstone.Asset("items", func(c *flowstone.Context) (any, error) {
+				// The first half end at once; the rest wait for the
+				// cancel.
+				if started.Add(1) <= n/2 {
+					return 1, nil
+				}
+				select {
+				case <-release:
+					return 1, nil
+				case <-c.Context().Done():
+					return nil, c.Context().Err()
+				}
+			}, flowstone.Scatter(func(*flowstone.Context) ([]string, error) { return list, nil },
+				flowstone.ScatterConfig{Parallel: 16, BatchSize: 4})))
+	}
+	defer close(release)
+	for range 2 {
+		e.start(worker.Config{Pipelines: []*flowstone.Pipeline{p()}})
+	}
+	tk := task("fan", "items", "default", 0)
+	e.publish(tk)
+	// The counts show items completed while others still run.
+	waitFor(t, "the record to count completed items while the scatter runs", func() bool {
+		rec := e.recordIfAny("fan", "items", "default")
+		return rec != nil && rec.State == flowstone.StateRunning && rec.Scatter != nil &&
+			rec.Scatter.Completed >= n/4 && rec.Scatter.Pending > 0
+	})
+	waitFor(t, "items to wait for the cancel", func() bool { return started.Load() > n/2 })
+	if err := e.nc.Publish(protocol.CancelSubject(tk.RunID), nil); err != nil {
+		t.Fatal(err)
+	}
+	comp := e.completion()
+	if comp.OK || errCode(comp) != protocol.CodeCancelled {
+		t.Fatalf("completion ok=%v code %s, want cancelled", comp.OK, errCode(comp))
+	}
+	rec := e.record("fan", "items", "default")
+	st := rec.Scatter
+	if rec.State != flowstone.StateCancelled || st == nil || st.Total != n || st.Pending != 0 || st.Failed != 0 ||
+		st.Completed+st.Cancelled != n || st.Completed < n/2 || st.Cancelled == 0 {
+		t.Fatalf("record %s, counts %+v; want cancelled, adding up to %d with nothing pending or failed", rec.State, st, n)
+	}
+}
