@@ -116,7 +116,7 @@ func (f *fleet) waitReady(workers int) {
 		for _, p := range out.Pipelines {
 			hosted[p.Name] = p.Workers
 		}
-		for _, name := range []string{"example", "daily_sales", "bench"} {
+		for _, name := range []string{"example", "daily_sales", "dynamic", "bench"} {
 			if hosted[name] < workers {
 				return false, r.String()
 			}
