@@ -271,16 +271,16 @@ type jobOut struct {
 
 // statusOut is what fsctl status prints with --json.
 type statusOut struct {
-	State       string     `json:"state"`
-	Partition   string     `json:"partition"`
-	CompletedAt *time.Time `json:"completed_at"`
-	DurationMS  int64      `json:"duration_ms"`
-	Storage     string     `json:"storage"`
-	Error       *jsonError `json:"error"`
-	Scatter     any        `json:"scatter"`
-	RunID       string     `json:"run_id"`
-	Value       *valueOut  `json:"value"`
-	ScheduledAt *time.Time `json:"scheduled_at"`
+	State       string                  `json:"state"`
+	Partition   string                  `json:"partition"`
+	CompletedAt *time.Time              `json:"completed_at"`
+	DurationMS  int64                   `json:"duration_ms"`
+	Storage     string                  `json:"storage"`
+	Error       *jsonError              `json:"error"`
+	Scatter     *protocol.ScatterStatus `json:"scatter"`
+	RunID       string                  `json:"run_id"`
+	Value       *valueOut               `json:"value"`
+	ScheduledAt *time.Time              `json:"scheduled_at"`
 }
 
 // valueOut is the value part of statusOut.
