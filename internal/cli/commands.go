@@ -209,6 +209,13 @@ func statusCmd(fs *flag.FlagSet) func(*env) error {
 		}
 		if s := st.Scatter; s != nil {
 			fmt.Fprintf(tw, "scatter:\t%d total, %d completed, %d failed, %d cancelled, %d pending\n", s.Total, s.Completed, s.Failed, s.Cancelled, s.Pending)
+			for i, f := range s.FailedItems {
+				if i == 10 {
+					fmt.Fprintf(tw, "\t... %d more failed items listed with --json\n", len(s.FailedItems)-i)
+					break
+				}
+				fmt.Fprintf(tw, "failed item:\t%s: %s\n", f.Item, oneLine(f.Error.Error()))
+			}
 		}
 		if v := st.Value; v != nil && (st.State != flowstone.StateCompleted || v.RunID != st.RunID) {
 			// The value get returns is not the latest attempt's.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -187,6 +188,8 @@ func pipeline(name string, c *counts) *flowstone.Pipeline {
 		}), flowstone.Scatter(func(*flowstone.Context) ([]string, error) {
 			return []string{"a", "b", "a", "c"}, nil
 		}, flowstone.ScatterConfig{Parallel: 2})),
+		flowstone.Asset("many_lenient", counted("many", manyItem), flowstone.Scatter(manyItems, flowstone.ScatterConfig{Parallel: 256, MaxFailureRate: 0.02})),
+		flowstone.Asset("many_strict", counted("many", manyItem), flowstone.Scatter(manyItems, flowstone.ScatterConfig{Parallel: 256, MaxFailureRate: 0.005})),
 		flowstone.Asset("slow", counted("slow", func(ctx *flowstone.Context) (any, error) {
 			c.start <- struct{}{}
 			select {
@@ -422,6 +425,29 @@ var rows = []row{
 			t.Fatalf("status = %+v (scatter %+v), %v; want 3 of 3 completed", st, st.Scatter, err)
 		}
 	}},
+	{"a 10,000-item scatter with 1% failing items succeeds under a 2% threshold, listing them, and fails past 0.5%", func(t *testing.T, ctx context.Context, f face, p *flowstone.Pipeline, c *counts) {
+		res, err := f.Run(ctx, p, "many_lenient")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := decode[map[string]int](t, res)
+		if len(got) != 9_900 || got["i00001"] != 1 {
+			t.Fatalf("value holds %d items; want the 9,900 that succeeded", len(got))
+		}
+		st, err := f.Status(ctx, p, "many_lenient")
+		if err != nil || st.Scatter == nil || !sameCounts(st.Scatter, flowstone.ScatterStatus{Total: 10_000, Completed: 9_900, Failed: 100}) ||
+			len(st.Scatter.FailedItems) != 100 || st.Scatter.FailedItems[0].Item != "i00000" || st.Scatter.FailedItems[99].Item != "i09900" ||
+			!strings.Contains(st.Scatter.FailedItems[0].Error.Message, "failed on purpose") {
+			t.Fatalf("status = %+v (scatter %+v), %v", st, st.Scatter, err)
+		}
+		_, err = f.Run(ctx, p, "many_strict")
+		wantErr(t, "a scatter past its threshold", err, flowstone.ErrScatterThreshold)
+		st, err = f.Status(ctx, p, "many_strict")
+		if err != nil || st.State != flowstone.StateFailed || st.Scatter == nil || st.Scatter.Pending != 0 || st.Scatter.Failed <= 50 ||
+			st.Scatter.Completed+st.Scatter.Failed+st.Scatter.Cancelled != 10_000 {
+			t.Fatalf("status past the threshold = %+v (scatter %+v), %v", st, st.Scatter, err)
+		}
+	}},
 	{"cancel ends a running asset; with nothing running it is not_found", func(t *testing.T, ctx context.Context, f face, p *flowstone.Pipeline, c *counts) {
 		err := f.Cancel(ctx, p, "sum")
 		wantErr(t, "cancel with nothing running", err, flowstone.ErrNotFound)
@@ -453,6 +479,22 @@ var rows = []row{
 			t.Fatalf("status after the cancel = %+v, %v; want cancelled", st, err)
 		}
 	}},
+}
+
+// manyItems lists 10,000 items; manyItem fails every hundredth.
+func manyItems(*flowstone.Context) ([]string, error) {
+	items := make([]string, 10_000)
+	for i := range items {
+		items[i] = fmt.Sprintf("i%05d", i)
+	}
+	return items, nil
+}
+
+func manyItem(c *flowstone.Context) (any, error) {
+	if strings.HasSuffix(c.ScatterItem(), "00") {
+		return nil, fmt.Errorf("%s failed on purpose", c.ScatterItem())
+	}
+	return 1, nil
 }
 
 // runs counts the runs of TestEveryFaceBehavesTheSame in this process.
@@ -511,7 +553,7 @@ func TestEveryFaceBehavesTheSame(t *testing.T) {
 	}
 }
 
-// startFleet starts a coordinator and a worker hosting ps on an embedded
+// startFleet starts a coordinator and two workers hosting ps on an embedded
 // nats-server, and returns a client of it once the coordinator knows
 // every pipeline.
 func startFleet(t *testing.T, ps []*flowstone.Pipeline) *client.Client {
@@ -529,18 +571,25 @@ func startFleet(t *testing.T, ps []*flowstone.Pipeline) *client.Client {
 	if err := c.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	w, err := worker.New(worker.Config{Conn: natstest.Connect(t, srv), Pipelines: ps, Stores: stores, Concurrency: 16})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Start(t.Context()); err != nil {
-		t.Fatal(err)
+	// Two workers host every pipeline, as a fleet would.
+	var ws []*worker.Worker
+	for range 2 {
+		w, err := worker.New(worker.Config{Conn: natstest.Connect(t, srv), Pipelines: ps, Stores: stores, Concurrency: 16})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		ws = append(ws, w)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := w.Stop(ctx); err != nil {
-			t.Errorf("worker stop: %v", err)
+		for _, w := range ws {
+			if err := w.Stop(ctx); err != nil {
+				t.Errorf("worker stop: %v", err)
+			}
 		}
 		if err := c.Stop(ctx); err != nil {
 			t.Errorf("coordinator stop: %v", err)
