@@ -37,10 +37,10 @@ type scatterRun struct {
 	cfg  ScatterConfig
 	base Event
 
-	id    string
-	list  []string
-	size  int
-	count int // batches
+	id     string
+	list   []string // the items, in batch order
+	bounds []int    // batch i is list[bounds[i]:bounds[i+1]]
+	count  int      // batches
 
 	st       ScatterStatus
 	outcomes [][]hook.ItemOutcome // by batch; nil until recorded
@@ -64,19 +64,20 @@ func (x *executor) scatter(c *Context, a *attempt) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &scatterRun{x: x, c: c, a: a, cfg: spec.cfg, list: list, size: spec.cfg.batchSize(), out: map[int]int{},
+	r := &scatterRun{x: x, c: c, a: a, cfg: spec.cfg, out: map[int]int{},
 		base: Event{Pipeline: c.p.name, Asset: c.n.def.name, Partition: c.task.Partition, RunID: c.task.RunID}}
-	r.count = (len(list) + r.size - 1) / r.size
+	r.list, r.bounds = spec.cfg.batches(list)
+	r.count = len(r.bounds) - 1
 	r.outcomes = make([][]hook.ItemOutcome, r.count)
-	r.id = scatterID(c.p.name, c.n.def.name, c.task.Partition, c.task.RunID, r.size, list)
+	r.id = scatterID(c.p.name, c.n.def.name, c.task.Partition, c.task.RunID, r.bounds, r.list)
 	r.st = ScatterStatus{Total: len(list), Pending: len(list)}
 	return r.run()
 }
 
-// scatterID names a scatter: the same task listing the same items in
-// batches of the same size gets the same id, so that an execution that
-// takes over a dead one's task finds the batches recorded.
-func scatterID(pipeline, asset, partition, runID string, size int, items []string) string {
+// scatterID names a scatter: the same task listing the same items in the
+// same batches gets the same id, so that an execution that takes over a
+// dead one's task finds the batches recorded.
+func scatterID(pipeline, asset, partition, runID string, bounds []int, items []string) string {
 	h := sha256.New()
 	var n [8]byte
 	for _, s := range []string{pipeline, asset, partition, runID} {
@@ -84,8 +85,10 @@ func scatterID(pipeline, asset, partition, runID string, size int, items []strin
 		h.Write(n[:])
 		h.Write([]byte(s))
 	}
-	binary.BigEndian.PutUint64(n[:], uint64(size))
-	h.Write(n[:])
+	for _, b := range bounds {
+		binary.BigEndian.PutUint64(n[:], uint64(b))
+		h.Write(n[:])
+	}
 	for _, it := range items {
 		binary.BigEndian.PutUint64(n[:], uint64(len(it)))
 		h.Write(n[:])
@@ -107,7 +110,11 @@ func (r *scatterRun) run() (any, error) {
 		return nil, err
 	}
 	r.persist(true)
-	lim := newItemLimiter(r.cfg.Rate, r.size)
+	largest := 0
+	for i := range r.count {
+		largest = max(largest, len(r.batch(i)))
+	}
+	lim := newItemLimiter(r.cfg.Rate, largest)
 	var rateC <-chan time.Time
 	tick := time.NewTicker(scatterProgressEvery)
 	defer tick.Stop()
@@ -299,7 +306,7 @@ func (r *scatterRun) itemsOut() int {
 
 // batch returns the items of batch i.
 func (r *scatterRun) batch(i int) []string {
-	return r.list[i*r.size : min((i+1)*r.size, len(r.list))]
+	return r.list[r.bounds[i]:r.bounds[i+1]]
 }
 
 // listFailures lists the first failed items, in item order.
@@ -347,8 +354,20 @@ func (r *scatterRun) thresholdError(allowed int) *Error {
 		"scatter asset %q: %d of %d items failed (at most %d allowed); first: %s", asset, r.st.Failed, r.st.Total, allowed, first)
 }
 
-// gather is the asset's value: each completed item's value by item.
-func (r *scatterRun) gather() map[string]json.RawMessage {
+// gather is the asset's value: each completed item's value by item, or
+// with Batching each batch's value (null for a failed one) in batch order.
+func (r *scatterRun) gather() any {
+	if r.cfg.Batching != nil {
+		values := make([]json.RawMessage, r.count)
+		for i, o := range r.outcomes {
+			if len(o) > 0 && o[0].State == hook.ItemCompleted {
+				values[i] = o[0].Value
+			} else {
+				values[i] = json.RawMessage("null")
+			}
+		}
+		return values
+	}
 	values := make(map[string]json.RawMessage, r.st.Completed)
 	for i, o := range r.outcomes {
 		items := r.batch(i)

@@ -505,3 +505,24 @@ func TestScatterRateSpreadsItemStarts(t *testing.T) {
 		t.Fatalf("10 items at 20 per second all started within %v", d)
 	}
 }
+
+func TestScatterBatchingCapsBytes(t *testing.T) {
+	e := newEngine(t)
+	p := flowstone.MustPipeline("p", flowstone.Asset("bulk", func(c *flowstone.Context) (any, error) {
+		b, _ := c.ScatterBatch()
+		return strings.Join(b.Items, "+"), nil
+	}, flowstone.Scatter(listOf("aaaa", "bb", "cccc", "d", "eeeeeeeee", "f"),
+		flowstone.ScatterConfig{Batching: &flowstone.Batching{MaxBytes: 5}})))
+	res, err := e.Run(ctxT(t), p, "bulk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	if err := res.Decode(&got); err != nil {
+		t.Fatal(err)
+	}
+	// An item over the cap on its own makes a batch of one.
+	if want := []string{"aaaa", "bb", "cccc+d", "eeeeeeeee", "f"}; !slices.Equal(got, want) {
+		t.Fatalf("batches = %v, want %v", got, want)
+	}
+}

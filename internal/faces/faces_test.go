@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -190,6 +191,18 @@ func pipeline(name string, c *counts) *flowstone.Pipeline {
 		}, flowstone.ScatterConfig{Parallel: 2})),
 		flowstone.Asset("many_lenient", counted("many", manyItem), flowstone.Scatter(manyItems, flowstone.ScatterConfig{Parallel: 256, MaxFailureRate: 0.02})),
 		flowstone.Asset("many_strict", counted("many", manyItem), flowstone.Scatter(manyItems, flowstone.ScatterConfig{Parallel: 256, MaxFailureRate: 0.005})),
+		flowstone.Asset("batched", counted("batched", func(ctx *flowstone.Context) (any, error) {
+			b, ok := ctx.ScatterBatch()
+			if !ok || b.Count != 4 {
+				return nil, fmt.Errorf("batch %+v, %v: want one of 4", b, ok)
+			}
+			if slices.Contains(b.Items, "c1") {
+				return nil, errors.New("c's batch fails")
+			}
+			return fmt.Sprintf("%d:%s", b.Index, strings.Join(b.Items, "+")), nil
+		}), flowstone.Scatter(func(*flowstone.Context) ([]string, error) {
+			return []string{"a1", "b1", "a2", "b2", "c1", "b3"}, nil
+		}, flowstone.ScatterConfig{MaxFailures: 1, Batching: &flowstone.Batching{MaxItems: 2, GroupBy: func(it string) string { return it[:1] }}})),
 		flowstone.Asset("slow", counted("slow", func(ctx *flowstone.Context) (any, error) {
 			c.start <- struct{}{}
 			select {
@@ -446,6 +459,29 @@ var rows = []row{
 		if err != nil || st.State != flowstone.StateFailed || st.Scatter == nil || st.Scatter.Pending != 0 || st.Scatter.Failed <= 50 ||
 			st.Scatter.Completed+st.Scatter.Failed+st.Scatter.Cancelled != 10_000 {
 			t.Fatalf("status past the threshold = %+v (scatter %+v), %v", st, st.Scatter, err)
+		}
+	}},
+	{"a batched scatter calls its function once per batch, grouped and capped, and gathers the batches in order", func(t *testing.T, ctx context.Context, f face, p *flowstone.Pipeline, c *counts) {
+		res, err := f.Run(ctx, p, "batched")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := decode[[]*string](t, res)
+		var texts []string
+		for _, v := range got {
+			if v == nil {
+				texts = append(texts, "null")
+			} else {
+				texts = append(texts, *v)
+			}
+		}
+		if strings.Join(texts, " ") != "0:a1+a2 1:b1+b2 2:b3 null" || c.of("batched") != 4 {
+			t.Fatalf("batched = %v after %d calls; want 4 batches, grouped by letter, at most 2 items, c's failed", texts, c.of("batched"))
+		}
+		st, err := f.Status(ctx, p, "batched")
+		if err != nil || st.Scatter == nil || !sameCounts(st.Scatter, flowstone.ScatterStatus{Total: 6, Completed: 5, Failed: 1}) ||
+			len(st.Scatter.FailedItems) != 1 || st.Scatter.FailedItems[0].Item != "c1" {
+			t.Fatalf("status = %+v (scatter %+v), %v", st, st.Scatter, err)
 		}
 	}},
 	{"cancel ends a running asset; with nothing running it is not_found", func(t *testing.T, ctx context.Context, f face, p *flowstone.Pipeline, c *counts) {
