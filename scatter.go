@@ -109,6 +109,17 @@ func (c ScatterConfig) batchSize() int {
 	return max(n, 1)
 }
 
+// batchesInOrder is batches without grouping: a reader's items batch in
+// the order read.
+func (c ScatterConfig) batchesInOrder(items []string) ([]string, []int) {
+	if c.Batching != nil && c.Batching.GroupBy != nil {
+		b := *c.Batching
+		b.GroupBy = nil
+		c.Batching = &b
+	}
+	return c.batches(items)
+}
+
 // batches orders the items by batch and returns where each batch starts
 // (and, last, where the list ends).
 func (c ScatterConfig) batches(items []string) ([]string, []int) {
@@ -207,8 +218,9 @@ func scatterItems(asset string, list []string) ([]string, error) {
 }
 
 type scatterSpec struct {
-	fn  ScatterFunc
-	cfg ScatterConfig
+	fn     ScatterFunc
+	reader func(c *Context) (ItemReader, error) // ScatterFrom's, instead of fn
+	cfg    ScatterConfig
 }
 
 // Scatter makes the asset fan out: list returns the items, and the asset's

@@ -42,6 +42,7 @@ func (x *executor) runItems(ctx context.Context, p *Pipeline, n *node, t *task, 
 		o := x.runItem(ctx, p, n, t, "", batch, cfg)
 		for i := range outs {
 			outs[i] = o
+			outs[i].Item = b.Items[i]
 			if i > 0 {
 				outs[i].Value = nil
 			}
@@ -53,11 +54,12 @@ func (x *executor) runItems(ctx context.Context, p *Pipeline, n *node, t *task, 
 		if cfg.Rate > 0 && i > 0 {
 			at := start.Add(time.Duration(float64(i) / cfg.Rate * float64(time.Second)))
 			if !sleepUntil(ctx, at) {
-				outs[i] = hook.ItemOutcome{State: hook.ItemCancelled}
+				outs[i] = hook.ItemOutcome{Item: b.Items[i], State: hook.ItemCancelled}
 				return
 			}
 		}
 		outs[i] = x.runItem(ctx, p, n, t, b.Items[i], nil, cfg)
+		outs[i].Item = b.Items[i]
 	}
 	if len(b.Items) == 1 {
 		one(0)

@@ -167,7 +167,7 @@ func (w *Worker) executeBatch(tk *task, b *protocol.ItemBatch) (protocol.BatchOu
 	}
 	out := protocol.BatchOutcome{Items: make([]protocol.ItemOutcome, len(res.Items))}
 	for i, it := range res.Items {
-		out.Items[i] = protocol.ItemOutcome{State: it.State, Value: it.Value, ErrorType: it.ErrType, Error: it.Error, Attempts: it.Attempts}
+		out.Items[i] = protocol.ItemOutcome{Item: it.Item, State: it.State, Value: it.Value, ErrorType: it.ErrType, Error: it.Error, Attempts: it.Attempts}
 	}
 	return out, true
 }
@@ -176,7 +176,7 @@ func (w *Worker) executeBatch(tk *task, b *protocol.ItemBatch) (protocol.BatchOu
 func uniformOutcome(b *protocol.ItemBatch, state, errType, msg string) protocol.BatchOutcome {
 	out := protocol.BatchOutcome{Items: make([]protocol.ItemOutcome, len(b.Items))}
 	for i := range out.Items {
-		out.Items[i] = protocol.ItemOutcome{State: state, ErrorType: errType, Error: msg}
+		out.Items[i] = protocol.ItemOutcome{Item: b.Items[i], State: state, ErrorType: errType, Error: msg}
 	}
 	return out
 }
@@ -194,7 +194,7 @@ func (w *Worker) recordBatch(b *protocol.ItemBatch, out protocol.BatchOutcome) e
 		size := perr.Details["size"]
 		for i := range out.Items {
 			if it := &out.Items[i]; it.State == protocol.ItemCompleted {
-				*it = protocol.ItemOutcome{State: protocol.ItemFailed, ErrorType: string(flowstone.TypeExecutionFailed), Attempts: it.Attempts,
+				*it = protocol.ItemOutcome{Item: it.Item, State: protocol.ItemFailed, ErrorType: string(flowstone.TypeExecutionFailed), Attempts: it.Attempts,
 					Error: fmt.Sprintf("the batch's item values take %v bytes, over the %d a batch may record: lower the scatter's BatchSize, or store large values yourself and return a reference", size, protocol.MaxMessageBytes)}
 			}
 		}
@@ -296,7 +296,7 @@ func (s *fleetSession) decode(e kv.Entry) (bridge.BatchOutcome, bool) {
 	}
 	out := bridge.BatchOutcome{Index: o.Index, Worker: o.Worker, Items: make([]bridge.ItemOutcome, len(o.Items))}
 	for i, it := range o.Items {
-		out.Items[i] = bridge.ItemOutcome{State: it.State, Value: it.Value, ErrType: it.ErrorType, Error: it.Error, Attempts: it.Attempts}
+		out.Items[i] = bridge.ItemOutcome{Item: it.Item, State: it.State, Value: it.Value, ErrType: it.ErrorType, Error: it.Error, Attempts: it.Attempts}
 	}
 	return out, true
 }

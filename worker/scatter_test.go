@@ -1,14 +1,20 @@
 package worker_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/protocol"
+	"github.com/flowstone-go/flowstone/readers"
 	"github.com/flowstone-go/flowstone/worker"
 )
 
@@ -146,5 +152,92 @@ func TestScatterCountsMoveAndAddUpAfterACancel(t *testing.T) {
 	if rec.State != flowstone.StateCancelled || st == nil || st.Total != n || st.Pending != 0 || st.Failed != 0 ||
 		st.Completed+st.Cancelled != n || st.Completed < n/2 || st.Cancelled == 0 {
 		t.Fatalf("record %s, counts %+v; want cancelled, adding up to %d with nothing pending or failed", rec.State, st, n)
+	}
+}
+
+// openLog records the checkpoints a scatter's reader was opened at.
+type openLog struct {
+	mu  sync.Mutex
+	cps []string
+}
+
+func (l *openLog) reader(items []string) func(*flowstone.Context) (flowstone.ItemReader, error) {
+	return func(*flowstone.Context) (flowstone.ItemReader, error) {
+		return &loggedReader{ItemReader: readers.Slice(items), log: l}, nil
+	}
+}
+
+func (l *openLog) all() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.cps)
+}
+
+type loggedReader struct {
+	flowstone.ItemReader
+	log *openLog
+}
+
+func (r *loggedReader) Open(c *flowstone.Context, checkpoint string) error {
+	r.log.mu.Lock()
+	r.log.cps = append(r.log.cps, checkpoint)
+	r.log.mu.Unlock()
+	return r.ItemReader.Open(c, checkpoint)
+}
+
+// A scatter fed by a reader whose worker stops midway resumes on another
+// worker at the reader's last checkpoint, and still runs every item.
+func TestScatterFromAReaderResumesAtItsCheckpoint(t *testing.T) {
+	e := newFleet(t)
+	const n = 200
+	items := make([]string, n)
+	for i := range items {
+		items[i] = fmt.Sprintf("r%03d", i)
+	}
+	var log openLog
+	var ran atomic.Int64
+	p := func() *flowstone.Pipeline {
+		return flowstone.MustPipeline("fed",
+			flowstone.Asset("each", func(c *flowstone.Context) (any, error) {
+				select {
+				case <-time.After(20 * time.Millisecond):
+				case <-c.Context().Done():
+					return nil, c.Context().Err()
+				}
+				ran.Add(1)
+				return c.ScatterItem(), nil
+			}, flowstone.ScatterFrom(log.reader(items), flowstone.ScatterConfig{Parallel: 8})))
+	}
+	first := e.newWorker(worker.Config{Pipelines: []*flowstone.Pipeline{p()}})
+	if err := first.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.publish(task("fed", "each", "default", 0))
+	waitFor(t, "a quarter of the items to run", func() bool { return ran.Load() >= n/4 })
+	e.start(worker.Config{Pipelines: []*flowstone.Pipeline{p()}})
+	// The first worker stops at once: its task and batches are handed back.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+	first.Stop(ctx)
+	cancel()
+
+	comp := e.completion()
+	if !comp.OK {
+		t.Fatalf("completion: %v", comp.Error)
+	}
+	cps := log.all()
+	if len(cps) != 2 || cps[0] != "" || cps[1] == "" {
+		t.Fatalf("the reader was opened at %q; want from the start, then at a checkpoint", cps)
+	}
+	resumed, _ := strconv.Atoi(cps[1])
+	if resumed < n/4-16 || resumed >= n {
+		t.Fatalf("resumed at item %d of %d, after %d had run", resumed, n, n/4)
+	}
+	rec := e.record("fed", "each", "default")
+	if rec.Scatter == nil || rec.Scatter.Total != n || rec.Scatter.Completed != n {
+		t.Fatalf("counts %+v, want all %d completed", rec.Scatter, n)
+	}
+	var values map[string]string
+	if err := json.Unmarshal(e.value(rec), &values); err != nil || len(values) != n || values["r000"] != "r000" || values["r199"] != "r199" {
+		t.Fatalf("gathered %d values, %v", len(values), err)
 	}
 }
