@@ -3,6 +3,7 @@ package pipelines
 import (
 	"fmt"
 	"hash/fnv"
+	"math"
 	"time"
 
 	"github.com/flowstone-go/flowstone"
@@ -62,6 +63,7 @@ func Dynamic(o Options) *flowstone.Pipeline {
 			for _, q := range quotes {
 				r.Total += q.Price
 			}
+			r.Total = math.Round(r.Total*100) / 100 // cents, without float noise
 			return r, nil
 		}, flowstone.DependsOn("prices"), flowstone.PartitionedBy(flowstone.AnyKey), flowstone.Description("The catalog's total price")),
 	)

@@ -48,6 +48,11 @@ func init() {
 			summary: "Run a local fleet until interrupted: an embedded NATS server with JetStream, a\ncoordinator and --workers workers hosting the bundled pipelines, data in --dir."},
 		{name: "demo", short: "start a local fleet, run the bundled pipelines, stop", minArgs: 0, maxArgs: 0, setup: demoCmd,
 			summary: "Start a local fleet, run the bundled pipelines through it (a run, a graph, a\nbackfill with progress, a status, a value, the pipelines), stop it."},
+		{name: "completion", short: "print a shell completion script (bash, zsh, fish)", args: []string{"SHELL"}, minArgs: 1, maxArgs: 1, setup: completionCmd,
+			summary: "Print a completion script for SHELL (bash, zsh or fish): verbs, flags, and the\n" +
+				"fleet's pipeline and asset names. Load it with\n" +
+				"  source <(fsctl completion bash)      (bash; zsh the same with zsh)\n" +
+				"  fsctl completion fish | source       (fish)"},
 		{name: "version", short: "print fsctl's version", minArgs: 0, maxArgs: 0, setup: versionCmd,
 			summary: "Print fsctl's version and protocol version."},
 	}
