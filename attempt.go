@@ -52,6 +52,9 @@ type attempt struct {
 	renewAt time.Time // when the lease is renewed next
 	// scatter is a scatter asset's final counts, for its outcome.
 	scatter *ScatterStatus
+	// afterOutcome, if set, runs once the outcome is written (a scatter
+	// drops its batches' outcomes).
+	afterOutcome func(ctx context.Context)
 }
 
 // errLeaseLapsed is the cause of an execution cancelled because its lease

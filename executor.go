@@ -203,6 +203,9 @@ func (x *executor) Execute(ctx context.Context, p *Pipeline, t task) (*Materiali
 	fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), x.leases.lease)
 	defer fcancel()
 	final, wrote, err := a.finish(fctx, out)
+	if wrote && a.afterOutcome != nil {
+		a.afterOutcome(fctx)
+	}
 	if !wrote {
 		if err != nil {
 			// The outcome could not be recorded while the claim lasted (the

@@ -189,9 +189,12 @@ func (l *localItems) Publish(_ context.Context, b hook.ItemBatch) error {
 
 func (l *localItems) Outcomes() <-chan hook.BatchOutcome { return l.outcomes }
 
+// Drop has nothing to forget: nothing is recorded beyond the execution.
+func (l *localItems) Drop(context.Context, string) error { return nil }
+
 // Close waits for the batches still running: they stop with the
 // execution's context.
-func (l *localItems) Close(context.Context, bool) {
+func (l *localItems) Close() {
 	close(l.closed)
 	l.wg.Wait()
 }

@@ -155,7 +155,7 @@ loop:
 		if !r.stopping && ctx.Err() == nil && rateC == nil {
 			wait, err := r.handOut(ctx, sess, lim)
 			if err != nil && ctx.Err() == nil {
-				sess.Close(context.WithoutCancel(ctx), false)
+				sess.Close()
 				return nil, err
 			}
 			if wait > 0 {
@@ -185,7 +185,7 @@ loop:
 			if errors.Is(cause, hook.ErrHandedBack) || errors.Is(cause, hook.ErrSuperseded) {
 				// Not over: the task's next execution resumes from the
 				// batches recorded, which stay.
-				sess.Close(context.WithoutCancel(ctx), false)
+				sess.Close()
 				return nil, ctxError(ctx, r.c.p.name, r.c.n.def.name)
 			}
 			r.drain(sess)
@@ -202,9 +202,16 @@ loop:
 	}
 	r.listFailures()
 	r.a.scatter = &r.st
-	// The asset's outcome holds what it needs of the batches' outcomes.
-	sess.Close(context.WithoutCancel(ctx), true)
-	r.feed.forget(context.WithoutCancel(ctx))
+	sess.Close()
+	// Once the asset's outcome is recorded, it holds what it needs of the
+	// batches' outcomes (and a reader's cursor): until then a later
+	// execution of the task resumes from them.
+	r.a.afterOutcome = func(ctx context.Context) {
+		if err := q.Drop(ctx, r.id); err != nil {
+			r.x.logger.Warn().Err(err).Str("scatter", r.id).Msg("scatter_drop_failed")
+		}
+		r.feed.forget(ctx)
+	}
 	r.emit(EventScatterStop, time.Since(start))
 	if ctx.Err() != nil {
 		return nil, ctxError(ctx, r.c.p.name, r.c.n.def.name)

@@ -322,8 +322,8 @@ func (s *fleetSession) Publish(ctx context.Context, b bridge.ItemBatch) error {
 
 func (s *fleetSession) Outcomes() <-chan bridge.BatchOutcome { return s.out }
 
-// Close ends the watch; with purge it drops the scatter's outcomes.
-func (s *fleetSession) Close(ctx context.Context, purge bool) {
+// Close ends the watch.
+func (s *fleetSession) Close() {
 	select {
 	case <-s.closed:
 		return
@@ -332,15 +332,13 @@ func (s *fleetSession) Close(ctx context.Context, purge bool) {
 	close(s.closed)
 	s.stop()
 	s.wg.Wait()
-	if !purge {
-		return
-	}
+}
+
+// Drop drops the scatter's outcomes from the bucket, in one request.
+func (f *fleetItems) Drop(ctx context.Context, scatter string) error {
 	pctx, cancel := context.WithTimeout(ctx, publishTimeout)
 	defer cancel()
-	err := s.f.w.purgeScatter(pctx, s.scatter)
-	if err != nil {
-		s.f.w.log.Warn().Err(err).Str("scatter", s.scatter).Msg("scatter_purge_failed")
-	}
+	return f.w.purgeScatter(pctx, scatter)
 }
 
 // purgeScatter drops a scatter's batch outcomes from the bucket, in one

@@ -15,6 +15,9 @@ type ItemQueue interface {
 	// Open starts following the outcomes of the scatter whose id is given
 	// and returns those already recorded, in no particular order.
 	Open(ctx context.Context, scatter string) (ItemSession, []BatchOutcome, error)
+	// Drop forgets the scatter's recorded outcomes, once the asset's
+	// outcome holds what it needs of them.
+	Drop(ctx context.Context, scatter string) error
 }
 
 // ItemSession is one execution's view of a scatter's batches. Its methods
@@ -27,10 +30,8 @@ type ItemSession interface {
 	// closed if following the outcomes fails (Open again to resume) and
 	// after Close.
 	Outcomes() <-chan BatchOutcome
-	// Close stops following the outcomes. With purge, the scatter's
-	// recorded outcomes are dropped too: the asset's outcome holds what
-	// it needs of them.
-	Close(ctx context.Context, purge bool)
+	// Close stops following the outcomes.
+	Close()
 }
 
 // ItemBatch is a run of consecutive items of a scatter.
