@@ -21,6 +21,8 @@ type AssetDef struct {
 	retry       RetryPolicy
 	storage     string
 	scatter     *scatterSpec
+	join        *joinSpec
+	route       *routeSpec
 }
 
 // Name returns the asset's name.
@@ -34,7 +36,7 @@ type assetOptionFunc func(*AssetDef)
 func (f assetOptionFunc) applyAsset(a *AssetDef) { f(a) }
 
 // Asset defines an asset: a named value computed by fn from the assets it
-// depends on.
+// depends on. A router (Route) has no function: pass nil.
 func Asset(name string, fn AssetFunc, opts ...AssetOption) AssetDef {
 	a := AssetDef{name: name, fn: fn}
 	for _, o := range opts {

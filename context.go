@@ -77,8 +77,8 @@ func (c *Context) Logger() *zerolog.Logger {
 }
 
 // HasDep reports whether the named dependency has a value to read: false
-// for an optional dependency that failed, and for names this asset does not
-// depend on.
+// for an optional dependency that failed or was skipped, and for names
+// this asset does not depend on.
 func (c *Context) HasDep(name string) bool {
 	ref := c.dep(name)
 	return ref != nil && !ref.Missing
@@ -99,8 +99,9 @@ func (c *Context) dep(name string) *depRef {
 // for you when the asset function returns).
 //
 // It fails with a BadRequest error if the asset does not declare name as a
-// dependency, NotFound if an optional dependency has no value, and
-// StorageError if the result cannot be read or decoded as a T.
+// dependency, NotFound if an optional dependency has no value (it failed,
+// or the run skipped it: see Route), and StorageError if the result cannot
+// be read or decoded as a T.
 func Dep[T any](c *Context, name string) (T, error) {
 	var v T
 	ref := c.dep(name)
@@ -109,14 +110,30 @@ func Dep[T any](c *Context, name string) (T, error) {
 			"asset %q reads %q, which is not among its dependencies; add it with flowstone.DependsOn", c.n.def.name, name)
 	}
 	if ref.Missing {
-		return v, newError(TypeNotFound, map[string]any{"asset": c.n.def.name, "dependency": name},
+		d := map[string]any{"asset": c.n.def.name, "dependency": name}
+		switch {
+		case ref.Skipped:
+			d["skipped"] = true
+			return v, newError(TypeNotFound, d, "optional dependency %q of %q was skipped in this run for partition %q: a router chose another branch",
+				name, c.n.def.name, c.task.Partition)
+		case ref.Err != nil:
+			return v, wrapError(TypeNotFound, ref.Err, d, "optional dependency %q of %q has no value for partition %q: it failed: %v",
+				name, c.n.def.name, c.task.Partition, ref.Err)
+		}
+		return v, newError(TypeNotFound, d,
 			"optional dependency %q of %q has no value for partition %q", name, c.n.def.name, c.task.Partition)
 	}
-	switch target := any(&v).(type) {
+	return v, c.read(ref, &v)
+}
+
+// read reads a dependency's value into target, a pointer, as Dep
+// describes.
+func (c *Context) read(ref *depRef, target any) error {
+	switch target := target.(type) {
 	case *io.Reader, *io.ReadCloser:
 		rc, err := c.x.open(c.ctx, c.task, ref)
 		if err != nil {
-			return v, err
+			return err
 		}
 		c.mu.Lock()
 		c.readers = append(c.readers, rc)
@@ -126,33 +143,33 @@ func Dep[T any](c *Context, name string) (T, error) {
 		} else {
 			*target.(*io.ReadCloser) = rc
 		}
-		return v, nil
+		return nil
 	case *[]byte:
 		b, err := c.x.load(c.ctx, c.task, ref)
 		if err != nil {
-			return v, err
+			return err
 		}
 		if ref.Encoding == EncodingRaw {
 			*target = b
-			return v, nil
+			return nil
 		}
-		return v, c.x.decode(b, ref, target)
+		return c.x.decode(b, ref, target)
 	case *string:
 		b, err := c.x.load(c.ctx, c.task, ref)
 		if err != nil {
-			return v, err
+			return err
 		}
 		if ref.Encoding == EncodingRaw {
 			*target = string(b)
-			return v, nil
+			return nil
 		}
-		return v, c.x.decode(b, ref, target)
+		return c.x.decode(b, ref, target)
 	default:
 		b, err := c.x.load(c.ctx, c.task, ref)
 		if err != nil {
-			return v, err
+			return err
 		}
-		return v, c.x.decode(b, ref, target)
+		return c.x.decode(b, ref, target)
 	}
 }
 

@@ -40,6 +40,9 @@ const (
 	TypeBadRequest ErrorType = "bad_request"
 	// TypeUnavailable: the fleet cannot be reached.
 	TypeUnavailable ErrorType = "unavailable"
+	// TypeSkipped: the run's target was skipped: a router upstream of it
+	// chose another branch (see Route).
+	TypeSkipped ErrorType = "skipped"
 	// TypeInternal: the fleet failed in a way the caller cannot fix: a
 	// coordinator's own failure (a bug it recovered from), or a reply that
 	// is not a FlowStone reply. Nothing the request named is at fault;
@@ -97,6 +100,7 @@ var (
 	ErrBadRequest       = &Error{Type: TypeBadRequest}
 	ErrUnavailable      = &Error{Type: TypeUnavailable}
 	ErrInternal         = &Error{Type: TypeInternal}
+	ErrSkipped          = &Error{Type: TypeSkipped}
 )
 
 // newError builds an *Error with a formatted message.

@@ -23,6 +23,11 @@ const (
 	EventScatterItemStart EventKind = "scatter.item.start"
 	EventScatterItemStop  EventKind = "scatter.item.stop"
 	EventScatterStop      EventKind = "scatter.stop"
+	// EventRunSkipped: a run skipped the asset (see Route); its metadata
+	// says why: "router", "chosen" and, when a skipped dependency skipped
+	// it, "dependency". It is the engine's (on a fleet, the
+	// coordinator's), not an executor's.
+	EventRunSkipped EventKind = "run.skipped"
 )
 
 // Event is one telemetry event. A run event describes one asset's
@@ -37,8 +42,9 @@ type Event struct {
 	// Duration is set on stop and exception events.
 	Duration time.Duration
 	// Metadata: storage events carry "storage", "key" and "bytes"; scatter
-	// item events "item"; run.stop "cached" is never sent (cache hits do
-	// not execute).
+	// item events "item"; a router's run.stop "route", the branch it chose;
+	// run.skipped "router", "chosen" and "dependency"; run.stop "cached"
+	// is never sent (cache hits do not execute).
 	Metadata map[string]any
 	// Err is set on run.exception and failed scatter items.
 	Err *Error

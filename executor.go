@@ -391,7 +391,7 @@ func (x *executor) callOnce(ctx context.Context, p *Pipeline, n *node, t *task, 
 	}
 	c := &Context{ctx: ctx, x: x, p: p, n: n, task: t, try: try}
 	defer c.closeReaders()
-	if n.def.fn == nil {
+	if n.def.fn == nil && n.def.route == nil {
 		return nil, newError(TypeConfigError, map[string]any{"pipeline": p.name, "asset": n.def.name},
 			"asset %q of pipeline %s has no function in this process: run it on a worker that hosts the pipeline", n.def.name, p.name)
 	}
@@ -400,10 +400,13 @@ func (x *executor) callOnce(ctx context.Context, p *Pipeline, n *node, t *task, 
 	if ev {
 		x.events.emit(Event{Kind: EventRunStart, Pipeline: p.name, Asset: n.def.name, Partition: t.Partition, RunID: t.RunID, Time: start})
 	}
-	if n.def.scatter != nil {
+	switch {
+	case n.def.scatter != nil:
 		// A scatter asset is one run too: its item events nest inside it.
 		val, err = x.scatter(c, a)
-	} else {
+	case n.def.route != nil:
+		val, err = x.route(c)
+	default:
 		val, err = x.invoke(c, n.def.fn)
 	}
 	if err != nil && ctx.Err() != nil {
@@ -416,7 +419,11 @@ func (x *executor) callOnce(ctx context.Context, p *Pipeline, n *node, t *task, 
 		if err != nil {
 			kind, fe = EventRunException, AsError(err)
 		}
-		x.events.emit(Event{Kind: kind, Pipeline: p.name, Asset: n.def.name, Partition: t.Partition, RunID: t.RunID, Duration: time.Since(start), Err: fe})
+		var md map[string]any
+		if b, ok := val.([]byte); ok && err == nil && n.def.route != nil {
+			md = map[string]any{"route": string(b)}
+		}
+		x.events.emit(Event{Kind: kind, Pipeline: p.name, Asset: n.def.name, Partition: t.Partition, RunID: t.RunID, Duration: time.Since(start), Metadata: md, Err: fe})
 	}
 	return val, err
 }
@@ -463,6 +470,11 @@ func ctxError(ctx context.Context, pipeline, asset string) *Error {
 // small one inline) and returns where it is: a Value with its RunID and
 // location set (the caller sets the rest).
 func (x *executor) storeResult(ctx context.Context, p *Pipeline, n *node, t *task, val any) (*Value, error) {
+	if b, ok := val.([]byte); ok && n.def.route != nil {
+		// A router's decision stays in its record, whatever the storage:
+		// the engine reads it there to skip the branches not chosen.
+		return x.storeInline(p, n, t, b, EncodingRaw), nil
+	}
 	storage := t.Storage
 	if storage == "" {
 		storage = n.def.storage

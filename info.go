@@ -1,5 +1,10 @@
 package flowstone
 
+import (
+	"maps"
+	"slices"
+)
+
 // Info describes an asset, as the API proposal's asset_info.
 type Info struct {
 	Name          string   `json:"name"`
@@ -8,7 +13,14 @@ type Info struct {
 	Description   string   `json:"description"`
 	PartitionedBy string   `json:"partitioned_by"`
 	Scatter       bool     `json:"scatter"`
-	Parallel      bool     `json:"parallel"`
+	// Parallel is true for an asset that joins parallel branches (Join):
+	// Branches names them, and Join says how it joins them.
+	Parallel bool        `json:"parallel"`
+	Branches Branches    `json:"branches,omitempty"`
+	Join     *JoinConfig `json:"join,omitempty"`
+	// Route lists a router's branches (Route) in the order its conditions
+	// are tried, its default last.
+	Route []string `json:"route,omitempty"`
 	// HasApproval is always false: FlowStone for Go has no approval gates
 	// yet.
 	HasApproval bool `json:"has_approval"`
@@ -29,7 +41,15 @@ func AssetInfo(p *Pipeline, asset string) (Info, error) {
 		OptionalDeps: n.def.optional,
 		Description:  n.def.description,
 		Scatter:      n.def.scatter != nil,
-		Parallel:     n.def.scatter != nil && n.def.scatter.cfg.Parallel > 1,
+	}
+	if j := n.def.join; j != nil {
+		cfg := j.cfg
+		cfg.Optional = append([]string{}, j.cfg.Optional...)
+		slices.Sort(cfg.Optional)
+		info.Parallel, info.Branches, info.Join = true, maps.Clone(j.branches), &cfg
+	}
+	if r := n.def.route; r != nil {
+		info.Route = r.names()
 	}
 	if n.def.partitions != nil {
 		info.PartitionedBy = n.def.partitions.Kind()

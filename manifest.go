@@ -22,7 +22,15 @@ func (p *Pipeline) manifest(worker string) protocol.Manifest {
 			Retries:      max(d.retry.Attempts-1, 0),
 			Storage:      d.storage,
 			Scatter:      d.scatter != nil,
-			Parallel:     d.scatter != nil && d.scatter.cfg.Parallel > 1,
+		}
+		if j := d.join; j != nil {
+			spec.Parallel, spec.JoinMode, spec.JoinTimeoutMS = true, string(j.cfg.Mode), j.cfg.Timeout.Milliseconds()
+			for _, b := range j.names {
+				spec.Branches = append(spec.Branches, protocol.BranchSpec{Name: b, Asset: j.branches[b], Optional: j.optional[b]})
+			}
+		}
+		if r := d.route; r != nil {
+			spec.Route = r.names()
 		}
 		if d.partitions != nil {
 			spec.PartitionedBy = d.partitions.Kind()
@@ -56,11 +64,26 @@ func pipelineFromManifest(m protocol.Manifest) (*Pipeline, error) {
 			d.partitions = anyPartitioning(a.PartitionedBy)
 		}
 		if a.Scatter {
-			cfg := ScatterConfig{Parallel: 1}
-			if a.Parallel {
-				cfg.Parallel = 2
+			d.scatter = &scatterSpec{cfg: ScatterConfig{Parallel: 1}}
+		}
+		if len(a.Branches) > 0 {
+			branches, cfg := Branches{}, JoinConfig{Mode: JoinMode(a.JoinMode), Timeout: time.Duration(a.JoinTimeoutMS) * time.Millisecond}
+			for _, b := range a.Branches {
+				branches[b.Name] = b.Asset
+				if b.Optional {
+					cfg.Optional = append(cfg.Optional, b.Name)
+				}
 			}
-			d.scatter = &scatterSpec{cfg: cfg}
+			Join(branches, cfg).applyAsset(&d)
+		}
+		if len(a.Route) > 0 {
+			// The conditions live with the workers: the coordinator plans
+			// from the branches, and reads the decisions from the records.
+			r := &routeSpec{remote: true}
+			for i, name := range a.Route {
+				r.cases = append(r.cases, RouteCase{asset: name, otherwise: i == len(a.Route)-1})
+			}
+			d.route, d.fn = r, nil
 		}
 		defs = append(defs, d)
 	}

@@ -11,6 +11,9 @@ type Pipeline struct {
 	name   string
 	nodes  []*node          // stable topological order
 	byName map[string]*node // name -> node
+	// timedJoins: an asset joins branches with a Timeout, which runs
+	// time with branch clocks.
+	timedJoins bool
 }
 
 // node is one asset inside a validated pipeline.
@@ -24,6 +27,14 @@ type node struct {
 	// declares a partitioning. An asset that is not has one partition,
 	// DefaultPartition.
 	partitioned bool
+	// router is the router this asset is a branch of (Route), if any.
+	router *node
+	// conditional: a run may skip this asset, because it is a branch of a
+	// router, or needs (DependsOn) an asset that is conditional.
+	conditional bool
+	// members names the branches of joins with a Timeout this asset
+	// belongs to (see linkJoins).
+	members []branchRef
 }
 
 // Name returns the pipeline's name.
@@ -42,7 +53,8 @@ func MustPipeline(name string, assets ...AssetDef) *Pipeline {
 // NewPipeline validates the assets and returns the pipeline. It reports, as a
 // ConfigError naming the culprit: a bad pipeline or asset name, a duplicate
 // asset, a missing function, a dependency that is not in the pipeline (an
-// AssetNotFound error) and a dependency cycle (with its path).
+// AssetNotFound error), a dependency cycle (with its path), and a Join or
+// Route that does not hold together (see each).
 //
 // Names are identifiers: a letter, then letters, digits, '_' or '-', at most
 // 128 characters, so they are safe in subjects, keys and paths.
@@ -64,9 +76,14 @@ func NewPipeline(name string, assets ...AssetDef) (*Pipeline, error) {
 			return nil, newError(TypeConfigError, map[string]any{"pipeline": name, "asset": a.name},
 				"asset %q is defined twice in pipeline %s", a.name, name)
 		}
-		if a.fn == nil {
+		if a.fn == nil && a.route == nil {
 			return nil, newError(TypeConfigError, map[string]any{"pipeline": name, "asset": a.name},
 				"asset %q in pipeline %s has no function", a.name, name)
+		}
+		if a.join != nil {
+			if err := a.join.check(name, a.name); err != nil {
+				return nil, err
+			}
 		}
 		n := &node{def: a}
 		p.byName[a.name] = n
@@ -74,8 +91,14 @@ func NewPipeline(name string, assets ...AssetDef) (*Pipeline, error) {
 	}
 	for _, n := range declared {
 		seen := map[string]bool{}
-		add := func(dep string, required bool) error {
+		add := func(dep string, required bool, branch string) error {
 			d, ok := p.byName[dep]
+			if !ok && branch != "" {
+				return newError(TypeAssetNotFound,
+					map[string]any{"pipeline": name, "asset": n.def.name, "dependency": dep, "branch": branch, "available": names(declared)},
+					"branch %q of %q ends in %q, which is not in pipeline %s. Available: [%s]",
+					branch, n.def.name, dep, name, strings.Join(names(declared), " "))
+			}
 			if !ok {
 				return newError(TypeAssetNotFound,
 					map[string]any{"pipeline": name, "asset": n.def.name, "dependency": dep, "available": names(declared)},
@@ -83,6 +106,11 @@ func NewPipeline(name string, assets ...AssetDef) (*Pipeline, error) {
 					n.def.name, dep, name, strings.Join(names(declared), " "))
 			}
 			if seen[dep] {
+				if branch != "" {
+					return newError(TypeConfigError, map[string]any{"pipeline": name, "asset": n.def.name, "dependency": dep, "branch": branch},
+						"branch %q of %q ends in %q, which it lists as a dependency too: a branch's end asset is a dependency of its join already",
+						branch, n.def.name, dep)
+				}
 				return newError(TypeConfigError, map[string]any{"pipeline": name, "asset": n.def.name, "dependency": dep},
 					"asset %q lists dependency %q twice", n.def.name, dep)
 			}
@@ -92,13 +120,20 @@ func NewPipeline(name string, assets ...AssetDef) (*Pipeline, error) {
 			return nil
 		}
 		for _, dep := range n.def.deps {
-			if err := add(dep, true); err != nil {
+			if err := add(dep, true, ""); err != nil {
 				return nil, err
 			}
 		}
 		for _, dep := range n.def.optional {
-			if err := add(dep, false); err != nil {
+			if err := add(dep, false, ""); err != nil {
 				return nil, err
+			}
+		}
+		if j := n.def.join; j != nil {
+			for _, b := range j.names {
+				if err := add(j.branches[b], j.required(b), b); err != nil {
+					return nil, err
+				}
 			}
 		}
 	}
@@ -116,6 +151,16 @@ func NewPipeline(name string, assets ...AssetDef) (*Pipeline, error) {
 		}
 	}
 	markPartitioned(order)
+	if err := linkRoutes(p); err != nil {
+		return nil, err
+	}
+	for _, n := range order {
+		n.conditional = n.router != nil
+		for i, in := range n.inputs {
+			n.conditional = n.conditional || n.required[i] && in.conditional
+		}
+	}
+	p.timedJoins = linkJoins(order)
 	return p, nil
 }
 

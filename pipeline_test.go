@@ -89,8 +89,9 @@ func TestAssetInfo(t *testing.T) {
 		info.PartitionedBy != "date" || info.Scatter || info.Parallel || info.HasApproval {
 		t.Fatalf("info = %+v", info)
 	}
+	// Parallel means joining branches, not a scatter's parallelism.
 	fan, _ := p.AssetInfo("fan")
-	if !fan.Scatter || !fan.Parallel {
+	if !fan.Scatter || fan.Parallel {
 		t.Fatalf("fan info = %+v", fan)
 	}
 	_, err = flowstone.AssetInfo(p, "nope")

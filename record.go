@@ -11,7 +11,8 @@ type State string
 
 // The states of a materialization. StateScheduled is Status's only: a
 // run of the asset waits for its time on the fleet (ScheduledAt); no
-// record holds it.
+// record holds it. StateSkipped ends an asset a run did not execute
+// because a router chose another branch (see Route).
 const (
 	StateNotFound  State = "not_found"
 	StateScheduled State = "scheduled"
@@ -20,6 +21,7 @@ const (
 	StateCompleted State = "completed"
 	StateFailed    State = "failed"
 	StateCancelled State = "cancelled"
+	StateSkipped   State = "skipped"
 )
 
 // String returns the state's name.
@@ -27,7 +29,7 @@ func (s State) String() string { return string(s) }
 
 // Terminal reports whether the state is final for its run.
 func (s State) Terminal() bool {
-	return s == StateCompleted || s == StateFailed || s == StateCancelled
+	return s == StateCompleted || s == StateFailed || s == StateCancelled || s == StateSkipped
 }
 
 // InlineLimit is the largest result, in bytes, kept inside its record
@@ -84,6 +86,8 @@ type Materialization struct {
 	Error *Error `json:"error,omitempty"`
 	// Scatter counts a scatter asset's items in the latest attempt.
 	Scatter *ScatterStatus `json:"scatter,omitempty"`
+	// Skip says why the latest run skipped the asset (StateSkipped).
+	Skip *Skip `json:"skip,omitempty"`
 	// Value is the last good result: the latest completed attempt's, nil
 	// if none completed (or the record was invalidated since).
 	Value *Value `json:"value,omitempty"`

@@ -91,6 +91,17 @@ func appendRecord(dst []byte, m *Materialization) ([]byte, bool) {
 		dst = strconv.AppendInt(dst, int64(s.Pending), 10)
 		dst = append(dst, '}')
 	}
+	if s := m.Skip; s != nil {
+		dst = append(dst, `,"skip":{"router":`...)
+		dst = jsonw.HTMLString(dst, s.Router)
+		dst = append(dst, `,"chosen":`...)
+		dst = jsonw.HTMLString(dst, s.Chosen)
+		if s.Dependency != "" {
+			dst = append(dst, `,"dependency":`...)
+			dst = jsonw.HTMLString(dst, s.Dependency)
+		}
+		dst = append(dst, '}')
+	}
 	if v := m.Value; v != nil {
 		if dst, ok = appendValue(append(dst, `,"value":`...), v); !ok {
 			return dst, false
@@ -168,6 +179,9 @@ func recordSizeHint(m *Materialization) int {
 	}
 	if m.Scatter != nil {
 		n += 128
+	}
+	if s := m.Skip; s != nil {
+		n += 48 + len(s.Router) + len(s.Chosen) + len(s.Dependency)
 	}
 	if v := m.Value; v != nil {
 		n += 160 + len(v.RunID) + len(v.Storage) + len(v.ObjectKey) + len(v.Encoding) + len(v.SHA256) +

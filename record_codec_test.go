@@ -100,7 +100,7 @@ func TestMarshalRecordMatchesJSON(t *testing.T) {
 			Pipeline: "pipe", Asset: "asset", Partition: "2026-11-25", State: StateCompleted, RunID: "run-1",
 			QueuedBy: "coord-1", Worker: "w-1", Attempt: 2,
 			LeaseUntil: times[1], StartedAt: times[2], CompletedAt: times[3], DurationMS: 1234,
-			Error: errs[4], Scatter: scatters[2],
+			Error: errs[4], Scatter: scatters[2], Skip: &Skip{Router: "route<1>", Chosen: "bulk&", Dependency: "\u2028"},
 			Value: &Value{RunID: "run-0", Storage: InlineStorage, ObjectKey: "pipe/asset/p/run-1", Encoding: EncodingJSON, Size: 42,
 				SHA256: strings.Repeat("ab", 32), Inline: []byte(`{"v":1}`), CompletedAt: *times[3], DurationMS: 7, Upstream: lineages[3]},
 		}
@@ -115,6 +115,7 @@ func TestMarshalRecordMatchesJSON(t *testing.T) {
 		m.Value.RunID, m.Value.Storage, m.Value.ObjectKey, m.Value.Encoding, m.Value.SHA256, m.Worker = s, s, s, s, s, s
 		m.Error = &Error{Type: ErrorType(s), Message: s, Details: map[string]any{s: s}}
 		m.Value.Upstream = []Lineage{{Asset: s, Partition: s, RunID: s}}
+		m.Skip = &Skip{Router: s, Chosen: s, Dependency: s}
 		checkRecordCodec(t, m)
 		// One string at a time, everything else unset.
 		checkRecordCodec(t, &Materialization{Partition: s})
@@ -171,8 +172,14 @@ func TestMarshalRecordMatchesJSON(t *testing.T) {
 		checkRecordCodec(t, m)
 		checkRecordCodec(t, &Materialization{Scatter: s})
 	}
+	for _, sk := range []*Skip{nil, {}, {Router: "r", Chosen: "c"}, {Router: "r", Chosen: "c", Dependency: "d"}} {
+		m := full()
+		m.Skip = sk
+		checkRecordCodec(t, m)
+		checkRecordCodec(t, &Materialization{State: StateSkipped, Skip: sk})
+	}
 	// Every subset of the optional fields.
-	for mask := 0; mask < 1<<10; mask++ {
+	for mask := 0; mask < 1<<11; mask++ {
 		f, m := full(), &Materialization{Pipeline: "p", Asset: "a", Partition: "x", State: StateRunning, RunID: "r"}
 		set := func(bit int, apply func()) {
 			if mask&(1<<bit) != 0 {
@@ -189,6 +196,7 @@ func TestMarshalRecordMatchesJSON(t *testing.T) {
 		set(7, func() { m.Error = f.Error })
 		set(8, func() { m.Scatter = f.Scatter })
 		set(9, func() { m.Value = f.Value })
+		set(10, func() { m.Skip = f.Skip })
 		checkRecordCodec(t, m)
 	}
 	// Every subset of the value's optional fields.

@@ -1,6 +1,7 @@
 package flowstone
 
 import (
+	"cmp"
 	"context"
 	"errors"
 
@@ -35,6 +36,22 @@ type step struct {
 	err     *Error
 	// fresh is true when this run executed the asset (not a cache hit).
 	fresh bool
+	// skip is set when the run skipped the asset (see Route).
+	skip *Skip
+	// reuse: the asset is materialized but conditional (a run may skip
+	// it): its step decides whether it is skipped, and otherwise reuses
+	// the value, executing nothing.
+	reuse bool
+	// clocks are the branch clocks of the joins whose branches it belongs
+	// to in this run (see JoinConfig.Timeout).
+	clocks []*branchClock
+}
+
+// decides reports whether n's input i bears on whether a run skips n: its
+// router, or a conditional input it needs.
+func decides(n *node, i int) bool {
+	in := n.inputs[i]
+	return in == n.router || n.required[i] && in.conditional
 }
 
 // Run materializes asset of p for the partition (DefaultPartition unless
@@ -139,10 +156,13 @@ func (e *Engine) run(ctx context.Context, p *Pipeline, target *node, cfg runConf
 	// reaches it. Indexing by position avoids a map per run, at the cost
 	// of a slot for every earlier asset, used or not (about 80 bytes each).
 	steps := make([]step, target.index+1)
-	var deps []depRef
+	var (
+		deps []depRef
+		skip *Skip // WithDeps(false): the target's inputs skip it
+	)
 	if !cfg.withDeps {
 		var err error
-		if deps, err = e.materializedInputs(ctx, p, target, cfg.partition); err != nil {
+		if deps, skip, err = e.materializedInputs(ctx, p, target, cfg.partition); err != nil {
 			return nil, err
 		}
 	}
@@ -173,7 +193,8 @@ func (e *Engine) run(ctx context.Context, p *Pipeline, target *node, cfg runConf
 			}
 		}
 		s.prev, s.prevRev = rec, rev
-		if rec.Materialized() && !(cfg.force && n == target) {
+		materialized := rec.Materialized() && !(cfg.force && n == target)
+		if materialized && (n == target || !n.conditional) {
 			s.rec = rec
 			return nil
 		}
@@ -182,7 +203,13 @@ func (e *Engine) run(ctx context.Context, p *Pipeline, target *node, cfg runConf
 		if !cfg.withDeps {
 			return nil
 		}
-		for _, in := range n.inputs {
+		// A conditional asset with a value is reused unless the run skips
+		// it: only what decides that runs first.
+		s.reuse = materialized
+		for i, in := range n.inputs {
+			if s.reuse && !decides(n, i) {
+				continue
+			}
 			if err := plan(in); err != nil {
 				return err
 			}
@@ -195,8 +222,20 @@ func (e *Engine) run(ctx context.Context, p *Pipeline, target *node, cfg runConf
 	if toRun == 0 {
 		return e.result(steps[target.index].rec, true), nil
 	}
+	if skip != nil {
+		e.skipStep(p, &steps[target.index], runID, cfg.partition, skip)
+		return nil, skippedError(p, target.def.name, cfg.partition, skip)
+	}
 	if st := &steps[target.index]; st.done != nil && cfg.withDeps && len(target.inputs) > 0 {
 		e.markPending(ctx, targetKey, p, target, cfg.partition, runID)
+	}
+	if p.timedJoins {
+		clocks := e.branchClocks(ctx, steps)
+		defer func() {
+			for _, c := range clocks {
+				c.stop()
+			}
+		}()
 	}
 	if toRun == 1 && steps[target.index].done != nil {
 		// Only the target runs: no need for a goroutine.
@@ -216,50 +255,191 @@ func (e *Engine) run(ctx context.Context, p *Pipeline, target *node, cfg runConf
 	}
 	ts := &steps[target.index]
 	<-ts.done
+	if ts.skip != nil {
+		return nil, skippedError(p, target.def.name, cfg.partition, ts.skip)
+	}
 	if ts.err != nil {
 		return nil, ts.err
 	}
 	return e.result(ts.rec, !ts.fresh), nil
 }
 
-// runStep waits for the step's inputs, then materializes it (or fails it
+// branchClocks starts a clock for each join with a Timeout that this run
+// executes, and hands it to the steps of its branches.
+func (e *Engine) branchClocks(ctx context.Context, steps []step) []*branchClock {
+	var clocks []*branchClock
+	byJoin := map[*node]*branchClock{}
+	for i := range steps {
+		s := &steps[i]
+		if s.n == nil || s.done == nil {
+			continue
+		}
+		for _, m := range s.n.members {
+			js := &steps[m.join.index]
+			if js.n == nil || js.done == nil || js.reuse {
+				continue // the join does not run
+			}
+			c := byJoin[m.join]
+			if c == nil {
+				c = &branchClock{join: m.join, limit: m.join.def.join.cfg.Timeout}
+				c.ctx, c.cancel = context.WithCancelCause(ctx)
+				byJoin[m.join] = c
+				clocks = append(clocks, c)
+			}
+			s.clocks = append(s.clocks, c)
+		}
+	}
+	return clocks
+}
+
+// context is the context the step runs under: the run's, ended too by the
+// clocks of the joins whose branches the step belongs to.
+func (s *step) context(ctx context.Context) (context.Context, func()) {
+	switch len(s.clocks) {
+	case 0:
+		return ctx, func() {}
+	case 1:
+		return s.clocks[0].ctx, func() {}
+	}
+	c, cancel := context.WithCancelCause(s.clocks[0].ctx)
+	stops := make([]func() bool, 0, len(s.clocks)-1)
+	for _, b := range s.clocks[1:] {
+		stops = append(stops, context.AfterFunc(b.ctx, func() { cancel(context.Cause(b.ctx)) }))
+	}
+	return c, func() {
+		for _, stop := range stops {
+			stop()
+		}
+		cancel(nil)
+	}
+}
+
+// runStep waits for the step's inputs, then skips it (a router chose
+// another branch), reuses its value, or materializes it (or fails it
 // because an input failed or the run ended).
 func (e *Engine) runStep(ctx context.Context, p *Pipeline, s *step, steps []step, deps []depRef, runID string, cfg runConfig, isTarget bool) (*Materialization, *Error) {
+	n := s.n
+	ctx, release := s.context(ctx)
+	defer release()
 	if deps == nil {
-		deps = make([]depRef, 0, len(s.n.inputs))
-		for i, in := range s.n.inputs {
-			is := &steps[in.index]
-			if is.done != nil {
+		for i, in := range n.inputs {
+			if s.reuse && !decides(n, i) {
+				continue
+			}
+			if is := &steps[in.index]; is.done != nil {
 				select {
 				case <-is.done:
 				case <-ctx.Done():
-					return e.stepEnded(ctx, p, s.n, cfg.partition, runID)
+					return e.stepEnded(ctx, p, n, cfg.partition, runID)
 				}
 			}
-			if is.err != nil {
-				if !s.n.required[i] {
-					deps = append(deps, depRef{Asset: in.def.name, Partition: cfg.partition, Missing: true})
+		}
+		if n.conditional {
+			skip, fe := skipOf(p, n, steps)
+			if fe != nil {
+				return e.failStep(p, n, cfg.partition, runID, fe)
+			}
+			if skip != nil {
+				e.skipStep(p, s, runID, cfg.partition, skip)
+				return nil, nil
+			}
+		}
+		deps = make([]depRef, 0, len(n.inputs))
+		for i, in := range n.inputs {
+			if s.reuse && !decides(n, i) {
+				continue
+			}
+			is := &steps[in.index]
+			switch {
+			case is.skip != nil:
+				// Optional: a required one would have skipped this step.
+				deps = append(deps, depRef{Asset: in.def.name, Partition: cfg.partition, Missing: true, Skipped: true})
+			case is.err != nil:
+				if !n.required[i] {
+					deps = append(deps, depRef{Asset: in.def.name, Partition: cfg.partition, Missing: true, Err: is.err})
 					continue
 				}
-				return e.failStep(p, s.n, cfg.partition, runID, dependencyError(p, s.n, in, is.err))
+				return e.failStep(p, n, cfg.partition, runID, dependencyError(p, n, in, is.err))
+			default:
+				deps = append(deps, refOf(is.rec))
 			}
-			deps = append(deps, refOf(is.rec))
+		}
+		if s.reuse {
+			return s.prev, nil
 		}
 	}
 	select {
 	case <-ctx.Done():
-		return e.stepEnded(ctx, p, s.n, cfg.partition, runID)
+		return e.stepEnded(ctx, p, n, cfg.partition, runID)
 	default:
 	}
-	t := task{RunID: runID, Asset: s.n.def.name, Partition: cfg.partition, Force: cfg.force && isTarget, Storage: cfg.storage, Attempt: 1, Priority: cfg.priority, Deps: deps,
+	t := task{RunID: runID, Asset: n.def.name, Partition: cfg.partition, Force: cfg.force && isTarget, Storage: cfg.storage, Attempt: 1, Priority: cfg.priority, Deps: deps,
 		Key: s.key, Prev: s.prev, PrevRev: s.prevRev, PrevKnown: true}
 	t.Deadline, _ = ctx.Deadline()
+	for _, c := range s.clocks {
+		// The first branch to start starts its join's clock; a fleet's
+		// worker stops the task at its end on its own.
+		if end := c.start(); t.Deadline.IsZero() || end.Before(t.Deadline) {
+			t.Deadline = end
+		}
+	}
 	rec, fresh, err := e.materialize(ctx, p, t)
 	s.fresh = fresh
 	if err != nil {
 		return nil, AsError(err)
 	}
 	return rec, nil
+}
+
+// skipOf decides whether the run skips n, whose deciding inputs (see
+// decides) have ended: a required input was skipped, or n is a branch its
+// router did not choose. A router that failed decides nothing (its
+// branches fail as its dependents); a decision that cannot be read is an
+// error.
+func skipOf(p *Pipeline, n *node, steps []step) (*Skip, *Error) {
+	for i, in := range n.inputs {
+		if n.required[i] && in.conditional {
+			if sk := steps[in.index].skip; sk != nil {
+				return &Skip{Router: sk.Router, Chosen: sk.Chosen, Dependency: in.def.name}, nil
+			}
+		}
+	}
+	r := n.router
+	if r == nil {
+		return nil, nil
+	}
+	rs := &steps[r.index]
+	if rs.err != nil || rs.rec == nil {
+		return nil, nil
+	}
+	chosen, ok := decisionOf(rs.rec)
+	if !ok {
+		return nil, newError(TypeStorageError, map[string]any{"pipeline": p.name, "asset": n.def.name, "router": r.def.name},
+			"the decision of router %q cannot be read from its record (its value is not its decision): invalidate %q and run again", r.def.name, r.def.name)
+	}
+	if chosen == n.def.name {
+		return nil, nil
+	}
+	return &Skip{Router: r.def.name, Chosen: chosen}, nil
+}
+
+// skipStep records that the run skipped the step's asset, and tells the
+// subscribers. A record that cannot be written is logged: the run goes on
+// without the asset either way.
+func (e *Engine) skipStep(p *Pipeline, s *step, runID, partition string, skip *Skip) {
+	s.skip = skip
+	n := s.n
+	wrote, err := e.x.records.skip(context.Background(), s.key, ident{p.name, n.def.name, partition}, runID, skip)
+	if err != nil {
+		e.x.logger.Warn().Err(err).Str("key", s.key).Str("run_id", runID).Msg("record_write_failed")
+	}
+	if wrote && e.x.events.active() {
+		md := map[string]any{"router": skip.Router, "chosen": skip.Chosen}
+		if skip.Dependency != "" {
+			md["dependency"] = skip.Dependency
+		}
+		e.x.events.emit(Event{Kind: EventRunSkipped, Pipeline: p.name, Asset: n.def.name, Partition: partition, RunID: runID, Metadata: md})
+	}
 }
 
 // dependencyError is the error of an asset whose required input failed: it
@@ -274,10 +454,17 @@ func dependencyError(p *Pipeline, n, input *node, inErr *Error) *Error {
 			rootErr = re
 		}
 	}
-	return &Error{Type: TypeDependencyFailed,
+	fe := &Error{Type: TypeDependencyFailed,
 		Message: "asset \"" + n.def.name + "\" was not run: dependency \"" + root + "\" failed: " + rootErr.Error(),
 		Details: map[string]any{"asset": n.def.name, "pipeline": p.name, "dependency": input.def.name, "root_asset": root, "root_error": rootErr},
 		cause:   rootErr}
+	if j := n.def.join; j != nil {
+		if b, ok := j.byAsset[input.def.name]; ok {
+			fe.Details["branch"] = b
+			fe.Message = "asset \"" + n.def.name + "\" was not run: its branch \"" + b + "\" failed (at asset \"" + root + "\"): " + rootErr.Error()
+		}
+	}
+	return fe
 }
 
 // stepEnded fails a step whose run ended before it started, unless the run
@@ -311,26 +498,57 @@ func (e *Engine) markPending(ctx context.Context, key string, p *Pipeline, n *no
 
 // materializedInputs returns the refs of the target's inputs for a
 // WithDeps(false) run, failing if a required one is not materialized.
-func (e *Engine) materializedInputs(ctx context.Context, p *Pipeline, target *node, partition string) ([]depRef, error) {
-	deps := make([]depRef, 0, len(target.inputs))
+// Skips are read from the records as they stand: the target is skipped
+// (skip is set) if its router's recorded decision is another branch or
+// the latest run of an input it needs skipped that input; an optional
+// input skipped that way is absent.
+func (e *Engine) materializedInputs(ctx context.Context, p *Pipeline, target *node, partition string) (deps []depRef, skip *Skip, err error) {
+	deps = make([]depRef, 0, len(target.inputs))
+	var missing error
 	for i, in := range target.inputs {
 		rec, _, err := e.record(ctx, p.name, in.def.name, partition)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
+		}
+		if in.conditional && rec != nil && rec.State == StateSkipped && rec.Skip != nil {
+			if target.required[i] {
+				skip = cmp.Or(skip, &Skip{Router: rec.Skip.Router, Chosen: rec.Skip.Chosen, Dependency: in.def.name})
+				continue
+			}
+			deps = append(deps, depRef{Asset: in.def.name, Partition: partition, Missing: true, Skipped: true})
+			continue
+		}
+		if in == target.router && skip == nil {
+			if chosen, ok := decisionOf(rec); ok && chosen != target.def.name {
+				skip = &Skip{Router: in.def.name, Chosen: chosen}
+			}
 		}
 		if !rec.Materialized() {
 			if !target.required[i] {
-				deps = append(deps, depRef{Asset: in.def.name, Partition: partition, Missing: true})
+				ref := depRef{Asset: in.def.name, Partition: partition, Missing: true}
+				if rec != nil && rec.Error != nil {
+					ref.Err = rec.Error
+				}
+				deps = append(deps, ref)
 				continue
 			}
-			return nil, newError(TypeDependencyFailed,
-				map[string]any{"asset": target.def.name, "missing": in.def.name, "partition": partition, "pipeline": p.name},
-				"dependency %q of %q is not materialized for partition %q: run it first, or drop WithDeps(false) to materialize it now",
-				in.def.name, target.def.name, partition)
+			if missing == nil {
+				missing = newError(TypeDependencyFailed,
+					map[string]any{"asset": target.def.name, "missing": in.def.name, "partition": partition, "pipeline": p.name},
+					"dependency %q of %q is not materialized for partition %q: run it first, or drop WithDeps(false) to materialize it now",
+					in.def.name, target.def.name, partition)
+			}
+			continue
 		}
 		deps = append(deps, refOf(rec))
 	}
-	return deps, nil
+	if skip != nil {
+		return nil, skip, nil
+	}
+	if missing != nil {
+		return nil, nil, missing
+	}
+	return deps, nil, nil
 }
 
 // record reads an asset/partition's record; nil if there is none.

@@ -270,6 +270,30 @@ func (r *records) fail(ctx context.Context, key string, id ident, runID string, 
 	return err
 }
 
+// skip records that runID skipped the asset (a router chose another
+// branch, see Route): skipped, with why, and the last good value kept. A
+// record another execution holds (running, or queued by another run) is
+// left alone, as is one this run already ended: a run resumed after a
+// crash skips again what it skipped before, without a write. It reports
+// whether it wrote the record.
+func (r *records) skip(ctx context.Context, key string, id ident, runID string, s *Skip) (bool, error) {
+	_, _, wrote, err := r.change(ctx, key, view{}, func(cur *Materialization, _ uint64) *Materialization {
+		if cur != nil {
+			switch {
+			case cur.RunID == runID && cur.State.Terminal(),
+				cur.State == StateRunning,
+				cur.RunID != runID && held(cur):
+				return nil
+			}
+		}
+		now := r.now()
+		next := id.record(StateSkipped, runID)
+		next.CompletedAt, next.Skip, next.Value = &now, s, valueOf(cur)
+		return next
+	})
+	return wrote, err
+}
+
 // seed records v as the completed value of the asset/partition, whatever
 // the record held, and returns the value it replaced (nil if none). tried
 // reports whether a write was attempted: after an error, one may have

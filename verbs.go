@@ -28,6 +28,12 @@ type StatusInfo struct {
 	RunID       string         `json:"run_id,omitempty"`
 	// Value describes the value Get returns; nil when there is none.
 	Value *ValueInfo `json:"value,omitempty"`
+	// Skip says why the latest run skipped the asset (State is
+	// StateSkipped): a router chose another branch (see Route).
+	Skip *Skip `json:"skip,omitempty"`
+	// Route is a router's decision (see Route): the branch its value
+	// chose; "" for other assets, or without a value.
+	Route string `json:"route,omitempty"`
 	// ScheduledAt is when the earliest run of it scheduled on the fleet
 	// (Async with ScheduledAt) starts; nil when none is. Unless an attempt
 	// is pending or running, State is then StateScheduled and RunID the
@@ -114,7 +120,8 @@ func (e *Engine) Exists(ctx context.Context, p *Pipeline, asset string, opts ...
 }
 
 // Status tells where asset stands for the partition: StateNotFound when
-// it never ran.
+// it never ran, StateSkipped (with StatusInfo.Skip saying why) when its
+// latest run skipped it.
 func (e *Engine) Status(ctx context.Context, p *Pipeline, asset string, opts ...GetOption) (StatusInfo, error) {
 	_, cfg, err := e.getArgs(p, asset, opts)
 	if err != nil {
@@ -124,7 +131,11 @@ func (e *Engine) Status(ctx context.Context, p *Pipeline, asset string, opts ...
 	if err != nil {
 		return StatusInfo{}, err
 	}
-	return statusOf(rec, cfg.partition), nil
+	st := statusOf(rec, cfg.partition)
+	if n, _ := p.lookup(asset); n.def.route != nil && rec != nil {
+		st.Route, _ = decisionOf(rec)
+	}
+	return st, nil
 }
 
 // statusOf turns a record (nil: none) into a StatusInfo.
@@ -133,7 +144,7 @@ func statusOf(rec *Materialization, partition string) StatusInfo {
 		return StatusInfo{State: StateNotFound, Partition: partition}
 	}
 	st := StatusInfo{State: rec.State, Partition: rec.Partition, CompletedAt: rec.CompletedAt, DurationMS: rec.DurationMS,
-		Error: rec.Error, Scatter: rec.Scatter, RunID: rec.RunID}
+		Error: rec.Error, Scatter: rec.Scatter, RunID: rec.RunID, Skip: rec.Skip}
 	if v := rec.Value; v != nil {
 		st.Storage = v.Storage
 		st.Value = &ValueInfo{RunID: v.RunID, CompletedAt: v.CompletedAt, Storage: v.Storage, Size: v.Size}

@@ -24,6 +24,9 @@ const (
 	CodeScatterThreshold = "scatter_threshold"
 	// CodeExecutionFailed: the asset's function returned an error or panicked.
 	CodeExecutionFailed = "execution_failed"
+	// CodeSkipped: the run's target was skipped, a router upstream of it
+	// having chosen another branch (the library's skipped type).
+	CodeSkipped = "skipped"
 
 	// CodeBadRequest: a message is malformed or a field is invalid;
 	// Details["field"] names the field when one is at fault.

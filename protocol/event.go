@@ -28,13 +28,19 @@ const (
 	EventScatterItemStart  EventKind = "scatter.item.start"  // one item began
 	EventScatterItemStop   EventKind = "scatter.item.stop"   // one item ended
 	EventScatterStop       EventKind = "scatter.stop"        // every item ended
+	// EventRunSkipped: a run skipped the asset, a router having chosen
+	// another branch; published by the coordinator that drives the run,
+	// with "router", "chosen" and, for an asset downstream of a branch not
+	// chosen, "dependency" in its metadata. (Added within Version 1.)
+	EventRunSkipped EventKind = "run.skipped"
 )
 
 func (k EventKind) valid() bool {
 	switch k {
 	case EventRunStart, EventRunStop, EventRunException,
 		EventStorageLoadStart, EventStorageLoadStop, EventStorageStoreStart, EventStorageStoreStop,
-		EventScatterStart, EventScatterItemStart, EventScatterItemStop, EventScatterStop:
+		EventScatterStart, EventScatterItemStart, EventScatterItemStop, EventScatterStop,
+		EventRunSkipped:
 		return true
 	}
 	return false

@@ -35,6 +35,9 @@ import (
 // appendTask appends t as encodeJSON encodes it, reporting false where it
 // cannot (having appended part of it).
 func appendTask(dst []byte, t *Task) ([]byte, bool) {
+	if len(t.Absent) > 0 {
+		return dst, false // rare (joins): encoding/json writes them
+	}
 	var ok bool
 	dst = append(dst, `{"v":`...)
 	dst = strconv.AppendInt(dst, int64(t.V), 10)

@@ -58,6 +58,18 @@ func (m Manifest) Validate() *Error {
 				}
 			}
 		}
+		for j, b := range a.Branches {
+			if !index[b.Asset] {
+				f := indexed(indexed("assets", i)+".branches", j) + ".asset"
+				return fieldErrorf(f, "%s names %q, which is not an asset of pipeline %s", f, b.Asset, m.Pipeline)
+			}
+		}
+		for j, r := range a.Route {
+			if !index[r] {
+				f := indexed(indexed("assets", i)+".route", j)
+				return fieldErrorf(f, "%s names %q, which is not an asset of pipeline %s", f, r, m.Pipeline)
+			}
+		}
 	}
 	if err := checkID("worker", m.Worker); err != nil {
 		return err
@@ -101,8 +113,27 @@ type AssetSpec struct {
 	Storage string `json:"storage,omitempty"`
 	// Scatter is true for an asset that fans out over items.
 	Scatter bool `json:"scatter,omitempty"`
-	// Parallel is true for an asset with parallel branches.
+	// Parallel is true for an asset that joins parallel branches: Branches
+	// lists them. (Before Version 1 settled, it marked a scatter running
+	// more than one item at once; such a spec has no Branches, and
+	// coordinators ignore the flag then.)
 	Parallel bool `json:"parallel,omitempty"`
+	// Branches are the parallel branches the asset joins, by name order;
+	// their end assets are dependencies of the asset besides DependsOn and
+	// OptionalDeps. (Added within Version 1, as are JoinMode,
+	// JoinTimeoutMS and Route: a peer that predates them refuses a
+	// manifest or info reply that has them.)
+	Branches []BranchSpec `json:"branches,omitempty"`
+	// JoinMode is how the asset joins its branches: JoinAllOrNothing or
+	// JoinPartial; set exactly when Branches is.
+	JoinMode string `json:"join_mode,omitempty"`
+	// JoinTimeoutMS bounds the branches together, from when the first
+	// starts, in milliseconds; 0 means no bound.
+	JoinTimeoutMS int64 `json:"join_timeout_ms,omitempty"`
+	// Route lists a router's branches in the order its conditions are
+	// tried, its default last; each is an asset that depends on the
+	// router. The conditions are code: they stay with the workers.
+	Route []string `json:"route,omitempty"`
 	// HasApproval is true for an asset that waits for an approval.
 	HasApproval bool `json:"has_approval,omitempty"`
 }
@@ -147,7 +178,99 @@ func (a AssetSpec) validate(prefix string) *Error {
 	if err := checkNonNegative(prefix+"retries", a.Retries); err != nil {
 		return err
 	}
+	if err := a.validateJoin(prefix); err != nil {
+		return err
+	}
+	if err := checkNames(prefix+"route", a.Route); err != nil {
+		return err
+	}
+	for j, r := range a.Route {
+		if r == a.Name {
+			f := indexed(prefix+"route", j)
+			return fieldErrorf(f, "%s names the asset itself", f)
+		}
+	}
 	return checkOptionalName(prefix+"storage", a.Storage)
+}
+
+// The join modes of AssetSpec.JoinMode.
+const (
+	// JoinAllOrNothing: every branch must succeed.
+	JoinAllOrNothing = "all_or_nothing"
+	// JoinPartial: the optional branches may fail.
+	JoinPartial = "partial"
+)
+
+// BranchSpec is one parallel branch an asset joins.
+type BranchSpec struct {
+	// Name names the branch.
+	Name string `json:"name"`
+	// Asset is the asset the branch ends in.
+	Asset string `json:"asset"`
+	// Optional is true for a branch a partial join can do without.
+	Optional bool `json:"optional,omitempty"`
+}
+
+// validateJoin checks the spec's branches and how it joins them.
+func (a AssetSpec) validateJoin(prefix string) *Error {
+	if len(a.Branches) == 0 {
+		if a.JoinMode != "" {
+			return fieldErrorf(prefix+"join_mode", "%sjoin_mode is set but the asset joins no branches", prefix)
+		}
+		if a.JoinTimeoutMS != 0 {
+			return fieldErrorf(prefix+"join_timeout_ms", "%sjoin_timeout_ms is set but the asset joins no branches", prefix)
+		}
+		return nil
+	}
+	if !a.Parallel {
+		return fieldErrorf(prefix+"parallel", "%sparallel is false but the asset joins branches", prefix)
+	}
+	switch a.JoinMode {
+	case JoinAllOrNothing, JoinPartial:
+	default:
+		return fieldErrorf(prefix+"join_mode", "%sjoin_mode is %s; it must be %q or %q", prefix, quote(a.JoinMode), JoinAllOrNothing, JoinPartial)
+	}
+	if err := checkNonNegative(prefix+"join_timeout_ms", a.JoinTimeoutMS); err != nil {
+		return err
+	}
+	names := make(map[string]bool, len(a.Branches))
+	ends := make(map[string]bool, len(a.Branches))
+	optional := 0
+	for i, b := range a.Branches {
+		f := indexed(prefix+"branches", i)
+		if err := checkName(f+".name", b.Name); err != nil {
+			return err
+		}
+		if err := checkName(f+".asset", b.Asset); err != nil {
+			return err
+		}
+		switch {
+		case names[b.Name]:
+			return fieldErrorf(f+".name", "%s.name repeats %q", f, b.Name)
+		case ends[b.Asset]:
+			return fieldErrorf(f+".asset", "%s.asset repeats %q: each branch ends in an asset of its own", f, b.Asset)
+		case b.Asset == a.Name:
+			return fieldErrorf(f+".asset", "%s.asset names the asset itself", f)
+		case i > 0 && b.Name < a.Branches[i-1].Name:
+			return fieldErrorf(f+".name", "%s.name %q comes before %q: branches are in name order", f, b.Name, a.Branches[i-1].Name)
+		}
+		names[b.Name], ends[b.Asset] = true, true
+		if b.Optional {
+			optional++
+		}
+	}
+	if (optional > 0) != (a.JoinMode == JoinPartial) {
+		return fieldErrorf(prefix+"join_mode", "%sjoin_mode %s takes optional branches exactly when it is %q", prefix, quote(a.JoinMode), JoinPartial)
+	}
+	for _, l := range a.depLists() {
+		for j, d := range l.deps {
+			if ends[d] {
+				f := indexed(prefix+l.field, j)
+				return fieldErrorf(f, "%s names %q, which a branch ends in already", f, d)
+			}
+		}
+	}
+	return nil
 }
 
 // depLists pairs each dependency list with its JSON name, in a fixed order

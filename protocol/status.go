@@ -14,11 +14,14 @@ const (
 	StateFailed    State = "failed"    // failed; Error says why
 	StateCancelled State = "cancelled" // cancelled before it completed
 	StateNotFound  State = "not_found" // never run, or invalidated
+	// StateSkipped: the latest run skipped it, a router having chosen
+	// another branch; StatusReply.Skip says why. (Added within Version 1.)
+	StateSkipped State = "skipped"
 )
 
 func (s State) check(field string) *Error {
 	switch s {
-	case StateScheduled, StatePending, StateRunning, StateCompleted, StateFailed, StateCancelled, StateNotFound:
+	case StateScheduled, StatePending, StateRunning, StateCompleted, StateFailed, StateCancelled, StateNotFound, StateSkipped:
 		return nil
 	}
 	return fieldErrorf(field, "%s %s is not a known state", field, quote(string(s)))
@@ -67,11 +70,37 @@ type StatusReply struct {
 	// Value describes the value get returns, which a failed later
 	// attempt leaves in place; absent when there is none.
 	Value *ValueStatus `json:"value,omitempty"`
+	// Skip says why the latest run skipped the asset, for StateSkipped.
+	// (Added within Version 1, as is Route.)
+	Skip *SkipStatus `json:"skip,omitempty"`
+	// Route is a router's decision: the branch its value chose.
+	Route string `json:"route,omitempty"`
 	// ScheduledAt is when the earliest scheduled run of the partition
 	// starts, if one is scheduled. State is then StateScheduled and RunID
 	// that run's, unless an attempt is pending or running. (Added within
 	// Version 1: a client that predates it refuses a reply that has it.)
 	ScheduledAt *time.Time `json:"scheduled_at,omitempty"`
+}
+
+// SkipStatus says why a run skipped an asset.
+type SkipStatus struct {
+	// Router is the router whose decision skipped it; Chosen the branch it
+	// chose.
+	Router string `json:"router"`
+	Chosen string `json:"chosen"`
+	// Dependency is the required dependency whose skip skipped it too,
+	// when it is downstream of a branch not chosen.
+	Dependency string `json:"dependency,omitempty"`
+}
+
+func (s *SkipStatus) validate(prefix string) *Error {
+	if err := checkName(prefix+"router", s.Router); err != nil {
+		return err
+	}
+	if err := checkName(prefix+"chosen", s.Chosen); err != nil {
+		return err
+	}
+	return checkOptionalName(prefix+"dependency", s.Dependency)
 }
 
 // ValueStatus describes a materialized value in a StatusReply.
@@ -139,6 +168,14 @@ func (r StatusReply) Validate() *Error {
 		if err := r.Scatter.validate("scatter"); err != nil {
 			return err
 		}
+	}
+	if r.Skip != nil {
+		if err := r.Skip.validate("skip."); err != nil {
+			return err
+		}
+	}
+	if err := checkOptionalName("route", r.Route); err != nil {
+		return err
 	}
 	if r.Value != nil {
 		return r.Value.validate("value.")

@@ -40,6 +40,13 @@ type Task struct {
 	Deadline *time.Time `json:"deadline,omitempty"`
 	// Deps are the dependencies' results, ready to load.
 	Deps []DepRef `json:"deps,omitempty"`
+	// Absent are optional dependencies without a value that the
+	// coordinator knows why of: the run skipped them, or they failed. A
+	// join reads its optional branches' outcomes from them. (Added within
+	// Version 1: a worker that predates it refuses a task that has it.)
+	// A worker takes every optional dependency missing from Deps as
+	// absent either way.
+	Absent []AbsentDep `json:"absent,omitempty"`
 	// Attempt counts the executions of this task, from 1; retries after a
 	// failure are new tasks with the next attempt (and a new ID).
 	// Redeliveries of the same message keep it.
@@ -119,6 +126,11 @@ func (t Task) Validate() *Error {
 			return fieldErrorf(field, "%s repeats %s (asset %q, same partition)", field, indexed("deps", j), d.Asset)
 		}
 	}
+	for i := range t.Absent {
+		if err := t.Absent[i].validate(indexed("absent", i)+".", t.Absent[:i], t.Deps); err != nil {
+			return err
+		}
+	}
 	if t.Attempt < 1 {
 		return fieldErrorf("attempt", "attempt is %d; attempts count from 1", t.Attempt)
 	}
@@ -154,6 +166,44 @@ func (d DepRef) validate(prefix string) *Error {
 		return err
 	}
 	return d.ResultRef.validate(prefix)
+}
+
+// AbsentDep is an optional dependency of a task without a value, and
+// why: exactly one of Skipped and Error is set.
+type AbsentDep struct {
+	// Asset names the dependency.
+	Asset string `json:"asset"`
+	// Skipped is true when the run skipped it (a router chose another
+	// branch).
+	Skipped bool `json:"skipped,omitempty"`
+	// Error is why it failed.
+	Error *Error `json:"error,omitempty"`
+}
+
+// validate checks d, which must name none of before's nor deps' assets.
+func (d *AbsentDep) validate(prefix string, before []AbsentDep, deps []DepRef) *Error {
+	if err := checkName(prefix+"asset", d.Asset); err != nil {
+		return err
+	}
+	if d.Skipped == (d.Error != nil) {
+		return fieldErrorf(prefix+"skipped", "%sskipped and %serror: exactly one says why the dependency is absent", prefix, prefix)
+	}
+	if d.Error != nil {
+		if err := d.Error.validate(prefix + "error"); err != nil {
+			return err
+		}
+	}
+	for _, b := range before {
+		if b.Asset == d.Asset {
+			return fieldErrorf(prefix+"asset", "%sasset repeats %q", prefix, d.Asset)
+		}
+	}
+	for _, dep := range deps {
+		if dep.Asset == d.Asset {
+			return fieldErrorf(prefix+"asset", "%sasset %q has a value in deps", prefix, d.Asset)
+		}
+	}
+	return nil
 }
 
 // TaskID returns the conventional task id of an attempt at an asset's

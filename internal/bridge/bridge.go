@@ -97,6 +97,9 @@ var (
 	// ErrSuperseded: another execution of the task holds its record (see
 	// hook.ErrSuperseded).
 	ErrSuperseded = hook.ErrSuperseded
+	// ErrTaskDeadline: a dispatch's context ended at a deadline its task
+	// carries, not its run's (see hook.ErrTaskDeadline).
+	ErrTaskDeadline = hook.ErrTaskDeadline
 )
 
 // ResolveRun returns the RunRequest the options describe, with Pipeline and

@@ -95,6 +95,12 @@ type DepRef struct {
 	Inline []byte `json:"inline,omitempty"`
 	// Missing marks an optional dependency that has no value.
 	Missing bool `json:"missing,omitempty"`
+	// Skipped says why a Missing one has none: the run skipped it (a
+	// router chose another branch).
+	Skipped bool `json:"skipped,omitempty"`
+	// Err says why a Missing one has none: its error (a
+	// *flowstone.Error), when it failed in the run.
+	Err error `json:"-"`
 }
 
 // Codec is flowstone.Codec, which this package cannot name: any
@@ -137,6 +143,13 @@ var ErrHandedBack = errors.New("flowstone: task handed back to its queue")
 // an outcome nor report one (the other execution will), and leaves the
 // task's message to the other delivery.
 var ErrSuperseded = errors.New("flowstone: another execution of this task holds its record")
+
+// ErrTaskDeadline, wrapped by the cause of the context a dispatch runs
+// under, says that the context ended at a deadline the task carries
+// (Task.Deadline) other than its run's: the end of a join's branch
+// timeout. The executor stops the task there on its own, so a dispatcher
+// stops waiting for it without cancelling the run's other tasks.
+var ErrTaskDeadline = errors.New("flowstone: the task reached its deadline")
 
 // StaleHolderDetail is the detail of the error of a stale task (one whose
 // record another run took after the task was queued) that names that run:
