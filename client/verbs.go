@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"time"
 
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/internal/bridge"
@@ -10,7 +11,8 @@ import (
 
 // Status tells where asset stands for the partition: StateNotFound when it
 // never ran, StateScheduled (with ScheduledAt, the time, and RunID, the
-// run) for a run waiting for its time, unless an attempt is under way.
+// run) for a run waiting for its time, unless an attempt is under way,
+// StateSkipped (with Skip) when its latest run skipped it.
 func (c *Client) Status(ctx context.Context, pipeline, asset string, opts ...flowstone.GetOption) (flowstone.StatusInfo, error) {
 	g := bridge.ResolveGet(opts...)
 	if err := checkPartition(g.Partition); err != nil {
@@ -31,6 +33,10 @@ func (c *Client) Status(ctx context.Context, pipeline, asset string, opts ...flo
 	if v := r.Value; v != nil {
 		info.Value = &flowstone.ValueInfo{RunID: v.RunID, CompletedAt: v.CompletedAt, Storage: v.Storage, Size: v.Size}
 	}
+	if s := r.Skip; s != nil {
+		info.Skip = &flowstone.Skip{Router: s.Router, Chosen: s.Chosen, Dependency: s.Dependency}
+	}
+	info.Route = r.Route
 	return info, nil
 }
 
@@ -96,9 +102,19 @@ func (c *Client) AssetInfo(ctx context.Context, pipeline, asset string) (flowsto
 		return flowstone.Info{}, err
 	}
 	info := flowstone.Info{Name: r.Name, DependsOn: r.DependsOn, OptionalDeps: r.OptionalDeps, Description: r.Description,
-		PartitionedBy: r.PartitionedBy, Scatter: r.Scatter, Parallel: r.Parallel, HasApproval: r.HasApproval}
+		PartitionedBy: r.PartitionedBy, Scatter: r.Scatter, Parallel: len(r.Branches) > 0, Route: r.Route, HasApproval: r.HasApproval}
 	if info.DependsOn == nil {
 		info.DependsOn = []string{}
+	}
+	if info.Parallel {
+		info.Branches = flowstone.Branches{}
+		info.Join = &flowstone.JoinConfig{Mode: flowstone.JoinMode(r.JoinMode), Timeout: time.Duration(r.JoinTimeoutMS) * time.Millisecond}
+		for _, b := range r.Branches {
+			info.Branches[b.Name] = b.Asset
+			if b.Optional {
+				info.Join.Optional = append(info.Join.Optional, b.Name)
+			}
+		}
 	}
 	return info, nil
 }

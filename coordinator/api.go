@@ -257,6 +257,10 @@ func (c *Coordinator) apiStatus(ctx context.Context, req protocol.StatusRequest)
 	if v := st.Value; v != nil {
 		reply.Value = &protocol.ValueStatus{RunID: v.RunID, CompletedAt: v.CompletedAt, Storage: v.Storage, Size: v.Size}
 	}
+	if s := st.Skip; s != nil {
+		reply.Skip = &protocol.SkipStatus{Router: s.Router, Chosen: s.Chosen, Dependency: s.Dependency}
+	}
+	reply.Route = st.Route
 	// A run scheduled for later is the next attempt: unless one is under
 	// way, it is where the partition stands.
 	next, err := c.nextScheduled(ctx, schedTarget(req.Pipeline, req.Asset, req.Partition))
@@ -268,7 +272,7 @@ func (c *Coordinator) apiStatus(ctx context.Context, req protocol.StatusRequest)
 		reply.ScheduledAt = &at
 		if st.State != flowstone.StatePending && st.State != flowstone.StateRunning {
 			reply.State, reply.RunID = protocol.StateScheduled, next.RunID
-			reply.CompletedAt, reply.DurationMS, reply.Error, reply.Scatter = nil, 0, nil, nil
+			reply.CompletedAt, reply.DurationMS, reply.Error, reply.Scatter, reply.Skip = nil, 0, nil, nil, nil
 		}
 	}
 	return reply, nil

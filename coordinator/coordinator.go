@@ -219,6 +219,7 @@ func (c *Coordinator) Start(ctx context.Context) (err error) {
 	if err := c.subscribe(cancelBroadcast, "", c.onCancelBroadcast); err != nil {
 		return fmt.Errorf("coordinator: subscribe cancels: %w", err)
 	}
+	c.startEvents()
 	if err := c.watchDeadLetters(); err != nil {
 		return err
 	}

@@ -80,6 +80,13 @@ func (d *dispatcher) Dispatch(ctx context.Context, p *flowstone.Pipeline, t brid
 	}
 	for _, dep := range t.Deps {
 		if dep.Missing {
+			// Why it has none goes along, for a join's branches.
+			switch {
+			case dep.Skipped:
+				task.Absent = append(task.Absent, protocol.AbsentDep{Asset: dep.Asset, Skipped: true})
+			case dep.Err != nil:
+				task.Absent = append(task.Absent, protocol.AbsentDep{Asset: dep.Asset, Error: bridge.WireError(flowstone.AsError(dep.Err))})
+			}
 			continue
 		}
 		task.Deps = append(task.Deps, protocol.DepRef{Asset: dep.Asset, Partition: dep.Partition, ResultRef: protocol.ResultRef{
@@ -265,8 +272,10 @@ const refuseTimeout = 30 * time.Second
 // dispatch ended.
 func (d *dispatcher) abandon(ctx context.Context, t bridge.Task) error {
 	// A coordinator that is stopping leaves the task running: the run is
-	// resumed from its record by the next coordinator.
-	if d.c.ctx.Err() == nil {
+	// resumed from its record by the next coordinator. A task that reached
+	// a deadline of its own (a join's branch timeout) is stopped by its
+	// worker at that deadline: the run's other tasks go on.
+	if d.c.ctx.Err() == nil && !errors.Is(context.Cause(ctx), bridge.ErrTaskDeadline) {
 		if err := d.c.nc.Publish(protocol.CancelSubject(t.RunID), nil); err != nil {
 			d.c.log.Warn().Err(err).Str("run_id", t.RunID).Msg("cancel_publish_failed")
 		}

@@ -35,9 +35,6 @@ import (
 // appendTask appends t as encodeJSON encodes it, reporting false where it
 // cannot (having appended part of it).
 func appendTask(dst []byte, t *Task) ([]byte, bool) {
-	if len(t.Absent) > 0 {
-		return dst, false // rare (joins): encoding/json writes them
-	}
 	var ok bool
 	dst = append(dst, `{"v":`...)
 	dst = strconv.AppendInt(dst, int64(t.V), 10)
@@ -88,6 +85,27 @@ func appendTask(dst []byte, t *Task) ([]byte, bool) {
 		}
 		dst = append(dst, ']')
 	}
+	if len(t.Absent) > 0 {
+		dst = append(dst, `,"absent":[`...)
+		for i := range t.Absent {
+			a := &t.Absent[i]
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, `{"asset":`...)
+			dst = jsonw.String(dst, a.Asset)
+			if a.Skipped {
+				dst = append(dst, `,"skipped":true`...)
+			}
+			if a.Error != nil {
+				if dst, ok = appendError(dst, a.Error); !ok {
+					return dst, false
+				}
+			}
+			dst = append(dst, '}')
+		}
+		dst = append(dst, ']')
+	}
 	dst = append(dst, `,"attempt":`...)
 	dst = strconv.AppendInt(dst, int64(t.Attempt), 10)
 	dst = append(dst, `,"enqueued_at":`...)
@@ -97,6 +115,22 @@ func appendTask(dst []byte, t *Task) ([]byte, bool) {
 	if t.RecordRev != 0 {
 		dst = append(dst, `,"record_rev":`...)
 		dst = strconv.AppendUint(dst, t.RecordRev, 10)
+	}
+	return append(dst, '}'), true
+}
+
+// appendError appends `,"error":` and e.
+func appendError(dst []byte, e *Error) ([]byte, bool) {
+	var ok bool
+	dst = append(dst, `,"error":{"code":`...)
+	dst = jsonw.String(dst, e.Code)
+	dst = append(dst, `,"message":`...)
+	dst = jsonw.String(dst, e.Message)
+	if len(e.Details) > 0 {
+		dst = append(dst, `,"details":`...)
+		if dst, ok = appendJSONObject(dst, e.Details, metaExtras{}, 0); !ok {
+			return dst, false
+		}
 	}
 	return append(dst, '}'), true
 }
@@ -162,17 +196,9 @@ func appendCompletion(dst []byte, c *Completion) ([]byte, bool) {
 	dst = append(dst, `,"ok":`...)
 	dst = strconv.AppendBool(dst, c.OK)
 	if c.Error != nil {
-		dst = append(dst, `,"error":{"code":`...)
-		dst = jsonw.String(dst, c.Error.Code)
-		dst = append(dst, `,"message":`...)
-		dst = jsonw.String(dst, c.Error.Message)
-		if len(c.Error.Details) > 0 {
-			dst = append(dst, `,"details":`...)
-			if dst, ok = appendJSONObject(dst, c.Error.Details, metaExtras{}, 0); !ok {
-				return dst, false
-			}
+		if dst, ok = appendError(dst, c.Error); !ok {
+			return dst, false
 		}
-		dst = append(dst, '}')
 	}
 	dst = appendResultRef(dst, &c.ResultRef, true)
 	dst = append(dst, `,"worker":`...)
@@ -211,6 +237,13 @@ func taskSize(t *Task) int {
 	for i := range t.Deps {
 		d := &t.Deps[i]
 		n += 120 + len(d.Asset) + len(d.Partition) + refSize(&d.ResultRef)
+	}
+	for i := range t.Absent {
+		a := &t.Absent[i]
+		n += 40 + len(a.Asset)
+		if a.Error != nil {
+			n += 64 + len(a.Error.Code) + len(a.Error.Message) + 32*len(a.Error.Details)
+		}
 	}
 	return n
 }
@@ -591,6 +624,21 @@ func parseTask(p *parser, t *Task) bool {
 			}
 		}
 	}
+	if p.lit(`,"absent":[`) {
+		for {
+			var a AbsentDep
+			if !parseAbsent(p, &a) {
+				return false
+			}
+			t.Absent = append(t.Absent, a)
+			if p.lit(`]`) {
+				break
+			}
+			if !p.lit(`,`) {
+				return false
+			}
+		}
+	}
 	if !p.lit(`,"attempt":`) {
 		return false
 	}
@@ -606,6 +654,42 @@ func parseTask(p *parser, t *Task) bool {
 		return false
 	}
 	p.flush()
+	return true
+}
+
+// parseError reads an error after its `,"error":{"code":`; nil if it
+// cannot.
+func parseError(p *parser) *Error {
+	e := new(Error)
+	if !p.strInto(&e.Code) || !p.lit(`,"message":`) || !p.strInto(&e.Message) {
+		return nil
+	}
+	if p.lit(`,"details":`) && !p.details(&e.Details) {
+		return nil
+	}
+	if !p.lit(`}`) {
+		return nil
+	}
+	return e
+}
+
+// parseAbsent reads an absent dependency as appendTask writes it.
+func parseAbsent(p *parser, a *AbsentDep) bool {
+	if !p.lit(`{"asset":`) || !p.strInto(&a.Asset) {
+		return false
+	}
+	if p.lit(`,"skipped":true`) {
+		a.Skipped = true
+	}
+	if p.lit(`,"error":{"code":`) {
+		if a.Error = parseError(p); a.Error == nil {
+			return false
+		}
+	}
+	if !p.lit(`}`) {
+		return false
+	}
+	p.flush() // before the dependency is copied
 	return true
 }
 
@@ -698,17 +782,7 @@ func parseCompletion(p *parser, c *Completion) bool {
 		return false
 	}
 	if p.lit(`,"error":{"code":`) {
-		c.Error = new(Error)
-		if !p.strInto(&c.Error.Code) || !p.lit(`,"message":`) {
-			return false
-		}
-		if !p.strInto(&c.Error.Message) {
-			return false
-		}
-		if p.lit(`,"details":`) && !p.details(&c.Error.Details) {
-			return false
-		}
-		if !p.lit(`}`) {
+		if c.Error = parseError(p); c.Error == nil {
 			return false
 		}
 	}

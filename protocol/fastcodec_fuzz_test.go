@@ -47,7 +47,8 @@ func seedCodec(f *testing.F, valid ...[]byte) {
 
 func FuzzTaskCodec(f *testing.F) {
 	var seeds [][]byte
-	for _, task := range fcTasks()[:4] {
+	tasks := fcTasks()
+	for _, task := range append(tasks[:4:4], tasks[len(tasks)-1]) {
 		data, _ := EncodeTask(task)
 		seeds = append(seeds, data, JoinTaskBatch([][]byte{data}))
 	}
@@ -87,6 +88,15 @@ func FuzzTaskCodec(f *testing.F) {
 			task.Deps = append(task.Deps, DepRef{Asset: "b", Partition: s2, ResultRef: ref})
 			if flags&256 != 0 {
 				task.Deps = append(task.Deps, DepRef{Asset: "c", Partition: s1, ResultRef: ref})
+			}
+		}
+		if flags&1024 != 0 {
+			task.Absent = append(task.Absent, AbsentDep{Asset: "d", Skipped: flags&2048 != 0})
+			if flags&4096 != 0 {
+				task.Absent[0].Error = &Error{Code: s1, Message: s2}
+				if flags&8192 != 0 {
+					task.Absent[0].Error.Details = map[string]any{s1: n1, "s": s2}
+				}
 			}
 		}
 		fast, ferr := EncodeTask(task)

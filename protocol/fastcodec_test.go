@@ -98,6 +98,11 @@ func fcTasks() []Task {
 		t.Deps = []DepRef{{Asset: "in", Partition: "p", ResultRef: ResultRef{Storage: InlineStorage, Size: int64(n), SHA256: fcSHA, Encoding: EncodingRaw, Inline: inline}}}
 		out = append(out, t)
 	}
+	// A join's task, with its optional branches' outcomes: encoding/json
+	// writes it, and the fast parser hands it to the slow path.
+	join := full
+	join.Absent = []AbsentDep{{Asset: "eu", Skipped: true}, {Asset: "us", Error: &Error{Code: CodeTimeout, Message: "late"}}}
+	out = append(out, join)
 	return out
 }
 

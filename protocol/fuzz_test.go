@@ -85,7 +85,8 @@ func FuzzDecodeEventBatch(f *testing.F) {
 	seed(f, full, valid,
 		[]byte(`{"v":1,"pipeline":"p","kind":"run.start","events":[]}`),
 		[]byte(`{"v":1,"pipeline":"p","kind":"run.start","events":[{"v":1,"kind":"run.start","pipeline":"p","asset":"a","partition":"x","run_id":"r","time":"2025-01-01T00:00:00+14:00","metadata":{"n":1e308,"m":[null,{"a":-0}]}}]}`),
-		[]byte(`{"v":1,"pipeline":"p","kind":"run.start","events":[{"v":1,"kind":"run.stop","pipeline":"p","asset":"a","partition":"x","run_id":"r","time":"2025-01-01T00:00:00Z"}]}`))
+		[]byte(`{"v":1,"pipeline":"p","kind":"run.start","events":[{"v":1,"kind":"run.stop","pipeline":"p","asset":"a","partition":"x","run_id":"r","time":"2025-01-01T00:00:00Z"}]}`),
+		[]byte(`{"v":1,"pipeline":"p","kind":"run.skipped","events":[{"v":1,"kind":"run.skipped","pipeline":"p","asset":"a","partition":"x","run_id":"r","time":"2025-01-01T00:00:00Z","metadata":{"router":"r","chosen":"b"}}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fuzzDecode(t, data, protocol.DecodeEventBatch, protocol.EncodeEventBatch)
 	})

@@ -99,6 +99,19 @@ func TestTaskValidation(t *testing.T) {
 		{name: "dep repeated", mutate: func(m *T) { m.Deps = append(m.Deps, m.Deps[0]) }, code: protocol.CodeBadRequest, field: "deps[1]"},
 		{name: "attempt zero", mutate: func(m *T) { m.Attempt = 0 }, code: protocol.CodeBadRequest, field: "attempt"},
 		{name: "not enqueued", mutate: func(m *T) { m.EnqueuedAt = time.Time{} }, code: protocol.CodeBadRequest, field: "enqueued_at"},
+		{name: "absent dependencies", mutate: func(m *T) { m.Absent = fullTask().Absent }},
+		{name: "absent without why", mutate: func(m *T) { m.Absent = []protocol.AbsentDep{{Asset: "eu"}} }, code: protocol.CodeBadRequest, field: "absent[0].skipped"},
+		{name: "absent skipped and failed", mutate: func(m *T) {
+			m.Absent = []protocol.AbsentDep{{Asset: "eu", Skipped: true, Error: &protocol.Error{Code: "timeout", Message: "late"}}}
+		}, code: protocol.CodeBadRequest, field: "absent[0].skipped"},
+		{name: "absent twice", mutate: func(m *T) {
+			m.Absent = []protocol.AbsentDep{{Asset: "eu", Skipped: true}, {Asset: "eu", Skipped: true}}
+		}, code: protocol.CodeBadRequest, field: "absent[1].asset"},
+		{name: "absent with a value", mutate: func(m *T) {
+			m.Absent = []protocol.AbsentDep{{Asset: m.Deps[0].Asset, Skipped: true}}
+		}, code: protocol.CodeBadRequest, field: "absent[0].asset"},
+		{name: "absent bad name", mutate: func(m *T) { m.Absent = []protocol.AbsentDep{{Asset: "e u", Skipped: true}} }, code: protocol.CodeBadRequest, field: "absent[0].asset"},
+		{name: "absent bad error", mutate: func(m *T) { m.Absent = []protocol.AbsentDep{{Asset: "eu", Error: &protocol.Error{}}} }, code: protocol.CodeBadRequest, field: "absent[0].error.code"},
 	})
 }
 
@@ -167,7 +180,48 @@ func TestManifestValidation(t *testing.T) {
 			}
 		}, code: protocol.CodeBadRequest, field: "storages"},
 		{name: "never updated", mutate: func(m *M) { m.UpdatedAt = time.Time{} }, code: protocol.CodeBadRequest, field: "updated_at"},
+		{name: "join and route", mutate: func(m *M) { *m = branchManifest() }},
+		{name: "partial join", mutate: func(m *M) {
+			*m = branchManifest()
+			m.Assets[5].JoinMode, m.Assets[5].Branches[0].Optional = protocol.JoinPartial, true
+		}},
+		{name: "parallel flag of an older scatter", mutate: func(m *M) { m.Assets[2].Parallel = true }},
+		{name: "branches without parallel", mutate: func(m *M) { *m = branchManifest(); m.Assets[5].Parallel = false }, code: protocol.CodeBadRequest, field: "assets[5].parallel"},
+		{name: "branches without mode", mutate: func(m *M) { *m = branchManifest(); m.Assets[5].JoinMode = "" }, code: protocol.CodeBadRequest, field: "assets[5].join_mode"},
+		{name: "mode without branches", mutate: func(m *M) { m.Assets[2].JoinMode = protocol.JoinPartial }, code: protocol.CodeBadRequest, field: "assets[2].join_mode"},
+		{name: "timeout without branches", mutate: func(m *M) { m.Assets[2].JoinTimeoutMS = 5 }, code: protocol.CodeBadRequest, field: "assets[2].join_timeout_ms"},
+		{name: "negative join timeout", mutate: func(m *M) { *m = branchManifest(); m.Assets[5].JoinTimeoutMS = -1 }, code: protocol.CodeBadRequest, field: "assets[5].join_timeout_ms"},
+		{name: "optional branch of all or nothing", mutate: func(m *M) { *m = branchManifest(); m.Assets[5].Branches[0].Optional = true }, code: protocol.CodeBadRequest, field: "assets[5].join_mode"},
+		{name: "partial without optional", mutate: func(m *M) { *m = branchManifest(); m.Assets[5].JoinMode = protocol.JoinPartial }, code: protocol.CodeBadRequest, field: "assets[5].join_mode"},
+		{name: "branch repeated", mutate: func(m *M) { *m = branchManifest(); m.Assets[5].Branches[1].Name = "fast" }, code: protocol.CodeBadRequest, field: "assets[5].branches[1].name"},
+		{name: "branches out of order", mutate: func(m *M) {
+			*m = branchManifest()
+			b := m.Assets[5].Branches
+			b[0], b[1] = b[1], b[0]
+		}, code: protocol.CodeBadRequest, field: "assets[5].branches[1].name"},
+		{name: "branch end repeated", mutate: func(m *M) { *m = branchManifest(); m.Assets[5].Branches[1].Asset = "express" }, code: protocol.CodeBadRequest, field: "assets[5].branches[1].asset"},
+		{name: "branch end unknown", mutate: func(m *M) { *m = branchManifest(); m.Assets[5].Branches[1].Asset = "ghost" }, code: protocol.CodeBadRequest, field: "assets[5].branches[1].asset"},
+		{name: "branch end also a dependency", mutate: func(m *M) { *m = branchManifest(); m.Assets[5].DependsOn = []string{"express"} }, code: protocol.CodeBadRequest, field: "assets[5].depends_on[0]"},
+		{name: "branch name bad", mutate: func(m *M) { *m = branchManifest(); m.Assets[5].Branches[0].Name = "f ast" }, code: protocol.CodeBadRequest, field: "assets[5].branches[0].name"},
+		{name: "route repeated", mutate: func(m *M) { *m = branchManifest(); m.Assets[2].Route = []string{"express", "express"} }, code: protocol.CodeBadRequest, field: "assets[2].route[1]"},
+		{name: "route to itself", mutate: func(m *M) { *m = branchManifest(); m.Assets[2].Route = []string{"sum"} }, code: protocol.CodeBadRequest, field: "assets[2].route[0]"},
+		{name: "route unknown", mutate: func(m *M) { *m = branchManifest(); m.Assets[2].Route = []string{"ghost"} }, code: protocol.CodeBadRequest, field: "assets[2].route[0]"},
 	})
+}
+
+// branchManifest is validManifest with a router (sum routes to express or
+// standard) and a join of both.
+func branchManifest() protocol.Manifest {
+	m := validManifest()
+	m.Assets[2].Scatter = false
+	m.Assets[2].Route = []string{"express", "standard"}
+	m.Assets = append(m.Assets,
+		protocol.AssetSpec{Name: "express", DependsOn: []string{"sum"}},
+		protocol.AssetSpec{Name: "standard", DependsOn: []string{"sum"}},
+		protocol.AssetSpec{Name: "shipped", Parallel: true, JoinMode: protocol.JoinAllOrNothing, JoinTimeoutMS: 60000,
+			Branches: []protocol.BranchSpec{{Name: "fast", Asset: "express"}, {Name: "slow", Asset: "standard"}}},
+	)
+	return m
 }
 
 func TestEventValidation(t *testing.T) {
@@ -175,7 +229,7 @@ func TestEventValidation(t *testing.T) {
 	kinds := []protocol.EventKind{
 		protocol.EventRunStart, protocol.EventRunStop, protocol.EventStorageLoadStart, protocol.EventStorageLoadStop,
 		protocol.EventStorageStoreStart, protocol.EventStorageStoreStop, protocol.EventScatterStart,
-		protocol.EventScatterItemStart, protocol.EventScatterItemStop, protocol.EventScatterStop,
+		protocol.EventScatterItemStart, protocol.EventScatterItemStop, protocol.EventScatterStop, protocol.EventRunSkipped,
 	}
 	cases := []msgCase[E]{
 		{name: "failed scatter item", mutate: func(m *E) {

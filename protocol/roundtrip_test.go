@@ -28,6 +28,9 @@ func fullTask() protocol.Task {
 	raw := validRef()
 	raw.ObjectKey, raw.Encoding, raw.Size = "sales/lines/MjAyNS0wMS0xNQ/r0", protocol.EncodingRaw, 1<<20
 	task.Deps = append(task.Deps, protocol.DepRef{Asset: "lines", Partition: "2025-01-15", ResultRef: raw})
+	task.Absent = []protocol.AbsentDep{{Asset: "eu_total", Skipped: true},
+		{Asset: "us_total", Error: &protocol.Error{Code: protocol.CodeTimeout, Message: "the branches of \"total\" exceeded their timeout of 1m0s",
+			Details: map[string]any{"join": "total", "timeout_ms": 60000.0}}}}
 	return task
 }
 
@@ -134,6 +137,13 @@ func TestRepliesRoundTrip(t *testing.T) {
 		Error:   &protocol.Error{Code: protocol.CodeDependencyFailed, Message: "numbers failed", Details: map[string]any{"root": "numbers"}},
 		Scatter: &protocol.ScatterStatus{Total: 100, Completed: 45, Failed: 2, Pending: 53},
 	})
+	roundTripReply(t, "status skipped", protocol.StatusReply{
+		State: protocol.StateSkipped, Partition: "big-1", RunID: "r1", CompletedAt: &done,
+		Skip: &protocol.SkipStatus{Router: "route", Chosen: "bulk", Dependency: "express"},
+	})
+	roundTripReply(t, "status of a router", protocol.StatusReply{State: protocol.StateCompleted, Partition: "big-1", RunID: "r1", Route: "bulk"})
+	roundTripReply(t, "info of a join", protocol.InfoReply{AssetSpec: branchManifest().Assets[5]})
+	roundTripReply(t, "info of a router", protocol.InfoReply{AssetSpec: branchManifest().Assets[2]})
 	roundTripReply(t, "cancel", protocol.CancelReply{Cancelled: 2})
 	roundTripReply(t, "invalidate", protocol.InvalidateReply{Count: 5})
 	roundTripReply(t, "backfill", protocol.BackfillReply{Succeeded: 28, Failed: 1, Skipped: 2, RunID: "r9"})

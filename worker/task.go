@@ -215,16 +215,19 @@ func (d runDeadline) As(target any) bool {
 	return false
 }
 
-// deadlineError is the error of a task whose run reached its deadline.
+// deadlineError is the error of a task that reached its deadline: its
+// run's, or the end of the branch timeout of the join it is a branch of.
 func deadlineError(t *protocol.Task) *flowstone.Error {
 	return &flowstone.Error{Type: flowstone.TypeTimeout,
-		Message: fmt.Sprintf("run %s reached its deadline (%s) before asset %q finished", t.RunID, t.Deadline.UTC().Format(time.RFC3339Nano), t.Asset),
+		Message: fmt.Sprintf("asset %q of run %s reached its deadline (%s: the run's, or its join's branch timeout) before it finished",
+			t.Asset, t.RunID, t.Deadline.UTC().Format(time.RFC3339Nano)),
 		Details: map[string]any{"asset": t.Asset, "run_id": t.RunID}}
 }
 
 // flowTask is the executor's view of a task. Optional dependencies the
-// coordinator left out (they have no value) are marked missing, so the
-// asset sees them the way it would embedded.
+// coordinator left out (they have no value) are marked missing, with why
+// when the task says (skipped, or failed: a join reads its branches'
+// outcomes so), so the asset sees them the way it would embedded.
 func (w *Worker) flowTask(tk *task) bridge.Task {
 	t := &tk.t
 	ft := bridge.Task{RunID: t.RunID, Asset: t.Asset, Partition: t.Partition, Force: t.Force, Storage: t.Storage,
@@ -247,7 +250,16 @@ outer:
 				continue outer
 			}
 		}
-		ft.Deps = append(ft.Deps, bridge.DepRef{Asset: name, Partition: t.Partition, Missing: true})
+		ref := bridge.DepRef{Asset: name, Partition: t.Partition, Missing: true}
+		for _, a := range t.Absent {
+			if a.Asset == name {
+				ref.Skipped = a.Skipped
+				if a.Error != nil {
+					ref.Err = bridge.FromWire(a.Error)
+				}
+			}
+		}
+		ft.Deps = append(ft.Deps, ref)
 	}
 	return ft
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -95,7 +96,8 @@ type Worker struct {
 type hosted struct {
 	p    *flowstone.Pipeline
 	name string
-	// optional lists each asset's optional dependencies: the coordinator
+	// optional lists each asset's optional dependencies (optional branches
+	// of a join included): the coordinator
 	// leaves a missing one out of the task, the executor wants it marked.
 	optional map[string][]string
 	// scatters are its scatter assets: their items go out to the fleet.
@@ -141,8 +143,14 @@ func New(cfg Config) (*Worker, error) {
 	for _, p := range cfg.Pipelines {
 		h := &hosted{p: p, name: p.Name(), optional: map[string][]string{}, scatters: map[string]bool{}}
 		for _, a := range bridge.Manifest(p, cfg.ID).Assets {
-			if len(a.OptionalDeps) > 0 {
-				h.optional[a.Name] = a.OptionalDeps
+			optional := slices.Clone(a.OptionalDeps)
+			for _, b := range a.Branches {
+				if b.Optional {
+					optional = append(optional, b.Asset)
+				}
+			}
+			if len(optional) > 0 {
+				h.optional[a.Name] = optional
 			}
 			if a.Scatter {
 				h.scatters[a.Name] = true

@@ -5,6 +5,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -211,6 +213,12 @@ func statusCmd(fs *flag.FlagSet) func(*env) error {
 		}
 		if st.Error != nil {
 			fmt.Fprintf(tw, "error:\t%s\n", oneLine(st.Error.Error()))
+		}
+		if st.Skip != nil {
+			fmt.Fprintf(tw, "skipped:\t%s\n", oneLine(st.Skip.String()))
+		}
+		if st.Route != "" {
+			fmt.Fprintf(tw, "route:\t%s (the router's decision)\n", st.Route)
 		}
 		if s := st.Scatter; s != nil {
 			fmt.Fprintf(tw, "scatter:\t%d total, %d completed, %d failed, %d cancelled, %d pending\n", s.Total, s.Completed, s.Failed, s.Cancelled, s.Pending)
@@ -539,6 +547,24 @@ func infoCmd(fs *flag.FlagSet) func(*env) error {
 		fmt.Fprintf(tw, "partitioned_by:\t%s\n", partitioned)
 		fmt.Fprintf(tw, "scatter:\t%v\n", info.Scatter)
 		fmt.Fprintf(tw, "parallel:\t%v\n", info.Parallel)
+		if j := info.Join; j != nil {
+			names := slices.Sorted(maps.Keys(info.Branches))
+			for _, b := range names {
+				optional := ""
+				if slices.Contains(j.Optional, b) {
+					optional = " (optional)"
+				}
+				fmt.Fprintf(tw, "branch:\t%s → %s%s\n", b, info.Branches[b], optional)
+			}
+			join := string(j.Mode)
+			if j.Timeout > 0 {
+				join += fmt.Sprintf(", timeout %v", j.Timeout)
+			}
+			fmt.Fprintf(tw, "join:\t%s\n", join)
+		}
+		if n := len(info.Route); n > 0 {
+			fmt.Fprintf(tw, "route:\t%s, otherwise %s\n", strings.Join(info.Route[:n-1], ", "), info.Route[n-1])
+		}
 		return tw.Flush()
 	}
 }
