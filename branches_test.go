@@ -188,6 +188,13 @@ func TestJoinTimeoutCancelsTheBranchesNotDone(t *testing.T) {
 			t.Fatalf("status of the branch that timed out = %+v, %v", st, err)
 		}
 	})
+	t.Run("a branch run alone", func(t *testing.T) {
+		e := newEngine(t)
+		p := joinPipeline(flowstone.JoinConfig{Timeout: time.Millisecond}, nil, nil, nil, nil)
+		if res, err := e.Run(ctxT(t), p, "eu_total"); err != nil || decodeInt(t, res) != 42 {
+			t.Fatalf("eu_total alone: %v; its join's clock does not run without the join", err)
+		}
+	})
 	t.Run("all or nothing", func(t *testing.T) {
 		e := newEngine(t)
 		p := joinPipeline(flowstone.JoinConfig{Timeout: 200 * time.Millisecond}, nil, gate, nil, nil)

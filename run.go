@@ -275,6 +275,9 @@ func (e *Engine) branchClocks(ctx context.Context, steps []step) []*branchClock 
 			continue
 		}
 		for _, m := range s.n.members {
+			if m.join.index >= len(steps) {
+				continue // downstream of the target: not in this run
+			}
 			js := &steps[m.join.index]
 			if js.n == nil || js.done == nil || js.reuse {
 				continue // the join does not run

@@ -4,5 +4,7 @@
 // (flowstone.Engine), the *Pipeline methods (the default embedded engine)
 // and client.Client over a fleet (a coordinator and two workers on an
 // embedded nats-server). A behaviour that differs between faces fails the
-// table, so that the faces cannot drift apart. It has tests only.
+// table, so that the faces cannot drift apart. It covers parallel branches
+// (Join) and routing (Route) too, with a run resumed after what drives it
+// stops (the engine, or the fleet's coordinator). It has tests only.
 package faces

@@ -15,11 +15,8 @@ import (
 
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/client"
-	"github.com/flowstone-go/flowstone/coordinator"
-	"github.com/flowstone-go/flowstone/internal/natstest"
+	"github.com/flowstone-go/flowstone/kv"
 	"github.com/flowstone-go/flowstone/objectstore"
-	"github.com/flowstone-go/flowstone/objectstore/filestore"
-	"github.com/flowstone-go/flowstone/worker"
 )
 
 func TestMain(m *testing.M) {
@@ -40,10 +37,25 @@ type face interface {
 	Cancel(ctx context.Context, p *flowstone.Pipeline, asset string, opts ...flowstone.GetOption) error
 	Invalidate(ctx context.Context, p *flowstone.Pipeline, asset string, opts ...flowstone.InvalidateOption) (int, error)
 	Backfill(ctx context.Context, p *flowstone.Pipeline, asset string, opts ...flowstone.BackfillOption) (flowstone.BackfillStats, error)
+	// resumeAfterDecision runs target as runID's run and, once router has
+	// recorded its decision, stops what drives the run the hard way, as a
+	// process that dies, and starts it again over the same stores, which
+	// resumes the run: the fleet's coordinator (the same id, while the
+	// client keeps waiting), or an engine, whose store is fenced off right
+	// after the decision is written (it records nothing more) and which
+	// resumes the run when it is run again with runID. It returns the face
+	// after the restart and the resumed run's outcome. The *Pipeline
+	// face's Default engine lives as long as the process: it skips.
+	resumeAfterDecision(t *testing.T, ctx context.Context, p *flowstone.Pipeline, target, router, runID string) (face, <-chan error)
 }
 
-// engineFace calls an Engine of the test's own.
-type engineFace struct{ e *flowstone.Engine }
+// engineFace calls an Engine of the test's own, over a store it can fence
+// off (see resumeAfterDecision).
+type engineFace struct {
+	e      *flowstone.Engine
+	kv     *fencedKV
+	stores map[string]objectstore.Store
+}
 
 func (f engineFace) Run(ctx context.Context, p *flowstone.Pipeline, a string, o ...flowstone.RunOption) (*flowstone.Result, error) {
 	return f.e.Run(ctx, p, a, o...)
@@ -93,7 +105,10 @@ func (pipelineFace) Backfill(ctx context.Context, p *flowstone.Pipeline, a strin
 }
 
 // clientFace calls a fleet through client.Client.
-type clientFace struct{ c *client.Client }
+type clientFace struct {
+	c  *client.Client
+	fl *testFleet
+}
 
 func (f clientFace) Run(ctx context.Context, p *flowstone.Pipeline, a string, o ...flowstone.RunOption) (*flowstone.Result, error) {
 	return f.c.Run(ctx, p.Name(), a, o...)
@@ -125,10 +140,11 @@ type counts struct {
 	fail  atomic.Bool   // the asset "flaky" fails while set
 	gate  chan struct{} // the asset "slow" waits for it (or its context)
 	start chan struct{} // "slow" reports each start here
+	br    *branchState  // steers the branch and route assets
 }
 
 func newCounts() *counts {
-	return &counts{execs: map[string]int{}, gate: make(chan struct{}), start: make(chan struct{}, 16)}
+	return &counts{execs: map[string]int{}, gate: make(chan struct{}), start: make(chan struct{}, 16), br: newBranchState()}
 }
 
 func (c *counts) add(asset string) {
@@ -145,7 +161,8 @@ func (c *counts) of(asset string) int {
 
 // pipeline is the table's pipeline, named name: the proposal's example
 // (numbers → doubled → sum = 30), a daily asset, one that fails on
-// demand and its dependent, and one that waits.
+// demand and its dependent, one that waits, and the joins and the router
+// of branchAssets.
 func pipeline(name string, c *counts) *flowstone.Pipeline {
 	counted := func(asset string, fn flowstone.AssetFunc) flowstone.AssetFunc {
 		return func(ctx *flowstone.Context) (any, error) {
@@ -153,7 +170,7 @@ func pipeline(name string, c *counts) *flowstone.Pipeline {
 			return fn(ctx)
 		}
 	}
-	return flowstone.MustPipeline(name,
+	return flowstone.MustPipeline(name, append(branchAssets(c, counted),
 		flowstone.Asset("numbers", counted("numbers", func(*flowstone.Context) (any, error) { return []int{1, 2, 3, 4, 5}, nil })),
 		flowstone.Asset("doubled", counted("doubled", func(ctx *flowstone.Context) (any, error) {
 			nums, err := flowstone.Dep[[]int](ctx, "numbers")
@@ -212,7 +229,7 @@ func pipeline(name string, c *counts) *flowstone.Pipeline {
 				return nil, ctx.Context().Err()
 			}
 		})),
-	)
+	)...)
 }
 
 // row is one behaviour, checked on every face with a pipeline of its own.
@@ -559,7 +576,7 @@ func TestEveryFaceBehavesTheSame(t *testing.T) {
 			}
 		}
 	}
-	cl := startFleet(t, hosted)
+	fl := startFleet(t, hosted)
 	for i, r := range rows {
 		t.Run(r.name, func(t *testing.T) {
 			for _, fc := range faces {
@@ -570,84 +587,17 @@ func TestEveryFaceBehavesTheSame(t *testing.T) {
 					var f face
 					switch fc {
 					case "engine":
-						e, err := flowstone.NewEngine(flowstone.EngineConfig{})
-						if err != nil {
-							t.Fatal(err)
-						}
-						defer e.Close()
-						f = engineFace{e}
+						f = newEngineFace(t, kv.NewMemory(), map[string]objectstore.Store{"memory": objectstore.NewMemory()})
 					case "pipeline":
 						f = pipelineFace{}
 					case "client":
-						f = clientFace{cl}
+						f = clientFace{fl.client, fl}
 					}
 					defer close(in.c.gate) // release a "slow" left waiting
 					r.check(t, ctx, f, in.p, in.c)
 				})
 			}
 		})
-	}
-}
-
-// startFleet starts a coordinator and two workers hosting ps on an embedded
-// nats-server, and returns a client of it once the coordinator knows
-// every pipeline.
-func startFleet(t *testing.T, ps []*flowstone.Pipeline) *client.Client {
-	t.Helper()
-	srv := natstest.Server(t)
-	fs, err := filestore.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	stores := map[string]objectstore.Store{"file": fs}
-	c, err := coordinator.New(coordinator.Config{ID: "c1", Conn: natstest.Connect(t, srv), Stores: stores, PollInterval: 200 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	// Two workers host every pipeline, as a fleet would.
-	var ws []*worker.Worker
-	for range 2 {
-		w, err := worker.New(worker.Config{Conn: natstest.Connect(t, srv), Pipelines: ps, Stores: stores, Concurrency: 16})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := w.Start(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-		ws = append(ws, w)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		for _, w := range ws {
-			if err := w.Stop(ctx); err != nil {
-				t.Errorf("worker stop: %v", err)
-			}
-		}
-		if err := c.Stop(ctx); err != nil {
-			t.Errorf("coordinator stop: %v", err)
-		}
-	})
-	cl, err := client.New(natstest.Connect(t, srv), client.WithStore("file", fs))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	for {
-		got, err := cl.Pipelines(ctx)
-		if err == nil && len(got) == len(ps) {
-			return cl
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("the coordinator knows %d pipelines, want %d: %v", len(got), len(ps), err)
-		case <-time.After(20 * time.Millisecond):
-		}
 	}
 }
 
