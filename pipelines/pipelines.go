@@ -7,6 +7,8 @@
 //     deterministic generated orders, with optional simulated source latency.
 //   - dynamic: catalog → prices → report, prices a scatter over the
 //     catalog's products.
+//   - shipping: order → route, a router to bulk, express or standard,
+//     and carrier, a join of two carriers' rates, → shipment.
 //   - bench: noop, a single no-op asset for throughput measurements, that
 //     takes any partition key, and fan, a scatter of no-op items whose
 //     partition key is their count.
@@ -22,15 +24,16 @@ import (
 
 // Options tune the bundled pipelines.
 type Options struct {
-	// SourceLatency is added to every execution of daily_sales.orders and
-	// of each item of dynamic.prices, to simulate a slow source for load
-	// and fault tests. Defaults to 0.
+	// SourceLatency is added to every execution of daily_sales.orders, of
+	// each item of dynamic.prices and of shipping's bulk, express and
+	// standard, to simulate a slow source for load and fault tests.
+	// Defaults to 0.
 	SourceLatency time.Duration
 }
 
 // All returns every bundled pipeline.
 func All(o Options) []*flowstone.Pipeline {
-	return []*flowstone.Pipeline{Example(), DailySales(o), Dynamic(o), Bench()}
+	return []*flowstone.Pipeline{Example(), DailySales(o), Dynamic(o), Shipping(o), Bench()}
 }
 
 // Example is the proposal's example: numbers → doubled → sum, sum = 30.

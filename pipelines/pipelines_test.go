@@ -97,3 +97,40 @@ func TestBenchFanTakesItsItemCountFromThePartition(t *testing.T) {
 		t.Fatal("a partition key that is not a count was accepted")
 	}
 }
+
+func TestShippingRoutesEachOrder(t *testing.T) {
+	e := flowstone.MustEngine(flowstone.EngineConfig{})
+	defer e.Close()
+	p := pipelines.Shipping(pipelines.Options{})
+	ctx := context.Background()
+	for id, want := range map[string]pipelines.Shipment{
+		"big-1":  {Order: "big-1", Method: "bulk", Cost: 140},
+		"rush-1": {Order: "rush-1", Method: "express", Cost: 21},
+		"o-1":    {Order: "o-1", Method: "standard", Cost: 8},
+	} {
+		res, err := e.Run(ctx, p, "shipment", flowstone.Partition(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got pipelines.Shipment
+		if err := res.Decode(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got.Carrier != "dhl" && got.Carrier != "ups" {
+			t.Fatalf("%s: carrier %q", id, got.Carrier)
+		}
+		got.Carrier = ""
+		if got != want {
+			t.Fatalf("%s ships %+v, want %+v", id, got, want)
+		}
+		for _, m := range []string{"bulk", "express", "standard"} {
+			st, err := e.Status(ctx, p, m, flowstone.Partition(id))
+			if skipped := m != want.Method; err != nil || (st.State == flowstone.StateSkipped) != skipped {
+				t.Fatalf("%s: status of %s = %+v, %v", id, m, st, err)
+			}
+		}
+	}
+	if info, err := flowstone.AssetInfo(p, "carrier"); err != nil || !info.Parallel {
+		t.Fatalf("carrier info = %+v, %v", info, err)
+	}
+}

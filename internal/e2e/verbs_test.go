@@ -9,7 +9,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
+	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/pipelines"
 	"github.com/flowstone-go/flowstone/protocol"
 )
@@ -27,7 +29,11 @@ func TestEveryVerb(t *testing.T) {
 		Pipelines []protocol.PipelineSummary `json:"pipelines"`
 	}
 	f.ok(&ps, "pipelines")
-	want := []protocol.PipelineSummary{{Name: "bench", Assets: 1, Workers: 1}, {Name: "daily_sales", Assets: 3, Workers: 1}, {Name: "example", Assets: 3, Workers: 1}}
+	var want []protocol.PipelineSummary
+	for _, p := range pipelines.All(pipelines.Options{}) {
+		want = append(want, protocol.PipelineSummary{Name: p.Name(), Assets: len(flowstone.Assets(p)), Workers: 1})
+	}
+	slices.SortFunc(want, func(a, b protocol.PipelineSummary) int { return strings.Compare(a.Name, b.Name) })
 	got := slices.Clone(ps.Pipelines)
 	slices.SortFunc(got, func(a, b protocol.PipelineSummary) int { return strings.Compare(a.Name, b.Name) })
 	if !reflect.DeepEqual(got, want) {
@@ -41,18 +47,31 @@ func TestEveryVerb(t *testing.T) {
 		t.Errorf("assets example = %v, want dependencies first", assets.Assets)
 	}
 	var info struct {
-		Name          string   `json:"name"`
-		DependsOn     []string `json:"depends_on"`
-		OptionalDeps  []string `json:"optional_deps"`
-		Description   string   `json:"description"`
-		PartitionedBy string   `json:"partitioned_by"`
-		Scatter       bool     `json:"scatter"`
-		Parallel      bool     `json:"parallel"`
-		HasApproval   bool     `json:"has_approval"`
+		Name          string                `json:"name"`
+		DependsOn     []string              `json:"depends_on"`
+		OptionalDeps  []string              `json:"optional_deps"`
+		Description   string                `json:"description"`
+		PartitionedBy string                `json:"partitioned_by"`
+		Scatter       bool                  `json:"scatter"`
+		Parallel      bool                  `json:"parallel"`
+		Branches      map[string]string     `json:"branches"`
+		Join          *flowstone.JoinConfig `json:"join"`
+		Route         []string              `json:"route"`
+		HasApproval   bool                  `json:"has_approval"`
 	}
 	f.ok(&info, "info", "daily_sales", "revenue")
-	if info.Name != "revenue" || !slices.Equal(info.DependsOn, []string{"cleaned"}) || info.Description == "" || info.PartitionedBy == "" {
+	if info.Name != "revenue" || !slices.Equal(info.DependsOn, []string{"cleaned"}) || info.Description == "" || info.PartitionedBy == "" || info.Parallel {
 		t.Errorf("info daily_sales revenue = %+v", info)
+	}
+	f.ok(&info, "info", "shipping", "carrier")
+	if !info.Parallel || info.Branches["ups"] != "ups" || info.Join == nil || info.Join.Mode != flowstone.Partial ||
+		!slices.Equal(info.Join.Optional, []string{"ups"}) || info.Join.Timeout != 10*time.Second {
+		t.Errorf("info shipping carrier = %+v (join %+v)", info, info.Join)
+	}
+	info.Parallel, info.Branches, info.Join = false, nil, nil
+	f.ok(&info, "info", "shipping", "route")
+	if !slices.Equal(info.Route, []string{"bulk", "express", "standard"}) || info.Parallel {
+		t.Errorf("info shipping route = %+v", info)
 	}
 
 	// graph in three formats
