@@ -524,3 +524,94 @@ func TestManifestCarriesJoinsAndRoutes(t *testing.T) {
 		}
 	}
 }
+
+// TestSkipLeavesAnotherRunsExecutionAlone: a run that skips a branch
+// while another run executes it (the router was invalidated and decided
+// otherwise in between) leaves that execution's record alone; the
+// execution's outcome lands, and the skipping run's dependents see the
+// branch absent.
+func TestSkipLeavesAnotherRunsExecutionAlone(t *testing.T) {
+	e := newEngine(t)
+	var pickA atomic.Bool
+	pickA.Store(true)
+	started, release := make(chan struct{}), make(chan struct{})
+	p := flowstone.MustPipeline("r",
+		flowstone.Asset("route", nil, flowstone.Route(
+			flowstone.When("a", func(*flowstone.Context) (bool, error) { return pickA.Load(), nil }),
+			flowstone.Otherwise("b"))),
+		flowstone.Asset("a", func(c *flowstone.Context) (any, error) {
+			close(started)
+			<-release
+			return 1, nil
+		}, flowstone.DependsOn("route")),
+		flowstone.Asset("b", func(*flowstone.Context) (any, error) { return 2, nil }, flowstone.DependsOn("route")),
+		flowstone.Asset("out", func(c *flowstone.Context) (any, error) {
+			return c.HasDep("a"), nil
+		}, flowstone.OptionalDeps("a", "b")),
+	)
+	ctx := ctxT(t)
+	first := make(chan error, 1)
+	go func() {
+		_, err := e.Run(ctx, p, "a", flowstone.WithRunID("first"))
+		first <- err
+	}()
+	waitFor(t, started, "a to start")
+	if _, err := e.Invalidate(ctx, p, "route"); err != nil {
+		t.Fatal(err)
+	}
+	pickA.Store(false)
+	res, err := e.Run(ctx, p, "out", flowstone.WithRunID("second"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hasA bool
+	if err := res.Decode(&hasA); err != nil || hasA {
+		t.Fatalf("out saw a: %v, %v; want it absent in the run that skipped it", hasA, err)
+	}
+	st, err := e.Status(ctx, p, "a")
+	if err != nil || st.State != flowstone.StateRunning || st.RunID != "first" {
+		t.Fatalf("status of a while the first run executes it = %+v, %v", st, err)
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if st, err := e.Status(ctx, p, "a"); err != nil || st.State != flowstone.StateCompleted || st.RunID != "first" {
+		t.Fatalf("status of a after the first run = %+v, %v", st, err)
+	}
+}
+
+// TestRouterUnderARouter: a router that is a branch of another is skipped
+// with it, and so are its own branches.
+func TestRouterUnderARouter(t *testing.T) {
+	e := newEngine(t)
+	yes := func(*flowstone.Context) (bool, error) { return true, nil }
+	fn := func(v int) flowstone.AssetFunc { return func(*flowstone.Context) (any, error) { return v, nil } }
+	p := flowstone.MustPipeline("nested",
+		flowstone.Asset("outer", nil, flowstone.Route(flowstone.When("plain", yes), flowstone.Otherwise("inner"))),
+		flowstone.Asset("plain", fn(1), flowstone.DependsOn("outer")),
+		flowstone.Asset("inner", nil, flowstone.DependsOn("outer"), flowstone.Route(flowstone.When("x", yes), flowstone.Otherwise("y"))),
+		flowstone.Asset("x", fn(2), flowstone.DependsOn("inner")),
+		flowstone.Asset("y", fn(3), flowstone.DependsOn("inner")),
+		flowstone.Asset("all", func(c *flowstone.Context) (any, error) {
+			n := 0
+			for _, d := range []string{"plain", "x", "y"} {
+				if v, err := flowstone.Dep[int](c, d); err == nil {
+					n += v
+				}
+			}
+			return n, nil
+		}, flowstone.OptionalDeps("plain", "x", "y")),
+	)
+	ctx := ctxT(t)
+	res, err := e.Run(ctx, p, "all")
+	if err != nil || decodeInt(t, res) != 1 {
+		t.Fatalf("all = %v; want plain's 1 alone", err)
+	}
+	for asset, dep := range map[string]string{"inner": "", "x": "inner", "y": "inner"} {
+		st, err := e.Status(ctx, p, asset)
+		if err != nil || st.State != flowstone.StateSkipped || *st.Skip != (flowstone.Skip{Router: "outer", Chosen: "plain", Dependency: dep}) {
+			t.Fatalf("status of %s = %+v (skip %+v), %v", asset, st, st.Skip, err)
+		}
+	}
+}
