@@ -49,9 +49,45 @@ results cost no object write.
 The [*Context] also gives the partition, the run id, a logger and a
 [context.Context] that is cancelled when the run is cancelled or times out.
 Other asset options: [OptionalDeps] (use a dependency when it succeeds),
-[PartitionedBy], [Timeout], [Retry], [StorageOf], and [Scatter], which fans
+[PartitionedBy], [Timeout], [Retry], [StorageOf], [Scatter], which fans
 an asset out over a list of items, runs its function once per item with
-bounded parallelism and gathers a JSON object from item to value.
+bounded parallelism and gathers a JSON object from item to value, and
+[Join] and [Route] (see Parallel branches and routing).
+
+# Parallel branches and routing
+
+[Join] makes an asset join named parallel branches ([Branches]: branch name
+→ the asset the branch ends in). The end assets are its dependencies, so
+the engine runs the branches concurrently like any independent
+dependencies, with no scheduler of its own; the join's function reads
+their outcomes with [Context.Branches], a [BranchResult] each: a value
+(decoded like [Dep]), an error, or skipped. In [AllOrNothing] mode (the
+default) every branch must succeed, and a failed one fails the join with
+a DependencyFailed error whose details name the branch; in [Partial] mode
+the branches of [JoinConfig].Optional may fail, and the join sees their
+errors. [JoinConfig].Timeout bounds the branches from when the first of
+them starts to execute: a branch is its end asset and what only it needs
+upstream, and those not done by then are cancelled with a Timeout error.
+[Info].Parallel reports a join.
+
+[Route] makes an asset a router: it has no function, and its value is its
+decision, the name of the branch it picked, trying [When] conditions in
+order and falling back to [Otherwise]. The decision is the router's
+materialization: a run resumed after a crash, or on another coordinator,
+reads it from the router's record and never evaluates the conditions
+again. The branches not picked are skipped ([StateSkipped], with a [Skip]
+saying why, and a run.skipped event): they never execute, and their last
+good value is kept. A dependent that uses a skipped asset ([OptionalDeps],
+or an optional branch of a Partial join) runs and sees it absent: [Dep]
+returns a NotFound error. One that needs it ([DependsOn]) is skipped too,
+transitively, and a run whose target is skipped fails with a Skipped error.
+(A dependent that needs a branch not taken could have failed, though
+nothing went wrong, or run without what it declared it needs; skipped, a
+route's branch may be a whole sub-pipeline, which the join downstream
+reads with OptionalDeps.) Routing decides within a run: a branch asked
+for directly that has a value returns it cached, as any asset, and a
+branch's other dependencies run whether or not it is picked, so work only
+a branch needs belongs in it or downstream of it.
 
 # Running
 
@@ -78,7 +114,7 @@ says how to connect a fleet.
 
 The other verbs are the API proposal's: [Get] and [Exists] read without
 running anything; [Status] tells where an asset stands (pending, running,
-completed, failed, cancelled, not_found, with scatter counts); [Cancel]
+completed, failed, cancelled, skipped, not_found, with scatter counts); [Cancel]
 cancels the running functions' contexts and keeps pending steps from
 starting; [Invalidate] deletes results of one [Partition], of
 [Partitions] or a [DateRange], or of [AllPartitions], and with [Cascade]
@@ -133,7 +169,7 @@ asset where the failure started; a panic becomes an ExecutionFailed error
 with the stack in its details. The types are the proposal's
 (asset_not_found, dependency_failed, config_error, storage_error, timeout,
 cancelled, scatter_threshold) and a few more (execution_failed, not_found,
-bad_request, pipeline_not_found, unavailable, internal); they cross the fleet's wire
+bad_request, pipeline_not_found, unavailable, skipped, internal); they cross the fleet's wire
 unchanged.
 
 # Telemetry
@@ -141,8 +177,10 @@ unchanged.
 [Engine.Subscribe] registers a function for every [Event]: run.start,
 run.stop and run.exception for each execution, storage.load.* and
 storage.store.* with the storage, key (none for inline results) and byte
-count, and scatter.start,
-scatter.item.start, scatter.item.stop and scatter.stop. Stop events carry the
+count, scatter.start,
+scatter.item.start, scatter.item.stop and scatter.stop, and run.skipped for
+an asset a run skipped (see Route; the engine emits it, on a fleet the
+coordinator). Stop events carry the
 duration, failures the [*Error]. A cached result executes nothing and emits
 no run events. Subscribers run on the executing goroutine, so they must be
 quick; with none, events are not even built.
@@ -178,6 +216,8 @@ nothing is written blindly. The states and who moves them:
 	                           ▲                │
 	                           └── hand back ◄──┘   (worker stopping, lease lapsed)
 
+	not_found | pending | completed | failed | cancelled ─skip─► skipped   (a router chose another branch)
+
 The transitions:
 
   - pend: a run waits for the asset's dependencies (not over a record
@@ -205,6 +245,10 @@ The transitions:
     dependency failed or whose run ended before it started): failed or
     cancelled for that run, never over another run's record or a completed
     one; the value is kept.
+  - skip: the run skipped the asset (a router chose another branch, see
+    [Route]): skipped for that run, with the [Skip] and the last good value
+    kept; never over a running record or one another run holds, and a run
+    resumed after a crash that skips it again writes nothing.
   - seed and invalidate: replace or delete whatever is there.
 
 # The fleet

@@ -53,6 +53,18 @@
 // [DecodeTasks] / [DecodeCompletions]. Items keep their own IDs; a batch of
 // tasks is acknowledged as one message, once every task in it has ended.
 //
+// # Branches and routes
+//
+// A worker's [Manifest] declares, per asset, the parallel branches it joins
+// ([AssetSpec].Branches, JoinMode, JoinTimeoutMS) and, for a router, its
+// branches in order ([AssetSpec].Route, the default last); the conditions
+// are code and stay with the workers. The coordinator plans from these: it
+// reads a router's decision from the router's materialization record, and
+// skips the branches not chosen ([StateSkipped], [StatusReply].Skip, and a
+// [EventRunSkipped] event it publishes). A join's task carries its optional
+// branches' outcomes in [Task].Absent, and a branch's task the end of its
+// join's timeout as its Deadline.
+//
 // # Backfills
 //
 // A backfill outlives the coordinator that accepted it: it is a

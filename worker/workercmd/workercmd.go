@@ -78,7 +78,7 @@ type options struct {
 // A pipeline's tasks go to any worker hosting it, and coordinators plan
 // from the manifest its workers publish: give every worker of a pipeline
 // the same build of it, and give your pipelines names of their own (the
-// bundled ones are example, daily_sales, dynamic and bench).
+// bundled ones are example, daily_sales, dynamic, shipping and bench).
 //
 // It starts the way the coordinator does (daemon.Main): settings, then
 // signals, then the run.
@@ -108,7 +108,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.concurrency, "concurrency", env.Int("FLOWSTONE_CONCURRENCY", worker.ConcurrencyDefault), "tasks executed at once [FLOWSTONE_CONCURRENCY]")
 	fs.DurationVar(&o.grace, "grace", env.Duration("FLOWSTONE_GRACE", GraceDefault), "on SIGTERM, how long running tasks may finish before they are handed back [FLOWSTONE_GRACE]")
 	fs.DurationVar(&o.ackWait, "ack-wait", env.Duration("FLOWSTONE_ACK_WAIT", fleet.AckWaitDefault), "how long a task of a silent worker waits before redelivery; the same on every worker [FLOWSTONE_ACK_WAIT]")
-	fs.DurationVar(&o.sourceLatency, "source-latency", env.Duration("FLOWSTONE_SOURCE_LATENCY", 0), "simulated latency of the bundled daily_sales.orders, for load and fault tests; only when hosting the bundled pipelines [FLOWSTONE_SOURCE_LATENCY]")
+	fs.DurationVar(&o.sourceLatency, "source-latency", env.Duration("FLOWSTONE_SOURCE_LATENCY", 0), "simulated latency of the bundled daily_sales.orders, dynamic.prices items and shipping routes, for load and fault tests; only when hosting the bundled pipelines [FLOWSTONE_SOURCE_LATENCY]")
 	fs.BoolVar(&o.noEvents, "no-events", env.Bool("FLOWSTONE_NO_EVENTS"), "do not publish telemetry events [FLOWSTONE_NO_EVENTS]")
 	if err := o.daemon.Parse(fs, args, &env); err != nil {
 		return nil, err
