@@ -2,6 +2,7 @@ package flowstone
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"time"
@@ -20,7 +21,8 @@ type BackfillStats struct {
 	Succeeded int `json:"succeeded"`
 	// Failed: the run failed (see Errors).
 	Failed int `json:"failed"`
-	// Skipped: already materialized, so nothing ran.
+	// Skipped: already materialized, or skipped by a router (see Route),
+	// so nothing ran.
 	Skipped int `json:"skipped"`
 	// NotStarted: left out because OnError(Halt) stopped the backfill (or
 	// its context ended).
@@ -143,6 +145,8 @@ func (e *Engine) Backfill(ctx context.Context, p *Pipeline, asset string, opts .
 			defer mu.Unlock()
 			var fe *Error
 			switch {
+			case errors.Is(err, ErrSkipped):
+				stats.Skipped++ // its router chose another branch
 			case err != nil:
 				fe = AsError(err)
 				stats.Failed++

@@ -615,3 +615,16 @@ func TestRouterUnderARouter(t *testing.T) {
 		}
 	}
 }
+
+// TestBackfillOfABranchCountsRoutedPartitionsSkipped: partitions whose
+// router chose another branch run nothing and count as skipped.
+func TestBackfillOfABranchCountsRoutedPartitionsSkipped(t *testing.T) {
+	e := newEngine(t)
+	var evals atomic.Int32
+	var counts sync.Map
+	p := shipping(&evals, &counts)
+	st, err := e.Backfill(ctxT(t), p, "bulk", flowstone.Partitions("big-1", "small-1", "big-2", "rush-1"))
+	if err != nil || st.Succeeded != 2 || st.Skipped != 2 || st.Failed != 0 {
+		t.Fatalf("backfill of bulk = %+v, %v; want 2 bulk orders run and 2 skipped", st, err)
+	}
+}

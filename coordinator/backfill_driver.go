@@ -305,6 +305,11 @@ func (d *driver) survey() (resume, fresh []string, ok bool) {
 			d.rec.Succeeded++
 			d.rec.SetCounted(i)
 			d.dirty = true
+		case v.st.RunID == ours && v.st.State == flowstone.StateSkipped:
+			// Its router chose another branch: nothing ran.
+			d.rec.Skipped++
+			d.rec.SetCounted(i)
+			d.dirty = true
 		case v.st.RunID == ours && v.st.State.Terminal():
 			d.countFailed(i, bridge.WireError(v.st.Error))
 		case v.st.Value != nil && !force:

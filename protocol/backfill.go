@@ -85,8 +85,9 @@ type BackfillReply struct {
 	Succeeded int `json:"succeeded"`
 	// Failed counts the partitions that failed.
 	Failed int `json:"failed"`
-	// Skipped counts the partitions not run: already materialized, or not
-	// started after a failure with OnErrorHalt.
+	// Skipped counts the partitions not run: already materialized, skipped
+	// by a router upstream, or not started after a failure with
+	// OnErrorHalt.
 	Skipped int `json:"skipped"`
 	// RunID is the backfill's id: the key of its record
 	// (BackfillKey) and what BackfillStatusRequest asks about.

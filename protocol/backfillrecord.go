@@ -143,7 +143,7 @@ type BackfillCounts struct {
 	// Failed counts the partitions that failed.
 	Failed int `json:"failed"`
 	// Skipped counts the partitions already materialized (by another
-	// run), so nothing ran.
+	// run), or skipped by a router upstream, so nothing ran.
 	Skipped int `json:"skipped"`
 	// NotStarted counts the partitions left out: after a failure with
 	// OnErrorHalt, or when the backfill was cancelled.
