@@ -128,6 +128,7 @@ func (w *Worker) runBatch(s *itemSource, m jetstream.Msg) {
 		d.done(false, retryDelay)
 		return
 	}
+	w.metrics.scatterItems(b.Task.Pipeline, b.Task.Asset, out.Items)
 	d.done(true, 0)
 }
 

@@ -117,7 +117,7 @@ func (w *Worker) attempt(tk *task) (rec *flowstone.Materialization, settle bool,
 	defer cancel(nil)
 	tk.cancel = cancel
 	w.stats.started.Add(1)
-	w.metrics.started(tk.h.name)
+	w.metrics.started(tk.h.name, t.Asset, tk.attempt > 1)
 	if !w.register(tk) {
 		// Its run was cancelled: it never starts, and its record says so.
 		return nil, true, w.refuse(tk, cancelledRun(t.RunID))
@@ -299,13 +299,13 @@ func (w *Worker) complete(tk *task, start time.Time, rec *flowstone.Materializat
 	d := end.Sub(start)
 	if c.OK {
 		w.stats.succeeded.Add(1)
-		w.metrics.succeeded(t.Pipeline, d)
+		w.metrics.succeeded(t.Pipeline, t.Asset, d)
 		w.log.Debug().Str("task_id", t.ID).Str("run_id", t.RunID).Str("asset", t.Asset).Int("attempt", tk.attempt).
 			Dur("duration", d).Msg("task_succeeded")
 		return
 	}
 	w.stats.failed.Add(1)
-	w.metrics.failed(t.Pipeline, c.Error.Code, d)
+	w.metrics.failed(t.Pipeline, t.Asset, c.Error.Code, d)
 	w.log.Info().Str("task_id", t.ID).Str("run_id", t.RunID).Str("asset", t.Asset).Int("attempt", tk.attempt).
 		Str("code", c.Error.Code).Str("error", c.Error.Message).Dur("duration", d).Msg("task_failed")
 }
