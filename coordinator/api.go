@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/flowstone-go/flowstone"
@@ -71,16 +72,19 @@ func (c *Coordinator) serve() error {
 func handle[Req protocol.Request, Rep protocol.ReplyBody](c *Coordinator, timeout time.Duration, fn func(context.Context, Req) (Rep, *protocol.Error)) micro.Handler {
 	return micro.HandlerFunc(func(r micro.Request) {
 		data := r.Data()
+		arrived := time.Now()
+		verb := verbOf(r.Subject())
 		ok := c.work.Go(func() {
 			defer func() {
 				if p := recover(); p != nil {
 					c.log.Error().Str("panic", fmt.Sprint(p)).Str("stack", string(debug.Stack())).Msg("handler_panic")
-					r.Respond(protocol.EncodeError(protocol.Errorf(protocol.CodeInternal, "the coordinator failed on this request: %v", p)))
+					perr := protocol.Errorf(protocol.CodeInternal, "the coordinator failed on this request: %v", p)
+					c.reply(r, verb, arrived, protocol.EncodeError(perr), perr)
 				}
 			}()
 			req, perr := protocol.DecodeRequest[Req](data)
 			if perr != nil {
-				r.Respond(protocol.EncodeError(perr))
+				c.reply(r, verb, arrived, protocol.EncodeError(perr), perr)
 				return
 			}
 			ctx, cancel := c.ctx, context.CancelFunc(func() {})
@@ -89,14 +93,53 @@ func handle[Req protocol.Request, Rep protocol.ReplyBody](c *Coordinator, timeou
 			}
 			defer cancel()
 			rep, perr := fn(ctx, req)
-			if err := r.Respond(protocol.EncodeReply(rep, perr)); err != nil {
-				c.log.Warn().Err(err).Msg("reply_failed")
-			}
+			c.reply(r, verb, arrived, protocol.EncodeReply(rep, perr), perr)
 		})
 		if !ok {
-			r.Respond(protocol.EncodeError(errStopping))
+			c.reply(r, verb, arrived, protocol.EncodeError(errStopping), errStopping)
 		}
 	})
+}
+
+// reply sends body, counts it, and tells nats micro of an error reply:
+// `nats micro stats` counts it, and the body (the error document clients
+// read) is the same either way.
+func (c *Coordinator) reply(r micro.Request, verb string, arrived time.Time, body []byte, perr *protocol.Error) {
+	var err error
+	code := ""
+	if perr != nil {
+		code = perr.Code
+		err = r.Error(perr.Code, headerText(perr.Message), body)
+	} else {
+		err = r.Respond(body)
+	}
+	if err != nil {
+		c.log.Warn().Err(err).Str("verb", verb).Msg("reply_failed")
+	}
+	c.obs.answered(verb, code, arrived)
+}
+
+// headerText is msg fit for a header value: one line, at most 256 bytes
+// (the reply's body holds the whole error).
+func headerText(msg string) string {
+	msg = strings.Map(func(r rune) rune {
+		if r == '\r' || r == '\n' {
+			return ' '
+		}
+		return r
+	}, msg)
+	if len(msg) > 256 {
+		msg = strings.ToValidUTF8(msg[:256], "")
+	}
+	if msg == "" {
+		msg = "error"
+	}
+	return msg
+}
+
+// verbOf is the verb of an API subject, its last token.
+func verbOf(subject string) string {
+	return subject[strings.LastIndexByte(subject, '.')+1:]
 }
 
 // errStopping answers the requests and refuses the work that reach a

@@ -88,6 +88,7 @@ type Config struct {
 type Coordinator struct {
 	cfg    Config
 	log    zerolog.Logger
+	obs    *observations
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	tasks  *batcher.Publisher // task publishes, batched per subject
@@ -146,7 +147,7 @@ func New(cfg Config) (*Coordinator, error) {
 	if cfg.Logger != nil {
 		log = cfg.Logger.With().Str("coordinator", cfg.ID).Logger()
 	}
-	return &Coordinator{cfg: cfg, log: log, nc: cfg.Conn, scheduled: map[string]string{}}, nil
+	return &Coordinator{cfg: cfg, log: log, nc: cfg.Conn, scheduled: map[string]string{}, obs: newObservations()}, nil
 }
 
 // ID returns the coordinator's id.

@@ -198,6 +198,7 @@ func (c *Coordinator) drive(p *flowstone.Pipeline, rec protocol.RunRecord) {
 			c.ended(fctx, rec.RunID)
 		}
 		cancel()
+		c.obs.runs.WithLabelValues(p.Name(), rec.Request.Asset, string(rec.State)).Observe(time.Since(start).Seconds())
 		c.log.Info().Str("run_id", rec.RunID).Str("pipeline", p.Name()).Str("asset", rec.Request.Asset).
 			Str("state", string(rec.State)).Dur("duration", time.Since(start)).Msg("run_finished")
 	})
