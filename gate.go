@@ -383,31 +383,31 @@ func (e *Engine) Approvals(ctx context.Context, p *Pipeline) ([]WaitingGate, err
 // delivered once. Nothing changes on an error. An engine without a
 // signal secret refuses every signal with a ConfigError.
 func (e *Engine) Signal(ctx context.Context, token string, payload []byte) error {
-	_, err := e.signal(ctx, token, payload)
+	_, _, err := e.signal(ctx, token, payload)
 	return err
 }
 
-// signal is Signal; it also returns the key of the record the token
-// names, once the token is verified.
-func (e *Engine) signal(ctx context.Context, token string, payload []byte) (string, error) {
+// signal is Signal; it also returns what the token names and the key of
+// its record, once the token is verified.
+func (e *Engine) signal(ctx context.Context, token string, payload []byte) (tokenClaim, string, error) {
 	if e.secret == nil {
-		return "", noSecret("")
+		return tokenClaim{}, "", noSecret("")
 	}
 	c, err := parseToken(e.secret, token)
 	if err != nil {
-		return "", err
+		return tokenClaim{}, "", err
 	}
 	if len(payload) > MaxSignalPayload {
-		return "", newError(TypeBadRequest, map[string]any{"field": "payload", "size": len(payload), "limit": MaxSignalPayload},
+		return tokenClaim{}, "", newError(TypeBadRequest, map[string]any{"field": "payload", "size": len(payload), "limit": MaxSignalPayload},
 			"the signal's payload is %d bytes; the limit is %d", len(payload), MaxSignalPayload)
 	}
 	if len(payload) > 0 && !json.Valid(payload) {
-		return "", newError(TypeBadRequest, map[string]any{"field": "payload"}, "the signal's payload is not JSON")
+		return tokenClaim{}, "", newError(TypeBadRequest, map[string]any{"field": "payload"}, "the signal's payload is not JSON")
 	}
 	key := materializationKey(c.Pipeline, c.Asset, c.Partition)
 	rec, ok, err := e.x.records.signalGate(ctx, key, c, payload)
 	if err != nil {
-		return key, err
+		return c, key, err
 	}
 	e.wakeGate(key)
 	if !ok {
@@ -415,11 +415,11 @@ func (e *Engine) signal(ctx context.Context, token string, payload []byte) (stri
 		if rec != nil {
 			state = rec.State
 		}
-		return key, newError(TypeNotFound, map[string]any{"pipeline": c.Pipeline, "asset": c.Asset, "partition": c.Partition, "run_id": c.RunID, "state": state},
+		return c, key, newError(TypeNotFound, map[string]any{"pipeline": c.Pipeline, "asset": c.Asset, "partition": c.Partition, "run_id": c.RunID, "state": state},
 			"no gate waits for this signal (asset %q, partition %q, run %s): it was signalled already, rejected or expired, or its run ended",
 			c.Asset, c.Partition, c.RunID)
 	}
-	return key, nil
+	return c, key, nil
 }
 
 // noSecret is the ConfigError of a signal gate on an engine without a

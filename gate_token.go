@@ -92,14 +92,3 @@ func splitToken(token string) (c tokenClaim, body, mac string, ok bool) {
 	}
 	return c, body, mac, true
 }
-
-// tokenKey returns the record key a token names, without verifying it:
-// for waking the engines that may wait there, after Signal has verified
-// it.
-func tokenKey(token string) (string, bool) {
-	c, _, _, ok := splitToken(token)
-	if !ok {
-		return "", false
-	}
-	return materializationKey(c.Pipeline, c.Asset, c.Partition), true
-}

@@ -1,0 +1,7 @@
+package hook
+
+// ApproveRequest is what the options of Approve and Reject describe.
+type ApproveRequest struct {
+	Partition string
+	Reason    string
+}
