@@ -7,6 +7,8 @@
 //     deterministic generated orders, with optional simulated source latency.
 //   - bench: noop, a single no-op asset for throughput measurements, that
 //     takes any partition key.
+//   - release: build → publish (an approval gate) → announce, and build →
+//     smoke (a signal gate), by version.
 package pipelines
 
 import (
@@ -24,7 +26,7 @@ type Options struct {
 
 // All returns every bundled pipeline.
 func All(o Options) []*flowstone.Pipeline {
-	return []*flowstone.Pipeline{Example(), DailySales(o), Bench()}
+	return []*flowstone.Pipeline{Example(), DailySales(o), Bench(), Release()}
 }
 
 // Example is the proposal's example: numbers → doubled → sum, sum = 30.
