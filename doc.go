@@ -187,12 +187,15 @@ need the same gated partition at the same time wait at one gate: the
 first opens it, the others wait for it, run on its approval without
 executing the asset again, and end with it if it is rejected or expires.
 A run's Timeout bounds its work, not its gates: it is extended by the
-wait of every gate the run may pass.
+wait of every gate the run may pass. A run waiting at a gate is a run in
+flight: [Engine.Stop] waits for it like any other (decide it, cancel it,
+or give Stop a deadline).
 
 On the fleet, the coordinator that drives a run waits at its gates; the
 gate's record is the state, so a coordinator restarted while a run waits
 resumes the run and finds the gate waiting, with its deadline, and an
-expiry fires whoever drives the run then. A decision may reach any
+expiry fires whoever drives the run then. (A coordinator that stops
+waits its grace for such runs too, then hands them back.) A decision may reach any
 coordinator: it writes the record and tells the others, so that the one
 driving the run goes on at once. Coordinators take the signal secret from
 their configuration (the same on all of them).

@@ -14,6 +14,9 @@ import (
 // store, a fleet coordinator whose wake was lost) did not wake it.
 const gateRecheck = 5 * time.Second
 
+// gateRetry is the shortest wait between two looks at a gate's record.
+const gateRetry = 20 * time.Millisecond
+
 // gateWaiter is a step waiting at a gate, registered by its record's key
 // so that a decision made through this engine (Approve, Reject, Signal,
 // or a fleet coordinator's wake) wakes it at once, and Cancel reaches it.
@@ -93,9 +96,11 @@ func (e *Engine) awaitGate(ctx context.Context, p *Pipeline, s *step, partition,
 	defer e.removeGateWaiter(s.key, w)
 	req := gateRequest{id: ident{p.name, n.def.name, partition}, runID: runID, force: force, spec: g,
 		alive: func(id string) bool { return e.alive(ctx, id) }}
-	v := view{s.prev, s.prevRev, true}
 	for {
-		out, cur, rev, opened, err := e.x.records.openGate(ctx, s.key, v, req)
+		// Read anew each time, the first time too: a record the plan read
+		// may have been decided before this step was registered to be
+		// woken.
+		out, cur, rev, opened, err := e.x.records.openGate(ctx, s.key, view{}, req)
 		if err != nil {
 			if ctx.Err() != nil {
 				return gatePass{}, e.gateEnded(ctx, p, n, partition, runID)
@@ -130,14 +135,17 @@ func (e *Engine) awaitGate(ctx context.Context, p *Pipeline, s *step, partition,
 			req.follow = ""
 			if gating(cur) {
 				req.follow = cur.RunID
-				if cur.State.Waiting() {
-					deadline = cur.Gate.Deadline.Add(leaseSkew)
+				// Past then, its gate is taken for a dead run's.
+				if d := cur.Gate.Deadline.Add(leaseSkew); time.Now().Before(d) {
+					deadline = d
 				}
 			}
 		}
 		wait := gateRecheck
 		if !deadline.IsZero() {
-			wait = min(wait, max(time.Until(deadline), 0))
+			// Not less than gateRetry: an expiry that cannot be written
+			// (the store is down) is tried again, not in a tight loop.
+			wait = min(wait, max(time.Until(deadline), gateRetry))
 		}
 		timer := time.NewTimer(wait)
 		select {
@@ -151,7 +159,6 @@ func (e *Engine) awaitGate(ctx context.Context, p *Pipeline, s *step, partition,
 			return gatePass{}, e.gateEnded(ctx, p, n, partition, runID)
 		}
 		timer.Stop()
-		v = view{}
 	}
 }
 

@@ -396,7 +396,7 @@ func (r *records) openGate(ctx context.Context, key string, v view, req gateRequ
 			(cur.Gate.Decision == GateRejected || cur.Gate.Decision == GateExpired):
 			out = gateFollowed
 			return nil
-		case cur != nil && holds(cur) && req.alive(cur.RunID) && !(cur.State.Waiting() && gateLapsed(cur.Gate, now)):
+		case cur != nil && holds(cur) && req.alive(cur.RunID) && !(gating(cur) && cur.QueuedBy == "" && gateLapsed(cur.Gate, now)):
 			out = gateOther
 			return nil
 		}
@@ -414,9 +414,10 @@ func (r *records) openGate(ctx context.Context, key string, v view, req gateRequ
 	return out, cur, rev, wrote, err
 }
 
-// gateLapsed reports whether a waiting gate is past its deadline by more
-// than the clock skew allowed: the engine that waits there should have
-// ended it, and is taken to be gone.
+// gateLapsed reports whether a gate is past its deadline by more than the
+// clock skew allowed: the engine of a run that still waits there, or that
+// has not dispatched the asset it let through, should have ended it or
+// dispatched it, and is taken to be gone.
 func gateLapsed(g *Gate, now time.Time) bool {
 	return g != nil && now.After(g.Deadline.Add(leaseSkew))
 }

@@ -17,9 +17,11 @@ import (
 	"github.com/flowstone-go/flowstone/client"
 	"github.com/flowstone-go/flowstone/coordinator"
 	"github.com/flowstone-go/flowstone/internal/natstest"
+	"github.com/flowstone-go/flowstone/kv"
 	"github.com/flowstone-go/flowstone/objectstore"
 	"github.com/flowstone-go/flowstone/objectstore/filestore"
 	"github.com/flowstone-go/flowstone/worker"
+	"github.com/nats-io/nats-server/v2/server"
 )
 
 func TestMain(m *testing.M) {
@@ -47,13 +49,119 @@ type face interface {
 	// no signal secret, so it runs no signal gate (signals reports false).
 	Signal(ctx context.Context, token string, payload []byte) error
 	signals() bool
+	// restart stops what drives the face's runs the hard way, as a
+	// process that dies, and starts it again over the same store: the
+	// fleet's coordinator (the same id, which resumes its runs, while the
+	// client keeps waiting for them), or an engine, which resumes runID's
+	// run of asset when it is run again with that id. It returns the face
+	// after the restart and the outcome of the resumed run (done, on the
+	// fleet). The *Pipeline face's Default engine lives as long as the
+	// process: it skips.
+	restart(t *testing.T, ctx context.Context, p *flowstone.Pipeline, asset, runID string, done <-chan error) (face, <-chan error)
 }
 
 // signalSecret is the engine face's and the fleet's signal secret.
 var signalSecret = []byte("faces-signal-secret-0123456789ab")
 
-// engineFace calls an Engine of the test's own.
-type engineFace struct{ e *flowstone.Engine }
+// engineFace calls an Engine of the test's own, over a store it can fence
+// off (see restart).
+type engineFace struct {
+	e      *flowstone.Engine
+	kv     *fencedKV
+	stores map[string]objectstore.Store
+}
+
+// newEngineFace returns an engine face over store, fenced anew, and the
+// object stores, closing the engine when the test ends.
+func newEngineFace(t *testing.T, store kv.Store, stores map[string]objectstore.Store) engineFace {
+	t.Helper()
+	fenced := &fencedKV{Store: store}
+	e, err := flowstone.NewEngine(flowstone.EngineConfig{KV: fenced, Stores: stores, SignalSecret: signalSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	return engineFace{e, fenced, stores}
+}
+
+// fencedKV is a kv.Store that, once fenced, refuses every call as a closed
+// store does: the engine that uses it can record nothing more, as a
+// process that died (or a coordinator handing its runs back).
+type fencedKV struct {
+	kv.Store
+	fenced atomic.Bool
+}
+
+func (f *fencedKV) check() error {
+	if f.fenced.Load() {
+		return kv.ErrClosed
+	}
+	return nil
+}
+
+func (f *fencedKV) Get(ctx context.Context, key string) (kv.Entry, error) {
+	if err := f.check(); err != nil {
+		return kv.Entry{}, err
+	}
+	return f.Store.Get(ctx, key)
+}
+func (f *fencedKV) Put(ctx context.Context, key string, v []byte) (uint64, error) {
+	if err := f.check(); err != nil {
+		return 0, err
+	}
+	return f.Store.Put(ctx, key, v)
+}
+func (f *fencedKV) Create(ctx context.Context, key string, v []byte) (uint64, error) {
+	if err := f.check(); err != nil {
+		return 0, err
+	}
+	return f.Store.Create(ctx, key, v)
+}
+func (f *fencedKV) Update(ctx context.Context, key string, v []byte, rev uint64) (uint64, error) {
+	if err := f.check(); err != nil {
+		return 0, err
+	}
+	return f.Store.Update(ctx, key, v, rev)
+}
+func (f *fencedKV) Delete(ctx context.Context, key string, rev uint64) error {
+	if err := f.check(); err != nil {
+		return err
+	}
+	return f.Store.Delete(ctx, key, rev)
+}
+func (f *fencedKV) Keys(ctx context.Context, prefix string) ([]string, error) {
+	if err := f.check(); err != nil {
+		return nil, err
+	}
+	return f.Store.Keys(ctx, prefix)
+}
+func (f *fencedKV) Watch(ctx context.Context, prefix string) (<-chan kv.Entry, error) {
+	if err := f.check(); err != nil {
+		return nil, err
+	}
+	return f.Store.Watch(ctx, prefix)
+}
+
+// restart fences the engine's store off, stops the engine at once (its
+// runs end, recording nothing), and runs asset again as runID's run on a
+// new engine over the same store.
+func (f engineFace) restart(t *testing.T, ctx context.Context, p *flowstone.Pipeline, asset, runID string, done <-chan error) (face, <-chan error) {
+	t.Helper()
+	f.kv.fenced.Store(true)
+	now, cancel := context.WithCancel(ctx)
+	cancel()
+	f.e.Stop(now)
+	if err := waitDone(t, ctx, done); err == nil {
+		t.Fatal("the run ended well on a stopped engine")
+	}
+	nf := newEngineFace(t, f.kv.Store, f.stores)
+	resumed := make(chan error, 1)
+	go func() {
+		_, err := nf.Run(ctx, p, asset, flowstone.WithRunID(runID))
+		resumed <- err
+	}()
+	return nf, resumed
+}
 
 func (f engineFace) Run(ctx context.Context, p *flowstone.Pipeline, a string, o ...flowstone.RunOption) (*flowstone.Result, error) {
 	return f.e.Run(ctx, p, a, o...)
@@ -127,9 +235,24 @@ func (pipelineFace) Signal(ctx context.Context, token string, payload []byte) er
 	return flowstone.Default().Signal(ctx, token, payload)
 }
 func (pipelineFace) signals() bool { return false }
+func (pipelineFace) restart(t *testing.T, _ context.Context, _ *flowstone.Pipeline, _, _ string, _ <-chan error) (face, <-chan error) {
+	t.Skip("the Default engine lives as long as the process: it is never restarted")
+	return nil, nil
+}
 
 // clientFace calls a fleet through client.Client.
-type clientFace struct{ c *client.Client }
+type clientFace struct {
+	c  *client.Client
+	fl *testFleet
+}
+
+// restart restarts the fleet's coordinator; the run goes on, and the
+// client waiting for it keeps waiting.
+func (f clientFace) restart(t *testing.T, _ context.Context, _ *flowstone.Pipeline, _, _ string, done <-chan error) (face, <-chan error) {
+	t.Helper()
+	f.fl.restart(t)
+	return f, done
+}
 
 func (f clientFace) Run(ctx context.Context, p *flowstone.Pipeline, a string, o ...flowstone.RunOption) (*flowstone.Result, error) {
 	return f.c.Run(ctx, p.Name(), a, o...)
@@ -631,6 +754,28 @@ var rows = []row{
 			t.Fatalf("status after the refusals = %+v, %v", st, err)
 		}
 	}},
+	{"an approval survives a restart of what drives the run: the gate waits on, and approve then resumes it", func(t *testing.T, ctx context.Context, f face, p *flowstone.Pipeline, c *counts) {
+		done := runBehind(ctx, f, p, "announce")
+		before := waitGate(t, ctx, f, p, "publish")
+		f, done = f.restart(t, ctx, p, "announce", before.RunID, done)
+		after := waitGate(t, ctx, f, p, "publish")
+		if after.RunID != before.RunID || !after.OpenedAt.Equal(before.OpenedAt) || !after.Deadline.Equal(before.Deadline) {
+			t.Fatalf("the gate after the restart = %+v, want the one before it, %+v", after, before)
+		}
+		if st, err := f.Status(ctx, p, "publish"); err != nil || st.State != flowstone.StateWaitingApproval {
+			t.Fatalf("status after the restart = %+v, %v", st, err)
+		}
+		if err := f.Approve(ctx, p, "publish"); err != nil {
+			t.Fatal(err)
+		}
+		if err := waitDone(t, ctx, done); err != nil {
+			t.Fatalf("the resumed run after the approval: %v", err)
+		}
+		res, err := f.Get(ctx, p, "announce")
+		if err != nil || decode[string](t, res) != "published 5" || c.of("publish") != 1 || c.of("numbers") != 1 {
+			t.Fatalf("announce = %v; publish ran %d times, numbers %d; want once each", err, c.of("publish"), c.of("numbers"))
+		}
+	}},
 	{"a signal gate takes one signal with its token: a forged or replayed token is refused", func(t *testing.T, ctx context.Context, f face, p *flowstone.Pipeline, c *counts) {
 		if !f.signals() {
 			// No signal secret: refused up front, nothing runs.
@@ -690,7 +835,7 @@ func TestEveryFaceBehavesTheSame(t *testing.T) {
 			}
 		}
 	}
-	cl := startFleet(t, hosted)
+	fl := startFleet(t, hosted)
 	for i, r := range rows {
 		t.Run(r.name, func(t *testing.T) {
 			for _, fc := range faces {
@@ -701,16 +846,11 @@ func TestEveryFaceBehavesTheSame(t *testing.T) {
 					var f face
 					switch fc {
 					case "engine":
-						e, err := flowstone.NewEngine(flowstone.EngineConfig{SignalSecret: signalSecret})
-						if err != nil {
-							t.Fatal(err)
-						}
-						defer e.Close()
-						f = engineFace{e}
+						f = newEngineFace(t, kv.NewMemory(), map[string]objectstore.Store{"memory": objectstore.NewMemory()})
 					case "pipeline":
 						f = pipelineFace{}
 					case "client":
-						f = clientFace{cl}
+						f = clientFace{fl.client, fl}
 					}
 					defer close(in.c.gate) // release a "slow" left waiting
 					r.check(t, ctx, f, in.p, in.c)
@@ -720,10 +860,44 @@ func TestEveryFaceBehavesTheSame(t *testing.T) {
 	}
 }
 
+// testFleet is the client face's fleet: a coordinator (restartable) and
+// a worker on an embedded nats-server, and a client of it.
+type testFleet struct {
+	t      *testing.T // the whole table's: what it starts lasts as long
+	srv    *server.Server
+	stores map[string]objectstore.Store
+	coord  *coordinator.Coordinator
+	client *client.Client
+}
+
+// startCoordinator starts the fleet's coordinator "c1".
+func (fl *testFleet) startCoordinator(t *testing.T) {
+	t.Helper()
+	c, err := coordinator.New(coordinator.Config{ID: "c1", Conn: natstest.Connect(fl.t, fl.srv), Stores: fl.stores, PollInterval: 200 * time.Millisecond,
+		SignalSecret: signalSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(fl.t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	fl.coord = c
+}
+
+// restart stops the coordinator the hard way (its runs are handed back)
+// and starts it again with the same id, which resumes them.
+func (fl *testFleet) restart(t *testing.T) {
+	t.Helper()
+	now, cancel := context.WithCancel(context.Background())
+	cancel()
+	fl.coord.Stop(now)
+	fl.startCoordinator(t)
+}
+
 // startFleet starts a coordinator and a worker hosting ps on an embedded
-// nats-server, and returns a client of it once the coordinator knows
-// every pipeline.
-func startFleet(t *testing.T, ps []*flowstone.Pipeline) *client.Client {
+// nats-server, and returns the fleet once the coordinator knows every
+// pipeline.
+func startFleet(t *testing.T, ps []*flowstone.Pipeline) *testFleet {
 	t.Helper()
 	srv := natstest.Server(t)
 	fs, err := filestore.New(t.TempDir())
@@ -731,14 +905,8 @@ func startFleet(t *testing.T, ps []*flowstone.Pipeline) *client.Client {
 		t.Fatal(err)
 	}
 	stores := map[string]objectstore.Store{"file": fs}
-	c, err := coordinator.New(coordinator.Config{ID: "c1", Conn: natstest.Connect(t, srv), Stores: stores, PollInterval: 200 * time.Millisecond,
-		SignalSecret: signalSecret})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	fl := &testFleet{t: t, srv: srv, stores: stores}
+	fl.startCoordinator(t)
 	w, err := worker.New(worker.Config{Conn: natstest.Connect(t, srv), Pipelines: ps, Stores: stores, Concurrency: 16})
 	if err != nil {
 		t.Fatal(err)
@@ -752,7 +920,7 @@ func startFleet(t *testing.T, ps []*flowstone.Pipeline) *client.Client {
 		if err := w.Stop(ctx); err != nil {
 			t.Errorf("worker stop: %v", err)
 		}
-		if err := c.Stop(ctx); err != nil {
+		if err := fl.coord.Stop(ctx); err != nil {
 			t.Errorf("coordinator stop: %v", err)
 		}
 	})
@@ -761,12 +929,13 @@ func startFleet(t *testing.T, ps []*flowstone.Pipeline) *client.Client {
 		t.Fatal(err)
 	}
 	t.Cleanup(cl.Close)
+	fl.client = cl
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	for {
 		got, err := cl.Pipelines(ctx)
 		if err == nil && len(got) == len(ps) {
-			return cl
+			return fl
 		}
 		select {
 		case <-ctx.Done():
