@@ -505,3 +505,47 @@ func TestGateDeclarations(t *testing.T) {
 		t.Fatalf("info of the signal asset = %+v, %v", info, err)
 	}
 }
+
+// TestAFollowerEndingLeavesTheGateAlone: a run that waits at another
+// run's gate and ends (its context cancelled) records nothing over that
+// gate, which waits on for its own run.
+func TestAFollowerEndingLeavesTheGateAlone(t *testing.T) {
+	ctx := ctxT(t)
+	e := newEngine(t)
+	evs := gateEvents(t, e)
+	var c counter
+	p := releasePipeline(t, &c, flowstone.Approval(flowstone.ApprovalConfig{}), false)
+	a := runAsync(ctx, e, p, "announce")
+	wait := nextEvent(t, evs, flowstone.EventGateWait)
+	bctx, cancelB := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancelB()
+	out := waitRun(t, runAsync(bctx, e, p, "publish"))
+	wantType(t, out.err, flowstone.TypeTimeout)
+	st, err := e.Status(ctx, p, "publish")
+	if err != nil || st.State != flowstone.StateWaitingApproval || st.RunID != wait.RunID {
+		t.Fatalf("status after the follower ended = %+v, %v; want the first run's gate, waiting", st, err)
+	}
+	if err := e.Approve(ctx, p, "publish"); err != nil {
+		t.Fatal(err)
+	}
+	if out := waitRun(t, a); out.err != nil {
+		t.Fatal(out.err)
+	}
+}
+
+// TestApproveAfterExpiryIsRefused: an expired gate cannot be approved.
+func TestApproveAfterExpiryIsRefused(t *testing.T) {
+	ctx := ctxT(t)
+	e := newEngine(t)
+	evs := gateEvents(t, e)
+	var c counter
+	p := releasePipeline(t, &c, flowstone.Approval(flowstone.ApprovalConfig{Timeout: 50 * time.Millisecond}), false)
+	done := runAsync(ctx, e, p, "publish")
+	nextEvent(t, evs, flowstone.EventGateWait)
+	nextEvent(t, evs, flowstone.EventGateExpired)
+	wantType(t, e.Approve(ctx, p, "publish"), flowstone.TypeNotFound)
+	wantType(t, waitRun(t, done).err, flowstone.TypeTimeout)
+	if c.of("publish") != 0 {
+		t.Fatalf("publish ran %d times", c.of("publish"))
+	}
+}

@@ -47,6 +47,19 @@ func waitState(t *testing.T, asset, part string) flowstone.StatusInfo {
 }
 
 func TestApproveAndReject(t *testing.T) {
+	var info flowstone.Info
+	ok(t, &info, "info", "release", "publish")
+	if !info.HasApproval || info.HasSignal {
+		t.Errorf("info release publish = %+v, want an approval gate", info)
+	}
+	ok(t, &info, "info", "release", "smoke")
+	if info.HasApproval || !info.HasSignal {
+		t.Errorf("info release smoke = %+v, want a signal gate", info)
+	}
+	r := fsctl(t, append([]string{"info", "release", "publish"}, server(t)...)...)
+	if r.code != 0 || !strings.Contains(r.stdout, "gate:") || !strings.Contains(r.stdout, "approval") {
+		t.Errorf("info of a gated asset: exit %d, %q", r.code, r.stdout)
+	}
 	part := uniq("v1")
 	var res runJSON
 	ok(t, &res, "run", "release", "announce", "--partition", part, "--async")
@@ -59,7 +72,7 @@ func TestApproveAndReject(t *testing.T) {
 	if st.State != flowstone.StateWaitingApproval || st.Gate == nil {
 		t.Fatalf("status of the waiting gate = %+v", st)
 	}
-	r := fsctl(t, append([]string{"status", "release", "publish", "--partition", part}, server(t)...)...)
+	r = fsctl(t, append([]string{"status", "release", "publish", "--partition", part}, server(t)...)...)
 	if r.code != 0 || !strings.Contains(r.stdout, "waiting_approval") || !strings.Contains(r.stdout, "approval, waiting since") ||
 		!strings.Contains(r.stdout, "Publish this release?") {
 		t.Errorf("status of the waiting gate: exit %d, %q", r.code, r.stdout)
