@@ -3,6 +3,7 @@ package coordinator
 import (
 	"cmp"
 	"context"
+	"strings"
 	"time"
 
 	"github.com/flowstone-go/flowstone"
@@ -49,8 +50,12 @@ func (c *Coordinator) wakeGates(key string) {
 }
 
 // publishGateEvent publishes one of the engine's gate events, in a batch
-// of its own (the engine executes nothing: its events are its gates').
+// of its own. (The coordinator's engine executes nothing: its only events
+// are its gates'.)
 func (c *Coordinator) publishGateEvent(ev flowstone.Event) {
+	if !strings.HasPrefix(string(ev.Kind), "gate.") || ev.Pipeline == "" {
+		return // the workers publish everything else
+	}
 	kind := protocol.EventKind(ev.Kind)
 	body, perr := protocol.EncodeEventBatch(protocol.EventBatch{V: protocol.Version, Pipeline: ev.Pipeline, Kind: kind, Events: []protocol.Event{{
 		V: protocol.Version, Kind: kind, Pipeline: ev.Pipeline, Asset: ev.Asset, Partition: ev.Partition, RunID: ev.RunID,
