@@ -157,18 +157,22 @@ const (
 // Gate is an asset's gate as its record keeps it (Materialization.Gate,
 // StatusInfo.Gate).
 type Gate struct {
+	// Kind is what the gate waits for.
 	Kind GateKind `json:"kind"`
-	// Message and Context are an approval gate's, as declared.
-	Message string         `json:"message,omitempty"`
+	// Message is an approval gate's question, as declared.
+	Message string `json:"message,omitempty"`
+	// Context is an approval gate's facts for the approver, as declared.
 	Context map[string]any `json:"context,omitempty"`
-	// OpenedAt is when the gate began to wait; Deadline when it expires.
+	// OpenedAt is when the gate began to wait.
 	OpenedAt time.Time `json:"opened_at"`
+	// Deadline is when it expires.
 	Deadline time.Time `json:"deadline"`
-	// Decision is how the gate was decided ("" while it waits), at
-	// DecidedAt, and why (Reason, as given to Approve or Reject).
-	Decision  GateDecision `json:"decision,omitempty"`
-	DecidedAt *time.Time   `json:"decided_at,omitempty"`
-	Reason    string       `json:"reason,omitempty"`
+	// Decision is how the gate was decided ("" while it waits).
+	Decision GateDecision `json:"decision,omitempty"`
+	// DecidedAt is when it was decided (nil while it waits).
+	DecidedAt *time.Time `json:"decided_at,omitempty"`
+	// Reason is why, as given to Approve or Reject.
+	Reason string `json:"reason,omitempty"`
 	// Payload is the signal's payload, kept until the asset has run on
 	// it.
 	Payload json.RawMessage `json:"payload,omitempty"`
@@ -185,16 +189,24 @@ func (g *Gate) clone() *Gate {
 
 // WaitingGate is a gate that waits, as Approvals lists it.
 type WaitingGate struct {
-	Pipeline  string   `json:"pipeline"`
-	Asset     string   `json:"asset"`
-	Partition string   `json:"partition"`
-	RunID     string   `json:"run_id"`
-	Kind      GateKind `json:"kind"`
-	// Message and Context are an approval gate's, as declared.
-	Message  string         `json:"message,omitempty"`
-	Context  map[string]any `json:"context,omitempty"`
-	OpenedAt time.Time      `json:"opened_at"`
-	Deadline time.Time      `json:"deadline"`
+	// Pipeline names the pipeline.
+	Pipeline string `json:"pipeline"`
+	// Asset is the gated asset.
+	Asset string `json:"asset"`
+	// Partition is the partition that waits.
+	Partition string `json:"partition"`
+	// RunID is the run that waits there.
+	RunID string `json:"run_id"`
+	// Kind is what the gate waits for.
+	Kind GateKind `json:"kind"`
+	// Message is an approval gate's question, as declared.
+	Message string `json:"message,omitempty"`
+	// Context is an approval gate's facts for the approver.
+	Context map[string]any `json:"context,omitempty"`
+	// OpenedAt is when the gate began to wait.
+	OpenedAt time.Time `json:"opened_at"`
+	// Deadline is when it expires.
+	Deadline time.Time `json:"deadline"`
 	// Token is a signal gate's token, what Signal takes: it names the
 	// run, the asset and the partition, signed with the signal secret.
 	// Hand it to whatever sends the signal.

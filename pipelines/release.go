@@ -9,14 +9,18 @@ import (
 
 // Build is a release's build: what release.build makes of a version.
 type Build struct {
+	// Version is the partition built.
 	Version string `json:"version"`
-	Files   int    `json:"files"`
+	// Files counts what was built.
+	Files int `json:"files"`
 }
 
 // SmokeReport is what a smoke test reports to release.smoke, by signal.
 type SmokeReport struct {
-	Passed bool   `json:"passed"`
-	Notes  string `json:"notes,omitempty"`
+	// Passed says whether the smoke test passed.
+	Passed bool `json:"passed"`
+	// Notes says more.
+	Notes string `json:"notes,omitempty"`
 }
 
 // Release is build → publish → announce, and build → smoke, partitioned

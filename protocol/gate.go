@@ -126,8 +126,9 @@ func (r SignalRequest) Validate() *Error {
 
 // DecisionReply answers ApproveRequest, RejectRequest and SignalRequest.
 type DecisionReply struct {
-	// Asset and Partition name the gate decided.
-	Asset     string `json:"asset"`
+	// Asset names the gated asset decided.
+	Asset string `json:"asset"`
+	// Partition is its resolved partition.
 	Partition string `json:"partition"`
 }
 
@@ -181,17 +182,24 @@ func (r ApprovalsReply) Validate() *Error {
 
 // WaitingGate is a gate that waits.
 type WaitingGate struct {
-	Pipeline  string `json:"pipeline"`
-	Asset     string `json:"asset"`
+	// Pipeline names the pipeline.
+	Pipeline string `json:"pipeline"`
+	// Asset names the gated asset.
+	Asset string `json:"asset"`
+	// Partition is the resolved partition that waits.
 	Partition string `json:"partition"`
-	RunID     string `json:"run_id"`
+	// RunID is the run that waits there.
+	RunID string `json:"run_id"`
 	// Kind is GateApproval or GateSignal.
 	Kind string `json:"kind"`
-	// Message and Context are an approval gate's.
-	Message  string         `json:"message,omitempty"`
-	Context  map[string]any `json:"context,omitempty"`
-	OpenedAt time.Time      `json:"opened_at"`
-	Deadline time.Time      `json:"deadline"`
+	// Message is an approval gate's question.
+	Message string `json:"message,omitempty"`
+	// Context is an approval gate's facts for the approver.
+	Context map[string]any `json:"context,omitempty"`
+	// OpenedAt is when the gate began to wait.
+	OpenedAt time.Time `json:"opened_at"`
+	// Deadline is when it expires.
+	Deadline time.Time `json:"deadline"`
 	// Token is a signal gate's token, for SignalRequest.
 	Token string `json:"token,omitempty"`
 }
@@ -235,16 +243,21 @@ func checkGateKind(field, kind string) *Error {
 type GateStatus struct {
 	// Kind is GateApproval or GateSignal.
 	Kind string `json:"kind"`
-	// Message and Context are an approval gate's.
-	Message  string         `json:"message,omitempty"`
-	Context  map[string]any `json:"context,omitempty"`
-	OpenedAt time.Time      `json:"opened_at"`
-	Deadline time.Time      `json:"deadline"`
+	// Message is an approval gate's question.
+	Message string `json:"message,omitempty"`
+	// Context is an approval gate's facts for the approver.
+	Context map[string]any `json:"context,omitempty"`
+	// OpenedAt is when the gate began to wait.
+	OpenedAt time.Time `json:"opened_at"`
+	// Deadline is when it expires.
+	Deadline time.Time `json:"deadline"`
 	// Decision is how it was decided ("approved", "rejected",
 	// "signalled", "expired"); "" while it waits.
-	Decision  string     `json:"decision,omitempty"`
+	Decision string `json:"decision,omitempty"`
+	// DecidedAt is when it was decided.
 	DecidedAt *time.Time `json:"decided_at,omitempty"`
-	Reason    string     `json:"reason,omitempty"`
+	// Reason is why, as the decision gave it.
+	Reason string `json:"reason,omitempty"`
 }
 
 func (g *GateStatus) validate(prefix string) *Error {

@@ -106,14 +106,15 @@ type AssetSpec struct {
 	// HasApproval is true for an asset that waits for an approval before
 	// it runs.
 	HasApproval bool `json:"has_approval,omitempty"`
-	// ApprovalMessage and ApprovalContext are its approval gate's message
-	// and facts for the approver.
-	ApprovalMessage string         `json:"approval_message,omitempty"`
+	// ApprovalMessage is its approval gate's question.
+	ApprovalMessage string `json:"approval_message,omitempty"`
+	// ApprovalContext is its approval gate's facts for the approver.
 	ApprovalContext map[string]any `json:"approval_context,omitempty"`
 	// HasSignal is true for an asset that waits for a signal before it
-	// runs; SignalOnTimeout when its declaration makes a value on the
-	// gate's expiry (else expiry fails it).
-	HasSignal       bool `json:"has_signal,omitempty"`
+	// runs.
+	HasSignal bool `json:"has_signal,omitempty"`
+	// SignalOnTimeout is true when its signal gate's declaration makes a
+	// value on the gate's expiry (else expiry fails it).
 	SignalOnTimeout bool `json:"signal_on_timeout,omitempty"`
 	// GateTimeoutMS is how long its gate waits, in milliseconds (0: no
 	// gate).
