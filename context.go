@@ -21,6 +21,7 @@ type Context struct {
 	task   *task
 	try    int // the call's place among a Retry policy's, 1 for the first
 	item   string
+	batch  *ScatterBatch
 	logger *zerolog.Logger
 
 	mu      sync.Mutex
@@ -51,8 +52,17 @@ func (c *Context) Pipeline() string { return c.p.name }
 func (c *Context) Attempt() int { return max(c.task.Attempt, 1) + max(c.try, 1) - 1 }
 
 // ScatterItem returns the item this call handles, in a scatter asset's
-// function; "" elsewhere.
+// function; "" elsewhere (and in a batched scatter's: see ScatterBatch).
 func (c *Context) ScatterItem() string { return c.item }
+
+// ScatterBatch returns the batch this call handles, in the function of a
+// scatter with Batching; ok is false elsewhere.
+func (c *Context) ScatterBatch() (b ScatterBatch, ok bool) {
+	if c.batch == nil {
+		return ScatterBatch{}, false
+	}
+	return *c.batch, true
+}
 
 // Logger returns a logger with the pipeline, asset, partition and run id set.
 // It writes where the engine's (or worker's) logger writes: nowhere unless

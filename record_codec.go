@@ -80,6 +80,9 @@ func appendRecord(dst []byte, m *Materialization) ([]byte, bool) {
 		dst = append(dst, '}')
 	}
 	if s := m.Scatter; s != nil {
+		if len(s.FailedItems) > 0 {
+			return dst, false // rare, and errors inside: json.Marshal's
+		}
 		dst = append(dst, `,"scatter":{"total":`...)
 		dst = strconv.AppendInt(dst, int64(s.Total), 10)
 		dst = append(dst, `,"completed":`...)

@@ -36,6 +36,9 @@ type ScatterConfig struct {
 	// half and all of it). Default to 100 ms and 10 s.
 	ItemBackoff    time.Duration
 	ItemMaxBackoff time.Duration
+	// Batching, when set, makes the function run once per batch of items
+	// (Context.ScatterBatch tells which) instead of once per item.
+	Batching *Batching
 	// MaxFailures is how many items may fail before the asset fails with a
 	// ScatterThreshold error. Defaults to 0: any failed item fails the asset.
 	MaxFailures int
@@ -43,6 +46,37 @@ type ScatterConfig struct {
 	// fail (rounded down): 0.02 lets 200 of 10,000 fail. The larger of
 	// the two allowances applies. Defaults to 0.
 	MaxFailureRate float64
+}
+
+// Batching groups a scatter's items into batches that its function handles
+// one call each: a bulk insert, a batch API. The asset's value is then a
+// JSON array of the batches' values, in batch order (null for a failed
+// batch); a batch's outcome is its items' (a failed batch fails each of
+// its items, for the counts, the threshold and FailedItems). Items keep
+// their listed order within a group; with GroupBy, the groups come in the
+// order their first items were listed.
+type Batching struct {
+	// MaxItems is the most items in one batch. Defaults to and is at most
+	// MaxScatterBatch.
+	MaxItems int
+	// MaxBytes, when above 0, is the most bytes of items in one batch, as
+	// Size counts them; an item larger on its own makes a batch of one.
+	MaxBytes int
+	// Size is an item's bytes. Defaults to the length of its key.
+	Size func(item string) int
+	// GroupBy, when set, keeps apart the items of different keys: a batch
+	// holds items of one key.
+	GroupBy func(item string) string
+}
+
+// ScatterBatch is the batch a batched scatter's function call handles
+// (see Batching).
+type ScatterBatch struct {
+	// Items are the batch's items, in order.
+	Items []string
+	// Index is the batch's place among the scatter's, from 0; Count is
+	// how many batches the scatter has.
+	Index, Count int
 }
 
 // Defaults and limits of ScatterConfig.
@@ -73,6 +107,77 @@ func (c ScatterConfig) batchSize() int {
 		n = min(n, int(c.Rate/10))
 	}
 	return max(n, 1)
+}
+
+// batchesInOrder is batches without grouping: a reader's items batch in
+// the order read.
+func (c ScatterConfig) batchesInOrder(items []string) ([]string, []int) {
+	if c.Batching != nil && c.Batching.GroupBy != nil {
+		b := *c.Batching
+		b.GroupBy = nil
+		c.Batching = &b
+	}
+	return c.batches(items)
+}
+
+// batches orders the items by batch and returns where each batch starts
+// (and, last, where the list ends).
+func (c ScatterConfig) batches(items []string) ([]string, []int) {
+	if c.Batching == nil {
+		size := c.batchSize()
+		bounds := make([]int, 0, len(items)/size+2)
+		for i := 0; i < len(items); i += size {
+			bounds = append(bounds, i)
+		}
+		return items, append(bounds, len(items))
+	}
+	b := c.Batching
+	maxItems := min(max(b.MaxItems, 0), MaxScatterBatch)
+	if maxItems == 0 {
+		maxItems = MaxScatterBatch
+	}
+	size := b.Size
+	if size == nil {
+		size = func(s string) int { return len(s) }
+	}
+	ordered := items
+	if b.GroupBy != nil {
+		var keys []string
+		groups := map[string][]string{}
+		for _, it := range items {
+			k := b.GroupBy(it)
+			if _, ok := groups[k]; !ok {
+				keys = append(keys, k)
+			}
+			groups[k] = append(groups[k], it)
+		}
+		ordered = make([]string, 0, len(items))
+		var bounds []int
+		for _, k := range keys {
+			start := len(ordered)
+			ordered = append(ordered, groups[k]...)
+			bounds = append(bounds, cut(ordered[start:], start, maxItems, b.MaxBytes, size)...)
+		}
+		return ordered, append(bounds, len(ordered))
+	}
+	return ordered, append(cut(ordered, 0, maxItems, b.MaxBytes, size), len(ordered))
+}
+
+// cut splits items (at offset in the whole list) into batches of at most
+// maxItems and maxBytes (when above 0), and returns where each begins.
+func cut(items []string, offset, maxItems, maxBytes int, size func(string) int) []int {
+	var bounds []int
+	n, bytes := 0, 0
+	for i, it := range items {
+		s := size(it)
+		if i == 0 || n == maxItems || maxBytes > 0 && bytes+s > maxBytes {
+			bounds = append(bounds, offset+i)
+			n, bytes = 0, 0
+		}
+		n++
+		bytes += s
+	}
+	return bounds
 }
 
 // Limits of a scatter's item list (see Scatter).
@@ -113,12 +218,14 @@ func scatterItems(asset string, list []string) ([]string, error) {
 }
 
 type scatterSpec struct {
-	fn  ScatterFunc
-	cfg ScatterConfig
+	fn     ScatterFunc
+	reader func(c *Context) (ItemReader, error) // ScatterFrom's, instead of fn
+	cfg    ScatterConfig
 }
 
 // Scatter makes the asset fan out: list returns the items, and the asset's
-// function runs once per item (Context.ScatterItem tells which), up to
+// function runs once per item (Context.ScatterItem tells which), or once
+// per batch of them with cfg.Batching (Context.ScatterBatch), up to
 // cfg.Parallel at a time; a key listed twice runs once. The asset's value
 // is a JSON object from item to that item's value; failed items are left
 // out, and listed in the status (ScatterStatus.FailedItems). At most

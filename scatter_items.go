@@ -35,16 +35,31 @@ func (x *executor) RunItems(ctx context.Context, p *Pipeline, t task, b hook.Ite
 func (x *executor) runItems(ctx context.Context, p *Pipeline, n *node, t *task, b hook.ItemBatch) hook.BatchOutcome {
 	cfg := n.def.scatter.cfg
 	outs := make([]hook.ItemOutcome, len(b.Items))
+	if cfg.Batching != nil {
+		// One call for the batch: its outcome is each item's, its value
+		// the first's.
+		batch := &ScatterBatch{Items: b.Items, Index: b.Index, Count: b.Count}
+		o := x.runItem(ctx, p, n, t, "", batch, cfg)
+		for i := range outs {
+			outs[i] = o
+			outs[i].Item = b.Items[i]
+			if i > 0 {
+				outs[i].Value = nil
+			}
+		}
+		return hook.BatchOutcome{Index: b.Index, Worker: x.worker, Items: outs}
+	}
 	start := time.Now()
 	one := func(i int) {
 		if cfg.Rate > 0 && i > 0 {
 			at := start.Add(time.Duration(float64(i) / cfg.Rate * float64(time.Second)))
 			if !sleepUntil(ctx, at) {
-				outs[i] = hook.ItemOutcome{State: hook.ItemCancelled}
+				outs[i] = hook.ItemOutcome{Item: b.Items[i], State: hook.ItemCancelled}
 				return
 			}
 		}
-		outs[i] = x.runItem(ctx, p, n, t, b.Items[i], cfg)
+		outs[i] = x.runItem(ctx, p, n, t, b.Items[i], nil, cfg)
+		outs[i].Item = b.Items[i]
 	}
 	if len(b.Items) == 1 {
 		one(0)
@@ -62,10 +77,14 @@ func (x *executor) runItems(ctx context.Context, p *Pipeline, n *node, t *task, 
 	return hook.BatchOutcome{Index: b.Index, Worker: x.worker, Items: outs}
 }
 
-// runItem runs one item, retrying a failure per cfg, and emits its events.
-func (x *executor) runItem(ctx context.Context, p *Pipeline, n *node, t *task, item string, cfg ScatterConfig) hook.ItemOutcome {
+// runItem runs one item (or, with batch set, one batch), retrying a
+// failure per cfg, and emits its events.
+func (x *executor) runItem(ctx context.Context, p *Pipeline, n *node, t *task, item string, batch *ScatterBatch, cfg ScatterConfig) hook.ItemOutcome {
 	ev := x.events.active()
 	base := Event{Pipeline: p.name, Asset: n.def.name, Partition: t.Partition, RunID: t.RunID, Metadata: map[string]any{"item": item}}
+	if batch != nil {
+		base.Metadata = map[string]any{"batch": batch.Index, "items": len(batch.Items)}
+	}
 	start := time.Now()
 	if ev {
 		e := base
@@ -79,13 +98,13 @@ func (x *executor) runItem(ctx context.Context, p *Pipeline, n *node, t *task, i
 	)
 	for try := 1; ; try++ {
 		out.Attempts = try
-		ic := &Context{ctx: ctx, x: x, p: p, n: n, task: t, try: try, item: item}
+		ic := &Context{ctx: ctx, x: x, p: p, n: n, task: t, try: try, item: item, batch: batch}
 		v, err := x.invoke(ic, n.def.fn)
 		ic.closeReaders()
 		var b []byte
 		if err == nil {
 			if b, err = x.codec.Encode(v); err != nil {
-				err = newError(TypeExecutionFailed, map[string]any{"item": item}, "scatter item %q: value cannot be encoded: %v", item, err)
+				err = newError(TypeExecutionFailed, map[string]any{"item": item}, "scatter item %q of asset %q: value cannot be encoded: %v", item, n.def.name, err)
 			}
 		}
 		if err == nil {

@@ -37,16 +37,19 @@ type scatterRun struct {
 	cfg  ScatterConfig
 	base Event
 
-	id    string
-	list  []string
-	size  int
-	count int // batches
+	id      string
+	batches [][]string // each batch's items; nil for a batch handed out
+	// by an earlier execution (a reader's) until its outcome names them
+	sizes []int     // each batch's item count
+	count int       // batches formed
+	feed  *itemFeed // a reader's scatter: reads items as batches go out
 
 	st       ScatterStatus
-	outcomes [][]hook.ItemOutcome // by batch; nil until recorded
-	out      map[int]int          // batches out and not recorded: index → items
-	next     int                  // the first batch not yet handed out
-	stopping bool                 // too many items failed: hand out no more
+	outcomes [][]hook.ItemOutcome      // by batch; nil until recorded
+	out      map[int]int               // batches out and not recorded: index → items
+	early    map[int]hook.BatchOutcome // outcomes of batches not formed yet (a reader's, re-read after a restart)
+	next     int                       // the first batch not yet handed out
+	stopping bool                      // too many items failed: hand out no more
 
 	dirty     bool
 	persisted time.Time
@@ -56,6 +59,9 @@ type scatterRun struct {
 // from item to the item's encoded value.
 func (x *executor) scatter(c *Context, a *attempt) (any, error) {
 	spec := c.n.def.scatter
+	if spec.reader != nil {
+		return x.scatterFrom(c, a)
+	}
 	listed, err := x.invoke(c, func(c *Context) (any, error) { return spec.fn(c) })
 	if err != nil {
 		return nil, err
@@ -64,19 +70,43 @@ func (x *executor) scatter(c *Context, a *attempt) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &scatterRun{x: x, c: c, a: a, cfg: spec.cfg, list: list, size: spec.cfg.batchSize(), out: map[int]int{},
-		base: Event{Pipeline: c.p.name, Asset: c.n.def.name, Partition: c.task.Partition, RunID: c.task.RunID}}
-	r.count = (len(list) + r.size - 1) / r.size
-	r.outcomes = make([][]hook.ItemOutcome, r.count)
-	r.id = scatterID(c.p.name, c.n.def.name, c.task.Partition, c.task.RunID, r.size, list)
-	r.st = ScatterStatus{Total: len(list), Pending: len(list)}
+	r := newScatterRun(x, c, a)
+	ordered, bounds := spec.cfg.batches(list)
+	for i := range len(bounds) - 1 {
+		r.add(ordered[bounds[i]:bounds[i+1]])
+	}
+	r.id = scatterID(c.p.name, c.n.def.name, c.task.Partition, c.task.RunID, bounds, ordered)
 	return r.run()
 }
 
-// scatterID names a scatter: the same task listing the same items in
-// batches of the same size gets the same id, so that an execution that
-// takes over a dead one's task finds the batches recorded.
-func scatterID(pipeline, asset, partition, runID string, size int, items []string) string {
+func newScatterRun(x *executor, c *Context, a *attempt) *scatterRun {
+	return &scatterRun{x: x, c: c, a: a, cfg: c.n.def.scatter.cfg, out: map[int]int{},
+		base: Event{Pipeline: c.p.name, Asset: c.n.def.name, Partition: c.task.Partition, RunID: c.task.RunID}}
+}
+
+// add forms the next batch of items (nil for one an earlier execution
+// handed out, whose size only is known) and counts its items pending.
+func (r *scatterRun) add(items []string) { r.addSized(items, len(items)) }
+
+func (r *scatterRun) addSized(items []string, n int) {
+	r.batches = append(r.batches, items)
+	r.sizes = append(r.sizes, n)
+	r.outcomes = append(r.outcomes, nil)
+	r.count++
+	r.st.Total += n
+	r.st.Pending += n
+	if o, ok := r.early[r.count-1]; ok {
+		// Recorded by an earlier execution that handed it out after its
+		// last checkpoint: this one read the same items again.
+		delete(r.early, r.count-1)
+		r.record(o)
+	}
+}
+
+// scatterID names a scatter: the same task listing the same items in the
+// same batches gets the same id, so that an execution that takes over a
+// dead one's task finds the batches recorded.
+func scatterID(pipeline, asset, partition, runID string, bounds []int, items []string) string {
 	h := sha256.New()
 	var n [8]byte
 	for _, s := range []string{pipeline, asset, partition, runID} {
@@ -84,8 +114,10 @@ func scatterID(pipeline, asset, partition, runID string, size int, items []strin
 		h.Write(n[:])
 		h.Write([]byte(s))
 	}
-	binary.BigEndian.PutUint64(n[:], uint64(size))
-	h.Write(n[:])
+	for _, b := range bounds {
+		binary.BigEndian.PutUint64(n[:], uint64(b))
+		h.Write(n[:])
+	}
 	for _, it := range items {
 		binary.BigEndian.PutUint64(n[:], uint64(len(it)))
 		h.Write(n[:])
@@ -107,7 +139,14 @@ func (r *scatterRun) run() (any, error) {
 		return nil, err
 	}
 	r.persist(true)
-	lim := newItemLimiter(r.cfg.Rate, r.size)
+	largest := r.cfg.batchSize()
+	if b := r.cfg.Batching; b != nil {
+		largest = MaxScatterBatch
+	}
+	for _, n := range r.sizes {
+		largest = max(largest, n)
+	}
+	lim := newItemLimiter(r.cfg.Rate, largest)
 	var rateC <-chan time.Time
 	tick := time.NewTicker(scatterProgressEvery)
 	defer tick.Stop()
@@ -123,7 +162,7 @@ loop:
 				rateC = time.After(wait)
 			}
 		}
-		if len(r.out) == 0 && (r.stopping || r.next >= r.count) {
+		if len(r.out) == 0 && (r.stopping || r.next >= r.count && r.feed.exhausted()) {
 			break
 		}
 		select {
@@ -157,15 +196,15 @@ loop:
 	// end (or by the failures past the threshold).
 	for i, o := range r.outcomes {
 		if o == nil {
-			n := len(r.batch(i))
-			r.st.Cancelled += n
-			r.st.Pending -= n
+			r.st.Cancelled += r.sizes[i]
+			r.st.Pending -= r.sizes[i]
 		}
 	}
 	r.listFailures()
 	r.a.scatter = &r.st
 	// The asset's outcome holds what it needs of the batches' outcomes.
 	sess.Close(context.WithoutCancel(ctx), true)
+	r.feed.forget(context.WithoutCancel(ctx))
 	r.emit(EventScatterStop, time.Since(start))
 	if ctx.Err() != nil {
 		return nil, ctxError(ctx, r.c.p.name, r.c.n.def.name)
@@ -201,16 +240,32 @@ func (r *scatterRun) open(ctx context.Context, q hook.ItemQueue) (hook.ItemSessi
 	return sess, nil
 }
 
-// handOut hands out batches while Parallel and Rate allow, and returns how
-// long to wait before the rate allows the next.
+// handOut hands out batches while Parallel and Rate allow (a reader's
+// scatter reads them as it goes), and returns how long to wait before the
+// rate allows the next.
 func (r *scatterRun) handOut(ctx context.Context, sess hook.ItemSession, lim *itemLimiter) (time.Duration, error) {
 	deadline, _ := ctx.Deadline()
-	for ; r.next < r.count; r.next++ {
-		i := r.next
-		if r.outcomes[i] != nil {
-			continue // recorded before this execution began
+	for {
+		if r.next == r.count {
+			if r.feed.exhausted() {
+				return 0, nil
+			}
+			if out := r.itemsOut(); out > 0 && out+r.cfg.batchSize() > r.cfg.Parallel {
+				return 0, nil
+			}
+			if err := r.feed.read(ctx, r); err != nil {
+				return 0, err
+			}
+			continue
 		}
-		items := r.batch(i)
+		i := r.next
+		if r.outcomes[i] != nil || r.batches[i] == nil {
+			// Recorded, or handed out by an earlier execution and still
+			// out (counted in r.out).
+			r.next++
+			continue
+		}
+		items := r.batches[i]
 		if out := r.itemsOut(); out > 0 && out+len(items) > r.cfg.Parallel {
 			return 0, nil
 		}
@@ -221,11 +276,14 @@ func (r *scatterRun) handOut(ctx context.Context, sess hook.ItemSession, lim *it
 		err := r.x.retrying("scatter_publish", "", r.id).Do(ctx, func(ctx context.Context) error { return sess.Publish(ctx, b) })
 		if err != nil {
 			return 0, wrapError(TypeStorageError, err, map[string]any{"asset": r.c.n.def.name, "batch": i},
-				"scatter asset %q: batch %d of %d could not be handed out: %v", r.c.n.def.name, i, r.count, err)
+				"scatter asset %q: batch %d could not be handed out: %v", r.c.n.def.name, i, err)
 		}
 		r.out[i] = len(items)
+		r.next++
+		if err := r.feed.handedOut(ctx, r); err != nil {
+			return 0, err
+		}
 	}
-	return 0, nil
 }
 
 // drain waits a while, once the run has ended, for the batches still out.
@@ -247,17 +305,31 @@ func (r *scatterRun) drain(sess hook.ItemSession) {
 
 // record counts a batch's outcome, the first one only.
 func (r *scatterRun) record(o hook.BatchOutcome) {
+	if o.Index >= r.count && r.feed != nil {
+		if r.early == nil {
+			r.early = map[int]hook.BatchOutcome{}
+		}
+		r.early[o.Index] = o
+		return
+	}
 	if o.Index < 0 || o.Index >= r.count || r.outcomes[o.Index] != nil {
 		return
 	}
-	items := r.batch(o.Index)
-	if len(o.Items) != len(items) {
+	if len(o.Items) != r.sizes[o.Index] {
 		// Not this scatter's batch as listed now: ignore it, the batch
 		// runs again.
 		r.x.logger.Warn().Str("scatter", r.id).Int("batch", o.Index).Msg("scatter_outcome_mismatched")
 		return
 	}
 	r.outcomes[o.Index] = o.Items
+	if r.batches[o.Index] == nil {
+		// Handed out by an earlier execution: the outcome names them.
+		names := make([]string, len(o.Items))
+		for k, it := range o.Items {
+			names[k] = it.Item
+		}
+		r.batches[o.Index] = names
+	}
 	delete(r.out, o.Index)
 	for _, it := range o.Items {
 		switch it.State {
@@ -269,7 +341,7 @@ func (r *scatterRun) record(o hook.BatchOutcome) {
 			r.st.Cancelled++
 		}
 	}
-	r.st.Pending -= len(items)
+	r.st.Pending -= len(o.Items)
 	if r.st.Failed > r.cfg.allowedFailures(r.st.Total) {
 		r.stopping = true
 	}
@@ -298,9 +370,7 @@ func (r *scatterRun) itemsOut() int {
 }
 
 // batch returns the items of batch i.
-func (r *scatterRun) batch(i int) []string {
-	return r.list[i*r.size : min((i+1)*r.size, len(r.list))]
-}
+func (r *scatterRun) batch(i int) []string { return r.batches[i] }
 
 // listFailures lists the first failed items, in item order.
 func (r *scatterRun) listFailures() {
@@ -347,8 +417,20 @@ func (r *scatterRun) thresholdError(allowed int) *Error {
 		"scatter asset %q: %d of %d items failed (at most %d allowed); first: %s", asset, r.st.Failed, r.st.Total, allowed, first)
 }
 
-// gather is the asset's value: each completed item's value by item.
-func (r *scatterRun) gather() map[string]json.RawMessage {
+// gather is the asset's value: each completed item's value by item, or
+// with Batching each batch's value (null for a failed one) in batch order.
+func (r *scatterRun) gather() any {
+	if r.cfg.Batching != nil {
+		values := make([]json.RawMessage, r.count)
+		for i, o := range r.outcomes {
+			if len(o) > 0 && o[0].State == hook.ItemCompleted {
+				values[i] = o[0].Value
+			} else {
+				values[i] = json.RawMessage("null")
+			}
+		}
+		return values
+	}
 	values := make(map[string]json.RawMessage, r.st.Completed)
 	for i, o := range r.outcomes {
 		items := r.batch(i)

@@ -115,7 +115,10 @@ func TestScatterBeyondMaxFailuresFails(t *testing.T) {
 	}
 	st, _ := e.Status(ctx, p, "fetch")
 	if st.State != flowstone.StateFailed || st.Error == nil || st.Error.Type != flowstone.TypeScatterThreshold ||
-		st.Scatter == nil || !sameCounts(st.Scatter, flowstone.ScatterStatus{Total: 5, Completed: 3, Failed: 2}) {
+		st.Scatter == nil || st.Scatter.Total != 5 || st.Scatter.Failed != 2 || st.Scatter.Pending != 0 ||
+		st.Scatter.Completed+st.Scatter.Failed+st.Scatter.Cancelled != 5 {
+		// Past the threshold no more items go out: an item not yet out
+		// when the second failure came is cancelled.
 		t.Fatalf("status = %+v (scatter %+v)", st, st.Scatter)
 	}
 	if ok, _ := e.Exists(ctx, p, "fetch"); ok {
@@ -434,4 +437,92 @@ func TestScatterFailureRate(t *testing.T) {
 func sameCounts(got *flowstone.ScatterStatus, want flowstone.ScatterStatus) bool {
 	return got.Total == want.Total && got.Completed == want.Completed && got.Failed == want.Failed &&
 		got.Cancelled == want.Cancelled && got.Pending == want.Pending
+}
+
+func TestScatterRetriesAFailedItem(t *testing.T) {
+	e := newEngine(t)
+	var mu sync.Mutex
+	tries := map[string]int{}
+	p := flowstone.MustPipeline("p", flowstone.Asset("fetch", func(c *flowstone.Context) (any, error) {
+		mu.Lock()
+		tries[c.ScatterItem()]++
+		n := tries[c.ScatterItem()]
+		mu.Unlock()
+		// "twice" fails twice then succeeds; "always" never does.
+		if c.ScatterItem() == "always" || c.ScatterItem() == "twice" && n <= 2 {
+			return nil, fmt.Errorf("%s: try %d failed", c.ScatterItem(), n)
+		}
+		return n, nil
+	}, flowstone.Scatter(listOf("once", "twice", "always"), flowstone.ScatterConfig{
+		ItemRetries: 2, ItemBackoff: time.Millisecond, ItemMaxBackoff: 2 * time.Millisecond, MaxFailures: 1})))
+	ctx := ctxT(t)
+	res, err := e.Run(ctx, p, "fetch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]int
+	if err := res.Decode(&got); err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(got, map[string]int{"once": 1, "twice": 3}) {
+		t.Fatalf("value = %v; want once on its first try, twice on its third", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if tries["always"] != 3 {
+		t.Fatalf("an always-failing item ran %d times; ItemRetries 2 means 3", tries["always"])
+	}
+	st, _ := e.Status(ctx, p, "fetch")
+	if st.Scatter == nil || len(st.Scatter.FailedItems) != 1 || st.Scatter.FailedItems[0].Item != "always" ||
+		!strings.Contains(st.Scatter.FailedItems[0].Error.Message, "try 3 failed") {
+		t.Fatalf("scatter = %+v; want always listed with its last error", st.Scatter)
+	}
+}
+
+// Rate spreads the items' starts: the tenth item at 20 per second starts
+// at least 0.45 s after the run began (a lower bound only: a busy machine
+// just takes longer).
+func TestScatterRateSpreadsItemStarts(t *testing.T) {
+	e := newEngine(t)
+	var mu sync.Mutex
+	var starts []time.Time
+	items := make([]string, 10)
+	for i := range items {
+		items[i] = strconv.Itoa(i)
+	}
+	p := flowstone.MustPipeline("p", flowstone.Asset("call", func(c *flowstone.Context) (any, error) {
+		mu.Lock()
+		starts = append(starts, time.Now())
+		mu.Unlock()
+		return nil, nil
+	}, flowstone.Scatter(listOf(items...), flowstone.ScatterConfig{Parallel: 8, Rate: 20})))
+	began := time.Now()
+	if _, err := e.Run(ctxT(t), p, "call"); err != nil {
+		t.Fatal(err)
+	}
+	last := slices.MaxFunc(starts, func(a, b time.Time) int { return a.Compare(b) })
+	if d := last.Sub(began); d < 450*time.Millisecond {
+		t.Fatalf("10 items at 20 per second all started within %v", d)
+	}
+}
+
+func TestScatterBatchingCapsBytes(t *testing.T) {
+	e := newEngine(t)
+	p := flowstone.MustPipeline("p", flowstone.Asset("bulk", func(c *flowstone.Context) (any, error) {
+		b, _ := c.ScatterBatch()
+		return strings.Join(b.Items, "+"), nil
+	}, flowstone.Scatter(listOf("aaaa", "bb", "cccc", "d", "eeeeeeeee", "f"),
+		flowstone.ScatterConfig{Batching: &flowstone.Batching{MaxBytes: 5}})))
+	res, err := e.Run(ctxT(t), p, "bulk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	if err := res.Decode(&got); err != nil {
+		t.Fatal(err)
+	}
+	// An item over the cap on its own makes a batch of one.
+	if want := []string{"aaaa", "bb", "cccc+d", "eeeeeeeee", "f"}; !slices.Equal(got, want) {
+		t.Fatalf("batches = %v, want %v", got, want)
+	}
 }

@@ -25,6 +25,9 @@ func (c *Client) Status(ctx context.Context, pipeline, asset string, opts ...flo
 		Gate: gateOf(r.Gate)}
 	if r.Scatter != nil {
 		info.Scatter = &flowstone.ScatterStatus{Total: r.Scatter.Total, Completed: r.Scatter.Completed, Failed: r.Scatter.Failed, Cancelled: r.Scatter.Cancelled, Pending: r.Scatter.Pending}
+		for _, f := range r.Scatter.FailedItems {
+			info.Scatter.FailedItems = append(info.Scatter.FailedItems, flowstone.ScatterFailure{Item: f.Item, Error: bridge.FromWire(f.Error)})
+		}
 	}
 	if v := r.Value; v != nil {
 		info.Value = &flowstone.ValueInfo{RunID: v.RunID, CompletedAt: v.CompletedAt, Storage: v.Storage, Size: v.Size}

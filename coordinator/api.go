@@ -255,6 +255,9 @@ func (c *Coordinator) apiStatus(ctx context.Context, req protocol.StatusRequest)
 		CompletedAt: st.CompletedAt, DurationMS: st.DurationMS, Storage: st.Storage, Error: bridge.WireError(st.Error)}
 	if st.Scatter != nil {
 		reply.Scatter = &protocol.ScatterStatus{Total: st.Scatter.Total, Completed: st.Scatter.Completed, Failed: st.Scatter.Failed, Cancelled: st.Scatter.Cancelled, Pending: st.Scatter.Pending}
+		for _, f := range st.Scatter.FailedItems {
+			reply.Scatter.FailedItems = append(reply.Scatter.FailedItems, protocol.ScatterFailure{Item: f.Item, Error: bridge.WireError(f.Error)})
+		}
 	}
 	if v := st.Value; v != nil {
 		reply.Value = &protocol.ValueStatus{RunID: v.RunID, CompletedAt: v.CompletedAt, Storage: v.Storage, Size: v.Size}

@@ -3,6 +3,7 @@ package pipelines_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"testing"
 
@@ -56,6 +57,45 @@ func TestDailySalesIsDeterministicAndConsistent(t *testing.T) {
 	}
 	if _, err := e.Run(context.Background(), p, "revenue", flowstone.Partition("us")); err == nil {
 		t.Fatal("a non-date partition was accepted")
+	}
+}
+
+func TestDynamicPricesEveryProduct(t *testing.T) {
+	e := flowstone.MustEngine(flowstone.EngineConfig{})
+	p := pipelines.Dynamic(pipelines.Options{})
+	res, err := e.Run(context.Background(), p, "report", flowstone.Partition("today"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r pipelines.PriceReport
+	if err := res.Decode(&r); err != nil {
+		t.Fatal(err)
+	}
+	want := 0.0
+	for i := range pipelines.CatalogSize {
+		want += pipelines.PriceOf(fmt.Sprintf("sku-%05d", i))
+	}
+	if r.Products != pipelines.CatalogSize || math.Abs(r.Total-want) > 0.01 {
+		t.Fatalf("report = %+v, want %d products totalling %.2f", r, pipelines.CatalogSize, want)
+	}
+	st, err := e.Status(context.Background(), p, "prices", flowstone.Partition("today"))
+	if err != nil || st.Scatter == nil || st.Scatter.Completed != pipelines.CatalogSize {
+		t.Fatalf("prices status = %+v, %v", st, err)
+	}
+}
+
+func TestBenchFanTakesItsItemCountFromThePartition(t *testing.T) {
+	e := flowstone.MustEngine(flowstone.EngineConfig{})
+	p := pipelines.Bench()
+	if _, err := e.Run(context.Background(), p, "fan", flowstone.Partition("1000")); err != nil {
+		t.Fatal(err)
+	}
+	st, err := e.Status(context.Background(), p, "fan", flowstone.Partition("1000"))
+	if err != nil || st.Scatter == nil || st.Scatter.Completed != 1000 {
+		t.Fatalf("fan status = %+v, %v", st, err)
+	}
+	if _, err := e.Run(context.Background(), p, "fan", flowstone.Partition("many")); err == nil {
+		t.Fatal("a partition key that is not a count was accepted")
 	}
 }
 

@@ -136,6 +136,9 @@ type BatchOutcome struct {
 
 // ItemOutcome is one item's end.
 type ItemOutcome struct {
+	// Item is the item's key: the driver of a scatter fed by a reader
+	// learns the items of a batch an earlier execution handed out from it.
+	Item string `json:"item,omitempty"`
 	// State is ItemCompleted, ItemFailed or ItemCancelled.
 	State string `json:"state"`
 	// Value is a completed item's encoded value.

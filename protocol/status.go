@@ -173,6 +173,18 @@ type ScatterStatus struct {
 	Cancelled int `json:"cancelled"`
 	// Pending is the number of items not yet finished.
 	Pending int `json:"pending"`
+	// FailedItems lists the first failed items, in item order, once the
+	// asset has ended: at most MaxListedFailures.
+	FailedItems []ScatterFailure `json:"failed_items,omitempty"`
+}
+
+// MaxListedFailures is the most failed items a ScatterStatus lists.
+const MaxListedFailures = 100
+
+// ScatterFailure is a failed item of a scatter and its error.
+type ScatterFailure struct {
+	Item  string `json:"item"`
+	Error *Error `json:"error"`
 }
 
 func (s *ScatterStatus) validate(field string) *Error {
@@ -182,6 +194,14 @@ func (s *ScatterStatus) validate(field string) *Error {
 	}{{"total", s.Total}, {"completed", s.Completed}, {"failed", s.Failed}, {"cancelled", s.Cancelled}, {"pending", s.Pending}} {
 		if err := checkNonNegative(field+"."+c.name, c.n); err != nil {
 			return err
+		}
+	}
+	if len(s.FailedItems) > MaxListedFailures {
+		return fieldErrorf(field+".failed_items", "%s.failed_items lists %d items; at most %d", field, len(s.FailedItems), MaxListedFailures)
+	}
+	for i, f := range s.FailedItems {
+		if f.Item == "" || f.Error == nil {
+			return fieldErrorf(indexed(field+".failed_items", i), "%s needs an item and its error", indexed(field+".failed_items", i))
 		}
 	}
 	return nil

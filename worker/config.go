@@ -31,6 +31,9 @@ const (
 	// heartbeat, tasks handed back by a stopping worker). New tasks wake an
 	// idle worker at once.
 	IdlePollDefault = time.Second
+	// ScatterBatchesDefault is how many scatter item batches a worker runs
+	// at once unless Config.ScatterBatches says otherwise.
+	ScatterBatchesDefault = 4
 )
 
 // Config configures a Worker. Conn, Pipelines and Stores are required.
@@ -54,6 +57,12 @@ type Config struct {
 	// Concurrency is how many tasks execute at once. Defaults to
 	// ConcurrencyDefault.
 	Concurrency int
+	// ScatterBatches is how many batches of scatter items of each hosted
+	// pipeline this worker runs at once, beside its tasks (each batch runs
+	// its items side by side; the scatter's Parallel bounds them across
+	// the fleet).
+	// Defaults to ScatterBatchesDefault.
+	ScatterBatches int
 	// ID names this worker in records, completions and manifests; it must
 	// pass protocol.ValidID. Defaults to "<hostname>-<pid>-<8 nuid
 	// characters>", the hostname's characters outside [A-Za-z0-9_-]
@@ -95,6 +104,7 @@ func (c Config) withDefaults() Config {
 	c.Concurrency = cmp.Or(c.Concurrency, ConcurrencyDefault)
 	c.AckWait = cmp.Or(c.AckWait, fleet.AckWaitDefault)
 	c.IdlePoll = cmp.Or(c.IdlePoll, IdlePollDefault)
+	c.ScatterBatches = cmp.Or(c.ScatterBatches, ScatterBatchesDefault)
 	if c.ID == "" {
 		c.ID = defaultID()
 	}
@@ -150,6 +160,9 @@ func (c Config) validate() error {
 	}
 	if err := fleet.CheckReplicas("Config.Replicas", c.Replicas); err != nil {
 		return configError("Replicas", err.Error())
+	}
+	if c.ScatterBatches < 0 {
+		return configError("ScatterBatches", fmt.Sprintf("Config.ScatterBatches is %d; use a positive number (0 means %d)", c.ScatterBatches, ScatterBatchesDefault))
 	}
 	if c.IdlePoll < 0 {
 		return configError("IdlePoll", fmt.Sprintf("Config.IdlePoll is %v; use a positive duration (0 means %v)", c.IdlePoll, IdlePollDefault))

@@ -72,6 +72,23 @@
 // and the completion carries the code "cancelled"), and for CancelMemory the
 // run's later tasks are completed as cancelled without executing.
 //
+// # Scatter items
+//
+// A scatter asset's items run across the fleet (see flowstone.Scatter).
+// The worker executing the asset's task drives it: it hands the items out
+// in batches (protocol.ItemBatch) on protocol.ItemSubject(pipeline), in the
+// task stream, and follows their outcomes by watching the scatter's keys
+// in protocol.ScatterBucket. Every worker hosting the pipeline takes
+// batches through a durable consumer of its own (fleet.ItemConsumer), up
+// to Config.ScatterBatches per pipeline beside its tasks, so that a
+// scatter never waits for a slot its own task holds; it runs each batch
+// with the shared executor, records the batch's outcome once (a
+// create-only write: a second delivery's outcome is dropped) and acks the
+// batch. A batch delivered more than fleet.MaxDeliverDefault times is
+// recorded failed instead of run again. When the driver's worker dies, the
+// task's next delivery finds the batches recorded and hands out the rest;
+// it drops the scatter's keys once the asset's outcome is recorded.
+//
 // # Stopping
 //
 // Stop stops taking tasks and waits for the running ones. If its context
@@ -116,8 +133,10 @@
 //
 // Start creates the fleet's streams, buckets and consumers if they are
 // missing (fleet.Ensure), which needs the JetStream API. Running, a worker
-// needs what NATS.md lists for consuming (consumer info and next-message
-// requests, acks, a private inbox), publishes to flowstone.done.> and
-// flowstone.event.> and on the KV subjects of its buckets, and subscribes to
-// flowstone.cancel.* and to flowstone.task.<pipeline>.* (the idle wake-up).
+// needs what a JetStream consumer needs (consumer info and next-message
+// requests, acks, a private inbox), publishes to flowstone.done.>,
+// flowstone.event.> and flowstone.task.<pipeline>.items (scatter batches),
+// and on the KV subjects of its buckets (flowstone_scatter included), and
+// subscribes to flowstone.cancel.* and to flowstone.task.<pipeline>.* (the
+// idle wake-up).
 package worker

@@ -2,7 +2,9 @@ package worker_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -158,6 +160,24 @@ func (e *fleetEnv) record(pipeline, asset, partition string) *flowstone.Material
 	return m
 }
 
+// recordIfAny reads the materialization record of an asset/partition, or
+// returns nil if it has none yet.
+func (e *fleetEnv) recordIfAny(pipeline, asset, partition string) *flowstone.Materialization {
+	e.t.Helper()
+	ent, err := e.mats.Get(context.Background(), bridge.MaterializationKey(pipeline, asset, partition))
+	if errors.Is(err, kv.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		e.t.Fatalf("record of %s/%s/%s: %v", pipeline, asset, partition, err)
+	}
+	m, err := bridge.UnmarshalRecord(ent.Value)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return m
+}
+
 // consumerInfo returns the state of a task consumer.
 func (e *fleetEnv) consumerInfo(pipeline string, priority int) *jetstream.ConsumerInfo {
 	e.t.Helper()
@@ -282,4 +302,47 @@ func (e *fleetEnv) waitSettled(pipeline string, priority int) *jetstream.Consume
 		return info.NumAckPending == 0 && info.NumPending == 0
 	})
 	return info
+}
+
+// scatterKeys lists the keys of the scatter bucket.
+func (e *fleetEnv) scatterKeys() ([]string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	kvb, err := e.js.KeyValue(ctx, protocol.ScatterBucket)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := kvb.ListKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for k := range keys.Keys() {
+		out = append(out, k)
+	}
+	return out, nil
+}
+
+// value reads a completed record's value.
+func (e *fleetEnv) value(rec *flowstone.Materialization) []byte {
+	e.t.Helper()
+	v := rec.Value
+	if v == nil {
+		e.t.Fatalf("record %s/%s has no value", rec.Asset, rec.Partition)
+	}
+	if len(v.Inline) > 0 {
+		return v.Inline
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	rc, _, err := e.stores[v.Storage].Get(ctx, v.ObjectKey)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return b
 }

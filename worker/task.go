@@ -233,6 +233,9 @@ func (w *Worker) flowTask(tk *task) bridge.Task {
 		ft.Deadline = *t.Deadline
 	}
 	ft.ExpectedRevision = t.RecordRev
+	if tk.h.scatters[t.Asset] {
+		ft.Items = &fleetItems{w: w, t: *t}
+	}
 	for _, d := range t.Deps {
 		ft.Deps = append(ft.Deps, bridge.DepRef{Asset: d.Asset, Partition: d.Partition, RunID: d.ValueRunID, Storage: d.Storage,
 			ObjectKey: d.ObjectKey, Encoding: string(d.Encoding), SHA256: d.SHA256, Size: d.Size, Inline: d.Inline})

@@ -65,6 +65,8 @@ type Worker struct {
 	done       *batcher.Publisher // completions, batched per pipeline
 	sources    [protocol.MaxPriority + 1][]*source
 	manifests  kv.Store
+	scatter    kv.Store // batch outcomes of scatters (protocol.ScatterBucket)
+	itemSrcs   []*itemSource
 	closers    []*jskv.Store
 	cancelSub  *nats.Subscription
 	events     *eventBatcher // nil with Config.NoEvents
@@ -96,6 +98,8 @@ type hosted struct {
 	// optional lists each asset's optional dependencies: the coordinator
 	// leaves a missing one out of the task, the executor wants it marked.
 	optional map[string][]string
+	// scatters are its scatter assets: their items go out to the fleet.
+	scatters map[string]bool
 }
 
 // source is the shared durable consumer of one pipeline's tasks at one
@@ -135,10 +139,13 @@ func New(cfg Config) (*Worker, error) {
 		w.log = cfg.Logger.With().Str("worker", cfg.ID).Logger()
 	}
 	for _, p := range cfg.Pipelines {
-		h := &hosted{p: p, name: p.Name(), optional: map[string][]string{}}
+		h := &hosted{p: p, name: p.Name(), optional: map[string][]string{}, scatters: map[string]bool{}}
 		for _, a := range bridge.Manifest(p, cfg.ID).Assets {
 			if len(a.OptionalDeps) > 0 {
 				h.optional[a.Name] = a.OptionalDeps
+			}
+			if a.Scatter {
+				h.scatters[a.Name] = true
 			}
 		}
 		w.hosted = append(w.hosted, h)
@@ -204,6 +211,12 @@ func (w *Worker) start(ctx context.Context, undo *[]func()) error {
 	w.closers = append(w.closers, mats, runs, manifests)
 	*undo = append(*undo, w.closeStores)
 	w.manifests = manifests
+	scatter, err := fleet.ScatterBucket(ctx, js, w.cfg.fleetOptions(w.log)...)
+	if err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	w.closers = append(w.closers, scatter)
+	w.scatter = scatter
 	store := w.cfg.KV
 	if store == nil {
 		store = mats
@@ -226,6 +239,16 @@ func (w *Worker) start(ctx context.Context, undo *[]func()) error {
 			w.sources[prio] = append(w.sources[prio], s)
 			w.bells[protocol.BellSubject(protocol.TaskSubject(h.name, prio))] = s
 		}
+	}
+	for _, h := range w.hosted {
+		if len(h.scatters) == 0 {
+			continue
+		}
+		c, err := fleet.ItemConsumer(ctx, js, h.name, w.cfg.AckWait)
+		if err != nil {
+			return fmt.Errorf("worker: %w", err)
+		}
+		w.itemSrcs = append(w.itemSrcs, &itemSource{h: h, c: c})
 	}
 	// Some manifests may be written even if a later one fails: remove
 	// them, so that no coordinator waits for this worker.
@@ -263,6 +286,10 @@ func (w *Worker) start(ctx context.Context, undo *[]func()) error {
 	w.stopFetch = stopFetch
 	w.fetchLoop.Add(1)
 	go w.dispatch(fetch)
+	for _, s := range w.itemSrcs {
+		w.fetchLoop.Add(1)
+		go w.takeItems(fetch, s, make(chan struct{}, w.cfg.ScatterBatches))
+	}
 	return nil
 }
 

@@ -64,6 +64,16 @@ type (
 	GetRequest = hook.GetRequest
 	// InvalidateRequest is what Invalidate's options describe.
 	InvalidateRequest = hook.InvalidateRequest
+	// ItemQueue carries a scatter's item batches (see hook.ItemQueue).
+	ItemQueue = hook.ItemQueue
+	// ItemSession is one execution's view of a scatter's batches.
+	ItemSession = hook.ItemSession
+	// ItemBatch is a run of consecutive items of a scatter.
+	ItemBatch = hook.ItemBatch
+	// BatchOutcome is what became of a batch's items.
+	BatchOutcome = hook.BatchOutcome
+	// ItemOutcome is one item's end.
+	ItemOutcome = hook.ItemOutcome
 	// BackfillRequest is what Backfill's options describe.
 	BackfillRequest = hook.BackfillRequest[flowstone.ErrorPolicy, flowstone.BackfillProgress]
 )
@@ -184,6 +194,7 @@ func NewEngine(cfg flowstone.EngineConfig, d Dispatcher) (*flowstone.Engine, err
 type executor interface {
 	Execute(ctx context.Context, p *flowstone.Pipeline, t Task) (*flowstone.Materialization, error)
 	Refuse(ctx context.Context, p *flowstone.Pipeline, t Task, fe *flowstone.Error) error
+	RunItems(ctx context.Context, p *flowstone.Pipeline, t Task, b ItemBatch) (BatchOutcome, error)
 	Subscribe(fn func(flowstone.Event)) (unsubscribe func())
 	Close()
 }
@@ -226,6 +237,13 @@ func (x *Executor) Execute(ctx context.Context, p *flowstone.Pipeline, t Task) (
 // run holds or completed is left alone.
 func (x *Executor) Refuse(ctx context.Context, p *flowstone.Pipeline, t Task, fe *flowstone.Error) error {
 	return x.x.Refuse(ctx, p, t, fe)
+}
+
+// RunItems runs the items of batch b of the scatter asset t.Asset and
+// returns their outcomes in the batch's order: a worker's side of a
+// distributed scatter. Items the context's end stops are cancelled.
+func (x *Executor) RunItems(ctx context.Context, p *flowstone.Pipeline, t Task, b ItemBatch) (BatchOutcome, error) {
+	return x.x.RunItems(ctx, p, t, b)
 }
 
 // Subscribe registers fn for every telemetry event this executor emits and

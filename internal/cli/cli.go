@@ -74,6 +74,10 @@ type env struct {
 
 // dispatch parses the global flags and the verb, then runs the verb.
 func (e *env) dispatch(args []string) error {
+	if len(args) > 0 && args[0] == completeVerb {
+		e.complete(args[1:])
+		return nil
+	}
 	e.g.json = e.g.json || wantsJSON(args)
 	top := flag.NewFlagSet("fsctl", flag.ContinueOnError)
 	top.SetOutput(io.Discard)

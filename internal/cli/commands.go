@@ -56,6 +56,11 @@ func init() {
 			summary: "Run a local fleet until interrupted: an embedded NATS server with JetStream, a\ncoordinator and --workers workers hosting the bundled pipelines, data in --dir."},
 		{name: "demo", short: "start a local fleet, run the bundled pipelines, stop", minArgs: 0, maxArgs: 0, setup: demoCmd,
 			summary: "Start a local fleet, run the bundled pipelines through it (a run, a graph, a\nbackfill with progress, a status, a value, the pipelines), stop it."},
+		{name: "completion", short: "print a shell completion script (bash, zsh, fish)", args: []string{"SHELL"}, minArgs: 1, maxArgs: 1, setup: completionCmd,
+			summary: "Print a completion script for SHELL (bash, zsh or fish): verbs, flags, and the\n" +
+				"fleet's pipeline and asset names. Load it with\n" +
+				"  source <(fsctl completion bash)      (bash; zsh the same with zsh)\n" +
+				"  fsctl completion fish | source       (fish)"},
 		{name: "version", short: "print fsctl's version", minArgs: 0, maxArgs: 0, setup: versionCmd,
 			summary: "Print fsctl's version and protocol version."},
 	}
@@ -218,6 +223,13 @@ func statusCmd(fs *flag.FlagSet) func(*env) error {
 		printGate(tw, st.Gate)
 		if s := st.Scatter; s != nil {
 			fmt.Fprintf(tw, "scatter:\t%d total, %d completed, %d failed, %d cancelled, %d pending\n", s.Total, s.Completed, s.Failed, s.Cancelled, s.Pending)
+			for i, f := range s.FailedItems {
+				if i == 10 {
+					fmt.Fprintf(tw, "\t... %d more failed items listed with --json\n", len(s.FailedItems)-i)
+					break
+				}
+				fmt.Fprintf(tw, "failed item:\t%s: %s\n", f.Item, oneLine(f.Error.Error()))
+			}
 		}
 		if v := st.Value; v != nil && (st.State != flowstone.StateCompleted || v.RunID != st.RunID) {
 			// The value get returns is not the latest attempt's.

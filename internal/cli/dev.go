@@ -123,6 +123,8 @@ var demoSteps = [][]string{
 	{"backfill", "daily_sales", "revenue", "--partitions", "2025-01-01..2025-01-14", "--parallel", "4"},
 	{"status", "daily_sales", "revenue", "--partition", "2025-01-07"},
 	{"get", "daily_sales", "revenue", "--partition", "2025-01-07"},
+	{"run", "dynamic", "report", "--partition", "demo"},
+	{"status", "dynamic", "prices", "--partition", "demo"},
 	{"pipelines"},
 }
 

@@ -546,7 +546,8 @@ func TestDemo(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("demo: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
-	for _, want := range []string{"$ fsctl run example sum\n30\n", "└── revenue", "14 succeeded, 0 failed, 0 skipped", "state:", "\"day\": \"2025-01-07\"", "daily_sales"} {
+	for _, want := range []string{"$ fsctl run example sum\n30\n", "└── revenue", "14 succeeded, 0 failed, 0 skipped", "state:", "\"day\": \"2025-01-07\"", "daily_sales",
+		"\"products\": 2000", "scatter:       2000 total, 2000 completed, 0 failed, 0 cancelled, 0 pending"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, r.stdout)
 		}
@@ -557,8 +558,8 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("demo --json: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
-	if len(lines) != 7 {
-		t.Fatalf("demo --json printed %d lines, want 7:\n%s", len(lines), r.stdout)
+	if len(lines) != 9 {
+		t.Fatalf("demo --json printed %d lines, want 9:\n%s", len(lines), r.stdout)
 	}
 	var step struct {
 		Step   string

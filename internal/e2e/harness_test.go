@@ -116,7 +116,7 @@ func (f *fleet) waitReady(workers int) {
 		for _, p := range out.Pipelines {
 			hosted[p.Name] = p.Workers
 		}
-		for _, name := range []string{"example", "daily_sales", "bench", "release"} {
+		for _, name := range []string{"example", "daily_sales", "dynamic", "bench", "release"} {
 			if hosted[name] < workers {
 				return false, r.String()
 			}
@@ -271,17 +271,17 @@ type jobOut struct {
 
 // statusOut is what fsctl status prints with --json.
 type statusOut struct {
-	State       string     `json:"state"`
-	Partition   string     `json:"partition"`
-	CompletedAt *time.Time `json:"completed_at"`
-	DurationMS  int64      `json:"duration_ms"`
-	Storage     string     `json:"storage"`
-	Error       *jsonError `json:"error"`
-	Scatter     any        `json:"scatter"`
-	RunID       string     `json:"run_id"`
-	Value       *valueOut  `json:"value"`
-	ScheduledAt *time.Time `json:"scheduled_at"`
-	Gate        *gateOut   `json:"gate"`
+	State       string                  `json:"state"`
+	Partition   string                  `json:"partition"`
+	CompletedAt *time.Time              `json:"completed_at"`
+	DurationMS  int64                   `json:"duration_ms"`
+	Storage     string                  `json:"storage"`
+	Error       *jsonError              `json:"error"`
+	Scatter     *protocol.ScatterStatus `json:"scatter"`
+	RunID       string                  `json:"run_id"`
+	Value       *valueOut               `json:"value"`
+	ScheduledAt *time.Time              `json:"scheduled_at"`
+	Gate        *gateOut                `json:"gate"`
 }
 
 // valueOut is the value part of statusOut.

@@ -3,7 +3,7 @@
 // reject, approvals and signal), run against each of the
 // three faces a user calls them through: the embedded engine
 // (flowstone.Engine), the *Pipeline methods (the default embedded engine)
-// and client.Client over a fleet (a coordinator and a worker on an
+// and client.Client over a fleet (a coordinator and two workers on an
 // embedded nats-server). A behaviour that differs between faces fails the
 // table, so that the faces cannot drift apart. It has tests only.
 package faces

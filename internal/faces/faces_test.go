@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -364,6 +365,20 @@ func pipeline(name string, c *counts) *flowstone.Pipeline {
 		}), flowstone.Scatter(func(*flowstone.Context) ([]string, error) {
 			return []string{"a", "b", "a", "c"}, nil
 		}, flowstone.ScatterConfig{Parallel: 2})),
+		flowstone.Asset("many_lenient", counted("many", manyItem), flowstone.Scatter(manyItems, flowstone.ScatterConfig{Parallel: 256, MaxFailureRate: 0.02})),
+		flowstone.Asset("many_strict", counted("many", manyItem), flowstone.Scatter(manyItems, flowstone.ScatterConfig{Parallel: 256, MaxFailureRate: 0.005})),
+		flowstone.Asset("batched", counted("batched", func(ctx *flowstone.Context) (any, error) {
+			b, ok := ctx.ScatterBatch()
+			if !ok || b.Count != 4 {
+				return nil, fmt.Errorf("batch %+v, %v: want one of 4", b, ok)
+			}
+			if slices.Contains(b.Items, "c1") {
+				return nil, errors.New("c's batch fails")
+			}
+			return fmt.Sprintf("%d:%s", b.Index, strings.Join(b.Items, "+")), nil
+		}), flowstone.Scatter(func(*flowstone.Context) ([]string, error) {
+			return []string{"a1", "b1", "a2", "b2", "c1", "b3"}, nil
+		}, flowstone.ScatterConfig{MaxFailures: 1, Batching: &flowstone.Batching{MaxItems: 2, GroupBy: func(it string) string { return it[:1] }}})),
 		flowstone.Asset("slow", counted("slow", func(ctx *flowstone.Context) (any, error) {
 			c.start <- struct{}{}
 			select {
@@ -662,6 +677,52 @@ var rows = []row{
 			t.Fatalf("status = %+v (scatter %+v), %v; want 3 of 3 completed", st, st.Scatter, err)
 		}
 	}},
+	{"a 10,000-item scatter with 1% failing items succeeds under a 2% threshold, listing them, and fails past 0.5%", func(t *testing.T, ctx context.Context, f face, p *flowstone.Pipeline, c *counts) {
+		res, err := f.Run(ctx, p, "many_lenient")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := decode[map[string]int](t, res)
+		if len(got) != 9_900 || got["i00001"] != 1 {
+			t.Fatalf("value holds %d items; want the 9,900 that succeeded", len(got))
+		}
+		st, err := f.Status(ctx, p, "many_lenient")
+		if err != nil || st.Scatter == nil || !sameCounts(st.Scatter, flowstone.ScatterStatus{Total: 10_000, Completed: 9_900, Failed: 100}) ||
+			len(st.Scatter.FailedItems) != 100 || st.Scatter.FailedItems[0].Item != "i00000" || st.Scatter.FailedItems[99].Item != "i09900" ||
+			!strings.Contains(st.Scatter.FailedItems[0].Error.Message, "failed on purpose") {
+			t.Fatalf("status = %+v (scatter %+v), %v", st, st.Scatter, err)
+		}
+		_, err = f.Run(ctx, p, "many_strict")
+		wantErr(t, "a scatter past its threshold", err, flowstone.ErrScatterThreshold)
+		st, err = f.Status(ctx, p, "many_strict")
+		if err != nil || st.State != flowstone.StateFailed || st.Scatter == nil || st.Scatter.Pending != 0 || st.Scatter.Failed <= 50 ||
+			st.Scatter.Completed+st.Scatter.Failed+st.Scatter.Cancelled != 10_000 {
+			t.Fatalf("status past the threshold = %+v (scatter %+v), %v", st, st.Scatter, err)
+		}
+	}},
+	{"a batched scatter calls its function once per batch, grouped and capped, and gathers the batches in order", func(t *testing.T, ctx context.Context, f face, p *flowstone.Pipeline, c *counts) {
+		res, err := f.Run(ctx, p, "batched")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := decode[[]*string](t, res)
+		var texts []string
+		for _, v := range got {
+			if v == nil {
+				texts = append(texts, "null")
+			} else {
+				texts = append(texts, *v)
+			}
+		}
+		if strings.Join(texts, " ") != "0:a1+a2 1:b1+b2 2:b3 null" || c.of("batched") != 4 {
+			t.Fatalf("batched = %v after %d calls; want 4 batches, grouped by letter, at most 2 items, c's failed", texts, c.of("batched"))
+		}
+		st, err := f.Status(ctx, p, "batched")
+		if err != nil || st.Scatter == nil || !sameCounts(st.Scatter, flowstone.ScatterStatus{Total: 6, Completed: 5, Failed: 1}) ||
+			len(st.Scatter.FailedItems) != 1 || st.Scatter.FailedItems[0].Item != "c1" {
+			t.Fatalf("status = %+v (scatter %+v), %v", st, st.Scatter, err)
+		}
+	}},
 	{"cancel ends a running asset; with nothing running it is not_found", func(t *testing.T, ctx context.Context, f face, p *flowstone.Pipeline, c *counts) {
 		err := f.Cancel(ctx, p, "sum")
 		wantErr(t, "cancel with nothing running", err, flowstone.ErrNotFound)
@@ -809,6 +870,22 @@ var rows = []row{
 	}},
 }
 
+// manyItems lists 10,000 items; manyItem fails every hundredth.
+func manyItems(*flowstone.Context) ([]string, error) {
+	items := make([]string, 10_000)
+	for i := range items {
+		items[i] = fmt.Sprintf("i%05d", i)
+	}
+	return items, nil
+}
+
+func manyItem(c *flowstone.Context) (any, error) {
+	if strings.HasSuffix(c.ScatterItem(), "00") {
+		return nil, fmt.Errorf("%s failed on purpose", c.ScatterItem())
+	}
+	return 1, nil
+}
+
 // runs counts the runs of TestEveryFaceBehavesTheSame in this process.
 var runs atomic.Int32
 
@@ -894,9 +971,9 @@ func (fl *testFleet) restart(t *testing.T) {
 	fl.startCoordinator(t)
 }
 
-// startFleet starts a coordinator and a worker hosting ps on an embedded
-// nats-server, and returns the fleet once the coordinator knows every
-// pipeline.
+// startFleet starts a coordinator and two workers hosting ps on an
+// embedded nats-server, and returns the fleet once the coordinator knows
+// every pipeline.
 func startFleet(t *testing.T, ps []*flowstone.Pipeline) *testFleet {
 	t.Helper()
 	srv := natstest.Server(t)
@@ -907,18 +984,25 @@ func startFleet(t *testing.T, ps []*flowstone.Pipeline) *testFleet {
 	stores := map[string]objectstore.Store{"file": fs}
 	fl := &testFleet{t: t, srv: srv, stores: stores}
 	fl.startCoordinator(t)
-	w, err := worker.New(worker.Config{Conn: natstest.Connect(t, srv), Pipelines: ps, Stores: stores, Concurrency: 16})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Start(t.Context()); err != nil {
-		t.Fatal(err)
+	// Two workers host every pipeline, as a fleet would.
+	var ws []*worker.Worker
+	for range 2 {
+		w, err := worker.New(worker.Config{Conn: natstest.Connect(t, srv), Pipelines: ps, Stores: stores, Concurrency: 16})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		ws = append(ws, w)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := w.Stop(ctx); err != nil {
-			t.Errorf("worker stop: %v", err)
+		for _, w := range ws {
+			if err := w.Stop(ctx); err != nil {
+				t.Errorf("worker stop: %v", err)
+			}
 		}
 		if err := fl.coord.Stop(ctx); err != nil {
 			t.Errorf("coordinator stop: %v", err)

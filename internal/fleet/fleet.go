@@ -129,40 +129,54 @@ const RunRetention = 7 * 24 * time.Hour
 // Ensure.
 func Buckets(ctx context.Context, js jetstream.JetStream, opts ...Option) (mats, runs, manifests *jskv.Store, err error) {
 	s := newSettings(opts)
-	open := func(bucket string, ttl time.Duration) (*jskv.Store, error) {
-		kvOpts := []jskv.Option{jskv.WithReplicas(s.replicas)}
-		if ttl > 0 {
-			kvOpts = append(kvOpts, jskv.WithTTL(ttl))
-		}
-		store, err := step(ctx, js, s, "bucket "+bucket, func(ctx context.Context) (*jskv.Store, error) {
-			store, err := jskv.New(ctx, js, bucket, kvOpts...)
-			if err != nil {
-				return nil, err
-			}
-			if err := checkExisting(ctx, js, s, bucketNeed(bucket, s.replicas, ttl)); err != nil {
-				store.Close()
-				return nil, err
-			}
-			return store, nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("fleet: bucket %s: %w", bucket, err)
-		}
-		return store, nil
-	}
-	if mats, err = open(protocol.MaterializationsBucket, 0); err != nil {
+	if mats, err = openBucket(ctx, js, s, protocol.MaterializationsBucket, 0); err != nil {
 		return nil, nil, nil, err
 	}
-	if runs, err = open(protocol.RunsBucket, RunRetention); err != nil {
+	if runs, err = openBucket(ctx, js, s, protocol.RunsBucket, RunRetention); err != nil {
 		mats.Close()
 		return nil, nil, nil, err
 	}
-	if manifests, err = open(protocol.ManifestsBucket, ManifestTTL); err != nil {
+	if manifests, err = openBucket(ctx, js, s, protocol.ManifestsBucket, ManifestTTL); err != nil {
 		mats.Close()
 		runs.Close()
 		return nil, nil, nil, err
 	}
 	return mats, runs, manifests, nil
+}
+
+// ScatterRetention is how long the scatter bucket keeps a batch's outcome
+// after it was written. The driver of a scatter drops its batches' keys
+// once the asset's outcome is recorded; this bounds what a scatter whose
+// driver never came back leaves.
+const ScatterRetention = 7 * 24 * time.Hour
+
+// ScatterBucket opens the bucket of scatter batch outcomes (workers use
+// it), creating it as Buckets does.
+func ScatterBucket(ctx context.Context, js jetstream.JetStream, opts ...Option) (*jskv.Store, error) {
+	return openBucket(ctx, js, newSettings(opts), protocol.ScatterBucket, ScatterRetention)
+}
+
+// openBucket opens a KV bucket, creating it if missing (see Buckets).
+func openBucket(ctx context.Context, js jetstream.JetStream, s settings, bucket string, ttl time.Duration) (*jskv.Store, error) {
+	kvOpts := []jskv.Option{jskv.WithReplicas(s.replicas)}
+	if ttl > 0 {
+		kvOpts = append(kvOpts, jskv.WithTTL(ttl))
+	}
+	store, err := step(ctx, js, s, "bucket "+bucket, func(ctx context.Context) (*jskv.Store, error) {
+		store, err := jskv.New(ctx, js, bucket, kvOpts...)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkExisting(ctx, js, s, bucketNeed(bucket, s.replicas, ttl)); err != nil {
+			store.Close()
+			return nil, err
+		}
+		return store, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("fleet: bucket %s: %w", bucket, err)
+	}
+	return store, nil
 }
 
 // bucketNeed is what the fleet needs of a KV bucket's stream: jskv.New's
@@ -200,6 +214,35 @@ func TaskConsumer(ctx context.Context, js jetstream.JetStream, pipeline string, 
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		AckWait:       ackWait,
 		MaxDeliver:    MaxDeliverDefault,
+		MaxAckPending: MaxAckPendingDefault,
+	}
+	c, err := js.CreateOrUpdateConsumer(ctx, protocol.TaskStream, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("fleet: consumer %s: %w", cfg.Durable, err)
+	}
+	return c, nil
+}
+
+// ItemConsumerName is the durable pull consumer of a pipeline's scatter
+// item batches; every worker hosting the pipeline shares it.
+func ItemConsumerName(pipeline string) string { return "items_" + pipeline }
+
+// ItemConsumer creates (or binds) the durable consumer of a pipeline's
+// scatter item batches. A batch is delivered until it is acked: the
+// worker that takes a batch delivered MaxDeliverDefault times already
+// records its items failed instead of running them, so a batch that kills
+// its workers ends, and the scatter's driver learns of it.
+func ItemConsumer(ctx context.Context, js jetstream.JetStream, pipeline string, ackWait time.Duration) (jetstream.Consumer, error) {
+	if ackWait <= 0 {
+		ackWait = AckWaitDefault
+	}
+	cfg := jetstream.ConsumerConfig{
+		Durable:       ItemConsumerName(pipeline),
+		FilterSubject: protocol.ItemSubject(pipeline),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckWait:       ackWait,
+		MaxDeliver:    -1,
 		MaxAckPending: MaxAckPendingDefault,
 	}
 	c, err := js.CreateOrUpdateConsumer(ctx, protocol.TaskStream, cfg)

@@ -51,6 +51,11 @@ func Start(t testing.TB) *Fleet {
 	runs.Close()
 	manifests.Close()
 	t.Cleanup(mats.Close)
+	scatter, err := fleet.ScatterBucket(ctx, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scatter.Close()
 	return &Fleet{Srv: srv, NC: nc, JS: js, Mats: mats}
 }
 

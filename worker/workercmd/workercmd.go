@@ -78,7 +78,7 @@ type options struct {
 // A pipeline's tasks go to any worker hosting it, and coordinators plan
 // from the manifest its workers publish: give every worker of a pipeline
 // the same build of it, and give your pipelines names of their own (the
-// bundled ones are example, daily_sales and bench).
+// bundled ones are example, daily_sales, dynamic and bench).
 //
 // It starts the way the coordinator does (daemon.Main): settings, then
 // signals, then the run.

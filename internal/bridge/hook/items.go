@@ -63,6 +63,8 @@ const (
 // ItemOutcome is one item's end: its encoded value, or its error (type and
 // message of a flowstone.Error).
 type ItemOutcome struct {
+	// Item is the item's key.
+	Item    string `json:"item,omitempty"`
 	State   string `json:"state"`
 	Value   []byte `json:"value,omitempty"`
 	ErrType string `json:"error_type,omitempty"`
