@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/internal/bridge"
 )
 
 // counter counts executions by asset.
@@ -547,5 +548,47 @@ func TestApproveAfterExpiryIsRefused(t *testing.T) {
 	wantType(t, waitRun(t, done).err, flowstone.TypeTimeout)
 	if c.of("publish") != 0 {
 		t.Fatalf("publish ran %d times", c.of("publish"))
+	}
+}
+
+// TestGatesCrossTheManifest: a coordinator's pipeline, rebuilt from a
+// worker's manifest without the code, knows each gate: its kind, its wait
+// (and so a run's limit), whether a signal gate's expiry has a handler.
+func TestGatesCrossTheManifest(t *testing.T) {
+	var c counter
+	p := releasePipeline(t, &c, flowstone.WaitForSignal(flowstone.SignalConfig{Timeout: time.Minute,
+		OnTimeout: func(*flowstone.Context) (any, error) { return 0, nil }}), true)
+	m := bridge.Manifest(p, "w1")
+	if err := m.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	spec := m.Assets[1]
+	if spec.Name != "publish" || !spec.HasSignal || !spec.SignalOnTimeout || spec.GateTimeoutMS != 60_000 || spec.HasApproval {
+		t.Fatalf("publish's spec = %+v", spec)
+	}
+	q, err := bridge.PipelineFromManifest(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, _ := q.AssetInfo("publish"); !info.HasSignal {
+		t.Fatalf("info from the manifest = %+v", info)
+	}
+	limit, err := bridge.RunLimit(q, "announce", true, time.Hour)
+	if err != nil || limit != time.Hour+time.Minute {
+		t.Fatalf("run limit from the manifest = %v, %v", limit, err)
+	}
+
+	a := releasePipeline(t, &c, flowstone.Approval(flowstone.ApprovalConfig{Message: "go?", Context: map[string]any{"n": 1}}), false)
+	m = bridge.Manifest(a, "w1")
+	if spec := m.Assets[1]; !spec.HasApproval || spec.ApprovalMessage != "go?" || spec.ApprovalContext["n"] != 1 ||
+		spec.GateTimeoutMS != flowstone.DefaultGateTimeout.Milliseconds() {
+		t.Fatalf("approval spec = %+v", spec)
+	}
+	q, err = bridge.PipelineFromManifest(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if approval, signal := bridge.HasGates(q); !approval || signal {
+		t.Fatalf("gates of the rebuilt pipeline: approval %v, signal %v", approval, signal)
 	}
 }
