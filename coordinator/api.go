@@ -51,6 +51,10 @@ func (c *Coordinator) serve() error {
 		protocol.VerbPipelines:  handle(c, requestTimeout, c.apiPipelines),
 
 		protocol.VerbBackfillStatus: handle(c, requestTimeout, c.apiBackfillStatus),
+		protocol.VerbApprove:        handle(c, requestTimeout, c.apiApprove),
+		protocol.VerbReject:         handle(c, requestTimeout, c.apiReject),
+		protocol.VerbApprovals:      handle(c, requestTimeout, c.apiApprovals),
+		protocol.VerbSignal:         handle(c, requestTimeout, c.apiSignal),
 	}
 	for _, verb := range protocol.Verbs() {
 		h, ok := endpoints[verb]
@@ -203,6 +207,7 @@ func (c *Coordinator) apiRun(ctx context.Context, req protocol.RunRequest) (prot
 		return reply, perr
 	}
 	reply.RunID = rec.RunID
+	reply.LimitMS = runLimitMS(p, req)
 	if req.Async {
 		reply.Job = &protocol.Job{ID: rec.RunID, Pipeline: req.Pipeline, Asset: req.Asset, Partition: part,
 			Priority: req.Priority, ScheduledAt: req.ScheduledAt, State: rec.State}
@@ -300,6 +305,7 @@ func (c *Coordinator) apiStatus(ctx context.Context, req protocol.StatusRequest)
 	if v := st.Value; v != nil {
 		reply.Value = &protocol.ValueStatus{RunID: v.RunID, CompletedAt: v.CompletedAt, Storage: v.Storage, Size: v.Size}
 	}
+	reply.Gate = gateStatus(st.Gate)
 	// A run scheduled for later is the next attempt: unless one is under
 	// way, it is where the partition stands.
 	next, err := c.nextScheduled(ctx, schedTarget(req.Pipeline, req.Asset, req.Partition))
@@ -309,9 +315,9 @@ func (c *Coordinator) apiStatus(ctx context.Context, req protocol.StatusRequest)
 	if next != nil {
 		at := next.At
 		reply.ScheduledAt = &at
-		if st.State != flowstone.StatePending && st.State != flowstone.StateRunning {
+		if st.State != flowstone.StatePending && st.State != flowstone.StateRunning && !st.State.Waiting() {
 			reply.State, reply.RunID = protocol.StateScheduled, next.RunID
-			reply.CompletedAt, reply.DurationMS, reply.Error, reply.Scatter = nil, 0, nil, nil
+			reply.CompletedAt, reply.DurationMS, reply.Error, reply.Scatter, reply.Gate = nil, 0, nil, nil, nil
 		}
 	}
 	return reply, nil

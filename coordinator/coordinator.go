@@ -73,6 +73,12 @@ type Config struct {
 	// if an existing one keeps them for less than the horizon. Defaults to
 	// 366 days.
 	ScheduleHorizon time.Duration
+	// SignalSecret signs the tokens of signal gates (flowstone.WaitForSignal)
+	// and verifies the signals delivered with them: at least 16 bytes,
+	// the same on every coordinator of the fleet, and never logged. There
+	// is no default: without it, runs that may reach a signal gate are
+	// refused with a config error, and so are signals.
+	SignalSecret []byte
 }
 
 // Coordinator serves the FlowStone API over NATS and drives runs on the
@@ -203,7 +209,7 @@ func (c *Coordinator) Start(ctx context.Context) (err error) {
 	}()
 	c.engine, err = bridge.NewEngine(flowstone.EngineConfig{
 		KV: c.mats, Stores: c.cfg.Stores, DefaultStorage: c.cfg.DefaultStorage,
-		Concurrency: DispatchConcurrencyDefault, Logger: &c.log,
+		Concurrency: DispatchConcurrencyDefault, Logger: &c.log, SignalSecret: c.cfg.SignalSecret,
 	}, c.disp)
 	if err != nil {
 		return fmt.Errorf("coordinator: %w", err)
@@ -219,6 +225,9 @@ func (c *Coordinator) Start(ctx context.Context) (err error) {
 	c.subs[len(c.subs)-1].SetPendingLimits(-1, -1)
 	if err := c.subscribe(cancelBroadcast, "", c.onCancelBroadcast); err != nil {
 		return fmt.Errorf("coordinator: subscribe cancels: %w", err)
+	}
+	if err := c.startGates(); err != nil {
+		return err
 	}
 	if err := c.watchDeadLetters(); err != nil {
 		return err

@@ -100,9 +100,10 @@ func (d *dispatcher) Dispatch(ctx context.Context, p *flowstone.Pipeline, t brid
 	case bridge.HeldBy:
 		return d.share(ctx, key, t, cur.RunID)
 	case bridge.Queued:
-		if cur.Value == nil {
+		if cur.Value == nil && cur.Gate == nil {
 			// The worker may claim the record at this revision without
-			// reading it: it knows what it holds.
+			// reading it: it knows what it holds. (A gate's record it
+			// reads: a signal's payload is in it.)
 			task.RecordRev = rev
 		}
 	case bridge.Requeued:

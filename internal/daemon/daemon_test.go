@@ -17,12 +17,47 @@ import (
 
 func TestHelpNeverPrintsTheSecret(t *testing.T) {
 	t.Setenv("S3_SECRET_KEY", "hunter2-secret")
+	t.Setenv("FLOWSTONE_SIGNAL_SECRET", "swordfish-signal-secret")
 	var out bytes.Buffer
 	if code := daemon.RunCoordinator([]string{"-help"}, &out); code != daemon.ExitOK {
 		t.Fatalf("-help exit = %d, want 0 as the worker's", code)
 	}
-	if strings.Contains(out.String(), "hunter2") || !strings.Contains(out.String(), "-s3-secret-key") {
+	if strings.Contains(out.String(), "hunter2") || !strings.Contains(out.String(), "-s3-secret-key") ||
+		strings.Contains(out.String(), "swordfish") || !strings.Contains(out.String(), "-signal-secret-file") {
 		t.Fatalf("-help output:\n%s", out.String())
+	}
+}
+
+// A signal secret that cannot be used is a usage error that never shows
+// it; a good one is logged as present, never shown either.
+func TestSignalSecretSettings(t *testing.T) {
+	dir := t.TempDir()
+	short, empty, good := dir+"/short", dir+"/empty", dir+"/good"
+	for path, text := range map[string]string{short: "swordfish\n", empty: "\n", good: "swordfish-swordfish-swordfish\n"} {
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--signal-secret", "swordfish"}, "at least 16"},
+		{[]string{"--signal-secret-file", short}, "at least 16"},
+		{[]string{"--signal-secret-file", empty}, "empty"},
+		{[]string{"--signal-secret-file", dir + "/none"}, "--signal-secret-file"},
+		{[]string{"--signal-secret", "swordfish-swordfish", "--signal-secret-file", good}, "give one"},
+	} {
+		var out bytes.Buffer
+		if code := daemon.RunCoordinator(append(tc.args, "--nats-url", "nats://127.0.0.1:1"), &out); code != daemon.ExitUsage ||
+			!strings.Contains(out.String(), tc.want) || strings.Contains(out.String(), "swordfish") {
+			t.Errorf("%q: exit %d, stderr %q; want %d and a word on %q, without the secret", tc.args, code, out.String(), daemon.ExitUsage, tc.want)
+		}
+	}
+	var out bytes.Buffer
+	if code := daemon.RunCoordinator([]string{"--signal-secret-file", good, "--nats-url", "nats://127.0.0.1:1"}, &out); code != daemon.ExitUnreachable ||
+		!strings.Contains(out.String(), `"signal_secret":true`) || strings.Contains(out.String(), "swordfish") {
+		t.Errorf("a good secret file: exit %d, stderr %q", code, out.String())
 	}
 }
 
