@@ -31,6 +31,8 @@ func (c *Coordinator) serve() error {
 		Name: protocol.ServiceName, Version: protocol.ServiceVersion, QueueGroup: protocol.QueueGroup,
 		Description: "FlowStone coordinator: run, get, status, cancel and the rest of the API",
 		Metadata:    map[string]string{"coordinator": c.cfg.ID},
+		// nats micro stats shows each endpoint's error replies by code.
+		StatsHandler: func(ep *micro.Endpoint) any { return c.obs.errorsOf(ep.Name) },
 	})
 	if err != nil {
 		return fmt.Errorf("coordinator: micro service: %w", err)
@@ -75,9 +77,18 @@ func (c *Coordinator) serve() error {
 // the client to retry on another coordinator.
 func handle[Req protocol.Request, Rep protocol.ReplyBody](c *Coordinator, timeout time.Duration, fn func(context.Context, Req) (Rep, *protocol.Error)) micro.Handler {
 	return micro.HandlerFunc(func(r micro.Request) {
-		data := r.Data()
 		arrived := time.Now()
 		verb := verbOf(r.Subject())
+		// Decoding is quick and bounded (MaxRequestBytes): it happens here,
+		// so that nats micro counts a malformed request among the
+		// endpoint's errors (it counts replies its handler made before
+		// returning). The verb itself runs off the subscription's
+		// goroutine; its errors are in the endpoint's stats data.
+		req, perr := protocol.DecodeRequest[Req](r.Data())
+		if perr != nil {
+			c.reply(r, verb, arrived, protocol.EncodeError(perr), perr)
+			return
+		}
 		ok := c.work.Go(func() {
 			defer func() {
 				if p := recover(); p != nil {
@@ -86,11 +97,6 @@ func handle[Req protocol.Request, Rep protocol.ReplyBody](c *Coordinator, timeou
 					c.reply(r, verb, arrived, protocol.EncodeError(perr), perr)
 				}
 			}()
-			req, perr := protocol.DecodeRequest[Req](data)
-			if perr != nil {
-				c.reply(r, verb, arrived, protocol.EncodeError(perr), perr)
-				return
-			}
 			ctx, cancel := c.ctx, context.CancelFunc(func() {})
 			if timeout > 0 {
 				ctx, cancel = context.WithTimeout(c.ctx, timeout)
