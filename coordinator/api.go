@@ -86,7 +86,7 @@ func handle[Req protocol.Request, Rep protocol.ReplyBody](c *Coordinator, timeou
 		// goroutine; its errors are in the endpoint's stats data.
 		req, perr := protocol.DecodeRequest[Req](r.Data())
 		if perr != nil {
-			c.reply(r, verb, arrived, protocol.EncodeError(perr), perr)
+			c.reply(r, verb, arrived, protocol.EncodeError(perr), perr, true)
 			return
 		}
 		ok := c.work.Go(func() {
@@ -94,7 +94,7 @@ func handle[Req protocol.Request, Rep protocol.ReplyBody](c *Coordinator, timeou
 				if p := recover(); p != nil {
 					c.log.Error().Str("panic", fmt.Sprint(p)).Str("stack", string(debug.Stack())).Msg("handler_panic")
 					perr := protocol.Errorf(protocol.CodeInternal, "the coordinator failed on this request: %v", p)
-					c.reply(r, verb, arrived, protocol.EncodeError(perr), perr)
+					c.reply(r, verb, arrived, protocol.EncodeError(perr), perr, false)
 				}
 			}()
 			ctx, cancel := c.ctx, context.CancelFunc(func() {})
@@ -103,25 +103,37 @@ func handle[Req protocol.Request, Rep protocol.ReplyBody](c *Coordinator, timeou
 			}
 			defer cancel()
 			rep, perr := fn(ctx, req)
-			c.reply(r, verb, arrived, protocol.EncodeReply(rep, perr), perr)
+			c.reply(r, verb, arrived, protocol.EncodeReply(rep, perr), perr, false)
 		})
 		if !ok {
-			c.reply(r, verb, arrived, protocol.EncodeError(errStopping), errStopping)
+			c.reply(r, verb, arrived, protocol.EncodeError(errStopping), errStopping, true)
 		}
 	})
 }
 
-// reply sends body, counts it, and tells nats micro of an error reply:
-// `nats micro stats` counts it, and the body (the error document clients
-// read) is the same either way.
-func (c *Coordinator) reply(r micro.Request, verb string, arrived time.Time, body []byte, perr *protocol.Error) {
+// reply sends body and counts it. From the micro handler's own goroutine
+// (inline) an error reply goes through micro, which counts it in the
+// endpoint's num_errors; from a verb's goroutine the reply is published
+// directly (micro's request is not safe to answer once its handler has
+// returned), with micro's error headers, and counted in the endpoint's
+// stats data. The body, the document clients read, is the same either
+// way.
+func (c *Coordinator) reply(r micro.Request, verb string, arrived time.Time, body []byte, perr *protocol.Error, inline bool) {
 	var err error
 	code := ""
-	if perr != nil {
+	switch {
+	case perr != nil && inline:
 		code = perr.Code
 		err = r.Error(perr.Code, headerText(perr.Message), body)
-	} else {
+	case inline:
 		err = r.Respond(body)
+	default:
+		m := &nats.Msg{Subject: r.Reply(), Data: body}
+		if perr != nil {
+			code = perr.Code
+			m.Header = nats.Header{micro.ErrorHeader: []string{headerText(perr.Message)}, micro.ErrorCodeHeader: []string{perr.Code}}
+		}
+		err = c.nc.PublishMsg(m)
 	}
 	if err != nil {
 		c.log.Warn().Err(err).Str("verb", verb).Msg("reply_failed")
