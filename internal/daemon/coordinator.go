@@ -97,7 +97,7 @@ func runCoordinator(ctx context.Context, o *coordinatorOptions, logOut io.Writer
 		return ExitUsage
 	}
 	c, err := coordinator.New(coordinator.Config{Conn: nc, Stores: stores, DefaultStorage: def, ID: o.id, Logger: &log,
-		Replicas: o.daemon.Replicas, ScheduleHorizon: o.horizon, SignalSecret: o.secret})
+		Replicas: o.daemon.Replicas, ScheduleHorizon: o.horizon, SignalSecret: o.secret, Limits: o.daemon.Limits})
 	if err != nil {
 		log.Error().Err(err).Msg("start_failed")
 		return ExitUsage

@@ -77,10 +77,17 @@ type Config struct {
 	// (FLOWSTONE_REPLICAS); existing ones are never changed. Give every
 	// daemon of a fleet the same. Defaults to fleet.ReplicasDefault (1).
 	Replicas int
+	// Limits bounds the streams, buckets and object stores the daemon
+	// creates when they are missing (--task-max-bytes and the rest; see
+	// limitFlags). Default to protocol.StreamLimits' defaults.
+	Limits protocol.StreamLimits
 
 	// replicasErr is a FLOWSTONE_REPLICAS that is not a number, reported
-	// by Check unless --replicas overrides it.
+	// by Check unless --replicas overrides it; limitErrs, by flag name, a
+	// limit's variable that could not be read (unless its flag overrides
+	// it).
 	replicasErr error
+	limitErrs   map[string]error
 }
 
 // Flags registers the settings on fs, with defaults from the environment.
@@ -115,6 +122,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 		c.replicasErr = err
 		return err
 	})
+	c.limitFlags(fs)
 }
 
 // parseReplicas reads a replica count given as name.
@@ -129,7 +137,10 @@ func parseReplicas(name, v string) (int, error) {
 // Check reports a setting from the environment that Flags could not read
 // and a flag did not override. Call it after parsing the flags.
 func (c *Config) Check() error {
-	return c.replicasErr
+	if c.replicasErr != nil {
+		return c.replicasErr
+	}
+	return c.checkLimits()
 }
 
 // Logger returns the daemon's JSON logger, writing to w (the process's
@@ -190,7 +201,7 @@ func (c *Config) Stores(ctx context.Context, nc *nats.Conn, log zerolog.Logger) 
 	}
 	stores := map[string]objectstore.Store{}
 	jstore, err := fleet.ObjectStore(ctx, js, protocol.ResultsBucket, "FlowStone results", 0,
-		fleet.WithReplicas(c.Replicas), fleet.WithLogger(log))
+		fleet.WithReplicas(c.Replicas), fleet.WithLogger(log), fleet.WithLimits(c.Limits))
 	if err != nil {
 		return nil, "", err
 	}

@@ -149,6 +149,7 @@ func run(ctx context.Context, o *options, hosted []*flowstone.Pipeline, logOut i
 		NoEvents:       o.noEvents,
 		Registerer:     reg,
 		Replicas:       o.daemon.Replicas,
+		Limits:         o.daemon.Limits,
 	})
 	if err != nil {
 		log.Error().Err(err).Msg("start_failed")
