@@ -12,10 +12,13 @@ import (
 
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/internal/bridge"
+	"github.com/flowstone-go/flowstone/internal/tracing"
 	"github.com/flowstone-go/flowstone/internal/transient"
 	"github.com/flowstone-go/flowstone/protocol"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // requestTimeout bounds the quick verbs (everything but run and backfill).
@@ -90,6 +93,11 @@ func handle[Req protocol.Request, Rep protocol.ReplyBody](c *Coordinator, timeou
 			return
 		}
 		ok := c.work.Go(func() {
+			// The request's trace goes on here: the client's span is the
+			// parent.
+			sctx, span := tracing.Tracer().Start(tracing.Extract(c.ctx, nats.Header(r.Headers())), "flowstone.api "+verb,
+				trace.WithSpanKind(trace.SpanKindServer))
+			defer span.End()
 			defer func() {
 				if p := recover(); p != nil {
 					c.log.Error().Str("panic", fmt.Sprint(p)).Str("stack", string(debug.Stack())).Msg("handler_panic")
@@ -97,12 +105,15 @@ func handle[Req protocol.Request, Rep protocol.ReplyBody](c *Coordinator, timeou
 					c.reply(r, verb, arrived, protocol.EncodeError(perr), perr, false)
 				}
 			}()
-			ctx, cancel := c.ctx, context.CancelFunc(func() {})
+			ctx, cancel := sctx, context.CancelFunc(func() {})
 			if timeout > 0 {
-				ctx, cancel = context.WithTimeout(c.ctx, timeout)
+				ctx, cancel = context.WithTimeout(sctx, timeout)
 			}
 			defer cancel()
 			rep, perr := fn(ctx, req)
+			if perr != nil {
+				span.SetStatus(codes.Error, perr.Code)
+			}
 			c.reply(r, verb, arrived, protocol.EncodeReply(rep, perr), perr, false)
 		})
 		if !ok {
