@@ -23,6 +23,7 @@ type AssetDef struct {
 	scatter     *scatterSpec
 	join        *joinSpec
 	route       *routeSpec
+	gate        *gateSpec
 }
 
 // Name returns the asset's name.

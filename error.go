@@ -43,6 +43,10 @@ const (
 	// TypeSkipped: the run's target was skipped: a router upstream of it
 	// chose another branch (see Route).
 	TypeSkipped ErrorType = "skipped"
+	// TypeRejected: an asset's gate was rejected (Reject): the asset did
+	// not run, and its dependents fail with TypeDependencyFailed naming
+	// it.
+	TypeRejected ErrorType = "rejected"
 	// TypeInternal: the fleet failed in a way the caller cannot fix: a
 	// coordinator's own failure (a bug it recovered from), or a reply that
 	// is not a FlowStone reply. Nothing the request named is at fault;
@@ -99,6 +103,7 @@ var (
 	ErrPipelineNotFound = &Error{Type: TypePipelineNotFound}
 	ErrBadRequest       = &Error{Type: TypeBadRequest}
 	ErrUnavailable      = &Error{Type: TypeUnavailable}
+	ErrRejected         = &Error{Type: TypeRejected}
 	ErrInternal         = &Error{Type: TypeInternal}
 	ErrSkipped          = &Error{Type: TypeSkipped}
 )

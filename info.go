@@ -21,9 +21,12 @@ type Info struct {
 	// Route lists a router's branches (Route) in the order its conditions
 	// are tried, its default last.
 	Route []string `json:"route,omitempty"`
-	// HasApproval is always false: FlowStone for Go has no approval gates
-	// yet.
+	// HasApproval: the asset waits for an approval before it runs
+	// (Approval).
 	HasApproval bool `json:"has_approval"`
+	// HasSignal: the asset waits for a signal before it runs
+	// (WaitForSignal).
+	HasSignal bool `json:"has_signal,omitempty"`
 }
 
 // Assets lists the pipeline's assets in its stable topological order.
@@ -53,6 +56,9 @@ func AssetInfo(p *Pipeline, asset string) (Info, error) {
 	}
 	if n.def.partitions != nil {
 		info.PartitionedBy = n.def.partitions.Kind()
+	}
+	if g := n.def.gate; g != nil {
+		info.HasApproval, info.HasSignal = g.kind == GateApproval, g.kind == GateSignal
 	}
 	return info, nil
 }

@@ -3,6 +3,7 @@ package flowstone
 import (
 	"slices"
 	"strings"
+	"time"
 )
 
 // Pipeline is a validated set of assets: a DAG with a name. Build it with
@@ -35,6 +36,11 @@ type node struct {
 	// members names the branches of joins with a Timeout this asset
 	// belongs to (see linkJoins).
 	members []branchRef
+	// upGates is the wait of every gate upstream of the asset (itself
+	// left out), added up; signalUp is one of those gates' assets that
+	// waits for a signal, if any (see runLimit, Engine.checkGates).
+	upGates  time.Duration
+	signalUp *node
 }
 
 // Name returns the pipeline's name.
@@ -76,7 +82,12 @@ func NewPipeline(name string, assets ...AssetDef) (*Pipeline, error) {
 			return nil, newError(TypeConfigError, map[string]any{"pipeline": name, "asset": a.name},
 				"asset %q is defined twice in pipeline %s", a.name, name)
 		}
-		if a.fn == nil && a.route == nil {
+		if a.gate != nil {
+			if err := a.gate.check(name, a); err != nil {
+				return nil, err
+			}
+		}
+		if a.fn == nil && a.route == nil && (a.gate == nil || a.gate.kind != GateSignal) {
 			return nil, newError(TypeConfigError, map[string]any{"pipeline": name, "asset": a.name},
 				"asset %q in pipeline %s has no function", a.name, name)
 		}
@@ -151,6 +162,7 @@ func NewPipeline(name string, assets ...AssetDef) (*Pipeline, error) {
 		}
 	}
 	markPartitioned(order)
+	markGates(order)
 	if err := linkRoutes(p); err != nil {
 		return nil, err
 	}
@@ -162,6 +174,51 @@ func NewPipeline(name string, assets ...AssetDef) (*Pipeline, error) {
 	}
 	p.timedJoins = linkJoins(order)
 	return p, nil
+}
+
+// markGates sets node.upGates and node.signalUp, for pipelines with gates.
+func markGates(order []*node) {
+	gated := false
+	for _, n := range order {
+		gated = gated || n.def.gate != nil
+	}
+	if !gated {
+		return
+	}
+	seen := make([]int, len(order)) // by index: the last node whose upstream counted it
+	for _, n := range order {
+		var walk func(m *node)
+		walk = func(m *node) {
+			for _, in := range m.inputs {
+				if seen[in.index] == n.index+1 {
+					continue
+				}
+				seen[in.index] = n.index + 1
+				if g := in.def.gate; g != nil {
+					n.upGates += g.wait()
+					if g.kind == GateSignal && n.signalUp == nil {
+						n.signalUp = in
+					}
+				}
+				walk(in)
+			}
+		}
+		walk(n)
+	}
+}
+
+// runLimit is how long a run of target may take: its Timeout, and the
+// wait of every gate it may pass (the target's, and with its dependencies
+// those upstream of it), so that a run is never cut short by a gate
+// waiting within its own Timeout.
+func runLimit(target *node, withDeps bool, timeout time.Duration) time.Duration {
+	if g := target.def.gate; g != nil {
+		timeout += g.wait()
+	}
+	if withDeps {
+		timeout += target.upGates
+	}
+	return timeout
 }
 
 // markPartitioned sets node.partitioned: a scheme reaches an asset from

@@ -2,6 +2,7 @@ package pipelines_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"testing"
@@ -132,5 +133,38 @@ func TestShippingRoutesEachOrder(t *testing.T) {
 	}
 	if info, err := flowstone.AssetInfo(p, "carrier"); err != nil || !info.Parallel {
 		t.Fatalf("carrier info = %+v, %v", info, err)
+	}
+}
+
+func TestReleaseWaitsForItsApproval(t *testing.T) {
+	ctx := context.Background()
+	e := flowstone.MustEngine(flowstone.EngineConfig{})
+	defer e.Close()
+	p := pipelines.Release()
+	waits := make(chan struct{}, 1)
+	defer e.Subscribe(func(ev flowstone.Event) {
+		if ev.Kind == flowstone.EventGateWait {
+			waits <- struct{}{}
+		}
+	})()
+	done := make(chan error, 1)
+	var got string
+	go func() {
+		res, err := e.Run(ctx, p, "announce", flowstone.Partition("v1.2"))
+		if err == nil {
+			err = res.Decode(&got)
+		}
+		done <- err
+	}()
+	<-waits
+	if err := e.Approve(ctx, p, "publish", flowstone.Partition("v1.2")); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil || got != "announced: published v1.2" {
+		t.Fatalf("announce = %q, %v", got, err)
+	}
+	// smoke needs a signal secret.
+	if _, err := e.Run(ctx, p, "smoke", flowstone.Partition("v1.2")); !errors.Is(err, flowstone.ErrConfig) {
+		t.Fatalf("smoke without a secret = %v", err)
 	}
 }

@@ -27,6 +27,9 @@ const (
 	// CodeSkipped: the run's target was skipped, a router upstream of it
 	// having chosen another branch (the library's skipped type).
 	CodeSkipped = "skipped"
+	// CodeRejected: an asset's gate was rejected; the library's
+	// TypeRejected.
+	CodeRejected = "rejected"
 
 	// CodeBadRequest: a message is malformed or a field is invalid;
 	// Details["field"] names the field when one is at fault.

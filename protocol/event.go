@@ -33,6 +33,13 @@ const (
 	// with "router", "chosen" and, for an asset downstream of a branch not
 	// chosen, "dependency" in its metadata. (Added within Version 1.)
 	EventRunSkipped EventKind = "run.skipped"
+	// The gate events (added within Version 1), published by the
+	// coordinator that drives the run.
+	EventGateWait      EventKind = "gate.wait"      // an asset's gate opened and waits
+	EventGateApproved  EventKind = "gate.approved"  // it was approved: the asset runs
+	EventGateRejected  EventKind = "gate.rejected"  // it was rejected; Error says so
+	EventGateSignalled EventKind = "gate.signalled" // its signal came: the asset runs
+	EventGateExpired   EventKind = "gate.expired"   // its timeout passed
 )
 
 func (k EventKind) valid() bool {
@@ -40,7 +47,7 @@ func (k EventKind) valid() bool {
 	case EventRunStart, EventRunStop, EventRunException,
 		EventStorageLoadStart, EventStorageLoadStop, EventStorageStoreStart, EventStorageStoreStop,
 		EventScatterStart, EventScatterItemStart, EventScatterItemStop, EventScatterStop,
-		EventRunSkipped:
+		EventRunSkipped, EventGateWait, EventGateApproved, EventGateRejected, EventGateSignalled, EventGateExpired:
 		return true
 	}
 	return false

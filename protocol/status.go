@@ -17,11 +17,17 @@ const (
 	// StateSkipped: the latest run skipped it, a router having chosen
 	// another branch; StatusReply.Skip says why. (Added within Version 1.)
 	StateSkipped State = "skipped"
+	// StateWaitingApproval and StateWaitingSignal are an asset's gate
+	// waiting, before the asset runs, for an approval or a signal (see
+	// ApproveRequest, SignalRequest). (Added within Version 1.)
+	StateWaitingApproval State = "waiting_approval"
+	StateWaitingSignal   State = "waiting_signal"
 )
 
 func (s State) check(field string) *Error {
 	switch s {
-	case StateScheduled, StatePending, StateRunning, StateCompleted, StateFailed, StateCancelled, StateNotFound, StateSkipped:
+	case StateScheduled, StatePending, StateRunning, StateCompleted, StateFailed, StateCancelled, StateNotFound,
+		StateSkipped, StateWaitingApproval, StateWaitingSignal:
 		return nil
 	}
 	return fieldErrorf(field, "%s %s is not a known state", field, quote(string(s)))
@@ -75,6 +81,9 @@ type StatusReply struct {
 	Skip *SkipStatus `json:"skip,omitempty"`
 	// Route is a router's decision: the branch its value chose.
 	Route string `json:"route,omitempty"`
+	// Gate is the asset's gate in the latest attempt, while it waits and
+	// once decided until the asset has run. (Added within Version 1.)
+	Gate *GateStatus `json:"gate,omitempty"`
 	// ScheduledAt is when the earliest scheduled run of the partition
 	// starts, if one is scheduled. State is then StateScheduled and RunID
 	// that run's, unless an attempt is pending or running. (Added within
@@ -176,6 +185,11 @@ func (r StatusReply) Validate() *Error {
 	}
 	if err := checkOptionalName("route", r.Route); err != nil {
 		return err
+	}
+	if r.Gate != nil {
+		if err := r.Gate.validate("gate."); err != nil {
+			return err
+		}
 	}
 	if r.Value != nil {
 		return r.Value.validate("value.")

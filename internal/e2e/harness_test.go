@@ -116,7 +116,7 @@ func (f *fleet) waitReady(workers int) {
 		for _, p := range out.Pipelines {
 			hosted[p.Name] = p.Workers
 		}
-		for _, name := range []string{"example", "daily_sales", "dynamic", "shipping", "bench"} {
+		for _, name := range []string{"example", "daily_sales", "dynamic", "shipping", "bench", "release"} {
 			if hosted[name] < workers {
 				return false, r.String()
 			}
@@ -281,6 +281,7 @@ type statusOut struct {
 	RunID       string                  `json:"run_id"`
 	Value       *valueOut               `json:"value"`
 	ScheduledAt *time.Time              `json:"scheduled_at"`
+	Gate        *gateOut                `json:"gate"`
 	Skip        *skipOut                `json:"skip"`
 	Route       string                  `json:"route"`
 }
@@ -568,6 +569,24 @@ func (p *proc) result(t *testing.T) result {
 	return result{args: p.cmd.Args[1:], code: code, stdout: p.stdout.text(), stderr: p.stderr.text()}
 }
 
+// bucket binds a KV bucket of the fleet, or returns nil if it does not
+// exist.
+func (f *fleet) bucket(ctx context.Context, name string) jetstream.KeyValue {
+	f.t.Helper()
+	js, err := jetstream.New(f.nc)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	kv, err := js.KeyValue(ctx, name)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil
+	}
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return kv
+}
+
 // runRecords returns the coordinator's records of the runs of asset's
 // partition, read from the runs bucket (what a client waiting on a run
 // watches).
@@ -575,16 +594,9 @@ func (f *fleet) runRecords(pipeline, asset, partition string) []protocol.RunReco
 	f.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	js, err := jetstream.New(f.nc)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	kv, err := js.KeyValue(ctx, protocol.RunsBucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
+	kv := f.bucket(ctx, protocol.RunsBucket)
+	if kv == nil {
 		return nil
-	}
-	if err != nil {
-		f.t.Fatal(err)
 	}
 	keys, err := kv.ListKeys(ctx)
 	if err != nil {

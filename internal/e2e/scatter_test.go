@@ -10,7 +10,6 @@ import (
 
 	"github.com/flowstone-go/flowstone/pipelines"
 	"github.com/flowstone-go/flowstone/protocol"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // TestScatterSurvivesItsWorkerSIGKILL: the worker driving a scatter (and
@@ -86,13 +85,9 @@ func (f *fleet) scatterBatches() []int {
 	f.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	js, err := jetstream.New(f.nc)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	kvb, err := js.KeyValue(ctx, protocol.ScatterBucket)
-	if err != nil {
-		f.t.Fatal(err)
+	kvb := f.bucket(ctx, protocol.ScatterBucket)
+	if kvb == nil {
+		return nil
 	}
 	keys, err := kvb.ListKeys(ctx)
 	if err != nil {

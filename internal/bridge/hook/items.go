@@ -3,6 +3,8 @@ package hook
 import (
 	"context"
 	"time"
+
+	"github.com/flowstone-go/flowstone/protocol"
 )
 
 // ItemQueue carries the item batches of one scatter materialization to the
@@ -54,11 +56,11 @@ type BatchOutcome struct {
 	Items  []ItemOutcome
 }
 
-// The states of an item in its outcome.
+// The states of an item in its outcome: the wire's.
 const (
-	ItemCompleted = "completed"
-	ItemFailed    = "failed"
-	ItemCancelled = "cancelled"
+	ItemCompleted = protocol.ItemCompleted
+	ItemFailed    = protocol.ItemFailed
+	ItemCancelled = protocol.ItemCancelled
 )
 
 // ItemOutcome is one item's end: its encoded value, or its error (type and
