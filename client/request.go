@@ -28,8 +28,14 @@ func call[T protocol.ReplyBody](ctx context.Context, c *Client, req protocol.Req
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
 	verb := req.Verb()
-	msg, err := c.nc.RequestWithContext(ctx, protocol.APISubject(verb), body)
+	subject := protocol.APISubject(verb)
+	rctx, done := c.refused.watch(ctx, subject)
+	msg, err := c.nc.RequestWithContext(rctx, subject, body)
+	done()
 	if err != nil {
+		if rerr := refused(rctx, "the "+verb+" request"); rerr != nil {
+			return zero, rerr
+		}
 		return zero, c.requestError(ctx, verb, err)
 	}
 	out, perr := protocol.DecodeReply[T](msg.Data)
