@@ -51,7 +51,9 @@ const bigSize = protocol.InlineValueLimit + 64<<10
 // JetStream object store and in files (read through a staged copy), an
 // asset that runs until cancelled, and a daily one to backfill.
 func testPipelines() []*flowstone.Pipeline {
-	big := func(*flowstone.Context) (any, error) { return bytes.Repeat([]byte("0123456789abcdef"), bigSize/16), nil }
+	big := func(*flowstone.Context) (any, error) {
+		return bytes.Repeat([]byte("0123456789abcdef"), bigSize/16), nil
+	}
 	sec := flowstone.MustPipeline("sec",
 		flowstone.Asset("small", func(c *flowstone.Context) (any, error) { return "hello " + c.Partition(), nil },
 			flowstone.PartitionedBy(flowstone.AnyKey)),
