@@ -62,7 +62,7 @@ func Connect(url string, opts ...Option) (*Client, error) {
 	}
 	nc, err := o.Connect()
 	if err != nil {
-		return nil, connectError(url, err)
+		return nil, connectError(url, err, o.TLSConfig != nil && len(o.TLSConfig.Certificates) > 0 || o.TLSCertCB != nil)
 	}
 	c := newClient(nc, cfg)
 	c.refused = ref
@@ -109,8 +109,9 @@ func splitURLs(url string) []string {
 }
 
 // connectError explains why Connect could not connect to url: no server,
-// TLS that failed one way or the other, or credentials refused.
-func connectError(url string, err error) error {
+// TLS that failed one way or the other, or credentials refused. withCert
+// tells whether the client presented a certificate.
+func connectError(url string, err error, withCert bool) error {
 	hint := ": start a fleet (fsctl dev, or cmd/coordinator with NATS) or point --server / NATS_URL at one"
 	var unknownCA x509.UnknownAuthorityError
 	var certErr *tls.CertificateVerificationError
@@ -124,8 +125,10 @@ func connectError(url string, err error) error {
 		hint = ": the server requires TLS; give the CA that signed its certificate (fsctl --tls-ca, NATS_TLS_CA; nats.RootCAs)"
 	case errors.Is(err, nats.ErrSecureConnWanted):
 		hint = ": the server does not speak TLS; connect without --tls-ca and a client certificate, or enable TLS on the server"
-	case isCertificateRequired(err):
+	case refusedCertificate(err) && !withCert:
 		hint = ": the server requires a client certificate (mutual TLS); give one signed by a CA the server trusts (fsctl --tls-cert and --tls-key, NATS_TLS_CERT and NATS_TLS_KEY; nats.ClientCert)"
+	case refusedCertificate(err):
+		hint = ": the server refused this client's certificate; give one signed by a CA the server trusts (fsctl --tls-cert and --tls-key)"
 	case errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) || errors.Is(err, nats.ErrAuthRevoked):
 		hint = ": the server refused the credentials; give the user and password of a role (fsctl --user and --password, NATS_USER and NATS_PASSWORD) or a credentials file (--creds, NATS_CREDS)"
 	}
@@ -134,10 +137,12 @@ func connectError(url string, err error) error {
 		Details: map[string]any{"server": redact(url), "cause": err.Error()}}
 }
 
-// isCertificateRequired reports the server's refusal of a connection that
-// brought no client certificate: a TLS alert, or with TLS 1.3 (where the
-// client learns of it only when it reads) the connection closed on it.
-func isCertificateRequired(err error) bool {
+// refusedCertificate reports the server's refusal of the client's
+// certificate, or of its lack of one: a TLS alert, or the connection
+// closed right after the handshake (with TLS 1.3 the client learns of the
+// refusal only when it next reads or writes, and may miss the alert).
+func refusedCertificate(err error) bool {
 	msg := err.Error()
-	return strings.Contains(msg, "certificate required") || strings.Contains(msg, "bad certificate")
+	return strings.Contains(msg, "certificate required") || strings.Contains(msg, "bad certificate") ||
+		strings.Contains(msg, "closed by remote after TLS handshake")
 }

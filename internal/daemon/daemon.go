@@ -193,13 +193,14 @@ func (c *Config) Connect(name string, log zerolog.Logger) (*nats.Conn, error) {
 	}
 	nc, err := nats.Connect(c.NATSURL, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("cannot reach NATS at %s: %w (%s)", redact(c.NATSURL), err, connectHint(err))
+		return nil, fmt.Errorf("cannot reach NATS at %s: %w (%s)", redact(c.NATSURL), err, connectHint(err, c.TLSCert != ""))
 	}
 	return nc, nil
 }
 
-// connectHint says what to set after a failed connection.
-func connectHint(err error) string {
+// connectHint says what to set after a failed connection; withCert tells
+// whether the daemon presented a client certificate.
+func connectHint(err error, withCert bool) string {
 	var unknownCA x509.UnknownAuthorityError
 	var certErr *tls.CertificateVerificationError
 	var hostErr x509.HostnameError
@@ -213,12 +214,23 @@ func connectHint(err error) string {
 		return "the server requires TLS: set --tls-ca or NATS_TLS_CA to the CA that signed its certificate"
 	case errors.Is(err, nats.ErrSecureConnWanted):
 		return "the server does not speak TLS: unset --tls-ca, --tls-cert and --tls-key, or enable TLS on the server"
-	case strings.Contains(msg, "certificate required") || strings.Contains(msg, "bad certificate"):
+	case refusedCertificate(msg) && !withCert:
 		return "the server requires a client certificate (mutual TLS): set --tls-cert and --tls-key (NATS_TLS_CERT, NATS_TLS_KEY)"
+	case refusedCertificate(msg):
+		return "the server refused the daemon's certificate: set --tls-cert and --tls-key to one signed by a CA the server trusts"
 	case errors.Is(err, nats.ErrAuthorization):
 		return "the server refused the credentials: set --nats-user and NATS_PASSWORD to the daemon's role, or --nats-creds"
 	}
 	return "set --nats-url or NATS_URL"
+}
+
+// refusedCertificate reports the server's refusal of the client's
+// certificate, or of its lack of one: a TLS alert, or the connection
+// closed right after the handshake (with TLS 1.3 the client may miss the
+// alert).
+func refusedCertificate(msg string) bool {
+	return strings.Contains(msg, "certificate required") || strings.Contains(msg, "bad certificate") ||
+		strings.Contains(msg, "closed by remote after TLS handshake")
 }
 
 // redact drops credentials embedded in a URL.

@@ -20,7 +20,10 @@ func fsctl(ctx context.Context, f *fleet, args ...string) (stdout, stderr string
 	var out, errb bytes.Buffer
 	flags := []string{"--server", f.url, "--user", roleClient, "--password", passwords[roleClient]}
 	if f.certs != nil {
-		flags = append(flags, "--tls-ca", f.certs.CAFile, "--tls-cert", f.certs.ClientCert, "--tls-key", f.certs.ClientKey)
+		flags = append(flags, "--tls-ca", f.certs.CAFile)
+	}
+	if f.mode == mutual {
+		flags = append(flags, "--tls-cert", f.certs.ClientCert, "--tls-key", f.certs.ClientKey)
 	}
 	if args[0] == "__complete" {
 		// The word completed is the last: the flags go first.

@@ -89,6 +89,7 @@ type natsServer struct {
 	srv   *server.Server
 	url   string
 	log   *serverLog
+	mode  tlsMode
 	certs *tlstest.Certs // nil without TLS
 }
 
@@ -132,7 +133,7 @@ func startServer(dir string, mode tlsMode, certs *tlstest.Certs) (*natsServer, e
 		srv.Shutdown()
 		return nil, errors.New("nats-server not ready")
 	}
-	return &natsServer{srv: srv, url: srv.ClientURL(), log: log, certs: certs}, nil
+	return &natsServer{srv: srv, url: srv.ClientURL(), log: log, mode: mode, certs: certs}, nil
 }
 
 // serverLog keeps the server's error lines: permissions violations among
@@ -173,6 +174,8 @@ func (s *natsServer) daemonConfig(role, fileDir string) daemon.Config {
 	cfg := daemon.Config{NATSURL: s.url, NATSUser: role, NATSPassword: passwords[role], Storage: "jetstream", FileDir: fileDir, Replicas: 1}
 	if s.certs != nil {
 		cfg.TLSCA = s.certs.CAFile
+	}
+	if s.mode == mutual {
 		cfg.TLSCert, cfg.TLSKey = s.certs.ClientCert, s.certs.ClientKey
 	}
 	return cfg
@@ -183,7 +186,10 @@ func (s *natsServer) daemonConfig(role, fileDir string) daemon.Config {
 func (s *natsServer) clientOptions(role string) []nats.Option {
 	opts := []nats.Option{nats.UserInfo(role, passwords[role])}
 	if s.certs != nil {
-		opts = append(opts, nats.RootCAs(s.certs.CAFile), nats.ClientCert(s.certs.ClientCert, s.certs.ClientKey))
+		opts = append(opts, nats.RootCAs(s.certs.CAFile))
+	}
+	if s.mode == mutual {
+		opts = append(opts, nats.ClientCert(s.certs.ClientCert, s.certs.ClientKey))
 	}
 	return opts
 }
@@ -205,9 +211,10 @@ const (
 )
 
 // startFleet starts a server from the shipped configuration in dir (TLS as
-// mode says), a coordinator and a worker, and waits until the coordinator
-// knows the worker's pipelines.
-func startFleet(ctx context.Context, dir string, mode tlsMode, certs *tlstest.Certs) (f *fleet, err error) {
+// mode says), a coordinator and a worker (the worker first if
+// workerFirst: it then creates the fleet's streams and buckets), and
+// waits until the coordinator knows the worker's pipelines.
+func startFleet(ctx context.Context, dir string, mode tlsMode, certs *tlstest.Certs, workerFirst bool) (f *fleet, err error) {
 	ns, err := startServer(dir, mode, certs)
 	if err != nil {
 		return nil, err
@@ -221,38 +228,55 @@ func startFleet(ctx context.Context, dir string, mode tlsMode, certs *tlstest.Ce
 	log := zerolog.Nop()
 	files := filepath.Join(dir, "objects")
 
-	cd := ns.daemonConfig(roleCoordinator, files)
-	nc, err := cd.Connect(coordinatorConn, log)
-	if err != nil {
+	startCoordinator := func() error {
+		cd := ns.daemonConfig(roleCoordinator, files)
+		nc, err := cd.Connect(coordinatorConn, log)
+		if err != nil {
+			return err
+		}
+		f.conns = append(f.conns, nc)
+		stores, def, err := cd.Stores(ctx, nc, log)
+		if err != nil {
+			return fmt.Errorf("coordinator stores: %w", err)
+		}
+		if f.coord, err = coordinator.New(coordinator.Config{Conn: nc, Stores: stores, DefaultStorage: def, ID: "sec-coordinator"}); err != nil {
+			return err
+		}
+		if err := f.coord.Start(ctx); err != nil {
+			f.coord = nil
+			return fmt.Errorf("coordinator: %w", err)
+		}
+		return nil
+	}
+	startWorker := func() error {
+		wd := ns.daemonConfig(roleWorker, files)
+		nc, err := wd.Connect(workerConn, log)
+		if err != nil {
+			return err
+		}
+		f.conns = append(f.conns, nc)
+		stores, def, err := wd.Stores(ctx, nc, log)
+		if err != nil {
+			return fmt.Errorf("worker stores: %w", err)
+		}
+		if f.work, err = worker.New(worker.Config{Conn: nc, Pipelines: testPipelines(), Stores: stores, DefaultStorage: def, ID: "sec-worker"}); err != nil {
+			return err
+		}
+		if err := f.work.Start(ctx); err != nil {
+			f.work = nil
+			return fmt.Errorf("worker: %w", err)
+		}
+		return nil
+	}
+	first, second := startCoordinator, startWorker
+	if workerFirst {
+		first, second = startWorker, startCoordinator
+	}
+	if err := first(); err != nil {
 		return f, err
 	}
-	f.conns = append(f.conns, nc)
-	stores, def, err := cd.Stores(ctx, nc, log)
-	if err != nil {
-		return f, fmt.Errorf("coordinator stores: %w", err)
-	}
-	if f.coord, err = coordinator.New(coordinator.Config{Conn: nc, Stores: stores, DefaultStorage: def, ID: "sec-coordinator"}); err != nil {
+	if err := second(); err != nil {
 		return f, err
-	}
-	if err := f.coord.Start(ctx); err != nil {
-		f.coord = nil
-		return f, fmt.Errorf("coordinator: %w", err)
-	}
-
-	wd := ns.daemonConfig(roleWorker, files)
-	if nc, err = wd.Connect(workerConn, log); err != nil {
-		return f, err
-	}
-	f.conns = append(f.conns, nc)
-	if stores, def, err = wd.Stores(ctx, nc, log); err != nil {
-		return f, fmt.Errorf("worker stores: %w", err)
-	}
-	if f.work, err = worker.New(worker.Config{Conn: nc, Pipelines: testPipelines(), Stores: stores, DefaultStorage: def, ID: "sec-worker"}); err != nil {
-		return f, err
-	}
-	if err := f.work.Start(ctx); err != nil {
-		f.work = nil
-		return f, fmt.Errorf("worker: %w", err)
 	}
 	return f, f.awaitPipelines(ctx)
 }
@@ -320,7 +344,7 @@ func sharedFleet(t *testing.T) *fleet {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		shared.f, shared.err = startFleet(ctx, dir, plain, nil)
+		shared.f, shared.err = startFleet(ctx, dir, plain, nil, false)
 	}
 	if shared.err != nil {
 		t.Fatalf("start the fleet: %v", shared.err)

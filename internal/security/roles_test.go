@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/client"
 	"github.com/flowstone-go/flowstone/protocol"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -409,5 +411,37 @@ func TestDaemonsNeedNoMoreThanTheirRoles(t *testing.T) {
 		if v := f.log.violations(conn); len(v) > 0 {
 			t.Errorf("the server refused %s:\n%s", conn, strings.Join(v, "\n"))
 		}
+	}
+}
+
+// TestRefusedCallsFailAtOnce uses the client with another role's user (the
+// worker's, which may call no verb nor watch events): each call fails at
+// once with a configuration error naming the refused subject, instead of
+// waiting for a reply that cannot come.
+func TestRefusedCallsFailAtOnce(t *testing.T) {
+	f := sharedFleet(t)
+	c, ctx := f.connectClient(t, roleWorker), testCtx(t)
+	start := time.Now()
+	_, err := c.Status(ctx, "sec", "small", flowstone.Partition("x"))
+	if !errors.Is(err, flowstone.ErrConfig) || !strings.Contains(err.Error(), `flowstone.api.status`) ||
+		!strings.Contains(err.Error(), "permissions violation") {
+		t.Fatalf("status as the worker: %v; want a config error naming flowstone.api.status", err)
+	}
+	if took := time.Since(start); took > client.TimeoutDefault/2 {
+		t.Errorf("the refused status took %v: it waited for its timeout", took)
+	}
+	err = c.Watch(ctx, "sec", func(protocol.Event) {})
+	if !errors.Is(err, flowstone.ErrConfig) || !strings.Contains(err.Error(), "flowstone.event.sec.>") {
+		t.Fatalf("watch as the worker: %v; want a config error naming the events' subject", err)
+	}
+}
+
+// TestWrongPasswordSaysSo connects with a wrong password: the error says
+// which credentials to give, and not the password.
+func TestWrongPasswordSaysSo(t *testing.T) {
+	f := sharedFleet(t)
+	_, err := client.Connect(f.url, client.WithNATSOptions(nats.UserInfo(roleClient, "wrong-"+passwords[roleClient])))
+	if !errors.Is(err, flowstone.ErrUnavailable) || !strings.Contains(err.Error(), "NATS_PASSWORD") || strings.Contains(err.Error(), passwords[roleClient]) {
+		t.Fatalf("connect with a wrong password: %v", err)
 	}
 }
