@@ -69,7 +69,8 @@ func TestEveryFsctlVerbAsClient(t *testing.T) {
 	ok("sec", "pipelines")
 	ok("sec\n", "__complete", "run", "se")
 
-	out := ok(`"id"`, "backfill", "sec", "daily", "--partitions", "2032-03-01..2032-03-04", "--progress", "--json")
+	days := freshDays(4)
+	out := ok(`"id"`, "backfill", "sec", "daily", "--partitions", days[0]+".."+days[3], "--progress", "--json")
 	var bf struct{ ID string }
 	if err := json.Unmarshal([]byte(out), &bf); err != nil || bf.ID == "" {
 		t.Fatalf("backfill --json = %q (%v), want its id", out, err)

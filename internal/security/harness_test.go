@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -458,6 +459,17 @@ func testCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// freshDays returns n consecutive days of a year picked at random: a
+// backfill's partitions of its own, though the fleet is shared.
+func freshDays(n int) []string {
+	start := time.Date(2100+mrand.IntN(5000), time.March, 1, 0, 0, 0, 0, time.UTC)
+	days := make([]string, n)
+	for i := range days {
+		days[i] = start.AddDate(0, 0, i).Format(time.DateOnly)
+	}
+	return days
 }
 
 // uniq is a partition key of the test's own.

@@ -97,7 +97,7 @@ func TestClientRoleRunsEveryVerb(t *testing.T) {
 
 	// Backfill with progress, each partition reported as it ends, then
 	// followed again by id.
-	days := []string{"2031-01-01", "2031-01-02", "2031-01-03"}
+	days := freshDays(3)
 	var seen []string
 	stats, err := c.Backfill(ctx, "sec", "daily", flowstone.Partitions(days...), flowstone.Parallel(2),
 		flowstone.OnProgress(func(p flowstone.BackfillProgress) { seen = append(seen, p.Partition) }))

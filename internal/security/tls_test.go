@@ -43,7 +43,7 @@ func useFleet(t *testing.T, f *fleet) {
 	if b, err := res.Bytes(ctx); err != nil || len(b) != bigSize {
 		t.Fatalf("read a large result over TLS: %d bytes, %v", len(b), err)
 	}
-	if stats, err := c.Backfill(ctx, "sec", "daily", flowstone.Partitions("2033-01-01", "2033-01-02"),
+	if stats, err := c.Backfill(ctx, "sec", "daily", flowstone.Partitions(freshDays(2)...),
 		flowstone.OnProgress(func(flowstone.BackfillProgress) {})); err != nil || stats.Succeeded != 2 {
 		t.Fatalf("backfill over TLS = %+v, %v", stats, err)
 	}
