@@ -21,6 +21,7 @@ type AssetDef struct {
 	retry       RetryPolicy
 	storage     string
 	scatter     *scatterSpec
+	gate        *gateSpec
 }
 
 // Name returns the asset's name.

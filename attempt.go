@@ -115,6 +115,7 @@ func (r *records) claim(ctx context.Context, key string, v view, req claimReques
 		until := now.Add(req.lease)
 		next.LeaseUntil, next.StartedAt = &until, &now
 		next.Value = valueOf(cur)
+		next.Gate = gateOf(cur, t.RunID)
 		tried = next
 		return next
 	})

@@ -92,6 +92,9 @@ func (e *Engine) Backfill(ctx context.Context, p *Pipeline, asset string, opts .
 			return BackfillStats{}, err
 		}
 	}
+	if err := e.checkGates(target, cfg.withDeps); err != nil && !cfg.async {
+		return BackfillStats{}, err
+	}
 	if cfg.async && e.async == nil {
 		// As Run does, up front: not a failure per partition.
 		return BackfillStats{}, noFleet(p, asset, "Backfill")

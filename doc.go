@@ -52,6 +52,8 @@ Other asset options: [OptionalDeps] (use a dependency when it succeeds),
 [PartitionedBy], [Timeout], [Retry], [StorageOf], and [Scatter], which fans
 an asset out over a list of items, runs its function once per item with
 bounded parallelism and gathers a JSON object from item to value.
+[Approval] and [WaitForSignal] hold an asset back until it is approved or
+signalled (see Gates).
 
 # Running
 
@@ -78,7 +80,8 @@ says how to connect a fleet.
 
 The other verbs are the API proposal's: [Get] and [Exists] read without
 running anything; [Status] tells where an asset stands (pending, running,
-completed, failed, cancelled, not_found, with scatter counts); [Cancel]
+completed, failed, cancelled, not_found, waiting_approval, waiting_signal,
+with scatter counts and the gate); [Cancel]
 cancels the running functions' contexts and keeps pending steps from
 starting; [Invalidate] deletes results of one [Partition], of
 [Partitions] or a [DateRange], or of [AllPartitions], and with [Cascade]
@@ -133,8 +136,69 @@ asset where the failure started; a panic becomes an ExecutionFailed error
 with the stack in its details. The types are the proposal's
 (asset_not_found, dependency_failed, config_error, storage_error, timeout,
 cancelled, scatter_threshold) and a few more (execution_failed, not_found,
-bad_request, pipeline_not_found, unavailable, internal); they cross the fleet's wire
-unchanged.
+bad_request, pipeline_not_found, unavailable, internal, rejected); they cross the
+fleet's wire unchanged.
+
+# Gates
+
+An asset can wait, each time it is about to run, for a person's approval
+([Approval]) or for a signal from outside ([WaitForSignal]):
+
+	flowstone.Asset("publish", publish, flowstone.DependsOn("build"),
+		flowstone.Approval(flowstone.ApprovalConfig{Message: "Publish?", Timeout: 24 * time.Hour}))
+
+The gate stops the step before the asset executes, once its dependencies
+are materialized: the engine writes the record's new state,
+[StateWaitingApproval] or [StateWaitingSignal], with the gate's deadline
+([Materialization.Gate]), and waits. Nothing is dispatched and no
+execution slot (on the fleet, no worker) is held meanwhile. Then:
+
+  - [Approve] lets the run go on: it dispatches the asset as any other, so
+    the asset's function runs after the approval, with its dependencies'
+    values, and its dependents follow. The approval is of that execution;
+    there is no value computed before it to approve.
+  - [Reject] fails the asset with a [TypeRejected] error carrying the
+    [Reason]; the waiting run's dependents fail with a DependencyFailed
+    error naming it. The last good value stays.
+  - Past its Timeout ([DefaultGateTimeout] when unset) the gate expires:
+    the asset fails with a Timeout error, or a signal gate's OnTimeout
+    makes its value.
+  - [Engine.Signal] delivers a signal to a signal gate, named by its token
+    (see below): the asset's OnSignal makes its value from the payload
+    (without OnSignal the payload is the value). A signal asset's value
+    comes from its handlers: its function is nil.
+  - The run ending (Cancel, which reaches a waiting gate too, or its
+    timeout) ends the gate with it.
+
+[Approvals] lists the gates that wait, approvals and signals. A signal
+gate's entry carries its token: HMAC-SHA256, keyed with
+[EngineConfig.SignalSecret], over the run, the pipeline, the asset, the
+partition and when the gate opened, computed whenever it is listed and
+never stored (reading the store does not give tokens away), checked in
+constant time. A token the secret did not sign is a BadRequest error; one
+whose gate no longer waits (signalled, rejected, expired, its run ended)
+a NotFound error, so a signal is delivered once. Neither changes anything.
+There is no built-in secret: an engine without one refuses, before
+anything runs, every run that may reach a signal gate, and every signal,
+with a ConfigError. The [Default] engine has none.
+
+A materialized gated asset that a run reuses asks for nothing. Runs that
+need the same gated partition at the same time wait at one gate: the
+first opens it, the others wait for it, run on its approval without
+executing the asset again, and end with it if it is rejected or expires.
+A run's Timeout bounds its work, not its gates: it is extended by the
+wait of every gate the run may pass. A run waiting at a gate is a run in
+flight: [Engine.Stop] waits for it like any other (decide it, cancel it,
+or give Stop a deadline).
+
+On the fleet, the coordinator that drives a run waits at its gates; the
+gate's record is the state, so a coordinator restarted while a run waits
+resumes the run and finds the gate waiting, with its deadline, and an
+expiry fires whoever drives the run then. (A coordinator that stops
+waits its grace for such runs too, then hands them back.) A decision may reach any
+coordinator: it writes the record and tells the others, so that the one
+driving the run goes on at once. Coordinators take the signal secret from
+their configuration (the same on all of them).
 
 # Telemetry
 
@@ -142,7 +206,9 @@ unchanged.
 run.stop and run.exception for each execution, storage.load.* and
 storage.store.* with the storage, key (none for inline results) and byte
 count, and scatter.start,
-scatter.item.start, scatter.item.stop and scatter.stop. Stop events carry the
+scatter.item.start, scatter.item.stop and scatter.stop, and for gates
+gate.wait, gate.approved, gate.rejected, gate.signalled and gate.expired
+(from the engine that drives the run). Stop events carry the
 duration, failures the [*Error]. A cached result executes nothing and emits
 no run events. Subscribers run on the executing goroutine, so they must be
 quick; with none, events are not even built.
@@ -178,6 +244,13 @@ nothing is written blindly. The states and who moves them:
 	                           ▲                │
 	                           └── hand back ◄──┘   (worker stopping, lease lapsed)
 
+	an asset with a gate, once its dependencies are materialized:
+
+	pending ─open gate─► waiting_approval ─approve────────► pending (gate passed) ─queue/claim─► ...
+	                     waiting_signal   ─signal─────────► pending (payload kept for the execution)
+	                                      ─expire─────────► pending (signal gate with OnTimeout)
+	                                      ─reject, expire─► failed (value kept)
+
 The transitions:
 
   - pend: a run waits for the asset's dependencies (not over a record
@@ -201,6 +274,16 @@ The transitions:
     no record (invalidated meanwhile), or a completed value over a failure
     of the same run. Otherwise the attempt is stale and its result object
     is deleted.
+  - open gate: the run's step reaches its asset's gate: the record waits
+    for this run, with the gate (kind, message, opening, deadline). A
+    record another live run holds, or whose gate waits or was passed
+    and not yet queued, is left alone: this run waits for that one.
+  - approve, reject, signal, expire: the decision of a waiting gate, for
+    whichever run waits there (signal: only the run and the opening its
+    token names; expire: only past the deadline; approve, reject and
+    signal: only before it). A decided gate stays in the record, with its
+    decision, until the asset has run: queue and claim carry it over, so
+    that a signal's payload reaches the execution.
   - give up (a fleet task out of deliveries), fail (a step whose
     dependency failed or whose run ended before it started): failed or
     cancelled for that run, never over another run's record or a completed

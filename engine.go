@@ -1,6 +1,7 @@
 package flowstone
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"runtime"
@@ -90,6 +91,13 @@ type EngineConfig struct {
 	Async AsyncRunner
 	// Logger receives asset logs. Defaults to no logging.
 	Logger *zerolog.Logger
+	// SignalSecret signs the tokens of signal gates (WaitForSignal) and
+	// verifies the tokens Signal is given: at least 16 bytes, best 32
+	// random ones, kept secret, the same on every engine (every fleet
+	// coordinator) that shares the store. There is no default: without
+	// it, a run that reaches a signal gate is refused with a ConfigError
+	// before anything runs, and so is every Signal.
+	SignalSecret []byte
 }
 
 // Engine decides what to run and runs it: dependency resolution, caching per
@@ -106,9 +114,24 @@ type Engine struct {
 	sem      chan struct{}
 	pool     gopool.Pool // goroutines for flights, steps and backfill partitions
 
+	// secret signs signal tokens (nil: signal gates are refused).
+	secret []byte
+	// alive reports whether a run is still going (see runAliver).
+	alive func(ctx context.Context, runID string) bool
+
 	mu      sync.Mutex
 	flights map[string]*flight   // by materialization key
 	runs    map[string]activeRun // by run id
+	// gates are the steps waiting at a gate, by materialization key.
+	gates map[string]map[*gateWaiter]struct{}
+}
+
+// runAliver is implemented by a dispatcher that can tell whether a run is
+// still going (the fleet's: its run record is not terminal). A gate that
+// another run holds is waited for while that run lives; without it,
+// every run is taken to live until its gate lapses.
+type runAliver interface {
+	RunAlive(ctx context.Context, runID string) bool
 }
 
 // NewEngine returns an engine for cfg (see EngineConfig for defaults).
@@ -130,6 +153,10 @@ func newEngine(cfg EngineConfig, d dispatcher) (*Engine, error) {
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = max(8, 4*runtime.GOMAXPROCS(0))
 	}
+	if cfg.SignalSecret != nil && len(cfg.SignalSecret) < minSecretLen {
+		return nil, newError(TypeConfigError, map[string]any{"field": "SignalSecret", "length": len(cfg.SignalSecret), "minimum": minSecretLen},
+			"the signal secret is %d bytes: give at least %d (32 random bytes are best)", len(cfg.SignalSecret), minSecretLen)
+	}
 	e := &Engine{
 		x:        x,
 		kv:       cfg.KV,
@@ -138,9 +165,15 @@ func newEngine(cfg EngineConfig, d dispatcher) (*Engine, error) {
 		sem:      make(chan struct{}, cfg.Concurrency),
 		flights:  map[string]*flight{},
 		runs:     map[string]activeRun{},
+		gates:    map[string]map[*gateWaiter]struct{}{},
+		secret:   bytes.Clone(cfg.SignalSecret),
+		alive:    func(context.Context, string) bool { return true },
 	}
 	if e.dispatch == nil {
 		e.dispatch = localDispatcher{x}
+	}
+	if a, ok := e.dispatch.(runAliver); ok {
+		e.alive = a.RunAlive
 	}
 	return e, nil
 }

@@ -40,6 +40,10 @@ const (
 	TypeBadRequest ErrorType = "bad_request"
 	// TypeUnavailable: the fleet cannot be reached.
 	TypeUnavailable ErrorType = "unavailable"
+	// TypeRejected: an asset's gate was rejected (Reject): the asset did
+	// not run, and its dependents fail with TypeDependencyFailed naming
+	// it.
+	TypeRejected ErrorType = "rejected"
 	// TypeInternal: the fleet failed in a way the caller cannot fix: a
 	// coordinator's own failure (a bug it recovered from), or a reply that
 	// is not a FlowStone reply. Nothing the request named is at fault;
@@ -96,6 +100,7 @@ var (
 	ErrPipelineNotFound = &Error{Type: TypePipelineNotFound}
 	ErrBadRequest       = &Error{Type: TypeBadRequest}
 	ErrUnavailable      = &Error{Type: TypeUnavailable}
+	ErrRejected         = &Error{Type: TypeRejected}
 	ErrInternal         = &Error{Type: TypeInternal}
 )
 

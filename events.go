@@ -23,6 +23,16 @@ const (
 	EventScatterItemStart EventKind = "scatter.item.start"
 	EventScatterItemStop  EventKind = "scatter.item.stop"
 	EventScatterStop      EventKind = "scatter.stop"
+	// The gate events of an asset declared with Approval or WaitForSignal,
+	// emitted by the engine that drives the run: its gate opened (and
+	// waits), and how it was decided. Their metadata carries "gate" (the
+	// kind), and "deadline" on gate.wait, "reason" on a decision that has
+	// one.
+	EventGateWait      EventKind = "gate.wait"
+	EventGateApproved  EventKind = "gate.approved"
+	EventGateRejected  EventKind = "gate.rejected"
+	EventGateSignalled EventKind = "gate.signalled"
+	EventGateExpired   EventKind = "gate.expired"
 )
 
 // Event is one telemetry event. A run event describes one asset's

@@ -182,6 +182,7 @@ func (x *executor) Execute(ctx context.Context, p *Pipeline, t task) (*Materiali
 			// Not over: the next delivery of the task runs it again.
 			out.State, out.QueuedBy = StatePending, x.worker
 			out.CompletedAt, out.DurationMS = nil, 0
+			out.Gate = a.gate() // a signal's payload, for the next delivery
 			fe = wrapError(TypeCancelled, cause, map[string]any{"asset": t.Asset, "run_id": t.RunID},
 				"asset %q of run %s was handed back to its queue: %v", t.Asset, t.RunID, cause)
 		default:
@@ -391,7 +392,8 @@ func (x *executor) callOnce(ctx context.Context, p *Pipeline, n *node, t *task, 
 	}
 	c := &Context{ctx: ctx, x: x, p: p, n: n, task: t, try: try}
 	defer c.closeReaders()
-	if n.def.fn == nil {
+	fn := x.assetFunc(n, a)
+	if fn == nil {
 		return nil, newError(TypeConfigError, map[string]any{"pipeline": p.name, "asset": n.def.name},
 			"asset %q of pipeline %s has no function in this process: run it on a worker that hosts the pipeline", n.def.name, p.name)
 	}
@@ -404,7 +406,7 @@ func (x *executor) callOnce(ctx context.Context, p *Pipeline, n *node, t *task, 
 		// A scatter asset is one run too: its item events nest inside it.
 		val, err = x.scatter(c, a)
 	} else {
-		val, err = x.invoke(c, n.def.fn)
+		val, err = x.invoke(c, fn)
 	}
 	if err != nil && ctx.Err() != nil {
 		// The function gave up because its context ended: report why.

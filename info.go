@@ -9,9 +9,12 @@ type Info struct {
 	PartitionedBy string   `json:"partitioned_by"`
 	Scatter       bool     `json:"scatter"`
 	Parallel      bool     `json:"parallel"`
-	// HasApproval is always false: FlowStone for Go has no approval gates
-	// yet.
+	// HasApproval: the asset waits for an approval before it runs
+	// (Approval).
 	HasApproval bool `json:"has_approval"`
+	// HasSignal: the asset waits for a signal before it runs
+	// (WaitForSignal).
+	HasSignal bool `json:"has_signal,omitempty"`
 }
 
 // Assets lists the pipeline's assets in its stable topological order.
@@ -33,6 +36,9 @@ func AssetInfo(p *Pipeline, asset string) (Info, error) {
 	}
 	if n.def.partitions != nil {
 		info.PartitionedBy = n.def.partitions.Kind()
+	}
+	if g := n.def.gate; g != nil {
+		info.HasApproval, info.HasSignal = g.kind == GateApproval, g.kind == GateSignal
 	}
 	return info, nil
 }

@@ -27,6 +27,15 @@ func (p *Pipeline) manifest(worker string) protocol.Manifest {
 		if d.partitions != nil {
 			spec.PartitionedBy = d.partitions.Kind()
 		}
+		if g := d.gate; g != nil {
+			spec.GateTimeoutMS = g.wait().Milliseconds()
+			switch g.kind {
+			case GateApproval:
+				spec.HasApproval, spec.ApprovalMessage, spec.ApprovalContext = true, g.message, g.context
+			case GateSignal:
+				spec.HasSignal, spec.SignalOnTimeout = true, g.hasOnTimeout
+			}
+		}
 		m.Assets = append(m.Assets, spec)
 	}
 	return m
@@ -54,6 +63,16 @@ func pipelineFromManifest(m protocol.Manifest) (*Pipeline, error) {
 		default:
 			// The key set lives with the workers; they validate.
 			d.partitions = anyPartitioning(a.PartitionedBy)
+		}
+		switch {
+		case a.HasApproval:
+			d.gate = &gateSpec{kind: GateApproval, message: a.ApprovalMessage, context: a.ApprovalContext,
+				timeout: time.Duration(a.GateTimeoutMS) * time.Millisecond}
+		case a.HasSignal:
+			// The handlers live with the workers; the coordinator only
+			// needs to know whether expiry runs one.
+			d.gate = &gateSpec{kind: GateSignal, timeout: time.Duration(a.GateTimeoutMS) * time.Millisecond, hasOnTimeout: a.SignalOnTimeout}
+			d.fn = nil
 		}
 		if a.Scatter {
 			cfg := ScatterConfig{Parallel: 1}

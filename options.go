@@ -21,12 +21,13 @@ type (
 	// GraphOption configures Graph.
 	GraphOption interface{ applyGraph(*graphConfig) }
 
-	// PartitionOption is Partition: it serves Run, the Get family and
-	// Invalidate.
+	// PartitionOption is Partition: it serves Run, the Get family,
+	// Invalidate, and Approve and Reject.
 	PartitionOption interface {
 		RunOption
 		GetOption
 		InvalidateOption
+		ApproveOption
 	}
 	// PartitionsOption is Partitions and DateRange: they serve Backfill
 	// and Invalidate.

@@ -3,6 +3,7 @@ package flowstone
 import (
 	"slices"
 	"strings"
+	"time"
 )
 
 // Pipeline is a validated set of assets: a DAG with a name. Build it with
@@ -24,6 +25,11 @@ type node struct {
 	// declares a partitioning. An asset that is not has one partition,
 	// DefaultPartition.
 	partitioned bool
+	// upGates is the wait of every gate upstream of the asset (itself
+	// left out), added up; signalUp is one of those gates' assets that
+	// waits for a signal, if any (see runLimit, Engine.checkGates).
+	upGates  time.Duration
+	signalUp *node
 }
 
 // Name returns the pipeline's name.
@@ -64,7 +70,12 @@ func NewPipeline(name string, assets ...AssetDef) (*Pipeline, error) {
 			return nil, newError(TypeConfigError, map[string]any{"pipeline": name, "asset": a.name},
 				"asset %q is defined twice in pipeline %s", a.name, name)
 		}
-		if a.fn == nil {
+		if a.gate != nil {
+			if err := a.gate.check(name, a); err != nil {
+				return nil, err
+			}
+		}
+		if a.fn == nil && (a.gate == nil || a.gate.kind != GateSignal) {
 			return nil, newError(TypeConfigError, map[string]any{"pipeline": name, "asset": a.name},
 				"asset %q in pipeline %s has no function", a.name, name)
 		}
@@ -116,7 +127,53 @@ func NewPipeline(name string, assets ...AssetDef) (*Pipeline, error) {
 		}
 	}
 	markPartitioned(order)
+	markGates(order)
 	return p, nil
+}
+
+// markGates sets node.upGates and node.signalUp, for pipelines with gates.
+func markGates(order []*node) {
+	gated := false
+	for _, n := range order {
+		gated = gated || n.def.gate != nil
+	}
+	if !gated {
+		return
+	}
+	seen := make([]int, len(order)) // by index: the last node whose upstream counted it
+	for _, n := range order {
+		var walk func(m *node)
+		walk = func(m *node) {
+			for _, in := range m.inputs {
+				if seen[in.index] == n.index+1 {
+					continue
+				}
+				seen[in.index] = n.index + 1
+				if g := in.def.gate; g != nil {
+					n.upGates += g.wait()
+					if g.kind == GateSignal && n.signalUp == nil {
+						n.signalUp = in
+					}
+				}
+				walk(in)
+			}
+		}
+		walk(n)
+	}
+}
+
+// runLimit is how long a run of target may take: its Timeout, and the
+// wait of every gate it may pass (the target's, and with its dependencies
+// those upstream of it), so that a run is never cut short by a gate
+// waiting within its own Timeout.
+func runLimit(target *node, withDeps bool, timeout time.Duration) time.Duration {
+	if g := target.def.gate; g != nil {
+		timeout += g.wait()
+	}
+	if withDeps {
+		timeout += target.upGates
+	}
+	return timeout
 }
 
 // markPartitioned sets node.partitioned: a scheme reaches an asset from

@@ -11,15 +11,19 @@ type State string
 
 // The states of a materialization. StateScheduled is Status's only: a
 // run of the asset waits for its time on the fleet (ScheduledAt); no
-// record holds it.
+// record holds it. StateWaitingApproval and StateWaitingSignal are an
+// asset's gate (Approval, WaitForSignal) waiting before the asset runs:
+// nothing executes meanwhile.
 const (
-	StateNotFound  State = "not_found"
-	StateScheduled State = "scheduled"
-	StatePending   State = "pending"
-	StateRunning   State = "running"
-	StateCompleted State = "completed"
-	StateFailed    State = "failed"
-	StateCancelled State = "cancelled"
+	StateNotFound        State = "not_found"
+	StateScheduled       State = "scheduled"
+	StatePending         State = "pending"
+	StateWaitingApproval State = "waiting_approval"
+	StateWaitingSignal   State = "waiting_signal"
+	StateRunning         State = "running"
+	StateCompleted       State = "completed"
+	StateFailed          State = "failed"
+	StateCancelled       State = "cancelled"
 )
 
 // String returns the state's name.
@@ -28,6 +32,12 @@ func (s State) String() string { return string(s) }
 // Terminal reports whether the state is final for its run.
 func (s State) Terminal() bool {
 	return s == StateCompleted || s == StateFailed || s == StateCancelled
+}
+
+// Waiting reports whether the state is a gate waiting for an approval or
+// a signal.
+func (s State) Waiting() bool {
+	return s == StateWaitingApproval || s == StateWaitingSignal
 }
 
 // InlineLimit is the largest result, in bytes, kept inside its record
@@ -57,7 +67,7 @@ type Materialization struct {
 	Asset     string `json:"asset"`
 	Partition string `json:"partition"`
 	// State is the latest attempt's: pending (queued or waiting for its
-	// dependencies), running, or how it ended.
+	// dependencies), waiting at its gate, running, or how it ended.
 	State State `json:"state"`
 	// RunID is the run of the latest attempt.
 	RunID string `json:"run_id"`
@@ -84,6 +94,10 @@ type Materialization struct {
 	Error *Error `json:"error,omitempty"`
 	// Scatter counts a scatter asset's items in the latest attempt.
 	Scatter *ScatterStatus `json:"scatter,omitempty"`
+	// Gate is the asset's gate (Approval, WaitForSignal) in the latest
+	// attempt: set while it waits, and once it is decided until the asset
+	// has run (a rejected or expired gate keeps it, with the decision).
+	Gate *Gate `json:"gate,omitempty"`
 	// Value is the last good result: the latest completed attempt's, nil
 	// if none completed (or the record was invalidated since).
 	Value *Value `json:"value,omitempty"`

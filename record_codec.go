@@ -19,6 +19,10 @@ func appendRecord(dst []byte, m *Materialization) ([]byte, bool) {
 	if m == nil {
 		return append(dst, "null"...), true
 	}
+	if m.Gate != nil {
+		// A gate's record is rare and written a few times: json.Marshal.
+		return dst, false
+	}
 	dst = append(dst, `{"pipeline":`...)
 	dst = jsonw.HTMLString(dst, m.Pipeline)
 	dst = append(dst, `,"asset":`...)

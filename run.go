@@ -57,6 +57,9 @@ func (e *Engine) Run(ctx context.Context, p *Pipeline, asset string, opts ...Run
 	if err := e.checkStorage(p, cfg.storage); err != nil {
 		return nil, err
 	}
+	if err := e.checkGates(target, cfg.withDeps); err != nil && !cfg.async {
+		return nil, err
+	}
 	if cfg.async {
 		return e.enqueue(ctx, p, asset, cfg)
 	}
@@ -123,7 +126,8 @@ func checkSchemes(target *node, partition string) error {
 
 func (e *Engine) run(ctx context.Context, p *Pipeline, target *node, cfg runConfig) (*Result, error) {
 	targetKey := materializationKey(p.name, target.def.name, cfg.partition)
-	ctx, cancelTimeout := context.WithTimeoutCause(ctx, cfg.timeout, &timeoutCause{what: "run of", asset: target.def.name, limit: cfg.timeout})
+	limit := runLimit(target, cfg.withDeps, cfg.timeout)
+	ctx, cancelTimeout := context.WithTimeoutCause(ctx, limit, &timeoutCause{what: "run of", asset: target.def.name, limit: limit})
 	defer cancelTimeout()
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -250,6 +254,19 @@ func (e *Engine) runStep(ctx context.Context, p *Pipeline, s *step, steps []step
 	case <-ctx.Done():
 		return e.stepEnded(ctx, p, s.n, cfg.partition, runID)
 	default:
+	}
+	if s.n.def.gate != nil {
+		// Runs waiting for this one's gate look again once its step ends.
+		defer e.wakeGate(s.key)
+		pass, fe := e.awaitGate(ctx, p, s, cfg.partition, runID, cfg.force && isTarget)
+		if fe != nil {
+			return nil, fe
+		}
+		if pass.value != nil {
+			s.fresh = pass.value.Value.RunID == runID
+			return pass.value, nil
+		}
+		s.prev, s.prevRev = pass.rec, pass.rev
 	}
 	t := task{RunID: runID, Asset: s.n.def.name, Partition: cfg.partition, Force: cfg.force && isTarget, Storage: cfg.storage, Attempt: 1, Priority: cfg.priority, Deps: deps,
 		Key: s.key, Prev: s.prev, PrevRev: s.prevRev, PrevKnown: true}

@@ -2,6 +2,7 @@ package flowstone
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"time"
 
@@ -166,6 +167,28 @@ func held(m *Materialization) bool {
 	return m.State == StateRunning || m.State == StatePending && m.QueuedBy != ""
 }
 
+// holds reports whether a run other than the record's must keep off it:
+// a run holds it (held), or it is a gate that waits, or that let its run
+// through and the run has not queued or claimed the asset yet.
+func holds(m *Materialization) bool { return held(m) || gating(m) }
+
+// gating reports whether m is a gate that waits, or that let its run
+// through (approved, signalled, or expired into OnTimeout) and the run has
+// not queued or claimed the asset yet.
+func gating(m *Materialization) bool {
+	return m.Gate != nil && (m.State.Waiting() || m.State == StatePending)
+}
+
+// gateOf is the gate a record of runID keeps from cur, the record it
+// replaces: the same run's (a claim, a queue, a hand-back carry a signal's
+// payload on to the execution), nil otherwise.
+func gateOf(cur *Materialization, runID string) *Gate {
+	if cur == nil || cur.RunID != runID {
+		return nil
+	}
+	return cur.Gate
+}
+
 // leaseLive reports whether a running record's claim still holds at now.
 func leaseLive(m *Materialization, now time.Time) bool {
 	return m.State == StateRunning && m.LeaseUntil != nil && now.Before(m.LeaseUntil.Add(leaseSkew))
@@ -185,7 +208,7 @@ func valueOf(m *Materialization) *Value {
 // run already ended.
 func (r *records) Pend(ctx context.Context, key string, id ident, runID string) error {
 	_, _, _, err := r.change(ctx, key, view{}, func(cur *Materialization, _ uint64) *Materialization {
-		if cur != nil && (held(cur) || cur.RunID == runID) {
+		if cur != nil && (holds(cur) || cur.RunID == runID) {
 			return nil
 		}
 		next := id.record(StatePending, runID)
@@ -204,7 +227,7 @@ func (r *records) Queue(ctx context.Context, key string, rec *Materialization, r
 	outcome := hook.Queued
 	cur, nrev, _, err := r.change(ctx, key, view{rec, rev, true}, func(cur *Materialization, _ uint64) *Materialization {
 		switch {
-		case cur != nil && cur.RunID != req.RunID && held(cur) && req.Alive(cur.RunID):
+		case cur != nil && cur.RunID != req.RunID && holds(cur) && req.Alive(cur.RunID):
 			outcome = hook.HeldBy
 			return nil
 		case cur.Materialized() && (!req.Force || cur.Value.RunID == req.RunID):
@@ -218,6 +241,7 @@ func (r *records) Queue(ctx context.Context, key string, rec *Materialization, r
 		next := id.record(StatePending, req.RunID)
 		next.QueuedBy = req.By
 		next.Value = valueOf(cur)
+		next.Gate = gateOf(cur, req.RunID)
 		return next
 	})
 	return outcome, cur, nrev, err
@@ -258,7 +282,7 @@ func (r *records) fail(ctx context.Context, key string, id ident, runID string, 
 			case cur.RunID == runID && cur.State.Terminal(),
 				cur.State == StateRunning,
 				cur.State == StateCompleted,
-				cur.RunID != runID && held(cur):
+				cur.RunID != runID && holds(cur):
 				return nil
 			}
 		}
@@ -303,4 +327,183 @@ func (r *records) invalidate(ctx context.Context, key string) (*Materialization,
 			return nil, wrapError(TypeStorageError, err, map[string]any{"key": key}, "delete record %s: %v", key, err)
 		}
 	}
+}
+
+// gateOutcome says what openGate found.
+type gateOutcome int
+
+const (
+	// gateWaits: the record is this run's gate, waiting.
+	gateWaits gateOutcome = iota
+	// gatePassed: this run may execute the asset (its gate was approved,
+	// signalled or expired into OnTimeout, or the run had passed it
+	// already: a run resumed after its coordinator stopped).
+	gatePassed
+	// gateEnded: this run's step ended at its gate (rejected, expired,
+	// or the run ended it); the record's Error says why.
+	gateEnded
+	// gateValue: the record has a value the run may use: no gate, no
+	// execution.
+	gateValue
+	// gateOther: another live run's gate or execution holds the record:
+	// the run waits for it.
+	gateOther
+	// gateFollowed: the gate of the other run this run waited for was
+	// rejected or expired: the run's step ends with that decision.
+	gateFollowed
+)
+
+// gateRequest is a run's step at its asset's gate.
+type gateRequest struct {
+	id    ident
+	runID string
+	force bool
+	spec  *gateSpec
+	// follow names the run whose gate this run waits for (gateOther),
+	// whose rejection or expiry ends this run's step too.
+	follow string
+	// alive reports whether another run is still going.
+	alive func(runID string) bool
+}
+
+// openGate decides, from the record, where runID's step stands at its
+// asset's gate, and opens the gate (the record waits, for this run, with
+// the last good value kept) when nothing else holds the record. It
+// returns the outcome, the record as it stands, its revision, and whether
+// this call opened the gate.
+func (r *records) openGate(ctx context.Context, key string, v view, req gateRequest) (gateOutcome, *Materialization, uint64, bool, error) {
+	out := gateWaits
+	cur, rev, wrote, err := r.change(ctx, key, v, func(cur *Materialization, _ uint64) *Materialization {
+		now := r.now()
+		switch {
+		case cur.Materialized() && (!req.force || cur.Value.RunID == req.runID):
+			out = gateValue
+			return nil
+		case cur != nil && cur.RunID == req.runID:
+			switch {
+			case cur.State.Waiting():
+				out = gateWaits
+				return nil
+			case cur.State == StateRunning, cur.State == StatePending && (cur.Gate != nil || cur.QueuedBy != ""):
+				out = gatePassed
+				return nil
+			case cur.State.Terminal():
+				out = gateEnded
+				return nil
+			}
+			// Pending while its dependencies ran (Pend): open the gate.
+		case cur != nil && req.follow != "" && cur.RunID == req.follow && cur.State == StateFailed && cur.Gate != nil &&
+			(cur.Gate.Decision == GateRejected || cur.Gate.Decision == GateExpired):
+			out = gateFollowed
+			return nil
+		case cur != nil && holds(cur) && req.alive(cur.RunID) && !(gating(cur) && cur.QueuedBy == "" && gateLapsed(cur.Gate, now)):
+			out = gateOther
+			return nil
+		}
+		out = gateWaits
+		state := StateWaitingApproval
+		if req.spec.kind == GateSignal {
+			state = StateWaitingSignal
+		}
+		next := req.id.record(state, req.runID)
+		next.Value = valueOf(cur)
+		next.StartedAt = &now
+		next.Gate = &Gate{Kind: req.spec.kind, Message: req.spec.message, Context: req.spec.context, OpenedAt: now, Deadline: now.Add(req.spec.wait())}
+		return next
+	})
+	return out, cur, rev, wrote, err
+}
+
+// gateLapsed reports whether a gate is past its deadline by more than the
+// clock skew allowed: the engine of a run that still waits there, or that
+// has not dispatched the asset it let through, should have ended it or
+// dispatched it, and is taken to be gone.
+func gateLapsed(g *Gate, now time.Time) bool {
+	return g != nil && now.After(g.Deadline.Add(leaseSkew))
+}
+
+// decideGate approves (GateApproved) or rejects (GateRejected, with the
+// error failed makes) the gate that the record waits at, for whichever
+// run waits there, keeping the last good value. An approval lets only an
+// approval gate pass; a rejection ends either kind. A gate past its
+// deadline is not decided: it has expired. It returns the record as it
+// stands and whether it decided.
+func (r *records) decideGate(ctx context.Context, key string, d GateDecision, reason string, failed func(cur *Materialization) *Error) (*Materialization, bool, error) {
+	decided := false
+	cur, _, _, err := r.change(ctx, key, view{}, func(cur *Materialization, _ uint64) *Materialization {
+		decided = false
+		now := r.now()
+		if cur == nil || !cur.State.Waiting() || cur.Gate == nil || !now.Before(cur.Gate.Deadline) ||
+			d == GateApproved && cur.State != StateWaitingApproval {
+			return nil
+		}
+		decided = true
+		next := *cur
+		next.Gate = cur.Gate.clone()
+		next.Gate.Decision, next.Gate.DecidedAt, next.Gate.Reason = d, &now, reason
+		if d == GateApproved {
+			next.State = StatePending
+			return &next
+		}
+		next.State, next.Error, next.CompletedAt = StateFailed, failed(cur), &now
+		if next.StartedAt != nil {
+			next.DurationMS = now.Sub(*next.StartedAt).Milliseconds()
+		}
+		return &next
+	})
+	return cur, decided, err
+}
+
+// signalGate delivers a signal to the gate c names: if the record still
+// waits there for c's run, at the gate opened when c says, before its
+// deadline, it becomes pending with the payload for the execution. It
+// returns the record as it stands and whether it delivered.
+func (r *records) signalGate(ctx context.Context, key string, c tokenClaim, payload []byte) (*Materialization, bool, error) {
+	delivered := false
+	cur, _, _, err := r.change(ctx, key, view{}, func(cur *Materialization, _ uint64) *Materialization {
+		delivered = false
+		now := r.now()
+		if cur == nil || cur.State != StateWaitingSignal || cur.Gate == nil || cur.RunID != c.RunID ||
+			cur.Gate.OpenedAt.UnixNano() != c.Opened || !now.Before(cur.Gate.Deadline) {
+			return nil
+		}
+		delivered = true
+		next := *cur
+		next.State = StatePending
+		next.Gate = cur.Gate.clone()
+		next.Gate.Decision, next.Gate.DecidedAt = GateSignalled, &now
+		next.Gate.Payload = append(json.RawMessage(nil), payload...)
+		return &next
+	})
+	return cur, delivered, err
+}
+
+// expireGate ends runID's gate, opened at opened, once its deadline has
+// passed: a signal gate whose asset has an OnTimeout becomes pending, for
+// the execution to run it; any other fails with fe (a Timeout error),
+// keeping the last good value. It reports whether it expired the gate.
+func (r *records) expireGate(ctx context.Context, key, runID string, opened time.Time, onTimeout bool, fe *Error) (bool, error) {
+	expired := false
+	_, _, _, err := r.change(ctx, key, view{}, func(cur *Materialization, _ uint64) *Materialization {
+		expired = false
+		now := r.now()
+		if cur == nil || !cur.State.Waiting() || cur.Gate == nil || cur.RunID != runID || !cur.Gate.OpenedAt.Equal(opened) ||
+			now.Before(cur.Gate.Deadline) {
+			return nil
+		}
+		expired = true
+		next := *cur
+		next.Gate = cur.Gate.clone()
+		next.Gate.Decision, next.Gate.DecidedAt = GateExpired, &now
+		if cur.State == StateWaitingSignal && onTimeout {
+			next.State = StatePending
+			return &next
+		}
+		next.State, next.Error, next.CompletedAt = StateFailed, fe, &now
+		if next.StartedAt != nil {
+			next.DurationMS = now.Sub(*next.StartedAt).Milliseconds()
+		}
+		return &next
+	})
+	return expired, err
 }

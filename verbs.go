@@ -28,6 +28,11 @@ type StatusInfo struct {
 	RunID       string         `json:"run_id,omitempty"`
 	// Value describes the value Get returns; nil when there is none.
 	Value *ValueInfo `json:"value,omitempty"`
+	// Gate is the asset's gate in the latest attempt, while it waits
+	// (State is StateWaitingApproval or StateWaitingSignal) and once it
+	// was decided, until the asset has run; nil otherwise. A signal's
+	// payload is left out.
+	Gate *Gate `json:"gate,omitempty"`
 	// ScheduledAt is when the earliest run of it scheduled on the fleet
 	// (Async with ScheduledAt) starts; nil when none is. Unless an attempt
 	// is pending or running, State is then StateScheduled and RunID the
@@ -134,6 +139,10 @@ func statusOf(rec *Materialization, partition string) StatusInfo {
 	}
 	st := StatusInfo{State: rec.State, Partition: rec.Partition, CompletedAt: rec.CompletedAt, DurationMS: rec.DurationMS,
 		Error: rec.Error, Scatter: rec.Scatter, RunID: rec.RunID}
+	if g := rec.Gate.clone(); g != nil {
+		g.Payload = nil
+		st.Gate = g
+	}
 	if v := rec.Value; v != nil {
 		st.Storage = v.Storage
 		st.Value = &ValueInfo{RunID: v.RunID, CompletedAt: v.CompletedAt, Storage: v.Storage, Size: v.Size}
@@ -146,8 +155,9 @@ func statusOf(rec *Materialization, partition string) StatusInfo {
 var errNothingToCancel = "nothing is running or pending"
 
 // Cancel stops the runs of asset for the partition: their running
-// functions' contexts are cancelled and their pending steps never start;
-// they fail with a Cancelled error. It returns a NotFound error if nothing
+// functions' contexts are cancelled, their pending steps never start, and
+// a step of the asset waiting at its gate stops waiting; they fail with a
+// Cancelled error. It returns a NotFound error if nothing
 // was running or pending.
 func (e *Engine) Cancel(ctx context.Context, p *Pipeline, asset string, opts ...GetOption) error {
 	_, cfg, err := e.getArgs(p, asset, opts)
@@ -170,6 +180,7 @@ func (e *Engine) Cancel(ctx context.Context, p *Pipeline, asset string, opts ...
 		n++
 	}
 	e.mu.Unlock()
+	n += e.cancelGates(key, cause)
 	if n == 0 {
 		return newError(TypeNotFound, map[string]any{"asset": asset, "partition": cfg.partition},
 			"cannot cancel %q (partition %q): %s", asset, cfg.partition, errNothingToCancel)
@@ -345,9 +356,10 @@ func (e *Engine) invalidateRecord(ctx context.Context, p *Pipeline, n *node, key
 }
 
 // Validate checks a run before it is accepted: the asset exists, the
-// partition suits every asset it touches, the options are valid, and a
+// partition suits every asset it touches, the options are valid, a
 // Storage option names a store the executors have (if the engine can
-// tell: the embedded one can, and so can the fleet's coordinator). It is
+// tell: the embedded one can, and so can the fleet's coordinator), and
+// the engine has a signal secret if the run may reach a signal gate. It is
 // what Run checks first; the fleet's coordinator calls it before replying.
 func (e *Engine) Validate(p *Pipeline, asset string, opts ...RunOption) error {
 	cfg := newRunConfig(opts)
@@ -361,5 +373,8 @@ func (e *Engine) Validate(p *Pipeline, asset string, opts ...RunOption) error {
 	if err := e.checkPartitionFor(p, target, cfg.partition); err != nil {
 		return err
 	}
-	return e.checkStorage(p, cfg.storage)
+	if err := e.checkStorage(p, cfg.storage); err != nil {
+		return err
+	}
+	return e.checkGates(target, cfg.withDeps)
 }

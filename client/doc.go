@@ -1,6 +1,7 @@
 // Package client is the Go client of a FlowStone fleet: the library's verbs
 // (Run, Get, Exists, Status, Cancel, Invalidate, Backfill, Graph, Assets,
-// AssetInfo) with the same options and the same *flowstone.Error values,
+// AssetInfo, and the gates' Approve, Reject, Approvals and Signal) with the
+// same options and the same *flowstone.Error values,
 // spoken over NATS request/reply to the fleet's coordinators, with
 // pipelines named instead of passed.
 //
@@ -23,7 +24,8 @@
 // and reads the result with Get. Calls use the deadline of their context;
 // when it has none, requests give up after the client's timeout
 // (WithTimeout) and a synchronous Run waits for its own run timeout plus
-// that.
+// that (its timeout and its gates' waits, for a run that may pass gates:
+// the coordinator says how long in its reply).
 //
 // Cancelling the context of a synchronous Run stops the waiting, not the
 // run: it goes on on the fleet (cancel it with Cancel).

@@ -37,6 +37,10 @@ func (c *Client) Run(ctx context.Context, pipeline, asset string, opts ...flowst
 	}
 	cached := reply.Cached
 	if !cached {
+		if reply.LimitMS > 0 {
+			// Its gates may wait longer than its timeout: so may we.
+			req.Timeout = max(req.Timeout, time.Duration(reply.LimitMS)*time.Millisecond)
+		}
 		rec, err := c.waitRun(ctx, reply.RunID, req)
 		if err != nil {
 			return nil, err

@@ -21,7 +21,8 @@ func (c *Client) Status(ctx context.Context, pipeline, asset string, opts ...flo
 		return flowstone.StatusInfo{}, err
 	}
 	info := flowstone.StatusInfo{State: flowstone.State(r.State), Partition: r.Partition, CompletedAt: r.CompletedAt,
-		DurationMS: r.DurationMS, Storage: r.Storage, Error: bridge.FromWire(r.Error), RunID: r.RunID, ScheduledAt: r.ScheduledAt}
+		DurationMS: r.DurationMS, Storage: r.Storage, Error: bridge.FromWire(r.Error), RunID: r.RunID, ScheduledAt: r.ScheduledAt,
+		Gate: gateOf(r.Gate)}
 	if r.Scatter != nil {
 		info.Scatter = &flowstone.ScatterStatus{Total: r.Scatter.Total, Completed: r.Scatter.Completed, Failed: r.Scatter.Failed, Cancelled: r.Scatter.Cancelled, Pending: r.Scatter.Pending}
 		for _, f := range r.Scatter.FailedItems {
@@ -96,7 +97,7 @@ func (c *Client) AssetInfo(ctx context.Context, pipeline, asset string) (flowsto
 		return flowstone.Info{}, err
 	}
 	info := flowstone.Info{Name: r.Name, DependsOn: r.DependsOn, OptionalDeps: r.OptionalDeps, Description: r.Description,
-		PartitionedBy: r.PartitionedBy, Scatter: r.Scatter, Parallel: r.Parallel, HasApproval: r.HasApproval}
+		PartitionedBy: r.PartitionedBy, Scatter: r.Scatter, Parallel: r.Parallel, HasApproval: r.HasApproval, HasSignal: r.HasSignal}
 	if info.DependsOn == nil {
 		info.DependsOn = []string{}
 	}

@@ -7,14 +7,18 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/internal/bridge"
+	"github.com/flowstone-go/flowstone/internal/tracing"
 	"github.com/flowstone-go/flowstone/internal/transient"
 	"github.com/flowstone-go/flowstone/protocol"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // requestTimeout bounds the quick verbs (everything but run and backfill).
@@ -30,6 +34,8 @@ func (c *Coordinator) serve() error {
 		Name: protocol.ServiceName, Version: protocol.ServiceVersion, QueueGroup: protocol.QueueGroup,
 		Description: "FlowStone coordinator: run, get, status, cancel and the rest of the API",
 		Metadata:    map[string]string{"coordinator": c.cfg.ID},
+		// nats micro stats shows each endpoint's error replies by code.
+		StatsHandler: func(ep *micro.Endpoint) any { return c.obs.errorsOf(ep.Name) },
 	})
 	if err != nil {
 		return fmt.Errorf("coordinator: micro service: %w", err)
@@ -50,6 +56,10 @@ func (c *Coordinator) serve() error {
 		protocol.VerbPipelines:  handle(c, requestTimeout, c.apiPipelines),
 
 		protocol.VerbBackfillStatus: handle(c, requestTimeout, c.apiBackfillStatus),
+		protocol.VerbApprove:        handle(c, requestTimeout, c.apiApprove),
+		protocol.VerbReject:         handle(c, requestTimeout, c.apiReject),
+		protocol.VerbApprovals:      handle(c, requestTimeout, c.apiApprovals),
+		protocol.VerbSignal:         handle(c, requestTimeout, c.apiSignal),
 	}
 	for _, verb := range protocol.Verbs() {
 		h, ok := endpoints[verb]
@@ -70,33 +80,99 @@ func (c *Coordinator) serve() error {
 // the client to retry on another coordinator.
 func handle[Req protocol.Request, Rep protocol.ReplyBody](c *Coordinator, timeout time.Duration, fn func(context.Context, Req) (Rep, *protocol.Error)) micro.Handler {
 	return micro.HandlerFunc(func(r micro.Request) {
-		data := r.Data()
+		arrived := time.Now()
+		verb := verbOf(r.Subject())
+		// Decoding is quick and bounded (MaxRequestBytes): it happens here,
+		// so that nats micro counts a malformed request among the
+		// endpoint's errors (it counts replies its handler made before
+		// returning). The verb itself runs off the subscription's
+		// goroutine; its errors are in the endpoint's stats data.
+		req, perr := protocol.DecodeRequest[Req](r.Data())
+		if perr != nil {
+			c.reply(r, verb, arrived, protocol.EncodeError(perr), perr, true)
+			return
+		}
 		ok := c.work.Go(func() {
+			// The request's trace goes on here: the client's span is the
+			// parent.
+			sctx, span := tracing.Tracer().Start(tracing.Extract(c.ctx, nats.Header(r.Headers())), "flowstone.api "+verb,
+				trace.WithSpanKind(trace.SpanKindServer))
+			defer span.End()
 			defer func() {
 				if p := recover(); p != nil {
 					c.log.Error().Str("panic", fmt.Sprint(p)).Str("stack", string(debug.Stack())).Msg("handler_panic")
-					r.Respond(protocol.EncodeError(protocol.Errorf(protocol.CodeInternal, "the coordinator failed on this request: %v", p)))
+					perr := protocol.Errorf(protocol.CodeInternal, "the coordinator failed on this request: %v", p)
+					c.reply(r, verb, arrived, protocol.EncodeError(perr), perr, false)
 				}
 			}()
-			req, perr := protocol.DecodeRequest[Req](data)
-			if perr != nil {
-				r.Respond(protocol.EncodeError(perr))
-				return
-			}
-			ctx, cancel := c.ctx, context.CancelFunc(func() {})
+			ctx, cancel := sctx, context.CancelFunc(func() {})
 			if timeout > 0 {
-				ctx, cancel = context.WithTimeout(c.ctx, timeout)
+				ctx, cancel = context.WithTimeout(sctx, timeout)
 			}
 			defer cancel()
 			rep, perr := fn(ctx, req)
-			if err := r.Respond(protocol.EncodeReply(rep, perr)); err != nil {
-				c.log.Warn().Err(err).Msg("reply_failed")
+			if perr != nil {
+				span.SetStatus(codes.Error, perr.Code)
 			}
+			c.reply(r, verb, arrived, protocol.EncodeReply(rep, perr), perr, false)
 		})
 		if !ok {
-			r.Respond(protocol.EncodeError(errStopping))
+			c.reply(r, verb, arrived, protocol.EncodeError(errStopping), errStopping, true)
 		}
 	})
+}
+
+// reply sends body and counts it. From the micro handler's own goroutine
+// (inline) an error reply goes through micro, which counts it in the
+// endpoint's num_errors; from a verb's goroutine the reply is published
+// directly (micro's request is not safe to answer once its handler has
+// returned), with micro's error headers, and counted in the endpoint's
+// stats data. The body, the document clients read, is the same either
+// way.
+func (c *Coordinator) reply(r micro.Request, verb string, arrived time.Time, body []byte, perr *protocol.Error, inline bool) {
+	var err error
+	code := ""
+	switch {
+	case perr != nil && inline:
+		code = perr.Code
+		err = r.Error(perr.Code, headerText(perr.Message), body)
+	case inline:
+		err = r.Respond(body)
+	default:
+		m := &nats.Msg{Subject: r.Reply(), Data: body}
+		if perr != nil {
+			code = perr.Code
+			m.Header = nats.Header{micro.ErrorHeader: []string{headerText(perr.Message)}, micro.ErrorCodeHeader: []string{perr.Code}}
+		}
+		err = c.nc.PublishMsg(m)
+	}
+	if err != nil {
+		c.log.Warn().Err(err).Str("verb", verb).Msg("reply_failed")
+	}
+	c.obs.answered(verb, code, arrived)
+}
+
+// headerText is msg fit for a header value: one line, at most 256 bytes
+// (the reply's body holds the whole error).
+func headerText(msg string) string {
+	msg = strings.Map(func(r rune) rune {
+		if r == '\r' || r == '\n' {
+			return ' '
+		}
+		return r
+	}, msg)
+	if len(msg) > 256 {
+		msg = strings.ToValidUTF8(msg[:256], "")
+	}
+	if msg == "" {
+		msg = "error"
+	}
+	return msg
+}
+
+// verbOf is the verb of an API subject, its last token.
+func verbOf(subject string) string {
+	return subject[strings.LastIndexByte(subject, '.')+1:]
 }
 
 // errStopping answers the requests and refuses the work that reach a
@@ -160,6 +236,7 @@ func (c *Coordinator) apiRun(ctx context.Context, req protocol.RunRequest) (prot
 		return reply, perr
 	}
 	reply.RunID = rec.RunID
+	reply.LimitMS = runLimitMS(p, req)
 	if req.Async {
 		reply.Job = &protocol.Job{ID: rec.RunID, Pipeline: req.Pipeline, Asset: req.Asset, Partition: part,
 			Priority: req.Priority, ScheduledAt: req.ScheduledAt, State: rec.State}
@@ -257,6 +334,7 @@ func (c *Coordinator) apiStatus(ctx context.Context, req protocol.StatusRequest)
 	if v := st.Value; v != nil {
 		reply.Value = &protocol.ValueStatus{RunID: v.RunID, CompletedAt: v.CompletedAt, Storage: v.Storage, Size: v.Size}
 	}
+	reply.Gate = gateStatus(st.Gate)
 	// A run scheduled for later is the next attempt: unless one is under
 	// way, it is where the partition stands.
 	next, err := c.nextScheduled(ctx, schedTarget(req.Pipeline, req.Asset, req.Partition))
@@ -266,9 +344,9 @@ func (c *Coordinator) apiStatus(ctx context.Context, req protocol.StatusRequest)
 	if next != nil {
 		at := next.At
 		reply.ScheduledAt = &at
-		if st.State != flowstone.StatePending && st.State != flowstone.StateRunning {
+		if st.State != flowstone.StatePending && st.State != flowstone.StateRunning && !st.State.Waiting() {
 			reply.State, reply.RunID = protocol.StateScheduled, next.RunID
-			reply.CompletedAt, reply.DurationMS, reply.Error, reply.Scatter = nil, 0, nil, nil
+			reply.CompletedAt, reply.DurationMS, reply.Error, reply.Scatter, reply.Gate = nil, 0, nil, nil, nil
 		}
 	}
 	return reply, nil

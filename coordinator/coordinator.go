@@ -73,6 +73,18 @@ type Config struct {
 	// if an existing one keeps them for less than the horizon. Defaults to
 	// 366 days.
 	ScheduleHorizon time.Duration
+	// Limits bounds the streams, buckets and object stores the
+	// coordinator creates when they are missing (existing ones are kept
+	// as they are); its ScheduleHorizon is ScheduleHorizon's. Give every
+	// daemon of a fleet the same. Defaults to protocol.StreamLimits'
+	// defaults.
+	Limits protocol.StreamLimits
+	// SignalSecret signs the tokens of signal gates (flowstone.WaitForSignal)
+	// and verifies the signals delivered with them: at least 16 bytes,
+	// the same on every coordinator of the fleet, and never logged. There
+	// is no default: without it, runs that may reach a signal gate are
+	// refused with a config error, and so are signals.
+	SignalSecret []byte
 }
 
 // Coordinator serves the FlowStone API over NATS and drives runs on the
@@ -88,6 +100,7 @@ type Config struct {
 type Coordinator struct {
 	cfg    Config
 	log    zerolog.Logger
+	obs    *observations
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	tasks  *batcher.Publisher // task publishes, batched per subject
@@ -142,11 +155,22 @@ func New(cfg Config) (*Coordinator, error) {
 		return nil, fmt.Errorf("coordinator: Config.ScheduleHorizon is negative (%v); 0 means the default, %v", cfg.ScheduleHorizon, fleet.ScheduleHorizonDefault)
 	}
 	cfg.ScheduleHorizon = cmp.Or(cfg.ScheduleHorizon, fleet.ScheduleHorizonDefault)
+	if err := cfg.Limits.Check(); err != nil {
+		return nil, fmt.Errorf("coordinator: Config.Limits: %w", err)
+	}
 	log := zerolog.Nop()
 	if cfg.Logger != nil {
 		log = cfg.Logger.With().Str("coordinator", cfg.ID).Logger()
 	}
-	return &Coordinator{cfg: cfg, log: log, nc: cfg.Conn, scheduled: map[string]string{}}, nil
+	return &Coordinator{cfg: cfg, log: log, nc: cfg.Conn, scheduled: map[string]string{}, obs: newObservations()}, nil
+}
+
+// limits are the stream limits the coordinator creates with: Config's,
+// with its schedule horizon.
+func (c *Coordinator) limits() fleet.Limits {
+	l := c.cfg.Limits
+	l.ScheduleHorizon = c.cfg.ScheduleHorizon
+	return l
 }
 
 // ID returns the coordinator's id.
@@ -184,7 +208,7 @@ func (c *Coordinator) Start(ctx context.Context) (err error) {
 	}
 	c.js = js
 	fleetOpts := []fleet.Option{fleet.WithReplicas(c.cfg.Replicas), fleet.WithLogger(c.log),
-		fleet.WithLimits(fleet.Limits{ScheduleHorizon: c.cfg.ScheduleHorizon})}
+		fleet.WithLimits(c.limits())}
 	c.stager = newStager(js, c.log, fleetOpts...)
 	c.tasks = batcher.New(js, protocol.JoinTaskBatch)
 	c.tasks.Stored = c.ring
@@ -202,7 +226,7 @@ func (c *Coordinator) Start(ctx context.Context) (err error) {
 	}()
 	c.engine, err = bridge.NewEngine(flowstone.EngineConfig{
 		KV: c.mats, Stores: c.cfg.Stores, DefaultStorage: c.cfg.DefaultStorage,
-		Concurrency: DispatchConcurrencyDefault, Logger: &c.log,
+		Concurrency: DispatchConcurrencyDefault, Logger: &c.log, SignalSecret: c.cfg.SignalSecret,
 	}, c.disp)
 	if err != nil {
 		return fmt.Errorf("coordinator: %w", err)
@@ -218,6 +242,9 @@ func (c *Coordinator) Start(ctx context.Context) (err error) {
 	c.subs[len(c.subs)-1].SetPendingLimits(-1, -1)
 	if err := c.subscribe(cancelBroadcast, "", c.onCancelBroadcast); err != nil {
 		return fmt.Errorf("coordinator: subscribe cancels: %w", err)
+	}
+	if err := c.startGates(); err != nil {
+		return err
 	}
 	if err := c.watchDeadLetters(); err != nil {
 		return err

@@ -86,5 +86,6 @@ func (c *Coordinator) giveUp(ctx context.Context, task protocol.Task, deliveries
 	if body, perr := protocol.EncodeCompletion(comp); perr == nil {
 		c.js.Publish(ctx, protocol.DoneSubject(task.Pipeline), body, jetstream.WithMsgID(task.ID+".dead"))
 	}
+	c.obs.deadLetters.WithLabelValues(task.Pipeline).Inc()
 	c.log.Warn().Str("run_id", task.RunID).Str("pipeline", task.Pipeline).Str("asset", task.Asset).Int("deliveries", deliveries).Msg("task_given_up")
 }

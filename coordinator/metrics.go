@@ -9,9 +9,12 @@ import (
 )
 
 // RegisterMetrics adds the coordinator's metrics to reg: the task queue
-// depth (read from JetStream at scrape time), tasks in flight, and tasks
-// published with the messages that carried them (batches hold several).
+// depth (read from JetStream at scrape time), tasks in flight, tasks
+// published with the messages that carried them (batches hold several),
+// API requests by verb and outcome with their latency, runs' durations by
+// pipeline, asset and state, and tasks given up.
 func (c *Coordinator) RegisterMetrics(reg prometheus.Registerer) {
+	reg.MustRegister(c.obs.collectors()...)
 	reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "flowstone_task_queue_depth",
 			Help: "Task messages (single tasks or batches) waiting in the JetStream work queue, all pipelines and priorities."},

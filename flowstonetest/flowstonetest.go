@@ -77,6 +77,11 @@ func NewEngine(t testing.TB) *flowstone.Engine {
 // absent (Context.HasDep is false). A key of deps that is not a dependency
 // of asset fails the test, as does a value that cannot be stored.
 //
+// An asset behind an approval gate (flowstone.Approval) is approved as
+// soon as its gate waits: RunAsset tests the asset's function, not the
+// gate. One behind a signal gate runs only on an engine with a signal
+// secret (the Engine option), and waits for its signal.
+//
 // Without the Engine option each call gets a new isolated engine.
 func RunAsset(t testing.TB, p *flowstone.Pipeline, asset string, deps map[string]any, opts ...Option) (*flowstone.Result, error) {
 	t.Helper()
@@ -109,6 +114,18 @@ func RunAsset(t testing.TB, p *flowstone.Pipeline, asset string, deps map[string
 		if err := cfg.engine.Seed(ctx, p, name, deps[name], flowstone.Partition(cfg.partition)); err != nil {
 			t.Fatalf("flowstonetest: supply the value of %q: %v", name, err)
 		}
+	}
+	if info.HasApproval {
+		// Approved from the gate's own goroutine, as it opens: the
+		// step waits only once the approval is in.
+		e := cfg.engine
+		defer e.Subscribe(func(ev flowstone.Event) {
+			if ev.Kind == flowstone.EventGateWait && ev.Pipeline == p.Name() && ev.Asset == asset && ev.Partition == cfg.partition {
+				if err := e.Approve(ctx, p, asset, flowstone.Partition(cfg.partition), flowstone.Reason("flowstonetest.RunAsset")); err != nil {
+					t.Errorf("flowstonetest: approve %q: %v", asset, err)
+				}
+			}
+		})()
 	}
 	return cfg.engine.Run(ctx, p, asset, flowstone.WithDeps(false), flowstone.Force(), flowstone.Partition(cfg.partition))
 }

@@ -282,3 +282,21 @@ func TestRunAssetRejectsValuesForNonDependencies(t *testing.T) {
 		t.Fatalf("RunAsset failed the test with %q", rec.msg)
 	}
 }
+
+func TestRunAssetPassesAnApprovalGate(t *testing.T) {
+	p := flowstone.MustPipeline("gated",
+		flowstone.Asset("in", func(*flowstone.Context) (any, error) { panic("not run in tests") }),
+		flowstone.Asset("out", func(c *flowstone.Context) (any, error) {
+			n, err := flowstone.Dep[int](c, "in")
+			return n * 3, err
+		}, flowstone.DependsOn("in"), flowstone.Approval(flowstone.ApprovalConfig{Message: "ok?"})),
+	)
+	res, err := flowstonetest.RunAsset(t, p, "out", map[string]any{"in": 14})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := res.Decode(&n); err != nil || n != 42 {
+		t.Fatalf("out = %d, %v", n, err)
+	}
+}

@@ -10,6 +10,8 @@
 //   - bench: noop, a single no-op asset for throughput measurements, that
 //     takes any partition key, and fan, a scatter of no-op items whose
 //     partition key is their count.
+//   - release: build → publish (an approval gate) → announce, and build →
+//     smoke (a signal gate), by version.
 package pipelines
 
 import (
@@ -30,7 +32,7 @@ type Options struct {
 
 // All returns every bundled pipeline.
 func All(o Options) []*flowstone.Pipeline {
-	return []*flowstone.Pipeline{Example(), DailySales(o), Dynamic(o), Bench()}
+	return []*flowstone.Pipeline{Example(), DailySales(o), Dynamic(o), Bench(), Release()}
 }
 
 // Example is the proposal's example: numbers → doubled → sum, sum = 30.

@@ -2,6 +2,7 @@ package pipelines_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"testing"
@@ -95,5 +96,38 @@ func TestBenchFanTakesItsItemCountFromThePartition(t *testing.T) {
 	}
 	if _, err := e.Run(context.Background(), p, "fan", flowstone.Partition("many")); err == nil {
 		t.Fatal("a partition key that is not a count was accepted")
+	}
+}
+
+func TestReleaseWaitsForItsApproval(t *testing.T) {
+	ctx := context.Background()
+	e := flowstone.MustEngine(flowstone.EngineConfig{})
+	defer e.Close()
+	p := pipelines.Release()
+	waits := make(chan struct{}, 1)
+	defer e.Subscribe(func(ev flowstone.Event) {
+		if ev.Kind == flowstone.EventGateWait {
+			waits <- struct{}{}
+		}
+	})()
+	done := make(chan error, 1)
+	var got string
+	go func() {
+		res, err := e.Run(ctx, p, "announce", flowstone.Partition("v1.2"))
+		if err == nil {
+			err = res.Decode(&got)
+		}
+		done <- err
+	}()
+	<-waits
+	if err := e.Approve(ctx, p, "publish", flowstone.Partition("v1.2")); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil || got != "announced: published v1.2" {
+		t.Fatalf("announce = %q, %v", got, err)
+	}
+	// smoke needs a signal secret.
+	if _, err := e.Run(ctx, p, "smoke", flowstone.Partition("v1.2")); !errors.Is(err, flowstone.ErrConfig) {
+		t.Fatalf("smoke without a secret = %v", err)
 	}
 }

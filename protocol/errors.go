@@ -24,6 +24,9 @@ const (
 	CodeScatterThreshold = "scatter_threshold"
 	// CodeExecutionFailed: the asset's function returned an error or panicked.
 	CodeExecutionFailed = "execution_failed"
+	// CodeRejected: an asset's gate was rejected; the library's
+	// TypeRejected.
+	CodeRejected = "rejected"
 
 	// CodeBadRequest: a message is malformed or a field is invalid;
 	// Details["field"] names the field when one is at fault.

@@ -28,13 +28,21 @@ const (
 	EventScatterItemStart  EventKind = "scatter.item.start"  // one item began
 	EventScatterItemStop   EventKind = "scatter.item.stop"   // one item ended
 	EventScatterStop       EventKind = "scatter.stop"        // every item ended
+	// The gate events (added within Version 1), published by the
+	// coordinator that drives the run.
+	EventGateWait      EventKind = "gate.wait"      // an asset's gate opened and waits
+	EventGateApproved  EventKind = "gate.approved"  // it was approved: the asset runs
+	EventGateRejected  EventKind = "gate.rejected"  // it was rejected; Error says so
+	EventGateSignalled EventKind = "gate.signalled" // its signal came: the asset runs
+	EventGateExpired   EventKind = "gate.expired"   // its timeout passed
 )
 
 func (k EventKind) valid() bool {
 	switch k {
 	case EventRunStart, EventRunStop, EventRunException,
 		EventStorageLoadStart, EventStorageLoadStop, EventStorageStoreStart, EventStorageStoreStop,
-		EventScatterStart, EventScatterItemStart, EventScatterItemStop, EventScatterStop:
+		EventScatterStart, EventScatterItemStart, EventScatterItemStop, EventScatterStop,
+		EventGateWait, EventGateApproved, EventGateRejected, EventGateSignalled, EventGateExpired:
 		return true
 	}
 	return false

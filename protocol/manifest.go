@@ -103,8 +103,22 @@ type AssetSpec struct {
 	Scatter bool `json:"scatter,omitempty"`
 	// Parallel is true for an asset with parallel branches.
 	Parallel bool `json:"parallel,omitempty"`
-	// HasApproval is true for an asset that waits for an approval.
+	// HasApproval is true for an asset that waits for an approval before
+	// it runs.
 	HasApproval bool `json:"has_approval,omitempty"`
+	// ApprovalMessage is its approval gate's question.
+	ApprovalMessage string `json:"approval_message,omitempty"`
+	// ApprovalContext is its approval gate's facts for the approver.
+	ApprovalContext map[string]any `json:"approval_context,omitempty"`
+	// HasSignal is true for an asset that waits for a signal before it
+	// runs.
+	HasSignal bool `json:"has_signal,omitempty"`
+	// SignalOnTimeout is true when its signal gate's declaration makes a
+	// value on the gate's expiry (else expiry fails it).
+	SignalOnTimeout bool `json:"signal_on_timeout,omitempty"`
+	// GateTimeoutMS is how long its gate waits, in milliseconds (0: no
+	// gate).
+	GateTimeoutMS int64 `json:"gate_timeout_ms,omitempty"`
 }
 
 func (a AssetSpec) validate(prefix string) *Error {
@@ -146,6 +160,15 @@ func (a AssetSpec) validate(prefix string) *Error {
 	}
 	if err := checkNonNegative(prefix+"retries", a.Retries); err != nil {
 		return err
+	}
+	if err := checkText(prefix+"approval_message", a.ApprovalMessage); err != nil {
+		return err
+	}
+	if err := checkNonNegative(prefix+"gate_timeout_ms", a.GateTimeoutMS); err != nil {
+		return err
+	}
+	if a.HasApproval && a.HasSignal {
+		return fieldErrorf(prefix+"has_signal", "%shas_approval and %shas_signal are exclusive: an asset has one gate", prefix, prefix)
 	}
 	return checkOptionalName(prefix+"storage", a.Storage)
 }

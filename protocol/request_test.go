@@ -1,6 +1,7 @@
 package protocol_test
 
 import (
+	"encoding/json"
 	"strconv"
 	"strings"
 	"testing"
@@ -281,6 +282,52 @@ func TestInspectRequestValidation(t *testing.T) {
 			{name: "bad pipeline", mutate: func(r *protocol.InfoRequest) { r.Pipeline = "sales eu" }, code: protocol.CodeBadRequest, field: "pipeline"},
 		})
 	})
+	t.Run("approve", func(t *testing.T) {
+		valid := func() protocol.ApproveRequest {
+			return protocol.ApproveRequest{V: protocol.Version, Pipeline: "release", Asset: "publish", Partition: "2025-01", Reason: "looks good"}
+		}
+		checkRequestCases(t, valid, []reqCase[protocol.ApproveRequest]{
+			{name: "valid", mutate: func(*protocol.ApproveRequest) {}},
+			{name: "hostile partition text is data", mutate: func(r *protocol.ApproveRequest) { r.Partition = "../../etc/passwd" }},
+			{name: "no asset", mutate: func(r *protocol.ApproveRequest) { r.Asset = "" }, code: protocol.CodeBadRequest, field: "asset"},
+			{name: "partition not UTF-8", mutate: func(r *protocol.ApproveRequest) { r.Partition = "\xff" }, code: protocol.CodeBadRequest, field: "partition", goOnly: true},
+			{name: "reason too long", mutate: func(r *protocol.ApproveRequest) { r.Reason = strings.Repeat("x", protocol.MaxReasonBytes+1) },
+				code: protocol.CodeBadRequest, field: "reason"},
+		})
+	})
+	t.Run("reject", func(t *testing.T) {
+		valid := func() protocol.RejectRequest {
+			return protocol.RejectRequest{V: protocol.Version, Pipeline: "release", Asset: "publish"}
+		}
+		checkRequestCases(t, valid, []reqCase[protocol.RejectRequest]{
+			{name: "valid", mutate: func(*protocol.RejectRequest) {}},
+			{name: "reason not UTF-8", mutate: func(r *protocol.RejectRequest) { r.Reason = "\xff" }, code: protocol.CodeBadRequest, field: "reason", goOnly: true},
+			{name: "bad pipeline", mutate: func(r *protocol.RejectRequest) { r.Pipeline = "a.b" }, code: protocol.CodeBadRequest, field: "pipeline"},
+		})
+	})
+	t.Run("approvals", func(t *testing.T) {
+		valid := func() protocol.ApprovalsRequest { return protocol.ApprovalsRequest{V: protocol.Version} }
+		checkRequestCases(t, valid, []reqCase[protocol.ApprovalsRequest]{
+			{name: "valid", mutate: func(*protocol.ApprovalsRequest) {}},
+			{name: "one pipeline", mutate: func(r *protocol.ApprovalsRequest) { r.Pipeline = "release" }},
+			{name: "bad pipeline", mutate: func(r *protocol.ApprovalsRequest) { r.Pipeline = "*" }, code: protocol.CodeBadRequest, field: "pipeline"},
+		})
+	})
+	t.Run("signal", func(t *testing.T) {
+		valid := func() protocol.SignalRequest {
+			return protocol.SignalRequest{V: protocol.Version, Token: "fsg1.abc.def", Payload: json.RawMessage(`{"ok":true}`)}
+		}
+		checkRequestCases(t, valid, []reqCase[protocol.SignalRequest]{
+			{name: "valid", mutate: func(*protocol.SignalRequest) {}},
+			{name: "no payload", mutate: func(r *protocol.SignalRequest) { r.Payload = nil }},
+			{name: "no token", mutate: func(r *protocol.SignalRequest) { r.Token = "" }, code: protocol.CodeBadRequest, field: "token"},
+			{name: "token too long", mutate: func(r *protocol.SignalRequest) { r.Token = strings.Repeat("x", protocol.MaxTokenBytes+1) },
+				code: protocol.CodeBadRequest, field: "token"},
+			{name: "payload too large", mutate: func(r *protocol.SignalRequest) {
+				r.Payload = json.RawMessage(`"` + strings.Repeat("x", protocol.MaxSignalPayloadBytes) + `"`)
+			}, code: protocol.CodeBadRequest, field: "payload"},
+		})
+	})
 	t.Run("pipelines", func(t *testing.T) {
 		valid := func() protocol.PipelinesRequest { return protocol.PipelinesRequest{V: protocol.Version} }
 		checkRequestCases(t, valid, []reqCase[protocol.PipelinesRequest]{
@@ -295,6 +342,7 @@ func TestRequestVerbs(t *testing.T) {
 		protocol.RunRequest{}, protocol.GetRequest{}, protocol.ExistsRequest{}, protocol.StatusRequest{},
 		protocol.CancelRequest{}, protocol.InvalidateRequest{}, protocol.BackfillRequest{}, protocol.GraphRequest{},
 		protocol.AssetsRequest{}, protocol.InfoRequest{}, protocol.PipelinesRequest{}, protocol.BackfillStatusRequest{},
+		protocol.ApproveRequest{}, protocol.RejectRequest{}, protocol.ApprovalsRequest{}, protocol.SignalRequest{},
 	}
 	verbs := protocol.Verbs()
 	if len(reqs) != len(verbs) {

@@ -60,6 +60,10 @@ func TestRequestsRoundTrip(t *testing.T) {
 		protocol.InfoRequest{V: 1, Pipeline: "sales", Asset: "sum"},
 		protocol.PipelinesRequest{V: 1},
 		protocol.BackfillStatusRequest{V: 1, ID: "bf1", AfterRevision: 42, WaitMS: 5000},
+		protocol.ApproveRequest{V: 1, Pipeline: "release", Asset: "publish", Partition: "v1", Reason: "all green"},
+		protocol.RejectRequest{V: 1, Pipeline: "release", Asset: "publish", Reason: "not yet"},
+		protocol.ApprovalsRequest{V: 1, Pipeline: "release"},
+		protocol.SignalRequest{V: 1, Token: "fsg1.e30.AAAA", Payload: json.RawMessage(`{"passed":true}`)},
 	} {
 		t.Run(req.Verb(), func(t *testing.T) {
 			data, err := protocol.EncodeRequest(req)
@@ -100,6 +104,14 @@ func decodeAs(req protocol.Request, data []byte) (protocol.Request, *protocol.Er
 		return wrap(protocol.DecodeRequest[protocol.PipelinesRequest](data))
 	case protocol.BackfillStatusRequest:
 		return wrap(protocol.DecodeRequest[protocol.BackfillStatusRequest](data))
+	case protocol.ApproveRequest:
+		return wrap(protocol.DecodeRequest[protocol.ApproveRequest](data))
+	case protocol.RejectRequest:
+		return wrap(protocol.DecodeRequest[protocol.RejectRequest](data))
+	case protocol.ApprovalsRequest:
+		return wrap(protocol.DecodeRequest[protocol.ApprovalsRequest](data))
+	case protocol.SignalRequest:
+		return wrap(protocol.DecodeRequest[protocol.SignalRequest](data))
 	}
 	panic("unknown request type")
 }
@@ -142,6 +154,17 @@ func TestRepliesRoundTrip(t *testing.T) {
 	roundTripReply(t, "info", protocol.InfoReply{AssetSpec: validManifest().Assets[2]})
 	roundTripReply(t, "pipelines", protocol.PipelinesReply{Pipelines: []protocol.PipelineSummary{{Name: "sales", Assets: 3, Workers: 2}}})
 	roundTripReply(t, "backfill status", protocol.BackfillStatusOf(validBackfillRecord(), 7))
+	roundTripReply(t, "run through gates", protocol.RunReply{RunID: "r1", Asset: "announce", Partition: "v1", LimitMS: 86_700_000})
+	roundTripReply(t, "status of a waiting gate", protocol.StatusReply{State: protocol.StateWaitingApproval, Partition: "v1", RunID: "r1",
+		Gate: &protocol.GateStatus{Kind: protocol.GateApproval, Message: "Publish?", Context: map[string]any{"ticket": "REL-1"}, OpenedAt: t0, Deadline: done}})
+	roundTripReply(t, "status of a rejected gate", protocol.StatusReply{State: protocol.StateFailed, Partition: "v1", RunID: "r1",
+		Error: &protocol.Error{Code: protocol.CodeRejected, Message: "rejected: not yet"},
+		Gate:  &protocol.GateStatus{Kind: protocol.GateApproval, OpenedAt: t0, Deadline: done, Decision: "rejected", DecidedAt: &t0, Reason: "not yet"}})
+	roundTripReply(t, "decision", protocol.DecisionReply{Asset: "publish", Partition: "v1"})
+	roundTripReply(t, "approvals", protocol.ApprovalsReply{Gates: []protocol.WaitingGate{
+		{Pipeline: "release", Asset: "publish", Partition: "v1", RunID: "r1", Kind: protocol.GateApproval, Message: "Publish?", OpenedAt: t0, Deadline: done},
+		{Pipeline: "release", Asset: "smoke", Partition: "v1", RunID: "r1", Kind: protocol.GateSignal, OpenedAt: t0, Deadline: done, Token: "fsg1.e30.AAAA"},
+	}})
 }
 
 func roundTripMessage[T interface{ Validate() *protocol.Error }](t *testing.T, name string, c codec[T], want T) {

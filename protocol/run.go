@@ -102,6 +102,12 @@ type RunReply struct {
 	Cached bool `json:"cached,omitempty"`
 	// Job describes the enqueued run, for async requests.
 	Job *Job `json:"job,omitempty"`
+	// LimitMS is how long the run may take, in milliseconds, when it is
+	// longer than the request's timeout: the wait of the gates it may
+	// pass (approvals, signals) is added to it. A caller waiting for the
+	// run waits that long. (Added within Version 1, and set only for runs
+	// that may reach a gate.)
+	LimitMS int64 `json:"limit_ms,omitempty"`
 }
 
 func (RunReply) isReply() {}
@@ -115,6 +121,9 @@ func (r RunReply) Validate() *Error {
 		return err
 	}
 	if err := checkPartition("partition", r.Partition, false); err != nil {
+		return err
+	}
+	if err := checkNonNegative("limit_ms", r.LimitMS); err != nil {
 		return err
 	}
 	if r.Job != nil {

@@ -14,11 +14,17 @@ const (
 	StateFailed    State = "failed"    // failed; Error says why
 	StateCancelled State = "cancelled" // cancelled before it completed
 	StateNotFound  State = "not_found" // never run, or invalidated
+	// StateWaitingApproval and StateWaitingSignal are an asset's gate
+	// waiting, before the asset runs, for an approval or a signal (see
+	// ApproveRequest, SignalRequest). (Added within Version 1.)
+	StateWaitingApproval State = "waiting_approval"
+	StateWaitingSignal   State = "waiting_signal"
 )
 
 func (s State) check(field string) *Error {
 	switch s {
-	case StateScheduled, StatePending, StateRunning, StateCompleted, StateFailed, StateCancelled, StateNotFound:
+	case StateScheduled, StatePending, StateRunning, StateCompleted, StateFailed, StateCancelled, StateNotFound,
+		StateWaitingApproval, StateWaitingSignal:
 		return nil
 	}
 	return fieldErrorf(field, "%s %s is not a known state", field, quote(string(s)))
@@ -67,6 +73,9 @@ type StatusReply struct {
 	// Value describes the value get returns, which a failed later
 	// attempt leaves in place; absent when there is none.
 	Value *ValueStatus `json:"value,omitempty"`
+	// Gate is the asset's gate in the latest attempt, while it waits and
+	// once decided until the asset has run. (Added within Version 1.)
+	Gate *GateStatus `json:"gate,omitempty"`
 	// ScheduledAt is when the earliest scheduled run of the partition
 	// starts, if one is scheduled. State is then StateScheduled and RunID
 	// that run's, unless an attempt is pending or running. (Added within
@@ -137,6 +146,11 @@ func (r StatusReply) Validate() *Error {
 	}
 	if r.Scatter != nil {
 		if err := r.Scatter.validate("scatter"); err != nil {
+			return err
+		}
+	}
+	if r.Gate != nil {
+		if err := r.Gate.validate("gate."); err != nil {
 			return err
 		}
 	}

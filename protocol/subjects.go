@@ -41,12 +41,18 @@ const (
 	// VerbBackfillStatus follows a backfill by id:
 	// BackfillStatusRequest → BackfillStatusReply.
 	VerbBackfillStatus = "backfill_status"
+	// The gates' verbs: decide an approval gate, list the gates that
+	// wait, deliver a signal.
+	VerbApprove   = "approve"   // ApproveRequest → DecisionReply
+	VerbReject    = "reject"    // RejectRequest → DecisionReply
+	VerbApprovals = "approvals" // ApprovalsRequest → ApprovalsReply
+	VerbSignal    = "signal"    // SignalRequest → DecisionReply
 )
 
 var verbs = []string{
 	VerbRun, VerbGet, VerbExists, VerbStatus, VerbCancel, VerbInvalidate,
 	VerbBackfill, VerbGraph, VerbAssets, VerbInfo, VerbPipelines,
-	VerbBackfillStatus,
+	VerbBackfillStatus, VerbApprove, VerbReject, VerbApprovals, VerbSignal,
 }
 
 // Verbs returns every API verb, in a fresh slice.

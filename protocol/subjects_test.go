@@ -123,7 +123,8 @@ func TestSubjectBuildersPanicOnBadInput(t *testing.T) {
 }
 
 func TestVerbs(t *testing.T) {
-	want := []string{"run", "get", "exists", "status", "cancel", "invalidate", "backfill", "graph", "assets", "info", "pipelines", "backfill_status"}
+	want := []string{"run", "get", "exists", "status", "cancel", "invalidate", "backfill", "graph", "assets", "info", "pipelines", "backfill_status",
+		"approve", "reject", "approvals", "signal"}
 	if got := protocol.Verbs(); !slices.Equal(got, want) {
 		t.Fatalf("Verbs() = %v, want %v", got, want)
 	}

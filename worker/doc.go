@@ -123,11 +123,18 @@
 //
 // With Config.Registerer set the worker registers:
 //
-//   - flowstone_worker_tasks_started_total{pipeline}
-//   - flowstone_worker_tasks_succeeded_total{pipeline}
-//   - flowstone_worker_tasks_failed_total{pipeline,code}
-//   - flowstone_worker_task_duration_seconds{pipeline,outcome}
+//   - flowstone_worker_tasks_started_total{pipeline,asset}
+//   - flowstone_worker_tasks_succeeded_total{pipeline,asset}
+//   - flowstone_worker_tasks_failed_total{pipeline,asset,code}
+//   - flowstone_worker_task_duration_seconds{pipeline,asset,outcome}
+//   - flowstone_worker_tasks_redelivered_total{pipeline}: tasks of a message
+//     delivered before (a worker died, stopped or lost its connection)
+//   - flowstone_worker_scatter_items_total{pipeline,asset,state}
 //   - flowstone_worker_queue_depth{pipeline,priority}, as of the last fetch
+//
+// The pipeline and asset labels take the hosted pipelines' names only: a
+// worker's series are bounded by the assets it hosts (every one exists
+// from Start, at zero), and error codes are the protocol's few.
 //
 // # Permissions
 //

@@ -11,8 +11,12 @@ import (
 
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/internal/bridge"
+	"github.com/flowstone-go/flowstone/internal/tracing"
 	"github.com/flowstone-go/flowstone/protocol"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // task is one task of a delivered message being executed.
@@ -117,7 +121,7 @@ func (w *Worker) attempt(tk *task) (rec *flowstone.Materialization, settle bool,
 	defer cancel(nil)
 	tk.cancel = cancel
 	w.stats.started.Add(1)
-	w.metrics.started(tk.h.name)
+	w.metrics.started(tk.h.name, t.Asset, tk.attempt > 1)
 	if !w.register(tk) {
 		// Its run was cancelled: it never starts, and its record says so.
 		return nil, true, w.refuse(tk, cancelledRun(t.RunID))
@@ -125,6 +129,17 @@ func (w *Worker) attempt(tk *task) (rec *flowstone.Materialization, settle bool,
 	defer w.unregister(tk)
 	ctx, stop := bound(ctx, &t)
 	defer stop()
+	// The execution is a span of its run's trace (Task.TraceParent).
+	ctx, span := tracing.Tracer().Start(tracing.WithTraceParent(ctx, t.TraceParent), "flowstone.execute "+t.Asset,
+		trace.WithAttributes(attribute.String("flowstone.run_id", t.RunID), attribute.String("flowstone.pipeline", t.Pipeline),
+			attribute.String("flowstone.asset", t.Asset), attribute.String("flowstone.partition", t.Partition),
+			attribute.String("flowstone.worker", w.cfg.ID), attribute.Int("flowstone.attempt", tk.attempt)))
+	defer func() {
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}()
 	if ctx.Err() != nil {
 		// Past the run's deadline: it never starts.
 		return nil, true, w.refuse(tk, flowstone.AsError(context.Cause(ctx)))
@@ -299,13 +314,13 @@ func (w *Worker) complete(tk *task, start time.Time, rec *flowstone.Materializat
 	d := end.Sub(start)
 	if c.OK {
 		w.stats.succeeded.Add(1)
-		w.metrics.succeeded(t.Pipeline, d)
+		w.metrics.succeeded(t.Pipeline, t.Asset, d)
 		w.log.Debug().Str("task_id", t.ID).Str("run_id", t.RunID).Str("asset", t.Asset).Int("attempt", tk.attempt).
 			Dur("duration", d).Msg("task_succeeded")
 		return
 	}
 	w.stats.failed.Add(1)
-	w.metrics.failed(t.Pipeline, c.Error.Code, d)
+	w.metrics.failed(t.Pipeline, t.Asset, c.Error.Code, d)
 	w.log.Info().Str("task_id", t.ID).Str("run_id", t.RunID).Str("asset", t.Asset).Int("attempt", tk.attempt).
 		Str("code", c.Error.Code).Str("error", c.Error.Message).Dur("duration", d).Msg("task_failed")
 }

@@ -26,7 +26,7 @@ func init() {
 		{name: "exists", short: "tell whether a value is materialized (exit 1 if not)", args: []string{"PIPELINE", "ASSET"}, minArgs: 2, maxArgs: 2, setup: existsCmd,
 			summary: "Print true if the partition is materialized, else false and exit 1."},
 		{name: "status", short: "show where an asset's partition stands", args: []string{"PIPELINE", "ASSET"}, minArgs: 2, maxArgs: 2, setup: statusCmd,
-			summary: "Show where an asset's partition stands: state, run, completion time, duration, storage, error;\nfor a run scheduled with run --at, state scheduled and the time it starts."},
+			summary: "Show where an asset's partition stands: state, run, completion time, duration, storage, error;\nfor a run scheduled with run --at, state scheduled and the time it starts; for a gate, how it\nwaits (waiting_approval, waiting_signal) or how it was decided."},
 		{name: "cancel", short: "cancel running and scheduled runs of an asset's partition", args: []string{"PIPELINE", "ASSET"}, minArgs: 2, maxArgs: 2, setup: cancelCmd,
 			summary: "Cancel the running, pending and scheduled runs of an asset's partition\n(exit 1 if nothing was running)."},
 		{name: "invalidate", short: "delete materialized values (--cascade: and downstream)", args: []string{"PIPELINE", "ASSET"}, minArgs: 2, maxArgs: 2, setup: invalidateCmd,
@@ -34,6 +34,14 @@ func init() {
 		{name: "backfill", short: "run an asset over many partitions, with a progress bar", args: []string{"PIPELINE", "ASSET"}, minArgs: 0, maxArgs: 2, setup: backfillCmd,
 			summary:    "Run an asset over many partitions with a progress bar; print the counts and each\nfailed partition's error (exit 1 if any failed). The fleet keeps the backfill by\nid and finishes it even if fsctl or a coordinator stops; --follow ID re-attaches\n(PIPELINE and ASSET are then left out), --async prints the id and returns.",
 			timeoutDoc: "`DURATION` bounding the wait (default: none; fsctl waits as long as the backfill makes progress)"},
+		{name: "approve", short: "let an asset's approval gate pass: the waiting run goes on", args: []string{"PIPELINE", "ASSET"}, minArgs: 2, maxArgs: 2, setup: decisionCmd(true),
+			summary: "Approve the asset's partition where its approval gate waits: the run waiting there runs\nthe asset (its function runs now, after the approval) and then its dependents.\nExit 1 if nothing waits there."},
+		{name: "reject", short: "reject an asset's waiting gate: it and its dependents fail", args: []string{"PIPELINE", "ASSET"}, minArgs: 2, maxArgs: 2, setup: decisionCmd(false),
+			summary: "Reject the asset's partition where its gate waits (an approval or a signal): the asset\nfails with a rejected error (with --reason), its dependents with dependency_failed.\nThe last good value stays. Exit 1 if nothing waits there."},
+		{name: "approvals", short: "list the gates that wait for an approval or a signal", args: []string{"[PIPELINE]"}, minArgs: 0, maxArgs: 1, setup: approvalsCmd,
+			summary: "List the gates that wait (of one pipeline, or of all), oldest first: approvals with\ntheir message, signals with the token fsctl signal takes."},
+		{name: "signal", short: "deliver a signal to the gate its token names", args: []string{"TOKEN"}, minArgs: 1, maxArgs: 1, setup: signalCmd,
+			summary: "Deliver a signal, with --payload JSON, to the gate that TOKEN names (fsctl approvals\nlists it): the run waiting there goes on, and the asset makes its value of the payload.\nA token the fleet did not sign, or one already used, is refused (exit 1)."},
 		{name: "graph", short: "draw the pipeline's DAG (ascii, mermaid, dot)", args: []string{"PIPELINE"}, minArgs: 1, maxArgs: 1, setup: graphCmd,
 			summary: "Draw the pipeline's DAG."},
 		{name: "assets", short: "list the pipeline's assets", args: []string{"PIPELINE"}, minArgs: 1, maxArgs: 1, setup: assetsCmd,
@@ -212,6 +220,7 @@ func statusCmd(fs *flag.FlagSet) func(*env) error {
 		if st.Error != nil {
 			fmt.Fprintf(tw, "error:\t%s\n", oneLine(st.Error.Error()))
 		}
+		printGate(tw, st.Gate)
 		if s := st.Scatter; s != nil {
 			fmt.Fprintf(tw, "scatter:\t%d total, %d completed, %d failed, %d cancelled, %d pending\n", s.Total, s.Completed, s.Failed, s.Cancelled, s.Pending)
 			for i, f := range s.FailedItems {
@@ -539,6 +548,12 @@ func infoCmd(fs *flag.FlagSet) func(*env) error {
 		fmt.Fprintf(tw, "partitioned_by:\t%s\n", partitioned)
 		fmt.Fprintf(tw, "scatter:\t%v\n", info.Scatter)
 		fmt.Fprintf(tw, "parallel:\t%v\n", info.Parallel)
+		switch {
+		case info.HasApproval:
+			fmt.Fprintf(tw, "gate:\tapproval (waits for fsctl approve before it runs)\n")
+		case info.HasSignal:
+			fmt.Fprintf(tw, "gate:\tsignal (waits for fsctl signal before it runs)\n")
+		}
 		return tw.Flush()
 	}
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -22,7 +23,16 @@ import (
 const stopTimeout = 10 * time.Second
 
 // startFleet starts a dev fleet, its failure reported as a ConfigError.
+// Its signal secret is FLOWSTONE_SIGNAL_SECRET, or 32 random bytes of its
+// own: a dev fleet runs signal gates, and their tokens last as long as it.
 func (e *env) startFleet(cfg devfleet.Config, logs bool) (*devfleet.Fleet, error) {
+	cfg.SignalSecret = []byte(os.Getenv("FLOWSTONE_SIGNAL_SECRET"))
+	if len(cfg.SignalSecret) == 0 {
+		cfg.SignalSecret = make([]byte, 32)
+		if _, err := rand.Read(cfg.SignalSecret); err != nil {
+			return nil, &flowstone.Error{Type: flowstone.TypeConfigError, Message: "cannot make a signal secret: " + err.Error()}
+		}
+	}
 	if logs {
 		l := zerolog.New(e.stderr).With().Timestamp().Logger()
 		cfg.Logger = &l

@@ -60,7 +60,7 @@ func server(t *testing.T) []string {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		shared.fleet, shared.err = devfleet.Start(ctx, devfleet.Config{Port: -1, Workers: 2,
-			Pipelines: append(pipelines.All(pipelines.Options{}), extra, pipelines.KeyedExample())})
+			Pipelines: append(pipelines.All(pipelines.Options{}), extra, pipelines.KeyedExample()), SignalSecret: []byte("cli-test-signal-secret-32-bytes!")})
 	})
 	if shared.err != nil {
 		t.Fatalf("start fleet: %v", shared.err)

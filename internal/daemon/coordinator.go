@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/flowstone-go/flowstone/coordinator"
@@ -18,6 +20,9 @@ type coordinatorOptions struct {
 	id      string
 	grace   time.Duration
 	horizon time.Duration
+	// secret is the signal secret, read from --signal-secret or
+	// --signal-secret-file (nil: none).
+	secret []byte
 }
 
 // RunCoordinator is cmd/coordinator, started as workercmd.Main starts a
@@ -46,9 +51,21 @@ func parseCoordinator(args []string, stderr io.Writer) (*coordinatorOptions, err
 	var env Env
 	fs.StringVar(&o.id, "id", os.Getenv("FLOWSTONE_ID"), "coordinator id; a restarted coordinator with the same id resumes its runs at once [FLOWSTONE_ID]")
 	fs.DurationVar(&o.grace, "grace", env.Duration("FLOWSTONE_GRACE", GraceDefault), "how long to wait for runs to finish on shutdown [FLOWSTONE_GRACE]")
+	var secret, secretFile string
+	fs.StringVar(&secret, "signal-secret", os.Getenv("FLOWSTONE_SIGNAL_SECRET"),
+		"the secret that signs signal gates' tokens, at least 16 bytes, the same on every coordinator; prefer the file or the environment, which ps does not show [FLOWSTONE_SIGNAL_SECRET]")
+	// -help prints defaults, and this one's default is a secret from the
+	// environment.
+	fs.Lookup("signal-secret").DefValue = ""
+	fs.StringVar(&secretFile, "signal-secret-file", os.Getenv("FLOWSTONE_SIGNAL_SECRET_FILE"),
+		"read the signal secret from `FILE` (a trailing newline is dropped); without a secret, runs that reach a signal gate are refused [FLOWSTONE_SIGNAL_SECRET_FILE]")
 	fs.DurationVar(&o.horizon, "schedule-horizon", env.Duration("FLOWSTONE_SCHEDULE_HORIZON", fleet.ScheduleHorizonDefault),
 		"how far ahead a run may be scheduled (scheduled_at); the schedules stream keeps messages a day longer [FLOWSTONE_SCHEDULE_HORIZON]")
 	if err := o.daemon.Parse(fs, args, &env); err != nil {
+		return nil, err
+	}
+	var err error
+	if o.secret, err = signalSecret(secret, secretFile); err != nil {
 		return nil, err
 	}
 	if o.grace < 0 {
@@ -64,8 +81,11 @@ func parseCoordinator(args []string, stderr io.Writer) (*coordinatorOptions, err
 // starts the coordinator, and drains when ctx ends. Logs go to logOut.
 func runCoordinator(ctx context.Context, o *coordinatorOptions, logOut io.Writer) int {
 	log := o.daemon.Logger(logOut, "coordinator")
+	defer o.daemon.Tracing(ctx, "flowstone-coordinator", log)()
 	gc, gcEnv := TuneGC()
 	log.Info().Int("gc_percent", gc).Bool("from_env", gcEnv).Msg("gc_target")
+	// Whether there is a signal secret, never the secret.
+	log.Info().Bool("signal_secret", o.secret != nil).Msg("signal_gates")
 	nc, err := o.daemon.Connect("flowstone-coordinator", log)
 	if err != nil {
 		log.Error().Err(err).Msg("start_failed")
@@ -78,7 +98,7 @@ func runCoordinator(ctx context.Context, o *coordinatorOptions, logOut io.Writer
 		return ExitUsage
 	}
 	c, err := coordinator.New(coordinator.Config{Conn: nc, Stores: stores, DefaultStorage: def, ID: o.id, Logger: &log,
-		Replicas: o.daemon.Replicas, ScheduleHorizon: o.horizon})
+		Replicas: o.daemon.Replicas, ScheduleHorizon: o.horizon, SignalSecret: o.secret, Limits: o.daemon.Limits})
 	if err != nil {
 		log.Error().Err(err).Msg("start_failed")
 		return ExitUsage
@@ -109,3 +129,31 @@ func runCoordinator(ctx context.Context, o *coordinatorOptions, logOut io.Writer
 	}
 	return ExitOK
 }
+
+// signalSecret is the coordinator's signal secret, from the flag's (or
+// the environment's) text or from a file, not both: nil when neither is
+// given. It is refused when shorter than 16 bytes; errors never show it.
+func signalSecret(text, file string) ([]byte, error) {
+	switch {
+	case text != "" && file != "":
+		return nil, errors.New("--signal-secret and --signal-secret-file (or their environment variables) are both set: give one")
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("--signal-secret-file: %w", err)
+		}
+		text = strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+		if text == "" {
+			return nil, fmt.Errorf("--signal-secret-file %s is empty", file)
+		}
+	case text == "":
+		return nil, nil
+	}
+	if len(text) < minSignalSecret {
+		return nil, fmt.Errorf("the signal secret is %d bytes: give at least %d (32 random bytes are best, e.g. openssl rand -hex 32)", len(text), minSignalSecret)
+	}
+	return []byte(text), nil
+}
+
+// minSignalSecret is the shortest signal secret, as the engine has it.
+const minSignalSecret = 16

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/flowstone-go/flowstone/internal/fleet"
+	"github.com/flowstone-go/flowstone/internal/tracing"
 	"github.com/flowstone-go/flowstone/objectstore"
 	"github.com/flowstone-go/flowstone/objectstore/filestore"
 	"github.com/flowstone-go/flowstone/objectstore/s3store"
@@ -84,15 +85,26 @@ type Config struct {
 	// LogLevel is zerolog's level name (FLOWSTONE_LOG_LEVEL). Defaults to
 	// "info".
 	LogLevel string
+	// OTLPEndpoint exports traces over OTLP/HTTP to this collector
+	// (OTEL_EXPORTER_OTLP_ENDPOINT, "http://host:4318"). Defaults to none:
+	// tracing off.
+	OTLPEndpoint string
 	// Replicas is how many servers hold each stream, KV bucket and object
 	// store the daemon creates when it is missing, 1 to 5
 	// (FLOWSTONE_REPLICAS); existing ones are never changed. Give every
 	// daemon of a fleet the same. Defaults to fleet.ReplicasDefault (1).
 	Replicas int
+	// Limits bounds the streams, buckets and object stores the daemon
+	// creates when they are missing (--task-max-bytes and the rest; see
+	// limitFlags). Default to protocol.StreamLimits' defaults.
+	Limits protocol.StreamLimits
 
 	// replicasErr is a FLOWSTONE_REPLICAS that is not a number, reported
-	// by Check unless --replicas overrides it.
+	// by Check unless --replicas overrides it; limitErrs, by flag name, a
+	// limit's variable that could not be read (unless its flag overrides
+	// it).
 	replicasErr error
+	limitErrs   map[string]error
 }
 
 // Flags registers the settings on fs, with defaults from the environment.
@@ -120,6 +132,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.S3SSL, "s3-ssl", ssl, "use https for S3 [S3_SSL]")
 	fs.StringVar(&c.S3CA, "s3-ca", env("S3_CA", ""), "CA certificate `file` that signed the S3 server's; implies --s3-ssl [S3_CA]")
 	fs.StringVar(&c.HTTPAddr, "http", env("FLOWSTONE_HTTP", ""), "serve /healthz and /metrics on `host:port`, e.g. :9090 (every interface) or 127.0.0.1:0 (a free loopback port, logged as http_listening); empty, the default: off [FLOWSTONE_HTTP]")
+	fs.StringVar(&c.OTLPEndpoint, "otlp-endpoint", env("OTEL_EXPORTER_OTLP_ENDPOINT", ""), "export traces over OTLP/HTTP to this collector `URL` (http://host:4318); empty, the default: off [OTEL_EXPORTER_OTLP_ENDPOINT]")
 	fs.StringVar(&c.LogLevel, "log-level", env("FLOWSTONE_LOG_LEVEL", "info"), "log level: debug, info, warn, error [FLOWSTONE_LOG_LEVEL]")
 	c.Replicas = fleet.ReplicasDefault
 	if v := os.Getenv("FLOWSTONE_REPLICAS"); v != "" {
@@ -131,6 +144,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 		c.replicasErr = err
 		return err
 	})
+	c.limitFlags(fs)
 }
 
 // parseReplicas reads a replica count given as name.
@@ -154,7 +168,7 @@ func (c *Config) Check() error {
 	if c.NATSPassword != "" && c.NATSUser == "" {
 		return errors.New("--nats-password (NATS_PASSWORD) needs --nats-user (NATS_USER)")
 	}
-	return nil
+	return c.checkLimits()
 }
 
 // Logger returns the daemon's JSON logger, writing to w (the process's
@@ -253,7 +267,7 @@ func (c *Config) Stores(ctx context.Context, nc *nats.Conn, log zerolog.Logger) 
 	}
 	stores := map[string]objectstore.Store{}
 	jstore, err := fleet.ObjectStore(ctx, js, protocol.ResultsBucket, "FlowStone results", 0,
-		fleet.WithReplicas(c.Replicas), fleet.WithLogger(log))
+		fleet.WithReplicas(c.Replicas), fleet.WithLogger(log), fleet.WithLimits(c.Limits))
 	if err != nil {
 		return nil, "", err
 	}
@@ -337,5 +351,25 @@ func NATSHealthy(nc *nats.Conn) func() error {
 			return fmt.Errorf("nats %s", nc.Status())
 		}
 		return nil
+	}
+}
+
+// Tracing starts exporting traces as service when an OTLP endpoint is set,
+// and returns what flushes them at exit (a no-op otherwise).
+func (c *Config) Tracing(ctx context.Context, service string, log zerolog.Logger) func() {
+	shutdown, err := tracing.Setup(ctx, service, c.OTLPEndpoint)
+	if err != nil {
+		log.Warn().Err(err).Msg("tracing_off")
+		return func() {}
+	}
+	if c.OTLPEndpoint != "" {
+		log.Info().Str("endpoint", c.OTLPEndpoint).Msg("tracing_on")
+	}
+	return func() {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := shutdown(fctx); err != nil {
+			log.Warn().Err(err).Msg("tracing_flush_failed")
+		}
 	}
 }

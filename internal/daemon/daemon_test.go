@@ -9,20 +9,57 @@ import (
 	"runtime/debug"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/flowstone-go/flowstone/internal/daemon"
 	"github.com/flowstone-go/flowstone/internal/natstest"
+	"github.com/flowstone-go/flowstone/protocol"
 	"github.com/rs/zerolog"
 )
 
 func TestHelpNeverPrintsTheSecret(t *testing.T) {
 	t.Setenv("S3_SECRET_KEY", "hunter2-secret")
+	t.Setenv("FLOWSTONE_SIGNAL_SECRET", "swordfish-signal-secret")
 	var out bytes.Buffer
 	if code := daemon.RunCoordinator([]string{"-help"}, &out); code != daemon.ExitOK {
 		t.Fatalf("-help exit = %d, want 0 as the worker's", code)
 	}
-	if strings.Contains(out.String(), "hunter2") || !strings.Contains(out.String(), "-s3-secret-key") {
+	if strings.Contains(out.String(), "hunter2") || !strings.Contains(out.String(), "-s3-secret-key") ||
+		strings.Contains(out.String(), "swordfish") || !strings.Contains(out.String(), "-signal-secret-file") {
 		t.Fatalf("-help output:\n%s", out.String())
+	}
+}
+
+// A signal secret that cannot be used is a usage error that never shows
+// it; a good one is logged as present, never shown either.
+func TestSignalSecretSettings(t *testing.T) {
+	dir := t.TempDir()
+	short, empty, good := dir+"/short", dir+"/empty", dir+"/good"
+	for path, text := range map[string]string{short: "swordfish\n", empty: "\n", good: "swordfish-swordfish-swordfish\n"} {
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--signal-secret", "swordfish"}, "at least 16"},
+		{[]string{"--signal-secret-file", short}, "at least 16"},
+		{[]string{"--signal-secret-file", empty}, "empty"},
+		{[]string{"--signal-secret-file", dir + "/none"}, "--signal-secret-file"},
+		{[]string{"--signal-secret", "swordfish-swordfish", "--signal-secret-file", good}, "give one"},
+	} {
+		var out bytes.Buffer
+		if code := daemon.RunCoordinator(append(tc.args, "--nats-url", "nats://127.0.0.1:1"), &out); code != daemon.ExitUsage ||
+			!strings.Contains(out.String(), tc.want) || strings.Contains(out.String(), "swordfish") {
+			t.Errorf("%q: exit %d, stderr %q; want %d and a word on %q, without the secret", tc.args, code, out.String(), daemon.ExitUsage, tc.want)
+		}
+	}
+	var out bytes.Buffer
+	if code := daemon.RunCoordinator([]string{"--signal-secret-file", good, "--nats-url", "nats://127.0.0.1:1"}, &out); code != daemon.ExitUnreachable ||
+		!strings.Contains(out.String(), `"signal_secret":true`) || strings.Contains(out.String(), "swordfish") {
+		t.Errorf("a good secret file: exit %d, stderr %q", code, out.String())
 	}
 }
 
@@ -174,5 +211,53 @@ func TestBadReplicasIsAUsageError(t *testing.T) {
 	var out bytes.Buffer
 	if code := daemon.RunCoordinator(nil, &out); code != 2 || !strings.Contains(out.String(), "FLOWSTONE_REPLICAS") {
 		t.Fatalf("exit %d, stderr %q", code, out.String())
+	}
+}
+
+func TestLimitsFromEnvironmentAndFlags(t *testing.T) {
+	for _, tc := range []struct {
+		env     map[string]string
+		args    []string
+		want    protocol.StreamLimits
+		wantErr string
+	}{
+		{nil, nil, protocol.StreamLimits{}.WithDefaults(), ""},
+		{map[string]string{"FLOWSTONE_RECORDS_MAX_BYTES": "2GiB", "FLOWSTONE_TASK_MAX_AGE": "48h"}, []string{"--results-max-bytes", "1048576", "--task-max-msgs", "500"},
+			func() protocol.StreamLimits {
+				l := protocol.StreamLimits{}.WithDefaults()
+				l.RecordsMaxBytes, l.ResultsMaxBytes, l.TaskMaxAge, l.TaskMaxMsgs = 2<<30, 1<<20, 48*time.Hour, 500
+				return l
+			}(), ""},
+		{map[string]string{"FLOWSTONE_EVENT_MAX_BYTES": "lots"}, nil, protocol.StreamLimits{}, `FLOWSTONE_EVENT_MAX_BYTES="lots"`},
+		// The flag wins over a variable it could not read.
+		{map[string]string{"FLOWSTONE_EVENT_MAX_BYTES": "lots"}, []string{"--event-max-bytes", "64MiB"},
+			func() protocol.StreamLimits {
+				l := protocol.StreamLimits{}.WithDefaults()
+				l.EventMaxBytes = 64 << 20
+				return l
+			}(), ""},
+		{nil, []string{"--scatter-max-bytes", "-1"}, protocol.StreamLimits{}, "--scatter-max-bytes"},
+		{nil, []string{"--task-max-age", "soon"}, protocol.StreamLimits{}, "--task-max-age"},
+	} {
+		for _, name := range []string{"FLOWSTONE_RECORDS_MAX_BYTES", "FLOWSTONE_TASK_MAX_AGE", "FLOWSTONE_EVENT_MAX_BYTES"} {
+			t.Setenv(name, tc.env[name])
+		}
+		var cfg daemon.Config
+		fs := flag.NewFlagSet("x", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		cfg.Flags(fs)
+		err := fs.Parse(tc.args)
+		if err == nil {
+			err = cfg.Check()
+		}
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("env %v args %v: error %v, want it to say %s", tc.env, tc.args, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || cfg.Limits.WithDefaults() != tc.want {
+			t.Errorf("env %v args %v: limits %+v, %v; want %+v", tc.env, tc.args, cfg.Limits, err, tc.want)
+		}
 	}
 }

@@ -75,6 +75,10 @@ type Config struct {
 	// Logger receives the coordinator's and workers' logs. Defaults to no
 	// logging.
 	Logger *zerolog.Logger
+	// SignalSecret is the coordinator's signal secret (signal gates'
+	// tokens). Defaults to none: runs that reach a signal gate are
+	// refused.
+	SignalSecret []byte
 }
 
 // Fleet is a running dev fleet. Stop it with Stop.
@@ -128,7 +132,8 @@ func Start(ctx context.Context, cfg Config) (f *Fleet, err error) {
 	}
 	stores := map[string]objectstore.Store{StorageName: store, JetStreamStorageName: jstore}
 
-	if f.coord, err = coordinator.New(coordinator.Config{Conn: nc, Stores: stores, DefaultStorage: StorageName, ID: "dev-coordinator", Logger: cfg.Logger}); err != nil {
+	if f.coord, err = coordinator.New(coordinator.Config{Conn: nc, Stores: stores, DefaultStorage: StorageName, ID: "dev-coordinator", Logger: cfg.Logger,
+		SignalSecret: cfg.SignalSecret}); err != nil {
 		return f, fmt.Errorf("devfleet: coordinator: %w", err)
 	}
 	if err := f.coord.Start(ctx); err != nil {

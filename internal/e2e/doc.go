@@ -6,7 +6,9 @@
 // They prove every verb end to end and the fleet's invariants (see README.md) on the
 // fleet: caching, single execution of concurrent runs, SIGKILLed workers
 // and coordinators, dependency failures, cancel reaching a remote worker,
-// structured errors on bad input, and SIGTERM drains. They also build the
+// structured errors on bad input, SIGTERM drains, and gates (an approval
+// that survives its coordinator's SIGKILL, signals with forged and
+// replayed tokens). They also build the
 // example of a user's own worker (examples/ownpipeline/cmd/shop-worker)
 // and run its pipeline on a fleet, as the README's "Deploy your own
 // pipelines" does.

@@ -116,7 +116,7 @@ func (f *fleet) waitReady(workers int) {
 		for _, p := range out.Pipelines {
 			hosted[p.Name] = p.Workers
 		}
-		for _, name := range []string{"example", "daily_sales", "dynamic", "bench"} {
+		for _, name := range []string{"example", "daily_sales", "dynamic", "bench", "release"} {
 			if hosted[name] < workers {
 				return false, r.String()
 			}
@@ -281,6 +281,7 @@ type statusOut struct {
 	RunID       string                  `json:"run_id"`
 	Value       *valueOut               `json:"value"`
 	ScheduledAt *time.Time              `json:"scheduled_at"`
+	Gate        *gateOut                `json:"gate"`
 }
 
 // valueOut is the value part of statusOut.

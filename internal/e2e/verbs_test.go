@@ -27,7 +27,8 @@ func TestEveryVerb(t *testing.T) {
 		Pipelines []protocol.PipelineSummary `json:"pipelines"`
 	}
 	f.ok(&ps, "pipelines")
-	want := []protocol.PipelineSummary{{Name: "bench", Assets: 1, Workers: 1}, {Name: "daily_sales", Assets: 3, Workers: 1}, {Name: "example", Assets: 3, Workers: 1}}
+	want := []protocol.PipelineSummary{{Name: "bench", Assets: 2, Workers: 1}, {Name: "daily_sales", Assets: 3, Workers: 1}, {Name: "dynamic", Assets: 3, Workers: 1},
+		{Name: "example", Assets: 3, Workers: 1}, {Name: "release", Assets: 4, Workers: 1}}
 	got := slices.Clone(ps.Pipelines)
 	slices.SortFunc(got, func(a, b protocol.PipelineSummary) int { return strings.Compare(a.Name, b.Name) })
 	if !reflect.DeepEqual(got, want) {

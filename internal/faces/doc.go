@@ -1,5 +1,6 @@
 // Package faces holds one behaviour table of the API's verbs (run, get,
-// exists, status, cancel, invalidate, backfill), run against each of the
+// exists, status, cancel, invalidate, backfill, and the gates' approve,
+// reject, approvals and signal), run against each of the
 // three faces a user calls them through: the embedded engine
 // (flowstone.Engine), the *Pipeline methods (the default embedded engine)
 // and client.Client over a fleet (a coordinator and two workers on an

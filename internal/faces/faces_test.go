@@ -2,8 +2,10 @@ package faces_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -17,9 +19,12 @@ import (
 	"github.com/flowstone-go/flowstone/client"
 	"github.com/flowstone-go/flowstone/coordinator"
 	"github.com/flowstone-go/flowstone/internal/natstest"
+	"github.com/flowstone-go/flowstone/kv"
 	"github.com/flowstone-go/flowstone/objectstore"
 	"github.com/flowstone-go/flowstone/objectstore/filestore"
+	"github.com/flowstone-go/flowstone/protocol"
 	"github.com/flowstone-go/flowstone/worker"
+	"github.com/nats-io/nats-server/v2/server"
 )
 
 func TestMain(m *testing.M) {
@@ -40,10 +45,200 @@ type face interface {
 	Cancel(ctx context.Context, p *flowstone.Pipeline, asset string, opts ...flowstone.GetOption) error
 	Invalidate(ctx context.Context, p *flowstone.Pipeline, asset string, opts ...flowstone.InvalidateOption) (int, error)
 	Backfill(ctx context.Context, p *flowstone.Pipeline, asset string, opts ...flowstone.BackfillOption) (flowstone.BackfillStats, error)
+	Approve(ctx context.Context, p *flowstone.Pipeline, asset string, opts ...flowstone.ApproveOption) error
+	Reject(ctx context.Context, p *flowstone.Pipeline, asset string, opts ...flowstone.ApproveOption) error
+	Approvals(ctx context.Context, p *flowstone.Pipeline) ([]flowstone.WaitingGate, error)
+	// Signal delivers a signal; the *Pipeline face's Default engine has
+	// no signal secret, so it runs no signal gate (signals reports false).
+	Signal(ctx context.Context, token string, payload []byte) error
+	signals() bool
+	// restart stops what drives the face's runs the hard way, as a
+	// process that dies, and starts it again over the same store: the
+	// fleet's coordinator (the same id, which resumes its runs, while the
+	// client keeps waiting for them), or an engine, which resumes runID's
+	// run of asset when it is run again with that id. It returns the face
+	// after the restart and the outcome of the resumed run (done, on the
+	// fleet). The *Pipeline face's Default engine lives as long as the
+	// process: it skips.
+	restart(t *testing.T, ctx context.Context, p *flowstone.Pipeline, asset, runID string, done <-chan error) (face, <-chan error)
 }
 
-// engineFace calls an Engine of the test's own.
-type engineFace struct{ e *flowstone.Engine }
+// signalSecret is the engine face's and the fleet's signal secret.
+var signalSecret = []byte("faces-signal-secret-0123456789ab")
+
+// fleetFace is a face over a fleet of workers.
+type fleetFace interface {
+	// itemWorkers calls run and returns how many items of the scatter
+	// asset each worker ran meanwhile, from the fleet's events.
+	itemWorkers(t *testing.T, ctx context.Context, p *flowstone.Pipeline, asset string, run func()) map[string]int
+}
+
+func (f clientFace) itemWorkers(t *testing.T, ctx context.Context, p *flowstone.Pipeline, asset string, run func()) map[string]int {
+	wctx, stop := context.WithCancel(ctx)
+	var (
+		mu       sync.Mutex
+		byWorker = map[string]int{}
+		total    int
+		watched  = make(chan error, 1)
+	)
+	ready := make(chan struct{})
+	var once sync.Once
+	go func() {
+		watched <- f.c.Watch(wctx, p.Name(), func(ev protocol.Event) {
+			switch {
+			case ev.Asset == "faces_watch_marker":
+				once.Do(func() { close(ready) })
+			case ev.Kind == protocol.EventScatterItemStop && ev.Asset == asset:
+				mu.Lock()
+				w, _ := ev.Metadata["worker"].(string)
+				byWorker[w]++
+				total++
+				mu.Unlock()
+			}
+		})
+	}()
+	// The watch is on once it shows a marker event: publish one until.
+	nc := natstest.Connect(t, f.fl.srv)
+	marker := protocol.Event{V: protocol.Version, Kind: protocol.EventRunStart, Pipeline: p.Name(), Asset: "faces_watch_marker",
+		Partition: "marker", RunID: "faces-watch-marker"}
+	for waiting := true; waiting; {
+		marker.Time = time.Now().UTC()
+		body, perr := protocol.EncodeEventBatch(protocol.EventBatch{V: protocol.Version, Pipeline: p.Name(), Kind: marker.Kind, Events: []protocol.Event{marker}})
+		if perr != nil {
+			t.Fatal(perr)
+		}
+		if err := nc.Publish(protocol.EventSubject(p.Name(), marker.Kind), body); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-ready:
+			waiting = false
+		case <-ctx.Done():
+			t.Fatal("the watch never showed its marker event")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	run()
+	// Every item's stop event arrives (events are batched for a moment).
+	for {
+		mu.Lock()
+		n := total
+		mu.Unlock()
+		if n >= 10_000 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%d item stop events seen of 10,000", n)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	stop()
+	<-watched
+	mu.Lock()
+	defer mu.Unlock()
+	return maps.Clone(byWorker)
+}
+
+// engineFace calls an Engine of the test's own, over a store it can fence
+// off (see restart).
+type engineFace struct {
+	e      *flowstone.Engine
+	kv     *fencedKV
+	stores map[string]objectstore.Store
+}
+
+// newEngineFace returns an engine face over store, fenced anew, and the
+// object stores, closing the engine when the test ends.
+func newEngineFace(t *testing.T, store kv.Store, stores map[string]objectstore.Store) engineFace {
+	t.Helper()
+	fenced := &fencedKV{Store: store}
+	e, err := flowstone.NewEngine(flowstone.EngineConfig{KV: fenced, Stores: stores, SignalSecret: signalSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	return engineFace{e, fenced, stores}
+}
+
+// fencedKV is a kv.Store that, once fenced, refuses every call as a closed
+// store does: the engine that uses it can record nothing more, as a
+// process that died (or a coordinator handing its runs back).
+type fencedKV struct {
+	kv.Store
+	fenced atomic.Bool
+}
+
+func (f *fencedKV) check() error {
+	if f.fenced.Load() {
+		return kv.ErrClosed
+	}
+	return nil
+}
+
+func (f *fencedKV) Get(ctx context.Context, key string) (kv.Entry, error) {
+	if err := f.check(); err != nil {
+		return kv.Entry{}, err
+	}
+	return f.Store.Get(ctx, key)
+}
+func (f *fencedKV) Put(ctx context.Context, key string, v []byte) (uint64, error) {
+	if err := f.check(); err != nil {
+		return 0, err
+	}
+	return f.Store.Put(ctx, key, v)
+}
+func (f *fencedKV) Create(ctx context.Context, key string, v []byte) (uint64, error) {
+	if err := f.check(); err != nil {
+		return 0, err
+	}
+	return f.Store.Create(ctx, key, v)
+}
+func (f *fencedKV) Update(ctx context.Context, key string, v []byte, rev uint64) (uint64, error) {
+	if err := f.check(); err != nil {
+		return 0, err
+	}
+	return f.Store.Update(ctx, key, v, rev)
+}
+func (f *fencedKV) Delete(ctx context.Context, key string, rev uint64) error {
+	if err := f.check(); err != nil {
+		return err
+	}
+	return f.Store.Delete(ctx, key, rev)
+}
+func (f *fencedKV) Keys(ctx context.Context, prefix string) ([]string, error) {
+	if err := f.check(); err != nil {
+		return nil, err
+	}
+	return f.Store.Keys(ctx, prefix)
+}
+func (f *fencedKV) Watch(ctx context.Context, prefix string) (<-chan kv.Entry, error) {
+	if err := f.check(); err != nil {
+		return nil, err
+	}
+	return f.Store.Watch(ctx, prefix)
+}
+
+// restart fences the engine's store off, stops the engine at once (its
+// runs end, recording nothing), and runs asset again as runID's run on a
+// new engine over the same store.
+func (f engineFace) restart(t *testing.T, ctx context.Context, p *flowstone.Pipeline, asset, runID string, done <-chan error) (face, <-chan error) {
+	t.Helper()
+	f.kv.fenced.Store(true)
+	now, cancel := context.WithCancel(ctx)
+	cancel()
+	f.e.Stop(now)
+	if err := waitDone(t, ctx, done); err == nil {
+		t.Fatal("the run ended well on a stopped engine")
+	}
+	nf := newEngineFace(t, f.kv.Store, f.stores)
+	resumed := make(chan error, 1)
+	go func() {
+		_, err := nf.Run(ctx, p, asset, flowstone.WithRunID(runID))
+		resumed <- err
+	}()
+	return nf, resumed
+}
 
 func (f engineFace) Run(ctx context.Context, p *flowstone.Pipeline, a string, o ...flowstone.RunOption) (*flowstone.Result, error) {
 	return f.e.Run(ctx, p, a, o...)
@@ -66,6 +261,19 @@ func (f engineFace) Invalidate(ctx context.Context, p *flowstone.Pipeline, a str
 func (f engineFace) Backfill(ctx context.Context, p *flowstone.Pipeline, a string, o ...flowstone.BackfillOption) (flowstone.BackfillStats, error) {
 	return f.e.Backfill(ctx, p, a, o...)
 }
+func (f engineFace) Approve(ctx context.Context, p *flowstone.Pipeline, a string, o ...flowstone.ApproveOption) error {
+	return f.e.Approve(ctx, p, a, o...)
+}
+func (f engineFace) Reject(ctx context.Context, p *flowstone.Pipeline, a string, o ...flowstone.ApproveOption) error {
+	return f.e.Reject(ctx, p, a, o...)
+}
+func (f engineFace) Approvals(ctx context.Context, p *flowstone.Pipeline) ([]flowstone.WaitingGate, error) {
+	return f.e.Approvals(ctx, p)
+}
+func (f engineFace) Signal(ctx context.Context, token string, payload []byte) error {
+	return f.e.Signal(ctx, token, payload)
+}
+func (engineFace) signals() bool { return true }
 
 // pipelineFace calls the *Pipeline methods (the default embedded engine).
 type pipelineFace struct{}
@@ -91,9 +299,37 @@ func (pipelineFace) Invalidate(ctx context.Context, p *flowstone.Pipeline, a str
 func (pipelineFace) Backfill(ctx context.Context, p *flowstone.Pipeline, a string, o ...flowstone.BackfillOption) (flowstone.BackfillStats, error) {
 	return p.Backfill(ctx, a, o...)
 }
+func (pipelineFace) Approve(ctx context.Context, p *flowstone.Pipeline, a string, o ...flowstone.ApproveOption) error {
+	return p.Approve(ctx, a, o...)
+}
+func (pipelineFace) Reject(ctx context.Context, p *flowstone.Pipeline, a string, o ...flowstone.ApproveOption) error {
+	return p.Reject(ctx, a, o...)
+}
+func (pipelineFace) Approvals(ctx context.Context, p *flowstone.Pipeline) ([]flowstone.WaitingGate, error) {
+	return p.Approvals(ctx)
+}
+func (pipelineFace) Signal(ctx context.Context, token string, payload []byte) error {
+	return flowstone.Default().Signal(ctx, token, payload)
+}
+func (pipelineFace) signals() bool { return false }
+func (pipelineFace) restart(t *testing.T, _ context.Context, _ *flowstone.Pipeline, _, _ string, _ <-chan error) (face, <-chan error) {
+	t.Skip("the Default engine lives as long as the process: it is never restarted")
+	return nil, nil
+}
 
 // clientFace calls a fleet through client.Client.
-type clientFace struct{ c *client.Client }
+type clientFace struct {
+	c  *client.Client
+	fl *testFleet
+}
+
+// restart restarts the fleet's coordinator; the run goes on, and the
+// client waiting for it keeps waiting.
+func (f clientFace) restart(t *testing.T, _ context.Context, _ *flowstone.Pipeline, _, _ string, done <-chan error) (face, <-chan error) {
+	t.Helper()
+	f.fl.restart(t)
+	return f, done
+}
 
 func (f clientFace) Run(ctx context.Context, p *flowstone.Pipeline, a string, o ...flowstone.RunOption) (*flowstone.Result, error) {
 	return f.c.Run(ctx, p.Name(), a, o...)
@@ -116,6 +352,19 @@ func (f clientFace) Invalidate(ctx context.Context, p *flowstone.Pipeline, a str
 func (f clientFace) Backfill(ctx context.Context, p *flowstone.Pipeline, a string, o ...flowstone.BackfillOption) (flowstone.BackfillStats, error) {
 	return f.c.Backfill(ctx, p.Name(), a, o...)
 }
+func (f clientFace) Approve(ctx context.Context, p *flowstone.Pipeline, a string, o ...flowstone.ApproveOption) error {
+	return f.c.Approve(ctx, p.Name(), a, o...)
+}
+func (f clientFace) Reject(ctx context.Context, p *flowstone.Pipeline, a string, o ...flowstone.ApproveOption) error {
+	return f.c.Reject(ctx, p.Name(), a, o...)
+}
+func (f clientFace) Approvals(ctx context.Context, p *flowstone.Pipeline) ([]flowstone.WaitingGate, error) {
+	return f.c.Approvals(ctx, p.Name())
+}
+func (f clientFace) Signal(ctx context.Context, token string, payload []byte) error {
+	return f.c.Signal(ctx, token, payload)
+}
+func (clientFace) signals() bool { return true }
 
 // counts counts the executions of each asset of one pipeline instance, and
 // lets a case steer its assets.
@@ -145,7 +394,10 @@ func (c *counts) of(asset string) int {
 
 // pipeline is the table's pipeline, named name: the proposal's example
 // (numbers → doubled → sum = 30), a daily asset, one that fails on
-// demand and its dependent, and one that waits.
+// demand and its dependent, one that waits, and gated ones: publish
+// (an approval, over numbers) with its dependent announce, and ack (a
+// signal, whose value is the payload's n plus 1) with its dependent
+// after_ack.
 func pipeline(name string, c *counts) *flowstone.Pipeline {
 	counted := func(asset string, fn flowstone.AssetFunc) flowstone.AssetFunc {
 		return func(ctx *flowstone.Context) (any, error) {
@@ -203,6 +455,24 @@ func pipeline(name string, c *counts) *flowstone.Pipeline {
 		}), flowstone.Scatter(func(*flowstone.Context) ([]string, error) {
 			return []string{"a1", "b1", "a2", "b2", "c1", "b3"}, nil
 		}, flowstone.ScatterConfig{MaxFailures: 1, Batching: &flowstone.Batching{MaxItems: 2, GroupBy: func(it string) string { return it[:1] }}})),
+		flowstone.Asset("long_fan", counted("long_fan", func(ctx *flowstone.Context) (any, error) {
+			// The first half end at once; the rest wait for the cancel.
+			if c.of("long_fan") <= 200 {
+				return 1, nil
+			}
+			select {
+			case <-c.gate:
+				return 1, nil
+			case <-ctx.Context().Done():
+				return nil, ctx.Context().Err()
+			}
+		}), flowstone.Scatter(func(*flowstone.Context) ([]string, error) {
+			items := make([]string, 400)
+			for i := range items {
+				items[i] = fmt.Sprintf("i%03d", i)
+			}
+			return items, nil
+		}, flowstone.ScatterConfig{Parallel: 16, BatchSize: 4})),
 		flowstone.Asset("slow", counted("slow", func(ctx *flowstone.Context) (any, error) {
 			c.start <- struct{}{}
 			select {
@@ -212,7 +482,70 @@ func pipeline(name string, c *counts) *flowstone.Pipeline {
 				return nil, ctx.Context().Err()
 			}
 		})),
+		flowstone.Asset("publish", counted("publish", func(ctx *flowstone.Context) (any, error) {
+			nums, err := flowstone.Dep[[]int](ctx, "numbers")
+			return len(nums), err
+		}), flowstone.DependsOn("numbers"), flowstone.Approval(flowstone.ApprovalConfig{Message: "Publish the numbers?", Context: map[string]any{"count": 5}})),
+		flowstone.Asset("announce", counted("announce", func(ctx *flowstone.Context) (any, error) {
+			n, err := flowstone.Dep[int](ctx, "publish")
+			return fmt.Sprintf("published %d", n), err
+		}), flowstone.DependsOn("publish")),
+		flowstone.Asset("ack", nil, flowstone.WaitForSignal(flowstone.SignalConfig{
+			OnSignal: func(ctx *flowstone.Context, payload []byte) (any, error) {
+				c.add("ack")
+				var msg struct{ N int }
+				err := json.Unmarshal(payload, &msg)
+				return msg.N + 1, err
+			},
+		})),
+		flowstone.Asset("after_ack", counted("after_ack", func(ctx *flowstone.Context) (any, error) {
+			n, err := flowstone.Dep[int](ctx, "ack")
+			return n * 2, err
+		}), flowstone.DependsOn("ack")),
 	)
+}
+
+// runBehind runs asset on f in the background.
+func runBehind(ctx context.Context, f face, p *flowstone.Pipeline, asset string) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		_, err := f.Run(ctx, p, asset)
+		done <- err
+	}()
+	return done
+}
+
+// waitGate polls the face's list of waiting gates until asset's is there,
+// and returns it.
+func waitGate(t *testing.T, ctx context.Context, f face, p *flowstone.Pipeline, asset string) flowstone.WaitingGate {
+	t.Helper()
+	for {
+		list, err := f.Approvals(ctx, p)
+		if err != nil {
+			t.Fatalf("approvals: %v", err)
+		}
+		for _, g := range list {
+			if g.Asset == asset {
+				return g
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the gate of %s never waited (approvals: %+v)", asset, list)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func waitDone(t *testing.T, ctx context.Context, done <-chan error) error {
+	t.Helper()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		t.Fatal("the run never ended")
+	}
+	return nil
 }
 
 // row is one behaviour, checked on every face with a pipeline of its own.
@@ -439,9 +772,20 @@ var rows = []row{
 		}
 	}},
 	{"a 10,000-item scatter with 1% failing items succeeds under a 2% threshold, listing them, and fails past 0.5%", func(t *testing.T, ctx context.Context, f face, p *flowstone.Pipeline, c *counts) {
-		res, err := f.Run(ctx, p, "many_lenient")
-		if err != nil {
-			t.Fatal(err)
+		var res *flowstone.Result
+		run := func() {
+			var err error
+			if res, err = f.Run(ctx, p, "many_lenient"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if fl, ok := f.(fleetFace); ok {
+			// On the fleet, both workers run items.
+			if byWorker := fl.itemWorkers(t, ctx, p, "many_lenient", run); len(byWorker) != 2 {
+				t.Fatalf("items ran on workers %v; want both", byWorker)
+			}
+		} else {
+			run()
 		}
 		got := decode[map[string]int](t, res)
 		if len(got) != 9_900 || got["i00001"] != 1 {
@@ -484,6 +828,38 @@ var rows = []row{
 			t.Fatalf("status = %+v (scatter %+v), %v", st, st.Scatter, err)
 		}
 	}},
+	{"a scatter's counts move while it runs, and add up after a cancel with nothing pending", func(t *testing.T, ctx context.Context, f face, p *flowstone.Pipeline, c *counts) {
+		done := make(chan error, 1)
+		go func() {
+			_, err := f.Run(ctx, p, "long_fan")
+			done <- err
+		}()
+		for {
+			st, err := f.Status(ctx, p, "long_fan")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s := st.Scatter; st.State == flowstone.StateRunning && s != nil && s.Completed >= 100 && s.Pending > 0 && c.of("long_fan") > 200 {
+				break
+			}
+			select {
+			case err := <-done:
+				t.Fatalf("the scatter ended before its cancel: %v", err)
+			case <-ctx.Done():
+				t.Fatalf("the counts never moved: %+v", st.Scatter)
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+		if err := f.Cancel(ctx, p, "long_fan"); err != nil {
+			t.Fatal(err)
+		}
+		wantErr(t, "the cancelled scatter", <-done, flowstone.ErrCancelled)
+		st, err := f.Status(ctx, p, "long_fan")
+		if s := st.Scatter; err != nil || st.State != flowstone.StateCancelled || s == nil || s.Total != 400 || s.Pending != 0 || s.Failed != 0 ||
+			s.Completed+s.Cancelled != 400 || s.Completed < 200 || s.Cancelled == 0 {
+			t.Fatalf("status after the cancel = %+v (scatter %+v), %v", st, st.Scatter, err)
+		}
+	}},
 	{"cancel ends a running asset; with nothing running it is not_found", func(t *testing.T, ctx context.Context, f face, p *flowstone.Pipeline, c *counts) {
 		err := f.Cancel(ctx, p, "sum")
 		wantErr(t, "cancel with nothing running", err, flowstone.ErrNotFound)
@@ -513,6 +889,120 @@ var rows = []row{
 		st, err := f.Status(ctx, p, "slow")
 		if err != nil || st.State != flowstone.StateCancelled {
 			t.Fatalf("status after the cancel = %+v, %v; want cancelled", st, err)
+		}
+	}},
+	{"an approval gate waits without running; approve resumes it and its dependents run", func(t *testing.T, ctx context.Context, f face, p *flowstone.Pipeline, c *counts) {
+		done := runBehind(ctx, f, p, "announce")
+		g := waitGate(t, ctx, f, p, "publish")
+		if g.Kind != flowstone.GateApproval || g.Message != "Publish the numbers?" || g.Partition != flowstone.DefaultPartition || g.Token != "" ||
+			g.Deadline.Sub(g.OpenedAt) != flowstone.DefaultGateTimeout {
+			t.Fatalf("waiting gate = %+v", g)
+		}
+		st, err := f.Status(ctx, p, "publish")
+		if err != nil || st.State != flowstone.StateWaitingApproval || st.Gate == nil || st.Gate.Kind != flowstone.GateApproval || st.RunID != g.RunID {
+			t.Fatalf("status of the waiting gate = %+v, %v", st, err)
+		}
+		if c.of("publish") != 0 || c.of("numbers") != 1 {
+			t.Fatalf("before the approval publish ran %d times, numbers %d; want 0 and 1", c.of("publish"), c.of("numbers"))
+		}
+		if err := f.Approve(ctx, p, "publish", flowstone.Reason("looks right")); err != nil {
+			t.Fatal(err)
+		}
+		if err := waitDone(t, ctx, done); err != nil {
+			t.Fatalf("the run after the approval: %v", err)
+		}
+		res, err := f.Get(ctx, p, "announce")
+		if err != nil || decode[string](t, res) != "published 5" || c.of("publish") != 1 || c.of("announce") != 1 {
+			t.Fatalf("announce = %v after publish ran %d times, announce %d", err, c.of("publish"), c.of("announce"))
+		}
+		if list, err := f.Approvals(ctx, p); err != nil || len(list) != 0 {
+			t.Fatalf("approvals after the approval = %+v, %v", list, err)
+		}
+	}},
+	{"reject fails the gated asset, and its dependents with dependency_failed naming the rejection", func(t *testing.T, ctx context.Context, f face, p *flowstone.Pipeline, c *counts) {
+		done := runBehind(ctx, f, p, "announce")
+		waitGate(t, ctx, f, p, "publish")
+		if err := f.Reject(ctx, p, "publish", flowstone.Reason("wrong numbers")); err != nil {
+			t.Fatal(err)
+		}
+		err := waitDone(t, ctx, done)
+		wantErr(t, "the run after the rejection", err, flowstone.ErrDependencyFailed)
+		fe := flowstone.AsError(err)
+		if fe.Details["root_asset"] != "publish" || !strings.Contains(fe.Message, "rejected") || !strings.Contains(fe.Message, "wrong numbers") {
+			t.Fatalf("the run's error = %v (%+v); want it to name publish's rejection", fe, fe.Details)
+		}
+		st, err := f.Status(ctx, p, "publish")
+		if err != nil || st.State != flowstone.StateFailed || !errors.Is(st.Error, flowstone.ErrRejected) || st.Gate == nil ||
+			st.Gate.Decision != flowstone.GateRejected || st.Gate.Reason != "wrong numbers" {
+			t.Fatalf("status after the rejection = %+v (gate %+v), %v", st, st.Gate, err)
+		}
+		if c.of("publish") != 0 || c.of("announce") != 0 {
+			t.Fatalf("publish ran %d times, announce %d; want neither", c.of("publish"), c.of("announce"))
+		}
+	}},
+	{"approving or rejecting what does not wait, or with bad input, is refused and changes nothing", func(t *testing.T, ctx context.Context, f face, p *flowstone.Pipeline, c *counts) {
+		wantErr(t, "approve with nothing waiting", f.Approve(ctx, p, "publish"), flowstone.ErrNotFound)
+		wantErr(t, "reject with nothing waiting", f.Reject(ctx, p, "publish"), flowstone.ErrNotFound)
+		wantErr(t, "approve of an unknown asset", f.Approve(ctx, p, "nope"), flowstone.ErrAssetNotFound)
+		wantErr(t, "approve of an asset without a gate", f.Approve(ctx, p, "numbers"), flowstone.ErrBadRequest)
+		wantErr(t, "approve of a signal gate", f.Approve(ctx, p, "ack"), flowstone.ErrBadRequest)
+		wantErr(t, "approve with a hostile partition", f.Approve(ctx, p, "publish", flowstone.Partition("../../x.>")), flowstone.ErrBadRequest)
+		wantErr(t, "approve with an empty partition", f.Approve(ctx, p, "publish", flowstone.Partition("")), flowstone.ErrBadRequest)
+		if st, err := f.Status(ctx, p, "publish"); err != nil || st.State != flowstone.StateNotFound {
+			t.Fatalf("status after the refusals = %+v, %v", st, err)
+		}
+	}},
+	{"an approval survives a restart of what drives the run: the gate waits on, and approve then resumes it", func(t *testing.T, ctx context.Context, f face, p *flowstone.Pipeline, c *counts) {
+		done := runBehind(ctx, f, p, "announce")
+		before := waitGate(t, ctx, f, p, "publish")
+		f, done = f.restart(t, ctx, p, "announce", before.RunID, done)
+		after := waitGate(t, ctx, f, p, "publish")
+		if after.RunID != before.RunID || !after.OpenedAt.Equal(before.OpenedAt) || !after.Deadline.Equal(before.Deadline) {
+			t.Fatalf("the gate after the restart = %+v, want the one before it, %+v", after, before)
+		}
+		if st, err := f.Status(ctx, p, "publish"); err != nil || st.State != flowstone.StateWaitingApproval {
+			t.Fatalf("status after the restart = %+v, %v", st, err)
+		}
+		if err := f.Approve(ctx, p, "publish"); err != nil {
+			t.Fatal(err)
+		}
+		if err := waitDone(t, ctx, done); err != nil {
+			t.Fatalf("the resumed run after the approval: %v", err)
+		}
+		res, err := f.Get(ctx, p, "announce")
+		if err != nil || decode[string](t, res) != "published 5" || c.of("publish") != 1 || c.of("numbers") != 1 {
+			t.Fatalf("announce = %v; publish ran %d times, numbers %d; want once each", err, c.of("publish"), c.of("numbers"))
+		}
+	}},
+	{"a signal gate takes one signal with its token: a forged or replayed token is refused", func(t *testing.T, ctx context.Context, f face, p *flowstone.Pipeline, c *counts) {
+		if !f.signals() {
+			// No signal secret: refused up front, nothing runs.
+			_, err := f.Run(ctx, p, "after_ack")
+			wantErr(t, "a run of a signal gate without a secret", err, flowstone.ErrConfig)
+			wantErr(t, "a signal without a secret", f.Signal(ctx, "fsg1.x.y", nil), flowstone.ErrConfig)
+			return
+		}
+		done := runBehind(ctx, f, p, "after_ack")
+		g := waitGate(t, ctx, f, p, "ack")
+		if g.Kind != flowstone.GateSignal || g.Token == "" {
+			t.Fatalf("waiting gate = %+v", g)
+		}
+		for _, forged := range []string{g.Token[:len(g.Token)-3] + "abc", "fsg1.e30.AAAA", "not a token"} {
+			wantErr(t, "a forged token", f.Signal(ctx, forged, []byte(`{"N":1}`)), flowstone.ErrBadRequest)
+		}
+		if st, err := f.Status(ctx, p, "ack"); err != nil || st.State != flowstone.StateWaitingSignal || c.of("ack") != 0 {
+			t.Fatalf("after the forged signals: %+v, %v; ack ran %d times", st, err, c.of("ack"))
+		}
+		if err := f.Signal(ctx, g.Token, []byte(`{"N":20}`)); err != nil {
+			t.Fatal(err)
+		}
+		if err := waitDone(t, ctx, done); err != nil {
+			t.Fatalf("the run after the signal: %v", err)
+		}
+		wantErr(t, "the same signal again", f.Signal(ctx, g.Token, []byte(`{"N":99}`)), flowstone.ErrNotFound)
+		res, err := f.Get(ctx, p, "after_ack")
+		if err != nil || decode[int](t, res) != 42 || c.of("ack") != 1 {
+			t.Fatalf("after_ack = %v, ack ran %d times; want 42 from one signal", err, c.of("ack"))
 		}
 	}},
 }
@@ -559,7 +1049,7 @@ func TestEveryFaceBehavesTheSame(t *testing.T) {
 			}
 		}
 	}
-	cl := startFleet(t, hosted)
+	fl := startFleet(t, hosted)
 	for i, r := range rows {
 		t.Run(r.name, func(t *testing.T) {
 			for _, fc := range faces {
@@ -570,16 +1060,11 @@ func TestEveryFaceBehavesTheSame(t *testing.T) {
 					var f face
 					switch fc {
 					case "engine":
-						e, err := flowstone.NewEngine(flowstone.EngineConfig{})
-						if err != nil {
-							t.Fatal(err)
-						}
-						defer e.Close()
-						f = engineFace{e}
+						f = newEngineFace(t, kv.NewMemory(), map[string]objectstore.Store{"memory": objectstore.NewMemory()})
 					case "pipeline":
 						f = pipelineFace{}
 					case "client":
-						f = clientFace{cl}
+						f = clientFace{fl.client, fl}
 					}
 					defer close(in.c.gate) // release a "slow" left waiting
 					r.check(t, ctx, f, in.p, in.c)
@@ -589,10 +1074,44 @@ func TestEveryFaceBehavesTheSame(t *testing.T) {
 	}
 }
 
-// startFleet starts a coordinator and two workers hosting ps on an embedded
-// nats-server, and returns a client of it once the coordinator knows
+// testFleet is the client face's fleet: a coordinator (restartable) and
+// a worker on an embedded nats-server, and a client of it.
+type testFleet struct {
+	t      *testing.T // the whole table's: what it starts lasts as long
+	srv    *server.Server
+	stores map[string]objectstore.Store
+	coord  *coordinator.Coordinator
+	client *client.Client
+}
+
+// startCoordinator starts the fleet's coordinator "c1".
+func (fl *testFleet) startCoordinator(t *testing.T) {
+	t.Helper()
+	c, err := coordinator.New(coordinator.Config{ID: "c1", Conn: natstest.Connect(fl.t, fl.srv), Stores: fl.stores, PollInterval: 200 * time.Millisecond,
+		SignalSecret: signalSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(fl.t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	fl.coord = c
+}
+
+// restart stops the coordinator the hard way (its runs are handed back)
+// and starts it again with the same id, which resumes them.
+func (fl *testFleet) restart(t *testing.T) {
+	t.Helper()
+	now, cancel := context.WithCancel(context.Background())
+	cancel()
+	fl.coord.Stop(now)
+	fl.startCoordinator(t)
+}
+
+// startFleet starts a coordinator and two workers hosting ps on an
+// embedded nats-server, and returns the fleet once the coordinator knows
 // every pipeline.
-func startFleet(t *testing.T, ps []*flowstone.Pipeline) *client.Client {
+func startFleet(t *testing.T, ps []*flowstone.Pipeline) *testFleet {
 	t.Helper()
 	srv := natstest.Server(t)
 	fs, err := filestore.New(t.TempDir())
@@ -600,13 +1119,8 @@ func startFleet(t *testing.T, ps []*flowstone.Pipeline) *client.Client {
 		t.Fatal(err)
 	}
 	stores := map[string]objectstore.Store{"file": fs}
-	c, err := coordinator.New(coordinator.Config{ID: "c1", Conn: natstest.Connect(t, srv), Stores: stores, PollInterval: 200 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	fl := &testFleet{t: t, srv: srv, stores: stores}
+	fl.startCoordinator(t)
 	// Two workers host every pipeline, as a fleet would.
 	var ws []*worker.Worker
 	for range 2 {
@@ -627,7 +1141,7 @@ func startFleet(t *testing.T, ps []*flowstone.Pipeline) *client.Client {
 				t.Errorf("worker stop: %v", err)
 			}
 		}
-		if err := c.Stop(ctx); err != nil {
+		if err := fl.coord.Stop(ctx); err != nil {
 			t.Errorf("coordinator stop: %v", err)
 		}
 	})
@@ -636,12 +1150,13 @@ func startFleet(t *testing.T, ps []*flowstone.Pipeline) *client.Client {
 		t.Fatal(err)
 	}
 	t.Cleanup(cl.Close)
+	fl.client = cl
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	for {
 		got, err := cl.Pipelines(ctx)
 		if err == nil && len(got) == len(ps) {
-			return cl
+			return fl
 		}
 		select {
 		case <-ctx.Done():

@@ -77,6 +77,15 @@ func TestEveryFsctlVerbAsClient(t *testing.T) {
 	}
 	ok(`"succeeded": 4`, "backfill", "--follow", bf.ID, "--json")
 
+	// An approval gate: listed, approved, and another rejected.
+	ok("", "run", "sec", "gated", "--partition", part, "--async")
+	ok("", "run", "sec", "gated", "--partition", part+"-no", "--async")
+	waitFsctl(t, ctx, f, `"`+part+`-no"`, "approvals", "sec", "--json")
+	waitFsctl(t, ctx, f, `"`+part+`"`, "approvals", "sec", "--json")
+	ok("", "approve", "sec", "gated", "--partition", part)
+	ok("", "reject", "sec", "gated", "--partition", part+"-no")
+	waitFsctl(t, ctx, f, "completed", "status", "sec", "gated", "--partition", part)
+
 	ok("", "run", "sec", "slow", "--partition", part, "--async")
 	waitFsctl(t, ctx, f, "running", "status", "sec", "slow", "--partition", part)
 	ok("", "cancel", "sec", "slow", "--partition", part)

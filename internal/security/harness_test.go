@@ -50,7 +50,8 @@ const bigSize = protocol.InlineValueLimit + 64<<10
 // testPipelines are the bundled example, daily_sales and dynamic (a
 // scatter across the fleet) and "sec": small and large results, in the
 // JetStream object store and in files (read through a staged copy), an
-// asset that runs until cancelled, and a daily one to backfill.
+// asset that runs until cancelled, a daily one to backfill, and one behind
+// an approval gate.
 func testPipelines() []*flowstone.Pipeline {
 	big := func(*flowstone.Context) (any, error) {
 		return bytes.Repeat([]byte("0123456789abcdef"), bigSize/16), nil
@@ -66,6 +67,8 @@ func testPipelines() []*flowstone.Pipeline {
 		}, flowstone.PartitionedBy(flowstone.AnyKey)),
 		flowstone.Asset("daily", func(c *flowstone.Context) (any, error) { return "day " + c.Partition(), nil },
 			flowstone.PartitionedBy(flowstone.Daily)),
+		flowstone.Asset("gated", func(c *flowstone.Context) (any, error) { return "approved " + c.Partition(), nil },
+			flowstone.PartitionedBy(flowstone.AnyKey), flowstone.Approval(flowstone.ApprovalConfig{Message: "ship it?"})),
 	)
 	return []*flowstone.Pipeline{pipelines.Example(), pipelines.DailySales(pipelines.Options{}), pipelines.Dynamic(pipelines.Options{}), sec}
 }

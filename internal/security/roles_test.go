@@ -18,20 +18,8 @@ import (
 )
 
 // adminVerbs are the API verbs that change or decide something on the
-// fleet: the approvals' (approve, reject, signal) too, which
-// deploy/nats.conf names ahead of the protocol.
-var adminVerbs = []string{protocol.VerbInvalidate, protocol.VerbCancel, "approve", "reject", "signal"}
-
-// allVerbs are every verb of the protocol and the approvals'.
-func allVerbs() []string {
-	verbs := protocol.Verbs()
-	for _, v := range adminVerbs {
-		if !slices.Contains(verbs, v) {
-			verbs = append(verbs, v)
-		}
-	}
-	return verbs
-}
+// fleet.
+var adminVerbs = []string{protocol.VerbInvalidate, protocol.VerbCancel, protocol.VerbApprove, protocol.VerbReject, protocol.VerbSignal}
 
 // TestClientRoleRunsEveryVerb uses every verb of package client as the
 // client role: runs that wait for their end, cached runs, results inline,
@@ -210,11 +198,11 @@ func sawRun(ctx context.Context, events <-chan protocol.Event, part string) bool
 }
 
 // TestClientRoleMayCallEveryVerb sends each verb's subject as the client
-// role, the approvals' included before anything serves them: the server
-// lets each through.
+// role: the server lets each through (deploy/nats.conf names every verb;
+// one added to the protocol fails here until it is added there).
 func TestClientRoleMayCallEveryVerb(t *testing.T) {
 	p := sharedFleet(t).probeAs(t, roleClient)
-	for _, verb := range allVerbs() {
+	for _, verb := range protocol.Verbs() {
 		p.allowRequest(t, protocol.APIPrefix+"."+verb, []byte("{}"))
 	}
 }
@@ -308,7 +296,14 @@ func (f *fleet) adminJS(t *testing.T) jetstream.JetStream {
 // coordinators and clients do: each is refused.
 func TestWorkerRoleCannotCallTheAPI(t *testing.T) {
 	p := sharedFleet(t).probeAs(t, roleWorker)
-	for _, verb := range append(slices.Clone(adminVerbs), protocol.Verbs()...) {
+	// The verbs that decide first, then the others.
+	verbs := slices.Clone(adminVerbs)
+	for _, v := range protocol.Verbs() {
+		if !slices.Contains(verbs, v) {
+			verbs = append(verbs, v)
+		}
+	}
+	for _, verb := range verbs {
 		t.Run(verb, func(t *testing.T) { p.denyPublish(t, protocol.APIPrefix+"."+verb, []byte("{}")) })
 	}
 	for _, tc := range []struct{ name, subject string }{
@@ -363,7 +358,7 @@ func TestAdminRoleManagesJetStream(t *testing.T) {
 		}
 	}
 	p := f.probeAs(t, roleAdmin)
-	for _, verb := range allVerbs() {
+	for _, verb := range protocol.Verbs() {
 		p.allowRequest(t, protocol.APIPrefix+"."+verb, []byte("{}"))
 	}
 	c := f.connectClient(t, roleAdmin)
@@ -373,7 +368,8 @@ func TestAdminRoleManagesJetStream(t *testing.T) {
 }
 
 // TestDaemonsNeedNoMoreThanTheirRoles runs the fleet's work (runs,
-// scatters, backfills, large results, cancels, a scheduled run cancelled)
+// scatters, large results, a scheduled run cancelled, an approval gate,
+// invalidations)
 // and checks that the server refused the coordinator and the worker
 // nothing along the way: their roles allow all they do.
 func TestDaemonsNeedNoMoreThanTheirRoles(t *testing.T) {
@@ -399,6 +395,21 @@ func TestDaemonsNeedNoMoreThanTheirRoles(t *testing.T) {
 	if err := c.Cancel(ctx, "sec", "small", flowstone.Partition(part+"-later")); err != nil {
 		t.Fatalf("cancel the scheduled run: %v", err)
 	}
+	// A run behind an approval gate, approved.
+	if _, err := c.Run(ctx, "sec", "gated", flowstone.Partition(part), flowstone.Async()); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, ctx, func() (flowstone.State, error) {
+		st, err := c.Status(ctx, "sec", "gated", flowstone.Partition(part))
+		return st.State, err
+	}, flowstone.StateWaitingApproval)
+	if err := c.Approve(ctx, "sec", "gated", flowstone.Partition(part)); err != nil {
+		t.Fatalf("approve: %v", err)
+	}
+	waitState(t, ctx, func() (flowstone.State, error) {
+		st, err := c.Status(ctx, "sec", "gated", flowstone.Partition(part))
+		return st.State, err
+	}, flowstone.StateCompleted)
 	// Invalidate with the results stored in both stores.
 	for _, asset := range []string{"big", "bigfile"} {
 		if _, err := c.Invalidate(ctx, "sec", asset, flowstone.Partition(part)); err != nil {

@@ -2,6 +2,7 @@ package workercmd_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -29,6 +30,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 )
 
 const wait = 60 * time.Second
@@ -337,9 +339,12 @@ func TestMetricsEndpoint(t *testing.T) {
 		t.Fatalf("completion = %+v", c)
 	}
 	want := []string{
-		`flowstone_worker_tasks_started_total{pipeline="daily_sales"} 1`,
-		`flowstone_worker_tasks_succeeded_total{pipeline="daily_sales"} 1`,
-		`flowstone_worker_task_duration_seconds_bucket{outcome="succeeded",pipeline="daily_sales"`,
+		`flowstone_worker_tasks_started_total{asset="orders",pipeline="daily_sales"} 1`,
+		`flowstone_worker_tasks_succeeded_total{asset="orders",pipeline="daily_sales"} 1`,
+		`flowstone_worker_task_duration_seconds_bucket{asset="orders",outcome="succeeded",pipeline="daily_sales"`,
+		// Every hosted asset has its series from the start.
+		`flowstone_worker_tasks_started_total{asset="revenue",pipeline="daily_sales"} 0`,
+		`flowstone_worker_tasks_redelivered_total{pipeline="daily_sales"} 0`,
 		`flowstone_worker_queue_depth{pipeline="daily_sales",priority="0"} 0`,
 		`go_goroutines`,
 	}
@@ -360,6 +365,11 @@ func TestMetricsEndpoint(t *testing.T) {
 			}
 		}
 		if len(missing) == 0 {
+			// What promtool check metrics reports, from its linter.
+			problems, err := promlint.New(bytes.NewReader(b)).Lint()
+			if err != nil || len(problems) > 0 {
+				t.Fatalf("/metrics does not lint: %v %+v", err, problems)
+			}
 			return
 		}
 		if time.Now().After(deadline) {
