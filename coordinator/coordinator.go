@@ -7,6 +7,11 @@
 // Several coordinators may serve one fleet: API requests are load-balanced
 // by a queue group, each completion is handled by the coordinator that
 // dispatched its task, and task publication is deduplicated by task id.
+//
+// The coordinator role of deploy/nats.conf is what a coordinator needs
+// (internal/security runs one on it): it answers only the requests it
+// receives (allow_responses), publishes tasks, bells, schedules, cancels
+// and dead letters, owns the runs bucket, and never consumes tasks.
 package coordinator
 
 import (
