@@ -156,6 +156,13 @@ func ScatterBucket(ctx context.Context, js jetstream.JetStream, opts ...Option) 
 	return openBucket(ctx, js, newSettings(opts), protocol.ScatterBucket, ScatterRetention)
 }
 
+// AutomationBucket opens the bucket of schedules' and sensors' states
+// (coordinators use it), creating it as Buckets does. Its keys never
+// expire: a paused schedule, or a yearly one, keeps its state.
+func AutomationBucket(ctx context.Context, js jetstream.JetStream, opts ...Option) (*jskv.Store, error) {
+	return openBucket(ctx, js, newSettings(opts), protocol.AutomationBucket, 0)
+}
+
 // openBucket opens a KV bucket, creating it if missing (see Buckets).
 func openBucket(ctx context.Context, js jetstream.JetStream, s settings, bucket string, ttl time.Duration) (*jskv.Store, error) {
 	kvOpts := []jskv.Option{jskv.WithReplicas(s.replicas)}
