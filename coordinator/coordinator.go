@@ -107,7 +107,7 @@ type Coordinator struct {
 	mfs    *jskv.Store
 	autoKV *jskv.Store
 	// auto runs the fleet's schedules and sensors (see automation.go).
-	auto bridge.Automation
+	auto   bridge.Automation
 	engine *flowstone.Engine
 	// records writes materialization records (the engine's writer: one
 	// cache of decoded records for planning and dispatch).
