@@ -108,3 +108,11 @@ func (fleetHooks) AutomationStore(store kv.Store, clock hook.Clock) any {
 func (fleetHooks) EvaluateSensor(ctx context.Context, p *Pipeline, name, cursor string, now time.Time, log zerolog.Logger) (SensorResult, *Error) {
 	return evaluateSensor(ctx, p, name, cursor, now, log)
 }
+
+// SetClock gives e's scheduler (StartAutomation) a clock, for tests of
+// other packages (sensors) that move a fake one.
+func (fleetHooks) SetClock(e *Engine, c hook.Clock) {
+	e.mu.Lock()
+	e.clock = c
+	e.mu.Unlock()
+}

@@ -18,6 +18,7 @@ type autoRoot interface {
 		log zerolog.Logger, owner string) any
 	AutomationStore(store kv.Store, clock hook.Clock) any
 	EvaluateSensor(ctx context.Context, p *flowstone.Pipeline, name, cursor string, now time.Time, log zerolog.Logger) (flowstone.SensorResult, *flowstone.Error)
+	SetClock(e *flowstone.Engine, c hook.Clock)
 }
 
 var ar = hook.Root.(autoRoot)
@@ -82,3 +83,7 @@ func NewAutomationStore(store kv.Store, clock Clock) AutomationStore {
 func EvaluateSensor(ctx context.Context, p *flowstone.Pipeline, name, cursor string, now time.Time, log zerolog.Logger) (flowstone.SensorResult, *flowstone.Error) {
 	return ar.EvaluateSensor(ctx, p, name, cursor, now, log)
 }
+
+// SetClock gives e's scheduler (Engine.StartAutomation) a clock: tests
+// move a fake one (internal/fakeclock).
+func SetClock(e *flowstone.Engine, c Clock) { ar.SetClock(e, c) }
