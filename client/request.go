@@ -11,9 +11,12 @@ import (
 
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/internal/bridge"
+	"github.com/flowstone-go/flowstone/internal/tracing"
 	"github.com/flowstone-go/flowstone/protocol"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // call sends req to its API subject and decodes the reply: the result, or
@@ -28,8 +31,13 @@ func call[T protocol.ReplyBody](ctx context.Context, c *Client, req protocol.Req
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
 	verb := req.Verb()
-	msg, err := c.nc.RequestWithContext(ctx, protocol.APISubject(verb), body)
+	ctx, span := tracing.Tracer().Start(ctx, "flowstone.client "+verb, trace.WithSpanKind(trace.SpanKindClient))
+	defer span.End()
+	m := &nats.Msg{Subject: protocol.APISubject(verb), Data: body, Header: nats.Header{}}
+	tracing.Inject(ctx, m.Header)
+	msg, err := c.nc.RequestMsgWithContext(ctx, m)
 	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
 		return zero, c.requestError(ctx, verb, err)
 	}
 	out, perr := protocol.DecodeReply[T](msg.Data)

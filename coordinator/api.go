@@ -12,10 +12,13 @@ import (
 
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/internal/bridge"
+	"github.com/flowstone-go/flowstone/internal/tracing"
 	"github.com/flowstone-go/flowstone/internal/transient"
 	"github.com/flowstone-go/flowstone/protocol"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // requestTimeout bounds the quick verbs (everything but run and backfill).
@@ -31,6 +34,8 @@ func (c *Coordinator) serve() error {
 		Name: protocol.ServiceName, Version: protocol.ServiceVersion, QueueGroup: protocol.QueueGroup,
 		Description: "FlowStone coordinator: run, get, status, cancel and the rest of the API",
 		Metadata:    map[string]string{"coordinator": c.cfg.ID},
+		// nats micro stats shows each endpoint's error replies by code.
+		StatsHandler: func(ep *micro.Endpoint) any { return c.obs.errorsOf(ep.Name) },
 	})
 	if err != nil {
 		return fmt.Errorf("coordinator: micro service: %w", err)
@@ -80,47 +85,71 @@ func (c *Coordinator) serve() error {
 // the client to retry on another coordinator.
 func handle[Req protocol.Request, Rep protocol.ReplyBody](c *Coordinator, timeout time.Duration, fn func(context.Context, Req) (Rep, *protocol.Error)) micro.Handler {
 	return micro.HandlerFunc(func(r micro.Request) {
-		data := r.Data()
 		arrived := time.Now()
 		verb := verbOf(r.Subject())
+		// Decoding is quick and bounded (MaxRequestBytes): it happens here,
+		// so that nats micro counts a malformed request among the
+		// endpoint's errors (it counts replies its handler made before
+		// returning). The verb itself runs off the subscription's
+		// goroutine; its errors are in the endpoint's stats data.
+		req, perr := protocol.DecodeRequest[Req](r.Data())
+		if perr != nil {
+			c.reply(r, verb, arrived, protocol.EncodeError(perr), perr, true)
+			return
+		}
 		ok := c.work.Go(func() {
+			// The request's trace goes on here: the client's span is the
+			// parent.
+			sctx, span := tracing.Tracer().Start(tracing.Extract(c.ctx, nats.Header(r.Headers())), "flowstone.api "+verb,
+				trace.WithSpanKind(trace.SpanKindServer))
+			defer span.End()
 			defer func() {
 				if p := recover(); p != nil {
 					c.log.Error().Str("panic", fmt.Sprint(p)).Str("stack", string(debug.Stack())).Msg("handler_panic")
 					perr := protocol.Errorf(protocol.CodeInternal, "the coordinator failed on this request: %v", p)
-					c.reply(r, verb, arrived, protocol.EncodeError(perr), perr)
+					c.reply(r, verb, arrived, protocol.EncodeError(perr), perr, false)
 				}
 			}()
-			req, perr := protocol.DecodeRequest[Req](data)
-			if perr != nil {
-				c.reply(r, verb, arrived, protocol.EncodeError(perr), perr)
-				return
-			}
-			ctx, cancel := c.ctx, context.CancelFunc(func() {})
+			ctx, cancel := sctx, context.CancelFunc(func() {})
 			if timeout > 0 {
-				ctx, cancel = context.WithTimeout(c.ctx, timeout)
+				ctx, cancel = context.WithTimeout(sctx, timeout)
 			}
 			defer cancel()
 			rep, perr := fn(ctx, req)
-			c.reply(r, verb, arrived, protocol.EncodeReply(rep, perr), perr)
+			if perr != nil {
+				span.SetStatus(codes.Error, perr.Code)
+			}
+			c.reply(r, verb, arrived, protocol.EncodeReply(rep, perr), perr, false)
 		})
 		if !ok {
-			c.reply(r, verb, arrived, protocol.EncodeError(errStopping), errStopping)
+			c.reply(r, verb, arrived, protocol.EncodeError(errStopping), errStopping, true)
 		}
 	})
 }
 
-// reply sends body, counts it, and tells nats micro of an error reply:
-// `nats micro stats` counts it, and the body (the error document clients
-// read) is the same either way.
-func (c *Coordinator) reply(r micro.Request, verb string, arrived time.Time, body []byte, perr *protocol.Error) {
+// reply sends body and counts it. From the micro handler's own goroutine
+// (inline) an error reply goes through micro, which counts it in the
+// endpoint's num_errors; from a verb's goroutine the reply is published
+// directly (micro's request is not safe to answer once its handler has
+// returned), with micro's error headers, and counted in the endpoint's
+// stats data. The body, the document clients read, is the same either
+// way.
+func (c *Coordinator) reply(r micro.Request, verb string, arrived time.Time, body []byte, perr *protocol.Error, inline bool) {
 	var err error
 	code := ""
-	if perr != nil {
+	switch {
+	case perr != nil && inline:
 		code = perr.Code
 		err = r.Error(perr.Code, headerText(perr.Message), body)
-	} else {
+	case inline:
 		err = r.Respond(body)
+	default:
+		m := &nats.Msg{Subject: r.Reply(), Data: body}
+		if perr != nil {
+			code = perr.Code
+			m.Header = nats.Header{micro.ErrorHeader: []string{headerText(perr.Message)}, micro.ErrorCodeHeader: []string{perr.Code}}
+		}
+		err = c.nc.PublishMsg(m)
 	}
 	if err != nil {
 		c.log.Warn().Err(err).Str("verb", verb).Msg("reply_failed")

@@ -73,6 +73,12 @@ type Config struct {
 	// if an existing one keeps them for less than the horizon. Defaults to
 	// 366 days.
 	ScheduleHorizon time.Duration
+	// Limits bounds the streams, buckets and object stores the
+	// coordinator creates when they are missing (existing ones are kept
+	// as they are); its ScheduleHorizon is ScheduleHorizon's. Give every
+	// daemon of a fleet the same. Defaults to protocol.StreamLimits'
+	// defaults.
+	Limits protocol.StreamLimits
 	// SignalSecret signs the tokens of signal gates (flowstone.WaitForSignal)
 	// and verifies the signals delivered with them: at least 16 bytes,
 	// the same on every coordinator of the fleet, and never logged. There
@@ -158,11 +164,22 @@ func New(cfg Config) (*Coordinator, error) {
 		return nil, fmt.Errorf("coordinator: Config.ScheduleHorizon is negative (%v); 0 means the default, %v", cfg.ScheduleHorizon, fleet.ScheduleHorizonDefault)
 	}
 	cfg.ScheduleHorizon = cmp.Or(cfg.ScheduleHorizon, fleet.ScheduleHorizonDefault)
+	if err := cfg.Limits.Check(); err != nil {
+		return nil, fmt.Errorf("coordinator: Config.Limits: %w", err)
+	}
 	log := zerolog.Nop()
 	if cfg.Logger != nil {
 		log = cfg.Logger.With().Str("coordinator", cfg.ID).Logger()
 	}
 	return &Coordinator{cfg: cfg, log: log, nc: cfg.Conn, scheduled: map[string]string{}, obs: newObservations()}, nil
+}
+
+// limits are the stream limits the coordinator creates with: Config's,
+// with its schedule horizon.
+func (c *Coordinator) limits() fleet.Limits {
+	l := c.cfg.Limits
+	l.ScheduleHorizon = c.cfg.ScheduleHorizon
+	return l
 }
 
 // ID returns the coordinator's id.
@@ -200,7 +217,7 @@ func (c *Coordinator) Start(ctx context.Context) (err error) {
 	}
 	c.js = js
 	fleetOpts := []fleet.Option{fleet.WithReplicas(c.cfg.Replicas), fleet.WithLogger(c.log),
-		fleet.WithLimits(fleet.Limits{ScheduleHorizon: c.cfg.ScheduleHorizon})}
+		fleet.WithLimits(c.limits())}
 	c.stager = newStager(js, c.log, fleetOpts...)
 	c.tasks = batcher.New(js, protocol.JoinTaskBatch)
 	c.tasks.Stored = c.ring

@@ -10,6 +10,7 @@ import (
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/internal/bridge"
 	"github.com/flowstone-go/flowstone/internal/retry"
+	"github.com/flowstone-go/flowstone/internal/tracing"
 	"github.com/flowstone-go/flowstone/internal/transient/natserr"
 	"github.com/flowstone-go/flowstone/protocol"
 	"github.com/nats-io/nats.go"
@@ -67,7 +68,8 @@ func (d *dispatcher) CheckStorage(p *flowstone.Pipeline, name string) error {
 func (d *dispatcher) Dispatch(ctx context.Context, p *flowstone.Pipeline, t bridge.Task) (*flowstone.Materialization, error) {
 	id := protocol.TaskID(t.RunID, t.Asset, t.Partition, 1)
 	task := protocol.Task{V: protocol.Version, ID: id, RunID: t.RunID, Pipeline: p.Name(), Asset: t.Asset, Partition: t.Partition,
-		Priority: t.Priority, Force: t.Force, Storage: t.Storage, Attempt: 1, EnqueuedAt: time.Now().UTC()}
+		Priority: t.Priority, Force: t.Force, Storage: t.Storage, Attempt: 1, EnqueuedAt: time.Now().UTC(),
+		TraceParent: tracing.TraceParent(ctx)}
 	// The run's deadline comes with t: ctx is the flight's, which outlives
 	// any one run waiting on it and carries no deadline.
 	dl, ok := ctx.Deadline()

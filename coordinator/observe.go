@@ -1,6 +1,8 @@
 package coordinator
 
 import (
+	"maps"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -11,6 +13,9 @@ import (
 // tasks given up. Their labels take bounded values: the protocol's verbs
 // and error codes, and the pipelines and assets the workers host.
 type observations struct {
+	mu     sync.Mutex
+	errors map[string]map[string]int // verb → error code → replies
+
 	requests    *prometheus.CounterVec
 	requestTime *prometheus.HistogramVec
 	runs        *prometheus.HistogramVec
@@ -19,6 +24,7 @@ type observations struct {
 
 func newObservations() *observations {
 	return &observations{
+		errors: map[string]map[string]int{},
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flowstone_api_requests_total",
 			Help: "API requests this coordinator answered, by verb and outcome (ok, or the error code).",
@@ -48,7 +54,32 @@ func (o *observations) collectors() []prometheus.Collector {
 func (o *observations) answered(verb, code string, since time.Time) {
 	if code == "" {
 		code = "ok"
+	} else {
+		o.mu.Lock()
+		if o.errors[verb] == nil {
+			o.errors[verb] = map[string]int{}
+		}
+		o.errors[verb][code]++
+		o.mu.Unlock()
 	}
 	o.requests.WithLabelValues(verb, code).Inc()
 	o.requestTime.WithLabelValues(verb).Observe(time.Since(since).Seconds())
+}
+
+// endpointErrors is what nats micro stats shows of an endpoint's error
+// replies (in its "data").
+type endpointErrors struct {
+	Errors int            `json:"errors"`
+	ByCode map[string]int `json:"errors_by_code,omitempty"`
+}
+
+// errorsOf returns verb's error replies so far.
+func (o *observations) errorsOf(verb string) endpointErrors {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := endpointErrors{ByCode: maps.Clone(o.errors[verb])}
+	for _, n := range out.ByCode {
+		out.Errors += n
+	}
+	return out
 }

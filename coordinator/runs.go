@@ -11,10 +11,14 @@ import (
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/internal/bridge"
 	"github.com/flowstone-go/flowstone/internal/fleet"
+	"github.com/flowstone-go/flowstone/internal/tracing"
 	"github.com/flowstone-go/flowstone/kv"
 	"github.com/flowstone-go/flowstone/protocol"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Coordinator liveness: each coordinator refreshes a heartbeat key in the
@@ -57,7 +61,7 @@ func runOptions(runID string, req protocol.RunRequest) []flowstone.RunOption {
 func (c *Coordinator) accept(ctx context.Context, req protocol.RunRequest) (protocol.RunRecord, *protocol.Error) {
 	now := time.Now().UTC()
 	rec := protocol.RunRecord{V: protocol.Version, RunID: cmp.Or(req.RunID, nuid.Next()), Request: req, State: protocol.StatePending,
-		CreatedAt: now, UpdatedAt: now, Coordinator: c.cfg.ID}
+		CreatedAt: now, UpdatedAt: now, Coordinator: c.cfg.ID, TraceParent: tracing.TraceParent(ctx)}
 	if req.ScheduledAt != nil && req.ScheduledAt.After(now) {
 		if limit := now.Add(c.cfg.ScheduleHorizon); req.ScheduledAt.After(limit) {
 			return rec, &protocol.Error{Code: protocol.CodeBadRequest,
@@ -177,7 +181,16 @@ func (c *Coordinator) drive(p *flowstone.Pipeline, rec protocol.RunRecord) {
 		rec.State, rec.Coordinator = protocol.StateRunning, c.cfg.ID
 		c.saveRun(c.ctx, &rec)
 		start := time.Now()
-		res, err := c.engine.Run(c.ctx, p, rec.Request.Asset, runOptions(rec.RunID, rec.Request)...)
+		// The run continues the trace of the request that made it, on
+		// whichever coordinator drives it; its tasks carry it on.
+		rctx, span := tracing.Tracer().Start(tracing.WithTraceParent(c.ctx, rec.TraceParent), "flowstone.run "+rec.Request.Asset,
+			trace.WithAttributes(attribute.String("flowstone.run_id", rec.RunID), attribute.String("flowstone.pipeline", p.Name()),
+				attribute.String("flowstone.asset", rec.Request.Asset), attribute.String("flowstone.coordinator", c.cfg.ID)))
+		defer span.End()
+		res, err := c.engine.Run(rctx, p, rec.Request.Asset, runOptions(rec.RunID, rec.Request)...)
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
 		if c.ctx.Err() != nil && err != nil {
 			// Stopping: leave the run to be resumed by the next coordinator.
 			return

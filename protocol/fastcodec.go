@@ -95,6 +95,10 @@ func appendTask(dst []byte, t *Task) ([]byte, bool) {
 		dst = append(dst, `,"record_rev":`...)
 		dst = strconv.AppendUint(dst, t.RecordRev, 10)
 	}
+	if t.TraceParent != "" {
+		dst = append(dst, `,"traceparent":`...)
+		dst = jsonw.String(dst, t.TraceParent)
+	}
 	return append(dst, '}'), true
 }
 
@@ -204,7 +208,7 @@ func encodeFast[T validator](v *T, size int, appendFn func([]byte, *T) ([]byte, 
 
 // taskSize guesses the length of t encoded, for the buffer.
 func taskSize(t *Task) int {
-	n := 200 + len(t.ID) + len(t.RunID) + len(t.Pipeline) + len(t.Asset) + len(t.Partition) + len(t.Storage)
+	n := 200 + len(t.ID) + len(t.RunID) + len(t.Pipeline) + len(t.Asset) + len(t.Partition) + len(t.Storage) + len(t.TraceParent)
 	for i := range t.Deps {
 		d := &t.Deps[i]
 		n += 120 + len(d.Asset) + len(d.Partition) + refSize(&d.ResultRef)
@@ -596,6 +600,11 @@ func parseTask(p *parser, t *Task) bool {
 	}
 	if p.lit(`,"record_rev":`) {
 		if t.RecordRev, ok = p.uint64(); !ok || t.RecordRev == 0 {
+			return false
+		}
+	}
+	if p.lit(`,"traceparent":`) {
+		if !p.nonEmptyInto(&t.TraceParent) {
 			return false
 		}
 	}

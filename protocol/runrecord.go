@@ -26,6 +26,9 @@ type RunRecord struct {
 	UpdatedAt time.Time `json:"updated_at"`
 	// Coordinator is the id of the coordinator driving the run.
 	Coordinator string `json:"coordinator,omitempty"`
+	// TraceParent is the W3C trace context of the request that made the
+	// run, so that whichever coordinator drives it continues its trace.
+	TraceParent string `json:"traceparent,omitempty"`
 }
 
 // RunKey is a run's key in RunsBucket.
@@ -54,7 +57,7 @@ func (r RunRecord) Validate() *Error {
 	if err := ValidID(r.RunID); err != nil {
 		return Errorf(CodeBadRequest, "run record: %v", err)
 	}
-	return nil
+	return checkTraceParent("traceparent", r.TraceParent)
 }
 
 // EncodeRunRecord validates and encodes a run record.

@@ -51,6 +51,9 @@ type Task struct {
 	// worker replaces that revision directly instead of reading the record
 	// first, and reads it only if it changed.
 	RecordRev uint64 `json:"record_rev,omitempty"`
+	// TraceParent is the W3C trace context of the run's trace (see
+	// package internal/tracing), or "" when it is not traced.
+	TraceParent string `json:"traceparent,omitempty"`
 }
 
 // Validate checks every field: version, ids, names, the resolved partition,
@@ -122,6 +125,9 @@ func (t Task) Validate() *Error {
 	if t.Attempt < 1 {
 		return fieldErrorf("attempt", "attempt is %d; attempts count from 1", t.Attempt)
 	}
+	if err := checkTraceParent("traceparent", t.TraceParent); err != nil {
+		return err
+	}
 	return checkTime("enqueued_at", t.EnqueuedAt)
 }
 
@@ -174,4 +180,18 @@ func TaskID(runID, asset, partition string, attempt int) string {
 	}
 	sum := sha256.Sum256([]byte(partition))
 	return runID + "." + asset + "." + hex.EncodeToString(sum[:16]) + "." + strconv.Itoa(attempt)
+}
+
+// checkTraceParent accepts "" or a W3C traceparent's characters (lowercase
+// hex digits and dashes), at most 128 of them.
+func checkTraceParent(field, s string) *Error {
+	if len(s) > 128 {
+		return fieldErrorf(field, "%s is %d bytes; a traceparent is 55", field, len(s))
+	}
+	for _, r := range s {
+		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f' || r == '-') {
+			return fieldErrorf(field, "%s %q is not a W3C traceparent", field, s)
+		}
+	}
+	return nil
 }

@@ -91,12 +91,16 @@ type Config struct {
 	// losing a server); it never changes one that exists. Use the
 	// coordinator's setting. Defaults to 1.
 	Replicas int
+	// Limits bounds the streams, buckets and object stores the worker
+	// creates when they are missing (existing ones are kept as they are).
+	// Use the coordinator's. Defaults to protocol.StreamLimits' defaults.
+	Limits protocol.StreamLimits
 }
 
 // fleetOptions are the settings of the streams and buckets the worker
 // creates, with log told of existing ones that differ.
 func (c Config) fleetOptions(log zerolog.Logger) []fleet.Option {
-	return []fleet.Option{fleet.WithReplicas(c.Replicas), fleet.WithLogger(log)}
+	return []fleet.Option{fleet.WithReplicas(c.Replicas), fleet.WithLogger(log), fleet.WithLimits(c.Limits)}
 }
 
 // withDefaults returns c with the defaults filled in. It does not validate.
@@ -163,6 +167,9 @@ func (c Config) validate() error {
 	}
 	if c.ScatterBatches < 0 {
 		return configError("ScatterBatches", fmt.Sprintf("Config.ScatterBatches is %d; use a positive number (0 means %d)", c.ScatterBatches, ScatterBatchesDefault))
+	}
+	if err := c.Limits.Check(); err != nil {
+		return configError("Limits", err.Error())
 	}
 	if c.IdlePoll < 0 {
 		return configError("IdlePoll", fmt.Sprintf("Config.IdlePoll is %v; use a positive duration (0 means %v)", c.IdlePoll, IdlePollDefault))

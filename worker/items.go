@@ -11,6 +11,7 @@ import (
 	"github.com/flowstone-go/flowstone/internal/bridge"
 	"github.com/flowstone-go/flowstone/internal/fleet"
 	"github.com/flowstone-go/flowstone/internal/retry"
+	"github.com/flowstone-go/flowstone/internal/transient"
 	"github.com/flowstone-go/flowstone/internal/transient/natserr"
 	"github.com/flowstone-go/flowstone/kv"
 	"github.com/flowstone-go/flowstone/protocol"
@@ -239,7 +240,7 @@ func (f *fleetItems) Open(ctx context.Context, scatter string) (bridge.ItemSessi
 			switch {
 			case !ok:
 				cancel()
-				return nil, nil, natserr.Mark(errors.New("worker: the watch of the scatter's outcomes ended"))
+				return nil, nil, transient.Mark(errors.New("worker: the watch of the scatter's outcomes ended"))
 			case e.Key == "":
 				initial = false
 			case e.Value != nil:

@@ -241,3 +241,23 @@ func TestScatterFromAReaderResumesAtItsCheckpoint(t *testing.T) {
 		t.Fatalf("gathered %d values, %v", len(values), err)
 	}
 }
+
+// A batch whose item values cannot fit one recorded outcome fails its
+// items with an error that says what to do, and the scatter ends.
+func TestScatterBatchTooLargeToRecordFailsItsItems(t *testing.T) {
+	e := newFleet(t)
+	big := strings.Repeat("x", 400<<10)
+	p := flowstone.MustPipeline("huge",
+		flowstone.Asset("each", func(c *flowstone.Context) (any, error) { return big, nil },
+			flowstone.Scatter(func(*flowstone.Context) ([]string, error) { return []string{"a", "b", "c", "d"}, nil },
+				flowstone.ScatterConfig{Parallel: 4, BatchSize: 4, MaxFailures: 4})))
+	e.start(worker.Config{Pipelines: []*flowstone.Pipeline{p}})
+	e.publish(task("huge", "each", "default", 0))
+	if comp := e.completion(); !comp.OK {
+		t.Fatalf("completion: %v", comp.Error)
+	}
+	st := e.record("huge", "each", "default").Scatter
+	if st == nil || st.Failed != 4 || len(st.FailedItems) != 4 || !strings.Contains(st.FailedItems[0].Error.Message, "lower the scatter's BatchSize") {
+		t.Fatalf("scatter = %+v", st)
+	}
+}

@@ -11,8 +11,12 @@ import (
 
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/internal/bridge"
+	"github.com/flowstone-go/flowstone/internal/tracing"
 	"github.com/flowstone-go/flowstone/protocol"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // task is one task of a delivered message being executed.
@@ -125,6 +129,17 @@ func (w *Worker) attempt(tk *task) (rec *flowstone.Materialization, settle bool,
 	defer w.unregister(tk)
 	ctx, stop := bound(ctx, &t)
 	defer stop()
+	// The execution is a span of its run's trace (Task.TraceParent).
+	ctx, span := tracing.Tracer().Start(tracing.WithTraceParent(ctx, t.TraceParent), "flowstone.execute "+t.Asset,
+		trace.WithAttributes(attribute.String("flowstone.run_id", t.RunID), attribute.String("flowstone.pipeline", t.Pipeline),
+			attribute.String("flowstone.asset", t.Asset), attribute.String("flowstone.partition", t.Partition),
+			attribute.String("flowstone.worker", w.cfg.ID), attribute.Int("flowstone.attempt", tk.attempt)))
+	defer func() {
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}()
 	if ctx.Err() != nil {
 		// Past the run's deadline: it never starts.
 		return nil, true, w.refuse(tk, flowstone.AsError(context.Cause(ctx)))

@@ -35,9 +35,11 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/client"
+	"github.com/flowstone-go/flowstone/internal/tracing"
 )
 
 // Exit codes of Run.
@@ -58,6 +60,14 @@ const (
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	e := &env{ctx: ctx, stdout: stdout, stderr: stderr, g: defaultGlobals()}
 	defer e.close()
+	// With OTEL_EXPORTER_OTLP_ENDPOINT set, a run's trace starts here.
+	if shutdown, err := tracing.Setup(ctx, "fsctl", os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT")); err == nil {
+		defer func() {
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			shutdown(fctx)
+		}()
+	}
 	return e.exit(e.dispatch(args))
 }
 

@@ -81,6 +81,7 @@ func parseCoordinator(args []string, stderr io.Writer) (*coordinatorOptions, err
 // starts the coordinator, and drains when ctx ends. Logs go to logOut.
 func runCoordinator(ctx context.Context, o *coordinatorOptions, logOut io.Writer) int {
 	log := o.daemon.Logger(logOut, "coordinator")
+	defer o.daemon.Tracing(ctx, "flowstone-coordinator", log)()
 	gc, gcEnv := TuneGC()
 	log.Info().Int("gc_percent", gc).Bool("from_env", gcEnv).Msg("gc_target")
 	// Whether there is a signal secret, never the secret.
@@ -97,7 +98,7 @@ func runCoordinator(ctx context.Context, o *coordinatorOptions, logOut io.Writer
 		return ExitUsage
 	}
 	c, err := coordinator.New(coordinator.Config{Conn: nc, Stores: stores, DefaultStorage: def, ID: o.id, Logger: &log,
-		Replicas: o.daemon.Replicas, ScheduleHorizon: o.horizon, SignalSecret: o.secret})
+		Replicas: o.daemon.Replicas, ScheduleHorizon: o.horizon, SignalSecret: o.secret, Limits: o.daemon.Limits})
 	if err != nil {
 		log.Error().Err(err).Msg("start_failed")
 		return ExitUsage

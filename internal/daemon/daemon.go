@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/flowstone-go/flowstone/internal/fleet"
+	"github.com/flowstone-go/flowstone/internal/tracing"
 	"github.com/flowstone-go/flowstone/objectstore"
 	"github.com/flowstone-go/flowstone/objectstore/filestore"
 	"github.com/flowstone-go/flowstone/objectstore/s3store"
@@ -72,15 +73,26 @@ type Config struct {
 	// LogLevel is zerolog's level name (FLOWSTONE_LOG_LEVEL). Defaults to
 	// "info".
 	LogLevel string
+	// OTLPEndpoint exports traces over OTLP/HTTP to this collector
+	// (OTEL_EXPORTER_OTLP_ENDPOINT, "http://host:4318"). Defaults to none:
+	// tracing off.
+	OTLPEndpoint string
 	// Replicas is how many servers hold each stream, KV bucket and object
 	// store the daemon creates when it is missing, 1 to 5
 	// (FLOWSTONE_REPLICAS); existing ones are never changed. Give every
 	// daemon of a fleet the same. Defaults to fleet.ReplicasDefault (1).
 	Replicas int
+	// Limits bounds the streams, buckets and object stores the daemon
+	// creates when they are missing (--task-max-bytes and the rest; see
+	// limitFlags). Default to protocol.StreamLimits' defaults.
+	Limits protocol.StreamLimits
 
 	// replicasErr is a FLOWSTONE_REPLICAS that is not a number, reported
-	// by Check unless --replicas overrides it.
+	// by Check unless --replicas overrides it; limitErrs, by flag name, a
+	// limit's variable that could not be read (unless its flag overrides
+	// it).
 	replicasErr error
+	limitErrs   map[string]error
 }
 
 // Flags registers the settings on fs, with defaults from the environment.
@@ -104,6 +116,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	ssl, _ := strconv.ParseBool(env("S3_SSL", "false"))
 	fs.BoolVar(&c.S3SSL, "s3-ssl", ssl, "use https for S3 [S3_SSL]")
 	fs.StringVar(&c.HTTPAddr, "http", env("FLOWSTONE_HTTP", ""), "serve /healthz and /metrics on `host:port`, e.g. :9090 (every interface) or 127.0.0.1:0 (a free loopback port, logged as http_listening); empty, the default: off [FLOWSTONE_HTTP]")
+	fs.StringVar(&c.OTLPEndpoint, "otlp-endpoint", env("OTEL_EXPORTER_OTLP_ENDPOINT", ""), "export traces over OTLP/HTTP to this collector `URL` (http://host:4318); empty, the default: off [OTEL_EXPORTER_OTLP_ENDPOINT]")
 	fs.StringVar(&c.LogLevel, "log-level", env("FLOWSTONE_LOG_LEVEL", "info"), "log level: debug, info, warn, error [FLOWSTONE_LOG_LEVEL]")
 	c.Replicas = fleet.ReplicasDefault
 	if v := os.Getenv("FLOWSTONE_REPLICAS"); v != "" {
@@ -115,6 +128,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 		c.replicasErr = err
 		return err
 	})
+	c.limitFlags(fs)
 }
 
 // parseReplicas reads a replica count given as name.
@@ -129,7 +143,10 @@ func parseReplicas(name, v string) (int, error) {
 // Check reports a setting from the environment that Flags could not read
 // and a flag did not override. Call it after parsing the flags.
 func (c *Config) Check() error {
-	return c.replicasErr
+	if c.replicasErr != nil {
+		return c.replicasErr
+	}
+	return c.checkLimits()
 }
 
 // Logger returns the daemon's JSON logger, writing to w (the process's
@@ -190,7 +207,7 @@ func (c *Config) Stores(ctx context.Context, nc *nats.Conn, log zerolog.Logger) 
 	}
 	stores := map[string]objectstore.Store{}
 	jstore, err := fleet.ObjectStore(ctx, js, protocol.ResultsBucket, "FlowStone results", 0,
-		fleet.WithReplicas(c.Replicas), fleet.WithLogger(log))
+		fleet.WithReplicas(c.Replicas), fleet.WithLogger(log), fleet.WithLimits(c.Limits))
 	if err != nil {
 		return nil, "", err
 	}
@@ -268,5 +285,25 @@ func NATSHealthy(nc *nats.Conn) func() error {
 			return fmt.Errorf("nats %s", nc.Status())
 		}
 		return nil
+	}
+}
+
+// Tracing starts exporting traces as service when an OTLP endpoint is set,
+// and returns what flushes them at exit (a no-op otherwise).
+func (c *Config) Tracing(ctx context.Context, service string, log zerolog.Logger) func() {
+	shutdown, err := tracing.Setup(ctx, service, c.OTLPEndpoint)
+	if err != nil {
+		log.Warn().Err(err).Msg("tracing_off")
+		return func() {}
+	}
+	if c.OTLPEndpoint != "" {
+		log.Info().Str("endpoint", c.OTLPEndpoint).Msg("tracing_on")
+	}
+	return func() {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := shutdown(fctx); err != nil {
+			log.Warn().Err(err).Msg("tracing_flush_failed")
+		}
 	}
 }

@@ -9,9 +9,11 @@ import (
 	"runtime/debug"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/flowstone-go/flowstone/internal/daemon"
 	"github.com/flowstone-go/flowstone/internal/natstest"
+	"github.com/flowstone-go/flowstone/protocol"
 	"github.com/rs/zerolog"
 )
 
@@ -209,5 +211,53 @@ func TestBadReplicasIsAUsageError(t *testing.T) {
 	var out bytes.Buffer
 	if code := daemon.RunCoordinator(nil, &out); code != 2 || !strings.Contains(out.String(), "FLOWSTONE_REPLICAS") {
 		t.Fatalf("exit %d, stderr %q", code, out.String())
+	}
+}
+
+func TestLimitsFromEnvironmentAndFlags(t *testing.T) {
+	for _, tc := range []struct {
+		env     map[string]string
+		args    []string
+		want    protocol.StreamLimits
+		wantErr string
+	}{
+		{nil, nil, protocol.StreamLimits{}.WithDefaults(), ""},
+		{map[string]string{"FLOWSTONE_RECORDS_MAX_BYTES": "2GiB", "FLOWSTONE_TASK_MAX_AGE": "48h"}, []string{"--results-max-bytes", "1048576", "--task-max-msgs", "500"},
+			func() protocol.StreamLimits {
+				l := protocol.StreamLimits{}.WithDefaults()
+				l.RecordsMaxBytes, l.ResultsMaxBytes, l.TaskMaxAge, l.TaskMaxMsgs = 2<<30, 1<<20, 48*time.Hour, 500
+				return l
+			}(), ""},
+		{map[string]string{"FLOWSTONE_EVENT_MAX_BYTES": "lots"}, nil, protocol.StreamLimits{}, `FLOWSTONE_EVENT_MAX_BYTES="lots"`},
+		// The flag wins over a variable it could not read.
+		{map[string]string{"FLOWSTONE_EVENT_MAX_BYTES": "lots"}, []string{"--event-max-bytes", "64MiB"},
+			func() protocol.StreamLimits {
+				l := protocol.StreamLimits{}.WithDefaults()
+				l.EventMaxBytes = 64 << 20
+				return l
+			}(), ""},
+		{nil, []string{"--scatter-max-bytes", "-1"}, protocol.StreamLimits{}, "--scatter-max-bytes"},
+		{nil, []string{"--task-max-age", "soon"}, protocol.StreamLimits{}, "--task-max-age"},
+	} {
+		for _, name := range []string{"FLOWSTONE_RECORDS_MAX_BYTES", "FLOWSTONE_TASK_MAX_AGE", "FLOWSTONE_EVENT_MAX_BYTES"} {
+			t.Setenv(name, tc.env[name])
+		}
+		var cfg daemon.Config
+		fs := flag.NewFlagSet("x", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		cfg.Flags(fs)
+		err := fs.Parse(tc.args)
+		if err == nil {
+			err = cfg.Check()
+		}
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("env %v args %v: error %v, want it to say %s", tc.env, tc.args, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || cfg.Limits.WithDefaults() != tc.want {
+			t.Errorf("env %v args %v: limits %+v, %v; want %+v", tc.env, tc.args, cfg.Limits, err, tc.want)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -21,6 +22,7 @@ import (
 	"github.com/flowstone-go/flowstone/kv"
 	"github.com/flowstone-go/flowstone/objectstore"
 	"github.com/flowstone-go/flowstone/objectstore/filestore"
+	"github.com/flowstone-go/flowstone/protocol"
 	"github.com/flowstone-go/flowstone/worker"
 	"github.com/nats-io/nats-server/v2/server"
 )
@@ -63,6 +65,80 @@ type face interface {
 
 // signalSecret is the engine face's and the fleet's signal secret.
 var signalSecret = []byte("faces-signal-secret-0123456789ab")
+
+// fleetFace is a face over a fleet of workers.
+type fleetFace interface {
+	// itemWorkers calls run and returns how many items of the scatter
+	// asset each worker ran meanwhile, from the fleet's events.
+	itemWorkers(t *testing.T, ctx context.Context, p *flowstone.Pipeline, asset string, run func()) map[string]int
+}
+
+func (f clientFace) itemWorkers(t *testing.T, ctx context.Context, p *flowstone.Pipeline, asset string, run func()) map[string]int {
+	wctx, stop := context.WithCancel(ctx)
+	var (
+		mu       sync.Mutex
+		byWorker = map[string]int{}
+		total    int
+		watched  = make(chan error, 1)
+	)
+	ready := make(chan struct{})
+	var once sync.Once
+	go func() {
+		watched <- f.c.Watch(wctx, p.Name(), func(ev protocol.Event) {
+			switch {
+			case ev.Asset == "faces_watch_marker":
+				once.Do(func() { close(ready) })
+			case ev.Kind == protocol.EventScatterItemStop && ev.Asset == asset:
+				mu.Lock()
+				w, _ := ev.Metadata["worker"].(string)
+				byWorker[w]++
+				total++
+				mu.Unlock()
+			}
+		})
+	}()
+	// The watch is on once it shows a marker event: publish one until.
+	nc := natstest.Connect(t, f.fl.srv)
+	marker := protocol.Event{V: protocol.Version, Kind: protocol.EventRunStart, Pipeline: p.Name(), Asset: "faces_watch_marker",
+		Partition: "marker", RunID: "faces-watch-marker"}
+	for waiting := true; waiting; {
+		marker.Time = time.Now().UTC()
+		body, perr := protocol.EncodeEventBatch(protocol.EventBatch{V: protocol.Version, Pipeline: p.Name(), Kind: marker.Kind, Events: []protocol.Event{marker}})
+		if perr != nil {
+			t.Fatal(perr)
+		}
+		if err := nc.Publish(protocol.EventSubject(p.Name(), marker.Kind), body); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-ready:
+			waiting = false
+		case <-ctx.Done():
+			t.Fatal("the watch never showed its marker event")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	run()
+	// Every item's stop event arrives (events are batched for a moment).
+	for {
+		mu.Lock()
+		n := total
+		mu.Unlock()
+		if n >= 10_000 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%d item stop events seen of 10,000", n)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	stop()
+	<-watched
+	mu.Lock()
+	defer mu.Unlock()
+	return maps.Clone(byWorker)
+}
 
 // engineFace calls an Engine of the test's own, over a store it can fence
 // off (see restart).
@@ -379,6 +455,24 @@ func pipeline(name string, c *counts) *flowstone.Pipeline {
 		}), flowstone.Scatter(func(*flowstone.Context) ([]string, error) {
 			return []string{"a1", "b1", "a2", "b2", "c1", "b3"}, nil
 		}, flowstone.ScatterConfig{MaxFailures: 1, Batching: &flowstone.Batching{MaxItems: 2, GroupBy: func(it string) string { return it[:1] }}})),
+		flowstone.Asset("long_fan", counted("long_fan", func(ctx *flowstone.Context) (any, error) {
+			// The first half end at once; the rest wait for the cancel.
+			if c.of("long_fan") <= 200 {
+				return 1, nil
+			}
+			select {
+			case <-c.gate:
+				return 1, nil
+			case <-ctx.Context().Done():
+				return nil, ctx.Context().Err()
+			}
+		}), flowstone.Scatter(func(*flowstone.Context) ([]string, error) {
+			items := make([]string, 400)
+			for i := range items {
+				items[i] = fmt.Sprintf("i%03d", i)
+			}
+			return items, nil
+		}, flowstone.ScatterConfig{Parallel: 16, BatchSize: 4})),
 		flowstone.Asset("slow", counted("slow", func(ctx *flowstone.Context) (any, error) {
 			c.start <- struct{}{}
 			select {
@@ -678,9 +772,20 @@ var rows = []row{
 		}
 	}},
 	{"a 10,000-item scatter with 1% failing items succeeds under a 2% threshold, listing them, and fails past 0.5%", func(t *testing.T, ctx context.Context, f face, p *flowstone.Pipeline, c *counts) {
-		res, err := f.Run(ctx, p, "many_lenient")
-		if err != nil {
-			t.Fatal(err)
+		var res *flowstone.Result
+		run := func() {
+			var err error
+			if res, err = f.Run(ctx, p, "many_lenient"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if fl, ok := f.(fleetFace); ok {
+			// On the fleet, both workers run items.
+			if byWorker := fl.itemWorkers(t, ctx, p, "many_lenient", run); len(byWorker) != 2 {
+				t.Fatalf("items ran on workers %v; want both", byWorker)
+			}
+		} else {
+			run()
 		}
 		got := decode[map[string]int](t, res)
 		if len(got) != 9_900 || got["i00001"] != 1 {
@@ -721,6 +826,38 @@ var rows = []row{
 		if err != nil || st.Scatter == nil || !sameCounts(st.Scatter, flowstone.ScatterStatus{Total: 6, Completed: 5, Failed: 1}) ||
 			len(st.Scatter.FailedItems) != 1 || st.Scatter.FailedItems[0].Item != "c1" {
 			t.Fatalf("status = %+v (scatter %+v), %v", st, st.Scatter, err)
+		}
+	}},
+	{"a scatter's counts move while it runs, and add up after a cancel with nothing pending", func(t *testing.T, ctx context.Context, f face, p *flowstone.Pipeline, c *counts) {
+		done := make(chan error, 1)
+		go func() {
+			_, err := f.Run(ctx, p, "long_fan")
+			done <- err
+		}()
+		for {
+			st, err := f.Status(ctx, p, "long_fan")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s := st.Scatter; st.State == flowstone.StateRunning && s != nil && s.Completed >= 100 && s.Pending > 0 && c.of("long_fan") > 200 {
+				break
+			}
+			select {
+			case err := <-done:
+				t.Fatalf("the scatter ended before its cancel: %v", err)
+			case <-ctx.Done():
+				t.Fatalf("the counts never moved: %+v", st.Scatter)
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+		if err := f.Cancel(ctx, p, "long_fan"); err != nil {
+			t.Fatal(err)
+		}
+		wantErr(t, "the cancelled scatter", <-done, flowstone.ErrCancelled)
+		st, err := f.Status(ctx, p, "long_fan")
+		if s := st.Scatter; err != nil || st.State != flowstone.StateCancelled || s == nil || s.Total != 400 || s.Pending != 0 || s.Failed != 0 ||
+			s.Completed+s.Cancelled != 400 || s.Completed < 200 || s.Cancelled == 0 {
+			t.Fatalf("status after the cancel = %+v (scatter %+v), %v", st, st.Scatter, err)
 		}
 	}},
 	{"cancel ends a running asset; with nothing running it is not_found", func(t *testing.T, ctx context.Context, f face, p *flowstone.Pipeline, c *counts) {

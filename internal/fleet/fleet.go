@@ -100,7 +100,7 @@ func streams(replicas int, l Limits, horizon bool) []need {
 			Storage:     jetstream.FileStorage,
 			Replicas:    replicas,
 			MaxAge:      time.Hour,
-			MaxBytes:    256 << 20,
+			MaxBytes:    l.EventMaxBytes,
 		}},
 		{scheduleHorizon: horizonNeed, cfg: jetstream.StreamConfig{
 			Name:              ScheduleStream,
@@ -129,14 +129,14 @@ const RunRetention = 7 * 24 * time.Hour
 // Ensure.
 func Buckets(ctx context.Context, js jetstream.JetStream, opts ...Option) (mats, runs, manifests *jskv.Store, err error) {
 	s := newSettings(opts)
-	if mats, err = openBucket(ctx, js, s, protocol.MaterializationsBucket, 0); err != nil {
+	if mats, err = openBucket(ctx, js, s, protocol.MaterializationsBucket, 0, s.limits.RecordsMaxBytes); err != nil {
 		return nil, nil, nil, err
 	}
-	if runs, err = openBucket(ctx, js, s, protocol.RunsBucket, RunRetention); err != nil {
+	if runs, err = openBucket(ctx, js, s, protocol.RunsBucket, RunRetention, 0); err != nil {
 		mats.Close()
 		return nil, nil, nil, err
 	}
-	if manifests, err = openBucket(ctx, js, s, protocol.ManifestsBucket, ManifestTTL); err != nil {
+	if manifests, err = openBucket(ctx, js, s, protocol.ManifestsBucket, ManifestTTL, 0); err != nil {
 		mats.Close()
 		runs.Close()
 		return nil, nil, nil, err
@@ -153,19 +153,23 @@ const ScatterRetention = 7 * 24 * time.Hour
 // ScatterBucket opens the bucket of scatter batch outcomes (workers use
 // it), creating it as Buckets does.
 func ScatterBucket(ctx context.Context, js jetstream.JetStream, opts ...Option) (*jskv.Store, error) {
-	return openBucket(ctx, js, newSettings(opts), protocol.ScatterBucket, ScatterRetention)
+	s := newSettings(opts)
+	return openBucket(ctx, js, s, protocol.ScatterBucket, ScatterRetention, s.limits.ScatterMaxBytes)
 }
 
 // AutomationBucket opens the bucket of schedules' and sensors' states
 // (coordinators use it), creating it as Buckets does. Its keys never
 // expire: a paused schedule, or a yearly one, keeps its state.
 func AutomationBucket(ctx context.Context, js jetstream.JetStream, opts ...Option) (*jskv.Store, error) {
-	return openBucket(ctx, js, newSettings(opts), protocol.AutomationBucket, 0)
+	// Bounded by its keys: one per schedule and sensor, each holding one
+	// value of at most about 20 KiB (a cursor of protocol.MaxCursorBytes).
+	return openBucket(ctx, js, newSettings(opts), protocol.AutomationBucket, 0, 0)
 }
 
-// openBucket opens a KV bucket, creating it if missing (see Buckets).
-func openBucket(ctx context.Context, js jetstream.JetStream, s settings, bucket string, ttl time.Duration) (*jskv.Store, error) {
-	kvOpts := []jskv.Option{jskv.WithReplicas(s.replicas)}
+// openBucket opens a KV bucket, creating it if missing (see Buckets), with
+// ttl and maxBytes (0: none).
+func openBucket(ctx context.Context, js jetstream.JetStream, s settings, bucket string, ttl time.Duration, maxBytes int64) (*jskv.Store, error) {
+	kvOpts := []jskv.Option{jskv.WithReplicas(s.replicas), jskv.WithMaxBytes(maxBytes)}
 	if ttl > 0 {
 		kvOpts = append(kvOpts, jskv.WithTTL(ttl))
 	}
@@ -174,7 +178,7 @@ func openBucket(ctx context.Context, js jetstream.JetStream, s settings, bucket 
 		if err != nil {
 			return nil, err
 		}
-		if err := checkExisting(ctx, js, s, bucketNeed(bucket, s.replicas, ttl)); err != nil {
+		if err := checkExisting(ctx, js, s, bucketNeed(bucket, s.replicas, ttl, maxBytes)); err != nil {
 			store.Close()
 			return nil, err
 		}
@@ -188,7 +192,7 @@ func openBucket(ctx context.Context, js jetstream.JetStream, s settings, bucket 
 
 // bucketNeed is what the fleet needs of a KV bucket's stream: jskv.New's
 // settings (one value per key, file storage).
-func bucketNeed(bucket string, replicas int, ttl time.Duration) need {
+func bucketNeed(bucket string, replicas int, ttl time.Duration, maxBytes int64) need {
 	return need{leaderReads: true, cfg: jetstream.StreamConfig{
 		Name:              "KV_" + bucket,
 		Subjects:          []string{"$KV." + bucket + ".>"},
@@ -196,6 +200,7 @@ func bucketNeed(bucket string, replicas int, ttl time.Duration) need {
 		Storage:           jetstream.FileStorage,
 		Replicas:          replicas,
 		MaxAge:            ttl,
+		MaxBytes:          maxBytes,
 		MaxMsgsPerSubject: 1,
 	}}
 }

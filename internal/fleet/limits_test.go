@@ -22,8 +22,10 @@ func TestStreamsAreBounded(t *testing.T) {
 		want   fleet.Limits
 	}{
 		{"defaults", fleet.Limits{}, fleet.Limits{}.WithDefaults()},
-		{"given", fleet.Limits{TaskMaxAge: time.Hour, TaskMaxBytes: 1 << 20, TaskMaxMsgs: 100, CompletionMaxBytes: 2 << 20, ScheduleHorizon: 48 * time.Hour},
-			fleet.Limits{TaskMaxAge: time.Hour, TaskMaxBytes: 1 << 20, TaskMaxMsgs: 100, CompletionMaxBytes: 2 << 20, ScheduleHorizon: 48 * time.Hour}},
+		{"given", fleet.Limits{TaskMaxAge: time.Hour, TaskMaxBytes: 1 << 20, TaskMaxMsgs: 100, CompletionMaxBytes: 2 << 20, ScheduleHorizon: 48 * time.Hour,
+			EventMaxBytes: 3 << 20, RecordsMaxBytes: 4 << 20, ResultsMaxBytes: 5 << 20, ScatterMaxBytes: 6 << 20},
+			fleet.Limits{TaskMaxAge: time.Hour, TaskMaxBytes: 1 << 20, TaskMaxMsgs: 100, CompletionMaxBytes: 2 << 20, ScheduleHorizon: 48 * time.Hour,
+				EventMaxBytes: 3 << 20, RecordsMaxBytes: 4 << 20, ResultsMaxBytes: 5 << 20, ScatterMaxBytes: 6 << 20}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
@@ -43,6 +45,42 @@ func TestStreamsAreBounded(t *testing.T) {
 			}
 			if sched := streamConfig(ctx, t, js, fleet.ScheduleStream); sched.MaxAge != tc.want.ScheduleHorizon+24*time.Hour {
 				t.Errorf("schedules stream keeps messages %v, want the horizon %v and a day", sched.MaxAge, tc.want.ScheduleHorizon)
+			}
+			if ev := streamConfig(ctx, t, js, protocol.EventStream); ev.MaxBytes != tc.want.EventMaxBytes {
+				t.Errorf("events stream: bytes %d, want %d", ev.MaxBytes, tc.want.EventMaxBytes)
+			}
+			// The buckets and the results object store.
+			opts := []fleet.Option{fleet.WithLimits(tc.limits)}
+			mats, runs, mfs, err := fleet.Buckets(ctx, js, opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mats.Close()
+			runs.Close()
+			mfs.Close()
+			scatter, err := fleet.ScatterBucket(ctx, js, opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			scatter.Close()
+			if _, err := fleet.ObjectStore(ctx, js, protocol.ResultsBucket, "results", 0, opts...); err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range []struct {
+				stream string
+				want   int64
+			}{
+				{"KV_" + protocol.MaterializationsBucket, tc.want.RecordsMaxBytes},
+				{"KV_" + protocol.ScatterBucket, tc.want.ScatterMaxBytes},
+				{"OBJ_" + protocol.ResultsBucket, tc.want.ResultsMaxBytes},
+			} {
+				got := streamConfig(ctx, t, js, c.stream).MaxBytes
+				if c.want == 0 {
+					c.want = -1 // no bound
+				}
+				if got != c.want {
+					t.Errorf("%s: max bytes %d, want %d", c.stream, got, c.want)
+				}
 			}
 		})
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/flowstone-go/flowstone/objectstore/jsstore"
+	"github.com/flowstone-go/flowstone/protocol"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -14,16 +15,21 @@ import (
 // with the replicas WithReplicas sets, the description and ttl (0: objects
 // never expire). As Ensure does for streams, it never changes a bucket
 // that exists: its settings that differ are logged and kept. Faults a
-// wait fixes are retried, as in Ensure.
+// wait fixes are retried, as in Ensure. The results bucket is bounded by
+// the limits' ResultsMaxBytes.
 func ObjectStore(ctx context.Context, js jetstream.JetStream, bucket, description string, ttl time.Duration, opts ...Option) (*jsstore.Store, error) {
 	s := newSettings(opts)
+	var maxBytes int64
+	if bucket == protocol.ResultsBucket {
+		maxBytes = s.limits.ResultsMaxBytes
+	}
 	store, err := step(ctx, js, s, "object store "+bucket, func(ctx context.Context) (*jsstore.Store, error) {
 		store, err := jsstore.New(ctx, js, bucket,
-			jsstore.WithReplicas(s.replicas), jsstore.WithTTL(ttl), jsstore.WithDescription(description))
+			jsstore.WithReplicas(s.replicas), jsstore.WithTTL(ttl), jsstore.WithDescription(description), jsstore.WithMaxBytes(maxBytes))
 		if err != nil {
 			return nil, err
 		}
-		if err := checkExisting(ctx, js, s, objectStoreNeed(bucket, s.replicas, ttl)); err != nil {
+		if err := checkExisting(ctx, js, s, objectStoreNeed(bucket, s.replicas, ttl, maxBytes)); err != nil {
 			return nil, err
 		}
 		return store, nil
@@ -36,7 +42,7 @@ func ObjectStore(ctx context.Context, js jetstream.JetStream, bucket, descriptio
 
 // objectStoreNeed is what the fleet needs of an object store's stream:
 // jsstore.New's settings (file storage).
-func objectStoreNeed(bucket string, replicas int, ttl time.Duration) need {
+func objectStoreNeed(bucket string, replicas int, ttl time.Duration, maxBytes int64) need {
 	return need{leaderReads: true, cfg: jetstream.StreamConfig{
 		Name:      "OBJ_" + bucket,
 		Subjects:  []string{"$O." + bucket + ".C.>", "$O." + bucket + ".M.>"},
@@ -44,5 +50,6 @@ func objectStoreNeed(bucket string, replicas int, ttl time.Duration) need {
 		Storage:   jetstream.FileStorage,
 		Replicas:  replicas,
 		MaxAge:    ttl,
+		MaxBytes:  maxBytes,
 	}}
 }

@@ -18,6 +18,7 @@ type Option func(*config) error
 type config struct {
 	replicas       int
 	ttl            time.Duration
+	maxBytes       int64
 	requestTimeout time.Duration
 }
 
@@ -52,6 +53,19 @@ func WithTTL(d time.Duration) Option {
 			return fmt.Errorf("%w: WithTTL(%v): want 0 (no expiry) or more", ErrInvalidOption, d)
 		}
 		c.ttl = d
+		return nil
+	}
+}
+
+// WithMaxBytes bounds the bucket's bytes, when New creates it: a write
+// that would pass it is refused (the store's error says the bucket is
+// full). Defaults to 0: no bound.
+func WithMaxBytes(n int64) Option {
+	return func(c *config) error {
+		if n < 0 {
+			return fmt.Errorf("%w: WithMaxBytes(%d): want 0 (no bound) or more", ErrInvalidOption, n)
+		}
+		c.maxBytes = n
 		return nil
 	}
 }

@@ -31,6 +31,7 @@
 package jskv
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -80,6 +81,7 @@ func New(ctx context.Context, js jetstream.JetStream, bucket string, opts ...Opt
 			Storage:  jetstream.FileStorage,
 			Replicas: cfg.replicas,
 			TTL:      cfg.ttl,
+			MaxBytes: cmp.Or(cfg.maxBytes, -1),
 		})
 		if err == nil && cfg.replicas > 1 {
 			if err = leaderReads(ctx, js, "KV_"+bucket); err == nil {

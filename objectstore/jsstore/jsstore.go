@@ -68,6 +68,7 @@ func New(ctx context.Context, js jetstream.JetStream, bucket string, opts ...Opt
 			Storage:     jetstream.FileStorage,
 			Replicas:    o.replicas,
 			TTL:         o.ttl,
+			MaxBytes:    cmp.Or(o.maxBytes, -1),
 		})
 		if err == nil && o.replicas > 1 {
 			if err = leaderReads(ctx, js, streamName(bucket)); err == nil {

@@ -30,6 +30,7 @@ type options struct {
 	requestTimeout time.Duration
 	stallTimeout   time.Duration
 	ttl            time.Duration
+	maxBytes       int64
 	description    string
 }
 
@@ -55,6 +56,18 @@ func WithReplicas(n int) Option {
 			return fmt.Errorf("%w: WithReplicas(%d): JetStream allows 1 to 5", ErrInvalidOption, n)
 		}
 		o.replicas = n
+		return nil
+	}
+}
+
+// WithMaxBytes bounds the bucket's bytes, when New creates it: a Put that
+// would pass it fails. Defaults to 0: no bound.
+func WithMaxBytes(n int64) Option {
+	return func(o *options) error {
+		if n < 0 {
+			return fmt.Errorf("%w: WithMaxBytes(%d): want 0 (no bound) or more", ErrInvalidOption, n)
+		}
+		o.maxBytes = n
 		return nil
 	}
 }

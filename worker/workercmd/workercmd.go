@@ -123,6 +123,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 // worker hosting hosted, and drains when ctx ends. Logs go to logOut.
 func run(ctx context.Context, o *options, hosted []*flowstone.Pipeline, logOut io.Writer) int {
 	log := o.daemon.Logger(logOut, "worker")
+	defer o.daemon.Tracing(ctx, "flowstone-worker", log)()
 	gc, gcEnv := daemon.TuneGC()
 	log.Info().Int("gc_percent", gc).Bool("from_env", gcEnv).Msg("gc_target")
 	nc, err := o.daemon.Connect("flowstone-worker", log)
@@ -149,6 +150,7 @@ func run(ctx context.Context, o *options, hosted []*flowstone.Pipeline, logOut i
 		NoEvents:       o.noEvents,
 		Registerer:     reg,
 		Replicas:       o.daemon.Replicas,
+		Limits:         o.daemon.Limits,
 	})
 	if err != nil {
 		log.Error().Err(err).Msg("start_failed")
