@@ -144,6 +144,19 @@
 // requests, acks, a private inbox), publishes to flowstone.done.>,
 // flowstone.event.> and flowstone.task.<pipeline>.items (scatter batches),
 // and on the KV subjects of its buckets (flowstone_scatter included), and
-// subscribes to flowstone.cancel.* and to flowstone.task.<pipeline>.* (the
-// idle wake-up).
+// subscribes to flowstone.cancel.*, to flowstone.task.<pipeline>.* (the
+// idle wake-up) and, for a pipeline with sensors, to
+// flowstone.sensor.<pipeline> (queue group flowstone_sensors), answering
+// on the requester's inbox.
+//
+// # Sensors
+//
+// A pipeline's sensors (flowstone.Sensor) are its Go code, so the
+// coordinator that claims a sensor's interval asks a worker hosting the
+// pipeline to evaluate it, on protocol.SensorSubject: one of the workers
+// hosting it runs the function (bounded by its timeout, a panic made an
+// error, the result checked against the pipeline) and answers the runs and
+// the cursor; the coordinator keeps the cursor and starts the runs. A
+// worker that stops finishes the evaluation under way (cancelled) and
+// takes no more.
 package worker

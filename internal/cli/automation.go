@@ -3,6 +3,7 @@ package cli
 import (
 	"flag"
 	"fmt"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -98,6 +99,30 @@ func pauseCmd(what string) func(fs *flag.FlagSet) func(*env) error {
 			c, err := e.client()
 			if err != nil {
 				return err
+			}
+			// Schedules and sensors share a pipeline's names: the one
+			// named must be of the kind the command says.
+			var names []string
+			if what == "schedule" {
+				list, err := c.Schedules(e.ctx, pipeline)
+				if err != nil {
+					return err
+				}
+				for _, s := range list {
+					names = append(names, s.Name)
+				}
+			} else {
+				list, err := c.Sensors(e.ctx, pipeline)
+				if err != nil {
+					return err
+				}
+				for _, s := range list {
+					names = append(names, s.Name)
+				}
+			}
+			if !slices.Contains(names, name) {
+				return &flowstone.Error{Type: flowstone.TypeNotFound, Details: map[string]any{"pipeline": pipeline, "name": name, "available": names},
+					Message: fmt.Sprintf("pipeline %s has no %s %q. Available: %v", pipeline, what, name, names)}
 			}
 			verb := c.PauseAutomation
 			if action == "resume" {

@@ -65,9 +65,11 @@ func TestAutomationCommands(t *testing.T) {
 	}
 	ok(t, &map[string]any{}, "sensor", "resume", "clitest", "nothing")
 
-	r = fsctl(t, append([]string{"schedule", "pause", "clitest", "weekly", "--json"}, server(t)...)...)
-	if typ, msg, _ := errorJSON(t, r); r.code == 0 || typ != "not_found" || !strings.Contains(msg, "new_year") {
-		t.Fatalf("pause of an unknown schedule: exit %d, %s %q", r.code, typ, msg)
+	for _, args := range [][]string{{"schedule", "pause", "clitest", "weekly"}, {"schedule", "pause", "clitest", "nothing"}, {"sensor", "pause", "clitest", "new_year"}} {
+		r = fsctl(t, append(append(args, "--json"), server(t)...)...)
+		if typ, msg, _ := errorJSON(t, r); r.code == 0 || typ != "not_found" || !strings.Contains(msg, "Available") {
+			t.Fatalf("%v: exit %d, %s %q", args, r.code, typ, msg)
+		}
 	}
 }
 
