@@ -12,6 +12,10 @@ type Pipeline struct {
 	name   string
 	nodes  []*node          // stable topological order
 	byName map[string]*node // name -> node
+	// schedules and sensors are its automations (Automate), in
+	// declaration order.
+	schedules []*scheduleSpec
+	sensors   []*sensorSpec
 }
 
 // node is one asset inside a validated pipeline.

@@ -148,6 +148,19 @@
 // flowstone.task.<pipeline>.items (scatter batches), writes the KV
 // subjects of the records, manifests and scatter buckets and the results
 // object store (reading them with message and direct gets and ordered
-// consumers), and subscribes to flowstone.cancel.* and
-// flowstone.bell.<pipeline>.* (the idle wake-up). It calls no API verb.
+// consumers), and subscribes to flowstone.cancel.*,
+// flowstone.bell.<pipeline>.* (the idle wake-up) and, for a pipeline with
+// sensors, flowstone.sensor.<pipeline> (queue group flowstone_sensors),
+// answering on the requester's inbox. It calls no API verb.
+//
+// # Sensors
+//
+// A pipeline's sensors (flowstone.Sensor) are its Go code, so the
+// coordinator that claims a sensor's interval asks a worker hosting the
+// pipeline to evaluate it, on protocol.SensorSubject: one of the workers
+// hosting it runs the function (bounded by its timeout, a panic made an
+// error, the result checked against the pipeline) and answers the runs and
+// the cursor; the coordinator keeps the cursor and starts the runs. A
+// worker that stops finishes the evaluation under way (cancelled) and
+// takes no more.
 package worker
