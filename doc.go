@@ -236,6 +236,30 @@ coordinator: it writes the record and tells the others, so that the one
 driving the run goes on at once. Coordinators take the signal secret from
 their configuration (the same on all of them).
 
+# Schedules and sensors
+
+Pipeline.Automate declares schedules (Schedule: a cron expression, a
+Selection of assets, InTimeZone, MapTick for the partition a tick runs,
+CatchUp for the ticks missed while nothing ran them) and sensors (Sensor:
+a function evaluated every interval with a durable cursor, returning
+SensorRun requests deduplicated by run key; package sensors bundles
+sensors for new objects under a prefix and new messages of a stream).
+Engine.StartAutomation runs them in this process until its context ends
+or the engine stops; Engine.Schedules and Engine.Sensors list them with
+their next and last ticks and cursors; PauseAutomation and
+ResumeAutomation pause and resume one.
+
+Their state is kept in the engine's store, one key each, changed by
+compare-and-set, and the runs they start have run ids made of the
+schedule and the tick (of the sensor and the run key) that start once:
+engines sharing a store, and a fleet's coordinators, fire each tick and
+evaluate each interval once between them. Schedule documents the
+catch-up policy and daylight saving time, Sensor what makes an
+evaluation fail (it keeps the cursor and starts nothing). On the fleet,
+schedules travel in the pipeline's manifest; a worker hosting the
+pipeline evaluates a sensor for the coordinator that claimed its
+interval.
+
 # Telemetry
 
 [Engine.Subscribe] registers a function for every [Event]: run.start,

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/flowstone-go/flowstone/internal/bridge/hook"
 	"github.com/flowstone-go/flowstone/internal/gopool"
 	"github.com/flowstone-go/flowstone/kv"
 	"github.com/flowstone-go/flowstone/objectstore"
@@ -124,6 +125,10 @@ type Engine struct {
 	runs    map[string]activeRun // by run id
 	// gates are the steps waiting at a gate, by materialization key.
 	gates map[string]map[*gateWaiter]struct{}
+	// auto is the running scheduler of StartAutomation (nil: none);
+	// clock tells it the time.
+	auto  *automation
+	clock hook.Clock
 }
 
 // runAliver is implemented by a dispatcher that can tell whether a run is
@@ -168,6 +173,7 @@ func newEngine(cfg EngineConfig, d dispatcher) (*Engine, error) {
 		gates:    map[string]map[*gateWaiter]struct{}{},
 		secret:   bytes.Clone(cfg.SignalSecret),
 		alive:    func(context.Context, string) bool { return true },
+		clock:    realClock{},
 	}
 	if e.dispatch == nil {
 		e.dispatch = localDispatcher{x}
@@ -193,9 +199,10 @@ var defaultEngine = sync.OnceValue(func() *Engine { return MustEngine(EngineConf
 // functions use: in-memory, zero configuration.
 func Default() *Engine { return defaultEngine() }
 
-// Stop waits for every goroutine the engine started (the steps and
-// flights of runs in flight, backfill partitions, and the idle goroutines
-// it keeps for reuse) and lets them go. Runs in flight finish as usual
+// Stop stops the engine's automation (StartAutomation), then waits for
+// every goroutine the engine started (the steps and flights of runs in
+// flight, backfill partitions, and the idle goroutines it keeps for
+// reuse) and lets them go. Runs in flight finish as usual
 // until ctx ends; then Stop cancels them, and every execution they wait
 // for, with a cancelled error that says the engine stopped (a hard stop),
 // and waits for them to return. It returns nil after a soft stop, else an
@@ -205,6 +212,7 @@ func Default() *Engine { return defaultEngine() }
 // exit when it ends (a later Stop waits for them too). The default engine
 // (Default) is never stopped.
 func (e *Engine) Stop(ctx context.Context) error {
+	e.stopAutomation(nil)
 	err := e.pool.Stop(ctx)
 	if err == nil {
 		return nil

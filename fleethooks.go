@@ -3,9 +3,12 @@ package flowstone
 import (
 	"context"
 	"io"
+	"time"
 
 	"github.com/flowstone-go/flowstone/internal/bridge/hook"
+	"github.com/flowstone-go/flowstone/kv"
 	"github.com/flowstone-go/flowstone/protocol"
+	"github.com/rs/zerolog"
 )
 
 // The fleet's packages (coordinator, worker, client, internal/...) need
@@ -85,3 +88,31 @@ func (fleetHooks) NewExecutor(cfg hook.ExecutorConfig) (any, error) {
 func (fleetHooks) EngineExecutor(e *Engine) any { return e.x }
 
 func (fleetHooks) ExecutorRecords(x any) any { return x.(*executor).records }
+
+// NewAutomation returns a fleet coordinator's scheduler, not started, as
+// any: internal/bridge uses it by its methods.
+func (fleetHooks) NewAutomation(store kv.Store, clock hook.Clock, pipelines func() []*Pipeline, launch hook.Launcher[Pipeline],
+	evaluate func(ctx context.Context, p *Pipeline, sensor, cursor string, now time.Time) (SensorResult, *Error), log zerolog.Logger, owner string) any {
+	return newFleetAutomation(store, clock, pipelines, launch, evaluate, log, owner)
+}
+
+// AutomationStore returns the state store of the fleet's automation
+// bucket, as any (by its methods: Schedules, Sensors, SetPaused).
+func (fleetHooks) AutomationStore(store kv.Store, clock hook.Clock) any {
+	if clock == nil {
+		clock = realClock{}
+	}
+	return autoStore{kv: store, prefix: fleetAutoPrefix, clock: clock}
+}
+
+func (fleetHooks) EvaluateSensor(ctx context.Context, p *Pipeline, name, cursor string, now time.Time, log zerolog.Logger) (SensorResult, *Error) {
+	return evaluateSensor(ctx, p, name, cursor, now, log)
+}
+
+// SetClock gives e's scheduler (StartAutomation) a clock, for tests of
+// other packages (sensors) that move a fake one.
+func (fleetHooks) SetClock(e *Engine, c hook.Clock) {
+	e.mu.Lock()
+	e.clock = c
+	e.mu.Unlock()
+}

@@ -46,6 +46,7 @@ func (p *Pipeline) manifest(worker string) protocol.Manifest {
 		}
 		m.Assets = append(m.Assets, spec)
 	}
+	p.manifestAutomation(&m)
 	return m
 }
 
@@ -106,7 +107,11 @@ func pipelineFromManifest(m protocol.Manifest) (*Pipeline, error) {
 		}
 		defs = append(defs, d)
 	}
-	return NewPipeline(m.Pipeline, defs...)
+	p, err := NewPipeline(m.Pipeline, defs...)
+	if err != nil {
+		return nil, err
+	}
+	return automationFromManifest(p, m)
 }
 
 // remoteOnly stands for a function that lives on the workers.

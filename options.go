@@ -46,11 +46,13 @@ type (
 		RunOption
 		BackfillOption
 	}
-	// TimeoutOption is Timeout: it serves assets, Run and Backfill.
+	// TimeoutOption is Timeout: it serves assets, Run, Backfill and
+	// sensors (bounding an evaluation).
 	TimeoutOption interface {
 		AssetOption
 		RunOption
 		BackfillOption
+		SensorOption
 	}
 )
 
@@ -247,8 +249,8 @@ func (o timeoutOption) applyBackfill(c *backfillConfig) { c.timeout = time.Durat
 
 // Timeout bounds time. On an asset it limits one execution of its function;
 // on Run and Backfill it limits each whole run (dependencies included;
-// DefaultRunTimeout when unset). When it passes, the running functions'
-// contexts are cancelled and the call fails with a Timeout error.
+// DefaultRunTimeout when unset); on a Sensor it limits one evaluation.
+// When it passes, the running functions' contexts are cancelled and the call fails with a Timeout error.
 func Timeout(d time.Duration) TimeoutOption { return timeoutOption(d) }
 
 type priorityOption int

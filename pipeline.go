@@ -15,6 +15,10 @@ type Pipeline struct {
 	// timedJoins: an asset joins branches with a Timeout, which runs
 	// time with branch clocks.
 	timedJoins bool
+	// schedules and sensors are its automations (Automate), in
+	// declaration order.
+	schedules []*scheduleSpec
+	sensors   []*sensorSpec
 }
 
 // node is one asset inside a validated pipeline.

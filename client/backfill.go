@@ -8,7 +8,7 @@ import (
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/internal/bridge"
 	"github.com/flowstone-go/flowstone/protocol"
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go"
 )
 
 // Backfill runs asset over the partitions (flowstone.Partitions,
@@ -78,8 +78,8 @@ func (c *Client) Backfill(ctx context.Context, pipeline, asset string, opts ...f
 		return flowstone.BackfillStats{ID: id}, nil
 	}
 	var progress func(protocol.BackfillStatusReply)
-	if tr != nil && tr.kv == nil {
-		progress = newRecordProgress(b.Progress).report
+	if tr != nil {
+		progress = tr.fallback(newRecordProgress(b.Progress).report)
 	}
 	rep, err := c.followBackfill(ctx, id, progress)
 	if tr != nil {
@@ -90,123 +90,106 @@ func (c *Client) Backfill(ctx context.Context, pipeline, asset string, opts ...f
 	}
 	stats := statsOf(rep)
 	stats.NotStartedPartitions = c.notStarted(ctx, rep, b.Partitions)
-	if tr != nil && tr.kv != nil {
-		tr.finish(ctx)
+	if tr != nil {
+		tr.finish(stats)
 	}
 	return stats, backfillError(rep)
 }
 
-// progressTracker reports a backfill's partitions as their records end.
+// progressTracker reports a backfill's partitions as their records end:
+// it subscribes to the asset's materialization records as they are
+// written (the subject of the bucket's writes, core NATS), so it needs no
+// JetStream consumer.
 type progressTracker struct {
 	b      bridge.BackfillRequest
-	kv     jetstream.KeyValue
-	filter string
 	byTok  map[string]string // partition token -> partition
-	before map[string]string // partition -> run id of the result before the backfill
 	done   map[string]bool
 	stats  flowstone.BackfillStats
 	cancel context.CancelFunc
 	exited chan struct{}
+	// failed is set, before exited is closed, when the live watch could not
+	// be set up or broke off (a client not allowed to subscribe, say).
+	failed bool
 }
 
-// trackProgress starts watching the asset's records and returns once the
-// records as they were are read, so that every later change is the
-// backfill's. If the watch cannot be set up (a client without access to
-// the bucket, say), the tracker reports every partition at the end.
+// trackProgress subscribes to the asset's records before the backfill
+// starts, so that every change of a record it sees is the backfill's. If
+// the subscription fails (a client not allowed it), the follow's reports
+// take over (fallback).
 func (c *Client) trackProgress(ctx context.Context, pipeline, asset string, b bridge.BackfillRequest) *progressTracker {
-	t := &progressTracker{b: b, byTok: make(map[string]string, len(b.Partitions)), before: map[string]string{},
+	t := &progressTracker{b: b, byTok: make(map[string]string, len(b.Partitions)),
 		done: make(map[string]bool, len(b.Partitions)), exited: make(chan struct{})}
 	for _, p := range b.Partitions {
 		t.byTok[flowstone.PartitionToken(p)] = p
 	}
 	ctx, t.cancel = context.WithCancel(ctx)
-	var w jetstream.KeyWatcher
-	if protocol.ValidName(pipeline) == nil && protocol.ValidName(asset) == nil {
-		if mats, err := c.bucket(ctx, protocol.MaterializationsBucket, &c.mats); err == nil {
-			// Materialization keys are "mat.<pipeline>.<asset>.<partition token>".
-			t.filter = "mat." + pipeline + "." + asset + ".*"
-			if w, err = mats.Watch(ctx, t.filter); err == nil {
-				t.kv = mats
-			}
-		}
-	}
-	if t.kv == nil {
+	fail := func() {
+		t.failed = true
 		close(t.exited)
+	}
+	if protocol.ValidName(pipeline) != nil || protocol.ValidName(asset) != nil {
+		fail()
 		return t
 	}
-	ready := make(chan struct{})
-	go t.run(ctx, w, ready)
-	select {
-	case <-ready:
-	case <-t.exited:
-	case <-ctx.Done():
+	// Materialization keys are "mat.<pipeline>.<asset>.<partition token>".
+	sub, err := c.nc.SubscribeSync(kvSubject(protocol.MaterializationsBucket, "mat."+pipeline+"."+asset+".*"))
+	if err != nil {
+		fail()
+		return t
 	}
+	// A slow callback must not make the server cut the connection.
+	_ = sub.SetPendingLimits(1<<20, 256<<20)
+	fctx, cancel := c.withTimeout(ctx)
+	err = c.nc.FlushWithContext(fctx)
+	cancel()
+	if err != nil {
+		sub.Unsubscribe()
+		fail()
+		return t
+	}
+	go t.run(ctx, sub)
 	return t
 }
 
-func (t *progressTracker) run(ctx context.Context, w jetstream.KeyWatcher, ready chan struct{}) {
-	defer close(t.exited)
-	defer w.Stop()
-	initial := true
+func (t *progressTracker) run(ctx context.Context, sub *nats.Subscription) {
+	defer sub.Unsubscribe()
 	for {
-		select {
-		case <-ctx.Done():
+		msg, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				t.failed = true
+			}
+			close(t.exited)
 			return
-		case e, ok := <-w.Updates():
-			if !ok {
-				return
-			}
-			if e == nil {
-				if initial {
-					initial = false
-					close(ready)
-				}
-				continue
-			}
-			t.observe(e, initial)
 		}
+		t.observe(msg)
 	}
 }
 
-// observe reports the partition of a record that shows it ended. Initial
-// records are the state before the backfill: a completed one is skipped,
-// unless Force re-runs it.
-func (t *progressTracker) observe(e jetstream.KeyValueEntry, initial bool) {
-	key := e.Key()
-	p, ok := t.byTok[key[strings.LastIndexByte(key, '.')+1:]]
-	if !ok || t.done[p] || e.Operation() != jetstream.KeyValuePut {
+// observe reports the partition of a record that shows it ended.
+func (t *progressTracker) observe(msg *nats.Msg) {
+	subj := msg.Subject
+	p, ok := t.byTok[subj[strings.LastIndexByte(subj, '.')+1:]]
+	if !ok || t.done[p] || kvDeleted(msg.Header) {
 		return
 	}
 	var rec flowstone.Materialization
-	if json.Unmarshal(e.Value(), &rec) != nil || rec.Partition != p {
+	if json.Unmarshal(msg.Data, &rec) != nil || rec.Partition != p || !rec.State.Terminal() {
 		return
 	}
-	if initial {
-		if rec.State == flowstone.StateCompleted {
-			if !t.b.Force {
-				t.report(p, nil, &t.stats.Skipped)
-			} else {
-				t.before[p] = rec.RunID
-			}
-		}
-		return
-	}
-	switch {
-	case !rec.State.Terminal():
-	case rec.State == flowstone.StateCompleted && t.b.Force && rec.RunID == t.before[p]:
-	case rec.State == flowstone.StateCompleted:
+	if rec.State == flowstone.StateCompleted {
 		t.report(p, nil, &t.stats.Succeeded)
-	default:
-		fe := rec.Error
-		if fe == nil {
-			fe = &flowstone.Error{Type: flowstone.TypeExecutionFailed, Message: "partition " + p + " ended " + string(rec.State)}
-		}
-		if t.stats.Errors == nil {
-			t.stats.Errors = map[string]*flowstone.Error{}
-		}
-		t.stats.Errors[p] = fe
-		t.report(p, fe, &t.stats.Failed)
+		return
 	}
+	fe := rec.Error
+	if fe == nil {
+		fe = &flowstone.Error{Type: flowstone.TypeExecutionFailed, Message: "partition " + p + " ended " + string(rec.State)}
+	}
+	if t.stats.Errors == nil {
+		t.stats.Errors = map[string]*flowstone.Error{}
+	}
+	t.stats.Errors[p] = fe
+	t.report(p, fe, &t.stats.Failed)
 }
 
 func (t *progressTracker) report(p string, fe *flowstone.Error, count *int) {
@@ -215,38 +198,41 @@ func (t *progressTracker) report(p string, fe *flowstone.Error, count *int) {
 	t.progress(flowstone.BackfillProgress{Partition: p, Done: len(t.done), Total: len(t.b.Partitions), Err: fe, Stats: t.stats})
 }
 
+// fallback returns the follow's progress function: report, once the live
+// watch has failed (and reported nothing more), nothing before.
+func (t *progressTracker) fallback(report func(protocol.BackfillStatusReply)) func(protocol.BackfillStatusReply) {
+	return func(rep protocol.BackfillStatusReply) {
+		select {
+		case <-t.exited:
+			if t.failed {
+				report(rep)
+			}
+		default:
+		}
+	}
+}
+
 // stop ends the live watch.
 func (t *progressTracker) stop() {
 	t.cancel()
 	<-t.exited
 }
 
-// finish reports what the live watch had not seen yet: it reads the
-// records as they are now (a fresh watch's initial values), then reports
-// the partitions that left no ended record (a failed dependency, a halt)
-// without an error.
-func (t *progressTracker) finish(ctx context.Context) {
-	if t.kv != nil && len(t.done) < len(t.b.Partitions) {
-		if w, err := t.kv.Watch(ctx, t.filter); err == nil {
-		drain:
-			for {
-				select {
-				case e, ok := <-w.Updates():
-					if !ok || e == nil {
-						break drain
-					}
-					t.observe(e, false)
-				case <-ctx.Done():
-					break drain
-				}
-			}
-			w.Stop()
-		}
+// finish reports, once the backfill has ended with stats, the partitions
+// the live watch did not see end: those skipped (materialized before),
+// those that left no ended record (a failed dependency, a halt), and any
+// whose update was lost on the way; each with its error if stats keeps
+// one. Those reports carry stats, the backfill's counts as recorded. A
+// tracker whose watch failed reported through the follow: it reports
+// nothing more.
+func (t *progressTracker) finish(stats flowstone.BackfillStats) {
+	if t.failed {
+		return
 	}
 	for _, p := range t.b.Partitions {
 		if !t.done[p] {
 			t.done[p] = true
-			t.progress(flowstone.BackfillProgress{Partition: p, Done: len(t.done), Total: len(t.b.Partitions), Stats: t.stats})
+			t.progress(flowstone.BackfillProgress{Partition: p, Done: len(t.done), Total: len(t.b.Partitions), Err: stats.Errors[p], Stats: stats})
 		}
 	}
 }

@@ -75,26 +75,22 @@ func (c *Client) notStarted(ctx context.Context, rep protocol.BackfillStatusRepl
 	if rep.NotStarted == 0 || !rep.State.Terminal() {
 		return nil
 	}
-	runs, err := c.bucket(ctx, protocol.RunsBucket, &c.runs)
-	if err != nil {
+	value, found, err := c.readRuns(ctx, protocol.BackfillKey(rep.ID))
+	if err != nil || !found {
 		return nil
 	}
-	e, err := runs.Get(ctx, protocol.BackfillKey(rep.ID))
-	if err != nil {
-		return nil
-	}
-	rec, perr := protocol.DecodeBackfillRecord(e.Value())
+	rec, perr := protocol.DecodeBackfillRecord(value)
 	if perr != nil {
 		return nil
 	}
 	if len(parts) != rec.Total {
 		parts = make([]string, 0, rec.Total)
 		for i := range rec.Chunks {
-			e, err := runs.Get(ctx, protocol.BackfillPartsKey(rec.ID, i))
-			if err != nil {
+			value, found, err := c.readRuns(ctx, protocol.BackfillPartsKey(rec.ID, i))
+			if err != nil || !found {
 				return nil
 			}
-			chunk, perr := protocol.DecodeBackfillPartitions(e.Value())
+			chunk, perr := protocol.DecodeBackfillPartitions(value)
 			if perr != nil || chunk.ID != rec.ID || chunk.Index != i {
 				return nil
 			}

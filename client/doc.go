@@ -19,7 +19,8 @@
 //
 // Every call is one request to flowstone.api.<verb>; a coordinator answers
 // at once. A synchronous Run is accepted at once too: the client then
-// watches the run's record in the fleet's runs bucket until the run ends,
+// follows the run's record in the fleet's runs bucket until the run ends
+// (it subscribes to the record's updates and reads it with message gets),
 // and reads the result with Get. Calls use the deadline of their context;
 // when it has none, requests give up after the client's timeout
 // (WithTimeout) and a synchronous Run waits for its own run timeout plus
@@ -58,6 +59,21 @@
 // (and the fleet's disk and bandwidth) when the client can reach the
 // store itself. Staged copies expire after protocol.StagingTTL and are
 // shared by clients reading the same bytes.
+//
+// # Permissions
+//
+// The client needs no JetStream consumer and no JetStream API but
+// read-only message gets: what the client role of deploy/nats.conf allows
+// (OPERATIONS.md, "Roles and permissions"). It publishes requests to
+// flowstone.api.<verb> and message gets to $JS.API.STREAM.MSG.GET.<stream>
+// of the runs bucket (a synchronous Run's record, a backfill's partitions)
+// and of the result buckets (large results); it subscribes to its inbox,
+// to flowstone.event.> (Watch) and to the updates of run and
+// materialization records ($KV.flowstone_runs.run.*, a Run waiting;
+// $KV.flowstone_materializations.mat.>, Backfill's OnProgress). A client
+// made with Connect learns of a publish or subscription the server refuses
+// and fails that call at once with a TypeConfigError naming the subject;
+// one made with New waits for its timeout.
 //
 // # Async runs
 //

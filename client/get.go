@@ -5,12 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"strconv"
 
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/internal/bridge"
+	"github.com/flowstone-go/flowstone/internal/msgget"
 	"github.com/flowstone-go/flowstone/objectstore"
 	"github.com/flowstone-go/flowstone/objectstore/jsstore"
 	"github.com/flowstone-go/flowstone/protocol"
@@ -97,7 +97,7 @@ func (c *Client) openObject(ctx context.Context, req protocol.GetRequest, rec *f
 		}
 		return rc, nil
 	}
-	if rc := c.openFromBucket(ctx, protocol.ResultsBucket, &c.results, rec.Value.ObjectKey, rec.Value.SHA256); rc != nil {
+	if rc := c.openFromBucket(ctx, c.results, protocol.ResultsBucket, rec.Value.ObjectKey, rec.Value.SHA256); rc != nil {
 		return rc, nil
 	}
 	return c.openStaged(ctx, req, rec, details)
@@ -133,7 +133,10 @@ func (c *Client) openStaged(ctx context.Context, req protocol.GetRequest, rec *f
 			Message: "asked to stage the result of " + rec.Asset + " (" + strconv.FormatInt(rec.Value.Size, 10) + " bytes), the coordinator named no staged copy"}
 	}
 	details["staged"] = reply.Staged
-	rc, info, err := c.getFromBucket(ctx, protocol.StagingBucket, &c.staging, reply.Staged)
+	rc, info, err := c.getFromBucket(ctx, c.staging, protocol.StagingBucket, reply.Staged)
+	if isRefusal(err) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, &causedError{fe: &flowstone.Error{Type: flowstone.TypeStorageError, Details: details,
 			Message: "read the copy of the result of " + rec.Asset + " the fleet staged at " + protocol.StagingBucket + "/" + reply.Staged + ": " + err.Error() +
@@ -197,11 +200,12 @@ func (c *Client) Exists(ctx context.Context, pipeline, asset string, opts ...flo
 	return reply.Exists, err
 }
 
-// openFromBucket reads the object key from the fleet's JetStream object
-// store bucket when it holds the bytes whose SHA-256 is sha. It returns
-// nil if the bucket or the object is not there, or is other bytes.
-func (c *Client) openFromBucket(ctx context.Context, bucket string, slot **jsstore.Store, key, sha string) io.ReadCloser {
-	rc, info, err := c.getFromBucket(ctx, bucket, slot, key)
+// openFromBucket reads the object key from one of the fleet's JetStream
+// object stores (rd) when it holds the bytes whose SHA-256 is sha. It
+// returns nil if the bucket or the object is not there, is other bytes,
+// or cannot be read.
+func (c *Client) openFromBucket(ctx context.Context, rd *jsstore.Reader, bucket, key, sha string) io.ReadCloser {
+	rc, info, err := c.getFromBucket(ctx, rd, bucket, key)
 	if err != nil {
 		return nil
 	}
@@ -213,26 +217,43 @@ func (c *Client) openFromBucket(ctx context.Context, bucket string, slot **jssto
 }
 
 // getFromBucket opens the object key in one of the fleet's JetStream object
-// store buckets. The bucket is opened once, if it exists: the client never
-// creates it.
-func (c *Client) getFromBucket(ctx context.Context, bucket string, slot **jsstore.Store, key string) (io.ReadCloser, objectstore.Info, error) {
-	c.mu.Lock()
-	st := *slot
-	c.mu.Unlock()
-	if st == nil {
-		if _, err := c.js.ObjectStore(ctx, bucket); err != nil {
-			return nil, objectstore.Info{}, fmt.Errorf("open the fleet's object store %s: %w", bucket, err)
+// stores (rd, of bucket) with message gets: the client creates no consumer
+// and never creates the bucket. A get the server refuses this client ends
+// at once with an error saying so.
+func (c *Client) getFromBucket(ctx context.Context, rd *jsstore.Reader, bucket, key string) (io.ReadCloser, objectstore.Info, error) {
+	subject := msgget.Subject("OBJ_" + bucket)
+	wctx, done := c.refused.watch(ctx, subject)
+	rc, info, err := rd.Get(wctx, key)
+	if err != nil {
+		done()
+		if rerr := refused(wctx, "a read of "+bucket+"/"+key); rerr != nil {
+			return nil, objectstore.Info{}, rerr
 		}
-		s, err := jsstore.New(ctx, c.js, bucket)
-		if err != nil {
-			return nil, objectstore.Info{}, err
-		}
-		c.mu.Lock()
-		if *slot == nil {
-			*slot = s
-		}
-		st = *slot
-		c.mu.Unlock()
+		return nil, objectstore.Info{}, err
 	}
-	return st.Get(ctx, key)
+	return &watchedReader{ReadCloser: rc, ctx: wctx, done: done, what: "a read of " + bucket + "/" + key}, info, nil
+}
+
+// watchedReader is an object being read under a refusal watch, which
+// Close ends.
+type watchedReader struct {
+	io.ReadCloser
+	ctx  context.Context
+	done func()
+	what string
+}
+
+func (r *watchedReader) Read(p []byte) (int, error) {
+	n, err := r.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		if rerr := refused(r.ctx, r.what); rerr != nil {
+			err = rerr
+		}
+	}
+	return n, err
+}
+
+func (r *watchedReader) Close() error {
+	r.done()
+	return r.ReadCloser.Close()
 }

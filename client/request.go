@@ -35,9 +35,14 @@ func call[T protocol.ReplyBody](ctx context.Context, c *Client, req protocol.Req
 	defer span.End()
 	m := &nats.Msg{Subject: protocol.APISubject(verb), Data: body, Header: nats.Header{}}
 	tracing.Inject(ctx, m.Header)
-	msg, err := c.nc.RequestMsgWithContext(ctx, m)
+	rctx, done := c.refused.watch(ctx, m.Subject)
+	msg, err := c.nc.RequestMsgWithContext(rctx, m)
+	done()
 	if err != nil {
 		span.SetStatus(codes.Error, err.Error())
+		if rerr := refused(rctx, "the "+verb+" request"); rerr != nil {
+			return zero, rerr
+		}
 		return zero, c.requestError(ctx, verb, err)
 	}
 	out, perr := protocol.DecodeReply[T](msg.Data)

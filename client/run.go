@@ -2,12 +2,13 @@ package client
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/internal/bridge"
 	"github.com/flowstone-go/flowstone/protocol"
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go"
 )
 
 // Run materializes asset of pipeline on the fleet, with the options of
@@ -86,8 +87,14 @@ func (c *Client) Enqueue(ctx context.Context, req flowstone.RunRequest) (*flowst
 	return jobOf(reply.Job), nil
 }
 
-// waitRun watches the run's record until the run ends; a failed or
-// cancelled run returns its error.
+// runRecheck is how often a waiting Run reads the run's record again, in
+// case an update was lost on the way (a reconnect).
+const runRecheck = 5 * time.Second
+
+// waitRun follows the run's record until the run ends; a failed or
+// cancelled run returns its error. It subscribes to the record's updates
+// (core NATS: the subject its writes are published on) and reads its
+// current value with message gets, so it needs no JetStream consumer.
 func (c *Client) waitRun(ctx context.Context, runID string, req flowstone.RunRequest) (protocol.RunRecord, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		// The coordinator fails the run after its timeout; wait that long,
@@ -96,58 +103,96 @@ func (c *Client) waitRun(ctx context.Context, runID string, req flowstone.RunReq
 		ctx, cancel = context.WithTimeout(ctx, req.Timeout+c.cfg.timeout)
 		defer cancel()
 	}
-	runs, err := c.bucket(ctx, protocol.RunsBucket, &c.runs)
-	if err != nil {
-		return protocol.RunRecord{}, err
-	}
 	key := protocol.RunKey(runID)
-	w, err := runs.Watch(ctx, key)
+	subject := kvSubject(protocol.RunsBucket, key)
+	sub, err := c.nc.SubscribeSync(subject)
 	if err != nil {
 		return protocol.RunRecord{}, c.waitError(ctx, runID, req, err)
 	}
-	defer w.Stop()
-	for {
-		select {
-		case e, ok := <-w.Updates():
-			if !ok {
-				if ctx.Err() != nil {
-					return protocol.RunRecord{}, c.waitError(ctx, runID, req, ctx.Err())
-				}
-				return protocol.RunRecord{}, &flowstone.Error{Type: flowstone.TypeUnavailable,
-					Message: "lost the connection to " + c.url() + " while waiting for run " + runID + ": it goes on on the fleet; check it with fsctl status",
-					Details: runDetails(runID, req)}
-			}
-			if e == nil {
-				continue // the current value, if any, came first
-			}
-			if e.Operation() != jetstream.KeyValuePut {
-				return protocol.RunRecord{}, &flowstone.Error{Type: flowstone.TypeNotFound,
+	defer sub.Unsubscribe()
+	// Subscribed before the first read: no update falls in between.
+	if err := c.nc.FlushWithContext(ctx); err != nil {
+		return protocol.RunRecord{}, c.waitError(ctx, runID, req, err)
+	}
+	seen := false
+	// ended decodes a version of the record: done once the run has ended.
+	ended := func(value []byte, found bool) (protocol.RunRecord, bool, error) {
+		if !found {
+			if seen {
+				return protocol.RunRecord{}, true, &flowstone.Error{Type: flowstone.TypeNotFound,
 					Message: "the record of run " + runID + " was deleted before the run ended; check the asset with fsctl status",
 					Details: runDetails(runID, req)}
 			}
-			rec, perr := protocol.DecodeRunRecord(e.Value())
-			if perr != nil {
-				return protocol.RunRecord{}, bridge.FromWire(&protocol.Error{Code: protocol.CodeInternal, Details: runDetails(runID, req),
-					Message: "the record of run " + runID + " is unreadable (" + perr.Message + "): a coordinator of another release?"})
+			return protocol.RunRecord{}, false, nil
+		}
+		seen = true
+		rec, perr := protocol.DecodeRunRecord(value)
+		if perr != nil {
+			return protocol.RunRecord{}, true, bridge.FromWire(&protocol.Error{Code: protocol.CodeInternal, Details: runDetails(runID, req),
+				Message: "the record of run " + runID + " is unreadable (" + perr.Message + "): a coordinator of another release?"})
+		}
+		if !rec.State.Terminal() {
+			return rec, false, nil
+		}
+		switch rec.State {
+		case protocol.StateCompleted:
+			return rec, true, nil
+		case protocol.StateCancelled:
+			if rec.Error == nil {
+				rec.Error = &protocol.Error{Code: protocol.CodeCancelled, Message: "run " + runID + " was cancelled"}
 			}
-			if !rec.State.Terminal() {
-				continue
+		default:
+			if rec.Error == nil {
+				rec.Error = &protocol.Error{Code: protocol.CodeExecutionFailed, Message: "run " + runID + " failed without saying why"}
 			}
-			switch rec.State {
-			case protocol.StateCompleted:
-				return rec, nil
-			case protocol.StateCancelled:
-				if rec.Error == nil {
-					rec.Error = &protocol.Error{Code: protocol.CodeCancelled, Message: "run " + runID + " was cancelled"}
-				}
-			default:
-				if rec.Error == nil {
-					rec.Error = &protocol.Error{Code: protocol.CodeExecutionFailed, Message: "run " + runID + " failed without saying why"}
-				}
+		}
+		return rec, true, bridge.FromWire(rec.Error)
+	}
+	for {
+		value, found, err := c.readRuns(ctx, key)
+		if err != nil {
+			if ctx.Err() != nil {
+				return protocol.RunRecord{}, c.waitError(ctx, runID, req, ctx.Err())
 			}
-			return rec, bridge.FromWire(rec.Error)
-		case <-ctx.Done():
-			return protocol.RunRecord{}, c.waitError(ctx, runID, req, ctx.Err())
+			return protocol.RunRecord{}, err
+		}
+		if rec, done, err := ended(value, found); done {
+			return rec, err
+		}
+		// Then the updates, until the next read.
+		if rec, done, err := c.runUpdates(ctx, sub, subject, runID, req, ended); done {
+			return rec, err
+		}
+	}
+}
+
+// runUpdates takes the updates of a run's record (sub, on subject) for
+// runRecheck, passing each to ended; done once ended says so, or the wait
+// failed.
+func (c *Client) runUpdates(ctx context.Context, sub *nats.Subscription, subject, runID string, req flowstone.RunRequest,
+	ended func([]byte, bool) (protocol.RunRecord, bool, error)) (protocol.RunRecord, bool, error) {
+	recheck, cancel := context.WithTimeout(ctx, runRecheck)
+	defer cancel()
+	for {
+		msg, err := sub.NextMsgWithContext(recheck)
+		switch {
+		case err == nil:
+			if rec, done, err := ended(msg.Data, !kvDeleted(msg.Header)); done {
+				return rec, true, err
+			}
+			continue
+		case ctx.Err() != nil:
+			return protocol.RunRecord{}, true, c.waitError(ctx, runID, req, ctx.Err())
+		case recheck.Err() != nil:
+			return protocol.RunRecord{}, false, nil
+		case errors.Is(err, nats.ErrPermissionViolation):
+			return protocol.RunRecord{}, true, subscribeRefused("the wait for run "+runID, subject, err)
+		case errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrBadSubscription):
+			return protocol.RunRecord{}, true, &flowstone.Error{Type: flowstone.TypeUnavailable,
+				Message: "lost the connection to " + c.url() + " while waiting for run " + runID + ": it goes on on the fleet; check it with fsctl status",
+				Details: runDetails(runID, req)}
+		default:
+			return protocol.RunRecord{}, true, c.waitError(ctx, runID, req, err)
 		}
 	}
 }

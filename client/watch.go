@@ -8,6 +8,7 @@ import (
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/internal/bridge"
 	"github.com/flowstone-go/flowstone/protocol"
+	"github.com/nats-io/nats.go"
 )
 
 // Watch calls fn with every telemetry event the fleet publishes for the
@@ -20,8 +21,9 @@ import (
 // milliseconds; after a message lost on the way, at most a couple of
 // seconds). Events of different workers come in the order they arrive.
 // It returns nil when ctx is done, and an error if the pipeline name is
-// invalid or the subscription fails or is lost. Batches that do not decode
-// are skipped.
+// invalid or the subscription fails or is lost (a TypeConfigError when the
+// server refuses it: the client's NATS user may not subscribe to the
+// events). Batches that do not decode are skipped.
 func (c *Client) Watch(ctx context.Context, pipeline string, fn func(protocol.Event)) error {
 	if err := protocol.ValidName(pipeline); err != nil {
 		var pe *protocol.Error
@@ -67,6 +69,8 @@ func (c *Client) Watch(ctx context.Context, pipeline string, fn func(protocol.Ev
 		case err != nil && held:
 			order.expire(time.Now(), fn)
 			continue
+		case errors.Is(err, nats.ErrPermissionViolation):
+			return subscribeRefused("watch "+pipeline, subject, err)
 		case err != nil:
 			return c.transportError(ctx, "watch "+pipeline, err)
 		}

@@ -60,6 +60,11 @@ func (c *Coordinator) serve() error {
 		protocol.VerbReject:         handle(c, requestTimeout, c.apiReject),
 		protocol.VerbApprovals:      handle(c, requestTimeout, c.apiApprovals),
 		protocol.VerbSignal:         handle(c, requestTimeout, c.apiSignal),
+
+		protocol.VerbSchedules: handle(c, requestTimeout, c.apiSchedules),
+		protocol.VerbSensors:   handle(c, requestTimeout, c.apiSensors),
+		protocol.VerbPause:     handle(c, requestTimeout, c.apiPause),
+		protocol.VerbResume:    handle(c, requestTimeout, c.apiResume),
 	}
 	for _, verb := range protocol.Verbs() {
 		h, ok := endpoints[verb]

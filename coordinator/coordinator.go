@@ -7,6 +7,11 @@
 // Several coordinators may serve one fleet: API requests are load-balanced
 // by a queue group, each completion is handled by the coordinator that
 // dispatched its task, and task publication is deduplicated by task id.
+//
+// The coordinator role of deploy/nats.conf is what a coordinator needs
+// (internal/security runs one on it): it answers only the requests it
+// receives (allow_responses), publishes tasks, bells, schedules, cancels
+// and dead letters, owns the runs bucket, and never consumes tasks.
 package coordinator
 
 import (
@@ -85,6 +90,10 @@ type Config struct {
 	// is no default: without it, runs that may reach a signal gate are
 	// refused with a config error, and so are signals.
 	SignalSecret []byte
+	// Clock tells the scheduler of schedules and sensors the time.
+	// Defaults to the wall clock; tests give a fake one, and move it
+	// instead of sleeping until a tick.
+	Clock Clock
 }
 
 // Coordinator serves the FlowStone API over NATS and drives runs on the
@@ -107,6 +116,9 @@ type Coordinator struct {
 	mats   *jskv.Store
 	runs   *jskv.Store
 	mfs    *jskv.Store
+	autoKV *jskv.Store
+	// auto runs the fleet's schedules and sensors (see automation.go).
+	auto   bridge.Automation
 	engine *flowstone.Engine
 	// records writes materialization records (the engine's writer: one
 	// cache of decoded records for planning and dispatch).
@@ -129,6 +141,8 @@ type Coordinator struct {
 	mu        sync.Mutex
 	scheduled map[string]string // run id -> target materialization key, for cancel
 	started   bool
+
+	autoRunning bool // auto was started
 
 	stopOnce sync.Once
 	stopErr  error
@@ -236,6 +250,9 @@ func (c *Coordinator) Start(ctx context.Context) (err error) {
 	if err := c.reg.start(c.ctx, &c.loops); err != nil {
 		return fmt.Errorf("coordinator: manifests: %w", err)
 	}
+	if err := c.openAutomation(ctx, fleetOpts...); err != nil {
+		return err
+	}
 	if err := c.subscribe(protocol.DoneSubjects, "", c.disp.onCompletion); err != nil {
 		return fmt.Errorf("coordinator: subscribe completions: %w", err)
 	}
@@ -267,6 +284,10 @@ func (c *Coordinator) Start(ctx context.Context) (err error) {
 	if err := c.resume(ctx); err != nil {
 		c.log.Error().Err(err).Msg("resume_failed")
 	}
+	c.auto.Start()
+	c.mu.Lock()
+	c.autoRunning = true
+	c.mu.Unlock()
 	c.log.Info().Msg("coordinator_started")
 	return nil
 }
@@ -329,6 +350,14 @@ func (c *Coordinator) teardown(ctx context.Context) error {
 	if c.starts != nil {
 		c.starts.Stop()
 	}
+	c.mu.Lock()
+	autoRunning := c.autoRunning
+	c.mu.Unlock()
+	if autoRunning {
+		// No tick fires and no sensor is evaluated from now on; a tick
+		// due is fired by the other coordinators, or caught up.
+		c.auto.Stop()
+	}
 	// A request or a scheduled run arriving from now on is refused (the
 	// client retries; the run stays in its record for adoption).
 	if err := c.work.Drain(ctx, c.handBack); err != nil {
@@ -355,7 +384,7 @@ func (c *Coordinator) teardown(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("coordinator: %w", err))
 		}
 	}
-	for _, s := range []*jskv.Store{c.mats, c.runs, c.mfs} {
+	for _, s := range []*jskv.Store{c.mats, c.runs, c.mfs, c.autoKV} {
 		if s != nil {
 			s.Close()
 		}

@@ -42,6 +42,11 @@ func TestFailedStartLeavesNothingRunning(t *testing.T) {
 	mats.Close()
 	runs.Close()
 	mfs.Close()
+	auto, err := fleet.AutomationBucket(ctx, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	auto.Close()
 	// The coordinators' durable, with a delivery policy an update cannot
 	// change: the coordinator's CreateOrUpdateConsumer fails.
 	if _, err := js.CreateConsumer(ctx, fleet.ScheduleStream, jetstream.ConsumerConfig{

@@ -88,7 +88,7 @@ func (r *registry) apply(e kv.Entry) {
 	h.storages[worker] = m.Storages
 	// Rebuild only when the shape changed (UpdatedAt changes every refresh).
 	m.UpdatedAt, m.Worker = m.UpdatedAt.Truncate(0), ""
-	shape := fmt.Sprint(m.Assets)
+	shape := fmt.Sprint(m.Assets, m.Schedules, m.Sensors)
 	if h.p != nil && string(h.manifest) == shape {
 		return
 	}
@@ -179,6 +179,18 @@ func (r *registry) summaries(ctx context.Context) []protocol.PipelineSummary {
 		if err == nil {
 			out[i].Workers = len(slices.Compact(keys))
 		}
+	}
+	return out
+}
+
+// all returns the registered pipelines, by name.
+func (r *registry) all() []*flowstone.Pipeline {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	names := r.namesLocked()
+	out := make([]*flowstone.Pipeline, len(names))
+	for i, n := range names {
+		out[i] = r.pipelines[n].p
 	}
 	return out
 }

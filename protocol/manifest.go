@@ -21,6 +21,11 @@ type Manifest struct {
 	// among those of every worker hosting the pipeline. Empty: not told
 	// (such a worker is not asked).
 	Storages []string `json:"storages,omitempty"`
+	// Schedules are the pipeline's schedules, in declaration order.
+	Schedules []ScheduleSpec `json:"schedules,omitempty"`
+	// Sensors are the pipeline's sensors, in declaration order; the
+	// workers evaluate them (SensorSubject).
+	Sensors []SensorSpec `json:"sensors,omitempty"`
 	// UpdatedAt is when the worker last wrote the manifest.
 	UpdatedAt time.Time `json:"updated_at"`
 }
@@ -70,6 +75,9 @@ func (m Manifest) Validate() *Error {
 				return fieldErrorf(f, "%s names %q, which is not an asset of pipeline %s", f, r, m.Pipeline)
 			}
 		}
+	}
+	if err := m.validateAutomation(index); err != nil {
+		return err
 	}
 	if err := checkID("worker", m.Worker); err != nil {
 		return err
@@ -306,4 +314,43 @@ func (a AssetSpec) depLists() []struct {
 		field string
 		deps  []string
 	}{{"depends_on", a.DependsOn}, {"optional_deps", a.OptionalDeps}}
+}
+
+// MaxAutomations is the most schedules and sensors a manifest lists.
+const MaxAutomations = 256
+
+// validateAutomation checks the schedules and sensors: their specs,
+// names unique among both, and assets of the pipeline.
+func (m Manifest) validateAutomation(assets map[string]bool) *Error {
+	if len(m.Schedules)+len(m.Sensors) > MaxAutomations {
+		return fieldErrorf("schedules", "schedules and sensors are %d, more than %d", len(m.Schedules)+len(m.Sensors), MaxAutomations)
+	}
+	names := map[string]bool{}
+	for i, s := range m.Schedules {
+		prefix := indexed("schedules", i) + "."
+		if err := s.validate(prefix); err != nil {
+			return err
+		}
+		if names[s.Name] {
+			return fieldErrorf(prefix+"name", "%sname repeats %q", prefix, s.Name)
+		}
+		names[s.Name] = true
+		for j, a := range s.Assets {
+			if !assets[a] {
+				f := indexed(prefix+"assets", j)
+				return fieldErrorf(f, "%s names %q, which is not an asset of pipeline %s", f, a, m.Pipeline)
+			}
+		}
+	}
+	for i, s := range m.Sensors {
+		prefix := indexed("sensors", i) + "."
+		if err := s.validate(prefix); err != nil {
+			return err
+		}
+		if names[s.Name] {
+			return fieldErrorf(prefix+"name", "%sname repeats %q", prefix, s.Name)
+		}
+		names[s.Name] = true
+	}
+	return nil
 }

@@ -343,6 +343,7 @@ func TestRequestVerbs(t *testing.T) {
 		protocol.CancelRequest{}, protocol.InvalidateRequest{}, protocol.BackfillRequest{}, protocol.GraphRequest{},
 		protocol.AssetsRequest{}, protocol.InfoRequest{}, protocol.PipelinesRequest{}, protocol.BackfillStatusRequest{},
 		protocol.ApproveRequest{}, protocol.RejectRequest{}, protocol.ApprovalsRequest{}, protocol.SignalRequest{},
+		protocol.SchedulesRequest{}, protocol.SensorsRequest{}, protocol.PauseRequest{}, protocol.ResumeRequest{},
 	}
 	verbs := protocol.Verbs()
 	if len(reqs) != len(verbs) {

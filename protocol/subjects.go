@@ -47,12 +47,19 @@ const (
 	VerbReject    = "reject"    // RejectRequest → DecisionReply
 	VerbApprovals = "approvals" // ApprovalsRequest → ApprovalsReply
 	VerbSignal    = "signal"    // SignalRequest → DecisionReply
+	// The automation's verbs: list schedules and sensors, pause and
+	// resume one.
+	VerbSchedules = "schedules"         // SchedulesRequest → SchedulesReply
+	VerbSensors   = "sensors"           // SensorsRequest → SensorsReply
+	VerbPause     = "automation_pause"  // PauseRequest → PauseReply
+	VerbResume    = "automation_resume" // ResumeRequest → PauseReply
 )
 
 var verbs = []string{
 	VerbRun, VerbGet, VerbExists, VerbStatus, VerbCancel, VerbInvalidate,
 	VerbBackfill, VerbGraph, VerbAssets, VerbInfo, VerbPipelines,
 	VerbBackfillStatus, VerbApprove, VerbReject, VerbApprovals, VerbSignal,
+	VerbSchedules, VerbSensors, VerbPause, VerbResume,
 }
 
 // Verbs returns every API verb, in a fresh slice.

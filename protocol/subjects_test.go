@@ -124,7 +124,7 @@ func TestSubjectBuildersPanicOnBadInput(t *testing.T) {
 
 func TestVerbs(t *testing.T) {
 	want := []string{"run", "get", "exists", "status", "cancel", "invalidate", "backfill", "graph", "assets", "info", "pipelines", "backfill_status",
-		"approve", "reject", "approvals", "signal"}
+		"approve", "reject", "approvals", "signal", "schedules", "sensors", "automation_pause", "automation_resume"}
 	if got := protocol.Verbs(); !slices.Equal(got, want) {
 		t.Fatalf("Verbs() = %v, want %v", got, want)
 	}

@@ -138,12 +138,29 @@
 //
 // # Permissions
 //
-// Start creates the fleet's streams, buckets and consumers if they are
-// missing (fleet.Ensure), which needs the JetStream API. Running, a worker
-// needs what a JetStream consumer needs (consumer info and next-message
-// requests, acks, a private inbox), publishes to flowstone.done.>,
-// flowstone.event.> and flowstone.task.<pipeline>.items (scatter batches),
-// and on the KV subjects of its buckets (flowstone_scatter included), and
-// subscribes to flowstone.cancel.* and to flowstone.task.<pipeline>.* (the
-// idle wake-up).
+// The worker role of deploy/nats.conf is what a worker needs, and
+// internal/security runs a worker on it. Start looks up the fleet's
+// streams, buckets and consumers and creates those missing (fleet.Ensure),
+// which needs stream info and create on the fleet's streams by name.
+// Running, a worker needs what a JetStream consumer of FLOWSTONE_TASKS
+// needs (consumer create, info and next-message requests, acks, a private
+// inbox), publishes to flowstone.done.>, flowstone.event.> and
+// flowstone.task.<pipeline>.items (scatter batches), writes the KV
+// subjects of the records, manifests and scatter buckets and the results
+// object store (reading them with message and direct gets and ordered
+// consumers), and subscribes to flowstone.cancel.*,
+// flowstone.bell.<pipeline>.* (the idle wake-up) and, for a pipeline with
+// sensors, flowstone.sensor.<pipeline> (queue group flowstone_sensors),
+// answering on the requester's inbox. It calls no API verb.
+//
+// # Sensors
+//
+// A pipeline's sensors (flowstone.Sensor) are its Go code, so the
+// coordinator that claims a sensor's interval asks a worker hosting the
+// pipeline to evaluate it, on protocol.SensorSubject: one of the workers
+// hosting it runs the function (bounded by its timeout, a panic made an
+// error, the result checked against the pipeline) and answers the runs and
+// the cursor; the coordinator keeps the cursor and starts the runs. A
+// worker that stops finishes the evaluation under way (cancelled) and
+// takes no more.
 package worker

@@ -70,6 +70,7 @@ type Worker struct {
 	itemSrcs   []*itemSource
 	closers    []*jskv.Store
 	cancelSub  *nats.Subscription
+	sensors    *sensorServer
 	events     *eventBatcher // nil with Config.NoEvents
 	unsubEvent func()
 	stopFetch  context.CancelFunc // ends the dispatcher
@@ -272,6 +273,10 @@ func (w *Worker) start(ctx context.Context, undo *[]func()) error {
 		return fmt.Errorf("worker: subscribe to %s: %w", protocol.CancelSubjects, err)
 	}
 	*undo = append(*undo, func() { w.cancelSub.Unsubscribe() })
+	if w.sensors, err = w.serveSensors(); err != nil {
+		return err
+	}
+	*undo = append(*undo, func() { w.sensors.stop() })
 	// A cancel published once Start has returned must reach this worker.
 	fctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
@@ -384,6 +389,7 @@ func (w *Worker) Stop(ctx context.Context) error {
 		w.log.Warn().Err(err).Msg("worker_flush_failed")
 	}
 	w.cancelSub.Unsubscribe()
+	w.sensors.stop()
 	w.stopBG()
 	w.background.Wait()
 	// The pool's goroutines are those of the tasks, ended above, and idle

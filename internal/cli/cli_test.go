@@ -97,6 +97,8 @@ func TestUsageErrors(t *testing.T) {
 		{"invalidate partitions and all", []string{"invalidate", "daily_sales", "orders", "--partitions", "2025-01-01..2025-01-02", "--all"}, "exclusive"},
 		{"invalidate bad range", []string{"invalidate", "daily_sales", "orders", "--partitions", "2025-01-02..2025-01-01"}, "ends before it starts"},
 		{"invalidate empty item", []string{"invalidate", "daily_sales", "orders", "--partitions", "a,"}, "empty item"},
+		{"bad automation action", []string{"schedule", "stop", "clitest", "new_year"}, "pause or resume"},
+		{"automation without name", []string{"sensor", "pause", "clitest"}, "sensor takes ACTION PIPELINE NAME, got 2"},
 		{"help of unknown verb", []string{"help", "nope"}, "unknown verb"},
 		{"half tls", []string{"pipelines", "--tls-cert", "c.pem"}, "--tls-key"},
 		{"negative workers", []string{"dev", "--workers", "-1"}, "--workers"},

@@ -143,6 +143,8 @@ func (e *env) candidates(before []string, cur string) []string {
 		return e.pipelineNames()
 	case "ASSET":
 		return e.assetNames(pos[1])
+	case "ACTION":
+		return []string{"pause", "resume"}
 	}
 	return nil
 }

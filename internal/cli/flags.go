@@ -13,23 +13,28 @@ import (
 
 // globals are the flags every verb takes.
 type globals struct {
-	server  string
-	creds   string
-	tlsCA   string
-	tlsCert string
-	tlsKey  string
-	timeout time.Duration
-	json    bool
+	server   string
+	creds    string
+	user     string
+	password string
+	tlsCA    string
+	tlsCert  string
+	tlsKey   string
+	timeout  time.Duration
+	json     bool
 	// progress draws progress bars even when stderr is not a terminal.
 	progress bool
 }
 
+// defaultGlobals reads the connection's defaults from the environment,
+// under the daemons' names.
 func defaultGlobals() *globals {
 	server := os.Getenv("NATS_URL")
 	if server == "" {
 		server = nats.DefaultURL
 	}
-	return &globals{server: server}
+	return &globals{server: server, creds: os.Getenv("NATS_CREDS"), user: os.Getenv("NATS_USER"), password: os.Getenv("NATS_PASSWORD"),
+		tlsCA: os.Getenv("NATS_TLS_CA"), tlsCert: os.Getenv("NATS_TLS_CERT"), tlsKey: os.Getenv("NATS_TLS_KEY")}
 }
 
 // timeoutDoc is what --timeout means for most verbs.
@@ -40,10 +45,13 @@ const timeoutDoc = "`DURATION` to wait for the fleet's reply (default 10s)"
 // own meaning of --timeout, its usage text says so.
 func (g *globals) define(fs *flag.FlagSet, cmd *command) {
 	fs.StringVar(&g.server, "server", g.server, "NATS server `URL` (default $NATS_URL, then "+nats.DefaultURL+")")
-	fs.StringVar(&g.creds, "creds", g.creds, "NATS credentials `FILE`")
-	fs.StringVar(&g.tlsCA, "tls-ca", g.tlsCA, "CA certificate `FILE` to verify the NATS server")
-	fs.StringVar(&g.tlsCert, "tls-cert", g.tlsCert, "client certificate `FILE` (with --tls-key)")
-	fs.StringVar(&g.tlsKey, "tls-key", g.tlsKey, "client key `FILE` (with --tls-cert)")
+	fs.StringVar(&g.creds, "creds", g.creds, "NATS credentials `FILE` (default $NATS_CREDS)")
+	fs.StringVar(&g.user, "user", g.user, "NATS `USER`, of the client role in deploy/nats.conf (default $NATS_USER)")
+	fs.StringVar(&g.password, "password", g.password, "NATS password; prefer $NATS_PASSWORD, which ps does not show")
+	fs.Lookup("password").DefValue = "" // -help must not print a password from the environment
+	fs.StringVar(&g.tlsCA, "tls-ca", g.tlsCA, "CA certificate `FILE` to verify the NATS server; turns TLS on (default $NATS_TLS_CA)")
+	fs.StringVar(&g.tlsCert, "tls-cert", g.tlsCert, "client certificate `FILE` for mutual TLS, with --tls-key (default $NATS_TLS_CERT)")
+	fs.StringVar(&g.tlsKey, "tls-key", g.tlsKey, "client key `FILE` for mutual TLS, with --tls-cert (default $NATS_TLS_KEY)")
 	doc := timeoutDoc
 	if cmd != nil && cmd.timeoutDoc != "" {
 		doc = cmd.timeoutDoc
@@ -60,6 +68,12 @@ func (g *globals) clientOptions(cmd *command) ([]client.Option, error) {
 	var natsOpts []nats.Option
 	if g.creds != "" {
 		natsOpts = append(natsOpts, nats.UserCredentials(g.creds))
+	}
+	switch {
+	case g.user != "":
+		natsOpts = append(natsOpts, nats.UserInfo(g.user, g.password))
+	case g.password != "":
+		return nil, usageErr(cmd, "--password (NATS_PASSWORD) needs --user (NATS_USER)")
 	}
 	if g.tlsCA != "" {
 		natsOpts = append(natsOpts, nats.RootCAs(g.tlsCA))

@@ -56,6 +56,12 @@ func server(t *testing.T) []string {
 			flowstone.Asset("after_days", func(c *flowstone.Context) (any, error) {
 				return flowstone.Dep[string](c, "days")
 			}, flowstone.DependsOn("days"), flowstone.PartitionedBy(flowstone.Daily)),
+		).MustAutomate(
+			// TestAutomationCommands' (New Year's Day only: they list it).
+			flowstone.Schedule("new_year", "0 0 1 1 *", flowstone.Select("days"), flowstone.InTimeZone("Europe/Paris")),
+			flowstone.Sensor("nothing", time.Hour, func(*flowstone.SensorContext, string) (flowstone.SensorResult, error) {
+				return flowstone.SensorResult{Cursor: "seen"}, nil
+			}),
 		)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()

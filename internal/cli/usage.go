@@ -114,10 +114,14 @@ Verbs:
 ` + align(verbs.String()+"  help [VERB]\tthis help, or a verb's flags\n") + `
 Global flags (every verb; before or after the arguments):
   --server URL         NATS server (default $NATS_URL, then nats://127.0.0.1:4222)
-  --creds FILE         NATS credentials file
-  --tls-ca FILE        CA certificate to verify the server
-  --tls-cert FILE      client certificate (with --tls-key)
-  --tls-key FILE       client key (with --tls-cert)
+  --user USER          NATS user, the client role's (default $NATS_USER);
+                       its password from $NATS_PASSWORD (or --password)
+  --creds FILE         NATS credentials file (default $NATS_CREDS)
+  --tls-ca FILE        CA certificate to verify the server; turns TLS on
+                       (default $NATS_TLS_CA)
+  --tls-cert FILE      client certificate for mutual TLS, with --tls-key
+                       (default $NATS_TLS_CERT)
+  --tls-key FILE       client key (default $NATS_TLS_KEY)
   --timeout D          how long to wait for the fleet's reply (default 10s);
                        for run, the run's timeout; for backfill, the whole wait
                        (default: as long as the backfill makes progress)

@@ -7,6 +7,8 @@ package daemon
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -48,8 +50,17 @@ type Config struct {
 	NATSURL string
 	// NATSCreds is a credentials file (NATS_CREDS). Defaults to none.
 	NATSCreds string
-	// TLSCA, TLSCert and TLSKey set up TLS and mutual TLS (NATS_TLS_CA,
-	// NATS_TLS_CERT, NATS_TLS_KEY). Default to none.
+	// NATSUser and NATSPassword are the daemon's NATS user and password
+	// (NATS_USER, NATS_PASSWORD): the user of its role in
+	// deploy/nats.conf, "coordinator" or "worker". Default to none. The
+	// password never appears in -help or the logs; give it in the
+	// environment rather than on the command line, where ps shows it.
+	NATSUser, NATSPassword string
+	// TLSCA verifies the NATS server's certificate (NATS_TLS_CA: a PEM
+	// file of the CA that signed it); setting it turns TLS on. TLSCert and
+	// TLSKey are the daemon's client certificate and key for a server that
+	// requires mutual TLS (NATS_TLS_CERT, NATS_TLS_KEY), given together.
+	// Default to none.
 	TLSCA, TLSCert, TLSKey string
 	// Storage selects the default result store: "jetstream", "s3" or
 	// "file" (FLOWSTONE_STORAGE). Defaults to StorageDefault.
@@ -59,10 +70,11 @@ type Config struct {
 	FileDir string
 	// S3Endpoint (S3_ENDPOINT, host:port), S3Bucket (S3_BUCKET, defaults to
 	// S3BucketDefault), S3AccessKey (S3_ACCESS_KEY), S3SecretKey
-	// (S3_SECRET_KEY), S3Region (S3_REGION), S3SSL (S3_SSL): the S3 store,
-	// enabled when S3Endpoint is set.
-	S3Endpoint, S3Bucket, S3AccessKey, S3SecretKey, S3Region string
-	S3SSL                                                    bool
+	// (S3_SECRET_KEY), S3Region (S3_REGION), S3SSL (S3_SSL), S3CA (S3_CA,
+	// a PEM file of the CA that signed the server's certificate; implies
+	// S3SSL): the S3 store, enabled when S3Endpoint is set.
+	S3Endpoint, S3Bucket, S3AccessKey, S3SecretKey, S3Region, S3CA string
+	S3SSL                                                          bool
 	// HTTPAddr serves /healthz and /metrics (FLOWSTONE_HTTP): host:port,
 	// such as ":9090" (every interface) or "127.0.0.1:0" (a free loopback
 	// port, logged as http_listening). Defaults to none: the endpoint is
@@ -100,9 +112,12 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	env := func(name, def string) string { return cmp.Or(os.Getenv(name), def) }
 	fs.StringVar(&c.NATSURL, "nats-url", env("NATS_URL", NATSURLDefault), "NATS server URL(s) [NATS_URL]")
 	fs.StringVar(&c.NATSCreds, "nats-creds", env("NATS_CREDS", ""), "NATS credentials file [NATS_CREDS]")
-	fs.StringVar(&c.TLSCA, "tls-ca", env("NATS_TLS_CA", ""), "CA certificate for the NATS server [NATS_TLS_CA]")
-	fs.StringVar(&c.TLSCert, "tls-cert", env("NATS_TLS_CERT", ""), "client certificate (mutual TLS) [NATS_TLS_CERT]")
-	fs.StringVar(&c.TLSKey, "tls-key", env("NATS_TLS_KEY", ""), "client key (mutual TLS) [NATS_TLS_KEY]")
+	fs.StringVar(&c.NATSUser, "nats-user", env("NATS_USER", ""), "NATS user: the daemon's role in deploy/nats.conf [NATS_USER]")
+	fs.StringVar(&c.NATSPassword, "nats-password", env("NATS_PASSWORD", ""), "NATS password; prefer the environment, which ps does not show [NATS_PASSWORD]")
+	fs.Lookup("nats-password").DefValue = "" // a secret from the environment
+	fs.StringVar(&c.TLSCA, "tls-ca", env("NATS_TLS_CA", ""), "CA certificate `file` that signed the NATS server's; turns TLS on [NATS_TLS_CA]")
+	fs.StringVar(&c.TLSCert, "tls-cert", env("NATS_TLS_CERT", ""), "client certificate `file` for mutual TLS, with --tls-key [NATS_TLS_CERT]")
+	fs.StringVar(&c.TLSKey, "tls-key", env("NATS_TLS_KEY", ""), "client key `file` for mutual TLS, with --tls-cert [NATS_TLS_KEY]")
 	fs.StringVar(&c.Storage, "storage", env("FLOWSTONE_STORAGE", StorageDefault), "default result store: jetstream, s3 or file [FLOWSTONE_STORAGE]")
 	fs.StringVar(&c.FileDir, "file-dir", env("FLOWSTONE_FILE_DIR", ""), "directory of the file result store [FLOWSTONE_FILE_DIR]")
 	fs.StringVar(&c.S3Endpoint, "s3-endpoint", env("S3_ENDPOINT", ""), "S3/MinIO endpoint host:port [S3_ENDPOINT]")
@@ -115,6 +130,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.S3Region, "s3-region", env("S3_REGION", ""), "S3 region [S3_REGION]")
 	ssl, _ := strconv.ParseBool(env("S3_SSL", "false"))
 	fs.BoolVar(&c.S3SSL, "s3-ssl", ssl, "use https for S3 [S3_SSL]")
+	fs.StringVar(&c.S3CA, "s3-ca", env("S3_CA", ""), "CA certificate `file` that signed the S3 server's; implies --s3-ssl [S3_CA]")
 	fs.StringVar(&c.HTTPAddr, "http", env("FLOWSTONE_HTTP", ""), "serve /healthz and /metrics on `host:port`, e.g. :9090 (every interface) or 127.0.0.1:0 (a free loopback port, logged as http_listening); empty, the default: off [FLOWSTONE_HTTP]")
 	fs.StringVar(&c.OTLPEndpoint, "otlp-endpoint", env("OTEL_EXPORTER_OTLP_ENDPOINT", ""), "export traces over OTLP/HTTP to this collector `URL` (http://host:4318); empty, the default: off [OTEL_EXPORTER_OTLP_ENDPOINT]")
 	fs.StringVar(&c.LogLevel, "log-level", env("FLOWSTONE_LOG_LEVEL", "info"), "log level: debug, info, warn, error [FLOWSTONE_LOG_LEVEL]")
@@ -146,6 +162,12 @@ func (c *Config) Check() error {
 	if c.replicasErr != nil {
 		return c.replicasErr
 	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("--tls-cert and --tls-key (NATS_TLS_CERT, NATS_TLS_KEY) go together: give both for mutual TLS, or neither")
+	}
+	if c.NATSPassword != "" && c.NATSUser == "" {
+		return errors.New("--nats-password (NATS_PASSWORD) needs --nats-user (NATS_USER)")
+	}
 	return c.checkLimits()
 }
 
@@ -174,6 +196,9 @@ func (c *Config) Connect(name string, log zerolog.Logger) (*nats.Conn, error) {
 	if c.NATSCreds != "" {
 		opts = append(opts, nats.UserCredentials(c.NATSCreds))
 	}
+	if c.NATSUser != "" {
+		opts = append(opts, nats.UserInfo(c.NATSUser, c.NATSPassword))
+	}
 	if c.TLSCA != "" {
 		opts = append(opts, nats.RootCAs(c.TLSCA))
 	}
@@ -182,9 +207,44 @@ func (c *Config) Connect(name string, log zerolog.Logger) (*nats.Conn, error) {
 	}
 	nc, err := nats.Connect(c.NATSURL, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("cannot reach NATS at %s: %w (set --nats-url or NATS_URL)", redact(c.NATSURL), err)
+		return nil, fmt.Errorf("cannot reach NATS at %s: %w (%s)", redact(c.NATSURL), err, connectHint(err, c.TLSCert != ""))
 	}
 	return nc, nil
+}
+
+// connectHint says what to set after a failed connection; withCert tells
+// whether the daemon presented a client certificate.
+func connectHint(err error, withCert bool) string {
+	var unknownCA x509.UnknownAuthorityError
+	var certErr *tls.CertificateVerificationError
+	var hostErr x509.HostnameError
+	msg := err.Error()
+	switch {
+	case errors.As(err, &unknownCA) || errors.As(err, &certErr) && errors.As(certErr.Err, &unknownCA):
+		return "the server's certificate is not signed by a CA the daemon trusts: set --tls-ca or NATS_TLS_CA to the CA that signed it"
+	case errors.As(err, &hostErr):
+		return "the server's certificate is not valid for the address in --nats-url: use a name or IP address the certificate lists"
+	case errors.Is(err, nats.ErrSecureConnRequired):
+		return "the server requires TLS: set --tls-ca or NATS_TLS_CA to the CA that signed its certificate"
+	case errors.Is(err, nats.ErrSecureConnWanted):
+		return "the server does not speak TLS: unset --tls-ca, --tls-cert and --tls-key, or enable TLS on the server"
+	case refusedCertificate(msg) && !withCert:
+		return "the server requires a client certificate (mutual TLS): set --tls-cert and --tls-key (NATS_TLS_CERT, NATS_TLS_KEY)"
+	case refusedCertificate(msg):
+		return "the server refused the daemon's certificate: set --tls-cert and --tls-key to one signed by a CA the server trusts"
+	case errors.Is(err, nats.ErrAuthorization):
+		return "the server refused the credentials: set --nats-user and NATS_PASSWORD to the daemon's role, or --nats-creds"
+	}
+	return "set --nats-url or NATS_URL"
+}
+
+// refusedCertificate reports the server's refusal of the client's
+// certificate, or of its lack of one: a TLS alert, or the connection
+// closed right after the handshake (with TLS 1.3 the client may miss the
+// alert).
+func refusedCertificate(msg string) bool {
+	return strings.Contains(msg, "certificate required") || strings.Contains(msg, "bad certificate") ||
+		strings.Contains(msg, "closed by remote after TLS handshake")
 }
 
 // redact drops credentials embedded in a URL.
@@ -213,8 +273,14 @@ func (c *Config) Stores(ctx context.Context, nc *nats.Conn, log zerolog.Logger) 
 	}
 	stores["jetstream"] = jstore
 	if c.S3Endpoint != "" {
-		s, err := s3store.New(ctx, s3store.Config{Endpoint: c.S3Endpoint, Bucket: c.S3Bucket, AccessKey: c.S3AccessKey,
-			SecretKey: c.S3SecretKey, Region: c.S3Region, UseSSL: c.S3SSL})
+		cfg := s3store.Config{Endpoint: c.S3Endpoint, Bucket: c.S3Bucket, AccessKey: c.S3AccessKey,
+			SecretKey: c.S3SecretKey, Region: c.S3Region, UseSSL: c.S3SSL}
+		if c.S3CA != "" {
+			if cfg.RootCAs, err = s3store.CAFile(c.S3CA); err != nil {
+				return nil, "", err
+			}
+		}
+		s, err := s3store.New(ctx, cfg)
 		if err != nil {
 			return nil, "", err
 		}

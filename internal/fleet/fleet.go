@@ -157,6 +157,15 @@ func ScatterBucket(ctx context.Context, js jetstream.JetStream, opts ...Option) 
 	return openBucket(ctx, js, s, protocol.ScatterBucket, ScatterRetention, s.limits.ScatterMaxBytes)
 }
 
+// AutomationBucket opens the bucket of schedules' and sensors' states
+// (coordinators use it), creating it as Buckets does. Its keys never
+// expire: a paused schedule, or a yearly one, keeps its state.
+func AutomationBucket(ctx context.Context, js jetstream.JetStream, opts ...Option) (*jskv.Store, error) {
+	// Bounded by its keys: one per schedule and sensor, each holding one
+	// value of at most about 20 KiB (a cursor of protocol.MaxCursorBytes).
+	return openBucket(ctx, js, newSettings(opts), protocol.AutomationBucket, 0, 0)
+}
+
 // openBucket opens a KV bucket, creating it if missing (see Buckets), with
 // ttl and maxBytes (0: none).
 func openBucket(ctx context.Context, js jetstream.JetStream, s settings, bucket string, ttl time.Duration, maxBytes int64) (*jskv.Store, error) {

@@ -10,6 +10,8 @@ package s3test
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -31,7 +33,8 @@ const startTimeout = 30 * time.Second
 
 // Server is a running versitygw gateway.
 type Server struct {
-	// Endpoint is host:port, without a scheme; the server speaks plain HTTP.
+	// Endpoint is host:port, without a scheme; the server speaks plain HTTP,
+	// or https if started with StartTLS.
 	Endpoint string
 	// AccessKey is the root user's access key.
 	AccessKey string
@@ -42,16 +45,40 @@ type Server struct {
 	// Dir is the directory the POSIX backend keeps buckets in.
 	Dir string
 
+	// TLS is how the server serves https; nil for plain HTTP.
+	TLS *TLS
+
 	bin string
 	out *lockedBuffer // what the gateway runs stopped so far printed
 	mu  sync.Mutex
 	g   *gateway // nil while stopped
 }
 
+// TLS makes a gateway serve https (versitygw --cert and --key).
+type TLS struct {
+	// CertFile and KeyFile are the server's certificate and key, PEM.
+	CertFile, KeyFile string
+	// RootCAs verify the certificate when the gateway is probed for
+	// readiness.
+	RootCAs *x509.CertPool
+}
+
 // Start starts a gateway over a fresh temp dir and returns once it answers
 // requests. It is killed when the test ends; if the test failed, the
 // gateway's output is logged.
 func Start(t testing.TB) *Server {
+	t.Helper()
+	return start(t, nil)
+}
+
+// StartTLS starts a gateway as Start does, serving https with tc's
+// certificate.
+func StartTLS(t testing.TB, tc TLS) *Server {
+	t.Helper()
+	return start(t, &tc)
+}
+
+func start(t testing.TB, tc *TLS) *Server {
 	t.Helper()
 	bin := Binary(t)
 	dir := t.TempDir()
@@ -60,6 +87,7 @@ func Start(t testing.TB) *Server {
 		SecretKey: rand.Text() + rand.Text()[:14],
 		Region:    Region,
 		Dir:       dir,
+		TLS:       tc,
 		bin:       bin,
 		out:       &lockedBuffer{},
 	}
@@ -127,13 +155,17 @@ type gateway struct {
 }
 
 func startGateway(bin string, srv *Server) (*gateway, error) {
-	cmd := exec.Command(bin,
+	args := []string{
 		"--port", srv.Endpoint,
 		"--access", srv.AccessKey,
 		"--secret", srv.SecretKey,
 		"--region", srv.Region,
 		"--quiet",
-		"posix", srv.Dir)
+	}
+	if srv.TLS != nil {
+		args = append(args, "--cert", srv.TLS.CertFile, "--key", srv.TLS.KeyFile)
+	}
+	cmd := exec.Command(bin, append(args, "posix", srv.Dir)...)
 	cmd.Env = gatewayEnv()
 	out := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
@@ -145,7 +177,7 @@ func startGateway(bin string, srv *Server) (*gateway, error) {
 		defer close(g.exited)
 		cmd.Wait()
 	}()
-	if err := g.waitReady(srv.Endpoint); err != nil {
+	if err := g.waitReady(srv.Endpoint, srv.TLS); err != nil {
 		g.stop()
 		return nil, err
 	}
@@ -154,12 +186,17 @@ func startGateway(bin string, srv *Server) (*gateway, error) {
 
 // waitReady polls until the gateway answers an HTTP request as versitygw,
 // which also proves that nobody else holds the port.
-func (g *gateway) waitReady(addr string) error {
+func (g *gateway) waitReady(addr string, tc *TLS) error {
 	deadline := time.NewTimer(startTimeout)
 	defer deadline.Stop()
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	client := &http.Client{Timeout: time.Second}
+	scheme := "http://"
+	if tc != nil {
+		scheme = "https://"
+		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: tc.RootCAs, MinVersion: tls.VersionTLS12}}
+	}
 	defer client.CloseIdleConnections()
 	for {
 		select {
@@ -172,7 +209,7 @@ func (g *gateway) waitReady(addr string) error {
 		case <-deadline.C:
 			return fmt.Errorf("versitygw on %s not ready after %v:\n%s", addr, startTimeout, g.out.String())
 		case <-tick.C:
-			resp, err := client.Get("http://" + addr + "/")
+			resp, err := client.Get(scheme + addr + "/")
 			if err != nil {
 				continue
 			}

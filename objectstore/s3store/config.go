@@ -2,8 +2,10 @@ package s3store
 
 import (
 	"cmp"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -48,6 +50,11 @@ type Config struct {
 	// UseSSL selects https instead of http. Defaults to false (http), which
 	// suits servers on loopback or a private network only.
 	UseSSL bool
+	// RootCAs are the certificate authorities that verify the server's
+	// certificate over https: a private CA's (CAFile reads one from a PEM
+	// file). Setting it implies UseSSL. Defaults to nil: the system's
+	// roots.
+	RootCAs *x509.CertPool
 	// Prefix goes in front of every key to form the S3 object name, such as
 	// "results/" to share a bucket. It must consist of key characters
 	// (see objectstore.ValidKey) and counts against S3's 1024-byte name
@@ -82,6 +89,7 @@ func (c Config) WithDefaults() Config {
 	c.PartSize = cmp.Or(c.PartSize, PartSizeDefault)
 	c.RequestTimeout = cmp.Or(c.RequestTimeout, RequestTimeoutDefault)
 	c.StallTimeout = cmp.Or(c.StallTimeout, StallTimeoutDefault)
+	c.UseSSL = c.UseSSL || c.RootCAs != nil
 	return c
 }
 
@@ -111,4 +119,19 @@ func (c Config) validate() error {
 		}
 	}
 	return nil
+}
+
+// CAFile reads the PEM certificates in path into a pool for
+// Config.RootCAs: a private CA's, that signed the S3 server's certificate.
+// It fails if the file holds no certificate.
+func CAFile(path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("s3store: CA file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("s3store: CA file %s holds no PEM certificate", path)
+	}
+	return pool, nil
 }

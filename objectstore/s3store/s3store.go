@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -58,6 +60,9 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	transport, err := minio.DefaultTransport(cfg.UseSSL)
 	if err != nil {
 		return nil, fmt.Errorf("s3store: %w", err)
+	}
+	if cfg.RootCAs != nil {
+		transport.TLSClientConfig.RootCAs = cfg.RootCAs
 	}
 	newClient := func(maxRetries int) (*minio.Client, error) {
 		return minio.New(cfg.Endpoint, &minio.Options{
@@ -116,6 +121,12 @@ func bucketError(cfg Config, op string, err error) error {
 	switch {
 	case resp.Code == minio.AccessDenied || resp.Code == minio.InvalidAccessKeyID || resp.Code == minio.SignatureDoesNotMatch:
 		return fmt.Errorf("%s: %s: check Config.AccessKey, Config.SecretKey and the key's permissions: %w", where, resp.Code, err)
+	case errors.As(err, new(x509.UnknownAuthorityError)) || errors.As(err, new(*tls.CertificateVerificationError)):
+		return fmt.Errorf("%s: the server's certificate is not signed by a trusted CA: give the CA that signed it in Config.RootCAs (the daemons' --s3-ca, S3_CA): %w", where, err)
+	case errors.As(err, new(x509.HostnameError)):
+		return fmt.Errorf("%s: the server's certificate is not valid for %s: give the endpoint by a name or address it lists: %w", where, cfg.Endpoint, err)
+	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+		return fmt.Errorf("%s: the server speaks http, not https: unset Config.UseSSL (S3_SSL) and Config.RootCAs, or enable TLS on the server: %w", where, err)
 	case resp.StatusCode == 0:
 		return fmt.Errorf("%s: server unreachable: check Config.Endpoint, Config.UseSSL and that the server runs: %w", where, err)
 	}

@@ -12,6 +12,7 @@
 package hook
 
 import (
+	"context"
 	"errors"
 	"time"
 
@@ -224,4 +225,26 @@ type BackfillRequest[E, P any] struct {
 	Timeout    time.Duration
 	Priority   int
 	Progress   func(P)
+}
+
+// Clock tells the time to the scheduler of schedules and sensors, and
+// wakes it: the real clock in production, a fake one in tests
+// (internal/fakeclock), so that a test moves time instead of sleeping.
+type Clock interface {
+	// Now returns the current time.
+	Now() time.Time
+	// After returns a channel that receives once d has passed.
+	After(d time.Duration) <-chan time.Time
+}
+
+// Launcher starts runs for the scheduler: the engine's own (embedded),
+// or a fleet coordinator's. P is flowstone.Pipeline.
+type Launcher[P any] interface {
+	// Launch starts run runID of asset for partition in p, with its
+	// missing dependencies, unless a run with that id was started
+	// before: started is false then. An error that is a
+	// flowstone.Error of type bad_request, asset_not_found or
+	// config_error is the request's fault (it will not start later
+	// either); others may pass.
+	Launch(ctx context.Context, p *P, runID, asset, partition string) (started bool, err error)
 }
