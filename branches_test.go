@@ -628,3 +628,28 @@ func TestBackfillOfABranchCountsRoutedPartitionsSkipped(t *testing.T) {
 		t.Fatalf("backfill of bulk = %+v, %v; want 2 bulk orders run and 2 skipped", st, err)
 	}
 }
+
+// TestSeededDecisionRoutesWithoutConditions: a router seeded with a
+// branch's name routes runs there; anything else is refused.
+func TestSeededDecisionRoutesWithoutConditions(t *testing.T) {
+	e := newEngine(t)
+	var evals atomic.Int32
+	var counts sync.Map
+	p := shipping(&evals, &counts)
+	ctx := ctxT(t)
+	part := flowstone.Partition("big-3")
+	if err := e.Seed(ctx, p, "route", "express", part); err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.Run(ctx, p, "shipment", part)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	if err := res.Decode(&got); err != nil || got != "express" || evals.Load() != 0 {
+		t.Fatalf("shipment = %q, %v after %d evaluations; want express from the seeded decision", got, err, evals.Load())
+	}
+	for _, bad := range []any{"nowhere", 3} {
+		wantType(t, e.Seed(ctx, p, "route", bad, part), flowstone.TypeBadRequest)
+	}
+}

@@ -171,3 +171,84 @@ func ExamplePipeline_Run() {
 	// executions: 1
 	// invalidated: 1
 }
+
+// A join reads its branches' outcomes: in Partial mode an optional
+// branch that failed is an error, not the join's failure.
+func ExampleJoin() {
+	ctx := context.Background()
+	e := flowstone.MustEngine(flowstone.EngineConfig{})
+	defer e.Close()
+	p := flowstone.MustPipeline("example_join",
+		flowstone.Asset("eu_sales", func(*flowstone.Context) (any, error) { return 42, nil }),
+		flowstone.Asset("us_sales", func(*flowstone.Context) (any, error) { return nil, errors.New("the US feed is down") }),
+		flowstone.Asset("total", func(c *flowstone.Context) (any, error) {
+			total := 0
+			for _, b := range []string{"eu", "us"} {
+				r := c.Branches()[b]
+				var n int
+				if err := r.Decode(&n); err != nil {
+					fmt.Printf("%s: %s\n", b, r.Err.Type)
+					continue
+				}
+				total += n
+			}
+			return total, nil
+		}, flowstone.Join(flowstone.Branches{"eu": "eu_sales", "us": "us_sales"},
+			flowstone.JoinConfig{Mode: flowstone.Partial, Optional: []string{"us"}, Timeout: time.Minute})),
+	)
+	res, err := e.Run(ctx, p, "total")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	var total int
+	_ = res.Decode(&total)
+	fmt.Println("total =", total)
+	// Output:
+	// us: execution_failed
+	// total = 42
+}
+
+// A router picks one branch; the others are skipped, and a dependent
+// that uses them optionally sees them absent.
+func ExampleRoute() {
+	ctx := context.Background()
+	e := flowstone.MustEngine(flowstone.EngineConfig{})
+	defer e.Close()
+	quote := func(price int) flowstone.AssetFunc {
+		return func(*flowstone.Context) (any, error) { return price, nil }
+	}
+	p := flowstone.MustPipeline("example_route",
+		flowstone.Asset("quantity", func(*flowstone.Context) (any, error) { return 500, nil }),
+		flowstone.Asset("route", nil, flowstone.DependsOn("quantity"), flowstone.Route(
+			flowstone.When("bulk", func(c *flowstone.Context) (bool, error) {
+				q, err := flowstone.Dep[int](c, "quantity")
+				return q >= 100, err
+			}),
+			flowstone.Otherwise("parcel"),
+		)),
+		flowstone.Asset("bulk", quote(90), flowstone.DependsOn("route")),
+		flowstone.Asset("parcel", quote(12), flowstone.DependsOn("route")),
+		flowstone.Asset("shipping", func(c *flowstone.Context) (any, error) {
+			for _, b := range []string{"bulk", "parcel"} {
+				if c.HasDep(b) {
+					return flowstone.Dep[int](c, b)
+				}
+			}
+			return nil, errors.New("no branch ran")
+		}, flowstone.OptionalDeps("bulk", "parcel")),
+	)
+	res, err := e.Run(ctx, p, "shipping")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	var price int
+	_ = res.Decode(&price)
+	st, _ := e.Status(ctx, p, "parcel")
+	fmt.Println("shipping =", price)
+	fmt.Println("parcel:", st.State, "-", st.Skip)
+	// Output:
+	// shipping = 90
+	// parcel: skipped - router "route" chose "bulk"
+}

@@ -2,6 +2,7 @@ package flowstone
 
 import (
 	"context"
+	"slices"
 	"time"
 )
 
@@ -19,7 +20,10 @@ const SeedRunID = "seed"
 // Seed is for tests (package flowstonetest builds on it) and for importing
 // results computed elsewhere. Options other than Partition and Storage are
 // ignored. It replaces whatever was materialized before, and emits the
-// storage.store events of its write (no run events: nothing runs).
+// storage.store events of its write (no run events: nothing runs). A
+// router's value is its decision: seed it with the name of one of its
+// branches (a string), and runs take that branch without evaluating its
+// conditions.
 func (e *Engine) Seed(ctx context.Context, p *Pipeline, asset string, value any, opts ...RunOption) error {
 	cfg := newRunConfig(opts)
 	if cfg.err != nil {
@@ -31,6 +35,22 @@ func (e *Engine) Seed(ctx context.Context, p *Pipeline, asset string, value any,
 	}
 	if err := e.checkPartitionFor(p, n, cfg.partition); err != nil {
 		return err
+	}
+	if r := n.def.route; r != nil {
+		// A router's value is its decision: the name of one of its
+		// branches, kept raw in its record.
+		var chosen string
+		switch v := value.(type) {
+		case string:
+			chosen = v
+		case []byte:
+			chosen = string(v)
+		}
+		if !slices.Contains(r.names(), chosen) {
+			return newError(TypeBadRequest, map[string]any{"pipeline": p.name, "asset": asset, "branches": r.names()},
+				"the value of router %q is its decision: seed it with the name of one of its branches %v", asset, r.names())
+		}
+		value = []byte(chosen)
 	}
 	// An object of its own: a seed that fails must not touch the object
 	// of the value it was to replace.
