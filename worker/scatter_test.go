@@ -208,13 +208,17 @@ func TestScatterFromAReaderResumesAtItsCheckpoint(t *testing.T) {
 				return c.ScatterItem(), nil
 			}, flowstone.ScatterFrom(log.reader(items), flowstone.ScatterConfig{Parallel: 8})))
 	}
-	first := e.newWorker(worker.Config{Pipelines: []*flowstone.Pipeline{p()}})
+	// A batch the stopping worker's pull had received but not started is
+	// redelivered after AckWait: short here, so the test does not wait
+	// the default 30 s for it.
+	const ackWait = 2 * time.Second
+	first := e.newWorker(worker.Config{Pipelines: []*flowstone.Pipeline{p()}, AckWait: ackWait})
 	if err := first.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	e.publish(task("fed", "each", "default", 0))
 	waitFor(t, "a quarter of the items to run", func() bool { return ran.Load() >= n/4 })
-	e.start(worker.Config{Pipelines: []*flowstone.Pipeline{p()}})
+	e.start(worker.Config{Pipelines: []*flowstone.Pipeline{p()}, AckWait: ackWait})
 	// The first worker stops at once: its task and batches are handed back.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
 	first.Stop(ctx)
