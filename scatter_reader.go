@@ -217,11 +217,9 @@ func (f *itemFeed) save(ctx context.Context, r *scatterRun) error {
 }
 
 // forget drops the cursor once the asset's outcome holds the scatter's.
-func (f *itemFeed) forget(ctx context.Context) {
+func (f *itemFeed) forget(ctx context.Context) error {
 	if f == nil || f.rev == 0 {
-		return
+		return nil
 	}
-	if err := f.store.Delete(ctx, f.key, 0); err != nil {
-		return // it only keeps a finished scatter's cursor
-	}
+	return f.store.Delete(ctx, f.key, 0)
 }

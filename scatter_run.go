@@ -1,6 +1,7 @@
 package flowstone
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -210,7 +211,10 @@ loop:
 		if err := q.Drop(ctx, r.id); err != nil {
 			r.x.logger.Warn().Err(err).Str("scatter", r.id).Msg("scatter_drop_failed")
 		}
-		r.feed.forget(ctx)
+		if err := r.feed.forget(ctx); err != nil {
+			// Harmless: it only keeps a finished scatter's cursor.
+			r.x.logger.Warn().Err(err).Str("scatter", r.id).Msg("scatter_cursor_delete_failed")
+		}
 	}
 	r.emit(EventScatterStop, time.Since(start))
 	if ctx.Err() != nil {
@@ -397,14 +401,7 @@ func (r *scatterRun) listFailures() {
 
 // itemError is a failed item's error.
 func itemError(it hook.ItemOutcome) *Error {
-	return &Error{Type: cmpType(ErrorType(it.ErrType)), Message: it.Error}
-}
-
-func cmpType(t ErrorType) ErrorType {
-	if t == "" {
-		return TypeExecutionFailed
-	}
-	return t
+	return &Error{Type: cmp.Or(ErrorType(it.ErrType), TypeExecutionFailed), Message: it.Error}
 }
 
 // thresholdError is the error of a scatter with more failed items than
